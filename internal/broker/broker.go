@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/server"
+	"github.com/gregor-dev/gregor/internal/txn"
+)
+
+// Controller is what the broker needs of the metadata controller.
+type Controller interface {
+	Image() *metadata.Image
+	CreateTopic(ctx context.Context, spec controller.TopicSpec) (metadata.Topic, error)
+	DeleteTopic(ctx context.Context, name string) error
+	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
+	AlterConfigs(ctx context.Context, resourceType int8, name string, set map[string]*string, replaceAll bool) error
+}
+
+// Config configures a Broker.
+type Config struct {
+	NodeID int32
+	// LogDir is the data directory reported by DescribeLogDirs.
+	LogDir string
+	// Static holds the broker properties from the config file and flags.
+	Static map[string]string
+	// OnMetadataChange is called after the broker's own metadata changes
+	// (topics created, configs altered) have applied, so that this node's
+	// partitions follow before the response: a client that creates a topic
+	// can produce to it at once.
+	OnMetadataChange func()
+	Logger           *slog.Logger
+}
+
+// Broker handles Kafka requests for one node.
+type Broker struct {
+	cfg         Config
+	logger      *slog.Logger
+	ctrl        Controller
+	replicas    *replica.Manager
+	producerIDs *txn.ProducerIDs
+	// throttled counts requests refused for lack of resources, for metrics.
+	requests atomic.Int64
+}
+
+// New creates a Broker.
+func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.ProducerIDs) *Broker {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnMetadataChange == nil {
+		cfg.OnMetadataChange = func() {}
+	}
+	return &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
+		replicas: replicas, producerIDs: pids}
+}
+
+// handlerFunc answers one API: it runs the ordered part and returns the
+// completion that produces the response.
+type handlerFunc func(b *Broker, ctx context.Context, req *server.Request) server.Completion
+
+type api struct {
+	min, max int16
+	fn       handlerFunc
+}
+
+// apis is the one table of what the broker implements. ApiVersions advertises
+// exactly these ranges, so a client never sends what we cannot answer.
+var apis = map[int16]api{
+	0:  {3, 11, handleProduce},                // Produce: record batch v2 only (v3+); v12+ carry KIP-890 semantics
+	1:  {4, 12, handleFetch},                  // Fetch: v13+ name topics by id
+	2:  {1, 7, handleListOffsets},             // ListOffsets: v8+ add tiered-storage specs
+	3:  {0, 12, handleMetadata},               // Metadata
+	19: {0, 7, handleCreateTopics},            // CreateTopics
+	20: {0, 6, handleDeleteTopics},            // DeleteTopics
+	21: {0, 2, handleDeleteRecords},           // DeleteRecords
+	22: {0, 4, handleInitProducerID},          // InitProducerId
+	23: {0, 4, handleOffsetForLeaderEpoch},    // OffsetForLeaderEpoch
+	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
+	33: {0, 2, handleAlterConfigs},            // AlterConfigs
+	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs
+	37: {0, 3, handleCreatePartitions},        // CreatePartitions
+	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
+	60: {0, 1, handleDescribeCluster},         // DescribeCluster
+	61: {0, 0, handleDescribeProducers},       // DescribeProducers
+}
+
+// APIVersions implements server.Handler.
+func (b *Broker) APIVersions() []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))
+	for k, a := range apis {
+		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: a.min, MaxVersion: a.max})
+	}
+	return out
+}
+
+// Handle implements server.Handler.
+func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Completion {
+	b.requests.Add(1)
+	a, ok := apis[req.Key]
+	if !ok {
+		// The server only passes advertised keys; reaching here is a bug, and
+		// the server closes the connection on a nil response of the wrong kind.
+		return nil
+	}
+	return a.fn(b, ctx, req)
+}
+
+// done wraps an already computed response as a Completion.
+func done(resp kmsg.Response) server.Completion {
+	return func(context.Context) kmsg.Response { return resp }
+}
+
+// image is the current metadata image.
+func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
+
+// topicLayers resolves where a topic's configs come from.
+func (b *Broker) topicLayers(img *metadata.Image, overrides map[string]string) config.Layers {
+	return config.Layers{
+		Topic:          overrides,
+		DynamicBroker:  img.BrokerConfigs[strconv.Itoa(int(b.cfg.NodeID))],
+		DynamicDefault: img.BrokerConfigs[""],
+		Static:         b.cfg.Static,
+	}
+}
+
+// brokerLayers resolves where broker properties come from.
+func (b *Broker) brokerLayers(img *metadata.Image) config.Layers {
+	return b.topicLayers(img, nil)
+}
+
+// brokerInt reads a numeric broker property.
+func (b *Broker) brokerInt(img *metadata.Image, name string) int64 {
+	v, _, _ := b.brokerLayers(img).BrokerValue(name)
+	return config.Int64(v, config.Int64(config.BrokerDefs[name].Default, 0))
+}
+
+// TopicConfig resolves a topic's effective typed configuration.
+func (b *Broker) TopicConfig(img *metadata.Image, t *metadata.Topic) config.Topic {
+	return b.topicLayers(img, t.Configs).ResolveTopic()
+}
+
+func splitHostPort(addr string) (string, int32) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, int32(p)
+}

@@ -1,0 +1,341 @@
+package broker
+
+// DescribeConfigs (key 32) v0-4, AlterConfigs (key 33) v0-2,
+// IncrementalAlterConfigs (key 44) v0-1: topic (type 2) and broker (type 4)
+// resources.
+//
+// Every value is reported with its source (topic override, dynamic broker,
+// dynamic cluster default, static file, built-in default), synonyms when
+// asked (v1+), types and documentation (v3+). Changes are validated against
+// the config tables (unknown names: INVALID_CONFIG; static broker
+// properties: INVALID_REQUEST, they need a restart) and recorded in the
+// metadata log, so they survive restarts and reach every node. AlterConfigs
+// replaces a resource's whole override set; IncrementalAlterConfigs sets,
+// deletes, appends to or subtracts from single entries.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+const (
+	resourceTopic  = kmsg.ConfigResourceType(metadata.ResourceTopic)
+	resourceBroker = kmsg.ConfigResourceType(metadata.ResourceBroker)
+)
+
+func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.DescribeConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	img := b.image()
+	for _, r := range req.Resources {
+		rr := kmsg.NewDescribeConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		var defs map[string]config.Def
+		var layers config.Layers
+		switch r.ResourceType {
+		case resourceTopic:
+			t := img.Topics[r.ResourceName]
+			if t == nil {
+				rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
+			defs, layers = config.TopicDefs, b.topicLayers(img, t.Configs)
+		case resourceBroker:
+			if code, msg := b.checkBrokerResource(r.ResourceName); code != 0 {
+				rr.ErrorCode, rr.ErrorMessage = code, &msg
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
+			defs, layers = config.BrokerDefs, b.brokerLayers(img)
+			if r.ResourceName == "" {
+				layers.DynamicBroker = nil
+			}
+		default:
+			rr.ErrorCode = kerr.InvalidRequest.Code
+			msg := fmt.Sprintf("resource type %d is not supported", r.ResourceType)
+			rr.ErrorMessage = &msg
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
+		for _, name := range config.SortedNames(defs) {
+			if r.ConfigNames != nil && !slices.Contains(r.ConfigNames, name) {
+				continue
+			}
+			rr.Configs = append(rr.Configs, describeConfig(req, defs[name], r.ResourceType, layers))
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return done(resp)
+}
+
+func describeConfig(req *kmsg.DescribeConfigsRequest, d config.Def, resourceType kmsg.ConfigResourceType, layers config.Layers) kmsg.DescribeConfigsResponseResourceConfig {
+	c := kmsg.NewDescribeConfigsResponseResourceConfig()
+	c.Name = d.Name
+	var v string
+	var src config.Source
+	if resourceType == resourceTopic {
+		v, src = layers.TopicValue(d.Name)
+		c.ReadOnly = false
+	} else {
+		var ok bool
+		v, src, ok = layers.BrokerValue(d.Name)
+		if !ok {
+			v = ""
+		}
+		c.ReadOnly = !d.Dynamic
+	}
+	if v != "" || src != config.SourceDefault {
+		c.Value = &v
+	}
+	c.Source = kmsg.ConfigSource(src)
+	c.IsDefault = src == config.SourceDefault
+	c.ConfigType = kmsg.ConfigType(d.Type)
+	if req.IncludeDocumentation && d.Doc != "" {
+		doc := d.Doc
+		c.Documentation = &doc
+	}
+	if req.IncludeSynonyms {
+		c.ConfigSynonyms = synonyms(d, resourceType, layers)
+	}
+	return c
+}
+
+// synonyms lists, most specific first, every place that sets the config.
+func synonyms(d config.Def, resourceType kmsg.ConfigResourceType, layers config.Layers) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(name, value string, src config.Source) {
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Source = name, kmsg.ConfigSource(src)
+		s.Value = &value
+		out = append(out, s)
+	}
+	names := []string{d.Name}
+	if resourceType == resourceTopic {
+		if v, ok := layers.Topic[d.Name]; ok {
+			add(d.Name, v, config.SourceTopic)
+		}
+		names = names[:0]
+		for _, s := range d.Synonyms {
+			names = append(names, s.Name)
+		}
+	}
+	for _, n := range names {
+		if v, ok := layers.DynamicBroker[n]; ok {
+			add(n, v, config.SourceDynamicBroker)
+		}
+		if v, ok := layers.DynamicDefault[n]; ok {
+			add(n, v, config.SourceDynamicDefaultBroker)
+		}
+		if v, ok := layers.Static[n]; ok {
+			add(n, v, config.SourceStaticBroker)
+		}
+		if bd, ok := config.BrokerDefs[n]; ok && bd.Default != "" {
+			add(n, bd.Default, config.SourceDefault)
+		}
+	}
+	return out
+}
+
+// checkBrokerResource accepts this node's id or "" (the cluster default).
+func (b *Broker) checkBrokerResource(name string) (int16, string) {
+	if name == "" || name == strconv.Itoa(int(b.cfg.NodeID)) {
+		return 0, ""
+	}
+	if _, err := strconv.Atoi(name); err != nil {
+		return kerr.InvalidRequest.Code, "broker resource name must be a broker id, not " + strconv.Quote(name)
+	}
+	return kerr.InvalidRequest.Code, "broker " + name + " is not this broker; send the request to it"
+}
+
+// validateChange checks one new value for a resource.
+func (b *Broker) validateChange(resourceType kmsg.ConfigResourceType, name string, value *string) (int16, string) {
+	var err error
+	switch resourceType {
+	case resourceTopic:
+		if value == nil {
+			if _, ok := config.TopicDefs[name]; !ok {
+				return kerr.InvalidConfig.Code, "unknown topic config " + name
+			}
+			return 0, ""
+		}
+		err = config.CheckTopicConfig(name, *value)
+	case resourceBroker:
+		d, ok := config.BrokerDefs[name]
+		if !ok {
+			return kerr.InvalidConfig.Code, "unknown broker config " + name
+		}
+		if !d.Dynamic {
+			return kerr.InvalidRequest.Code, "broker config " + name + " cannot be changed at runtime; set it in the properties file and restart"
+		}
+		if value != nil {
+			err = d.Check(*value)
+		}
+	}
+	if err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	return 0, ""
+}
+
+// checkResource validates the resource a change addresses.
+func (b *Broker) checkResource(img *metadata.Image, resourceType kmsg.ConfigResourceType, name string) (int16, string) {
+	switch resourceType {
+	case resourceTopic:
+		if img.Topics[name] == nil {
+			return kerr.UnknownTopicOrPartition.Code, "unknown topic " + name
+		}
+		return 0, ""
+	case resourceBroker:
+		return b.checkBrokerResource(name)
+	}
+	return kerr.InvalidRequest.Code, fmt.Sprintf("resource type %d cannot be altered", resourceType)
+}
+
+func handleAlterConfigs(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.AlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	img := b.image()
+	for _, r := range req.Resources {
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		code, msg := b.checkResource(img, r.ResourceType, r.ResourceName)
+		set := make(map[string]*string, len(r.Configs))
+		for _, c := range r.Configs {
+			if code != 0 {
+				break
+			}
+			code, msg = b.validateChange(r.ResourceType, c.Name, c.Value)
+			set[c.Name] = c.Value
+		}
+		if code == 0 && !req.ValidateOnly {
+			if err := b.ctrl.AlterConfigs(ctx, int8(r.ResourceType), r.ResourceName, set, true); err != nil {
+				code, msg = b.errorCode(err), err.Error()
+			} else {
+				b.cfg.OnMetadataChange()
+			}
+		}
+		if code != 0 {
+			rr.ErrorCode, rr.ErrorMessage = code, &msg
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return done(resp)
+}
+
+func handleIncrementalAlterConfigs(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.IncrementalAlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	img := b.image()
+	for _, r := range req.Resources {
+		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		code, msg := b.checkResource(img, r.ResourceType, r.ResourceName)
+		set := make(map[string]*string, len(r.Configs))
+		var current map[string]string
+		if code == 0 {
+			current = b.overrides(img, r.ResourceType, r.ResourceName)
+		}
+		for _, c := range r.Configs {
+			if code != 0 {
+				break
+			}
+			if _, dup := set[c.Name]; dup {
+				code, msg = kerr.InvalidRequest.Code, "config "+c.Name+" appears more than once"
+				break
+			}
+			var v *string
+			switch c.Op {
+			case 0: // SET
+				v = c.Value
+				if v == nil {
+					code, msg = kerr.InvalidRequest.Code, "null value for config "+c.Name
+				}
+			case 1: // DELETE
+			case 2, 3: // APPEND, SUBTRACT: list configs only
+				v, code, msg = listOp(r.ResourceType, c, current)
+			default:
+				code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("unknown operation %d", c.Op)
+			}
+			if code == 0 {
+				code, msg = b.validateChange(r.ResourceType, c.Name, v)
+			}
+			set[c.Name] = v
+		}
+		if code == 0 && !req.ValidateOnly {
+			if err := b.ctrl.AlterConfigs(ctx, int8(r.ResourceType), r.ResourceName, set, false); err != nil {
+				code, msg = b.errorCode(err), err.Error()
+			} else {
+				b.cfg.OnMetadataChange()
+			}
+		}
+		if code != 0 {
+			rr.ErrorCode, rr.ErrorMessage = code, &msg
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return done(resp)
+}
+
+// overrides are the values currently set on a resource itself.
+func (b *Broker) overrides(img *metadata.Image, resourceType kmsg.ConfigResourceType, name string) map[string]string {
+	if resourceType == resourceTopic {
+		if t := img.Topics[name]; t != nil {
+			return t.Configs
+		}
+		return nil
+	}
+	return img.BrokerConfigs[name]
+}
+
+func listOp(resourceType kmsg.ConfigResourceType, c kmsg.IncrementalAlterConfigsRequestResourceConfig, current map[string]string) (*string, int16, string) {
+	defs := config.TopicDefs
+	if resourceType == resourceBroker {
+		defs = config.BrokerDefs
+	}
+	d, ok := defs[c.Name]
+	if !ok {
+		return nil, kerr.InvalidConfig.Code, "unknown config " + c.Name
+	}
+	if d.Type != config.TypeList {
+		return nil, kerr.InvalidConfig.Code, c.Name + " is not a list; APPEND and SUBTRACT apply to lists only"
+	}
+	cur, ok := current[c.Name]
+	if !ok {
+		cur = d.Default
+	}
+	var items []string
+	for _, s := range strings.Split(cur, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			items = append(items, s)
+		}
+	}
+	var arg []string
+	if c.Value != nil {
+		for _, s := range strings.Split(*c.Value, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				arg = append(arg, s)
+			}
+		}
+	}
+	for _, a := range arg {
+		i := slices.Index(items, a)
+		if c.Op == 2 && i < 0 {
+			items = append(items, a)
+		} else if c.Op == 3 && i >= 0 {
+			items = slices.Delete(items, i, i+1)
+		}
+	}
+	v := strings.Join(items, ",")
+	return &v, 0, ""
+}

@@ -1,0 +1,11 @@
+// Package broker answers Kafka client requests: it implements server.Handler
+// with one file per API family (produce.go, fetch.go, topics.go, ...), each
+// opening with the versions and behaviour it implements. It turns requests
+// into calls on the replica layer (data), the controller (metadata changes)
+// and the coordinators, and owns the one table (errors.go) that maps domain
+// errors to Kafka error codes.
+//
+// The broker never decodes record batches beyond their headers and never
+// re-encodes them: produce validates and appends the bytes it received, fetch
+// returns the bytes the log holds.
+package broker

@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/replica"
+)
+
+// errorCodes is the one table from domain errors to Kafka error codes. The
+// first matching entry (errors.Is) wins; anything unlisted is
+// UNKNOWN_SERVER_ERROR and logged.
+var errorCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{replica.ErrNotLeader, kerr.NotLeaderForPartition},
+	{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{replica.ErrMessageTooLarge, kerr.MessageTooLarge},
+	{replica.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{replica.ErrClosed, kerr.NotLeaderForPartition},
+	{replica.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{replica.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{replica.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
+	{replica.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{replica.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{record.ErrCRCMismatch, kerr.CorruptMessage},
+	{record.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
+	{record.ErrUnknownCodec, kerr.CorruptMessage},
+	{record.ErrEmptyBatch, kerr.InvalidRecord},
+	{record.ErrTooLarge, kerr.MessageTooLarge},
+	{record.ErrCorrupt, kerr.CorruptMessage},
+	{commitlog.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{commitlog.ErrLogFailed, kerr.KafkaStorageError},
+	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
+	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{controller.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{controller.ErrNotController, kerr.NotController},
+	{config.ErrUnknownConfig, kerr.InvalidConfig},
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
+	{context.Canceled, kerr.RequestTimedOut},
+}
+
+// errorCode maps a domain error to a Kafka error code (0 for nil).
+func (b *Broker) errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code.Code
+		}
+	}
+	b.logger.Error("unmapped error answered as UNKNOWN_SERVER_ERROR", "err", err)
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is the text for responses that carry an error message.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,65 @@
+package commitlog
+
+import (
+	"log/slog"
+	"math"
+	"time"
+)
+
+// Defaults, Kafka's where Kafka has one.
+const (
+	DefaultSegmentBytes       = 1 << 30            // segment.bytes
+	DefaultSegmentMs          = 7 * 24 * time.Hour // segment.ms
+	DefaultRetentionMs        = 7 * 24 * time.Hour // retention.ms
+	DefaultIndexIntervalBytes = 4096               // index.interval.bytes
+	// DefaultMaxBatchBytes bounds one batch during recovery. Allocation is
+	// also bounded by the bytes actually present in the file.
+	DefaultMaxBatchBytes = math.MaxInt32
+)
+
+// Config configures a Log. The zero value of each field means its default.
+// SegmentBytes, SegmentMs, RetentionBytes, RetentionMs and
+// IndexIntervalBytes can change at run time through SetConfig.
+type Config struct {
+	Dir                string
+	SegmentBytes       int64         // roll when the active segment would exceed this (segment.bytes)
+	SegmentMs          time.Duration // roll when the active segment's first append is older (segment.ms)
+	RetentionBytes     int64         // < 0 or 0: unlimited (retention.bytes)
+	RetentionMs        time.Duration // < 0: unlimited; 0: default 7 days (retention.ms)
+	IndexIntervalBytes int           // bytes between sparse index entries (index.interval.bytes)
+	MaxBatchBytes      int           // largest batch accepted during recovery
+	Logger             *slog.Logger
+	Now                func() time.Time // nil: time.Now
+}
+
+func (c Config) withDefaults() Config {
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	// Index positions are uint32 and Kafka's segment.bytes is an int.
+	if c.SegmentBytes > math.MaxInt32 {
+		c.SegmentBytes = math.MaxInt32
+	}
+	if c.SegmentMs <= 0 {
+		c.SegmentMs = DefaultSegmentMs
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = -1
+	}
+	if c.RetentionMs == 0 {
+		c.RetentionMs = DefaultRetentionMs
+	}
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

@@ -1,0 +1,68 @@
+// Package commitlog owns one partition's log on disk: segment files of
+// record batches in Kafka's layout, sparse offset and time indexes, the
+// leader-epoch checkpoint, the log start offset, crash recovery, segment
+// rolling, retention, truncation and group-commit fsync.
+//
+// It stores batches as raw bytes (see package record) and never decodes
+// records on the append or read paths. It knows nothing of replication,
+// high watermarks or Kafka error codes: the replica layer above decides what
+// to append and how far readers may read (ReadUpTo).
+//
+// # On-disk format
+//
+//	<dir>/
+//	  00000000000000000000.log        batches exactly as appended (segment 0)
+//	  00000000000000000000.index      sparse offset index of that segment
+//	  00000000000000000000.timeindex  sparse time index of that segment
+//	  00000000000000004711.log        next segment: name = base offset, 20 digits
+//	  ...
+//	  leader-epoch-checkpoint         Kafka text format
+//	  log-start-offset                our own: one decimal line
+//	  .clean-shutdown                 present only between Close and Open
+//
+//	.log:        | batch | batch | batch | ...     (each batch: record v2,
+//	             baseOffset and partitionLeaderEpoch patched on append)
+//
+//	.index:      | relOffset uint32 | position uint32 | ...   (8 bytes/entry)
+//	             relOffset = batch baseOffset - segment base offset;
+//	             position = byte position of that batch in the .log.
+//	             One entry when more than IndexIntervalBytes were appended
+//	             since the previous entry. Strictly increasing in both.
+//
+//	.timeindex:  | timestamp int64 | relOffset uint32 | ...   (12 bytes/entry)
+//	             the segment's max timestamp so far and the (last) offset of
+//	             the batch that set it; monotone; the last entry holds the
+//	             segment's max timestamp once the segment is closed.
+//
+//	leader-epoch-checkpoint:   0            (version)
+//	                           2            (number of entries)
+//	                           0 0          (epoch startOffset)
+//	                           3 1500
+//
+// All integers in binary files are big endian. Index files are caches:
+// they are written whole (tmp file, fsync, rename) when a segment is closed
+// (rolled, or at Close for the active one), kept in memory while open, and
+// rebuilt from the .log when missing or inconsistent.
+//
+// # Recovery
+//
+// Close fsyncs and writes .clean-shutdown; Open removes it. Without the
+// marker, Open validates every batch of the last segment (length, magic,
+// CRC-32C, increasing offsets) and truncates the file at the first torn or
+// corrupt batch, rebuilding that segment's indexes. Older segments were
+// fsynced when they were rolled, so they need no scan.
+//
+// # Concurrency
+//
+// One appender at a time (Append, TruncateTo, SetLogStartOffset,
+// EnforceRetention, Close take Log.mu, the append lock). Readers never take
+// it: they load the segment list (copy-on-write, atomic pointer), the log
+// end offset (atomic) and a segment's published size (atomic), take a
+// reference on the segment and pread. A segment removed by retention or
+// truncation is unlinked at once; its file descriptor is closed when the
+// last reference is released, so an in-flight read never breaks.
+//
+// Lock order: Log.mu, then Log.epochMu or segment.mu; Log.syncMu is never
+// held with another lock. No lock is held across a channel operation, and
+// only Log.mu (the append lock, by design) is held across file I/O.
+package commitlog

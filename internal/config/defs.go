@@ -1,0 +1,358 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Type is the value type of a config, as Kafka's DescribeConfigs reports it.
+type Type int8
+
+// Config types, numbered as Kafka's DescribeConfigs v3+ config_type field.
+const (
+	TypeBoolean  Type = 1
+	TypeString   Type = 2
+	TypeInt      Type = 3
+	TypeShort    Type = 4
+	TypeLong     Type = 5
+	TypeDouble   Type = 6
+	TypeList     Type = 7
+	TypeClass    Type = 8
+	TypePassword Type = 9
+)
+
+// Source says where an effective config value came from, numbered as Kafka's
+// DescribeConfigs config_source field.
+type Source int8
+
+// Config sources, numbered as Kafka's DescribeConfigs config_source field.
+const (
+	SourceTopic                Source = 1 // a topic override (TOPIC_CONFIG)
+	SourceDynamicBroker        Source = 2 // set on this broker at runtime (DYNAMIC_BROKER_CONFIG)
+	SourceDynamicDefaultBroker Source = 3 // set for all brokers at runtime (DYNAMIC_DEFAULT_BROKER_CONFIG)
+	SourceStaticBroker         Source = 4 // from the properties file or --set (STATIC_BROKER_CONFIG)
+	SourceDefault              Source = 5 // built in (DEFAULT_CONFIG)
+)
+
+// Synonym is a broker property that supplies a topic config's default.
+// Scale converts the broker value into the topic config's unit (log.retention.hours -> ms).
+type Synonym struct {
+	Name  string
+	Scale int64
+}
+
+// Def describes one config: its type, default, bounds and, for topic configs,
+// the broker properties that supply its default.
+type Def struct {
+	Name     string
+	Type     Type
+	Default  string
+	Min, Max int64    // inclusive numeric bounds, checked when Min < Max
+	Enum     []string // allowed values (for lists: each element), when non-empty
+	Synonyms []Synonym
+	// Dynamic broker configs may be changed at runtime with AlterConfigs; all
+	// other broker configs need a restart.
+	Dynamic bool
+	Doc     string
+}
+
+const (
+	day  = int64(24 * 60 * 60 * 1000)
+	hour = int64(60 * 60 * 1000)
+)
+
+// TopicDefs are the topic-level configs Gregor understands. Every one is honoured
+// unless its Doc says otherwise; unknown names are refused with INVALID_CONFIG.
+var TopicDefs = defsByName([]Def{
+	{Name: "cleanup.policy", Type: TypeList, Default: "delete", Enum: []string{"delete", "compact"},
+		Synonyms: []Synonym{{"log.cleanup.policy", 1}}, Doc: "delete old segments by retention, or compact by key"},
+	{Name: "compression.type", Type: TypeString, Default: "producer",
+		Enum:     []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
+		Synonyms: []Synonym{{"compression.type", 1}}, Doc: "stored as sent by the producer (only 'producer' is applied today)"},
+	{Name: "delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.cleaner.delete.retention.ms", 1}}},
+	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.segment.delete.delay.ms", 1}}},
+	{Name: "flush.messages", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.flush.interval.messages", 1}}, Doc: "fsync after this many messages even without acks=all"},
+	{Name: "flush.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.flush.interval.ms", 1}}, Doc: "fsync at least this often"},
+	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", Min: 0, Max: math.MaxInt32,
+		Synonyms: []Synonym{{"log.index.interval.bytes", 1}}},
+	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.cleaner.max.compaction.lag.ms", 1}}},
+	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32,
+		Synonyms: []Synonym{{"message.max.bytes", 1}}, Doc: "largest record batch accepted (MESSAGE_TOO_LARGE above)"},
+	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"},
+		Synonyms: []Synonym{{"log.message.timestamp.type", 1}}},
+	{Name: "message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.message.timestamp.difference.max.ms", 1}}},
+	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5",
+		Synonyms: []Synonym{{"log.cleaner.min.cleanable.ratio", 1}}},
+	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.cleaner.min.compaction.lag.ms", 1}}},
+	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32,
+		Synonyms: []Synonym{{"min.insync.replicas", 1}}, Doc: "acks=all fails with NOT_ENOUGH_REPLICAS below this ISR size"},
+	{Name: "preallocate", Type: TypeBoolean, Default: "false", Synonyms: []Synonym{{"log.preallocate", 1}}},
+	{Name: "retention.bytes", Type: TypeLong, Default: "-1", Min: -1, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.retention.bytes", 1}}},
+	{Name: "retention.ms", Type: TypeLong, Default: strconv.FormatInt(7*day, 10), Min: -1, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.retention.ms", 1}, {"log.retention.minutes", 60 * 1000}, {"log.retention.hours", hour}}},
+	{Name: "segment.bytes", Type: TypeInt, Default: "1073741824", Min: 14, Max: math.MaxInt32,
+		Synonyms: []Synonym{{"log.segment.bytes", 1}}},
+	{Name: "segment.index.bytes", Type: TypeInt, Default: "10485760", Min: 8, Max: math.MaxInt32,
+		Synonyms: []Synonym{{"log.index.size.max.bytes", 1}}},
+	{Name: "segment.jitter.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.roll.jitter.ms", 1}, {"log.roll.jitter.hours", hour}}},
+	{Name: "segment.ms", Type: TypeLong, Default: strconv.FormatInt(7*day, 10), Min: 1, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.roll.ms", 1}, {"log.roll.hours", hour}}},
+	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false",
+		Synonyms: []Synonym{{"unclean.leader.election.enable", 1}}},
+})
+
+// BrokerDefs are the broker properties Gregor understands. Properties with a
+// topic-level counterpart supply that topic config's default.
+var BrokerDefs = defsByName([]Def{
+	{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true", Doc: "Metadata requests create unknown topics"},
+	{Name: "num.partitions", Type: TypeInt, Default: "1", Min: 1, Max: 1 << 20, Dynamic: true},
+	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt16, Dynamic: true},
+	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32, Dynamic: true},
+	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Min: 1, Max: math.MaxInt32},
+	{Name: "max.connections", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
+	{Name: "max.connections.per.ip", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
+	{Name: "queued.max.requests", Type: TypeInt, Default: "500", Min: 1, Max: math.MaxInt32, Doc: "requests queued per connection before reading pauses"},
+	{Name: "connections.max.idle.ms", Type: TypeLong, Default: "600000", Min: 1, Max: math.MaxInt64},
+	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Enum: []string{"delete", "compact"}, Dynamic: true},
+	{Name: "compression.type", Type: TypeString, Default: "producer", Enum: []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, Dynamic: true},
+	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.flush.interval.messages", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.flush.interval.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.index.interval.bytes", Type: TypeInt, Default: "4096", Min: 0, Max: math.MaxInt32, Dynamic: true},
+	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"}, Dynamic: true},
+	{Name: "log.message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Dynamic: true},
+	{Name: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Dynamic: true},
+	{Name: "log.preallocate", Type: TypeBoolean, Default: "false", Dynamic: true},
+	{Name: "log.retention.bytes", Type: TypeLong, Default: "-1", Min: -1, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.retention.ms", Type: TypeLong, Default: "", Min: -1, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.retention.minutes", Type: TypeInt, Default: "", Min: -1, Max: math.MaxInt32},
+	{Name: "log.retention.hours", Type: TypeInt, Default: "168", Min: -1, Max: math.MaxInt32},
+	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Min: 1, Max: math.MaxInt64},
+	{Name: "log.segment.bytes", Type: TypeInt, Default: "1073741824", Min: 14, Max: math.MaxInt32, Dynamic: true},
+	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Min: 8, Max: math.MaxInt32, Dynamic: true},
+	{Name: "log.roll.jitter.ms", Type: TypeLong, Default: "", Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.roll.jitter.hours", Type: TypeInt, Default: "0", Min: 0, Max: math.MaxInt32},
+	{Name: "log.roll.ms", Type: TypeLong, Default: "", Min: 1, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.roll.hours", Type: TypeInt, Default: "168", Min: 1, Max: math.MaxInt32},
+	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Dynamic: true},
+	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Min: 1, Max: 1 << 16},
+	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", Min: 1, Max: math.MaxInt16},
+	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Min: 1, Max: math.MaxInt32},
+	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", Min: 0, Max: math.MaxInt32},
+	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", Min: 0, Max: math.MaxInt32},
+	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", Min: 0, Max: math.MaxInt32},
+	{Name: "group.max.size", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 1, Max: math.MaxInt32},
+	{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", Min: 1, Max: math.MaxInt32},
+})
+
+func defsByName(defs []Def) map[string]Def {
+	m := make(map[string]Def, len(defs))
+	for _, d := range defs {
+		m[d.Name] = d
+	}
+	return m
+}
+
+// SortedNames returns the names of defs in order, for stable listings.
+func SortedNames(defs map[string]Def) []string {
+	names := make([]string, 0, len(defs))
+	for n := range defs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Check validates value against the definition: its type, bounds and allowed values.
+func (d Def) Check(value string) error {
+	switch d.Type {
+	case TypeBoolean:
+		if value != "true" && value != "false" {
+			return fmt.Errorf("config: %s must be true or false, not %q", d.Name, value)
+		}
+	case TypeInt, TypeShort, TypeLong:
+		n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return fmt.Errorf("config: %s must be an integer, not %q", d.Name, value)
+		}
+		if d.Min < d.Max && (n < d.Min || n > d.Max) {
+			return fmt.Errorf("config: %s must be in [%d, %d], not %d", d.Name, d.Min, d.Max, n)
+		}
+	case TypeDouble:
+		if _, err := strconv.ParseFloat(value, 64); err != nil {
+			return fmt.Errorf("config: %s must be a number, not %q", d.Name, value)
+		}
+	}
+	if len(d.Enum) > 0 {
+		parts := []string{value}
+		if d.Type == TypeList {
+			parts = strings.Split(value, ",")
+		}
+		for _, p := range parts {
+			p = strings.TrimSpace(p)
+			ok := false
+			for _, e := range d.Enum {
+				if strings.EqualFold(p, e) {
+					ok = true
+				}
+			}
+			if !ok {
+				return fmt.Errorf("config: %s must be one of %s, not %q", d.Name, strings.Join(d.Enum, ", "), value)
+			}
+		}
+	}
+	return nil
+}
+
+// ErrUnknownConfig is returned for a config name that is not in the table.
+var ErrUnknownConfig = fmt.Errorf("config: unknown config")
+
+// CheckTopicConfig validates one topic config name and value.
+func CheckTopicConfig(name, value string) error {
+	d, ok := TopicDefs[name]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownConfig, name)
+	}
+	return d.Check(value)
+}
+
+// CheckBrokerConfig validates one broker property name and value.
+func CheckBrokerConfig(name, value string) error {
+	d, ok := BrokerDefs[name]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownConfig, name)
+	}
+	return d.Check(value)
+}
+
+// Layers are the places a config value can come from, most specific first.
+// Any map may be nil.
+type Layers struct {
+	Topic          map[string]string // topic overrides
+	DynamicBroker  map[string]string // AlterConfigs on this broker
+	DynamicDefault map[string]string // AlterConfigs on the cluster default ("" broker)
+	Static         map[string]string // properties file and --set
+}
+
+// BrokerValue resolves a broker property: dynamic, then static, then default.
+func (l Layers) BrokerValue(name string) (string, Source, bool) {
+	if v, ok := l.DynamicBroker[name]; ok {
+		return v, SourceDynamicBroker, true
+	}
+	if v, ok := l.DynamicDefault[name]; ok {
+		return v, SourceDynamicDefaultBroker, true
+	}
+	if v, ok := l.Static[name]; ok {
+		return v, SourceStaticBroker, true
+	}
+	d, ok := BrokerDefs[name]
+	if !ok || d.Default == "" {
+		return "", SourceDefault, false
+	}
+	return d.Default, SourceDefault, true
+}
+
+// TopicValue resolves a topic config: the topic override, then the first broker
+// synonym that is set (scaled to the topic's unit), then the built-in default.
+func (l Layers) TopicValue(name string) (string, Source) {
+	if v, ok := l.Topic[name]; ok {
+		return v, SourceTopic
+	}
+	d := TopicDefs[name]
+	for _, syn := range d.Synonyms {
+		v, src, ok := l.BrokerValue(syn.Name)
+		if !ok || src == SourceDefault {
+			continue
+		}
+		return scale(v, syn.Scale), src
+	}
+	for _, syn := range d.Synonyms {
+		if v, _, ok := l.BrokerValue(syn.Name); ok {
+			return scale(v, syn.Scale), SourceDefault
+		}
+	}
+	return d.Default, SourceDefault
+}
+
+func scale(v string, by int64) string {
+	if by == 1 {
+		return v
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return v
+	}
+	if n < 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	if n > math.MaxInt64/by {
+		return strconv.FormatInt(math.MaxInt64, 10)
+	}
+	return strconv.FormatInt(n*by, 10)
+}
+
+// Int64 parses a resolved numeric value, falling back to def when unparsable.
+func Int64(v string, def int64) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// Topic is the effective, typed configuration of one topic.
+type Topic struct {
+	Compact           bool
+	Delete            bool
+	RetentionMs       int64
+	RetentionBytes    int64
+	SegmentBytes      int64
+	SegmentMs         int64
+	MaxMessageBytes   int64
+	LogAppendTime     bool
+	FlushMessages     int64
+	FlushMs           int64
+	MinInsyncReplicas int64
+	IndexInterval     int64
+	DeleteRetentionMs int64
+	MaxTimestampDelta int64
+}
+
+// ResolveTopic computes a topic's effective typed configuration.
+func (l Layers) ResolveTopic() Topic {
+	get := func(name string) string { v, _ := l.TopicValue(name); return v }
+	num := func(name string) int64 { return Int64(get(name), Int64(TopicDefs[name].Default, 0)) }
+	policy := get("cleanup.policy")
+	return Topic{
+		Compact:           strings.Contains(policy, "compact"),
+		Delete:            strings.Contains(policy, "delete"),
+		RetentionMs:       num("retention.ms"),
+		RetentionBytes:    num("retention.bytes"),
+		SegmentBytes:      num("segment.bytes"),
+		SegmentMs:         num("segment.ms"),
+		MaxMessageBytes:   num("max.message.bytes"),
+		LogAppendTime:     get("message.timestamp.type") == "LogAppendTime",
+		FlushMessages:     num("flush.messages"),
+		FlushMs:           num("flush.ms"),
+		MinInsyncReplicas: num("min.insync.replicas"),
+		IndexInterval:     num("index.interval.bytes"),
+		DeleteRetentionMs: num("delete.retention.ms"),
+		MaxTimestampDelta: num("message.timestamp.difference.max.ms"),
+	}
+}

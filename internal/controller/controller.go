@@ -1,0 +1,676 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Errors returned by the controller. Errors caused by a record that does not
+// fit the image also wrap the metadata error.
+var (
+	ErrNotController            = errors.New("controller: not the active controller")
+	ErrClosed                   = errors.New("controller: closed")
+	ErrTopicExists              = errors.New("controller: topic already exists")
+	ErrUnknownTopic             = errors.New("controller: unknown topic")
+	ErrUnknownPartition         = errors.New("controller: unknown partition")
+	ErrUnknownBroker            = errors.New("controller: unknown broker")
+	ErrInvalidReplicationFactor = errors.New("controller: invalid replication factor")
+	ErrInvalidReplicaAssignment = errors.New("controller: invalid replica assignment")
+	ErrInvalidPartitions        = errors.New("controller: invalid number of partitions")
+	ErrInvalidConfigResource    = errors.New("controller: invalid config resource")
+	ErrInvalidChange            = errors.New("controller: invalid metadata change")
+	ErrInvalidConfig            = errors.New("controller: invalid config")
+)
+
+// ProducerIDBlockSize is the number of producer ids handed out per
+// AllocateProducerIDs call (Kafka's block size).
+const ProducerIDBlockSize = 1000
+
+// Raft timing, tuned for a fast start on one node (the first election happens
+// after a random wait of HeartbeatTimeout..2*HeartbeatTimeout) while leaving
+// headroom for a loaded loopback quorum. Raft requires
+// LeaderLeaseTimeout <= HeartbeatTimeout <= ElectionTimeout.
+const (
+	heartbeatTimeout   = 300 * time.Millisecond
+	electionTimeout    = 300 * time.Millisecond
+	leaderLeaseTimeout = 150 * time.Millisecond
+	commitTimeout      = 50 * time.Millisecond
+	transportTimeout   = 10 * time.Second
+	transportPool      = 3
+	snapshotsRetained  = 2
+)
+
+// Voter is a member of the initial controller quorum.
+type Voter struct {
+	ID   int32
+	Addr string
+}
+
+// Config configures a Controller.
+type Config struct {
+	// NodeID is this node's id; it is also its Raft server id.
+	NodeID int32
+	// Dir holds raft.db and the snapshots: <data-dir>/__cluster_metadata.
+	Dir string
+	// Addr is the Raft bind address, also advertised to peers. Port 0 picks
+	// a free port (see Controller.Addr).
+	Addr string
+	// Voters is the initial quorum, used once to bootstrap a new cluster.
+	// Empty means this node alone.
+	Voters []Voter
+	// ClusterID is written at bootstrap; empty means a random id.
+	ClusterID string
+	// Logger receives the controller's and Raft's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.NodeID < 0 {
+		return fmt.Errorf("%w: node id %d", ErrInvalidConfig, c.NodeID)
+	}
+	if c.Dir == "" {
+		return fmt.Errorf("%w: empty dir", ErrInvalidConfig)
+	}
+	if c.Addr == "" {
+		return fmt.Errorf("%w: empty addr", ErrInvalidConfig)
+	}
+	for _, v := range c.Voters {
+		if v.ID < 0 || v.Addr == "" {
+			return fmt.Errorf("%w: voter %+v", ErrInvalidConfig, v)
+		}
+	}
+	return nil
+}
+
+// Controller is one node's member of the metadata quorum. All methods are
+// safe for concurrent use.
+type Controller struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+
+	image atomic.Pointer[metadata.Image]
+
+	// sem is the command lock: commands run one at a time.
+	sem chan struct{}
+	// barrierTerm is the Raft term in which a Barrier last completed on
+	// this leader. Guarded by sem.
+	barrierTerm uint64
+
+	baseCtx context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		closed bool
+	}
+
+	subMu   sync.Mutex
+	subs    map[uint64]func(prev, next *metadata.Image)
+	nextSub uint64
+
+	notifyMu sync.Mutex
+	queue    []imageChange
+	notifyc  chan struct{} // capacity 1: "queue is non-empty"
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type imageChange struct{ prev, next *metadata.Image }
+
+// Open starts the controller: it opens the Raft stores in cfg.Dir, starts
+// Raft, and bootstraps a new cluster when the stores are empty and this node
+// is one of cfg.Voters (or cfg.Voters is empty). It returns before a leader
+// is elected; call WaitReady.
+func Open(cfg Config) (_ *Controller, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "controller")
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{
+		Name:        "raft",
+		Level:       hclog.Warn,
+		Output:      &slogWriter{log: logger},
+		DisableTime: true,
+	})
+
+	c := &Controller{
+		cfg:     cfg,
+		log:     logger,
+		sem:     make(chan struct{}, 1),
+		stopc:   make(chan struct{}),
+		subs:    make(map[uint64]func(prev, next *metadata.Image)),
+		notifyc: make(chan struct{}, 1),
+	}
+	c.image.Store(&metadata.Image{})
+	c.baseCtx, c.cancel = context.WithCancel(context.Background())
+
+	var closers []io.Closer
+	defer func() {
+		if err != nil {
+			c.cancel()
+			for _, cl := range slices.Backward(closers) {
+				_ = cl.Close()
+			}
+		}
+	}()
+
+	c.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("controller: open raft store: %w", err)
+	}
+	closers = append(closers, c.store)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("controller: open snapshot store: %w", err)
+	}
+	c.transport, err = raft.NewTCPTransportWithLogger(cfg.Addr, nil, transportPool, transportTimeout, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("controller: listen %s: %w", cfg.Addr, err)
+	}
+	closers = append(closers, c.transport)
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = serverID(cfg.NodeID)
+	rc.HeartbeatTimeout = heartbeatTimeout
+	rc.ElectionTimeout = electionTimeout
+	rc.LeaderLeaseTimeout = leaderLeaseTimeout
+	rc.CommitTimeout = commitTimeout
+	rc.Logger = hlog
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("controller: raft config: %w", err)
+	}
+
+	logs, err := raft.NewLogCache(512, c.store)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	existing, err := raft.HasExistingState(logs, c.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("controller: read raft state: %w", err)
+	}
+	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.transport)
+	if err != nil {
+		return nil, fmt.Errorf("controller: start raft: %w", err)
+	}
+	closers = append(closers, closerFunc(func() error { return c.raft.Shutdown().Error() }))
+
+	if !existing {
+		conf, member := c.bootstrapConfiguration()
+		if member {
+			if err := c.raft.BootstrapCluster(conf).Error(); err != nil {
+				return nil, fmt.Errorf("controller: bootstrap: %w", err)
+			}
+			c.log.Info("bootstrapped metadata quorum", "voters", len(conf.Servers))
+		}
+	}
+
+	c.wg.Go(c.leadershipLoop)
+	c.wg.Go(c.dispatchLoop)
+	return c, nil
+}
+
+func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id))) }
+
+func (c *Controller) bootstrapConfiguration() (raft.Configuration, bool) {
+	voters := c.cfg.Voters
+	if len(voters) == 0 {
+		voters = []Voter{{ID: c.cfg.NodeID, Addr: string(c.transport.LocalAddr())}}
+	}
+	var conf raft.Configuration
+	member := false
+	for _, v := range voters {
+		addr := v.Addr
+		if v.ID == c.cfg.NodeID {
+			member = true
+			addr = string(c.transport.LocalAddr())
+		}
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: serverID(v.ID), Address: raft.ServerAddress(addr),
+		})
+	}
+	return conf, member
+}
+
+// Addr returns the address the Raft transport listens on.
+func (c *Controller) Addr() string { return string(c.transport.LocalAddr()) }
+
+// Image returns the latest applied metadata image; never nil.
+func (c *Controller) Image() *metadata.Image { return c.image.Load() }
+
+// IsActive reports whether this node is the Raft leader (the active
+// controller).
+func (c *Controller) IsActive() bool { return c.raft.State() == raft.Leader }
+
+// Leader returns the node id of the current leader, if one is known.
+func (c *Controller) Leader() (int32, bool) {
+	_, id := c.raft.LeaderWithID()
+	if id == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(id), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// readyPoll is how often WaitReady re-checks leadership and apply progress;
+// it only runs while a node starts.
+const readyPoll = 5 * time.Millisecond
+
+// WaitReady blocks until a leader is known, this node has applied every
+// entry committed when it learned of that leader (on the leader: a Raft
+// Barrier), and the image has a cluster id.
+func (c *Controller) WaitReady(ctx context.Context) error {
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	sleep := func() error {
+		select {
+		case <-tick.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.stopc:
+			return ErrClosed
+		}
+	}
+	for {
+		if _, id := c.raft.LeaderWithID(); id != "" {
+			break
+		}
+		if err := sleep(); err != nil {
+			return err
+		}
+	}
+	if c.IsActive() {
+		if _, err := c.await(ctx, c.raft.Barrier(0), nil); err != nil {
+			return mapRaftErr(err)
+		}
+	} else {
+		target := c.raft.CommitIndex()
+		for c.raft.AppliedIndex() < target {
+			if err := sleep(); err != nil {
+				return err
+			}
+		}
+	}
+	for c.Image().ClusterID == "" {
+		if err := sleep(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Subscribe registers fn to be called with every new image after it is
+// published, in apply order, from one goroutine (never concurrently with
+// itself or other subscribers). A subscriber sees only changes published
+// after Subscribe; read Image() after subscribing for the starting state
+// (the first call may then repeat part of it). fn must not block for long: it
+// delays every other subscriber; it may call controller methods. cancel
+// stops further calls except possibly one already under way.
+func (c *Controller) Subscribe(fn func(prev, next *metadata.Image)) (cancel func()) {
+	c.subMu.Lock()
+	id := c.nextSub
+	c.nextSub++
+	c.subs[id] = fn
+	c.subMu.Unlock()
+	return func() {
+		c.subMu.Lock()
+		delete(c.subs, id)
+		c.subMu.Unlock()
+	}
+}
+
+// publish installs next as the current image and queues the change for the
+// subscribers. Called only from the Raft FSM goroutine.
+func (c *Controller) publish(prev, next *metadata.Image) {
+	c.image.Store(next)
+	c.notifyMu.Lock()
+	c.queue = append(c.queue, imageChange{prev, next})
+	c.notifyMu.Unlock()
+	select {
+	case c.notifyc <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop delivers queued image changes to the subscribers. The queue
+// is bounded by how far the subscribers lag behind Raft apply; images share
+// structure, so a lagging queue costs little memory per entry.
+func (c *Controller) dispatchLoop() {
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case <-c.notifyc:
+		}
+		c.notifyMu.Lock()
+		changes := c.queue
+		c.queue = nil
+		c.notifyMu.Unlock()
+		for _, ch := range changes {
+			c.subMu.Lock()
+			ids := make([]uint64, 0, len(c.subs))
+			for id := range c.subs {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			fns := make([]func(prev, next *metadata.Image), 0, len(ids))
+			for _, id := range ids {
+				fns = append(fns, c.subs[id])
+			}
+			c.subMu.Unlock()
+			for _, fn := range fns {
+				fn(ch.prev, ch.next)
+			}
+		}
+	}
+}
+
+// leadershipLoop reacts to this node becoming the active controller: it
+// writes the ClusterRecord when the cluster has none yet.
+func (c *Controller) leadershipLoop() {
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case leader := <-c.raft.LeaderCh():
+			if !leader {
+				c.log.Info("lost controller leadership")
+				continue
+			}
+			c.log.Info("became active controller", "term", c.raft.CurrentTerm())
+			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
+				if img.ClusterID != "" {
+					return nil, nil
+				}
+				id := c.cfg.ClusterID
+				if id == "" {
+					id = newClusterID()
+				}
+				return []metadata.Record{metadata.ClusterRecord{ClusterID: id}}, nil
+			})
+			if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+				c.log.Warn("bootstrap cluster id failed", "err", err)
+			}
+		}
+	}
+}
+
+// newClusterID returns a random 22-character base64url id, like Kafka's.
+func newClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Close shuts Raft down, stops the controller's goroutines and closes the
+// stores. It is safe to call more than once.
+func (c *Controller) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.mu.closed = true
+		c.mu.Unlock()
+		close(c.stopc)
+		c.cancel()
+		errs := []error{c.raft.Shutdown().Error()}
+		c.wg.Wait()
+		errs = append(errs, c.transport.Close(), c.store.Close())
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// goTracked starts fn as a goroutine owned by c, unless c is closing.
+func (c *Controller) goTracked(fn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return false
+	}
+	c.wg.Go(fn)
+	return true
+}
+
+// await waits for f or ctx. If ctx ends first, await returns ctx.Err() with
+// abandoned true, and onAbandon (if non-nil) runs from a tracked goroutine
+// once Raft resolves f. Otherwise onAbandon never runs.
+func (c *Controller) await(ctx context.Context, f raft.Future, onAbandon func()) (abandoned bool, err error) {
+	const (
+		waiting = iota
+		resolved
+		gaveUp
+	)
+	done := make(chan error, 1)
+	var state atomic.Int32
+	started := c.goTracked(func() {
+		done <- f.Error()
+		if !state.CompareAndSwap(waiting, resolved) && onAbandon != nil {
+			onAbandon()
+		}
+	})
+	if !started {
+		// Closing: Raft shutdown resolves f promptly.
+		return false, f.Error()
+	}
+	select {
+	case err := <-done:
+		return false, err
+	case <-ctx.Done():
+		if state.CompareAndSwap(waiting, gaveUp) {
+			return true, ctx.Err()
+		}
+		return false, <-done
+	}
+}
+
+// exec runs one command under the command lock: decide computes records
+// from the current image; they are validated against it, proposed as one
+// Raft entry and awaited.
+func (c *Controller) exec(ctx context.Context, decide func(img *metadata.Image) ([]metadata.Record, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stopc:
+		return ErrClosed
+	}
+	release := func() { <-c.sem }
+	// owned is true while this call must release sem; a future awaited past
+	// ctx's end hands the release to its waiter, so the next command still
+	// decides after this one's outcome is known.
+	owned := true
+	defer func() {
+		if owned {
+			release()
+		}
+	}()
+	wait := func(f raft.Future) error {
+		abandoned, err := c.await(ctx, f, release)
+		if abandoned {
+			owned = false
+		}
+		return err
+	}
+	if c.raft.State() != raft.Leader {
+		return ErrNotController
+	}
+	if term := c.raft.CurrentTerm(); c.barrierTerm != term {
+		if err := wait(c.raft.Barrier(0)); err != nil {
+			return mapRaftErr(err)
+		}
+		c.barrierTerm = term
+	}
+	img := c.Image()
+	recs, err := decide(img)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	if _, err := img.ApplyBatch(recs, img.LastOffset); err != nil {
+		return mapApplyErr(err)
+	}
+	f := c.raft.Apply(metadata.EncodeBatch(recs), enqueueTimeout(ctx))
+	if err := wait(f); err != nil {
+		return mapRaftErr(err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return mapApplyErr(err)
+	}
+	return nil
+}
+
+func enqueueTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 0
+}
+
+func mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrNotController, err)
+	}
+	return fmt.Errorf("controller: raft: %w", err)
+}
+
+// applyErrors maps metadata apply errors to the controller's sentinels.
+var applyErrors = []struct{ from, to error }{
+	{metadata.ErrTopicExists, ErrTopicExists},
+	{metadata.ErrUnknownTopic, ErrUnknownTopic},
+	{metadata.ErrUnknownPartition, ErrUnknownPartition},
+	{metadata.ErrInvalidPartition, ErrInvalidPartitions},
+	{metadata.ErrUnknownBroker, ErrUnknownBroker},
+	{metadata.ErrInvalidResource, ErrInvalidConfigResource},
+}
+
+func mapApplyErr(err error) error {
+	for _, m := range applyErrors {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w: %w", m.to, err)
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidChange, err)
+}
+
+// slogWriter turns hclog's text lines into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, "raft", "line", line)
+	return len(p), nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// fsm is the Raft state machine: the Controller seen from Raft's side.
+type fsm Controller
+
+// Apply implements raft.FSM. It decodes one batch and applies it all or
+// nothing; the returned value is nil or the error that rejected the batch.
+func (f *fsm) Apply(l *raft.Log) any {
+	c := (*Controller)(f)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	recs, err := metadata.DecodeBatch(l.Data)
+	if err != nil {
+		c.log.Error("undecodable metadata entry", "offset", l.Index, "err", err)
+		return err
+	}
+	prev := c.image.Load()
+	next, err := prev.ApplyBatch(recs, l.Index)
+	if err != nil {
+		c.log.Warn("metadata entry rejected", "offset", l.Index, "err", err)
+		return err
+	}
+	c.publish(prev, next)
+	return nil
+}
+
+// Snapshot implements raft.FSM by capturing the current (immutable) image.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return imageSnapshot{img: (*Controller)(f).image.Load()}, nil
+}
+
+// Restore implements raft.FSM: it replaces the image with the snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	c := (*Controller)(f)
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(rc); err != nil {
+		return fmt.Errorf("controller: read snapshot: %w", err)
+	}
+	img, err := metadata.DecodeImage(buf.Bytes())
+	if err != nil {
+		return fmt.Errorf("controller: decode snapshot: %w", err)
+	}
+	c.publish(c.image.Load(), img)
+	return nil
+}
+
+type imageSnapshot struct{ img *metadata.Image }
+
+func (s imageSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.img.Encode()); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (imageSnapshot) Release() {}

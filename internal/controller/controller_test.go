@@ -1,0 +1,483 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+)
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// openNode opens a controller in dir and waits until it is ready. The
+// controller is closed at cleanup (closing twice is fine).
+func openNode(t *testing.T, cfg Config) *Controller {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.WaitReady(testCtx(t)); err != nil {
+		t.Fatalf("wait ready: %v", err)
+	}
+	return c
+}
+
+func registerBrokers(t *testing.T, c *Controller, ids ...int32) {
+	t.Helper()
+	for _, id := range ids {
+		if err := c.RegisterBroker(testCtx(t), metadata.Broker{NodeID: id, Host: "127.0.0.1", Port: 9092 + id}); err != nil {
+			t.Fatalf("register %d: %v", id, err)
+		}
+	}
+}
+
+func strp(s string) *string { return &s }
+
+// checkFor polls cond until it holds or the deadline passes.
+func checkFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestControllerSingleNode(t *testing.T) {
+	start := time.Now()
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("single node took %v to become ready", d)
+	}
+	if !c.IsActive() {
+		t.Fatalf("single node is not active")
+	}
+	if id := c.Image().ClusterID; len(id) != 22 {
+		t.Fatalf("cluster id %q", id)
+	}
+
+	var (
+		mu   sync.Mutex
+		seen []*metadata.Image
+	)
+	cancel := c.Subscribe(func(prev, next *metadata.Image) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) > 0 && seen[len(seen)-1] != prev {
+			t.Errorf("subscriber: prev is not the last next")
+		}
+		seen = append(seen, next)
+	})
+	defer cancel()
+
+	ctx := testCtx(t)
+	registerBrokers(t, c, 1, 2, 3)
+	topic, err := c.CreateTopic(ctx, TopicSpec{Name: "orders", NumPartitions: 6, ReplicationFactor: 2, Configs: map[string]string{"cleanup.policy": "compact"}})
+	if err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	if topic.ID == ([16]byte{}) || len(topic.Partitions) != 6 || topic.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("topic %+v", topic)
+	}
+	leaders := map[int32]int{}
+	for i, p := range topic.Partitions {
+		if int(p.Partition) != i || len(p.Replicas) != 2 || p.Replicas[0] == p.Replicas[1] ||
+			p.Leader != p.Replicas[0] || !slices.Equal(p.ISR, p.Replicas) || p.LeaderEpoch != 0 {
+			t.Fatalf("partition %+v", p)
+		}
+		leaders[p.Leader]++
+	}
+	if !reflect.DeepEqual(leaders, map[int32]int{1: 2, 2: 2, 3: 2}) {
+		t.Fatalf("leaders not spread: %v", leaders)
+	}
+
+	if err := c.AlterConfigs(ctx, metadata.ResourceTopic, "orders", map[string]*string{"retention.ms": strp("1000")}, false); err != nil {
+		t.Fatalf("alter configs: %v", err)
+	}
+	if got := c.Image().Topic("orders").Configs; !reflect.DeepEqual(got, map[string]string{"cleanup.policy": "compact", "retention.ms": "1000"}) {
+		t.Fatalf("configs %v", got)
+	}
+	if err := c.AlterConfigs(ctx, metadata.ResourceTopic, "orders", map[string]*string{"segment.bytes": strp("1024")}, true); err != nil {
+		t.Fatalf("replace configs: %v", err)
+	}
+	if got := c.Image().Topic("orders").Configs; !reflect.DeepEqual(got, map[string]string{"segment.bytes": "1024"}) {
+		t.Fatalf("configs after replace %v", got)
+	}
+	if err := c.AlterConfigs(ctx, metadata.ResourceBroker, "", map[string]*string{"log.retention.ms": strp("5")}, false); err != nil {
+		t.Fatalf("broker configs: %v", err)
+	}
+	if err := c.CreatePartitions(ctx, "orders", 8, nil, false); err != nil {
+		t.Fatalf("create partitions: %v", err)
+	}
+	if err := c.CreatePartitions(ctx, "orders", 9, [][]int32{{3, 1}}, false); err != nil {
+		t.Fatalf("create partitions with assignment: %v", err)
+	}
+	if ps := c.Image().Topic("orders").Partitions; len(ps) != 9 || ps[8].Leader != 3 || len(ps[7].Replicas) != 2 {
+		t.Fatalf("partitions after grow: %+v", ps)
+	}
+	if err := c.CreatePartitions(ctx, "orders", 12, nil, true); err != nil || len(c.Image().Topic("orders").Partitions) != 9 {
+		t.Fatalf("validate-only create partitions: %v", err)
+	}
+	if _, err := c.CreateTopic(ctx, TopicSpec{Name: "dry", NumPartitions: 1, ReplicationFactor: 1, ValidateOnly: true}); err != nil || c.Image().Topic("dry") != nil {
+		t.Fatalf("validate-only create topic: %v", err)
+	}
+	leader := int32(2)
+	orders := c.Image().Topic("orders")
+	if err := c.ChangePartition(ctx, metadata.PartitionChangeRecord{TopicID: orders.ID, Partition: 0, Leader: &leader, ISR: orders.Partitions[0].Replicas}); err != nil && orders.Partitions[0].Leader != 2 {
+		t.Fatalf("change partition: %v", err)
+	}
+	if err := c.DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	if c.Image().Topic("orders") != nil || c.Image().TopicByID(topic.ID) != nil {
+		t.Fatalf("topic still there after delete")
+	}
+
+	final := c.Image()
+	checkFor(t, "subscriber to see the last image", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) > 0 && seen[len(seen)-1] == final
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(seen); i++ {
+		if seen[i].LastOffset <= seen[i-1].LastOffset {
+			t.Fatalf("images out of order: %d then %d", seen[i-1].LastOffset, seen[i].LastOffset)
+		}
+	}
+}
+
+func TestControllerChangePartition(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	registerBrokers(t, c, 1, 2, 3)
+	ctx := testCtx(t)
+	topic, err := c.CreateTopic(ctx, TopicSpec{Name: "t", Assignments: map[int32][]int32{0: {1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, nine := int32(2), int32(9)
+	tests := []struct {
+		name    string
+		change  metadata.PartitionChangeRecord
+		wantErr error
+		want    metadata.Partition
+	}{
+		{"shrink isr", metadata.PartitionChangeRecord{Partition: 0, ISR: []int32{1, 2}}, nil,
+			metadata.Partition{Leader: 1, LeaderEpoch: 0, PartitionEpoch: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}}},
+		{"new leader", metadata.PartitionChangeRecord{Partition: 0, Leader: &two}, nil,
+			metadata.Partition{Leader: 2, LeaderEpoch: 1, PartitionEpoch: 2, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}}},
+		{"leader outside isr", metadata.PartitionChangeRecord{Partition: 0, Leader: &nine}, ErrInvalidChange, metadata.Partition{}},
+		{"unknown partition", metadata.PartitionChangeRecord{Partition: 5, Leader: &two}, ErrUnknownPartition, metadata.Partition{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.change.TopicID = topic.ID
+			before := c.Image()
+			err := c.ChangePartition(ctx, tc.change)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if c.Image() != before {
+					t.Fatalf("failed change modified the image")
+				}
+				return
+			}
+			got, _ := c.Image().Partition(topic.ID, 0)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestControllerErrors(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	registerBrokers(t, c, 1, 2)
+	ctx := testCtx(t)
+	if _, err := c.CreateTopic(ctx, TopicSpec{Name: "exists", NumPartitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		run  func() error
+		want error
+	}{
+		{"duplicate topic", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "exists", NumPartitions: 1, ReplicationFactor: 1})
+			return err
+		}, ErrTopicExists},
+		{"replication factor too large", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", NumPartitions: 1, ReplicationFactor: 3})
+			return err
+		}, ErrInvalidReplicationFactor},
+		{"zero partitions", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", NumPartitions: 0, ReplicationFactor: 1})
+			return err
+		}, ErrInvalidPartitions},
+		{"assignment unknown broker", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", Assignments: map[int32][]int32{0: {1, 7}}})
+			return err
+		}, ErrInvalidReplicaAssignment},
+		{"assignment duplicate broker", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", Assignments: map[int32][]int32{0: {1, 1}}})
+			return err
+		}, ErrInvalidReplicaAssignment},
+		{"assignment inconsistent sizes", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", Assignments: map[int32][]int32{0: {1, 2}, 1: {1}}})
+			return err
+		}, ErrInvalidReplicaAssignment},
+		{"assignment partition gap", func() error {
+			_, err := c.CreateTopic(ctx, TopicSpec{Name: "x", Assignments: map[int32][]int32{0: {1}, 2: {2}}})
+			return err
+		}, ErrInvalidReplicaAssignment},
+		{"delete unknown topic", func() error { return c.DeleteTopic(ctx, "nope") }, ErrUnknownTopic},
+		{"grow unknown topic", func() error { return c.CreatePartitions(ctx, "nope", 3, nil, false) }, ErrUnknownTopic},
+		{"shrink partitions", func() error { return c.CreatePartitions(ctx, "exists", 1, nil, false) }, ErrInvalidPartitions},
+		{"grow with wrong assignment count", func() error {
+			return c.CreatePartitions(ctx, "exists", 3, [][]int32{{1}}, false)
+		}, ErrInvalidReplicaAssignment},
+		{"grow with wrong replication factor", func() error {
+			return c.CreatePartitions(ctx, "exists", 2, [][]int32{{1, 2}}, false)
+		}, ErrInvalidReplicaAssignment},
+		{"configs of unknown topic", func() error {
+			return c.AlterConfigs(ctx, metadata.ResourceTopic, "nope", map[string]*string{"a": strp("b")}, false)
+		}, ErrUnknownTopic},
+		{"configs of bad resource type", func() error {
+			return c.AlterConfigs(ctx, 3, "x", map[string]*string{"a": strp("b")}, false)
+		}, ErrInvalidConfigResource},
+		{"configs of bad broker name", func() error {
+			return c.AlterConfigs(ctx, metadata.ResourceBroker, "b1", map[string]*string{"a": strp("b")}, false)
+		}, ErrInvalidConfigResource},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := c.Image()
+			if err := tc.run(); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if c.Image() != before {
+				t.Fatalf("a failed command changed the image")
+			}
+		})
+	}
+}
+
+// TestControllerAtomicBatch proposes a batch whose last record does not
+// apply, bypassing the command validation, and checks the FSM rejects it as
+// a whole.
+func TestControllerAtomicBatch(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	before := c.Image()
+	batch := metadata.EncodeBatch([]metadata.Record{
+		metadata.TopicRecord{Name: "half", ID: [16]byte{7}},
+		metadata.RemoveTopicRecord{TopicID: [16]byte{8}},
+	})
+	f := c.raft.Apply(batch, 5*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := f.Response().(error); !errors.Is(err, metadata.ErrUnknownTopic) {
+		t.Fatalf("response %v, want unknown topic", f.Response())
+	}
+	if c.Image() != before || c.Image().Topic("half") != nil {
+		t.Fatalf("failed batch changed the image")
+	}
+	// The controller keeps working afterwards.
+	registerBrokers(t, c, 1)
+	if _, err := c.CreateTopic(testCtx(t), TopicSpec{Name: "half", NumPartitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestControllerRestart(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		name := "log replay"
+		if snapshot {
+			name = "snapshot and log tail"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := openNode(t, Config{NodeID: 1, Dir: dir})
+			addr := c.Addr()
+			ctx := testCtx(t)
+			registerBrokers(t, c, 1)
+			if _, err := c.CreateTopic(ctx, TopicSpec{Name: "a", NumPartitions: 2, ReplicationFactor: 1, Configs: map[string]string{"k": "v"}}); err != nil {
+				t.Fatal(err)
+			}
+			first, _, err := c.AllocateProducerIDs(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snapshot {
+				if err := c.raft.Snapshot().Error(); err != nil {
+					t.Fatalf("snapshot: %v", err)
+				}
+			}
+			if _, err := c.CreateTopic(ctx, TopicSpec{Name: "b", NumPartitions: 1, ReplicationFactor: 1}); err != nil {
+				t.Fatal(err)
+			}
+			second, count, err := c.AllocateProducerIDs(ctx, 1)
+			if err != nil || second != first+count || count != ProducerIDBlockSize {
+				t.Fatalf("second block %d (count %d) after %d: %v", second, count, first, err)
+			}
+			want := c.Image()
+			if err := c.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+
+			start := time.Now()
+			c2 := openNode(t, Config{NodeID: 1, Dir: dir, Addr: addr})
+			t.Logf("restart ready in %v", time.Since(start))
+			got := c2.Image()
+			if got.ClusterID != want.ClusterID {
+				t.Fatalf("cluster id %q, want %q", got.ClusterID, want.ClusterID)
+			}
+			for _, name := range []string{"a", "b"} {
+				if !reflect.DeepEqual(got.Topic(name), want.Topic(name)) {
+					t.Fatalf("topic %s: got %+v, want %+v", name, got.Topic(name), want.Topic(name))
+				}
+			}
+			if !reflect.DeepEqual(got.Brokers, want.Brokers) {
+				t.Fatalf("brokers %v, want %v", got.Brokers, want.Brokers)
+			}
+			third, _, err := c2.AllocateProducerIDs(testCtx(t), 1)
+			if err != nil || third != second+count {
+				t.Fatalf("block after restart %d, want %d: %v", third, second+count, err)
+			}
+			if _, err := c2.CreateTopic(testCtx(t), TopicSpec{Name: "a", NumPartitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrTopicExists) {
+				t.Fatalf("recreate after restart: %v", err)
+			}
+		})
+	}
+}
+
+func TestControllerClosed(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := c.DeleteTopic(testCtx(t), "x"); !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotController) {
+		t.Fatalf("command after close: %v", err)
+	}
+}
+
+func TestControllerContextCancelled(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.DeleteTopic(ctx, "x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, _, err := c.AllocateProducerIDs(testCtx(t), 1); err != nil {
+		t.Fatalf("command after a cancelled one: %v", err)
+	}
+}
+
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return addrs
+}
+
+func TestControllerQuorumFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	addrs := freeAddrs(t, 3)
+	voters := []Voter{{1, addrs[0]}, {2, addrs[1]}, {3, addrs[2]}}
+	nodes := make([]*Controller, 3)
+	for i := range nodes {
+		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		nodes[i] = c
+	}
+	for _, c := range nodes {
+		if err := c.WaitReady(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	activeOf := func(cs []*Controller) *Controller {
+		var active *Controller
+		checkFor(t, "an active controller", func() bool {
+			for _, c := range cs {
+				if c.IsActive() {
+					active = c
+					return true
+				}
+			}
+			return false
+		})
+		return active
+	}
+	leader := activeOf(nodes)
+	registerBrokers(t, leader, 1, 2, 3)
+	topic, err := leader.CreateTopic(testCtx(t), TopicSpec{Name: "t", NumPartitions: 3, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest []*Controller
+	for _, c := range nodes {
+		if c != leader {
+			rest = append(rest, c)
+			if err := c.DeleteTopic(testCtx(t), "t"); !errors.Is(err, ErrNotController) {
+				t.Fatalf("command on a follower: %v", err)
+			}
+		}
+	}
+	clusterID := leader.Image().ClusterID
+	if err := leader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := activeOf(rest)
+	if err := next.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.Image().Topic("t"); got == nil || got.ID != topic.ID || next.Image().ClusterID != clusterID {
+		t.Fatalf("new leader image: %+v", next.Image())
+	}
+	first, _, err := next.AllocateProducerIDs(testCtx(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rest {
+		checkFor(t, "followers to apply", func() bool { return c.Image().NextProducerID == first+ProducerIDBlockSize })
+	}
+}

@@ -1,0 +1,39 @@
+// Package controller runs the metadata quorum: it wires hashicorp/raft (a
+// BoltDB log and stable store, file snapshots, a TCP transport on the
+// controller address) to the metadata state machine, publishes the resulting
+// immutable *metadata.Image to the rest of the node, and, on the Raft leader
+// (the active controller), turns commands (create topic, alter configs,
+// allocate producer ids, ...) into metadata records.
+//
+// A single node is a Raft cluster of one voter and runs the same code as a
+// larger quorum.
+//
+// # Commands
+//
+// Commands run one at a time on the active controller (the command lock,
+// c.sem). Each command decides on the image that results from every earlier
+// command, validates its records by applying them to a scratch copy of that
+// image, proposes them as one Raft log entry (a batch, applied
+// all-or-nothing) and waits until the entry is applied. If the caller's
+// context ends first the call returns ctx.Err() while the lock stays held
+// until Raft resolves the entry, so the next command still sees its outcome.
+// The first command in a new Raft term first issues a Barrier, so a new
+// leader never decides on an image that lags what earlier leaders committed.
+//
+// Commands are control-plane operations (topic and config changes, producer
+// id blocks, ISR changes); one at a time keeps every decision trivially
+// consistent at a cost of one Raft commit latency each.
+//
+// # Goroutines
+//
+// Besides Raft's own: the leadership loop (writes the ClusterRecord when the
+// image has none), the subscriber dispatcher (calls Subscribe callbacks in
+// apply order), and one waiter per outstanding Raft future whose caller gave
+// up; all stop by Close, the waiters because Raft shutdown resolves every
+// future.
+//
+// # Lock order
+//
+// sem (command lock) before mu; subMu and notifyMu are leaves. None is held
+// while calling a subscriber.
+package controller

@@ -1,0 +1,347 @@
+// Package node is the composition root: it builds a running Gregor node from
+// its configuration (controller, replica manager, broker, Kafka listener,
+// admin HTTP listener), starts the parts in dependency order and stops them
+// in reverse. A single node is a cluster of one running the same code paths
+// as a larger cluster: metadata goes through the Raft-backed controller,
+// partitions through the replica layer.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sys/unix"
+
+	"github.com/gregor-dev/gregor/internal/broker"
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/httpapi"
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/server"
+	"github.com/gregor-dev/gregor/internal/txn"
+)
+
+// Node is a running Gregor node.
+type Node struct {
+	cfg    config.Node
+	logger *slog.Logger
+
+	lock     *os.File
+	ctrl     *controller.Controller
+	replicas *replica.Manager
+	broker   *broker.Broker
+	kafka    *server.Server
+	http     *httpapi.Server
+
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	unsubscribe func()
+	reconcileMu sync.Mutex
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// Run starts a node and serves until ctx ends, then shuts down cleanly.
+func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
+	n, err := Start(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return n.Close()
+}
+
+// Start builds and starts a node. The returned node serves until Close.
+func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node_id", cfg.NodeID)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := validateProps(cfg.Props, logger); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+
+	voters, err := parseVoters(cfg.Voters)
+	if err != nil {
+		return nil, err
+	}
+	n.ctrl, err = controller.Open(controller.Config{
+		NodeID: cfg.NodeID,
+		Dir:    filepath.Join(cfg.DataDir, "__cluster_metadata"),
+		Addr:   listenAddr(cfg.ControllerAddr),
+		Voters: voters,
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: controller: %w", err)
+	}
+	readyCtx, readyCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer readyCancel()
+	if err := n.ctrl.WaitReady(readyCtx); err != nil {
+		return nil, fmt.Errorf("node: waiting for the metadata quorum: %w", err)
+	}
+
+	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
+	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
+		Logger: logger, RetentionCheckInterval: retentionCheck})
+
+	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
+		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
+	})
+	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
+		Logger: logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids)
+
+	n.kafka = server.New(server.Config{
+		Addr:                listenAddr(cfg.KafkaAddr),
+		MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
+		MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
+		MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
+		IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
+		Logger:              logger,
+	}, n.broker)
+	if err := n.kafka.Listen(); err != nil {
+		return nil, fmt.Errorf("node: kafka listener: %w", err)
+	}
+
+	// Register with the advertised address; port 0 (tests) advertises the bound port.
+	adv := cfg.AdvertisedAddr
+	if adv == "" {
+		adv = cfg.KafkaAddr
+	}
+	host, port := advertised(adv, n.kafka.Addr())
+	regCtx, regCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer regCancel()
+	if err := n.ctrl.RegisterBroker(regCtx, metadata.Broker{NodeID: cfg.NodeID, Host: host, Port: port}); err != nil {
+		return nil, fmt.Errorf("node: register broker: %w", err)
+	}
+
+	// Partitions follow the metadata log from here on.
+	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
+	img := n.ctrl.Image()
+	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
+		t := img.Topics[topic]
+		return t != nil && int(p) < len(t.Partitions)
+	})
+	if err := n.reconcile(img); err != nil {
+		return nil, err
+	}
+
+	n.wg.Go(func() { n.replicas.Run(runCtx) })
+	n.wg.Go(func() {
+		if err := n.kafka.Serve(runCtx); err != nil {
+			logger.Error("kafka listener stopped", "err", err)
+		}
+	})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newCollector(n))
+	n.http = httpapi.New(httpapi.Config{Addr: listenAddr(cfg.HTTPAddr), Registry: reg, Ready: n.ready,
+		Logger: logger.With("component", "http")})
+	if err := n.http.Listen(); err != nil {
+		return nil, fmt.Errorf("node: http listener: %w", err)
+	}
+	n.wg.Go(func() {
+		if err := n.http.Serve(); err != nil {
+			logger.Error("http listener stopped", "err", err)
+		}
+	})
+	logger.Info("gregor node started",
+		"kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+		"controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
+		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID)
+	return n, nil
+}
+
+// KafkaAddr is the bound Kafka listener address.
+func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
+
+// HTTPAddr is the bound admin listener address.
+func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
+
+func (n *Node) ready() error {
+	if _, ok := n.ctrl.Leader(); !ok {
+		return errors.New("no active controller")
+	}
+	return nil
+}
+
+func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
+
+// reconcile makes the hosted partitions follow an image. It is called by the
+// metadata subscription and, for read-your-writes, right after this node's
+// own metadata changes; the mutex keeps the two in order.
+func (n *Node) reconcile(img *metadata.Image) error {
+	n.reconcileMu.Lock()
+	defer n.reconcileMu.Unlock()
+	if cur := n.ctrl.Image(); cur.LastOffset > img.LastOffset {
+		img = cur
+	}
+	want := make(map[replica.TopicPartition]replica.PartitionState)
+	for _, t := range img.Topics {
+		cfg := config.Layers{
+			Topic:          t.Configs,
+			DynamicBroker:  img.BrokerConfigs[strconv.Itoa(int(n.cfg.NodeID))],
+			DynamicDefault: img.BrokerConfigs[""],
+			Static:         n.cfg.Props,
+		}.ResolveTopic()
+		for _, p := range t.Partitions {
+			want[replica.TopicPartition{Topic: t.Name, Partition: p.Partition}] = replica.PartitionState{
+				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				Replicas: p.Replicas, ISR: p.ISR, Config: cfg,
+			}
+		}
+	}
+	return n.replicas.Reconcile(want)
+}
+
+// Close shuts the node down: listeners first, then partitions (clean-shutdown
+// markers and producer snapshots), then the controller.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		if n.unsubscribe != nil {
+			n.unsubscribe()
+		}
+		if n.kafka != nil {
+			errs = append(errs, n.kafka.Shutdown(ctx))
+		}
+		if n.http != nil {
+			errs = append(errs, n.http.Shutdown(ctx))
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.replicas != nil {
+			n.reconcileMu.Lock()
+			errs = append(errs, n.replicas.Close())
+			n.reconcileMu.Unlock()
+		}
+		if n.ctrl != nil {
+			errs = append(errs, n.ctrl.Close())
+		}
+		if n.lock != nil {
+			n.lock.Close()
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// lockDataDir takes an exclusive lock so two processes never share a data dir.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("node: lock data dir: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("node: data dir %s is in use by another gregor process: %w", dir, err)
+	}
+	return f, nil
+}
+
+// validateProps checks every known broker property; unknown ones are
+// logged and ignored, as Kafka does.
+func validateProps(p map[string]string, logger *slog.Logger) error {
+	for k, v := range p {
+		if _, ok := config.BrokerDefs[k]; !ok {
+			logger.Warn("ignoring unknown property", "name", k)
+			continue
+		}
+		if err := config.CheckBrokerConfig(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func props(p map[string]string, name string) string {
+	if v, ok := p[name]; ok {
+		return v
+	}
+	return config.BrokerDefs[name].Default
+}
+
+// listenAddr binds "localhost" to the IPv4 loopback, so the advertised
+// "localhost:9092" and the listener agree whatever the resolver prefers.
+func listenAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && host == "localhost" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+func advertised(adv string, bound net.Addr) (string, int32) {
+	host, portStr, err := net.SplitHostPort(adv)
+	if err != nil {
+		host = adv
+	}
+	port, _ := strconv.Atoi(portStr)
+	if tcp, ok := bound.(*net.TCPAddr); ok && port == 0 {
+		port = tcp.Port
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return host, int32(port)
+}
+
+// parseVoters reads controller.quorum.voters: "1@host:port,2@host:port".
+func parseVoters(s string) ([]controller.Voter, error) {
+	var out []controller.Voter
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "@")
+		n, err := strconv.Atoi(id)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("node: controller.quorum.voters entry %q is not id@host:port", part)
+		}
+		out = append(out, controller.Voter{ID: int32(n), Addr: listenAddr(addr)})
+	}
+	return out, nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

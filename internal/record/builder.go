@@ -1,0 +1,99 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Batch describes a batch to build with AppendBatch. Record OffsetDelta
+// fields are ignored: records are numbered from zero in order. Record
+// TimestampDelta is relative to BaseTimestamp.
+type Batch struct {
+	BaseOffset           int64
+	PartitionLeaderEpoch int32
+	BaseTimestamp        int64
+	ProducerID           int64 // -1 for none
+	ProducerEpoch        int16 // -1 for none
+	BaseSequence         int32 // -1 for none
+	Compression          Codec
+	Transactional        bool
+	Control              bool
+	LogAppendTime        bool
+	Records              []Record
+}
+
+// AppendBatch appends a valid v2 batch built from bb to dst.
+func AppendBatch(dst []byte, bb Batch) ([]byte, error) {
+	var raw []byte
+	maxDelta := int64(0)
+	for i, r := range bb.Records {
+		if i == 0 || r.TimestampDelta > maxDelta {
+			maxDelta = r.TimestampDelta
+		}
+		raw = appendRecord(raw, int32(i), r)
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderSize)...)
+	var err error
+	if dst, err = Compress(bb.Compression, dst, raw); err != nil {
+		return dst[:start], err
+	}
+	if bb.Compression > CodecZstd || bb.Compression < 0 {
+		return dst[:start], fmt.Errorf("%w: %d", ErrUnknownCodec, bb.Compression)
+	}
+	b := dst[start:]
+	attrs := uint16(bb.Compression)
+	if bb.LogAppendTime {
+		attrs |= attrLogAppendTime
+	}
+	if bb.Transactional {
+		attrs |= attrTransactional
+	}
+	if bb.Control {
+		attrs |= attrControl
+	}
+	n := int32(len(bb.Records))
+	lastDelta := n - 1
+	if n == 0 {
+		lastDelta = 0
+	}
+	be := binary.BigEndian
+	be.PutUint64(b[offBaseOffset:], uint64(bb.BaseOffset))
+	be.PutUint32(b[offBatchLength:], uint32(len(b)-LengthOverhead))
+	be.PutUint32(b[offLeaderEpoch:], uint32(bb.PartitionLeaderEpoch))
+	b[offMagic] = 2
+	be.PutUint16(b[offAttributes:], attrs)
+	be.PutUint32(b[offLastOffsetDelta:], uint32(lastDelta))
+	be.PutUint64(b[offBaseTimestamp:], uint64(bb.BaseTimestamp))
+	be.PutUint64(b[offMaxTimestamp:], uint64(bb.BaseTimestamp+maxDelta))
+	be.PutUint64(b[offProducerID:], uint64(bb.ProducerID))
+	be.PutUint16(b[offProducerEpoch:], uint16(bb.ProducerEpoch))
+	be.PutUint32(b[offBaseSequence:], uint32(bb.BaseSequence))
+	be.PutUint32(b[offRecordCount:], uint32(n))
+	be.PutUint32(b[offCRC:], CRC(b))
+	return dst, nil
+}
+
+func appendRecord(dst []byte, index int32, r Record) []byte {
+	var body []byte
+	body = append(body, byte(r.Attributes))
+	body = appendVarlong(body, r.TimestampDelta)
+	body = appendVarint(body, index)
+	body = appendBytes(body, r.Key)
+	body = appendBytes(body, r.Value)
+	body = appendVarint(body, int32(len(r.Headers)))
+	for _, h := range r.Headers {
+		body = appendBytes(body, []byte(h.Key))
+		body = appendBytes(body, h.Value)
+	}
+	dst = appendVarint(dst, int32(len(body)))
+	return append(dst, body...)
+}
+
+func appendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return appendVarint(dst, -1)
+	}
+	dst = appendVarint(dst, int32(len(b)))
+	return append(dst, b...)
+}

@@ -1,0 +1,231 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// xerialMagic opens the framing the Java client's snappy-java writes:
+// magic (8 bytes), version (4), compatible version (4), then blocks of
+// a 4-byte big-endian length and a raw snappy block.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const (
+	xerialHeaderLen = 16
+	// xerialBlockSize is the uncompressed size of each block we write,
+	// snappy-java's default.
+	xerialBlockSize = 32 << 10
+)
+
+var (
+	gzipReaders sync.Pool // *gzip.Reader
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	lz4Writers  = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
+	zstdReaders sync.Pool // *zstd.Decoder
+
+	zstdEncOnce sync.Once
+	zstdEnc     *zstd.Encoder
+	zstdEncErr  error
+)
+
+// Decompress appends the decompressed form of src to dst and returns the
+// extended slice. It stops with ErrTooLarge as soon as the output would
+// exceed max bytes, so a decompression bomb costs at most max bytes.
+func Decompress(codec Codec, src, dst []byte, max int) ([]byte, error) {
+	switch codec {
+	case CodecNone:
+		if len(src) > max {
+			return dst, ErrTooLarge
+		}
+		return append(dst, src...), nil
+	case CodecGzip:
+		var zr *gzip.Reader
+		if v := gzipReaders.Get(); v != nil {
+			zr = v.(*gzip.Reader)
+			if err := zr.Reset(bytes.NewReader(src)); err != nil {
+				return dst, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+			}
+		} else {
+			var err error
+			if zr, err = gzip.NewReader(bytes.NewReader(src)); err != nil {
+				return dst, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+			}
+		}
+		out, err := readCapped(zr, dst, max)
+		gzipReaders.Put(zr)
+		return out, err
+	case CodecSnappy:
+		return decodeSnappy(src, dst, max)
+	case CodecLZ4:
+		zr := lz4Readers.Get().(*lz4.Reader)
+		zr.Reset(bytes.NewReader(src))
+		out, err := readCapped(zr, dst, max)
+		zr.Reset(nil)
+		lz4Readers.Put(zr)
+		return out, err
+	case CodecZstd:
+		var zr *zstd.Decoder
+		if v := zstdReaders.Get(); v != nil {
+			zr = v.(*zstd.Decoder)
+			if err := zr.Reset(bytes.NewReader(src)); err != nil {
+				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+			}
+		} else {
+			var err error
+			// One synchronous decoder: no goroutines to leak from the pool.
+			zr, err = zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+			if err != nil {
+				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+			}
+		}
+		out, err := readCapped(zr, dst, max)
+		_ = zr.Reset(nil)
+		zstdReaders.Put(zr)
+		return out, err
+	}
+	return dst, ErrUnknownCodec
+}
+
+// readCapped reads r to EOF, appending to dst, failing with ErrTooLarge past
+// max appended bytes.
+func readCapped(r io.Reader, dst []byte, max int) ([]byte, error) {
+	start := len(dst)
+	for {
+		if len(dst) == cap(dst) {
+			grow := cap(dst) - start
+			if grow < 4096 {
+				grow = 4096
+			}
+			// Never allocate much beyond what the cap allows.
+			if limit := start + max + 1 - cap(dst); grow > limit {
+				grow = limit
+			}
+			if grow <= 0 {
+				return dst, ErrTooLarge
+			}
+			dst = append(dst[:cap(dst)], make([]byte, grow)...)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst)-start > max {
+			return dst[:start], ErrTooLarge
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
+		}
+	}
+}
+
+func decodeSnappy(src, dst []byte, max int) ([]byte, error) {
+	if !bytes.HasPrefix(src, xerialMagic) {
+		return snappyBlock(src, dst, max, len(dst))
+	}
+	if len(src) < xerialHeaderLen {
+		return dst, fmt.Errorf("%w: short xerial snappy header", ErrCorrupt)
+	}
+	start := len(dst)
+	src = src[xerialHeaderLen:]
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return dst[:start], fmt.Errorf("%w: xerial snappy block length", ErrCorrupt)
+		}
+		n := binary.BigEndian.Uint32(src)
+		src = src[4:]
+		if uint64(n) > uint64(len(src)) {
+			return dst[:start], fmt.Errorf("%w: xerial snappy block of %d bytes with %d left", ErrCorrupt, n, len(src))
+		}
+		var err error
+		if dst, err = snappyBlock(src[:n], dst, max, start); err != nil {
+			return dst[:start], err
+		}
+		src = src[n:]
+	}
+	return dst, nil
+}
+
+// snappyBlock appends one raw snappy block, keeping the total appended since
+// start within max.
+func snappyBlock(src, dst []byte, max, start int) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return dst, fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
+	}
+	if n > max-(len(dst)-start) {
+		return dst, ErrTooLarge
+	}
+	if cap(dst)-len(dst) < n {
+		dst = append(dst[:cap(dst)], make([]byte, n-(cap(dst)-len(dst)))...)[:len(dst)]
+	}
+	out, err := s2.Decode(dst[len(dst):len(dst)+n], src)
+	if err != nil {
+		return dst, fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
+	}
+	return dst[:len(dst)+len(out)], nil
+}
+
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+// Compress appends src compressed with codec to dst. Snappy output uses the
+// xerial framing, which both the Java client and franz-go read.
+func Compress(codec Codec, dst, src []byte) ([]byte, error) {
+	switch codec {
+	case CodecNone:
+		return append(dst, src...), nil
+	case CodecGzip:
+		w := &appendWriter{b: dst}
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(w)
+		_, err := zw.Write(src)
+		if err == nil {
+			err = zw.Close()
+		}
+		gzipWriters.Put(zw)
+		return w.b, err
+	case CodecSnappy:
+		dst = append(dst, xerialMagic...)
+		dst = binary.BigEndian.AppendUint32(dst, 1)
+		dst = binary.BigEndian.AppendUint32(dst, 1)
+		for len(src) > 0 {
+			chunk := src[:min(len(src), xerialBlockSize)]
+			src = src[len(chunk):]
+			enc := s2.EncodeSnappy(nil, chunk)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(len(enc)))
+			dst = append(dst, enc...)
+		}
+		return dst, nil
+	case CodecLZ4:
+		w := &appendWriter{b: dst}
+		zw := lz4Writers.Get().(*lz4.Writer)
+		zw.Reset(w)
+		_, err := zw.Write(src)
+		if err == nil {
+			err = zw.Close()
+		}
+		zw.Reset(nil)
+		lz4Writers.Put(zw)
+		return w.b, err
+	case CodecZstd:
+		zstdEncOnce.Do(func() {
+			zstdEnc, zstdEncErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		})
+		if zstdEncErr != nil {
+			return dst, zstdEncErr
+		}
+		return zstdEnc.EncodeAll(src, dst), nil
+	}
+	return dst, ErrUnknownCodec
+}

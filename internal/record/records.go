@@ -1,0 +1,293 @@
+package record
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Record is one decoded record. Key, Value and the header slices alias the
+// batch (or a pooled decompression buffer): they are valid only during the
+// callback that receives the record; copy anything retained.
+type Record struct {
+	Attributes     int8
+	TimestampDelta int64
+	OffsetDelta    int32
+	Key            []byte // nil for a null key
+	Value          []byte // nil for a null value (a tombstone)
+	Headers        []RecordHeader
+}
+
+// RecordHeader is one record header.
+type RecordHeader struct {
+	Key   string
+	Value []byte // nil for a null value
+}
+
+// uvarint decodes an unsigned LEB128 value of at most maxBytes bytes.
+func uvarint(b []byte, maxBytes int) (uint64, int) {
+	var x uint64
+	var s uint
+	for i := 0; i < len(b) && i < maxBytes; i++ {
+		c := b[i]
+		if c < 0x80 {
+			if i == maxBytes-1 && maxBytes == 10 && c > 1 {
+				return 0, -1
+			}
+			return x | uint64(c)<<s, i + 1
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	return 0, -1
+}
+
+// varint decodes a zigzag int32 (Kafka "varint").
+func varint(b []byte) (int32, int) {
+	u, n := uvarint(b, 5)
+	if n < 0 || u > 0xffffffff {
+		return 0, -1
+	}
+	return int32(uint32(u)>>1) ^ -int32(uint32(u)&1), n
+}
+
+// varlong decodes a zigzag int64 (Kafka "varlong").
+func varlong(b []byte) (int64, int) {
+	u, n := uvarint(b, 10)
+	if n < 0 {
+		return 0, -1
+	}
+	return int64(u>>1) ^ -int64(u&1), n
+}
+
+func appendUvarint(dst []byte, u uint64) []byte {
+	for u >= 0x80 {
+		dst = append(dst, byte(u)|0x80)
+		u >>= 7
+	}
+	return append(dst, byte(u))
+}
+
+func appendVarint(dst []byte, v int32) []byte {
+	return appendUvarint(dst, uint64(uint32(v<<1)^uint32(v>>31)))
+}
+
+func appendVarlong(dst []byte, v int64) []byte {
+	return appendUvarint(dst, uint64(v<<1)^uint64(v>>63))
+}
+
+// reader is a bounds-checked cursor that keeps the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
+	}
+}
+
+func (r *reader) varint(what string) int32 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := varint(r.b)
+	if n < 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varlong(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := varlong(r.b)
+	if n < 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) int8(what string) int8 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 1 {
+		r.fail(what)
+		return 0
+	}
+	v := int8(r.b[0])
+	r.b = r.b[1:]
+	return v
+}
+
+// bytes reads a varint length and that many bytes; -1 yields nil.
+func (r *reader) bytes(what string) []byte {
+	n := r.varint(what)
+	if r.err != nil {
+		return nil
+	}
+	if n == -1 {
+		return nil
+	}
+	if n < 0 || int(n) > len(r.b) {
+		r.fail(what)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// bufPool holds decompression buffers. Pointers avoid an allocation per Put.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledBuf bounds the buffers returned to the pool so one huge batch does
+// not pin memory forever.
+const maxPooledBuf = 4 << 20
+
+// recordsArea returns the uncompressed records of the batch, decompressing
+// into a pooled buffer when needed. release must be called when done.
+func recordsArea(b []byte, h Header, maxUncompressed int) (area []byte, release func(), err error) {
+	if len(b) < HeaderSize {
+		return nil, nil, fmt.Errorf("%w: short batch", ErrCorrupt)
+	}
+	raw := b[HeaderSize:]
+	codec := h.Compression()
+	if codec == CodecNone {
+		return raw, func() {}, nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	out, err := Decompress(codec, raw, (*bp)[:0], maxUncompressed)
+	if err != nil {
+		bufPool.Put(bp)
+		return nil, nil, err
+	}
+	return out, func() {
+		if cap(out) <= maxPooledBuf {
+			*bp = out[:0]
+		}
+		bufPool.Put(bp)
+	}, nil
+}
+
+// ValidateRecords walks every record of the batch b (whose header h came
+// from Validate), checking the framing of each field against the bytes that
+// remain, that offset deltas count up from zero, and that the number of
+// records equals h.NumRecords. Compressed batches are decompressed into a
+// pooled buffer, capped at maxUncompressed bytes (ErrTooLarge). It does not
+// allocate per record for uncompressed batches.
+func ValidateRecords(b []byte, h Header, maxUncompressed int) error {
+	area, release, err := recordsArea(b, h, maxUncompressed)
+	if err != nil {
+		return err
+	}
+	defer release()
+	r := reader{b: area}
+	var count int32
+	for len(r.b) > 0 {
+		if count >= h.NumRecords {
+			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
+		}
+		if err := walkRecord(&r, count, nil); err != nil {
+			return err
+		}
+		count++
+	}
+	if count != h.NumRecords {
+		return fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, h.NumRecords)
+	}
+	return nil
+}
+
+// walkRecord reads one record from r. When rec is non-nil it is filled in
+// (its Headers slice reused).
+func walkRecord(r *reader, index int32, rec *Record) error {
+	length := r.varint("record length")
+	if r.err != nil {
+		return r.err
+	}
+	if length < 0 || int(length) > len(r.b) {
+		return fmt.Errorf("%w: record length %d with %d bytes left", ErrCorrupt, length, len(r.b))
+	}
+	body := reader{b: r.b[:length]}
+	r.b = r.b[length:]
+
+	attrs := body.int8("record attributes")
+	tsDelta := body.varlong("timestamp delta")
+	offDelta := body.varint("offset delta")
+	if body.err == nil && offDelta != index {
+		return fmt.Errorf("%w: offset delta %d at record %d", ErrCorrupt, offDelta, index)
+	}
+	key := body.bytes("key")
+	value := body.bytes("value")
+	nh := body.varint("header count")
+	if body.err != nil {
+		return body.err
+	}
+	// Every header takes at least two bytes: bound the count before use.
+	if nh < 0 || int(nh) > len(body.b)/2 {
+		return fmt.Errorf("%w: header count %d", ErrCorrupt, nh)
+	}
+	if rec != nil {
+		rec.Attributes = attrs
+		rec.TimestampDelta = tsDelta
+		rec.OffsetDelta = offDelta
+		rec.Key = key
+		rec.Value = value
+		rec.Headers = rec.Headers[:0]
+	}
+	for i := int32(0); i < nh; i++ {
+		hk := body.bytes("header key")
+		hv := body.bytes("header value")
+		if body.err != nil {
+			return body.err
+		}
+		if hk == nil {
+			return fmt.Errorf("%w: null header key", ErrCorrupt)
+		}
+		if rec != nil {
+			rec.Headers = append(rec.Headers, RecordHeader{Key: string(hk), Value: hv})
+		}
+	}
+	if len(body.b) != 0 {
+		return fmt.Errorf("%w: %d bytes left over in record %d", ErrCorrupt, len(body.b), index)
+	}
+	return nil
+}
+
+// Records decodes the records of batch b (header h) and calls fn for each,
+// in order. The Record and everything it points to are valid only during the
+// call. Decompression is capped at maxUncompressed bytes. An error from fn
+// stops the walk and is returned.
+func Records(b []byte, h Header, maxUncompressed int, fn func(r Record) error) error {
+	area, release, err := recordsArea(b, h, maxUncompressed)
+	if err != nil {
+		return err
+	}
+	defer release()
+	r := reader{b: area}
+	var rec Record
+	var count int32
+	for len(r.b) > 0 {
+		if count >= h.NumRecords {
+			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
+		}
+		if err := walkRecord(&r, count, &rec); err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+		count++
+	}
+	if count != h.NumRecords {
+		return fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, h.NumRecords)
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/config"
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	DataDir string
+	NodeID  int32
+	Logger  *slog.Logger
+	// RetentionCheckInterval is log.retention.check.interval.ms.
+	RetentionCheckInterval time.Duration
+}
+
+// Manager owns the partitions hosted on this node.
+type Manager struct {
+	cfg    ManagerConfig
+	logger *slog.Logger
+
+	mu struct {
+		sync.RWMutex
+		parts map[TopicPartition]*Partition
+	}
+}
+
+// NewManager creates a manager; Start runs its background work (retention, flush.ms).
+func NewManager(cfg ManagerConfig) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetentionCheckInterval <= 0 {
+		cfg.RetentionCheckInterval = 5 * time.Minute
+	}
+	m := &Manager{cfg: cfg, logger: cfg.Logger.With("component", "replica")}
+	m.mu.parts = make(map[TopicPartition]*Partition)
+	return m
+}
+
+// Get returns a hosted partition, or nil.
+func (m *Manager) Get(topic string, partition int32) *Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mu.parts[TopicPartition{topic, partition}]
+}
+
+// All returns every hosted partition.
+func (m *Manager) All() []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Partition, 0, len(m.mu.parts))
+	for _, p := range m.mu.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// PartitionState is what the metadata log says about one partition, as the
+// manager needs it.
+type PartitionState struct {
+	TopicID     [16]byte
+	Leader      int32
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+	Config      config.Topic
+}
+
+// Reconcile makes the hosted partitions match the metadata: it opens
+// partitions this node now leads, updates epochs and configs, and closes and
+// deletes partitions whose topic is gone. It is called in metadata apply order.
+func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
+	var firstErr error
+	for tp, st := range want {
+		if !contains(st.Replicas, m.cfg.NodeID) {
+			continue
+		}
+		p := m.Get(tp.Topic, tp.Partition)
+		if p != nil && p.TopicID != st.TopicID {
+			m.drop(tp, p)
+			p = nil
+		}
+		if p == nil {
+			np, err := openPartition(m.cfg.DataDir, tp.Topic, tp.Partition, st.TopicID, st.Config, m.logger)
+			if err != nil {
+				m.logger.Error("open partition failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			m.mu.Lock()
+			m.mu.parts[tp] = np
+			m.mu.Unlock()
+			p = np
+		} else if p.Config() != st.Config {
+			p.SetConfig(st.Config)
+		}
+		// Followers arrive with multi-node replication; a replica that is not
+		// the leader today simply keeps its log.
+		if st.Leader == m.cfg.NodeID {
+			p.becomeLeader(st.LeaderEpoch, len(st.ISR))
+		}
+	}
+	for tp, p := range m.snapshot() {
+		if _, ok := want[tp]; !ok {
+			m.drop(tp, p)
+		}
+	}
+	return firstErr
+}
+
+func (m *Manager) snapshot() map[TopicPartition]*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make(map[TopicPartition]*Partition, len(m.mu.parts))
+	for k, v := range m.mu.parts {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *Manager) drop(tp TopicPartition, p *Partition) {
+	m.mu.Lock()
+	delete(m.mu.parts, tp)
+	m.mu.Unlock()
+	if err := p.delete(); err != nil {
+		m.logger.Warn("delete partition failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+	}
+}
+
+// RemoveStrayDirs deletes partition directories under the data dir that the
+// metadata does not know (a topic deleted while this node was down).
+func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool) {
+	ents, err := os.ReadDir(m.cfg.DataDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), "__cluster_metadata") {
+			continue
+		}
+		i := strings.LastIndexByte(e.Name(), '-')
+		if i <= 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(e.Name()[i+1:], 10, 32)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(m.cfg.DataDir, e.Name(), partitionMetadataFile)); err != nil {
+			continue
+		}
+		if !known(e.Name()[:i], int32(n)) {
+			m.logger.Info("removing partition of deleted topic", "dir", e.Name())
+			os.RemoveAll(filepath.Join(m.cfg.DataDir, e.Name()))
+		}
+	}
+}
+
+// Run enforces retention and flush.ms until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	retention := time.NewTicker(m.cfg.RetentionCheckInterval)
+	defer retention.Stop()
+	flush := time.NewTicker(100 * time.Millisecond)
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retention.C:
+			for _, p := range m.All() {
+				p.enforceRetention()
+			}
+		case now := <-flush.C:
+			for _, p := range m.All() {
+				p.flushIfDue(now)
+			}
+		}
+	}
+}
+
+// EnforceRetention runs one retention pass now.
+func (m *Manager) EnforceRetention() {
+	for _, p := range m.All() {
+		p.enforceRetention()
+	}
+}
+
+// Close closes every partition cleanly (producer snapshots, clean-shutdown markers).
+func (m *Manager) Close() error {
+	var firstErr error
+	for tp, p := range m.snapshot() {
+		if err := p.close(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("replica: close %s-%d: %w", tp.Topic, tp.Partition, err)
+		}
+	}
+	return firstErr
+}
+
+func contains(xs []int32, x int32) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,449 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/record"
+)
+
+// Errors returned by Partition, mapped to Kafka codes by the broker.
+var (
+	ErrNotLeader          = errors.New("replica: not the leader for this partition")
+	ErrNotEnoughReplicas  = errors.New("replica: fewer in-sync replicas than min.insync.replicas")
+	ErrMessageTooLarge    = errors.New("replica: record batch larger than max.message.bytes")
+	ErrInvalidTimestamp   = errors.New("replica: timestamp outside message.timestamp.difference.max.ms")
+	ErrClosed             = errors.New("replica: partition closed")
+	ErrOffsetOutOfRange   = errors.New("replica: offset out of range")
+	ErrFencedLeaderEpoch  = errors.New("replica: leader epoch is older than the current one")
+	ErrUnknownLeaderEpoch = errors.New("replica: leader epoch is newer than the current one")
+)
+
+// AppendResult is what a produce learns about its batch.
+type AppendResult struct {
+	BaseOffset     int64
+	LastOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+	// Duplicate is set when the batch was a retry of one already written: the
+	// offsets are the original ones and nothing was appended.
+	Duplicate bool
+}
+
+// Partition is one partition hosted on this node.
+type Partition struct {
+	Topic   string
+	Index   int32
+	TopicID [16]byte
+	dir     string
+	logger  *slog.Logger
+
+	log *commitlog.Log
+	cfg atomic.Pointer[config.Topic]
+
+	leaderEpoch   atomic.Int32
+	highWatermark atomic.Int64
+	isrSize       atomic.Int32
+
+	// mu is the append lock: it serialises appends and guards the producer
+	// state and the flush counters. Reads never take it.
+	mu struct {
+		sync.Mutex
+		producers       producerStates
+		unflushed       int64
+		lastFlush       time.Time
+		snapshotSegment int
+		closed          bool
+	}
+
+	waitMu  sync.Mutex
+	waiters map[chan struct{}]struct{}
+}
+
+// partitionMetadataFile holds the topic id, so that a directory left from a
+// deleted topic of the same name is never mistaken for the new topic's.
+const partitionMetadataFile = "partition.metadata"
+
+func openPartition(dataDir, topic string, index int32, topicID [16]byte, cfg config.Topic, logger *slog.Logger) (*Partition, error) {
+	dir := filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, index))
+	if err := checkTopicID(dir, topicID); err != nil {
+		return nil, err
+	}
+	p := &Partition{Topic: topic, Index: index, TopicID: topicID, dir: dir, logger: logger,
+		waiters: make(map[chan struct{}]struct{})}
+	p.cfg.Store(&cfg)
+	l, err := commitlog.Open(logConfig(dir, cfg, logger))
+	if err != nil {
+		return nil, fmt.Errorf("replica: open %s-%d: %w", topic, index, err)
+	}
+	p.log = l
+	p.isrSize.Store(1)
+	p.mu.producers = make(producerStates)
+	p.mu.lastFlush = time.Now()
+	if err := p.loadProducerState(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	p.mu.snapshotSegment = l.NumSegments()
+	p.highWatermark.Store(l.LogEndOffset())
+	return p, nil
+}
+
+func logConfig(dir string, c config.Topic, logger *slog.Logger) commitlog.Config {
+	retentionMs := time.Duration(-1)
+	if c.Delete && c.RetentionMs >= 0 {
+		retentionMs = time.Duration(c.RetentionMs) * time.Millisecond
+	}
+	retentionBytes := int64(-1)
+	if c.Delete {
+		retentionBytes = c.RetentionBytes
+	}
+	return commitlog.Config{
+		Dir:                dir,
+		SegmentBytes:       c.SegmentBytes,
+		SegmentMs:          time.Duration(c.SegmentMs) * time.Millisecond,
+		RetentionBytes:     retentionBytes,
+		RetentionMs:        retentionMs,
+		IndexIntervalBytes: int(c.IndexInterval),
+		MaxBatchBytes:      int(max(c.MaxMessageBytes, 1<<20)) + 1<<20,
+		Logger:             logger,
+	}
+}
+
+func checkTopicID(dir string, id [16]byte) error {
+	path := filepath.Join(dir, partitionMetadataFile)
+	want := fmt.Sprintf("version: 0\ntopic_id: %x\n", id)
+	got, err := os.ReadFile(path)
+	if err == nil {
+		if string(got) == want {
+			return nil
+		}
+		// A directory of an older topic with the same name: it is not ours.
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("replica: remove stale %s: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return writeFileAtomic(path, []byte(want))
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return nil
+}
+
+// Config returns the partition's effective topic configuration.
+func (p *Partition) Config() config.Topic { return *p.cfg.Load() }
+
+// SetConfig applies a changed topic configuration.
+func (p *Partition) SetConfig(c config.Topic) {
+	p.cfg.Store(&c)
+	p.log.SetConfig(logConfig(p.dir, c, p.logger))
+}
+
+// LeaderEpoch is the partition's current leader epoch.
+func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
+
+// HighWatermark is the offset below which records are committed and visible to consumers.
+func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
+
+// LogStartOffset is the first offset still in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset is the offset the next appended record will get.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// Size is the bytes the partition's segments hold on disk.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+// Dir is the partition's directory.
+func (p *Partition) Dir() string { return p.dir }
+
+// becomeLeader installs a new leader epoch from the metadata log.
+func (p *Partition) becomeLeader(epoch int32, isr int) {
+	p.leaderEpoch.Store(epoch)
+	p.isrSize.Store(int32(isr))
+}
+
+// CheckLeaderEpoch compares a client's view of the leader epoch (-1: no view)
+// with ours, per KIP-320.
+func (p *Partition) CheckLeaderEpoch(epoch int32) error {
+	cur := p.leaderEpoch.Load()
+	switch {
+	case epoch < 0 || epoch == cur:
+		return nil
+	case epoch < cur:
+		return ErrFencedLeaderEpoch
+	default:
+		return ErrUnknownLeaderEpoch
+	}
+}
+
+// Append validates one record batch as leader and appends it. The batch
+// must already have passed record.Validate; its bytes are patched in place
+// and written, so the caller must not reuse them concurrently. acks is the
+// produce's required acks: -1 (all) is refused when the ISR is smaller than
+// min.insync.replicas. The caller waits for durability with WaitDurable.
+func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendResult, error) {
+	cfg := p.cfg.Load()
+	if int64(len(batch)) > cfg.MaxMessageBytes {
+		return AppendResult{}, ErrMessageTooLarge
+	}
+	if acks == -1 && int64(p.isrSize.Load()) < cfg.MinInsyncReplicas {
+		return AppendResult{}, ErrNotEnoughReplicas
+	}
+	var appendTime int64
+	now := time.Now().UnixMilli()
+	if cfg.LogAppendTime {
+		appendTime = now
+	} else if cfg.MaxTimestampDelta >= 0 && cfg.MaxTimestampDelta < 1<<62 {
+		if d := h.MaxTimestamp - now; d > cfg.MaxTimestampDelta || -d > cfg.MaxTimestampDelta {
+			return AppendResult{}, ErrInvalidTimestamp
+		}
+	}
+	idempotent := h.ProducerID >= 0
+	lastSeq := h.BaseSequence + h.LastOffsetDelta
+	if lastSeq < h.BaseSequence { // sequence numbers wrap at MaxInt32
+		lastSeq = h.LastOffsetDelta - (2147483647 - h.BaseSequence) - 1
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return AppendResult{}, ErrClosed
+	}
+	if idempotent {
+		dup, err := p.mu.producers.check(h.ProducerID, h.ProducerEpoch, h.BaseSequence, lastSeq)
+		if errors.Is(err, ErrDuplicateSequence) {
+			return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogAppendTime: -1,
+				LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
+		}
+		if err != nil {
+			return AppendResult{}, err
+		}
+	}
+	info, err := p.log.Append(batch, p.leaderEpoch.Load(), appendTime)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if idempotent {
+		p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
+			FirstSeq: h.BaseSequence, LastSeq: lastSeq,
+			FirstOffset: info.BaseOffset, LastOffset: info.LastOffset, Timestamp: h.MaxTimestamp,
+		})
+	}
+	p.mu.unflushed += int64(h.NumRecords)
+	flushNow := p.mu.unflushed >= cfg.FlushMessages
+	if n := p.log.NumSegments(); n != p.mu.snapshotSegment {
+		// Kafka snapshots producer state at every roll, so recovery replays at
+		// most one segment.
+		p.mu.snapshotSegment = n
+		p.writeSnapshotLocked()
+	}
+	// A single replica is its whole ISR: the high watermark is the log end.
+	// With followers it becomes the smallest ISR log end offset.
+	p.highWatermark.Store(info.LastOffset + 1)
+	p.notify()
+	if flushNow {
+		p.mu.unflushed = 0
+		p.mu.lastFlush = time.Now()
+		if err := p.log.Sync(); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	lat := int64(-1)
+	if appendTime != 0 {
+		lat = info.LogAppendTime
+	}
+	return AppendResult{BaseOffset: info.BaseOffset, LastOffset: info.LastOffset, LogAppendTime: lat,
+		LogStartOffset: p.log.LogStartOffset()}, nil
+}
+
+// WaitDurable returns once every record below offset is fsynced. Concurrent
+// callers share fsyncs (group commit in the log).
+func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
+	for p.log.DurableOffset() < offset {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.log.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushIfDue applies flush.ms: an fsync when the last one is older than it.
+func (p *Partition) flushIfDue(now time.Time) {
+	cfg := p.cfg.Load()
+	if cfg.FlushMs <= 0 || cfg.FlushMs >= 1<<62 {
+		return
+	}
+	p.mu.Lock()
+	due := p.mu.unflushed > 0 && now.Sub(p.mu.lastFlush) >= time.Duration(cfg.FlushMs)*time.Millisecond
+	if due {
+		p.mu.unflushed = 0
+		p.mu.lastFlush = now
+	}
+	p.mu.Unlock()
+	if due {
+		if err := p.log.Sync(); err != nil {
+			p.logger.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
+}
+
+// Read returns whole record batches from offset up to the high watermark,
+// at most maxBytes except that the first batch is always whole (KIP-74).
+func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
+	hw := p.highWatermark.Load()
+	if offset > hw && offset <= p.log.LogEndOffset() {
+		return nil, nil
+	}
+	res, err := p.log.ReadUpTo(offset, maxBytes, hw)
+	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
+		return nil, ErrOffsetOutOfRange
+	}
+	return res.Data, err
+}
+
+// OffsetForTimestamp finds the first offset whose timestamp is >= ts.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool) {
+	return p.log.OffsetForTimestamp(ts)
+}
+
+// MaxTimestamp returns the largest timestamp in the log and its offset.
+func (p *Partition) MaxTimestamp() (ts, offset int64) { return p.log.MaxTimestamp() }
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101, KIP-279).
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	return p.log.EndOffsetForEpoch(epoch)
+}
+
+// DeleteRecordsBefore moves the log start offset to offset (DeleteRecords).
+// offset -1 means the high watermark.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	hw := p.highWatermark.Load()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return 0, ErrOffsetOutOfRange
+	}
+	if offset <= p.log.LogStartOffset() {
+		return p.log.LogStartOffset(), nil
+	}
+	if err := p.log.SetLogStartOffset(offset); err != nil {
+		return 0, err
+	}
+	return p.log.LogStartOffset(), nil
+}
+
+// ProducerState describes one active producer, for DescribeProducers.
+type ProducerState struct {
+	ProducerID            int64
+	ProducerEpoch         int16
+	LastSequence          int32
+	LastTimestamp         int64
+	CurrentTxnStartOffset int64
+}
+
+// Producers lists the partition's active idempotent producers.
+func (p *Partition) Producers() []ProducerState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProducerState, 0, len(p.mu.producers))
+	for pid, e := range p.mu.producers {
+		out = append(out, ProducerState{ProducerID: pid, ProducerEpoch: e.Epoch, LastSequence: e.lastSeq(),
+			LastTimestamp: e.LastTimestamp, CurrentTxnStartOffset: e.CurrentTxnFirstOffset})
+	}
+	return out
+}
+
+// AddWaiter registers ch to receive a non-blocking signal whenever the high
+// watermark moves. Long-poll fetches use it instead of polling.
+func (p *Partition) AddWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	p.waiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+// RemoveWaiter undoes AddWaiter.
+func (p *Partition) RemoveWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	delete(p.waiters, ch)
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) notify() {
+	p.waitMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) enforceRetention() {
+	n, err := p.log.EnforceRetention()
+	if err != nil {
+		p.logger.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return
+	}
+	if n > 0 {
+		p.logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index,
+			"segments", n, "log_start_offset", p.log.LogStartOffset())
+	}
+}
+
+// close writes a producer snapshot and closes the log cleanly.
+func (p *Partition) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return nil
+	}
+	p.mu.closed = true
+	p.writeSnapshotLocked()
+	return p.log.Close()
+}
+
+// delete removes the partition and its data (topic deletion).
+func (p *Partition) delete() error {
+	p.mu.Lock()
+	p.mu.closed = true
+	p.mu.Unlock()
+	p.notify()
+	return p.log.Delete()
+}

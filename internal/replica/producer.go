@@ -1,0 +1,197 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"sort"
+)
+
+// Errors of the idempotent-producer checks, mapped to Kafka codes by the broker.
+var (
+	ErrOutOfOrderSequence   = errors.New("replica: out of order sequence number")
+	ErrInvalidProducerEpoch = errors.New("replica: producer epoch is older than the current one")
+	ErrDuplicateSequence    = errors.New("replica: duplicate sequence number")
+)
+
+// batchesKept is how many recent batches per producer are remembered for
+// duplicate detection; Kafka clients keep at most five requests in flight
+// per connection with idempotence, so five is enough (KIP-98).
+const batchesKept = 5
+
+// noEpoch marks a producer whose state was lost (retention, DeleteRecords):
+// any sequence is accepted from it, as Kafka does.
+const noEpoch = -1
+
+type batchMeta struct {
+	FirstSeq, LastSeq       int32
+	FirstOffset, LastOffset int64
+	Timestamp               int64
+}
+
+type producerEntry struct {
+	Epoch   int16
+	Batches []batchMeta // oldest first, at most batchesKept
+	// LastTimestamp feeds DescribeProducers.
+	LastTimestamp int64
+	// CoordinatorEpoch and CurrentTxnFirstOffset are reserved for transactions.
+	CurrentTxnFirstOffset int64
+}
+
+func (e *producerEntry) lastSeq() int32 {
+	if len(e.Batches) == 0 {
+		return -1
+	}
+	return e.Batches[len(e.Batches)-1].LastSeq
+}
+
+// duplicateOf returns the cached batch with exactly this sequence range.
+func (e *producerEntry) duplicateOf(firstSeq, lastSeq int32) (batchMeta, bool) {
+	for _, b := range e.Batches {
+		if b.FirstSeq == firstSeq && b.LastSeq == lastSeq {
+			return b, true
+		}
+	}
+	return batchMeta{}, false
+}
+
+func inSequence(last, next int32) bool {
+	return next == last+1 || (next == 0 && last == math.MaxInt32)
+}
+
+// producerStates is the idempotence state of one partition, guarded by the
+// partition's append lock.
+type producerStates map[int64]*producerEntry
+
+// check validates an idempotent batch before it is appended. It returns the
+// cached batch when the batch is a retry of one already written.
+func (ps producerStates) check(pid int64, epoch int16, firstSeq, lastSeq int32) (batchMeta, error) {
+	e := ps[pid]
+	if e == nil {
+		// A producer we do not know (first write, or its state expired): Kafka
+		// accepts any sequence so that state lost to retention does not fence it.
+		return batchMeta{}, nil
+	}
+	if epoch < e.Epoch {
+		return batchMeta{}, ErrInvalidProducerEpoch
+	}
+	if epoch > e.Epoch {
+		if firstSeq != 0 && e.Epoch != noEpoch {
+			return batchMeta{}, ErrOutOfOrderSequence
+		}
+		return batchMeta{}, nil
+	}
+	if b, ok := e.duplicateOf(firstSeq, lastSeq); ok {
+		return b, ErrDuplicateSequence
+	}
+	if len(e.Batches) == 0 || inSequence(e.lastSeq(), firstSeq) {
+		return batchMeta{}, nil
+	}
+	return batchMeta{}, ErrOutOfOrderSequence
+}
+
+// record notes an appended idempotent batch.
+func (ps producerStates) record(pid int64, epoch int16, m batchMeta) {
+	e := ps[pid]
+	if e == nil {
+		e = &producerEntry{Epoch: epoch, CurrentTxnFirstOffset: -1}
+		ps[pid] = e
+	}
+	if epoch != e.Epoch {
+		e.Epoch = epoch
+		e.Batches = e.Batches[:0]
+	}
+	if len(e.Batches) == batchesKept {
+		copy(e.Batches, e.Batches[1:])
+		e.Batches = e.Batches[:batchesKept-1]
+	}
+	e.Batches = append(e.Batches, m)
+	e.LastTimestamp = m.Timestamp
+}
+
+// Snapshot file format (all big endian), written atomically (tmp + rename):
+//
+//	magic "GPS1" | offset int64 | count int32 | entries... | crc32c uint32 (over all before)
+//	entry: pid int64 | epoch int16 | lastTimestamp int64 | n int8 | n x (firstSeq int32 lastSeq int32 firstOffset int64 lastOffset int64 timestamp int64)
+const snapshotMagic = "GPS1"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func (ps producerStates) encode(offset int64) []byte {
+	pids := make([]int64, 0, len(ps))
+	for pid := range ps {
+		pids = append(pids, pid)
+	}
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	b := []byte(snapshotMagic)
+	b = binary.BigEndian.AppendUint64(b, uint64(offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(pids)))
+	for _, pid := range pids {
+		e := ps[pid]
+		b = binary.BigEndian.AppendUint64(b, uint64(pid))
+		b = binary.BigEndian.AppendUint16(b, uint16(e.Epoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
+		b = append(b, byte(len(e.Batches)))
+		for _, m := range e.Batches {
+			b = binary.BigEndian.AppendUint32(b, uint32(m.FirstSeq))
+			b = binary.BigEndian.AppendUint32(b, uint32(m.LastSeq))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.FirstOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.LastOffset))
+			b = binary.BigEndian.AppendUint64(b, uint64(m.Timestamp))
+		}
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+var errBadSnapshot = errors.New("replica: corrupt producer snapshot")
+
+func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
+	if len(b) < len(snapshotMagic)+16 || string(b[:4]) != snapshotMagic {
+		return nil, 0, errBadSnapshot
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, 0, errBadSnapshot
+	}
+	r := body[4:]
+	offset := int64(binary.BigEndian.Uint64(r))
+	n := int(binary.BigEndian.Uint32(r[8:]))
+	r = r[12:]
+	const entryHead, metaLen = 8 + 2 + 8 + 1, 4 + 4 + 8 + 8 + 8
+	if n < 0 || n > len(r)/entryHead {
+		return nil, 0, errBadSnapshot
+	}
+	ps := make(producerStates, n)
+	for i := 0; i < n; i++ {
+		if len(r) < entryHead {
+			return nil, 0, errBadSnapshot
+		}
+		pid := int64(binary.BigEndian.Uint64(r))
+		e := &producerEntry{
+			Epoch:                 int16(binary.BigEndian.Uint16(r[8:])),
+			LastTimestamp:         int64(binary.BigEndian.Uint64(r[10:])),
+			CurrentTxnFirstOffset: -1,
+		}
+		k := int(r[18])
+		r = r[entryHead:]
+		if k > batchesKept || len(r) < k*metaLen {
+			return nil, 0, errBadSnapshot
+		}
+		for j := 0; j < k; j++ {
+			e.Batches = append(e.Batches, batchMeta{
+				FirstSeq:    int32(binary.BigEndian.Uint32(r)),
+				LastSeq:     int32(binary.BigEndian.Uint32(r[4:])),
+				FirstOffset: int64(binary.BigEndian.Uint64(r[8:])),
+				LastOffset:  int64(binary.BigEndian.Uint64(r[16:])),
+				Timestamp:   int64(binary.BigEndian.Uint64(r[24:])),
+			})
+			r = r[metaLen:]
+		}
+		ps[pid] = e
+	}
+	if len(r) != 0 {
+		return nil, 0, errBadSnapshot
+	}
+	return ps, offset, nil
+}

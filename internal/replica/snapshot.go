@@ -1,0 +1,101 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gregor-dev/gregor/internal/record"
+)
+
+// Producer-state snapshots are files named <offset>.snapshot in the partition
+// directory, like Kafka's: the state of every producer after all records below
+// offset. Recovery loads the newest snapshot at or below the log end and
+// replays the batches after it. Only the newest two are kept.
+const snapshotSuffix = ".snapshot"
+
+func (p *Partition) snapshots() []int64 {
+	ents, _ := os.ReadDir(p.dir)
+	var offs []int64
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, snapshotSuffix) {
+			continue
+		}
+		off, err := strconv.ParseInt(strings.TrimSuffix(name, snapshotSuffix), 10, 64)
+		if err == nil {
+			offs = append(offs, off)
+		}
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	return offs
+}
+
+func (p *Partition) snapshotPath(off int64) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%020d%s", off, snapshotSuffix))
+}
+
+func (p *Partition) writeSnapshotLocked() {
+	leo := p.log.LogEndOffset()
+	if err := writeFileAtomic(p.snapshotPath(leo), p.mu.producers.encode(leo)); err != nil {
+		p.logger.Warn("producer snapshot failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return
+	}
+	offs := p.snapshots()
+	for i := 0; i+2 < len(offs); i++ {
+		os.Remove(p.snapshotPath(offs[i]))
+	}
+}
+
+// loadProducerState rebuilds idempotence state: the newest usable snapshot,
+// then a replay of the log after it. A snapshot beyond the log end (the log
+// was truncated by recovery) is ignored.
+func (p *Partition) loadProducerState() error {
+	leo := p.log.LogEndOffset()
+	from := p.log.LogStartOffset()
+	offs := p.snapshots()
+	for i := len(offs) - 1; i >= 0; i-- {
+		if offs[i] > leo {
+			os.Remove(p.snapshotPath(offs[i]))
+			continue
+		}
+		b, err := os.ReadFile(p.snapshotPath(offs[i]))
+		if err != nil {
+			continue
+		}
+		ps, off, err := decodeProducerSnapshot(b)
+		if err != nil {
+			p.logger.Warn("ignoring corrupt producer snapshot", "topic", p.Topic, "partition", p.Index, "offset", offs[i])
+			continue
+		}
+		p.mu.producers = ps
+		from = max(off, from)
+		break
+	}
+	err := p.log.ScanBatches(from, func(b []byte) error {
+		h, err := record.ParseHeader(b)
+		if err != nil {
+			return err
+		}
+		if h.ProducerID < 0 || h.IsControl() {
+			return nil
+		}
+		last := h.BaseSequence + h.LastOffsetDelta
+		if last < h.BaseSequence {
+			last = h.LastOffsetDelta - (2147483647 - h.BaseSequence) - 1
+		}
+		p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
+			FirstSeq: h.BaseSequence, LastSeq: last,
+			FirstOffset: h.BaseOffset, LastOffset: h.BaseOffset + int64(h.LastOffsetDelta), Timestamp: h.MaxTimestamp,
+		})
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replica: replay producer state of %s-%d: %w", p.Topic, p.Index, err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// readBufferBytes sizes the bufio.Reader: big enough that small pipelined
+// requests are read with one syscall, small enough for thousands of connections.
+const readBufferBytes = 16 << 10
+
+// errCleanClose is the client closing the connection between frames.
+var errCleanClose = errors.New("server: connection closed by client")
+
+// conn is one client connection: a reader goroutine (serve) and a writer
+// goroutine (write), joined by queue.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	ip  string
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+
+	info atomic.Pointer[ConnInfo] // replaced by ApiVersions v3+
+
+	// slots holds one token per request read but not yet answered (bounded
+	// by Config.MaxInFlightPerConn); the reader takes one before reading a
+	// frame, the writer returns it after the Completion has returned.
+	slots chan struct{}
+	// queue carries decoded requests from reader to writer in order. Only
+	// the reader sends and closes it.
+	queue chan *pending
+
+	closeOnce sync.Once
+}
+
+// pending is a request between reader and writer.
+type pending struct {
+	req  *Request
+	done Completion
+	buf  *[]byte // the frame buffer req.Body may alias
+	// apiVersions marks a response the server built itself: its version is
+	// already set (v0 for UNSUPPORTED_VERSION) and its header is always v0.
+	apiVersions bool
+}
+
+func newConn(ctx context.Context, s *Server, nc net.Conn, ip string) *conn {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &conn{
+		s:      s,
+		nc:     nc,
+		ip:     ip,
+		ctx:    ctx,
+		cancel: cancel,
+		slots:  make(chan struct{}, s.cfg.MaxInFlightPerConn),
+		queue:  make(chan *pending, s.cfg.MaxInFlightPerConn),
+	}
+	info := &ConnInfo{ID: s.nextConnID.Add(1), RemoteAddr: nc.RemoteAddr()}
+	c.info.Store(info)
+	c.log = s.log.With("conn_id", info.ID, "remote", nc.RemoteAddr().String())
+	context.AfterFunc(ctx, func() { _ = nc.Close() })
+	return c
+}
+
+// close cancels the connection context, which closes the socket; the reader and
+// writer then stop. Safe to call many times, from any goroutine.
+func (c *conn) close() { c.closeOnce.Do(c.cancel) }
+
+// serve runs the reader in the calling goroutine and the writer in one it owns,
+// and returns when both have stopped.
+func (c *conn) serve() {
+	defer c.s.unregister(c)
+	labels := pprof.Labels("component", "server", "conn_id", strconv.FormatUint(c.info.Load().ID, 10))
+	pprof.Do(c.ctx, labels, func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(c.write)
+		err := c.read()
+		c.close()
+		close(c.queue)
+		wg.Wait()
+		if err != nil && c.log.Enabled(ctx, slog.LevelDebug) {
+			c.log.Debug("connection closed", "err", err)
+		}
+	})
+}
+
+// read is the reader loop. It returns why the connection ended.
+func (c *conn) read() error {
+	br := bufio.NewReaderSize(c.nc, readBufferBytes)
+	first := true
+	for {
+		select { // backpressure: wait for a free in-flight slot
+		case c.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			return nil
+		}
+		size, err := c.readSize(br, first)
+		if errors.Is(err, errCleanClose) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		first = false
+
+		bp := getBuf(int(size))
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			putBuf(bp)
+			return err
+		}
+		if _, err := io.ReadFull(br, *bp); err != nil {
+			putBuf(bp)
+			return fmt.Errorf("server: reading %d-byte frame: %w", size, err)
+		}
+		c.s.stats.bytesIn.Add(4 + uint64(size))
+
+		p, err := c.decode(*bp)
+		if err != nil {
+			putBuf(bp)
+			return err
+		}
+		p.buf = bp
+		c.queue <- p // never blocks: queue has room for every slot
+	}
+}
+
+// readSize reads and checks the 4-byte frame size. While the connection has
+// requests in flight it is not idle, so a read deadline expiring then is
+// extended (Peek consumes nothing, so retrying is safe).
+func (c *conn) readSize(br *bufio.Reader, first bool) (int32, error) {
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			return 0, err
+		}
+		hdr, err := br.Peek(4)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && len(c.slots) > 1 && c.ctx.Err() == nil {
+				continue // our own slot is taken; others are in flight
+			}
+			if len(hdr) == 0 && errors.Is(err, io.EOF) {
+				return 0, errCleanClose
+			}
+			return 0, fmt.Errorf("server: reading frame size: %w", err)
+		}
+		if first {
+			if what := sniffForeign(hdr); what != "" {
+				return 0, fmt.Errorf("server: %s on the Kafka port", what)
+			}
+		}
+		size := int32(binary.BigEndian.Uint32(hdr))
+		if size < minHeaderBytes || size > c.s.cfg.MaxRequestBytes {
+			return 0, fmt.Errorf("server: frame size %d outside [%d, %d]", size, minHeaderBytes, c.s.cfg.MaxRequestBytes)
+		}
+		_, _ = br.Discard(4)
+		return size, nil
+	}
+}
+
+// sniffForeign names the protocol when the first bytes of a connection are a
+// TLS ClientHello or an HTTP request rather than a Kafka frame (kgo does the
+// same check on responses).
+func sniffForeign(b []byte) string {
+	switch {
+	case b[0] == 0x16 && b[1] == 0x03:
+		return "tls handshake"
+	case string(b) == "GET " || string(b) == "POST" || string(b) == "PUT " || string(b) == "HEAD":
+		return "http request"
+	}
+	return ""
+}
+
+// decode parses a frame and, for ApiVersions, answers it; for everything else
+// it calls the Handler. Panics in decoding or in Handle become errors.
+func (c *conn) decode(buf []byte) (p *pending, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic handling request", "panic", r, "stack", string(debug.Stack()))
+			p, err = nil, fmt.Errorf("server: panic handling request: %v", r)
+		}
+	}()
+	req, err := parseRequest(buf, c.s.maxVersion)
+	if err != nil {
+		return nil, err
+	}
+	if req.Key != apiVersionsKey && req.Version < c.s.versions[req.Key].MinVersion {
+		return nil, fmt.Errorf("%w: key %d version %d", errUnsupportedVersion, req.Key, req.Version)
+	}
+	if req.Key == apiVersionsKey {
+		resp := c.apiVersions(req)
+		return &pending{req: req, apiVersions: true, done: func(context.Context) kmsg.Response { return resp }}, nil
+	}
+	req.Conn = c.info.Load()
+	return &pending{req: req, done: c.s.handler.Handle(c.ctx, req)}, nil
+}
+
+// write is the writer loop: it runs Completions in order and writes responses.
+// It drains the queue until the reader closes it, also after an error, so that
+// every Completion is called and every buffer returned.
+func (c *conn) write() {
+	out := getBuf(0)
+	defer putBuf(out)
+	for p := range c.queue {
+		resp := c.finishResponse(p)
+		if resp != nil && c.ctx.Err() == nil {
+			var err error
+			if *out, err = c.appendResponse((*out)[:0], p, resp); err == nil {
+				err = c.writeFrame(*out)
+			}
+			if err != nil {
+				if c.log.Enabled(c.ctx, slog.LevelDebug) {
+					c.log.Debug("writing response failed", "err", err)
+				}
+				c.close()
+			}
+			if cap(*out) > maxPooledBufBytes {
+				*out = nil // do not keep a huge buffer for the connection's life
+			}
+		}
+		putBuf(p.buf)
+		p.buf = nil
+		<-c.slots
+	}
+}
+
+// finishResponse calls p's Completion, recovering a panic (which closes the
+// connection).
+func (c *conn) finishResponse(p *pending) (resp kmsg.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in completion", "panic", r, "key", p.req.Key, "stack", string(debug.Stack()))
+			resp = nil
+			c.close()
+		}
+	}()
+	defer c.s.stats.served.Add(1)
+	if p.done == nil {
+		return nil
+	}
+	return p.done(c.ctx)
+}
+
+// appendResponse appends the size-prefixed response frame for p to dst.
+func (c *conn) appendResponse(dst []byte, p *pending, resp kmsg.Response) ([]byte, error) {
+	if resp.Key() != p.req.Key {
+		return dst, fmt.Errorf("server: handler answered key %d with a key %d response", p.req.Key, resp.Key())
+	}
+	if !p.apiVersions {
+		resp.SetVersion(p.req.Version)
+	}
+	dst = append(dst, 0, 0, 0, 0) // size, patched below
+	dst = binary.BigEndian.AppendUint32(dst, uint32(p.req.CorrelationID))
+	// ApiVersions responses always use response header v0.
+	if resp.IsFlexible() && p.req.Key != apiVersionsKey {
+		dst = append(dst, 0) // no tagged fields
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
+	return dst, nil
+}
+
+func (c *conn) writeFrame(b []byte) error {
+	// A client that stops reading must not pin the writer forever.
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	n, err := c.nc.Write(b)
+	c.s.stats.bytesOut.Add(uint64(n))
+	return err
+}

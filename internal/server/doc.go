@@ -1,0 +1,44 @@
+// Package server owns the Kafka listener: accepting TCP connections, connection
+// limits (total and per IP), request framing, request-header parsing, decoding of
+// request bodies with kmsg, the ApiVersions API, and writing responses in request
+// order. It dispatches every other request to a Handler and knows nothing about
+// topics, partitions or groups: the broker implements Handler.
+//
+// # Wire format
+//
+// Every request is a frame:
+//
+//	+-----------+---------+-------------+----------------+-----------+---------------+------+
+//	| size int32| key i16 | version i16 | correlation i32| client id | tagged fields | body |
+//	+-----------+---------+-------------+----------------+-----------+---------------+------+
+//	            |<--------------------------- size bytes --------------------------------->|
+//
+// The client id is a nullable int16-length string (absent for ControlledShutdown v0,
+// request header v0); tagged fields follow it only when the request version is
+// flexible (KIP-482, request header v2). A response is size, correlation id, one
+// empty tagged-field byte when the response is flexible, and the body. ApiVersions
+// responses always use response header v0 so that a client can read them before it
+// knows which versions the broker speaks.
+//
+// # Connections
+//
+// Each connection has a reader goroutine and a writer goroutine. The reader reads a
+// frame into a pooled buffer, decodes it, calls Handler.Handle serially and queues
+// the returned Completion; the writer calls the Completions in order, encodes and
+// writes the responses, and only then returns the request buffer to the pool. At
+// most Config.MaxInFlightPerConn requests are between "read" and "answered"; when
+// the limit is reached the reader stops reading (TCP backpressure). A malformed
+// frame, an unknown API key, or an unsupported version closes the connection, as
+// Apache Kafka does.
+//
+// # Ownership and goroutines
+//
+// The Server owns the accept loop (run by the caller of Serve) and one goroutine
+// per connection, which owns that connection's writer goroutine. Shutdown closes
+// the listener and every connection and waits for all of them. Locks: Server.mu
+// guards the connection registry only and is never held across I/O; there is no
+// other lock, so there is no lock order to respect.
+//
+// This package must not import the broker or any domain package; it maps no domain
+// errors and uses Kafka error codes only for ApiVersions.
+package server
