@@ -141,8 +141,11 @@ func TestControllerSingleNode(t *testing.T) {
 	}
 	leader := int32(2)
 	orders := c.Image().Topic("orders")
-	if err := c.ChangePartition(ctx, metadata.PartitionChangeRecord{TopicID: orders.ID, Partition: 0, Leader: &leader, ISR: orders.Partitions[0].Replicas}); err != nil && orders.Partitions[0].Leader != 2 {
+	if err := c.ChangePartition(ctx, metadata.PartitionChangeRecord{TopicID: orders.ID, Partition: 0, Leader: &leader, ISR: orders.Partitions[0].Replicas}); err != nil {
 		t.Fatalf("change partition: %v", err)
+	}
+	if p, _ := c.Image().Partition(orders.ID, 0); p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Fatalf("partition after change: %+v", p)
 	}
 	if err := c.DeleteTopic(ctx, "orders"); err != nil {
 		t.Fatalf("delete topic: %v", err)

@@ -76,13 +76,16 @@ func Decompress(codec Codec, src, dst []byte, max int) ([]byte, error) {
 		var zr *zstd.Decoder
 		if v := zstdReaders.Get(); v != nil {
 			zr = v.(*zstd.Decoder)
-			if err := zr.Reset(bytes.NewReader(src)); err != nil {
+			if err := zr.Reset(streamOnly{bytes.NewReader(src)}); err != nil {
 				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 			}
 		} else {
 			var err error
-			// One synchronous decoder: no goroutines to leak from the pool.
-			zr, err = zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+			// One synchronous decoder: no goroutines to leak from the
+			// pool. The window bound caps what a hostile frame header can
+			// make it allocate.
+			zr, err = zstd.NewReader(streamOnly{bytes.NewReader(src)}, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 			if err != nil {
 				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 			}
@@ -95,10 +98,21 @@ func Decompress(codec Codec, src, dst []byte, max int) ([]byte, error) {
 	return dst, ErrUnknownCodec
 }
 
+// zstdMaxWindow bounds the zstd window a frame may ask for. Kafka producers
+// use levels whose windows are at most a few MiB.
+const zstdMaxWindow = 64 << 20
+
+// streamOnly hides bytes.Reader's Len method: given a reader with a Len,
+// the zstd decoder decodes the whole input at once, ignoring our cap.
+type streamOnly struct{ r io.Reader }
+
+func (s streamOnly) Read(p []byte) (int, error) { return s.r.Read(p) }
+
 // readCapped reads r to EOF, appending to dst, failing with ErrTooLarge past
 // max appended bytes.
 func readCapped(r io.Reader, dst []byte, max int) ([]byte, error) {
 	start := len(dst)
+	stalls := 0
 	for {
 		if len(dst) == cap(dst) {
 			grow := cap(dst) - start
@@ -116,6 +130,13 @@ func readCapped(r io.Reader, dst []byte, max int) ([]byte, error) {
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
+		if n == 0 && err == nil {
+			if stalls++; stalls > 100 {
+				return dst[:start], fmt.Errorf("%w: decompressor makes no progress", ErrCorrupt)
+			}
+		} else {
+			stalls = 0
+		}
 		if len(dst)-start > max {
 			return dst[:start], ErrTooLarge
 		}

@@ -134,7 +134,7 @@ func TestRecordValidateRecordsCorrupt(t *testing.T) {
 		"count too high": func(b []byte) []byte { binary.BigEndian.PutUint32(b[offRecordCount:], 4); return b },
 		"count too low":  func(b []byte) []byte { binary.BigEndian.PutUint32(b[offRecordCount:], 2); return b },
 		"truncated":      func(b []byte) []byte { return b[:len(b)-3] },
-		"record length":  func(b []byte) []byte { b[HeaderSize] = 0x7e; return b }, // huge positive zigzag
+		"record length":  func(b []byte) []byte { b[HeaderSize] = 0x7e; return b },    // huge positive zigzag
 		"offset delta":   func(b []byte) []byte { b[HeaderSize+1+1+1] = 2; return b }, // first record offsetDelta=1
 		"trailing":       func(b []byte) []byte { return append(b, 0) },
 	}

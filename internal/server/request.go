@@ -165,6 +165,17 @@ func parseRequest(buf []byte, maxVersion func(key int16) (int16, bool)) (*Reques
 		req.Body = body // version set, fields zero: the body format is unknown
 		return req, nil
 	}
+	if av, ok := body.(*kmsg.ApiVersionsRequest); ok && flexible {
+		// Decoded here rather than by kmsg: it is the one flexible request
+		// every client sends before authenticating, and kmsg v1.15.0 loops
+		// up to 2^32 times on a huge tagged-field count in a truncated body
+		// (seconds of CPU per frame); our decoder bounds the count.
+		if err := readApiVersionsBody(av, rest); err != nil {
+			return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
+		}
+		req.Body = body
+		return req, nil
+	}
 	if err := body.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
 	}
@@ -206,4 +217,30 @@ func uvarint(b []byte) (uint64, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: bad uvarint", errMalformedHeader)
 	}
 	return v, b[n:], nil
+}
+
+// readApiVersionsBody decodes an ApiVersions v3 or v4 body: ClientSoftwareName
+// and ClientSoftwareVersion (compact strings) and tagged fields.
+func readApiVersionsBody(av *kmsg.ApiVersionsRequest, b []byte) error {
+	var err error
+	if av.ClientSoftwareName, b, err = compactString(b); err != nil {
+		return err
+	}
+	if av.ClientSoftwareVersion, b, err = compactString(b); err != nil {
+		return err
+	}
+	_, err = skipTags(b)
+	return err
+}
+
+// compactString reads a non-null KIP-482 compact string (uvarint length + 1).
+func compactString(b []byte) (string, []byte, error) {
+	n, b, err := uvarint(b)
+	if err != nil {
+		return "", nil, err
+	}
+	if n == 0 || n-1 > uint64(len(b)) {
+		return "", nil, fmt.Errorf("%w: compact string length %d with %d bytes left", errMalformedHeader, int64(n)-1, len(b))
+	}
+	return string(b[:n-1]), b[n-1:], nil
 }
