@@ -70,8 +70,8 @@ func handleListOffsets(b *Broker, ctx context.Context, sreq *server.Request) ser
 			case ts < 0:
 				rp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:
-				if off, found, ok := p.OffsetForTimestamp(ts); ok && off < p.HighWatermark() {
-					rp.Offset, rp.Timestamp = off, found
+				if off, bts, ok := p.OffsetForTimestamp(ts); ok && off < p.HighWatermark() {
+					rp.Offset, rp.Timestamp = off, bts
 				}
 			}
 			if req.Version == 0 && rp.Offset >= 0 {

@@ -123,7 +123,7 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Min: 1, Max: math.MaxInt32},
 	{Name: "max.connections", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
 	{Name: "max.connections.per.ip", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
-	{Name: "queued.max.requests", Type: TypeInt, Default: "500", Min: 1, Max: math.MaxInt32, Doc: "requests queued per connection before reading pauses"},
+	{Name: "queued.max.requests", Type: TypeInt, Default: "64", Min: 1, Max: 1 << 16, Doc: "requests read but not yet answered per connection before Gregor stops reading from it (Kafka applies its 500 per broker)"},
 	{Name: "connections.max.idle.ms", Type: TypeLong, Default: "600000", Min: 1, Max: math.MaxInt64},
 	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Enum: []string{"delete", "compact"}, Dynamic: true},
 	{Name: "compression.type", Type: TypeString, Default: "producer", Enum: []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, Dynamic: true},

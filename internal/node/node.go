@@ -126,6 +126,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
 		MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
 		MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
+		MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
 		IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
 		Logger:              logger,
 	}, n.broker)

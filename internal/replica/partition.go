@@ -74,6 +74,9 @@ type Partition struct {
 const partitionMetadataFile = "partition.metadata"
 
 func openPartition(dataDir, topic string, index int32, topicID [16]byte, cfg config.Topic, logger *slog.Logger) (*Partition, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	dir := filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, index))
 	if err := checkTopicID(dir, topicID); err != nil {
 		return nil, err
@@ -231,10 +234,7 @@ func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendRes
 		}
 	}
 	idempotent := h.ProducerID >= 0
-	lastSeq := h.BaseSequence + h.LastOffsetDelta
-	if lastSeq < h.BaseSequence { // sequence numbers wrap at MaxInt32
-		lastSeq = h.LastOffsetDelta - (2147483647 - h.BaseSequence) - 1
-	}
+	lastSeq := lastSequence(h.BaseSequence, h.LastOffsetDelta)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()

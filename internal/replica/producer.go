@@ -56,6 +56,15 @@ func (e *producerEntry) duplicateOf(firstSeq, lastSeq int32) (batchMeta, bool) {
 	return batchMeta{}, false
 }
 
+// lastSequence is the sequence number of a batch's last record. Sequences
+// wrap from MaxInt32 to 0, as Kafka's DefaultRecordBatch.incrementSequence.
+func lastSequence(base, lastOffsetDelta int32) int32 {
+	if base > math.MaxInt32-lastOffsetDelta {
+		return lastOffsetDelta - (math.MaxInt32 - base) - 1
+	}
+	return base + lastOffsetDelta
+}
+
 func inSequence(last, next int32) bool {
 	return next == last+1 || (next == 0 && last == math.MaxInt32)
 }

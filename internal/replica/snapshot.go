@@ -84,12 +84,8 @@ func (p *Partition) loadProducerState() error {
 		if h.ProducerID < 0 || h.IsControl() {
 			return nil
 		}
-		last := h.BaseSequence + h.LastOffsetDelta
-		if last < h.BaseSequence {
-			last = h.LastOffsetDelta - (2147483647 - h.BaseSequence) - 1
-		}
 		p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
-			FirstSeq: h.BaseSequence, LastSeq: last,
+			FirstSeq: h.BaseSequence, LastSeq: lastSequence(h.BaseSequence, h.LastOffsetDelta),
 			FirstOffset: h.BaseOffset, LastOffset: h.BaseOffset + int64(h.LastOffsetDelta), Timestamp: h.MaxTimestamp,
 		})
 		return nil
