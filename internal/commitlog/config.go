@@ -30,6 +30,10 @@ type Config struct {
 	MaxBatchBytes      int           // largest batch accepted during recovery
 	Logger             *slog.Logger
 	Now                func() time.Time // nil: time.Now
+	// UnsafeNoFsync skips every fsync (like etcd's --unsafe-no-fsync):
+	// for tests and benchmarks only; a crash may then lose acknowledged
+	// data and Sync is a no-op.
+	UnsafeNoFsync bool
 }
 
 func (c Config) withDefaults() Config {

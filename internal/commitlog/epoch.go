@@ -73,7 +73,7 @@ func readEpochs(dir string) ([]epochEntry, error) {
 	return out, nil
 }
 
-func writeEpochs(dir string, es []epochEntry) error {
+func writeEpochs(dir string, es []epochEntry, fsync fsyncFunc) error {
 	var b []byte
 	b = append(b, "0\n"...)
 	b = strconv.AppendInt(b, int64(len(es)), 10)
@@ -84,7 +84,7 @@ func writeEpochs(dir string, es []epochEntry) error {
 		b = strconv.AppendInt(b, e.StartOffset, 10)
 		b = append(b, '\n')
 	}
-	return writeFileAtomic(filepath.Join(dir, epochFile), b)
+	return writeFileAtomic(filepath.Join(dir, epochFile), b, fsync)
 }
 
 // endOffsetFor implements OffsetForLeaderEpoch (KIP-101, KIP-279) over the
@@ -126,7 +126,7 @@ func readLogStart(dir string) (int64, bool) {
 	return v, true
 }
 
-func writeLogStart(dir string, off int64) error {
+func writeLogStart(dir string, off int64, fsync fsyncFunc) error {
 	b := strconv.AppendInt(nil, off, 10)
-	return writeFileAtomic(filepath.Join(dir, logStartFile), append(b, '\n'))
+	return writeFileAtomic(filepath.Join(dir, logStartFile), append(b, '\n'), fsync)
 }

@@ -36,7 +36,14 @@ func makeBatch(t testing.TB, n, valueSize int, ts int64) []byte {
 	return b
 }
 
+// openLog opens a log without fsyncs (fast on slow disks); see openLogFsync.
 func openLog(t testing.TB, cfg Config) *Log {
+	t.Helper()
+	cfg.UnsafeNoFsync = true
+	return openLogFsync(t, cfg)
+}
+
+func openLogFsync(t testing.TB, cfg Config) *Log {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()

@@ -61,7 +61,8 @@ type Log struct {
 	dir    string
 	logger *slog.Logger
 
-	maxBatch int // Config.MaxBatchBytes at Open
+	maxBatch int       // Config.MaxBatchBytes at Open
+	fsync    fsyncFunc // fsync, or nothing with UnsafeNoFsync
 
 	mu     sync.Mutex // the append lock; see the package doc
 	cfg    Config
@@ -90,7 +91,10 @@ func Open(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: cfg.Dir, cfg: cfg, maxBatch: cfg.MaxBatchBytes, logger: cfg.Logger.With("component", "commitlog", "dir", cfg.Dir)}
+	l := &Log{dir: cfg.Dir, cfg: cfg, maxBatch: cfg.MaxBatchBytes, fsync: (*os.File).Sync, logger: cfg.Logger.With("component", "commitlog", "dir", cfg.Dir)}
+	if cfg.UnsafeNoFsync {
+		l.fsync = func(*os.File) error { return nil }
+	}
 	if err := l.load(); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -169,7 +173,7 @@ func (l *Log) load() error {
 		if err := os.Remove(marker); err != nil {
 			return err
 		}
-		return syncDir(l.dir)
+		return syncDir(l.dir, l.fsync)
 	}
 	return nil
 }
@@ -185,7 +189,7 @@ func (l *Log) recoverSegment(s *segment) error {
 		if err := s.f.Truncate(end); err != nil {
 			return err
 		}
-		if err := s.f.Sync(); err != nil {
+		if err := l.fsync(s.f); err != nil {
 			return err
 		}
 	}
@@ -272,7 +276,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 		l.epochs = append(l.epochs, epochEntry{Epoch: leaderEpoch, StartOffset: base})
 		es := l.epochs
 		l.epochMu.Unlock()
-		if err := writeEpochs(l.dir, es); err != nil {
+		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
 			return info, l.failLocked(err)
 		}
 	}
@@ -300,18 +304,18 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 // one at base.
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
-	if err := old.f.Sync(); err != nil {
+	if err := l.fsync(old.f); err != nil {
 		return nil, err
 	}
 	l.advanceDurable(old.next.Load())
-	if err := old.writeIndexes(); err != nil {
+	if err := old.writeIndexes(l.fsync); err != nil {
 		return nil, err
 	}
 	s, err := openSegment(l.dir, base, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.dir, l.fsync); err != nil {
 		s.unref()
 		return nil, err
 	}
@@ -379,13 +383,21 @@ func (l *Log) syncOnce() error {
 		return ErrClosed
 	}
 	defer seg.unref()
-	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+	if err := l.fdatasync(seg.f); err != nil {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.failLocked(err)
 	}
 	l.advanceDurable(end)
 	return nil
+}
+
+// fdatasync flushes a segment's data (and the metadata needed to read it).
+func (l *Log) fdatasync(f *os.File) error {
+	if l.cfg.UnsafeNoFsync {
+		return nil
+	}
+	return unix.Fdatasync(int(f.Fd()))
 }
 
 // DurableOffset returns the first offset not known to be fsynced.
@@ -732,7 +744,7 @@ func (l *Log) SetLogStartOffset(off int64) error {
 }
 
 func (l *Log) moveStartLocked(off int64) error {
-	if err := writeLogStart(l.dir, off); err != nil {
+	if err := writeLogStart(l.dir, off, l.fsync); err != nil {
 		return l.failLocked(err)
 	}
 	l.logStart.Store(off)
@@ -760,7 +772,7 @@ func (l *Log) moveStartLocked(off int64) error {
 	es := l.epochs
 	l.epochMu.Unlock()
 	if changed {
-		if err := writeEpochs(l.dir, es); err != nil {
+		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
 			return l.failLocked(err)
 		}
 	}
@@ -894,7 +906,7 @@ func (l *Log) resetLocked(off int64) error {
 	l.segs.Store(&[]*segment{s})
 	l.leo.Store(off)
 	l.durable.Store(off)
-	if err := writeLogStart(l.dir, off); err != nil {
+	if err := writeLogStart(l.dir, off, l.fsync); err != nil {
 		return l.failLocked(err)
 	}
 	l.logStart.Store(off)
@@ -912,7 +924,7 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 	es := l.epochs
 	l.epochMu.Unlock()
 	if changed {
-		if err := writeEpochs(l.dir, es); err != nil {
+		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
 			return l.failLocked(err)
 		}
 	}
@@ -956,15 +968,15 @@ func (l *Log) Close() error {
 	var err error
 	if l.failed.Load() == nil {
 		s := l.activeLocked()
-		err = s.f.Sync()
+		err = l.fsync(s.f)
 		if err == nil {
-			err = s.writeIndexes()
+			err = s.writeIndexes(l.fsync)
 		}
 		if err == nil {
-			err = writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil)
+			err = writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil, l.fsync)
 		}
 		if err == nil {
-			err = syncDir(l.dir)
+			err = syncDir(l.dir, l.fsync)
 		}
 		if err == nil {
 			l.advanceDurable(l.leo.Load())

@@ -409,7 +409,7 @@ func TestLogConcurrentReaders(t *testing.T) {
 }
 
 func TestLogGroupCommitSync(t *testing.T) {
-	l := openLog(t, Config{})
+	l := openLogFsync(t, Config{})
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	for g := 0; g < 8; g++ {

@@ -233,7 +233,7 @@ func FuzzRecovery(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, "00000000000000000000.log"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		l, err := Open(Config{Dir: dir, IndexIntervalBytes: 64})
+		l, err := Open(Config{Dir: dir, IndexIntervalBytes: 64, UnsafeNoFsync: true})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}

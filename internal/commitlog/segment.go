@@ -374,7 +374,7 @@ func (s *segment) loadIndexes() bool {
 }
 
 // writeIndexes persists both index files (tmp, fsync, rename).
-func (s *segment) writeIndexes() error {
+func (s *segment) writeIndexes(fsync fsyncFunc) error {
 	s.mu.Lock()
 	s.appendTimeEntryLocked()
 	ib := make([]byte, 0, len(s.idx)*indexEntry)
@@ -388,10 +388,10 @@ func (s *segment) writeIndexes() error {
 		tb = binary.BigEndian.AppendUint32(tb, e.rel)
 	}
 	s.mu.Unlock()
-	if err := writeFileAtomic(s.indexPath(indexExt), ib); err != nil {
+	if err := writeFileAtomic(s.indexPath(indexExt), ib, fsync); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.indexPath(timeIndexExt), tb)
+	return writeFileAtomic(s.indexPath(timeIndexExt), tb, fsync)
 }
 
 // truncate cuts the segment at pos (a batch boundary) and rebuilds its
@@ -407,14 +407,17 @@ func (s *segment) truncate(pos int64, interval, maxBatch int) error {
 
 // writeFileAtomic writes data to path through a fsynced temporary file and
 // a rename.
-func writeFileAtomic(path string, data []byte) error {
+// fsyncFunc flushes a file; a no-op with Config.UnsafeNoFsync.
+type fsyncFunc func(*os.File) error
+
+func writeFileAtomic(path string, data []byte, fsync fsyncFunc) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
+		err = fsync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -426,12 +429,12 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func syncDir(dir string) error {
+func syncDir(dir string, fsync fsyncFunc) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = fsync(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
