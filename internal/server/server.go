@@ -115,7 +115,7 @@ type Server struct {
 
 	nextConnID atomic.Uint64
 	stats      struct {
-		open                                      atomic.Int64
+		open                                          atomic.Int64
 		accepted, rejected, served, bytesIn, bytesOut atomic.Uint64
 	}
 

@@ -44,8 +44,9 @@ type testHandler struct {
 func (h *testHandler) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 	return []kmsg.ApiVersionsResponseApiKey{
 		{ApiKey: 3, MinVersion: 0, MaxVersion: 12},
+		{ApiKey: 0, MinVersion: 3, MaxVersion: 9},
 		{ApiKey: 15, MinVersion: 1, MaxVersion: 5},
-		{ApiKey: 18, MinVersion: 0, MaxVersion: 99}, // replaced by the server's
+		{ApiKey: 18, MinVersion: 0, MaxVersion: 99},  // replaced by the server's
 		{ApiKey: 9999, MinVersion: 0, MaxVersion: 1}, // unknown to kmsg: dropped
 	}
 }
@@ -75,6 +76,26 @@ func (h *testHandler) Handle(ctx context.Context, req *Request) Completion {
 			b.NodeID, b.Host, b.Port = 1, h.host, h.port
 			resp.Brokers = append(resp.Brokers, b)
 			resp.ControllerID = 1
+			return resp
+		}
+	case *kmsg.ProduceRequest:
+		// Records alias the frame buffer: check they are intact when the
+		// Completion runs, after later requests have been read.
+		records := body.Topics[0].Partitions[0].Records
+		sum := checksum(records)
+		return func(context.Context) kmsg.Response {
+			defer done()
+			if body.Acks == 0 {
+				return nil
+			}
+			resp := body.ResponseKind().(*kmsg.ProduceResponse)
+			rt := kmsg.NewProduceResponseTopic()
+			rp := kmsg.NewProduceResponseTopicPartition()
+			if checksum(records) != sum {
+				rp.ErrorCode = 2 // CORRUPT_MESSAGE: the buffer was reused early
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+			resp.Topics = append(resp.Topics, rt)
 			return resp
 		}
 	case *kmsg.DescribeGroupsRequest:
@@ -111,6 +132,13 @@ func (h *testHandler) Handle(ctx context.Context, req *Request) Completion {
 	}
 	done()
 	return nil
+}
+
+func checksum(b []byte) (sum uint64) {
+	for i, c := range b {
+		sum = sum*31 + uint64(c) + uint64(i)
+	}
+	return sum
 }
 
 // startServer starts a server on 127.0.0.1:0 and shuts it down at cleanup.
@@ -309,8 +337,8 @@ func TestServerFranzGoClient(t *testing.T) {
 				t.Fatalf("key %d: versions %d-%d (%v), want %v", key, minV, maxV, ok, want)
 			}
 		}
-		if _, _, ok := bv.KeyVersions(0); ok {
-			t.Fatalf("Produce advertised but not handled")
+		if _, _, ok := bv.KeyVersions(1); ok {
+			t.Fatalf("Fetch advertised but not handled")
 		}
 	}
 	if st := s.Stats(); st.RequestsServed == 0 || st.BytesIn == 0 || st.BytesOut == 0 {
@@ -363,6 +391,59 @@ func TestServerPipelining(t *testing.T) {
 	}
 }
 
+func TestServerProduceBufferOwnership(t *testing.T) {
+	const n = 40
+	h := &testHandler{}
+	s := startServer(t, Config{MaxInFlightPerConn: 4}, h)
+	c := dial(t, s)
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+
+	var out []byte
+	var answered []int32
+	for i := range int32(n) {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(int16(3 + i%7)) // v9 is flexible
+		req.Acks = -1
+		if i%3 == 0 {
+			req.Acks = 0 // no response
+		} else {
+			answered = append(answered, i)
+		}
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = make([]byte, 1000+int(i)*97)
+		for j := range rp.Records {
+			rp.Records[j] = byte(int(i) + j)
+		}
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		out = append(out, frame(req, i, "producer")...)
+	}
+	writeErr := make(chan error, 1)
+	go func() { _, err := c.Write(out); writeErr <- err }()
+
+	br := bufio.NewReader(c)
+	for _, corr := range answered {
+		v := int16(3 + corr%7)
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(v)
+		decodeResponse(t, readFrame(t, br), corr, resp, v >= 9)
+		if len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("produce %d: records changed before the completion returned: %+v", corr, resp.Topics)
+		}
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	// Nothing was sent for the acks=0 requests: the next response is ours.
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.SetVersion(1)
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(1)
+	roundTrip(t, c, md, 1000, resp, false)
+}
+
 func TestServerApiVersions(t *testing.T) {
 	h := &testHandler{}
 	s := startServer(t, Config{}, h)
@@ -374,9 +455,9 @@ func TestServerApiVersions(t *testing.T) {
 		wantErr  int16
 		wantKeys []int16
 	}{
-		{name: "v0", version: 0, wantKeys: []int16{3, 15, 18}},
-		{name: "v3 flexible request header", version: 3, software: "gregor-test", wantKeys: []int16{3, 15, 18}},
-		{name: "v4", version: 4, software: "gregor-test", wantKeys: []int16{3, 15, 18}},
+		{name: "v0", version: 0, wantKeys: []int16{0, 3, 15, 18}},
+		{name: "v3 flexible request header", version: 3, software: "gregor-test", wantKeys: []int16{0, 3, 15, 18}},
+		{name: "v4", version: 4, software: "gregor-test", wantKeys: []int16{0, 3, 15, 18}},
 		{name: "v5 unsupported", version: 5, software: "x", wantErr: errCodeUnsupportedVersion, wantKeys: []int16{18}},
 		{name: "v127 unsupported", version: 127, wantErr: errCodeUnsupportedVersion, wantKeys: []int16{18}},
 		{name: "v3 invalid software name", version: 3, software: "-bad name", wantErr: errCodeInvalidRequest},
@@ -474,7 +555,7 @@ func TestServerHostileInput(t *testing.T) {
 		{name: "metadata v12 bad tagged fields", in: withSize(u16(3), u16(12), u32(1), u16(-1), []byte{5})},
 		{name: "metadata v12 tag size beyond frame", in: withSize(u16(3), u16(12), u32(1), u16(-1), []byte{1, 0, 100})},
 		{name: "unknown api key 999", in: withSize(header(999, 0))},
-		{name: "produce not handled", in: withSize(header(0, 3), make([]byte, 16))},
+		{name: "fetch not handled", in: withSize(header(1, 3), make([]byte, 16))},
 		{name: "unsupported metadata version", in: withSize(header(3, 13), make([]byte, 16))},
 		{name: "version below handler minimum", in: withSize(header(15, 0), u32(0))},
 		{name: "negative version", in: withSize(header(3, -1), u32(0))},
