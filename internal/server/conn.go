@@ -120,13 +120,11 @@ func (c *conn) read() error {
 		}
 		first = false
 
-		bp := getBuf(int(size))
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
-			putBuf(bp)
 			return err
 		}
-		if _, err := io.ReadFull(br, *bp); err != nil {
-			putBuf(bp)
+		bp, err := readFrameBody(br, int(size))
+		if err != nil {
 			return fmt.Errorf("server: reading %d-byte frame: %w", size, err)
 		}
 		c.s.stats.bytesIn.Add(4 + uint64(size))
@@ -283,4 +281,34 @@ func (c *conn) writeFrame(b []byte) error {
 	n, err := c.nc.Write(b)
 	c.s.stats.bytesOut.Add(uint64(n))
 	return err
+}
+
+// readFrameBody reads a frame body of size bytes. Small frames use a pooled
+// buffer; a large one grows by doubling as its bytes arrive, so a client
+// that announces a 100 MiB frame and sends nothing costs 1 MiB, not 100:
+// memory follows the bytes actually received, never the length field.
+func readFrameBody(r io.Reader, size int) (*[]byte, error) {
+	if size <= maxPooledBufBytes {
+		bp := getBuf(size)
+		if _, err := io.ReadFull(r, *bp); err != nil {
+			putBuf(bp)
+			return nil, err
+		}
+		return bp, nil
+	}
+	b := make([]byte, maxPooledBufBytes)
+	n := 0
+	for {
+		m, err := io.ReadFull(r, b[n:])
+		n += m
+		if err != nil {
+			return nil, err
+		}
+		if n == size {
+			return &b, nil
+		}
+		grown := make([]byte, min(2*len(b), size))
+		copy(grown, b[:n])
+		b = grown
+	}
 }
