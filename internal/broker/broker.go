@@ -11,6 +11,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
@@ -48,12 +49,13 @@ type Broker struct {
 	ctrl        Controller
 	replicas    *replica.Manager
 	producerIDs *txn.ProducerIDs
+	groups      *group.Coordinator
 	// throttled counts requests refused for lack of resources, for metrics.
 	requests atomic.Int64
 }
 
 // New creates a Broker.
-func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.ProducerIDs) *Broker {
+func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.ProducerIDs, groups *group.Coordinator) *Broker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -61,7 +63,7 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 		cfg.OnMetadataChange = func() {}
 	}
 	return &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
-		replicas: replicas, producerIDs: pids}
+		replicas: replicas, producerIDs: pids, groups: groups}
 }
 
 // handlerFunc answers one API: it runs the ordered part and returns the
@@ -80,6 +82,15 @@ var apis = map[int16]api{
 	1:  {4, 12, handleFetch},                  // Fetch: v13+ name topics by id
 	2:  {1, 7, handleListOffsets},             // ListOffsets: v8+ add tiered-storage specs
 	3:  {0, 12, handleMetadata},               // Metadata
+	8:  {0, 9, handleOffsetCommit},            // OffsetCommit: v10 names topics by id (KIP-848)
+	9:  {0, 9, handleOffsetFetch},             // OffsetFetch: v8+ batch groups; v10 topic ids
+	10: {0, 5, handleFindCoordinator},         // FindCoordinator: v4+ batch keys
+	11: {0, 9, handleJoinGroup},               // JoinGroup
+	12: {0, 4, handleHeartbeat},               // Heartbeat
+	13: {0, 5, handleLeaveGroup},              // LeaveGroup: v3+ batch members
+	14: {0, 5, handleSyncGroup},               // SyncGroup
+	15: {0, 5, handleDescribeGroups},          // DescribeGroups
+	16: {0, 4, handleListGroups},              // ListGroups: v4 states filter
 	19: {0, 7, handleCreateTopics},            // CreateTopics
 	20: {0, 6, handleDeleteTopics},            // DeleteTopics
 	21: {0, 2, handleDeleteRecords},           // DeleteRecords
@@ -89,7 +100,9 @@ var apis = map[int16]api{
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs
 	37: {0, 3, handleCreatePartitions},        // CreatePartitions
+	42: {0, 2, handleDeleteGroups},            // DeleteGroups
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
+	47: {0, 0, handleOffsetDelete},            // OffsetDelete
 	60: {0, 1, handleDescribeCluster},         // DescribeCluster
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 }

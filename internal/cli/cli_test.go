@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,17 @@ func TestE2ECLIKfake(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	runCLITests(t, c.ListenAddrs()[0])
+}
+
+// TestE2ECLIBroker runs the same suite against a running broker when
+// GREGOR_TEST_BROKER is set (for example GREGOR_TEST_BROKER=localhost:9092
+// after 'gregor serve'); it creates and deletes topics named cli-*.
+func TestE2ECLIBroker(t *testing.T) {
+	addr := os.Getenv("GREGOR_TEST_BROKER")
+	if addr == "" {
+		t.Skip("GREGOR_TEST_BROKER not set")
+	}
+	runCLITests(t, addr)
 }
 
 // cliResult is the outcome of one Main call.

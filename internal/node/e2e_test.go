@@ -474,7 +474,7 @@ func TestE2ECreateTopicsValidation(t *testing.T) {
 // TestE2EDeleteAndRecreate deletes a topic with data and recreates it empty.
 func TestE2EDeleteAndRecreate(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
-	adm, _ := newAdmin(t, n)
+	adm, cl := newAdmin(t, n)
 	const topic = "phoenix"
 	ctx := testCtx(t, 30*time.Second)
 	createTopic(t, adm, topic, 2, nil)
@@ -483,6 +483,9 @@ func TestE2EDeleteAndRecreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldID := td[topic].ID
+	if raw := rawTopicID(t, cl, topic); raw != oldID {
+		t.Fatalf("kadm id %v, raw metadata id %v", oldID, raw)
+	}
 	p := newClient(t, n, kgo.DefaultProduceTopic(topic))
 	for i := range 5 {
 		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}, Partition: int32(i % 2)}).FirstErr(); err != nil {
@@ -497,12 +500,8 @@ func TestE2EDeleteAndRecreate(t *testing.T) {
 		t.Fatalf("delete topic: %v", err)
 	}
 	createTopic(t, adm, topic, 2, nil)
-	td, err = adm.ListTopics(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if td[topic].ID == oldID {
-		t.Fatalf("recreated topic kept topic id %v", oldID)
+	if id := rawTopicID(t, cl, topic); id == oldID {
+		t.Errorf("recreated topic kept topic id %v (metadata reports the deleted topic's id)", oldID)
 	}
 	for _, list := range []func(context.Context, ...string) (kadm.ListedOffsets, error){adm.ListStartOffsets, adm.ListEndOffsets} {
 		lo, err := list(ctx, topic)
@@ -658,7 +657,7 @@ func TestE2EConfigs(t *testing.T) {
 	})
 
 	t.Run("describe log dirs", func(t *testing.T) {
-		p := newClient(t, n, kgo.DefaultProduceTopic(topic))
+		p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 		if err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte("x"), 1000)}).FirstErr(); err != nil {
 			t.Fatalf("produce: %v", err)
 		}
@@ -692,7 +691,7 @@ func TestE2EMessageTooLarge(t *testing.T) {
 	adm, _ := newAdmin(t, n)
 	const topic = "small"
 	createTopic(t, adm, topic, 1, map[string]*string{"max.message.bytes": strp("1000")})
-	p := newClient(t, n, kgo.DefaultProduceTopic(topic))
+	p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	ctx := testCtx(t, 20*time.Second)
 	err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte("b"), 5000)}).FirstErr()
 	if !errors.Is(err, kerr.MessageTooLarge) {
@@ -770,21 +769,7 @@ func rawBatch(t *testing.T, pid int64, epoch int16, seq int32, count int, tag st
 // rawProduce sends one batch to partition 0 with acks=all.
 func rawProduce(t *testing.T, cl *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition = 0
-	rp.Records = batch
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := rawRequest[*kmsg.ProduceResponse](t, cl, req)
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("produce: malformed response")
-	}
-	return resp.Topics[0].Partitions[0]
+	return rawProduceTo(t, cl, topic, 0, batch)
 }
 
 func endOffset(t *testing.T, adm *kadm.Client, topic string, partition int32) int64 {
@@ -936,4 +921,18 @@ func TestE2EDescribeProducersKgo(t *testing.T) {
 	if len(ps) != 1 || ps[0].ProducerID != pid || ps[0].LastSequence != 4 {
 		t.Fatalf("active producers %+v, want id %d last sequence 4", ps, pid)
 	}
+}
+
+// rawTopicID asks node 1 directly (no client metadata cache) for a topic's id.
+func rawTopicID(t *testing.T, cl *kgo.Client, topic string) [16]byte {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = strp(topic)
+	req.Topics = append(req.Topics, mt)
+	resp := rawRequest[*kmsg.MetadataResponse](t, cl, req)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("metadata for %q: %+v", topic, resp.Topics)
+	}
+	return resp.Topics[0].TopicID
 }

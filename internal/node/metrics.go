@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +16,7 @@ type collector struct {
 	logEnd, logStart, hw, size *prometheus.Desc
 	conns, accepted, requests  *prometheus.Desc
 	isController               *prometheus.Desc
+	groupCommitted, groupLag   *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -28,11 +31,15 @@ func newCollector(n *Node) *collector {
 		accepted:     prometheus.NewDesc("gregor_connections_accepted_total", "Kafka client connections accepted.", nil, nil),
 		requests:     prometheus.NewDesc("gregor_requests_total", "Kafka requests handled.", nil, nil),
 		isController: prometheus.NewDesc("gregor_controller_active", "1 when this node is the active controller.", nil, nil),
+		groupCommitted: prometheus.NewDesc("gregor_group_committed_offset", "Offset a consumer group committed for a partition.",
+			[]string{"group", "topic", "partition"}, nil),
+		groupLag: prometheus.NewDesc("gregor_group_lag", "Log end offset minus the group's committed offset.",
+			[]string{"group", "topic", "partition"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController} {
+	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController, c.groupCommitted, c.groupLag} {
 		ch <- d
 	}
 }
@@ -54,4 +61,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		active = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.isController, prometheus.GaugeValue, active)
+	if c.n.groups != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, r := range c.n.groups.Lag(ctx) {
+			part := strconv.Itoa(int(r.Partition))
+			ch <- prometheus.MustNewConstMetric(c.groupCommitted, prometheus.GaugeValue, float64(r.Committed), r.Group, r.Topic, part)
+			if r.Lag >= 0 {
+				ch <- prometheus.MustNewConstMetric(c.groupLag, prometheus.GaugeValue, float64(r.Lag), r.Group, r.Topic, part)
+			}
+		}
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/broker"
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/httpapi"
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/replica"
@@ -42,6 +43,7 @@ type Node struct {
 	ctrl     *controller.Controller
 	replicas *replica.Manager
 	broker   *broker.Broker
+	groups   *group.Coordinator
 	kafka    *server.Server
 	http     *httpapi.Server
 
@@ -118,8 +120,9 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 	})
+	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
-		Logger: logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids)
+		Logger: logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	n.kafka = server.New(server.Config{
 		Addr:                listenAddr(cfg.KafkaAddr),
@@ -156,10 +159,14 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	if err := n.reconcile(img); err != nil {
 		return nil, err
 	}
+	if err := n.groups.LoadAll(); err != nil {
+		return nil, fmt.Errorf("node: load groups: %w", err)
+	}
+	n.groups.Start()
 
 	n.wg.Go(func() { n.replicas.Run(runCtx) })
 	n.wg.Go(func() {
-		if err := n.kafka.Serve(runCtx); err != nil {
+		if err := n.kafka.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
 			logger.Error("kafka listener stopped", "err", err)
 		}
 	})
@@ -246,6 +253,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.groups != nil {
+			n.groups.Close()
+		}
 		if n.replicas != nil {
 			n.reconcileMu.Lock()
 			errs = append(errs, n.replicas.Close())

@@ -1,0 +1,483 @@
+package broker
+
+// Classic consumer groups: FindCoordinator (key 10) v0-5, OffsetCommit (8)
+// v0-9, OffsetFetch (9) v0-9, JoinGroup (11) v0-9, Heartbeat (12) v0-4,
+// LeaveGroup (13) v0-5, SyncGroup (14) v0-5, DescribeGroups (15) v0-5,
+// ListGroups (16) v0-4, DeleteGroups (42) v0-2, OffsetDelete (47) v0.
+//
+// FindCoordinator answers the leader of partition
+// abs(javaHashCode(group)) % partitions of __consumer_offsets, creating that
+// topic (compacted, offsets.topic.num.partitions and
+// offsets.topic.replication.factor) on first use; batched keys at v4+;
+// transaction coordinators (key type 1) are COORDINATOR_NOT_AVAILABLE until
+// transactions exist. JoinGroup and SyncGroup park in their Completion until
+// the rebalance answers them (internal/group). OffsetFetch accepts
+// require_stable: without transactions nothing is ever pending. OffsetFetch
+// v8+ answers several groups. Versions above these (OffsetCommit and
+// OffsetFetch v10, topic ids; ListGroups v5, group types) are KIP-848 and
+// not advertised.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+// groupErrorCodes maps the group package's errors; anything else goes
+// through errorCode.
+var groupErrorCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{group.ErrUnknownMemberID, kerr.UnknownMemberID},
+	{group.ErrIllegalGeneration, kerr.IllegalGeneration},
+	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{group.ErrMemberIDRequired, kerr.MemberIDRequired},
+	{group.ErrFencedInstanceID, kerr.FencedInstanceID},
+	{group.ErrGroupMaxSizeReached, kerr.GroupMaxSizeReached},
+	{group.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{group.ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
+	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{group.ErrMemberMetadataTooLarge, kerr.InvalidRequest},
+	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{group.ErrNotCoordinator, kerr.NotCoordinator},
+	{group.ErrCoordinatorLoading, kerr.CoordinatorLoadInProgress},
+	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup},
+	{group.ErrGroupIDNotFound, kerr.GroupIDNotFound},
+	{group.ErrGroupSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{group.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{group.ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+}
+
+func (b *Broker) groupCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, e := range groupErrorCodes {
+		if errors.Is(err, e.err) {
+			return e.code.Code
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return b.errorCode(err)
+}
+
+func strPtr(s string) *string { return &s }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.Port = key, -1, -1
+		switch {
+		case req.CoordinatorType != 0:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		case key == "":
+			c.ErrorCode = kerr.InvalidRequest.Code
+		default:
+			var err error
+			c.NodeID, c.Host, c.Port, err = b.groupCoordinator(ctx, key)
+			c.ErrorCode = b.groupCode(err)
+		}
+		if c.ErrorCode != 0 {
+			c.ErrorMessage = strPtr(kerr.ErrorForCode(c.ErrorCode).Error())
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 && len(resp.Coordinators) == 1 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return done(resp)
+}
+
+// groupCoordinator finds (creating __consumer_offsets if needed) the broker
+// leading the group's partition.
+func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string, int32, error) {
+	img := b.image()
+	t := img.Topics[group.Topic]
+	if t == nil {
+		spec := controller.TopicSpec{
+			Name:              group.Topic,
+			NumPartitions:     int32(b.brokerInt(img, "offsets.topic.num.partitions")),
+			ReplicationFactor: int16(b.brokerInt(img, "offsets.topic.replication.factor")),
+			Configs:           map[string]string{"cleanup.policy": "compact"},
+		}
+		if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
+			return -1, "", -1, group.ErrCoordinatorNotAvailable
+		}
+		b.cfg.OnMetadataChange()
+		img = b.image()
+		if t = img.Topics[group.Topic]; t == nil {
+			return -1, "", -1, group.ErrCoordinatorNotAvailable
+		}
+		b.logger.Info("created internal topic", "topic", group.Topic, "partitions", spec.NumPartitions)
+	}
+	p := group.PartitionFor(id, int32(len(t.Partitions)))
+	if int(p) >= len(t.Partitions) {
+		return -1, "", -1, group.ErrCoordinatorNotAvailable
+	}
+	leader := t.Partitions[p].Leader
+	br, ok := img.Brokers[leader]
+	if !ok || br.Fenced {
+		return -1, "", -1, group.ErrCoordinatorNotAvailable
+	}
+	return br.NodeID, br.Host, br.Port, nil
+}
+
+func clientHost(sreq *server.Request) string {
+	if sreq.Conn == nil || sreq.Conn.RemoteAddr == nil {
+		return ""
+	}
+	host, _ := splitHostPort(sreq.Conn.RemoteAddr.String())
+	return "/" + host
+}
+
+func handleJoinGroup(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.JoinGroupRequest)
+	jr := group.JoinRequest{
+		MemberID: req.MemberID, InstanceID: deref(req.InstanceID),
+		ClientID: sreq.ClientID, ClientHost: clientHost(sreq),
+		ProtocolType:         req.ProtocolType,
+		SessionTimeout:       time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
+		RebalanceTimeout:     time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
+		RequireKnownMemberID: req.Version >= 4,
+	}
+	if req.Version == 0 {
+		jr.RebalanceTimeout = jr.SessionTimeout
+	}
+	for _, p := range req.Protocols {
+		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: append([]byte(nil), p.Metadata...)})
+	}
+	id := req.Group
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		res := b.groups.Join(ctx, id, jr)
+		resp.ErrorCode = b.groupCode(res.Err)
+		resp.MemberID = res.MemberID
+		resp.Generation = res.Generation
+		if res.Err == nil {
+			resp.ProtocolType = strPtr(res.ProtocolType)
+			resp.Protocol = strPtr(res.Protocol)
+			resp.LeaderID = res.LeaderID
+			resp.SkipAssignment = res.SkipAssignment && req.Version >= 9
+			for _, m := range res.Members {
+				rm := kmsg.NewJoinGroupResponseMember()
+				rm.MemberID, rm.ProtocolMetadata = m.MemberID, m.Metadata
+				if m.InstanceID != "" {
+					rm.InstanceID = strPtr(m.InstanceID)
+				}
+				resp.Members = append(resp.Members, rm)
+			}
+		}
+		return resp
+	}
+}
+
+func handleSyncGroup(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.SyncGroupRequest)
+	sr := group.SyncRequest{MemberID: req.MemberID, InstanceID: deref(req.InstanceID), Generation: req.Generation,
+		ProtocolType: req.ProtocolType, Protocol: req.Protocol, Assignments: map[string][]byte{}}
+	for _, a := range req.GroupAssignment {
+		sr.Assignments[a.MemberID] = append([]byte(nil), a.MemberAssignment...)
+	}
+	id := req.Group
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		res := b.groups.Sync(ctx, id, sr)
+		resp.ErrorCode = b.groupCode(res.Err)
+		if res.Err == nil {
+			resp.ProtocolType, resp.Protocol = strPtr(res.ProtocolType), strPtr(res.Protocol)
+			resp.MemberAssignment = res.Assignment
+			if resp.MemberAssignment == nil {
+				resp.MemberAssignment = []byte{}
+			}
+		}
+		return resp
+	}
+}
+
+func handleHeartbeat(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.HeartbeatRequest)
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	resp.ErrorCode = b.groupCode(b.groups.Heartbeat(ctx, req.Group, req.MemberID, deref(req.InstanceID), req.Generation))
+	return done(resp)
+}
+
+func handleLeaveGroup(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.LeaveGroupRequest)
+	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	var ms []group.MemberLeave
+	if req.Version < 3 {
+		ms = []group.MemberLeave{{MemberID: req.MemberID}}
+	} else {
+		for _, m := range req.Members {
+			ms = append(ms, group.MemberLeave{MemberID: m.MemberID, InstanceID: deref(m.InstanceID)})
+		}
+	}
+	errs, err := b.groups.Leave(ctx, req.Group, ms)
+	if err != nil {
+		resp.ErrorCode = b.groupCode(err)
+		return done(resp)
+	}
+	if req.Version < 3 {
+		resp.ErrorCode = b.groupCode(errs[0])
+		return done(resp)
+	}
+	for i, m := range req.Members {
+		rm := kmsg.NewLeaveGroupResponseMember()
+		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, m.InstanceID, b.groupCode(errs[i])
+		resp.Members = append(resp.Members, rm)
+	}
+	return done(resp)
+}
+
+func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.OffsetCommitRequest)
+	offs := map[group.TopicPartition]group.Offset{}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			epoch := int32(-1)
+			if req.Version >= 6 {
+				epoch = p.LeaderEpoch
+			}
+			offs[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = group.Offset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: deref(p.Metadata)}
+		}
+	}
+	gen, member := req.Generation, req.MemberID
+	if req.Version == 0 {
+		gen = -1
+	}
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		res, err := b.groups.Commit(ctx, req.Group, member, deref(req.InstanceID), gen, offs)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				if err != nil {
+					rp.ErrorCode = b.groupCode(err)
+				} else {
+					rp.ErrorCode = b.groupCode(res[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}])
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+}
+
+// fetchGroupOffsets answers one group of an OffsetFetch: topics nil means
+// every committed offset.
+func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+	var tps []group.TopicPartition
+	if !all {
+		tps = []group.TopicPartition{}
+		for t, ps := range topics {
+			for _, p := range ps {
+				tps = append(tps, group.TopicPartition{Topic: t, Partition: p})
+			}
+		}
+	}
+	offs, err := b.groups.Fetch(ctx, id, tps)
+	if err != nil {
+		return nil, err
+	}
+	byTopic := map[string][]kmsg.OffsetFetchResponseGroupTopicPartition{}
+	var order []string
+	add := func(tp group.TopicPartition) {
+		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = tp.Partition, -1, -1, strPtr("")
+		if o, ok := offs[tp]; ok {
+			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, strPtr(o.Metadata)
+		}
+		if _, ok := byTopic[tp.Topic]; !ok {
+			order = append(order, tp.Topic)
+		}
+		byTopic[tp.Topic] = append(byTopic[tp.Topic], rp)
+	}
+	if all {
+		for tp := range offs {
+			add(tp)
+		}
+	} else {
+		for _, tp := range tps {
+			add(tp)
+		}
+	}
+	var out []kmsg.OffsetFetchResponseGroupTopic
+	for _, t := range order {
+		rt := kmsg.NewOffsetFetchResponseGroupTopic()
+		rt.Topic, rt.Partitions = t, byTopic[t]
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.OffsetFetchRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group = rg.Group
+			topics := map[string][]int32{}
+			for _, t := range rg.Topics {
+				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+			}
+			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil)
+			g.ErrorCode, g.Topics = b.groupCode(err), ts
+			resp.Groups = append(resp.Groups, g)
+		}
+		return done(resp)
+	}
+	topics := map[string][]int32{}
+	for _, t := range req.Topics {
+		topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+	}
+	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2)
+	if err != nil {
+		code := b.groupCode(err)
+		resp.ErrorCode = code
+		for _, t := range req.Topics { // v0-1 carry errors per partition only
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return done(resp)
+	}
+	for _, t := range ts {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return done(resp)
+}
+
+func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, id := range req.Groups {
+		g := kmsg.NewDescribeGroupsResponseGroup()
+		g.Group = id
+		g.AuthorizedOperations = authorizedOpsUnset
+		d, err := b.groups.Describe(ctx, id)
+		if err != nil {
+			g.ErrorCode = b.groupCode(err)
+			g.State = "Dead"
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		g.State, g.ProtocolType, g.Protocol = d.State, d.ProtocolType, d.Protocol
+		for _, m := range d.Members {
+			gm := kmsg.NewDescribeGroupsResponseGroupMember()
+			gm.MemberID, gm.ClientID, gm.ClientHost = m.MemberID, m.ClientID, m.ClientHost
+			if m.InstanceID != "" {
+				gm.InstanceID = strPtr(m.InstanceID)
+			}
+			gm.ProtocolMetadata, gm.MemberAssignment = m.Metadata, m.Assignment
+			if gm.ProtocolMetadata == nil {
+				gm.ProtocolMetadata = []byte{}
+			}
+			if gm.MemberAssignment == nil {
+				gm.MemberAssignment = []byte{}
+			}
+			g.Members = append(g.Members, gm)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return done(resp)
+}
+
+func handleListGroups(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	want := map[string]bool{}
+	for _, s := range req.StatesFilter {
+		want[s] = true
+	}
+	for _, l := range b.groups.List(ctx) {
+		if len(want) > 0 && !want[l.State] {
+			continue
+		}
+		g := kmsg.NewListGroupsResponseGroup()
+		g.Group, g.ProtocolType, g.GroupState = l.ID, l.ProtocolType, l.State
+		resp.Groups = append(resp.Groups, g)
+	}
+	return done(resp)
+}
+
+func handleDeleteGroups(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.DeleteGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, id := range req.Groups {
+		g := kmsg.NewDeleteGroupsResponseGroup()
+		g.Group = id
+		g.ErrorCode = b.groupCode(b.groups.Delete(ctx, id))
+		resp.Groups = append(resp.Groups, g)
+	}
+	return done(resp)
+}
+
+func handleOffsetDelete(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.OffsetDeleteRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	var tps []group.TopicPartition
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
+		}
+	}
+	res, err := b.groups.DeleteOffsets(ctx, req.Group, tps)
+	if err != nil {
+		resp.ErrorCode = b.groupCode(err)
+		return done(resp)
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = b.groupCode(res[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}])
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return done(resp)
+}

@@ -1,0 +1,123 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"runtime/pprof"
+	"time"
+)
+
+// errGroupGone is returned by do when the group's actor has stopped (the
+// group was deleted or expired, or the coordinator closed).
+var errGroupGone = errors.New("group: group actor stopped")
+
+// group is one group's actor: a goroutine that owns st and offsets and runs
+// every event against them in turn.
+type group struct {
+	id        string
+	partition int32
+	c         *Coordinator
+
+	inbox chan func(now time.Time)
+	stopc chan struct{}
+	donec chan struct{}
+
+	// Owned by the actor goroutine (and by the loader before it starts).
+	st      *groupState
+	offsets map[TopicPartition]Offset
+}
+
+func newGroup(c *Coordinator, id string, partition int32, now time.Time) *group {
+	return &group{id: id, partition: partition, c: c, inbox: make(chan func(time.Time)),
+		stopc: make(chan struct{}), donec: make(chan struct{}),
+		st: newGroupState(id, c.cfg.Limits, now), offsets: map[TopicPartition]Offset{}}
+}
+
+func (g *group) run() {
+	defer close(g.donec)
+	pprof.Do(context.Background(), pprof.Labels("group", g.id), func(context.Context) {
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		for {
+			if d := g.st.deadline(); !d.IsZero() {
+				timer.Reset(max(d.Sub(g.c.now()), 0))
+			} else {
+				timer.Stop()
+			}
+			select {
+			case fn := <-g.inbox:
+				fn(g.c.now())
+			case <-timer.C:
+				g.exec(g.st.tick(g.c.now()))
+			case <-g.stopc:
+				g.failParked()
+				return
+			}
+			if g.st.state == Dead {
+				g.c.forget(g)
+				g.failParked()
+				return
+			}
+		}
+	})
+}
+
+// failParked answers every parked join and sync on shutdown.
+func (g *group) failParked() {
+	for _, m := range g.st.members {
+		if m.join != nil {
+			m.join <- JoinResult{Err: ErrNotCoordinator, MemberID: m.id, Generation: -1}
+			m.join = nil
+		}
+		if m.sync != nil {
+			m.sync <- SyncResult{Err: ErrNotCoordinator}
+			m.sync = nil
+		}
+	}
+}
+
+// do runs fn on the actor and waits for it.
+func (g *group) do(ctx context.Context, fn func(now time.Time)) error {
+	done := make(chan struct{})
+	select {
+	case g.inbox <- func(now time.Time) { fn(now); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.donec:
+		return errGroupGone
+	}
+	select {
+	case <-done:
+		return nil
+	case <-g.donec:
+		select {
+		case <-done:
+			return nil
+		default:
+			return errGroupGone
+		}
+	}
+}
+
+// exec carries out the state machine's actions in order: a persist comes
+// before the replies that follow it.
+func (g *group) exec(acts []action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case replyJoin:
+			select {
+			case a.ch <- a.res:
+			default: // already answered: a bug, but never block the actor
+			}
+		case replySync:
+			select {
+			case a.ch <- a.res:
+			default:
+			}
+		case persistGroup:
+			if err := g.c.writeGroup(g); err != nil {
+				g.c.logger.Error("persist group failed", "group", g.id, "err", err)
+			}
+		}
+	}
+}

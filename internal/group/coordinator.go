@@ -1,0 +1,824 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/replica"
+)
+
+// Topic is the internal topic holding groups and offsets.
+const Topic = "__consumer_offsets"
+
+// Config configures a Coordinator. Zero values take Kafka's defaults.
+type Config struct {
+	// NumPartitions is offsets.topic.num.partitions.
+	NumPartitions int32
+	Limits        Limits
+	// OffsetsRetention is offsets.retention.minutes.
+	OffsetsRetention time.Duration
+	// RetentionCheckInterval is offsets.retention.check.interval.ms.
+	RetentionCheckInterval time.Duration
+	// MaxOffsetMetadataBytes is offset.metadata.max.bytes.
+	MaxOffsetMetadataBytes int
+	// Partition returns the __consumer_offsets partition this node leads,
+	// or nil.
+	Partition func(partition int32) *replica.Partition
+	// PartitionCount is the number of partitions of a topic, 0 when the
+	// topic does not exist.
+	PartitionCount func(topic string) int32
+	// LogEndOffset is a partition's log end offset (for lag), false when
+	// the partition is not hosted here.
+	LogEndOffset func(topic string, partition int32) (int64, bool)
+	Logger       *slog.Logger
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Coordinator is the group coordinator of one node.
+type Coordinator struct {
+	cfg    Config
+	logger *slog.Logger
+	stopc  chan struct{}
+	wg     sync.WaitGroup
+
+	loadMu sync.Mutex // serialises partition loads
+	mu     struct {
+		sync.Mutex
+		groups map[string]*group
+		loaded map[int32]bool
+		closed bool
+	}
+}
+
+// New creates a coordinator; Start runs its background offset expiry.
+func New(cfg Config) *Coordinator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NumPartitions <= 0 {
+		cfg.NumPartitions = 50
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Limits.MaxSize <= 0 {
+		cfg.Limits.MaxSize = 1<<31 - 1
+	}
+	if cfg.Limits.MaxMemberMetadataBytes <= 0 {
+		cfg.Limits.MaxMemberMetadataBytes = 1 << 20
+	}
+	if cfg.OffsetsRetention <= 0 {
+		cfg.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if cfg.RetentionCheckInterval <= 0 {
+		cfg.RetentionCheckInterval = 10 * time.Minute
+	}
+	if cfg.MaxOffsetMetadataBytes <= 0 {
+		cfg.MaxOffsetMetadataBytes = 4096
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Partition == nil {
+		cfg.Partition = func(int32) *replica.Partition { return nil }
+	}
+	if cfg.PartitionCount == nil {
+		cfg.PartitionCount = func(string) int32 { return 0 }
+	}
+	if cfg.LogEndOffset == nil {
+		cfg.LogEndOffset = func(string, int32) (int64, bool) { return 0, false }
+	}
+	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "group"), stopc: make(chan struct{})}
+	c.mu.groups = map[string]*group{}
+	c.mu.loaded = map[int32]bool{}
+	return c
+}
+
+func (c *Coordinator) now() time.Time { return c.cfg.Now() }
+
+// NumPartitions is the partition count of __consumer_offsets.
+func (c *Coordinator) NumPartitions() int32 { return c.cfg.NumPartitions }
+
+// Start runs offset expiry until Close.
+func (c *Coordinator) Start() {
+	c.wg.Go(func() {
+		t := time.NewTicker(c.cfg.RetentionCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stopc:
+				return
+			case <-t.C:
+				c.ExpireOffsets()
+			}
+		}
+	})
+}
+
+// Close stops every group actor; parked joins and syncs get
+// ErrNotCoordinator.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.closed = true
+	gs := make([]*group, 0, len(c.mu.groups))
+	for _, g := range c.mu.groups {
+		gs = append(gs, g)
+	}
+	c.mu.Unlock()
+	close(c.stopc)
+	for _, g := range gs {
+		close(g.stopc)
+		<-g.donec
+	}
+	c.wg.Wait()
+}
+
+// LoadAll loads every hosted __consumer_offsets partition (node start).
+func (c *Coordinator) LoadAll() error {
+	var errs []error
+	for p := range c.cfg.NumPartitions {
+		if part := c.cfg.Partition(p); part != nil {
+			errs = append(errs, c.ensureLoaded(p, part))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensureLoaded replays a partition into groups the first time it is used.
+func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
+	c.mu.Lock()
+	done := c.mu.loaded[p]
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+	c.mu.Lock()
+	done = c.mu.loaded[p]
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	gs, err := c.replay(p, part)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return ErrNotCoordinator
+	}
+	for _, g := range gs {
+		c.mu.groups[g.id] = g
+		c.wg.Go(g.run)
+	}
+	c.mu.loaded[p] = true
+	c.logger.Info("loaded groups", "partition", p, "groups", len(gs))
+	return nil
+}
+
+// maxLoadBatchBytes bounds one read (and one decompressed batch) while loading.
+const maxLoadBatchBytes = 16 << 20
+
+func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error) {
+	type acc struct {
+		meta    *kmsg.GroupMetadataValue
+		hasMeta bool
+		offsets map[TopicPartition]Offset
+	}
+	accs := map[string]*acc{}
+	get := func(id string) *acc {
+		a := accs[id]
+		if a == nil {
+			a = &acc{offsets: map[TopicPartition]Offset{}}
+			accs[id] = a
+		}
+		return a
+	}
+	off, hw := part.LogStartOffset(), part.HighWatermark()
+	for off < hw {
+		data, err := part.Read(off, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("group: load partition %d at %d: %w", p, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		sp := record.Split(data)
+		for b, ok := sp.Next(); ok; b, ok = sp.Next() {
+			h, err := record.ParseHeader(b)
+			if err != nil {
+				return nil, err
+			}
+			off = h.NextOffset()
+			if h.IsControl() {
+				continue
+			}
+			err = record.Records(b, h, maxLoadBatchBytes, func(r record.Record) error {
+				d, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
+				if err != nil {
+					c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
+					return nil
+				}
+				if d.group == "" {
+					return nil
+				}
+				a := get(d.group)
+				switch {
+				case d.isOffset && d.offset != nil:
+					a.offsets[d.tp] = *d.offset
+				case d.isOffset:
+					delete(a.offsets, d.tp)
+				default:
+					a.meta, a.hasMeta = d.meta, true
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := sp.Err(); err != nil {
+			return nil, err
+		}
+	}
+	now := c.now()
+	var out []*group
+	for id, a := range accs {
+		if a.meta == nil && len(a.offsets) == 0 {
+			continue
+		}
+		g := newGroup(c, id, p, now)
+		g.offsets = a.offsets
+		if m := a.meta; m != nil {
+			st := g.st
+			st.protocolType, st.generation = m.ProtocolType, m.Generation
+			if m.Protocol != nil {
+				st.protocol = *m.Protocol
+			}
+			if m.Leader != nil {
+				st.leader = *m.Leader
+			}
+			if m.CurrentStateTimestamp > 0 {
+				st.stateTime = time.UnixMilli(m.CurrentStateTimestamp)
+			}
+			for _, mm := range m.Members {
+				mem := &member{id: mm.MemberID, clientID: mm.ClientID, clientHost: mm.ClientHost,
+					protocolType: m.ProtocolType, protocols: []Protocol{{Name: st.protocol, Metadata: mm.Subscription}},
+					session: time.Duration(mm.SessionTimeoutMillis) * time.Millisecond, assignment: mm.Assignment}
+				mem.rebalance = time.Duration(mm.RebalanceTimeoutMillis) * time.Millisecond
+				if mem.rebalance <= 0 {
+					mem.rebalance = mem.session
+				}
+				mem.expires = now.Add(mem.session)
+				if mm.InstanceID != nil {
+					mem.instanceID = *mm.InstanceID
+					st.static[mem.instanceID] = mem.id
+				}
+				st.members[mem.id] = mem
+			}
+			if len(st.members) > 0 {
+				st.state = Stable
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// lookup finds (create: or makes) a group.
+func (c *Coordinator) lookup(id string, create bool) (*group, error) {
+	if id == "" {
+		return nil, ErrInvalidGroupID
+	}
+	p := PartitionFor(id, c.cfg.NumPartitions)
+	part := c.cfg.Partition(p)
+	if part == nil {
+		return nil, ErrNotCoordinator
+	}
+	if err := c.ensureLoaded(p, part); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrNotCoordinator
+	}
+	g := c.mu.groups[id]
+	if g == nil && create {
+		g = newGroup(c, id, p, c.now())
+		c.mu.groups[id] = g
+		c.wg.Go(g.run)
+	}
+	if g == nil {
+		return nil, ErrGroupIDNotFound
+	}
+	return g, nil
+}
+
+// forget removes a dead group (called by its actor).
+func (c *Coordinator) forget(g *group) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.groups[g.id] == g {
+		delete(c.mu.groups, g.id)
+	}
+}
+
+// with runs fn on a group's actor, retrying once on a group that died in
+// between (a new one is made when create).
+func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(g *group, now time.Time)) error {
+	for range 3 {
+		g, err := c.lookup(id, create)
+		if err != nil {
+			return err
+		}
+		err = g.do(ctx, func(now time.Time) { fn(g, now) })
+		if !errors.Is(err, errGroupGone) {
+			return err
+		}
+		c.mu.Lock()
+		closed := c.mu.closed
+		c.mu.Unlock()
+		if closed {
+			return ErrNotCoordinator
+		}
+	}
+	return ErrCoordinatorNotAvailable
+}
+
+// appendRecords writes key/value records (nil value: tombstone) to a
+// partition and returns the offset after them.
+func (c *Coordinator) appendRecords(p int32, kvs [][2][]byte) (int64, error) {
+	part := c.cfg.Partition(p)
+	if part == nil {
+		return 0, ErrNotCoordinator
+	}
+	recs := make([]record.Record, len(kvs))
+	for i, kv := range kvs {
+		recs[i] = record.Record{Key: kv[0], Value: kv[1]}
+	}
+	batch, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: c.now().UnixMilli(), ProducerID: -1,
+		ProducerEpoch: -1, BaseSequence: -1, Records: recs})
+	if err != nil {
+		return 0, err
+	}
+	h, err := record.Validate(batch)
+	if err != nil {
+		return 0, err
+	}
+	res, err := part.Append(batch, h, -1)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastOffset + 1, nil
+}
+
+func (c *Coordinator) waitDurable(ctx context.Context, p int32, next int64) error {
+	part := c.cfg.Partition(p)
+	if part == nil {
+		return ErrNotCoordinator
+	}
+	return part.WaitDurable(ctx, next)
+}
+
+// writeGroup persists a group's metadata (a tombstone once Dead) and waits
+// for it to be durable.
+func (c *Coordinator) writeGroup(g *group) error {
+	var v []byte
+	if g.st.state != Dead {
+		v = groupValue(g.st)
+	}
+	next, err := c.appendRecords(g.partition, [][2][]byte{{groupKey(g.id), v}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.waitDurable(ctx, g.partition, next)
+}
+
+func waitReply[T any](ctx context.Context, g *group, ch chan T, gone T) T {
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		return gone
+	case <-g.donec:
+		select {
+		case r := <-ch:
+			return r
+		default:
+			return gone
+		}
+	}
+}
+
+// Join handles a JoinGroup and blocks until the join phase answers it (or
+// ctx ends).
+func (c *Coordinator) Join(ctx context.Context, id string, req JoinRequest) JoinResult {
+	ch := make(chan JoinResult, 1)
+	var g *group
+	err := c.with(ctx, id, true, func(gg *group, now time.Time) {
+		g = gg
+		gg.exec(gg.st.join(req, ch, now))
+	})
+	if err != nil {
+		return JoinResult{Err: err, MemberID: req.MemberID, Generation: -1}
+	}
+	return waitReply(ctx, g, ch, JoinResult{Err: ErrNotCoordinator, MemberID: req.MemberID, Generation: -1})
+}
+
+// Sync handles a SyncGroup and blocks until the leader's assignment (or an
+// error) answers it.
+func (c *Coordinator) Sync(ctx context.Context, id string, req SyncRequest) SyncResult {
+	ch := make(chan SyncResult, 1)
+	var g *group
+	err := c.with(ctx, id, false, func(gg *group, now time.Time) {
+		g = gg
+		gg.exec(gg.st.syncGroup(req, ch, now))
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		err = ErrUnknownMemberID
+	}
+	if err != nil {
+		return SyncResult{Err: err}
+	}
+	return waitReply(ctx, g, ch, SyncResult{Err: ErrNotCoordinator})
+}
+
+// Heartbeat handles a Heartbeat.
+func (c *Coordinator) Heartbeat(ctx context.Context, id, memberID, instanceID string, generation int32) error {
+	var res error
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		res = g.st.heartbeat(memberID, instanceID, generation, now)
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		return ErrUnknownMemberID
+	}
+	if err != nil {
+		return err
+	}
+	return res
+}
+
+// Leave handles a LeaveGroup: one error (or nil) per member.
+func (c *Coordinator) Leave(ctx context.Context, id string, members []MemberLeave) ([]error, error) {
+	var errs []error
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		var acts []action
+		errs, acts = g.st.leave(members, now)
+		g.exec(acts)
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		return nil, ErrUnknownMemberID
+	}
+	return errs, err
+}
+
+// Commit stores offsets for a group. A generation below 0 with no member id
+// is a simple (groupless) commit, allowed while the group has no members.
+// It returns an error per partition (nil: committed) once the commit is
+// durable.
+func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID string, generation int32, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
+	out := make(map[TopicPartition]error, len(offsets))
+	var next int64
+	var part int32
+	err := c.with(ctx, id, true, func(g *group, now time.Time) {
+		st := g.st
+		simple := generation < 0 && memberID == "" && instanceID == ""
+		var gerr error
+		switch {
+		case simple && st.state == Empty:
+		case simple:
+			gerr = ErrUnknownMemberID
+		default:
+			if _, err := st.checkMember(memberID, instanceID, generation); err != nil {
+				gerr = err
+			} else if st.state == CompletingRebalance {
+				gerr = ErrRebalanceInProgress
+			}
+		}
+		var kvs [][2][]byte
+		var ok []TopicPartition
+		for tp, o := range offsets {
+			switch {
+			case gerr != nil:
+				out[tp] = gerr
+			case tp.Partition < 0 || tp.Partition >= c.cfg.PartitionCount(tp.Topic):
+				out[tp] = ErrUnknownTopicOrPartition
+			case len(o.Metadata) > c.cfg.MaxOffsetMetadataBytes:
+				out[tp] = ErrOffsetMetadataTooLarge
+			default:
+				o.CommitTimestamp = now.UnixMilli()
+				offsets[tp] = o
+				kvs = append(kvs, [2][]byte{offsetKey(id, tp), offsetValue(o)})
+				ok = append(ok, tp)
+			}
+		}
+		if len(kvs) == 0 {
+			return
+		}
+		n, err := c.appendRecords(g.partition, kvs)
+		if err != nil {
+			for _, tp := range ok {
+				out[tp] = err
+			}
+			return
+		}
+		for _, tp := range ok {
+			g.offsets[tp] = offsets[tp]
+			out[tp] = nil
+		}
+		next, part = n, g.partition
+	})
+	if err != nil {
+		return nil, err
+	}
+	if next > 0 {
+		if err := c.waitDurable(ctx, part, next); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Fetch returns a group's committed offsets for tps (nil: all of them).
+// Partitions without a commit are absent. An unknown group has none.
+func (c *Coordinator) Fetch(ctx context.Context, id string, tps []TopicPartition) (map[TopicPartition]Offset, error) {
+	out := map[TopicPartition]Offset{}
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		if tps == nil {
+			for tp, o := range g.offsets {
+				out[tp] = o
+			}
+			return
+		}
+		for _, tp := range tps {
+			if o, ok := g.offsets[tp]; ok {
+				out[tp] = o
+			}
+		}
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		return out, nil
+	}
+	return out, err
+}
+
+// MemberDescription describes one member.
+type MemberDescription struct {
+	MemberID, InstanceID, ClientID, ClientHost string
+	Metadata, Assignment                       []byte
+}
+
+// Description describes a group (DescribeGroups).
+type Description struct {
+	ID, State, ProtocolType, Protocol string
+	Generation                        int32
+	Members                           []MemberDescription
+}
+
+// Describe describes a group; an unknown group is Dead with no members.
+func (c *Coordinator) Describe(ctx context.Context, id string) (Description, error) {
+	d := Description{ID: id, State: Dead.String()}
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		st := g.st
+		d.State, d.ProtocolType, d.Generation = st.state.String(), st.protocolType, st.generation
+		if st.state == Stable || st.state == CompletingRebalance {
+			d.Protocol = st.protocol
+		}
+		for _, m := range st.sortedMembers() {
+			md := MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost}
+			if st.state == Stable {
+				md.Metadata, md.Assignment = m.metadataFor(st.protocol), m.assignment
+			}
+			d.Members = append(d.Members, md)
+		}
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		return d, nil
+	}
+	return d, err
+}
+
+// Listing is one group in ListGroups.
+type Listing struct {
+	ID, ProtocolType, State string
+}
+
+// List lists the groups this node coordinates.
+func (c *Coordinator) List(ctx context.Context) []Listing {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.mu.groups))
+	for id := range c.mu.groups {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	sort.Strings(ids)
+	var out []Listing
+	for _, id := range ids {
+		var l Listing
+		err := c.with(ctx, id, false, func(g *group, now time.Time) {
+			l = Listing{ID: id, ProtocolType: g.st.protocolType, State: g.st.state.String()}
+		})
+		if err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Delete deletes an empty group and its offsets.
+func (c *Coordinator) Delete(ctx context.Context, id string) error {
+	var res error
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		if g.st.state != Empty {
+			res = ErrNonEmptyGroup
+			return
+		}
+		res = g.die(now)
+	})
+	if err != nil {
+		return err
+	}
+	return res
+}
+
+// die writes tombstones for every offset and the group, and marks it Dead
+// (the actor then stops and the coordinator forgets it).
+func (g *group) die(now time.Time) error {
+	kvs := [][2][]byte{}
+	for tp := range g.offsets {
+		kvs = append(kvs, [2][]byte{offsetKey(g.id, tp), nil})
+	}
+	kvs = append(kvs, [2][]byte{groupKey(g.id), nil})
+	next, err := g.c.appendRecords(g.partition, kvs)
+	if err != nil {
+		return err
+	}
+	g.offsets = map[TopicPartition]Offset{}
+	g.st.transition(Dead, now)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return g.c.waitDurable(ctx, g.partition, next)
+}
+
+// DeleteOffsets deletes committed offsets (OffsetDelete). A partition of a
+// topic the group is subscribed to is refused while the group has members.
+func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicPartition) (map[TopicPartition]error, error) {
+	out := map[TopicPartition]error{}
+	var gerr error
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		st := g.st
+		subscribed := map[string]bool{}
+		if st.state != Empty {
+			if st.protocolType != "consumer" {
+				gerr = ErrNonEmptyGroup
+				return
+			}
+			for _, m := range st.members {
+				var md kmsg.ConsumerMemberMetadata
+				if md.ReadFrom(m.metadataFor(st.protocol)) == nil {
+					for _, t := range md.Topics {
+						subscribed[t] = true
+					}
+				}
+			}
+		}
+		var kvs [][2][]byte
+		for _, tp := range tps {
+			if subscribed[tp.Topic] {
+				out[tp] = ErrGroupSubscribedToTopic
+				continue
+			}
+			out[tp] = nil
+			if _, ok := g.offsets[tp]; ok {
+				kvs = append(kvs, [2][]byte{offsetKey(id, tp), nil})
+			}
+		}
+		if len(kvs) == 0 {
+			return
+		}
+		if _, err := c.appendRecords(g.partition, kvs); err != nil {
+			gerr = err
+			return
+		}
+		for _, tp := range tps {
+			if out[tp] == nil {
+				delete(g.offsets, tp)
+			}
+		}
+	})
+	if errors.Is(err, ErrGroupIDNotFound) {
+		return nil, ErrGroupIDNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, gerr
+}
+
+// ExpireOffsets removes offsets past offsets.retention.minutes from empty
+// groups (counted from when the group became empty, or from the commit for
+// groups that only store offsets), and deletes empty groups left with none.
+func (c *Coordinator) ExpireOffsets() {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.mu.groups))
+	for id := range c.mu.groups {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, id := range ids {
+		err := c.with(ctx, id, false, func(g *group, now time.Time) {
+			if g.st.state != Empty {
+				return
+			}
+			var kvs [][2][]byte
+			var gone []TopicPartition
+			for tp, o := range g.offsets {
+				ref := time.UnixMilli(o.CommitTimestamp)
+				if g.st.protocolType != "" && g.st.stateTime.After(ref) {
+					ref = g.st.stateTime
+				}
+				if !now.Before(ref.Add(c.cfg.OffsetsRetention)) {
+					kvs = append(kvs, [2][]byte{offsetKey(id, tp), nil})
+					gone = append(gone, tp)
+				}
+			}
+			if len(gone) == len(g.offsets) {
+				if err := g.die(now); err != nil {
+					c.logger.Warn("expire group failed", "group", id, "err", err)
+				}
+				return
+			}
+			if _, err := c.appendRecords(g.partition, kvs); err != nil {
+				c.logger.Warn("expire offsets failed", "group", id, "err", err)
+				return
+			}
+			for _, tp := range gone {
+				delete(g.offsets, tp)
+			}
+		})
+		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
+			c.logger.Debug("expire offsets skipped", "group", id, "err", err)
+		}
+	}
+}
+
+// LagRow is one group's committed offset and lag on one partition.
+type LagRow struct {
+	Group        string
+	Topic        string
+	Partition    int32
+	Committed    int64
+	LogEndOffset int64
+	// Lag is LogEndOffset - Committed, -1 when the log end is unknown here.
+	Lag int64
+}
+
+// Lag returns a row per committed offset of every group coordinated here.
+func (c *Coordinator) Lag(ctx context.Context) []LagRow {
+	var out []LagRow
+	for _, l := range c.List(ctx) {
+		offs, err := c.Fetch(ctx, l.ID, nil)
+		if err != nil {
+			continue
+		}
+		for tp, o := range offs {
+			row := LagRow{Group: l.ID, Topic: tp.Topic, Partition: tp.Partition, Committed: o.Offset, LogEndOffset: -1, Lag: -1}
+			if leo, ok := c.cfg.LogEndOffset(tp.Topic, tp.Partition); ok {
+				row.LogEndOffset, row.Lag = leo, max(leo-o.Offset, 0)
+			}
+			out = append(out, row)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return out
+}

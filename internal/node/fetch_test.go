@@ -1,0 +1,144 @@
+package node_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/record"
+)
+
+// TestE2EFetchLimits checks KIP-74: the first batch is returned whole even
+// above the byte limits, and limits stop later batches.
+func TestE2EFetchLimits(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, cl := newAdmin(t, n)
+	const topic = "limits"
+	createTopic(t, adm, topic, 1, nil)
+	p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t, 20*time.Second)
+	for i := range 3 {
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte{byte('a' + i)}, 3000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(partMax, max int32) []record.Header {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, max, -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset = partMax, -1, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp := rawRequest[*kmsg.FetchResponse](t, cl, req)
+		part := resp.Topics[0].Partitions[0]
+		if part.ErrorCode != 0 {
+			t.Fatalf("fetch: %v", kerr.ErrorForCode(part.ErrorCode))
+		}
+		var hs []record.Header
+		sp := record.Split(part.RecordBatches)
+		for {
+			b, ok := sp.Next()
+			if !ok {
+				break
+			}
+			h, err := record.Validate(b)
+			if err != nil {
+				t.Fatalf("fetched batch: %v", err)
+			}
+			hs = append(hs, h)
+		}
+		return hs
+	}
+	cases := []struct {
+		name         string
+		partMax, max int32
+		want         int
+	}{
+		{"partition limit below one batch", 100, 1 << 20, 1},
+		{"request limit below one batch", 1 << 20, 100, 1},
+		{"room for two", 6500, 1 << 20, 2},
+		{"room for all", 1 << 20, 1 << 20, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if hs := fetch(c.partMax, c.max); len(hs) != c.want {
+				t.Fatalf("%d whole batches, want %d", len(hs), c.want)
+			}
+		})
+	}
+}
+
+// TestE2ERetention checks time retention deletes closed segments and moves
+// the log start offset, never touching the active segment.
+func TestE2ERetention(t *testing.T) {
+	n := startNode(t, t.TempDir(), map[string]string{"log.retention.check.interval.ms": "100"})
+	adm, _ := newAdmin(t, n)
+	const topic = "retained"
+	createTopic(t, adm, topic, 1, map[string]*string{"segment.bytes": strp("1024"), "retention.ms": strp("600000")})
+	p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t, 30*time.Second)
+	old := time.Now().Add(-time.Hour)
+	for i := range 20 {
+		// Old timestamps: every closed segment is past retention.
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: make([]byte, 300), Timestamp: old.Add(time.Duration(i) * time.Millisecond)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lo, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := lo.Lookup(topic, 0)
+		if o.Offset > 0 {
+			if o.Offset >= 20 {
+				t.Fatalf("retention deleted the active segment: start offset %d", o.Offset)
+			}
+			if end := endOffset(t, adm, topic, 0); end != 20 {
+				t.Fatalf("end offset %d after retention, want 20", end)
+			}
+			got := consumePartitions(t, n, topic, []int32{0}, int(20-o.Offset))
+			if got[0].Offset != o.Offset {
+				t.Fatalf("first readable offset %d, start offset %d", got[0].Offset, o.Offset)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention.ms=600000 with hour-old records deleted nothing within 10s (check interval 100ms)")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond): // poll interval
+		}
+	}
+}
+
+// TestE2ELogAppendTime checks message.timestamp.type=LogAppendTime stamps
+// records with the broker's clock.
+func TestE2ELogAppendTime(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, _ := newAdmin(t, n)
+	const topic = "appendtime"
+	createTopic(t, adm, topic, 1, map[string]*string{"message.timestamp.type": strp("LogAppendTime")})
+	p := newClient(t, n, kgo.DefaultProduceTopic(topic))
+	ctx := testCtx(t, 20*time.Second)
+	before := time.Now().Add(-time.Second)
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("x"), Timestamp: time.Unix(1000, 0)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := consumePartitions(t, n, topic, []int32{0}, 1)
+	if ts := got[0].Timestamp; ts.Before(before) || ts.After(time.Now().Add(time.Second)) {
+		t.Fatalf("record timestamp %v, want the broker's append time (~%v)", ts, before)
+	}
+	if got[0].Attrs.TimestampType() != 1 {
+		t.Fatalf("timestamp type %d, want 1 (LogAppendTime)", got[0].Attrs.TimestampType())
+	}
+}

@@ -1,0 +1,56 @@
+package node
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/replica"
+)
+
+// newGroupCoordinator builds the group coordinator from the broker
+// properties (read once: changing them needs a restart).
+func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Controller, replicas *replica.Manager, logger *slog.Logger) *group.Coordinator {
+	ms := func(name string, def int64) time.Duration {
+		return time.Duration(config.Int64(props(p, name), def)) * time.Millisecond
+	}
+	return group.New(group.Config{
+		NumPartitions: int32(config.Int64(props(p, "offsets.topic.num.partitions"), 50)),
+		Limits: group.Limits{
+			MinSessionTimeout:      ms("group.min.session.timeout.ms", 6000),
+			MaxSessionTimeout:      ms("group.max.session.timeout.ms", 1800000),
+			MaxSize:                int(config.Int64(props(p, "group.max.size"), 1<<31-1)),
+			InitialRebalanceDelay:  ms("group.initial.rebalance.delay.ms", 3000),
+			MaxMemberMetadataBytes: 1 << 20,
+		},
+		OffsetsRetention:       time.Duration(config.Int64(props(p, "offsets.retention.minutes"), 10080)) * time.Minute,
+		RetentionCheckInterval: ms("offsets.retention.check.interval.ms", 600000),
+		MaxOffsetMetadataBytes: int(config.Int64(props(p, "offset.metadata.max.bytes"), 4096)),
+		Partition: func(partition int32) *replica.Partition {
+			part := replicas.Get(group.Topic, partition)
+			if part == nil {
+				return nil
+			}
+			t := ctrl.Image().Topics[group.Topic]
+			if t == nil || int(partition) >= len(t.Partitions) || t.Partitions[partition].Leader != nodeID {
+				return nil
+			}
+			return part
+		},
+		PartitionCount: func(topic string) int32 {
+			if t := ctrl.Image().Topics[topic]; t != nil {
+				return int32(len(t.Partitions))
+			}
+			return 0
+		},
+		LogEndOffset: func(topic string, partition int32) (int64, bool) {
+			if part := replicas.Get(topic, partition); part != nil {
+				return part.HighWatermark(), true
+			}
+			return 0, false
+		},
+		Logger: logger,
+	})
+}

@@ -1,0 +1,3 @@
+module github.com/gregor-dev/gregor/interop/goclients
+
+go 1.26
