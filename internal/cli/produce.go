@@ -51,6 +51,9 @@ to TOPIC" on stderr, and exits non-zero naming the Kafka error on failure.`,
 				kgo.DefaultProduceTopic(topic),
 				kgo.RecordDeliveryTimeout(a.timeout),
 				kgo.ProducerLinger(linger),
+				// Like kafka-console-producer: a topic that does not exist is
+				// created by the broker when auto.create.topics.enable is on.
+				kgo.AllowAutoTopicCreation(),
 			}
 			switch acks {
 			case "all", "-1":

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -93,9 +92,13 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
-	voters, err := parseVoters(cfg.Voters)
+	quorum, err := cfg.QuorumVoters()
 	if err != nil {
 		return nil, err
+	}
+	voters := make([]controller.Voter, len(quorum))
+	for i, v := range quorum {
+		voters[i] = controller.Voter{ID: v.ID, Addr: listenAddr(v.Addr)}
 	}
 	n.ctrl, err = controller.Open(controller.Config{
 		NodeID: cfg.NodeID,
@@ -138,11 +141,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	}
 
 	// Register with the advertised address; port 0 (tests) advertises the bound port.
-	adv := cfg.AdvertisedAddr
-	if adv == "" {
-		adv = cfg.KafkaAddr
-	}
-	host, port := advertised(adv, n.kafka.Addr())
+	host, port := advertised(cfg.Advertised(), n.kafka.Addr())
 	regCtx, regCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer regCancel()
 	if err := n.ctrl.RegisterBroker(regCtx, metadata.Broker{NodeID: cfg.NodeID, Host: host, Port: port}); err != nil {
@@ -330,24 +329,6 @@ func advertised(adv string, bound net.Addr) (string, int32) {
 		host = "localhost"
 	}
 	return host, int32(port)
-}
-
-// parseVoters reads controller.quorum.voters: "1@host:port,2@host:port".
-func parseVoters(s string) ([]controller.Voter, error) {
-	var out []controller.Voter
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, addr, ok := strings.Cut(part, "@")
-		n, err := strconv.Atoi(id)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("node: controller.quorum.voters entry %q is not id@host:port", part)
-		}
-		out = append(out, controller.Voter{ID: int32(n), Addr: listenAddr(addr)})
-	}
-	return out, nil
 }
 
 func absPath(p string) string {
