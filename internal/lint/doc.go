@@ -1,0 +1,3 @@
+// Package lint holds the project's own checks as tests: the import rules
+// that keep the package layout a picture of the architecture.
+package lint
