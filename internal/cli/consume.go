@@ -24,6 +24,7 @@ type consumeFlags struct {
 	partitions    []int32
 	format        string
 	exitAtEnd     bool
+	group         string
 }
 
 const formatHelp = `The --format string is printed once per record, followed by a newline.
@@ -70,6 +71,7 @@ the end offset it had when consume started.
 	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read (repeatable or comma list; default all)")
 	fl.StringVar(&f.format, "format", "%v", "output format per record; see above")
 	fl.BoolVar(&f.exitAtEnd, "exit-at-end", false, "stop after reaching the end offsets observed at start")
+	fl.StringVar(&f.group, "group", "", "consume as a member of this consumer group, committing offsets as records are printed (resumes where the group left off)")
 	return cmd
 }
 
@@ -109,6 +111,9 @@ func (a *app) consume(cmd *cobra.Command, topic string, f consumeFlags) error {
 	}
 
 	ctx := cmd.Context()
+	if f.group != "" {
+		return a.consumeGroup(ctx, topic, f, render)
+	}
 	start, end, err := a.resolveOffsets(ctx, topic, f, tsMillis)
 	if err != nil {
 		return err
@@ -405,4 +410,60 @@ func bytesPtr(b []byte) *string {
 	}
 	s := string(b)
 	return &s
+}
+
+// consumeGroup consumes as a consumer group member: partitions are assigned
+// by the group, printing starts at the group's committed offsets (or, with
+// none, at the start with --from-beginning and at the end otherwise), and
+// every printed record is committed.
+func (a *app) consumeGroup(ctx context.Context, topic string, f consumeFlags, render func(w *bufio.Writer, r *kgo.Record)) error {
+	reset := kgo.NewOffset().AtEnd()
+	if f.fromBeginning {
+		reset = kgo.NewOffset().AtStart()
+	}
+	cl, err := a.newClient(kgo.ConsumerGroup(f.group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset),
+		kgo.AutoCommitMarks(), kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		defer cancel()
+		cl.CommitMarkedOffsets(cctx)
+	}()
+	w := bufio.NewWriterSize(a.stdout, 64<<10)
+	defer w.Flush()
+	var printed int64
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) {
+				ferr = failed(fmt.Sprintf("consume %s partition %d", t, p), err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		stop := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			if stop {
+				return
+			}
+			render(w, r)
+			cl.MarkCommitRecords(r)
+			printed++
+			stop = f.count > 0 && printed >= f.count
+		})
+		if err := w.Flush(); err != nil {
+			return failed("write output", err)
+		}
+		if stop {
+			return nil
+		}
+	}
 }

@@ -191,10 +191,21 @@ func TestE2EGroupStaticRejoin(t *testing.T) {
 	})
 	sess := kgo.SessionTimeout(10 * time.Second)
 	startMember(t, n, s, group, topic, kgo.InstanceID("a"), sess, kgo.Balancers(kgo.RangeBalancer()), track(&aEvents))
-	time.Sleep(0)
 	b := startMember(t, n, s, group, topic, kgo.InstanceID("b"), sess, kgo.Balancers(kgo.RangeBalancer()), onB)
 	produceN(t, n, topic, 0, 60)
 	s.waitFor(t, 60, 20*time.Second)
+	// a may have consumed everything alone: wait until b has partitions.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		ok := len(bParts) > 0 && len(bParts[len(bParts)-1]) == 3
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never got partitions")
+		}
+	}
 	mu.Lock()
 	before := aEvents
 	first := bParts[len(bParts)-1]

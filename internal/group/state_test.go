@@ -1,0 +1,293 @@
+package group
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1000, 0)
+
+func testLimits() Limits {
+	l := DefaultLimits()
+	l.InitialRebalanceDelay = 0
+	l.MinSessionTimeout = time.Second
+	l.MaxSize = 3
+	return l
+}
+
+func newTestGroup() *groupState {
+	g := newGroupState("g", testLimits(), t0)
+	n := 0
+	g.newMemberID = func(c string) string { n++; return fmt.Sprintf("%s-%d", c, n) }
+	return g
+}
+
+func joinReq(id, instance string) JoinRequest {
+	return JoinRequest{MemberID: id, InstanceID: instance, ClientID: "c", ProtocolType: "consumer",
+		Protocols:      []Protocol{{Name: "range", Metadata: []byte("m")}},
+		SessionTimeout: 2 * time.Second, RebalanceTimeout: 5 * time.Second, RequireKnownMemberID: true}
+}
+
+// run executes replies synchronously (persists are no-ops here).
+func run(acts []action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case replyJoin:
+			a.ch <- a.res
+		case replySync:
+			a.ch <- a.res
+		}
+	}
+}
+
+func join(g *groupState, req JoinRequest, now time.Time) chan JoinResult {
+	ch := make(chan JoinResult, 1)
+	run(g.join(req, ch, now))
+	return ch
+}
+
+func doSync(g *groupState, req SyncRequest, now time.Time) chan SyncResult {
+	ch := make(chan SyncResult, 1)
+	run(g.syncGroup(req, ch, now))
+	return ch
+}
+
+func got[T any](t *testing.T, ch chan T) T {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	default:
+		t.Fatalf("no reply")
+		panic("unreachable")
+	}
+}
+
+func parked[T any](t *testing.T, ch chan T) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		t.Fatalf("unexpected reply %+v", r)
+	default:
+	}
+}
+
+// joinStable brings members (by instance id, "" for dynamic) to Stable.
+func joinStable(t *testing.T, g *groupState, instances ...string) []string {
+	t.Helper()
+	var ids []string
+	var chs []chan JoinResult
+	g.limits.InitialRebalanceDelay = time.Second
+	for _, inst := range instances {
+		id := ""
+		if inst == "" {
+			r := got(t, join(g, joinReq("", ""), t0))
+			if !errors.Is(r.Err, ErrMemberIDRequired) {
+				t.Fatalf("first join: %v", r.Err)
+			}
+			id = r.MemberID
+		}
+		chs = append(chs, join(g, joinReq(id, inst), t0))
+	}
+	run(g.tick(t0.Add(time.Second))) // the initial delay ends
+	g.limits.InitialRebalanceDelay = 0
+	var leader string
+	for _, ch := range chs {
+		r := got(t, ch)
+		if r.Err != nil {
+			t.Fatalf("join: %v", r.Err)
+		}
+		ids = append(ids, r.MemberID)
+		leader = r.LeaderID
+	}
+	if g.state != CompletingRebalance {
+		t.Fatalf("state %v, want CompletingRebalance", g.state)
+	}
+	asg := map[string][]byte{}
+	for _, id := range ids {
+		asg[id] = []byte("asg-" + id)
+	}
+	var syncs []chan SyncResult
+	for _, id := range ids {
+		req := SyncRequest{MemberID: id, Generation: g.generation}
+		if id == leader {
+			req.Assignments = asg
+		}
+		syncs = append(syncs, doSync(g, req, t0))
+	}
+	for i, ch := range syncs {
+		if r := got(t, ch); r.Err != nil || string(r.Assignment) != "asg-"+ids[i] {
+			t.Fatalf("sync %s: %+v", ids[i], r)
+		}
+	}
+	if g.state != Stable {
+		t.Fatalf("state %v, want Stable", g.state)
+	}
+	return ids
+}
+
+func TestGroupKIP394MemberIDRequired(t *testing.T) {
+	g := newTestGroup()
+	r := got(t, join(g, joinReq("", ""), t0))
+	if !errors.Is(r.Err, ErrMemberIDRequired) || r.MemberID == "" {
+		t.Fatalf("got %+v", r)
+	}
+	// An unknown member id is refused; the pending one joins.
+	if r := got(t, join(g, joinReq("nope", ""), t0)); !errors.Is(r.Err, ErrUnknownMemberID) {
+		t.Fatalf("unknown member: %v", r.Err)
+	}
+	if r := got(t, join(g, joinReq(r.MemberID, ""), t0)); r.Err != nil || r.Generation != 1 {
+		t.Fatalf("rejoin: %+v", r)
+	}
+}
+
+func TestGroupErrors(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "", "")
+	cases := []struct {
+		name string
+		err  error
+		got  func() error
+	}{
+		{"session timeout too small", ErrInvalidSessionTimeout, func() error {
+			r := joinReq("", "")
+			r.SessionTimeout = time.Millisecond
+			return got(t, join(g, r, t0)).Err
+		}},
+		{"inconsistent protocol", ErrInconsistentGroupProtocol, func() error {
+			r := joinReq("", "")
+			r.Protocols = []Protocol{{Name: "other"}}
+			return got(t, join(g, r, t0)).Err
+		}},
+		{"heartbeat wrong generation", ErrIllegalGeneration, func() error { return g.heartbeat(ids[0], "", 99, t0) }},
+		{"heartbeat unknown member", ErrUnknownMemberID, func() error { return g.heartbeat("x", "", 1, t0) }},
+		{"sync wrong generation", ErrIllegalGeneration, func() error {
+			return got(t, doSync(g, SyncRequest{MemberID: ids[0], Generation: 7}, t0)).Err
+		}},
+		{"heartbeat ok", nil, func() error { return g.heartbeat(ids[1], "", g.generation, t0) }},
+		{"group max size", ErrGroupMaxSizeReached, func() error {
+			got(t, join(g, joinReq("", ""), t0)) // third member pending
+			return got(t, join(g, joinReq("", ""), t0)).Err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.got(); !errors.Is(err, c.err) || (c.err == nil && err != nil) {
+				t.Fatalf("got %v, want %v", err, c.err)
+			}
+		})
+	}
+}
+
+func TestGroupSessionTimeoutRemovesMember(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "", "")
+	now := t0.Add(1500 * time.Millisecond)
+	if err := g.heartbeat(ids[0], "", g.generation, now); err != nil {
+		t.Fatal(err)
+	}
+	// ids[1] never heartbeats: its session (2s) ends.
+	if d := g.deadline(); !d.Equal(t0.Add(2 * time.Second)) {
+		t.Fatalf("deadline %v", d)
+	}
+	run(g.tick(t0.Add(2 * time.Second)))
+	if g.state != PreparingRebalance || g.members[ids[1]] != nil {
+		t.Fatalf("state %v members %d", g.state, len(g.members))
+	}
+	if err := g.heartbeat(ids[0], "", 1, now); !errors.Is(err, ErrRebalanceInProgress) {
+		t.Fatalf("heartbeat during rebalance: %v", err)
+	}
+	ch := join(g, joinReq(ids[0], ""), now)
+	if r := got(t, ch); r.Err != nil || r.Generation != 2 || len(r.Members) != 1 {
+		t.Fatalf("rejoin: %+v", r)
+	}
+}
+
+func TestGroupRebalanceTimeoutRemovesLaggards(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "", "")
+	// ids[0] rejoins (a rebalance); ids[1] keeps heartbeating but never rejoins.
+	ch := join(g, joinReq(ids[0], ""), t0)
+	parked(t, ch)
+	for at := t0; at.Before(t0.Add(5 * time.Second)); at = at.Add(time.Second) {
+		g.heartbeat(ids[1], "", g.generation, at)
+		run(g.tick(at))
+	}
+	parked(t, ch)
+	run(g.tick(t0.Add(5 * time.Second)))
+	if r := got(t, ch); r.Err != nil || len(r.Members) != 1 {
+		t.Fatalf("join after rebalance timeout: %+v", r)
+	}
+	// A member that never sends SyncGroup is removed at the sync deadline.
+	run(g.tick(t0.Add(10 * time.Second)))
+	if len(g.members) != 0 || g.state != Empty {
+		t.Fatalf("state %v members %d", g.state, len(g.members))
+	}
+}
+
+func TestGroupKIP345StaticRejoinKeepsAssignment(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "a", "b")
+	gen := g.generation
+	r := got(t, join(g, joinReq("", "b"), t0.Add(time.Second)))
+	if r.Err != nil || r.Generation != gen || r.MemberID == ids[1] {
+		t.Fatalf("static rejoin: %+v", r)
+	}
+	if g.state != Stable {
+		t.Fatalf("state %v, want Stable (no rebalance)", g.state)
+	}
+	s := got(t, doSync(g, SyncRequest{MemberID: r.MemberID, InstanceID: "b", Generation: gen}, t0))
+	if string(s.Assignment) != "asg-"+ids[1] {
+		t.Fatalf("assignment %q", s.Assignment)
+	}
+	// The old member id is fenced.
+	if err := g.heartbeat(ids[1], "b", gen, t0); !errors.Is(err, ErrFencedInstanceID) {
+		t.Fatalf("old id heartbeat: %v", err)
+	}
+}
+
+func TestGroupLeaveAll(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "", "")
+	errs, acts := g.leave([]MemberLeave{{MemberID: ids[0]}, {MemberID: ids[1]}, {MemberID: "x"}}, t0)
+	run(acts)
+	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], ErrUnknownMemberID) {
+		t.Fatalf("errs %v", errs)
+	}
+	if g.state != Empty || g.generation != 2 {
+		t.Fatalf("state %v generation %d", g.state, g.generation)
+	}
+}
+
+func TestGroupProtocolVote(t *testing.T) {
+	g := newTestGroup()
+	for _, ps := range [][]string{{"a", "b"}, {"b", "a"}, {"b", "a", "c"}} {
+		m := &member{id: ps[0] + fmt.Sprint(len(g.members))}
+		for _, p := range ps {
+			m.protocols = append(m.protocols, Protocol{Name: p})
+		}
+		g.members[m.id] = m
+		if g.leader == "" {
+			g.leader = m.id
+		}
+	}
+	if p := g.selectProtocol(); p != "b" {
+		t.Fatalf("selected %q, want b", p)
+	}
+}
+
+func TestGroupJavaHashPartition(t *testing.T) {
+	for _, c := range []struct {
+		id   string
+		hash int32
+	}{{"", 0}, {"a", 97}, {"polygenelubricants", -2147483648}} {
+		if h := JavaStringHashCode(c.id); h != c.hash {
+			t.Errorf("hash(%q) = %d, want %d", c.id, h, c.hash)
+		}
+	}
+	if p := PartitionFor("polygenelubricants", 50); p != 0 {
+		t.Errorf("partition %d", p)
+	}
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Interop suite: real Kafka clients (kcat, librdkafka via confluent-kafka-python,
+# kafka-python, kafkajs, sarama, segmentio/kafka-go) against the real gregor
+# binary over TCP. Prints one PASS/FAIL/SKIP line per check and a final
+# "N passed, M failed" line; exits non-zero when any check failed.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PY=/usr/bin/python3
+CHECK_TIMEOUT="${CHECK_TIMEOUT:-150}"
+
+log() { echo "run.sh: $*" >&2; }
+
+# ---- build ------------------------------------------------------------------
+(cd "$ROOT" && go build -o "$ROOT/bin/gregor" ./cmd/gregor) || { log "go build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# ---- dependencies (idempotent, quiet) ----------------------------------------
+apt_updated=0
+apt_install() {
+	if [ "$apt_updated" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || log "apt-get update failed"
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || log "apt-get install $* failed"
+}
+if ! command -v kcat >/dev/null 2>&1 || ! $PY -c 'import confluent_kafka' 2>/dev/null || ! $PY -c 'import kafka' 2>/dev/null; then
+	apt_install kcat python3-confluent-kafka python3-kafka
+fi
+# Optional codec libraries for kafka-python (its codec checks SKIP without them).
+if ! $PY -c 'import snappy, lz4.frame, zstandard' 2>/dev/null; then
+	apt_install python3-snappy python3-lz4 python3-zstandard
+fi
+if [ ! -d "$HERE/node/node_modules" ]; then
+	npm ci --prefix "$HERE/node" --silent --no-audit --no-fund >/dev/null 2>&1 || log "npm ci failed"
+fi
+
+# ---- start gregor --------------------------------------------------------------
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+KPORT=$(free_port); CPORT=$(free_port); HPORT=$(free_port)
+DATA="$(mktemp -d /tmp/gregor-interop.XXXXXX)"
+GREGOR_LOG="$DATA.log"
+GPID=""
+cleanup() {
+	if [ -n "$GPID" ]; then kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null; fi
+	rm -rf "$DATA"
+	if [ "${KEEP_LOG:-0}" = 1 ]; then log "gregor log kept at $GREGOR_LOG"; else rm -f "$GREGOR_LOG"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$ROOT/bin/gregor" serve --data-dir "$DATA" --kafka-addr "127.0.0.1:$KPORT" \
+	--controller-addr "127.0.0.1:$CPORT" --http-addr "127.0.0.1:$HPORT" \
+	--log-level "${GREGOR_LOG_LEVEL:-info}" 2>"$GREGOR_LOG" &
+GPID=$!
+ready=0
+for _ in $(seq 1 300); do
+	if curl -fsS -o /dev/null "http://127.0.0.1:$HPORT/readyz" 2>/dev/null; then ready=1; break; fi
+	kill -0 "$GPID" 2>/dev/null || break
+	sleep 0.1
+done
+if [ "$ready" != 1 ]; then
+	log "gregor did not become ready; log:"; tail -20 "$GREGOR_LOG" >&2
+	echo "FAIL gregor: broker did not become ready"; echo "0 passed, 1 failed"; exit 1
+fi
+
+export BOOTSTRAP="127.0.0.1:$KPORT"
+export INTEROP_GROUPS="$($PY "$HERE/python/apiversions.py" "$BOOTSTRAP" groups)"
+log "gregor pid $GPID at $BOOTSTRAP (groups advertised: $INTEROP_GROUPS)"
+
+# ---- checks --------------------------------------------------------------------
+RESULTS="$DATA.results"
+: >"$RESULTS"
+# run_check CLIENT CMD...: runs one check program; its PASS/FAIL/SKIP lines are
+# echoed and recorded; a crash or timeout without lines becomes a FAIL.
+run_check() {
+	local client="$1"; shift
+	local out rc
+	out="$(cd "$HERE" && timeout --kill-after=5 "$CHECK_TIMEOUT" "$@" 2>"$DATA.stderr")"; rc=$?
+	local lines
+	lines="$(printf '%s\n' "$out" | grep -E '^(PASS|FAIL|SKIP) ' || true)"
+	if [ -n "$lines" ]; then printf '%s\n' "$lines" | tee -a "$RESULTS"; fi
+	if [ "$rc" != 0 ] && ! printf '%s\n' "$lines" | grep -q '^FAIL '; then
+		local why="exit status $rc"; [ "$rc" = 124 ] && why="timed out after ${CHECK_TIMEOUT}s"
+		echo "FAIL $client: check program failed ($why): $(tail -3 "$DATA.stderr" | tr '\n' ' ' | cut -c1-300)" | tee -a "$RESULTS"
+	fi
+	if [ "${VERBOSE:-0}" = 1 ]; then cat "$DATA.stderr" >&2; fi
+}
+
+run_check kcat bash "$HERE/kcat_check.sh"
+run_check confluent-kafka-python $PY "$HERE/python/confluent_check.py"
+run_check kafka-python $PY "$HERE/python/kafkapython_check.py"
+run_check kafkajs node "$HERE/node/check.js"
+run_check goclients bash -c "cd '$HERE/goclients' && go run ."
+
+passed=$(grep -c '^PASS ' "$RESULTS" || true)
+failed=$(grep -c '^FAIL ' "$RESULTS" || true)
+rm -f "$RESULTS" "$DATA.stderr"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
