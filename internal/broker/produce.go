@@ -14,6 +14,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -105,12 +106,25 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 	return func(ctx context.Context) kmsg.Response {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		for _, w := range waits {
-			if err := w.p.WaitDurable(ctx, w.offset); err != nil {
-				w.resp.ErrorCode = b.produceErrorCode(err)
-				w.resp.BaseOffset = -1
+		// Partitions are separate files: their fsyncs run side by side so a
+		// request spanning many partitions waits for the slowest, not the sum.
+		// Each WaitDurable joins that partition's group commit.
+		var wg sync.WaitGroup
+		for i := range waits {
+			w := &waits[i]
+			wait := func() {
+				if err := w.p.WaitDurable(ctx, w.offset); err != nil {
+					w.resp.ErrorCode = b.produceErrorCode(err)
+					w.resp.BaseOffset = -1
+				}
+			}
+			if len(waits) == 1 {
+				wait()
+			} else {
+				wg.Go(wait)
 			}
 		}
+		wg.Wait()
 		return resp
 	}
 }
