@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 )
@@ -48,6 +49,9 @@ func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Co
 }
 
 func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+	// The response carries file ranges, not bytes: the server sends the
+	// record batches from the segment files with sendfile and then releases
+	// the segments (server.SplicedResponse).
 	wait := min(msDuration(req.MaxWaitMillis), maxFetchWait)
 	deadline := time.Now().Add(wait)
 	var wake chan struct{}
@@ -66,6 +70,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		if remaining <= 0 {
 			return resp
 		}
+		resp.Release()
 		if wake == nil {
 			// Registered once; a signal between the read above and the wait
 			// below stays buffered, so no append is missed.
@@ -90,8 +95,16 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 // fetchOnce reads every requested partition once. It returns the response,
 // the record bytes in it, the partitions it could read (to park on), and
 // whether any partition failed (which answers at once, as Kafka does).
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []*replica.Partition, bool) {
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*server.SplicedResponse, int, []*replica.Partition, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	out := &server.SplicedResponse{Response: resp}
+	var held []*commitlog.RangeResult
+	out.Release = func() {
+		for _, r := range held {
+			r.Release()
+		}
+		held = nil
+	}
 	img := b.image()
 	maxBytes := int(req.MaxBytes)
 	if req.Version < 3 || maxBytes <= 0 {
@@ -137,7 +150,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 			}
 			limit := min(int(tp.PartitionMaxBytes), maxBytes-total)
 			if limit > 0 || total == 0 {
-				data, err := p.Read(tp.FetchOffset, max(limit, 1))
+				rr, err := p.ReadRange(tp.FetchOffset, max(limit, 1))
 				switch {
 				case errors.Is(err, replica.ErrOffsetOutOfRange):
 					rp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -145,14 +158,20 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 				case err != nil:
 					rp.ErrorCode = b.errorCode(err)
 					failed = true
-				default:
-					rp.RecordBatches = data
-					total += len(data)
+				case len(rr.Chunks) > 0:
+					held = append(held, &rr)
+					sp := server.Splice{Marker: server.NewMarker()}
+					for _, c := range rr.Chunks {
+						sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
+						total += int(c.Len)
+					}
+					rp.RecordBatches = sp.Marker
+					out.Splices = append(out.Splices, sp)
 				}
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, total, parts, failed
+	return out, total, parts, failed
 }

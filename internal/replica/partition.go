@@ -336,6 +336,20 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 	return res.Data, err
 }
 
+// ReadRange is Read returning file ranges of the segment instead of bytes,
+// for zero-copy sends. The caller must Release the result once sent.
+func (p *Partition) ReadRange(offset int64, maxBytes int) (commitlog.RangeResult, error) {
+	hw := p.highWatermark.Load()
+	if offset > hw && offset <= p.log.LogEndOffset() {
+		return commitlog.RangeResult{NextOffset: offset}, nil
+	}
+	res, err := p.log.ReadRange(offset, maxBytes, hw)
+	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
+		return res, ErrOffsetOutOfRange
+	}
+	return res, err
+}
+
 // OffsetForTimestamp finds the first offset whose timestamp is >= ts.
 func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool) {
 	return p.log.OffsetForTimestamp(ts)

@@ -216,10 +216,15 @@ func (c *conn) write() {
 	defer putBuf(out)
 	for p := range c.queue {
 		resp := c.finishResponse(p)
+		spliced, _ := resp.(*SplicedResponse)
 		if resp != nil && c.ctx.Err() == nil {
 			var err error
 			if *out, err = c.appendResponse((*out)[:0], p, resp); err == nil {
-				err = c.writeFrame(*out)
+				if spliced != nil {
+					err = c.writeSpliced(*out, spliced)
+				} else {
+					err = c.writeFrame(*out)
+				}
 			}
 			if err != nil {
 				if c.log.Enabled(c.ctx, slog.LevelDebug) {
@@ -230,6 +235,9 @@ func (c *conn) write() {
 			if cap(*out) > maxPooledBufBytes {
 				*out = nil // do not keep a huge buffer for the connection's life
 			}
+		}
+		if spliced != nil && spliced.Release != nil {
+			spliced.Release()
 		}
 		putBuf(p.buf)
 		p.buf = nil
@@ -271,6 +279,20 @@ func (c *conn) appendResponse(dst []byte, p *pending, resp kmsg.Response) ([]byt
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
 	return dst, nil
+}
+
+// writeSpliced sends a frame whose record bytes come from files.
+func (c *conn) writeSpliced(frame []byte, sr *SplicedResponse) error {
+	buf, parts, err := spliceFrame(frame, sr.IsFlexible(), sr.Splices)
+	if err != nil {
+		return err
+	}
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	n, err := writeParts(c.nc, buf, parts)
+	c.s.stats.bytesOut.Add(uint64(n))
+	return err
 }
 
 func (c *conn) writeFrame(b []byte) error {
