@@ -50,8 +50,9 @@ type Broker struct {
 	replicas    *replica.Manager
 	producerIDs *txn.ProducerIDs
 	groups      *group.Coordinator
-	// throttled counts requests refused for lack of resources, for metrics.
 	requests atomic.Int64
+	// decompressSlots bounds concurrent decompression (see produce.go).
+	decompressSlots chan struct{}
 }
 
 // New creates a Broker.
@@ -63,7 +64,7 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 		cfg.OnMetadataChange = func() {}
 	}
 	return &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
-		replicas: replicas, producerIDs: pids, groups: groups}
+		replicas: replicas, producerIDs: pids, groups: groups, decompressSlots: make(chan struct{}, decompressSlots)}
 }
 
 // handlerFunc answers one API: it runs the ordered part and returns the

@@ -30,6 +30,11 @@ import (
 // exhausting memory.
 const maxUncompressedBatch = 64 << 20
 
+// decompressSlots is how many compressed batches are validated at once across
+// the node: with maxUncompressedBatch it caps decompression memory at 256 MiB
+// however many clients send bombs.
+const decompressSlots = 4
+
 var (
 	errMultipleBatches   = errors.New("broker: a v2 produce must carry exactly one record batch per partition")
 	errNoRecords         = errors.New("broker: produce carries no record batch")
@@ -153,7 +158,16 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16) (
 	if h.IsTransactional() {
 		return replica.AppendResult{}, errTransactional
 	}
-	if err := record.ValidateRecords(records, h, maxUncompressedBatch); err != nil {
+	if h.Compression() != record.CodecNone {
+		// Each compressed batch may expand to maxUncompressedBatch while it is
+		// checked; the slots bound what all connections together can hold.
+		b.decompressSlots <- struct{}{}
+		err := record.ValidateRecords(records, h, maxUncompressedBatch)
+		<-b.decompressSlots
+		if err != nil {
+			return replica.AppendResult{}, err
+		}
+	} else if err := record.ValidateRecords(records, h, maxUncompressedBatch); err != nil {
 		return replica.AppendResult{}, err
 	}
 	return p.Append(records, h, acks)

@@ -47,37 +47,48 @@ func Decompress(codec Codec, src, dst []byte, max int) ([]byte, error) {
 			return dst, ErrTooLarge
 		}
 		return append(dst, src...), nil
+	case CodecSnappy:
+		return decodeSnappy(src, dst, max)
+	case CodecGzip, CodecLZ4, CodecZstd:
+		r, release, err := streamDecompressor(codec, src)
+		if err != nil {
+			return dst, err
+		}
+		out, err := readCapped(r, dst, max)
+		release()
+		return out, err
+	}
+	return dst, ErrUnknownCodec
+}
+
+// streamDecompressor returns a pooled streaming decoder of src for gzip, lz4
+// and zstd; release returns it to its pool. Callers bound what they read.
+func streamDecompressor(codec Codec, src []byte) (io.Reader, func(), error) {
+	switch codec {
 	case CodecGzip:
 		var zr *gzip.Reader
 		if v := gzipReaders.Get(); v != nil {
 			zr = v.(*gzip.Reader)
 			if err := zr.Reset(bytes.NewReader(src)); err != nil {
-				return dst, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+				return nil, nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
 			}
 		} else {
 			var err error
 			if zr, err = gzip.NewReader(bytes.NewReader(src)); err != nil {
-				return dst, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+				return nil, nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
 			}
 		}
-		out, err := readCapped(zr, dst, max)
-		gzipReaders.Put(zr)
-		return out, err
-	case CodecSnappy:
-		return decodeSnappy(src, dst, max)
+		return zr, func() { gzipReaders.Put(zr) }, nil
 	case CodecLZ4:
 		zr := lz4Readers.Get().(*lz4.Reader)
 		zr.Reset(bytes.NewReader(src))
-		out, err := readCapped(zr, dst, max)
-		zr.Reset(nil)
-		lz4Readers.Put(zr)
-		return out, err
+		return zr, func() { zr.Reset(nil); lz4Readers.Put(zr) }, nil
 	case CodecZstd:
 		var zr *zstd.Decoder
 		if v := zstdReaders.Get(); v != nil {
 			zr = v.(*zstd.Decoder)
 			if err := zr.Reset(streamOnly{bytes.NewReader(src)}); err != nil {
-				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+				return nil, nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 			}
 		} else {
 			var err error
@@ -87,20 +98,18 @@ func Decompress(codec Codec, src, dst []byte, max int) ([]byte, error) {
 			zr, err = zstd.NewReader(streamOnly{bytes.NewReader(src)}, zstd.WithDecoderConcurrency(1),
 				zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 			if err != nil {
-				return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+				return nil, nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 			}
 		}
-		out, err := readCapped(zr, dst, max)
-		_ = zr.Reset(nil)
-		zstdReaders.Put(zr)
-		return out, err
+		return zr, func() { _ = zr.Reset(nil); zstdReaders.Put(zr) }, nil
 	}
-	return dst, ErrUnknownCodec
+	return nil, nil, ErrUnknownCodec
 }
 
-// zstdMaxWindow bounds the zstd window a frame may ask for. Kafka producers
-// use levels whose windows are at most a few MiB.
-const zstdMaxWindow = 64 << 20
+// zstdMaxWindow bounds the zstd window a frame may ask for, and so the
+// memory one decoder holds. zstd never needs a window larger than the
+// frame's content, and Kafka batches are at most a few MiB.
+const zstdMaxWindow = 16 << 20
 
 // streamOnly hides bytes.Reader's Len method: given a reader with a Len,
 // the zstd decoder decodes the whole input at once, ignoring our cap.

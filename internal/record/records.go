@@ -179,28 +179,46 @@ func recordsArea(b []byte, h Header, maxUncompressed int) (area []byte, release 
 // ValidateRecords walks every record of the batch b (whose header h came
 // from Validate), checking the framing of each field against the bytes that
 // remain, that offset deltas count up from zero, and that the number of
-// records equals h.NumRecords. Compressed batches are decompressed into a
-// pooled buffer, capped at maxUncompressed bytes (ErrTooLarge). It does not
-// allocate per record for uncompressed batches.
+// records equals h.NumRecords. gzip, lz4 and zstd batches are checked as
+// they stream out of the decompressor (stream.go), holding a few KiB; snappy
+// batches, whose expansion is small by construction, are decompressed into a
+// pooled buffer; either way the output is capped at maxUncompressed bytes
+// (ErrTooLarge). It does not allocate per record.
 func ValidateRecords(b []byte, h Header, maxUncompressed int) error {
+	if len(b) >= HeaderSize {
+		switch h.Compression() {
+		case CodecGzip, CodecLZ4, CodecZstd:
+			r, release, err := streamDecompressor(h.Compression(), b[HeaderSize:])
+			if err != nil {
+				return err
+			}
+			defer release()
+			return validateStream(r, h, maxUncompressed)
+		}
+	}
 	area, release, err := recordsArea(b, h, maxUncompressed)
 	if err != nil {
 		return err
 	}
 	defer release()
+	return validateArea(area, h.NumRecords)
+}
+
+// validateArea walks the uncompressed records area of a batch.
+func validateArea(area []byte, numRecords int32) error {
 	r := reader{b: area}
 	var count int32
 	for len(r.b) > 0 {
-		if count >= h.NumRecords {
-			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
+		if count >= numRecords {
+			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, numRecords)
 		}
 		if err := walkRecord(&r, count, nil); err != nil {
 			return err
 		}
 		count++
 	}
-	if count != h.NumRecords {
-		return fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, h.NumRecords)
+	if count != numRecords {
+		return fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, numRecords)
 	}
 	return nil
 }
