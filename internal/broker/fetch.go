@@ -124,6 +124,9 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*server.SplicedResponse, int
 			rp.Partition = tp.Partition
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
 			rp.PreferredReadReplica = -1
+			// Kafka always sends records, empty when there are none:
+			// librdkafka and kafka-python fail on a null records field.
+			rp.RecordBatches = []byte{}
 			var p *replica.Partition
 			switch {
 			case topic == nil || tp.Partition < 0 || int(tp.Partition) >= len(topic.Partitions):
