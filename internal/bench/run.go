@@ -228,7 +228,44 @@ func createTopic(ctx context.Context, cfg Config) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("bench: create topic %s: %w", cfg.Topic, err)
 	}
-	return nil
+	return waitTopic(ctx, adm, cfg.Topic)
+}
+
+// topicWait bounds how long a run waits for a created topic to have a leader
+// for every partition.
+const topicWait = 30 * time.Second
+
+// waitTopic polls metadata until every partition of topic has a leader, so
+// that the clock of a run does not include the broker bringing a new topic
+// online (clients would otherwise retry UNKNOWN_TOPIC_OR_PARTITION with
+// backoff inside the measured time).
+func waitTopic(ctx context.Context, adm *kadm.Client, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, topicWait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if td, ok := md.Topics[topic]; ok && td.Err == nil && len(td.Partitions) > 0 && allLed(td.Partitions) {
+				return nil
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("bench: topic %s has no leader for every partition: %w", topic, ctx.Err())
+		}
+	}
+}
+
+func allLed(ps kadm.PartitionDetails) bool {
+	for _, p := range ps {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // payload returns a value of n random upper-case letters, as Kafka's

@@ -30,41 +30,11 @@ import (
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
-// groupErrorCodes maps the group package's errors; anything else goes
-// through errorCode.
-var groupErrorCodes = []struct {
-	err  error
-	code *kerr.Error
-}{
-	{group.ErrUnknownMemberID, kerr.UnknownMemberID},
-	{group.ErrIllegalGeneration, kerr.IllegalGeneration},
-	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress},
-	{group.ErrMemberIDRequired, kerr.MemberIDRequired},
-	{group.ErrFencedInstanceID, kerr.FencedInstanceID},
-	{group.ErrGroupMaxSizeReached, kerr.GroupMaxSizeReached},
-	{group.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
-	{group.ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
-	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
-	{group.ErrMemberMetadataTooLarge, kerr.InvalidRequest},
-	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
-	{group.ErrNotCoordinator, kerr.NotCoordinator},
-	{group.ErrCoordinatorLoading, kerr.CoordinatorLoadInProgress},
-	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup},
-	{group.ErrGroupIDNotFound, kerr.GroupIDNotFound},
-	{group.ErrGroupSubscribedToTopic, kerr.GroupSubscribedToTopic},
-	{group.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
-	{group.ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
-}
-
+// groupCode maps an error of a group API through the one table
+// (errorCodes); a request context that ended while waiting on a group is
+// COORDINATOR_NOT_AVAILABLE there (the client retries on the coordinator),
+// not REQUEST_TIMED_OUT.
 func (b *Broker) groupCode(err error) int16 {
-	if err == nil {
-		return 0
-	}
-	for _, e := range groupErrorCodes {
-		if errors.Is(err, e.err) {
-			return e.code.Code
-		}
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return kerr.CoordinatorNotAvailable.Code
 	}

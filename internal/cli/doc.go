@@ -1,5 +1,5 @@
 // Package cli owns gregor's command line: the cobra command tree behind
-// cmd/gregor (serve, topic, produce, consume), flag parsing, output formats
+// cmd/gregor (serve, topic, produce, consume, group, bench), flag parsing, output formats
 // (tables with text/tabwriter, --json with encoding/json) and the translation
 // of client errors into one "error: ..." line with a hint and an exit code.
 //

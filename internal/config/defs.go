@@ -154,6 +154,8 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", Min: 1, Max: 1 << 16},
 	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", Min: 1, Max: math.MaxInt16},
 	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Min: 1, Max: math.MaxInt32},
+	{Name: "offsets.retention.check.interval.ms", Type: TypeLong, Default: "600000", Min: 1, Max: math.MaxInt64},
+	{Name: "offset.metadata.max.bytes", Type: TypeInt, Default: "4096", Min: 0, Max: math.MaxInt32},
 	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", Min: 0, Max: math.MaxInt32},
 	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", Min: 0, Max: math.MaxInt32},
 	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", Min: 0, Max: math.MaxInt32},

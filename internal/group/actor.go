@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime/pprof"
 	"time"
 )
@@ -10,6 +11,9 @@ import (
 // errGroupGone is returned by do when the group's actor has stopped (the
 // group was deleted or expired, or the coordinator closed).
 var errGroupGone = errors.New("group: group actor stopped")
+
+// maxDrainBeforeTick bounds the queued events run before a timer tick.
+const maxDrainBeforeTick = 64
 
 // group is one group's actor: a goroutine that owns st and offsets and runs
 // every event against them in turn.
@@ -44,14 +48,37 @@ func (g *group) run() {
 			} else {
 				timer.Stop()
 			}
+			state, gen := g.st.state, g.st.generation
 			select {
 			case fn := <-g.inbox:
 				fn(g.c.now())
 			case <-timer.C:
+				// Events that queued while the actor was busy (a slow
+				// persist) run first: a heartbeat that waited on us
+				// must not lose to a session deadline it met. Bounded,
+				// so a steady stream cannot starve the timer.
+				for range maxDrainBeforeTick {
+					select {
+					case fn := <-g.inbox:
+						fn(g.c.now())
+						continue
+					default:
+					}
+					break
+				}
+				n := len(g.st.members)
 				g.exec(g.st.tick(g.c.now()))
+				if n > len(g.st.members) {
+					g.c.logger.Debug("group members expired", "group", g.id, "expired", n-len(g.st.members),
+						"state", g.st.state.String())
+				}
 			case <-g.stopc:
 				g.failParked()
 				return
+			}
+			if (state != g.st.state || gen != g.st.generation) && g.c.logger.Enabled(context.Background(), slog.LevelDebug) {
+				g.c.logger.Debug("group state changed", "group", g.id, "from", state.String(), "state", g.st.state.String(),
+					"generation", g.st.generation, "members", len(g.st.members), "leader", g.st.leader)
 			}
 			if g.st.state == Dead {
 				g.c.forget(g)
@@ -114,9 +141,15 @@ func (g *group) exec(acts []action) {
 			case a.ch <- a.res:
 			default:
 			}
+		case restartSessions:
+			g.st.restart(a.members, g.c.now())
 		case persistGroup:
+			start := time.Now()
 			if err := g.c.writeGroup(g); err != nil {
 				g.c.logger.Error("persist group failed", "group", g.id, "err", err)
+			}
+			if d := time.Since(start); d > 100*time.Millisecond {
+				g.c.logger.Warn("slow group persist", "group", g.id, "duration", d)
 			}
 		}
 	}

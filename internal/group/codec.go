@@ -104,6 +104,24 @@ type decoded struct {
 
 // decodeRecord decodes a key and value (nil value: tombstone). kmsg's
 // decoders bound every length by the bytes left.
+// The newest value versions Kafka defines (OffsetCommitValue and
+// GroupMetadataValue); a value claiming another version is corrupt, as in
+// Kafka's GroupMetadataManager.
+const (
+	maxOffsetValueVersion = 4
+	maxGroupValueVersion  = 4
+)
+
+func checkValueVersion(value []byte, maxVersion int16) error {
+	if len(value) < 2 {
+		return fmt.Errorf("value of %d bytes", len(value))
+	}
+	if v := int16(uint16(value[0])<<8 | uint16(value[1])); v < 0 || v > maxVersion {
+		return fmt.Errorf("unknown value version %d", v)
+	}
+	return nil
+}
+
 func decodeRecord(key, value []byte) (decoded, error) {
 	if len(key) < 2 {
 		return decoded{}, fmt.Errorf("%w: key of %d bytes", ErrCorruptRecord, len(key))
@@ -118,6 +136,9 @@ func decodeRecord(key, value []byte) (decoded, error) {
 		d := decoded{group: k.Group, isOffset: true, tp: TopicPartition{k.Topic, k.Partition}}
 		if value != nil {
 			v := kmsg.NewOffsetCommitValue()
+			if err := checkValueVersion(value, maxOffsetValueVersion); err != nil {
+				return decoded{}, fmt.Errorf("%w: offset value: %w", ErrCorruptRecord, err)
+			}
 			if err := v.ReadFrom(value); err != nil {
 				return decoded{}, fmt.Errorf("%w: offset value: %w", ErrCorruptRecord, err)
 			}
@@ -135,6 +156,9 @@ func decodeRecord(key, value []byte) (decoded, error) {
 		d := decoded{group: k.Group}
 		if value != nil {
 			v := kmsg.NewGroupMetadataValue()
+			if err := checkValueVersion(value, maxGroupValueVersion); err != nil {
+				return decoded{}, fmt.Errorf("%w: group value: %w", ErrCorruptRecord, err)
+			}
 			if err := v.ReadFrom(value); err != nil {
 				return decoded{}, fmt.Errorf("%w: group value: %w", ErrCorruptRecord, err)
 			}

@@ -491,8 +491,10 @@ func (c *Coordinator) Leave(ctx context.Context, id string, members []MemberLeav
 	return errs, err
 }
 
-// Commit stores offsets for a group. A generation below 0 with no member id
-// is a simple (groupless) commit, allowed while the group has no members.
+// Commit stores offsets for a group. A generation below 0 is a simple
+// (groupless) commit, allowed while the group has no members; members of the
+// current generation commit also during PreparingRebalance (not during
+// CompletingRebalance: REBALANCE_IN_PROGRESS), as in Kafka.
 // It returns an error per partition (nil: committed) once the commit is
 // durable.
 func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID string, generation int32, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
@@ -501,10 +503,13 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 	var part int32
 	err := c.with(ctx, id, true, func(g *group, now time.Time) {
 		st := g.st
+		// As Kafka: a generation below 0 commits freely to an Empty
+		// group (admin tools, assign()-only consumers); without member
+		// id and generation it is refused while the group has members.
 		simple := generation < 0 && memberID == "" && instanceID == ""
 		var gerr error
 		switch {
-		case simple && st.state == Empty:
+		case generation < 0 && st.state == Empty:
 		case simple:
 			gerr = ErrUnknownMemberID
 		default:
@@ -513,6 +518,10 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			} else if st.state == CompletingRebalance {
 				gerr = ErrRebalanceInProgress
 			}
+		}
+		if c.logger.Enabled(ctx, slog.LevelDebug) {
+			c.logger.Debug("offset commit", "group", id, "member_id", memberID, "generation", generation,
+				"state", st.state.String(), "group_generation", st.generation, "partitions", len(offsets), "err", gerr)
 		}
 		var kvs [][2][]byte
 		var ok []TopicPartition

@@ -187,9 +187,23 @@ type replySync struct {
 // persistGroup writes the group's metadata record (a tombstone when Dead).
 type persistGroup struct{}
 
-func (replyJoin) isAction()    {}
-func (replySync) isAction()    {}
-func (persistGroup) isAction() {}
+// restartSessions starts the sessions of these members afresh at the time
+// the runner reaches this action (after the persist before it).
+type restartSessions struct{ members []string }
+
+// restart restarts the named members' sessions at now.
+func (g *groupState) restart(ids []string, now time.Time) {
+	for _, id := range ids {
+		if m := g.members[id]; m != nil {
+			m.expires = now.Add(m.session)
+		}
+	}
+}
+
+func (restartSessions) isAction() {}
+func (replyJoin) isAction()       {}
+func (replySync) isAction()       {}
+func (persistGroup) isAction()    {}
 
 // groupState is one group's membership state machine. It is not safe for
 // concurrent use: its actor owns it.
@@ -361,8 +375,10 @@ func (g *groupState) joinUnknown(req JoinRequest, ch chan JoinResult, now time.T
 }
 
 // replaceStatic gives a rejoining static member (KIP-345) a new member id in
-// place of old. In Stable with unchanged protocols it gets its assignment
-// back without a rebalance; the old id is fenced.
+// place of old. In Stable, unless its protocols change the protocol the
+// group selects, it gets its assignment back without a rebalance and without
+// a new generation (a leader is told to skip assignment, KIP-814); the old
+// id is fenced.
 func (g *groupState) replaceStatic(req JoinRequest, old *member, id string, ch chan JoinResult, now time.Time) []action {
 	if old.join != nil {
 		g.out = append(g.out, replyJoin{old.join, JoinResult{Err: ErrFencedInstanceID, MemberID: old.id, Generation: -1}})
@@ -390,7 +406,14 @@ func (g *groupState) replaceStatic(req JoinRequest, old *member, id string, ch c
 		g.pendingSync[id] = true
 	}
 	switch {
-	case g.state == Stable && m.sameProtocols(req.Protocols):
+	case g.state == Stable && g.keepsProtocol(&m, req):
+		// Kafka compares only the protocol the next generation would
+		// select, not the metadata bytes: a restarted client's
+		// subscription differs in fields such as its generation
+		// (ConsumerProtocolSubscription v2+), which must not cost the
+		// other members a rebalance.
+		m.protocolType = req.ProtocolType
+		m.protocols = slices.Clone(req.Protocols)
 		g.out = append(g.out, persistGroup{})
 		g.out = append(g.out, replyJoin{ch, g.joinResult(&m, wasLeader)})
 	case g.state == PreparingRebalance:
@@ -401,6 +424,15 @@ func (g *groupState) replaceStatic(req JoinRequest, old *member, id string, ch c
 		g.prepareRebalance(now)
 	}
 	return g.take()
+}
+
+// keepsProtocol reports whether the group would still select its current
+// protocol with m's protocols replaced by req's.
+func (g *groupState) keepsProtocol(m *member, req JoinRequest) bool {
+	saved := m.protocols
+	m.protocols = req.Protocols
+	defer func() { m.protocols = saved }()
+	return g.selectProtocol() == g.protocol
 }
 
 func (g *groupState) addMember(req JoinRequest, id string, ch chan JoinResult, now time.Time) {
@@ -661,12 +693,18 @@ func (g *groupState) syncGroup(req SyncRequest, ch chan SyncResult, now time.Tim
 			g.transition(Stable, now)
 			clear(g.pendingSync)
 			g.out = append(g.out, persistGroup{})
+			var answered []string
 			for _, o := range g.sortedMembers() {
 				if o.sync != nil {
 					g.out = append(g.out, replySync{o.sync, SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: o.assignment}})
 					o.sync = nil
+					answered = append(answered, o.id)
 				}
 			}
+			// Their sessions restart once they have the assignment,
+			// after the persist (Kafka's propagateAssignment): time
+			// spent waiting for the leader or the log is not theirs.
+			g.out = append(g.out, restartSessions{answered})
 		}
 	case Stable:
 		delete(g.pendingSync, m.id)
@@ -752,10 +790,12 @@ func (g *groupState) deadline() time.Time {
 	return d
 }
 
-// keepAlive: a member parked in JoinGroup is not expired by its session
-// (the rebalance timeout bounds it instead).
+// keepAlive: a member parked in JoinGroup or SyncGroup is not expired by
+// its session (the rebalance timeout bounds it instead), as in Kafka's
+// MemberMetadata.shouldKeepAlive: a follower waiting for a slow leader's
+// assignment must not lose its membership meanwhile.
 func (g *groupState) keepAlive(m *member) bool {
-	return m.join != nil
+	return m.join != nil || m.sync != nil
 }
 
 // tick fires the deadlines that have passed at now.

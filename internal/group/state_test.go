@@ -42,6 +42,17 @@ func run(acts []action) {
 	}
 }
 
+// runAt executes replies and restarts sessions at now (the runner reaching
+// the actions at that time, after a persist).
+func runAt(g *groupState, acts []action, now time.Time) {
+	run(acts)
+	for _, a := range acts {
+		if r, ok := a.(restartSessions); ok {
+			g.restart(r.members, now)
+		}
+	}
+}
+
 func join(g *groupState, req JoinRequest, now time.Time) chan JoinResult {
 	ch := make(chan JoinResult, 1)
 	run(g.join(req, ch, now))
@@ -289,5 +300,113 @@ func TestGroupJavaHashPartition(t *testing.T) {
 	}
 	if p := PartitionFor("polygenelubricants", 50); p != 0 {
 		t.Errorf("partition %d", p)
+	}
+}
+
+// TestGroupKIP345StaticRejoinNewMetadata: a restarted static member's
+// subscription bytes differ (franz-go and the Java client put the
+// generation in them); like Kafka, only a change of the selected protocol
+// rebalances the group.
+func TestGroupKIP345StaticRejoinNewMetadata(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		instance  string // which member restarts
+		protocols []Protocol
+		rebalance bool
+	}{
+		{"follower new metadata", "b", []Protocol{{Name: "range", Metadata: []byte("m-gen-7")}}, false},
+		{"leader new metadata", "a", []Protocol{{Name: "range", Metadata: []byte("m-gen-7")}}, false},
+		{"follower adds a protocol", "b", []Protocol{{Name: "range", Metadata: []byte("x")}, {Name: "sticky"}}, false},
+		{"follower drops the protocol", "b", []Protocol{{Name: "range"}}, false},
+		{"selected protocol changes", "b", []Protocol{{Name: "other"}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newTestGroup()
+			ids := joinStable(t, g, "a", "b")
+			if c.rebalance {
+				// Make "other" supported by everyone so a vote can pick it.
+				for _, m := range g.members {
+					m.protocols = append(m.protocols, Protocol{Name: "other"})
+				}
+				// With two members, one vote each: "range" (leader's
+				// preference) would still win, so make a prefer "other" too.
+				lead := g.members[g.leader]
+				lead.protocols = []Protocol{{Name: "other"}, {Name: "range", Metadata: []byte("m")}}
+			}
+			gen := g.generation
+			req := joinReq("", c.instance)
+			req.Protocols = c.protocols
+			ch := join(g, req, t0.Add(time.Second))
+			if c.rebalance {
+				parked(t, ch)
+				if g.state != PreparingRebalance {
+					t.Fatalf("state %v, want PreparingRebalance", g.state)
+				}
+				return
+			}
+			r := got(t, ch)
+			if r.Err != nil || r.Generation != gen || g.state != Stable || g.generation != gen {
+				t.Fatalf("static rejoin: %+v, state %v generation %d (was %d)", r, g.state, g.generation, gen)
+			}
+			wasLeader := c.instance == "a" && g.leader == r.MemberID
+			if r.SkipAssignment != wasLeader {
+				t.Fatalf("skip assignment %v, leader %v", r.SkipAssignment, wasLeader)
+			}
+			old := ids[0]
+			if c.instance == "b" {
+				old = ids[1]
+			}
+			s := got(t, doSync(g, SyncRequest{MemberID: r.MemberID, InstanceID: c.instance, Generation: gen}, t0))
+			if s.Err != nil || string(s.Assignment) != "asg-"+old {
+				t.Fatalf("sync after rejoin: %+v, want asg-%s", s, old)
+			}
+			if !g.members[r.MemberID].sameProtocols(c.protocols) {
+				t.Fatalf("member keeps old protocols %+v", g.members[r.MemberID].protocols)
+			}
+		})
+	}
+}
+
+// TestGroupSyncKeepsMembersAlive: a follower parked in SyncGroup while the
+// leader is slow is not expired by its session (Kafka's shouldKeepAlive),
+// and every member's session restarts when the assignment is delivered,
+// after the persist, however long that took.
+func TestGroupSyncKeepsMembersAlive(t *testing.T) {
+	g := newTestGroup()
+	ids := joinStable(t, g, "", "")
+	leaderCh := join(g, joinReq(ids[0], ""), t0) // a rebalance
+	followerCh := join(g, joinReq(ids[1], ""), t0)
+	lr, fr := got(t, leaderCh), got(t, followerCh)
+	if lr.Err != nil || fr.Err != nil || g.state != CompletingRebalance {
+		t.Fatalf("rejoin: %+v %+v state %v", lr, fr, g.state)
+	}
+	leader, follower := lr.MemberID, fr.MemberID
+	if lr.LeaderID != leader {
+		leader, follower = follower, leader
+	}
+	fsync := doSync(g, SyncRequest{MemberID: follower, Generation: g.generation}, t0)
+	// 3s later (session 2s) the follower is still parked: a member parked
+	// in sync is kept alive (the leader heartbeated at 1.5s).
+	g.heartbeat(leader, "", g.generation, t0.Add(1500*time.Millisecond))
+	run(g.tick(t0.Add(3 * time.Second)))
+	parked(t, fsync)
+	if g.members[follower] == nil || g.state != CompletingRebalance {
+		t.Fatalf("follower expired while waiting for the leader: state %v", g.state)
+	}
+	// The leader syncs at 3.4s; the persist takes until 5s.
+	acts := g.syncGroup(SyncRequest{MemberID: leader, Generation: g.generation,
+		Assignments: map[string][]byte{leader: []byte("L"), follower: []byte("F")}}, make(chan SyncResult, 1), t0.Add(3400*time.Millisecond))
+	runAt(g, acts, t0.Add(5*time.Second))
+	if r := got(t, fsync); r.Err != nil || string(r.Assignment) != "F" {
+		t.Fatalf("follower sync: %+v", r)
+	}
+	for _, id := range []string{leader, follower} {
+		if m := g.members[id]; m == nil || !m.expires.Equal(t0.Add(7*time.Second)) {
+			t.Fatalf("member %s session not restarted after the persist: %+v", id, m)
+		}
+	}
+	run(g.tick(t0.Add(6 * time.Second)))
+	if g.state != Stable || len(g.members) != 2 {
+		t.Fatalf("state %v members %d, want Stable with 2", g.state, len(g.members))
 	}
 }

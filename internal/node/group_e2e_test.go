@@ -2,13 +2,16 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregor-dev/gregor/internal/node"
@@ -55,6 +58,9 @@ func startMember(t *testing.T, n *node.Node, s *seen, group, topic string, opts 
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.SessionTimeout(3 * time.Second), kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.AutoCommitInterval(200 * time.Millisecond)}, opts...)
+	if os.Getenv("GREGOR_TEST_LOG") != "" {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.KafkaAddr().String())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -274,5 +280,30 @@ func TestE2EGroupOffsetsSurviveRestart(t *testing.T) {
 	}
 	if _, err := adm2.DeleteGroup(testCtx(t, 10*time.Second), "g-persist"); err != nil {
 		t.Fatalf("delete group: %v", err)
+	}
+}
+
+// TestE2EGroupOffsetMetadataLimit: the coordinator reads
+// offset.metadata.max.bytes from the broker properties.
+func TestE2EGroupOffsetMetadataLimit(t *testing.T) {
+	n := startNode(t, t.TempDir(), map[string]string{"offset.metadata.max.bytes": "8",
+		"offsets.retention.check.interval.ms": "60000"})
+	adm, _ := newAdmin(t, n)
+	createTopic(t, adm, "meta", 1, nil)
+	for _, c := range []struct {
+		name, meta string
+		ok         bool
+	}{{"at the limit", "12345678", true}, {"over the limit", "123456789", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			offs := kadm.Offsets{}
+			offs.Add(kadm.Offset{Topic: "meta", Partition: 0, At: 1, LeaderEpoch: -1, Metadata: c.meta})
+			resp, err := adm.CommitOffsets(testCtx(t, 10*time.Second), "g-meta", offs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := resp.Error(); (err == nil) != c.ok || (!c.ok && !errors.Is(err, kerr.OffsetMetadataTooLarge)) {
+				t.Fatalf("commit %d bytes of metadata: %v, want ok=%v", len(c.meta), err, c.ok)
+			}
+		})
 	}
 }
