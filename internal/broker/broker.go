@@ -50,7 +50,7 @@ type Broker struct {
 	replicas    *replica.Manager
 	producerIDs *txn.ProducerIDs
 	groups      *group.Coordinator
-	requests atomic.Int64
+	requests    atomic.Int64
 	// decompressSlots bounds concurrent decompression (see produce.go).
 	decompressSlots chan struct{}
 }
