@@ -623,6 +623,12 @@ func (s *segment) extent(pos int64, first, maxBytes int, limit int64) (int64, in
 	hdr := make([]byte, record.HeaderSize)
 	end := pos
 	next := int64(0)
+	// Jump with the sparse index over whole batches that fit: its entries
+	// are batch starts, so only the last few KiB need header reads, not every
+	// batch of a large fetch.
+	if jpos, jrel, ok := s.jump(pos, pos+int64(maxBytes), limit-s.base, size); ok {
+		end, next = jpos, s.base+jrel
+	}
 	for end+record.HeaderSize <= size {
 		if n, _ := s.f.ReadAt(hdr, end); n < record.HeaderSize {
 			break
@@ -641,6 +647,24 @@ func (s *segment) extent(pos int64, first, maxBytes int, limit int64) (int64, in
 		return 0, 0, fmt.Errorf("commitlog: batch at %s position %d vanished", s.path, pos)
 	}
 	return end, next, nil
+}
+
+// jump returns the last index entry that starts a batch after pos and at or
+// before maxPos, below relLimit, and inside size.
+func (s *segment) jump(pos, maxPos, relLimit, size int64) (int64, int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i := sort.Search(len(s.idx), func(i int) bool { return int64(s.idx[i].pos) > maxPos }) - 1
+	for ; i >= 0; i-- {
+		e := s.idx[i]
+		if int64(e.pos) <= pos {
+			return 0, 0, false
+		}
+		if int64(e.rel) < relLimit && int64(e.pos) < size {
+			return int64(e.pos), int64(e.rel), true
+		}
+	}
+	return 0, 0, false
 }
 
 // ScanBatches calls fn with each batch from the one holding from to the log

@@ -297,24 +297,38 @@ func TestLogTimestamps(t *testing.T) {
 	}
 }
 
+// TestLogReadRange is differential: the zero-copy ranges (which jump with
+// the sparse index) must cover exactly the bytes the copying read returns,
+// for every start offset, size limit and high-watermark limit.
 func TestLogReadRange(t *testing.T) {
-	l := openLog(t, Config{SegmentBytes: 4000})
+	l := openLog(t, Config{SegmentBytes: 4000, IndexIntervalBytes: 256})
 	for i := 0; i < 30; i++ {
-		mustAppend(t, l, makeBatch(t, 1, 200, 1), 0)
+		mustAppend(t, l, makeBatch(t, 1+i%3, 100+7*i, 1), 0)
 	}
-	rr, err := l.ReadRange(5, 600, math.MaxInt64)
-	if err != nil || len(rr.Chunks) != 1 {
-		t.Fatalf("ReadRange: %v %+v", err, rr)
-	}
-	defer rr.Release()
-	c := rr.Chunks[0]
-	buf := make([]byte, c.Len)
-	if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
-		t.Fatal(err)
-	}
-	res, err := l.Read(5, 600)
-	if err != nil || string(res.Data) != string(buf) || res.NextOffset != rr.NextOffset {
-		t.Fatalf("ReadRange and Read disagree: %d vs %d bytes", len(buf), len(res.Data))
+	leo := l.LogEndOffset()
+	for off := int64(0); off < leo; off++ {
+		for _, maxBytes := range []int{1, 100, 600, 1000, 3000, 1 << 20} {
+			for _, limit := range []int64{math.MaxInt64, leo - 5, off + 2} {
+				rr, err := l.ReadRange(off, maxBytes, limit)
+				if err != nil {
+					t.Fatalf("ReadRange(%d, %d, %d): %v", off, maxBytes, limit, err)
+				}
+				var got []byte
+				for _, c := range rr.Chunks {
+					buf := make([]byte, c.Len)
+					if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, buf...)
+				}
+				rr.Release()
+				res, err := l.ReadUpTo(off, maxBytes, limit)
+				if err != nil || string(res.Data) != string(got) || res.NextOffset != rr.NextOffset {
+					t.Fatalf("ReadRange(%d, %d, %d) and ReadUpTo disagree: %d vs %d bytes, next %d vs %d (%v)",
+						off, maxBytes, limit, len(got), len(res.Data), rr.NextOffset, res.NextOffset, err)
+				}
+			}
+		}
 	}
 }
 
