@@ -11,6 +11,19 @@
 //   - actor.go: one goroutine per group runs the state machine: it receives
 //     events, fires the single timer derived from the state's next deadline,
 //     and executes the actions (persist, then reply) in order.
+//
+// # Liveness
+//
+// A session measures the client, not the coordinator: members parked in
+// JoinGroup or SyncGroup are never expired by their session (Kafka's
+// shouldKeepAlive), sessions restart when the assignment is delivered after
+// its persist (Kafka's propagateAssignment), and when the timer fires the
+// actor first runs the events that queued while it was busy (a slow
+// persist), so a heartbeat that waited on the actor is not beaten by a
+// deadline it met. A static member (KIP-345) restarted while the group is
+// Stable gets its assignment back at the same generation unless its
+// protocols change the protocol the group selects; its metadata bytes are
+// not compared (clients put their generation in them).
 //   - coordinator.go: routes groups to __consumer_offsets partitions, loads a
 //     partition's groups and offsets by replaying it, expires offsets.
 //   - codec.go: the __consumer_offsets record formats.

@@ -210,7 +210,8 @@ func (persistGroup) isAction()    {}
 type groupState struct {
 	id     string
 	limits Limits
-	// newMemberID makes a member id from a client id.
+	// newMemberID makes a member id from a prefix (the group.instance.id
+	// of a static member, else the client id).
 	newMemberID func(clientID string) string
 
 	state        State
@@ -352,7 +353,13 @@ func (g *groupState) joinUnknown(req JoinRequest, ch chan JoinResult, now time.T
 		g.out = append(g.out, replyJoin{ch, JoinResult{Err: err, MemberID: id, Generation: -1}})
 		return g.take()
 	}
-	id := g.newMemberID(req.ClientID)
+	// Like Kafka, a static member's id starts with its group.instance.id
+	// (clients rely on it to recognise a leader id across a restart).
+	prefix := req.ClientID
+	if req.InstanceID != "" {
+		prefix = req.InstanceID
+	}
+	id := g.newMemberID(prefix)
 	if req.InstanceID != "" {
 		if old, ok := g.static[req.InstanceID]; ok {
 			return g.replaceStatic(req, g.members[old], id, ch, now)
