@@ -177,6 +177,68 @@ async function groupConsumer () {
   return 'consumer in my-group (subscribe fromBeginning, eachMessage) reads 20 records (gzip + plain batches) in order with keys, values and headers'
 }
 
+// groupRebalance: a second kafkajs consumer joining the group triggers a
+// rebalance that splits the topic's partitions between the two members, and
+// every message produced afterwards is consumed exactly once by the group.
+async function groupRebalance () {
+  if (!GROUPS) {
+    report('SKIP', 'second consumer rebalances my-group: broker does not advertise the group APIs yet')
+    return null
+  }
+  const topic = `kjs-rebalance-${RUN}`
+  const groupId = `my-group-${RUN}`
+  const admin = kafka.admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] })
+  await admin.disconnect()
+
+  const assignments = {}
+  const got = []
+  const start = (name) => {
+    const c = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 300, rebalanceTimeout: 10000 })
+    c.on(c.events.GROUP_JOIN, e => { assignments[name] = (e.payload.memberAssignment[topic] || []).slice().sort() })
+    return c
+  }
+  const waitFor = async (cond, what) => {
+    for (const deadline = Date.now() + 30000; !cond();) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(assignments)}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+  const a = start('a')
+  const b = start('b')
+  try {
+    await a.connect()
+    await a.subscribe({ topics: [topic], fromBeginning: true })
+    await a.run({ eachMessage: async ({ message, partition }) => { got.push(`a:${partition}:${message.offset}`) } })
+    await waitFor(() => (assignments.a || []).length === 4, 'consumer a to own all 4 partitions')
+
+    await b.connect()
+    await b.subscribe({ topics: [topic], fromBeginning: true })
+    await b.run({ eachMessage: async ({ message, partition }) => { got.push(`b:${partition}:${message.offset}`) } })
+    await waitFor(() => (assignments.b || []).length > 0 && (assignments.a || []).length > 0 &&
+      assignments.a.length + assignments.b.length === 4, 'the rebalance to split the partitions')
+    const union = new Set([...assignments.a, ...assignments.b])
+    assert(union.size === 4, `partitions not split disjointly: ${JSON.stringify(assignments)}`)
+
+    const producer = kafka.producer()
+    await producer.connect()
+    const messages = []
+    for (let i = 0; i < 40; i++) messages.push({ key: `key-${i}`, value: `v${i}` })
+    await producer.send({ topic, messages })
+    await producer.disconnect()
+    await waitFor(() => got.length >= 40, '40 messages')
+    await new Promise(resolve => setTimeout(resolve, 500)) // a duplicate would arrive now
+  } finally {
+    await Promise.all([a.disconnect(), b.disconnect()])
+  }
+  const seen = new Set(got.map(g => g.slice(2)))
+  assert(got.length === 40 && seen.size === 40, `consumed ${got.length} messages, ${seen.size} distinct`)
+  const byA = got.filter(g => g.startsWith('a:')).length
+  assert(byA > 0 && byA < 40, `one member consumed everything (a: ${byA})`)
+  return `second consumer joining ${groupId} triggers a rebalance: partitions split ${JSON.stringify(assignments.a)} / ${JSON.stringify(assignments.b)}, 40 messages consumed exactly once (a ${byA}, b ${40 - byA})`
+}
+
 async function main () {
   if (!B) throw new Error('BOOTSTRAP must be set')
   await guarded('tutorial producer', tutorialProducer)
@@ -184,6 +246,7 @@ async function main () {
   await guarded('idempotent producer', idempotent)
   await guarded('gzip', gzipRoundTrip)
   await guarded('group consumer', groupConsumer)
+  await guarded('group rebalance', groupRebalance)
 }
 
 main().then(() => process.exit(failures ? 1 : 0), e => { console.error(e); process.exit(2) })
