@@ -218,16 +218,7 @@ func handleAlterConfigs(b *Broker, ctx context.Context, sreq *server.Request) se
 			code, msg = b.validateChange(r.ResourceType, c.Name, c.Value)
 			set[c.Name] = c.Value
 		}
-		if code == 0 && !req.ValidateOnly {
-			if err := b.ctrl.AlterConfigs(ctx, int8(r.ResourceType), r.ResourceName, set, true); err != nil {
-				code, msg = b.errorCode(err), err.Error()
-			} else {
-				b.cfg.OnMetadataChange()
-			}
-		}
-		if code != 0 {
-			rr.ErrorCode, rr.ErrorMessage = code, &msg
-		}
+		rr.ErrorCode, rr.ErrorMessage = b.applyConfigs(ctx, r.ResourceType, r.ResourceName, set, true, req.ValidateOnly, code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return done(resp)
@@ -272,19 +263,28 @@ func handleIncrementalAlterConfigs(b *Broker, ctx context.Context, sreq *server.
 			}
 			set[c.Name] = v
 		}
-		if code == 0 && !req.ValidateOnly {
-			if err := b.ctrl.AlterConfigs(ctx, int8(r.ResourceType), r.ResourceName, set, false); err != nil {
-				code, msg = b.errorCode(err), err.Error()
-			} else {
-				b.cfg.OnMetadataChange()
-			}
-		}
-		if code != 0 {
-			rr.ErrorCode, rr.ErrorMessage = code, &msg
-		}
+		rr.ErrorCode, rr.ErrorMessage = b.applyConfigs(ctx, r.ResourceType, r.ResourceName, set, false, req.ValidateOnly, code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return done(resp)
+}
+
+// applyConfigs records a validated change in the metadata log unless
+// validation failed (code != 0) or the request only validates, and returns
+// the resource's error code and message.
+func (b *Broker) applyConfigs(ctx context.Context, resourceType kmsg.ConfigResourceType, name string,
+	set map[string]*string, replaceAll, validateOnly bool, code int16, msg string) (int16, *string) {
+	if code == 0 && !validateOnly {
+		if err := b.ctrl.AlterConfigs(ctx, int8(resourceType), name, set, replaceAll); err != nil {
+			code, msg = b.errorCode(err), err.Error()
+		} else {
+			b.cfg.OnMetadataChange()
+		}
+	}
+	if code == 0 {
+		return 0, nil
+	}
+	return code, &msg
 }
 
 // overrides are the values currently set on a resource itself.
