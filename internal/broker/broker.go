@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -39,7 +40,14 @@ type Config struct {
 	// partitions follow before the response: a client that creates a topic
 	// can produce to it at once.
 	OnMetadataChange func()
-	Logger           *slog.Logger
+	// FetchSessionCacheSlots bounds the incremental fetch sessions (KIP-227)
+	// the broker keeps: max.incremental.fetch.session.cache.slots. 0 (the
+	// zero value) disables sessions: every fetch is answered in full.
+	FetchSessionCacheSlots int
+	// FetchSessionEviction is how long an idle fetch session is kept; 0
+	// means Kafka's 120 s (min.incremental.fetch.session.eviction.ms).
+	FetchSessionEviction time.Duration
+	Logger               *slog.Logger
 }
 
 // Broker handles Kafka requests for one node.
@@ -53,6 +61,7 @@ type Broker struct {
 	requests    atomic.Int64
 	// decompressSlots bounds concurrent decompression (see produce.go).
 	decompressSlots chan struct{}
+	sessions        *fetchSessionCache
 }
 
 // New creates a Broker.
@@ -64,8 +73,12 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 		cfg.OnMetadataChange = func() {}
 	}
 	return &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
-		replicas: replicas, producerIDs: pids, groups: groups, decompressSlots: make(chan struct{}, decompressSlots)}
+		replicas: replicas, producerIDs: pids, groups: groups, decompressSlots: make(chan struct{}, decompressSlots),
+		sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots, cfg.FetchSessionEviction)}
 }
+
+// FetchSessions returns the number of open incremental fetch sessions.
+func (b *Broker) FetchSessions() int { return b.sessions.len() }
 
 // handlerFunc answers one API: it runs the ordered part and returns the
 // completion that produces the response.

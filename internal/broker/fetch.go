@@ -7,12 +7,22 @@ package broker
 // partition_max_bytes and max_bytes with Kafka's KIP-74 rule that the first
 // batch of the response is returned whole even when larger. When less than
 // min_bytes is available the request parks: every partition it reads wakes
-// it on append, and max_wait_ms bounds the wait. No polling.
+// it on append, and max_wait_ms bounds the wait. No polling. Record bytes are
+// never copied: the response names file ranges that the server sends with
+// sendfile (server.SplicedResponse).
 //
-// Fetch sessions (KIP-227): Gregor answers every fetch in full and never
-// creates a session, so it replies session id 0; a request naming a session
-// it does not know gets FETCH_SESSION_ID_NOT_FOUND, which makes clients fall
-// back to full fetches.
+// Fetch sessions (KIP-227, v7+; fetchsession.go has the cache): session
+// epoch -1 is a sessionless full fetch and closes the session it names;
+// epoch 0 is a full fetch that closes the session it names and opens a new
+// one when the cache has room (answering its id, else 0); a positive epoch
+// is an incremental fetch of the named session: unknown ids get
+// FETCH_SESSION_ID_NOT_FOUND and a wrong epoch INVALID_FETCH_SESSION_EPOCH
+// (top-level, no partitions); otherwise the listed partitions are added or
+// updated, forgotten_topics_data removed, every partition of the session is
+// read (and parked on), and the response carries only the partitions with
+// records, an error, or a high watermark, last stable offset or log start
+// offset that changed since the session's last response. A full response
+// carries every requested partition. v4-6 have no sessions.
 
 import (
 	"context"
@@ -31,27 +41,91 @@ import (
 // parked request (and its connection's queue) for that long.
 const maxFetchWait = 30 * time.Second
 
+// Session epochs with a meaning of their own (Kafka's FetchMetadata).
+const (
+	finalEpoch   = -1 // sessionless full fetch; closes the named session
+	initialEpoch = 0  // full fetch opening a new session
+)
+
 func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.FetchRequest)
-	if req.SessionID != 0 {
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return done(resp)
-	}
-	if req.SessionEpoch > 0 {
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-		return done(resp)
-	}
 	return func(ctx context.Context) kmsg.Response {
 		return b.fetch(ctx, req)
 	}
 }
 
+// fetch answers a fetch request. Session bookkeeping happens here, in the
+// Completion, so that pipelined requests of one connection see each other's
+// session changes in order.
 func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
-	// The response carries file ranges, not bytes: the server sends the
-	// record batches from the segment files with sendfile and then releases
-	// the segments (server.SplicedResponse).
+	sessionID, epoch := req.SessionID, req.SessionEpoch
+	if req.Version < 7 {
+		sessionID, epoch = 0, finalEpoch
+	}
+	if epoch == finalEpoch || epoch == initialEpoch {
+		if sessionID != 0 {
+			b.sessions.remove(sessionID)
+		}
+		parts := requestPartitions(req)
+		res := b.read(ctx, req, parts)
+		resp := res.response(req, parts, nil)
+		if epoch == initialEpoch {
+			resp.Response.(*kmsg.FetchResponse).SessionID = b.sessions.create(parts, res.sent(parts))
+		}
+		return resp
+	}
+	var forgotten []fetchKey
+	for _, t := range req.ForgottenTopics {
+		for _, p := range t.Partitions {
+			forgotten = append(forgotten, fetchKey{t.Topic, p})
+		}
+	}
+	sess, parts, serr := b.sessions.update(sessionID, epoch, requestPartitions(req), forgotten)
+	switch serr {
+	case sessionNotFound, sessionBadEpoch:
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		if serr == sessionBadEpoch {
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+		}
+		return resp
+	}
+	if sess == nil {
+		// Every partition was forgotten: the session is closed and the
+		// request answered sessionless (Kafka's SessionlessFetchContext).
+		parts = requestPartitions(req)
+		res := b.read(ctx, req, parts)
+		return res.response(req, parts, nil)
+	}
+	res := b.read(ctx, req, parts)
+	include := b.sessions.respond(sess, res.sent(parts))
+	resp := res.response(req, parts, include)
+	resp.Response.(*kmsg.FetchResponse).SessionID = sessionID
+	return resp
+}
+
+// requestPartitions lists the partitions a request names, in request order.
+func requestPartitions(req *kmsg.FetchRequest) []fetchPartition {
+	var out []fetchPartition
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			out = append(out, fetchPartition{
+				fetchKey:       fetchKey{t.Topic, p.Partition},
+				topicID:        t.TopicID,
+				fetchOffset:    p.FetchOffset,
+				maxBytes:       p.PartitionMaxBytes,
+				logStartOffset: p.LogStartOffset,
+				leaderEpoch:    p.CurrentLeaderEpoch,
+			})
+		}
+	}
+	return out
+}
+
+// read reads parts until min_bytes are available, max_wait passes, a
+// partition fails or ctx ends. While waiting it is parked on the partitions,
+// which wake it on append.
+func (b *Broker) read(ctx context.Context, req *kmsg.FetchRequest, parts []fetchPartition) *fetchResult {
 	wait := min(msDuration(req.MaxWaitMillis), maxFetchWait)
 	deadline := time.Now().Add(wait)
 	var wake chan struct{}
@@ -62,20 +136,20 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		}
 	}()
 	for {
-		resp, bytes, parts, failed := b.fetchOnce(req)
-		if bytes >= int(req.MinBytes) || failed || wait <= 0 || ctx.Err() != nil {
-			return resp
+		res := b.readOnce(req, parts)
+		if res.total >= int(req.MinBytes) || res.failed || wait <= 0 || ctx.Err() != nil {
+			return res
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
-			return resp
+			return res
 		}
-		resp.Release()
+		res.release()
 		if wake == nil {
 			// Registered once; a signal between the read above and the wait
 			// below stays buffered, so no append is missed.
 			wake = make(chan struct{}, 1)
-			for _, p := range parts {
+			for _, p := range res.readable {
 				p.AddWaiter(wake)
 				parked = append(parked, p)
 			}
@@ -92,89 +166,149 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	}
 }
 
-// fetchOnce reads every requested partition once. It returns the response,
-// the record bytes in it, the partitions it could read (to park on), and
-// whether any partition failed (which answers at once, as Kafka does).
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*server.SplicedResponse, int, []*replica.Partition, bool) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	out := &server.SplicedResponse{Response: resp}
-	var held []*commitlog.RangeResult
-	out.Release = func() {
-		for _, r := range held {
-			r.Release()
-		}
-		held = nil
+// fetchResult is one read of a list of partitions.
+type fetchResult struct {
+	parts    []kmsg.FetchResponseTopicPartition // aligned with the partitions read
+	splices  []*server.Splice                   // per partition, nil without records
+	bytes    []int                              // record bytes per partition
+	held     []*commitlog.RangeResult
+	total    int
+	readable []*replica.Partition // to park on
+	failed   bool                 // a partition failed: answer at once, as Kafka does
+}
+
+func (r *fetchResult) release() {
+	for _, h := range r.held {
+		h.Release()
+	}
+	r.held = nil
+}
+
+// sent summarises the read of parts for the session cache.
+func (r *fetchResult) sent(parts []fetchPartition) []sentPartition {
+	out := make([]sentPartition, len(r.parts))
+	for i := range r.parts {
+		rp := &r.parts[i]
+		out[i] = sentPartition{key: parts[i].fetchKey, errorCode: rp.ErrorCode, highWatermark: rp.HighWatermark,
+			lastStableOffset: rp.LastStableOffset, logStartOffset: rp.LogStartOffset, recordBytes: r.bytes[i]}
+	}
+	return out
+}
+
+// readOnce reads every partition once.
+func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetchResult {
+	res := &fetchResult{
+		parts:   make([]kmsg.FetchResponseTopicPartition, len(parts)),
+		splices: make([]*server.Splice, len(parts)),
+		bytes:   make([]int, len(parts)),
 	}
 	img := b.image()
 	maxBytes := int(req.MaxBytes)
-	if req.Version < 3 || maxBytes <= 0 {
+	if maxBytes <= 0 {
 		maxBytes = 1 << 30
 	}
-	total := 0
-	failed := false
-	var parts []*replica.Partition
-	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
-	for _, t := range req.Topics {
-		rt := kmsg.NewFetchResponseTopic()
-		rt.Topic, rt.TopicID = t.Topic, t.TopicID
-		topic := img.Topics[t.Topic]
-		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(t.Partitions))
-		for _, tp := range t.Partitions {
-			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = tp.Partition
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-			rp.PreferredReadReplica = -1
-			// Kafka always sends records, empty when there are none:
-			// librdkafka and kafka-python fail on a null records field.
-			rp.RecordBatches = []byte{}
-			var p *replica.Partition
-			switch {
-			case topic == nil || tp.Partition < 0 || int(tp.Partition) >= len(topic.Partitions):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			default:
-				if p = b.replicas.Get(t.Topic, tp.Partition); p == nil {
-					rp.ErrorCode = kerr.NotLeaderForPartition.Code
-				} else if err := p.CheckLeaderEpoch(tp.CurrentLeaderEpoch); err != nil {
-					rp.ErrorCode = b.errorCode(err)
-					p = nil
-				}
+	for i, fp := range parts {
+		rp := &res.parts[i]
+		*rp = kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = fp.partition
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+		rp.PreferredReadReplica = -1
+		// Kafka always sends records, empty when there are none:
+		// librdkafka and kafka-python fail on a null records field.
+		rp.RecordBatches = []byte{}
+		topic := img.Topics[fp.topic]
+		var p *replica.Partition
+		switch {
+		case topic == nil || fp.partition < 0 || int(fp.partition) >= len(topic.Partitions):
+			rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		default:
+			if p = b.replicas.Get(fp.topic, fp.partition); p == nil {
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			} else if err := p.CheckLeaderEpoch(fp.leaderEpoch); err != nil {
+				rp.ErrorCode = b.errorCode(err)
+				p = nil
 			}
-			if p == nil {
-				failed = true
-				rt.Partitions = append(rt.Partitions, rp)
-				continue
-			}
-			parts = append(parts, p)
-			rp.HighWatermark = p.HighWatermark()
-			rp.LastStableOffset = rp.HighWatermark
-			rp.LogStartOffset = p.LogStartOffset()
-			if req.IsolationLevel == 1 {
-				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
-			}
-			limit := min(int(tp.PartitionMaxBytes), maxBytes-total)
-			if limit > 0 || total == 0 {
-				rr, err := p.ReadRange(tp.FetchOffset, max(limit, 1))
-				switch {
-				case errors.Is(err, replica.ErrOffsetOutOfRange):
-					rp.ErrorCode = kerr.OffsetOutOfRange.Code
-					failed = true
-				case err != nil:
-					rp.ErrorCode = b.errorCode(err)
-					failed = true
-				case len(rr.Chunks) > 0:
-					held = append(held, &rr)
-					sp := server.Splice{Marker: server.NewMarker()}
-					for _, c := range rr.Chunks {
-						sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
-						total += int(c.Len)
-					}
-					rp.RecordBatches = sp.Marker
-					out.Splices = append(out.Splices, sp)
-				}
-			}
-			rt.Partitions = append(rt.Partitions, rp)
 		}
-		resp.Topics = append(resp.Topics, rt)
+		if p == nil {
+			res.failed = true
+			continue
+		}
+		res.readable = append(res.readable, p)
+		rp.HighWatermark = p.HighWatermark()
+		rp.LastStableOffset = rp.HighWatermark
+		rp.LogStartOffset = p.LogStartOffset()
+		if req.IsolationLevel == 1 {
+			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
+		limit := min(int(fp.maxBytes), maxBytes-res.total)
+		if limit <= 0 && res.total > 0 {
+			continue
+		}
+		rr, err := p.ReadRange(fp.fetchOffset, max(limit, 1))
+		switch {
+		case errors.Is(err, replica.ErrOffsetOutOfRange):
+			rp.ErrorCode = kerr.OffsetOutOfRange.Code
+			res.failed = true
+		case err != nil:
+			rp.ErrorCode = b.errorCode(err)
+			res.failed = true
+		case len(rr.Chunks) > 0:
+			res.held = append(res.held, &rr)
+			sp := &server.Splice{Marker: server.NewMarker()}
+			for _, c := range rr.Chunks {
+				sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
+				res.bytes[i] += int(c.Len)
+			}
+			res.total += res.bytes[i]
+			rp.RecordBatches = sp.Marker
+			res.splices[i] = sp
+		}
 	}
-	return out, total, parts, failed
+	return res
+}
+
+// response builds the spliced response of the partitions read, keeping those
+// include allows (all when include is nil). Partitions are grouped by topic
+// in order of first appearance; splices follow in encoding order. The
+// response owns the held segment ranges from here on.
+func (r *fetchResult) response(req *kmsg.FetchRequest, parts []fetchPartition, include []bool) *server.SplicedResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	held := r.held
+	r.held = nil
+	out := &server.SplicedResponse{Response: resp, Release: func() {
+		for _, h := range held {
+			h.Release()
+		}
+		held = nil
+	}}
+	// groups[i] lists the indexes of parts in resp.Topics[i].
+	var groups [][]int
+	topicAt := make(map[string]int)
+	for i, fp := range parts {
+		if include != nil && !include[i] {
+			continue
+		}
+		ti, ok := topicAt[fp.topic]
+		if !ok {
+			ti = len(resp.Topics)
+			topicAt[fp.topic] = ti
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = fp.topic, fp.topicID
+			resp.Topics = append(resp.Topics, rt)
+			groups = append(groups, nil)
+		}
+		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, r.parts[i])
+		groups[ti] = append(groups[ti], i)
+	}
+	if resp.Topics == nil {
+		resp.Topics = []kmsg.FetchResponseTopic{}
+	}
+	for _, g := range groups {
+		for _, i := range g {
+			if r.splices[i] != nil {
+				out.Splices = append(out.Splices, *r.splices[i])
+			}
+		}
+	}
+	return out
 }

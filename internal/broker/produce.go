@@ -39,7 +39,10 @@ var (
 	errMultipleBatches   = errors.New("broker: a v2 produce must carry exactly one record batch per partition")
 	errNoRecords         = errors.New("broker: produce carries no record batch")
 	errControlFromClient = errors.New("broker: clients may not write control batches")
-	errTransactional     = errors.New("broker: transactions are not supported yet")
+	// errNullKeyCompacted: Kafka refuses keyless records for compacted
+	// topics ("Compacted topic cannot accept message without key").
+	errNullKeyCompacted = errors.New("broker: compacted topic cannot accept a record without key")
+	errTransactional    = errors.New("broker: transactions are not supported yet")
 )
 
 type pendingDurable struct {
@@ -158,24 +161,44 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16) (
 	if h.IsTransactional() {
 		return replica.AppendResult{}, errTransactional
 	}
+	compact := p.Config().Compact
 	if h.Compression() != record.CodecNone {
 		// Each compressed batch may expand to maxUncompressedBatch while it is
 		// checked; the slots bound what all connections together can hold.
 		b.decompressSlots <- struct{}{}
 		err := record.ValidateRecords(records, h, maxUncompressedBatch)
+		if err == nil && compact {
+			err = checkKeys(records, h)
+		}
 		<-b.decompressSlots
 		if err != nil {
 			return replica.AppendResult{}, err
 		}
 	} else if err := record.ValidateRecords(records, h, maxUncompressedBatch); err != nil {
 		return replica.AppendResult{}, err
+	} else if compact {
+		if err := checkKeys(records, h); err != nil {
+			return replica.AppendResult{}, err
+		}
 	}
 	return p.Append(records, h, acks)
 }
 
+// checkKeys refuses a batch for a compacted topic holding a record without
+// a key (the batch has passed ValidateRecords).
+func checkKeys(batch []byte, h record.Header) error {
+	return record.Records(batch, h, maxUncompressedBatch, func(r record.Record) error {
+		if r.Key == nil {
+			return errNullKeyCompacted
+		}
+		return nil
+	})
+}
+
 func (b *Broker) produceErrorCode(err error) int16 {
 	switch {
-	case errors.Is(err, errMultipleBatches), errors.Is(err, errNoRecords), errors.Is(err, errControlFromClient):
+	case errors.Is(err, errMultipleBatches), errors.Is(err, errNoRecords), errors.Is(err, errControlFromClient),
+		errors.Is(err, errNullKeyCompacted):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, errTransactional):
 		return kerr.InvalidTxnState.Code

@@ -18,7 +18,10 @@
 //	  ...
 //	  leader-epoch-checkpoint         Kafka text format
 //	  log-start-offset                our own: one decimal line
+//	  cleaner-offset-checkpoint       our own: the compaction clean point, one decimal line
 //	  .clean-shutdown                 present only between Close and Open
+//	  <base>-<end>.cleaned            compaction output being written (temporary)
+//	  <base>-<end>.swap               compaction output past the swap point (temporary)
 //
 //	.log:        | batch | batch | batch | ...     (each batch: record v2,
 //	             baseOffset and partitionLeaderEpoch patched on append)
@@ -52,6 +55,43 @@
 // corrupt batch, rebuilding that segment's indexes. Older segments were
 // fsynced when they were rolled, so they need no scan.
 //
+// # Compaction
+//
+// Log.Compact is the mechanism of Kafka's log cleaner (the policy, when and
+// which partition, is package replica's). It reads the closed segments up
+// to the first one newer than min.compaction.lag.ms (never the active one),
+// builds key -> highest offset, and rewrites each batch with only the
+// records that are the latest for their key (record.Filter): base offset,
+// lastOffsetDelta, producer fields and codec are kept, so offsets never
+// change and stored batches may have offset gaps (record.Validate accepts
+// NumRecords-1 <= lastOffsetDelta). Records without a key are dropped;
+// tombstones are dropped once the largest timestamp of their segment is
+// older than delete.retention.ms; a batch left empty is dropped unless it is
+// the last batch of its producer id (kept with no records so idempotence
+// state replays). Consecutive segments are merged while their sizes sum to
+// at most segment.bytes; the merged segment keeps the first one's name.
+//
+// Each group of segments [base, end) (end: the next segment's base) is
+// swapped in with this protocol:
+//
+//  1. write <base>-<end>.cleaned, fsync it; build its indexes in memory
+//  2. take Log.mu; check the group is still in the segment list (retention,
+//     truncation or Close may have changed it: then remove .cleaned, stop)
+//  3. rename .cleaned -> <base>-<end>.swap, fsync the directory: the swap
+//     point
+//  4. unlink the group's .log/.index/.timeindex files
+//  5. rename .swap -> <base>.log, write its index files, fsync the directory
+//  6. publish the new segment list; drop the log's references on the old
+//     segments (readers holding references keep reading the unlinked files)
+//
+// Open first finishes or undoes an interrupted swap: a .cleaned file is
+// removed (the old segments are intact); a .swap file means step 3 was
+// durable, so every segment with a base in [base, end) is removed and the
+// .swap renamed to <base>.log, whose indexes are then rebuilt (they are
+// missing). Either way every offset is present exactly once. The clean point
+// (the base of the first segment not cleaned) is written after the pass and
+// only drives the dirty ratio.
+//
 // # Concurrency
 //
 // One appender at a time (Append, TruncateTo, SetLogStartOffset,
@@ -62,7 +102,8 @@
 // truncation is unlinked at once; its file descriptor is closed when the
 // last reference is released, so an in-flight read never breaks.
 //
-// Lock order: Log.mu, then Log.epochMu or segment.mu; Log.syncMu is never
-// held with another lock. No lock is held across a channel operation, and
+// Lock order: Log.cleanMu, then Log.mu, then Log.epochMu or segment.mu;
+// Log.syncMu is never held with another lock. Compact holds cleanMu for the
+// whole pass and Log.mu only for each swap. No lock is held across a channel operation, and
 // only Log.mu (the append lock, by design) is held across file I/O.
 package commitlog

@@ -80,6 +80,12 @@ type Log struct {
 	syncMu   sync.Mutex
 	syncing  bool
 	syncDone chan struct{}
+
+	// cleanMu serialises compaction passes (Compact); it is taken before
+	// Log.mu and never held by the appender.
+	cleanMu    sync.Mutex
+	cleanPoint atomic.Int64            // first dirty offset (compaction)
+	cleanHook  func(step string) error // tests: simulate a crash mid-swap
 }
 
 // Open opens (creating if needed) the log in cfg.Dir and recovers it.
@@ -106,6 +112,9 @@ func (l *Log) load() error {
 	marker := filepath.Join(l.dir, cleanShutdown)
 	_, err := os.Stat(marker)
 	clean := err == nil
+	if err := recoverCleaner(l.dir, l.fsync, l.logger); err != nil {
+		return err
+	}
 	bases, err := listSegments(l.dir)
 	if err != nil {
 		return err
@@ -158,6 +167,7 @@ func (l *Log) load() error {
 		start = min(v, leo)
 	}
 	l.logStart.Store(start)
+	l.cleanPoint.Store(min(readCleanPoint(l.dir), leo))
 
 	epochs, err := readEpochs(l.dir)
 	if err != nil {
@@ -907,6 +917,9 @@ func (l *Log) TruncateTo(off int64) error {
 	s.created = l.cfg.Now()
 	leo := s.next.Load()
 	l.leo.Store(leo)
+	if l.cleanPoint.Load() > leo {
+		l.cleanPoint.Store(leo)
+	}
 	if l.durable.Load() > leo {
 		l.durable.Store(leo)
 	}
@@ -930,6 +943,7 @@ func (l *Log) resetLocked(off int64) error {
 	l.segs.Store(&[]*segment{s})
 	l.leo.Store(off)
 	l.durable.Store(off)
+	l.cleanPoint.Store(min(l.cleanPoint.Load(), off))
 	if err := writeLogStart(l.dir, off, l.fsync); err != nil {
 		return l.failLocked(err)
 	}

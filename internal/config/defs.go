@@ -125,6 +125,7 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "max.connections.per.ip", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
 	{Name: "queued.max.requests", Type: TypeInt, Default: "64", Min: 1, Max: 1 << 16, Doc: "requests read but not yet answered per connection before Gregor stops reading from it (Kafka applies its 500 per broker)"},
 	{Name: "connections.max.idle.ms", Type: TypeLong, Default: "600000", Min: 1, Max: math.MaxInt64},
+	{Name: "max.incremental.fetch.session.cache.slots", Type: TypeInt, Default: "1000", Min: 0, Max: math.MaxInt32, Doc: "incremental fetch sessions (KIP-227) the broker keeps; 0 disables them"},
 	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Enum: []string{"delete", "compact"}, Dynamic: true},
 	{Name: "compression.type", Type: TypeString, Default: "producer", Enum: []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, Dynamic: true},
 	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
@@ -144,6 +145,7 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "log.retention.minutes", Type: TypeInt, Default: "", Min: -1, Max: math.MaxInt32},
 	{Name: "log.retention.hours", Type: TypeInt, Default: "168", Min: -1, Max: math.MaxInt32},
 	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Min: 1, Max: math.MaxInt64},
+	{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Min: 1, Max: math.MaxInt64, Doc: "interval between the log cleaner's passes over the compacted partitions"},
 	{Name: "log.segment.bytes", Type: TypeInt, Default: "1073741824", Min: 14, Max: math.MaxInt32, Dynamic: true},
 	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Min: 8, Max: math.MaxInt32, Dynamic: true},
 	{Name: "log.roll.jitter.ms", Type: TypeLong, Default: "", Min: 0, Max: math.MaxInt64, Dynamic: true},
@@ -334,12 +336,23 @@ type Topic struct {
 	IndexInterval     int64
 	DeleteRetentionMs int64
 	MaxTimestampDelta int64
+	// Compaction (cleanup.policy=compact).
+	MinCleanableDirtyRatio float64
+	MinCompactionLagMs     int64
+	MaxCompactionLagMs     int64
 }
 
 // ResolveTopic computes a topic's effective typed configuration.
 func (l Layers) ResolveTopic() Topic {
 	get := func(name string) string { v, _ := l.TopicValue(name); return v }
 	num := func(name string) int64 { return Int64(get(name), Int64(TopicDefs[name].Default, 0)) }
+	float := func(name string) float64 {
+		if v, err := strconv.ParseFloat(strings.TrimSpace(get(name)), 64); err == nil {
+			return v
+		}
+		v, _ := strconv.ParseFloat(TopicDefs[name].Default, 64)
+		return v
+	}
 	policy := get("cleanup.policy")
 	return Topic{
 		Compact:           strings.Contains(policy, "compact"),
@@ -356,5 +369,9 @@ func (l Layers) ResolveTopic() Topic {
 		IndexInterval:     num("index.interval.bytes"),
 		DeleteRetentionMs: num("delete.retention.ms"),
 		MaxTimestampDelta: num("message.timestamp.difference.max.ms"),
+
+		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
+		MinCompactionLagMs:     num("min.compaction.lag.ms"),
+		MaxCompactionLagMs:     num("max.compaction.lag.ms"),
 	}
 }

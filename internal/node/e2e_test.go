@@ -658,7 +658,7 @@ func TestE2EConfigs(t *testing.T) {
 
 	t.Run("describe log dirs", func(t *testing.T) {
 		p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
-		if err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte("x"), 1000)}).FirstErr(); err != nil {
+		if err := p.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: bytes.Repeat([]byte("x"), 1000)}).FirstErr(); err != nil {
 			t.Fatalf("produce: %v", err)
 		}
 		dirs, err := adm.DescribeAllLogDirs(ctx, nil)

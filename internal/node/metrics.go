@@ -17,20 +17,22 @@ type collector struct {
 	conns, accepted, requests  *prometheus.Desc
 	isController               *prometheus.Desc
 	groupCommitted, groupLag   *prometheus.Desc
+	fetchSessions              *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
 	labels := []string{"topic", "partition"}
 	return &collector{
-		n:            n,
-		logEnd:       prometheus.NewDesc("gregor_partition_log_end_offset", "Offset the next record appended to the partition gets.", labels, nil),
-		logStart:     prometheus.NewDesc("gregor_partition_log_start_offset", "First offset still in the partition's log.", labels, nil),
-		hw:           prometheus.NewDesc("gregor_partition_high_watermark", "Offset below which records are committed and visible.", labels, nil),
-		size:         prometheus.NewDesc("gregor_partition_size_bytes", "Bytes the partition's segments hold on disk.", labels, nil),
-		conns:        prometheus.NewDesc("gregor_connections_open", "Open Kafka client connections.", nil, nil),
-		accepted:     prometheus.NewDesc("gregor_connections_accepted_total", "Kafka client connections accepted.", nil, nil),
-		requests:     prometheus.NewDesc("gregor_requests_total", "Kafka requests handled.", nil, nil),
-		isController: prometheus.NewDesc("gregor_controller_active", "1 when this node is the active controller.", nil, nil),
+		n:             n,
+		logEnd:        prometheus.NewDesc("gregor_partition_log_end_offset", "Offset the next record appended to the partition gets.", labels, nil),
+		logStart:      prometheus.NewDesc("gregor_partition_log_start_offset", "First offset still in the partition's log.", labels, nil),
+		hw:            prometheus.NewDesc("gregor_partition_high_watermark", "Offset below which records are committed and visible.", labels, nil),
+		size:          prometheus.NewDesc("gregor_partition_size_bytes", "Bytes the partition's segments hold on disk.", labels, nil),
+		conns:         prometheus.NewDesc("gregor_connections_open", "Open Kafka client connections.", nil, nil),
+		accepted:      prometheus.NewDesc("gregor_connections_accepted_total", "Kafka client connections accepted.", nil, nil),
+		requests:      prometheus.NewDesc("gregor_requests_total", "Kafka requests handled.", nil, nil),
+		isController:  prometheus.NewDesc("gregor_controller_active", "1 when this node is the active controller.", nil, nil),
+		fetchSessions: prometheus.NewDesc("gregor_fetch_sessions", "Open incremental fetch sessions (KIP-227).", nil, nil),
 		groupCommitted: prometheus.NewDesc("gregor_group_committed_offset", "Offset a consumer group committed for a partition.",
 			[]string{"group", "topic", "partition"}, nil),
 		groupLag: prometheus.NewDesc("gregor_group_lag", "Log end offset minus the group's committed offset.",
@@ -39,7 +41,7 @@ func newCollector(n *Node) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController, c.groupCommitted, c.groupLag} {
+	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController, c.groupCommitted, c.groupLag, c.fetchSessions} {
 		ch <- d
 	}
 }
@@ -61,6 +63,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		active = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.isController, prometheus.GaugeValue, active)
+	ch <- prometheus.MustNewConstMetric(c.fetchSessions, prometheus.GaugeValue, float64(c.n.broker.FetchSessions()))
 	if c.n.groups != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

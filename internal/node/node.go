@@ -117,15 +117,17 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	}
 
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
+	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
-		Logger: logger, RetentionCheckInterval: retentionCheck})
+		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
 
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
-		Logger: logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
+		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
+		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	n.kafka = server.New(server.Config{
 		Addr:                listenAddr(cfg.KafkaAddr),

@@ -164,8 +164,11 @@ func ParseHeader(b []byte) (Header, error) {
 	}, nil
 }
 
-// Validate checks that b holds exactly one well-formed v2 batch: sizes,
-// magic, CRC-32C, record count against lastOffsetDelta and a known codec. It
+// Validate checks that b holds exactly one well-formed v2 batch as stored in
+// a log: sizes, magic, CRC-32C, record count against lastOffsetDelta and a
+// known codec. A stored batch may have offset gaps left by log compaction,
+// so it accepts NumRecords-1 <= lastOffsetDelta (and an empty batch with any
+// lastOffsetDelta >= 0); ValidateProduce keeps the strict produce rule. It
 // does not walk the records (see ValidateRecords). It does not allocate.
 func Validate(b []byte) (Header, error) {
 	if len(b) < offMagic+1 {
@@ -187,7 +190,7 @@ func Validate(b []byte) (Header, error) {
 	if h.NumRecords < 0 {
 		return h, fmt.Errorf("%w: negative record count", ErrCorrupt)
 	}
-	if h.NumRecords > 0 && h.LastOffsetDelta != h.NumRecords-1 {
+	if h.NumRecords > 0 && h.LastOffsetDelta < h.NumRecords-1 {
 		return h, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
 	}
 	if h.LastOffsetDelta < 0 {
@@ -200,7 +203,8 @@ func Validate(b []byte) (Header, error) {
 }
 
 // ValidateProduce is Validate plus the rules for a batch arriving in a
-// produce request: it must hold at least one record.
+// produce request: it must hold at least one record and no offset gap
+// (lastOffsetDelta == NumRecords-1).
 func ValidateProduce(b []byte) (Header, error) {
 	h, err := Validate(b)
 	if err != nil {
@@ -208,6 +212,9 @@ func ValidateProduce(b []byte) (Header, error) {
 	}
 	if h.NumRecords == 0 {
 		return h, ErrEmptyBatch
+	}
+	if h.LastOffsetDelta != h.NumRecords-1 {
+		return h, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
 	}
 	return h, nil
 }

@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Batch describes a batch to build with AppendBatch. Record OffsetDelta
@@ -96,4 +97,53 @@ func appendBytes(dst, b []byte) []byte {
 	}
 	dst = appendVarint(dst, int32(len(b)))
 	return append(dst, b...)
+}
+
+// Filter appends to dst the batch b (header h, from Validate) keeping only
+// the records for which keep returns true, as log compaction rewrites a
+// batch: base offset, partition leader epoch, attributes (the records are
+// recompressed with the same codec), lastOffsetDelta, base timestamp and
+// producer id, epoch and base sequence are kept, so the batch still covers
+// its offset range and idempotent-producer state replays the same. Retained
+// records keep their offset and timestamp deltas. The max timestamp is
+// recomputed from the retained records (kept as is for LogAppendTime
+// batches and for a batch left empty). When every record is kept, b is
+// appended verbatim. When none is, the result is an empty batch (NumRecords
+// 0, no records area): the caller drops it or keeps it. keep receives the
+// absolute offset; the Record is valid only during the call.
+func Filter(dst, b []byte, h Header, maxUncompressed int, keep func(offset int64, r Record) bool) ([]byte, int, error) {
+	var raw []byte
+	kept := int32(0)
+	maxDelta := int64(math.MinInt64)
+	err := Records(b, h, maxUncompressed, func(r Record) error {
+		if !keep(h.BaseOffset+int64(r.OffsetDelta), r) {
+			return nil
+		}
+		kept++
+		maxDelta = max(maxDelta, r.TimestampDelta)
+		raw = appendRecord(raw, r.OffsetDelta, r)
+		return nil
+	})
+	if err != nil {
+		return dst, 0, err
+	}
+	if kept == h.NumRecords {
+		return append(dst, b...), int(kept), nil
+	}
+	start := len(dst)
+	dst = append(dst, b[:HeaderSize]...)
+	if kept > 0 {
+		if dst, err = Compress(h.Compression(), dst, raw); err != nil {
+			return dst[:start], 0, err
+		}
+	}
+	nb := dst[start:]
+	be := binary.BigEndian
+	be.PutUint32(nb[offBatchLength:], uint32(len(nb)-LengthOverhead))
+	if kept > 0 && h.TimestampType() == CreateTime {
+		be.PutUint64(nb[offMaxTimestamp:], uint64(h.BaseTimestamp+maxDelta))
+	}
+	be.PutUint32(nb[offRecordCount:], uint32(kept))
+	be.PutUint32(nb[offCRC:], CRC(nb))
+	return dst, int(kept), nil
 }

@@ -108,7 +108,7 @@ func TestRecordValidateErrors(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), good...), 0), ErrCorrupt},
 		{"crc", mod(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), ErrCRCMismatch},
 		{"negative count", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[offRecordCount:], 0xffffffff); return resum(b) }), ErrCorrupt},
-		{"delta mismatch", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[offLastOffsetDelta:], 5); return resum(b) }), ErrCorrupt},
+		{"delta below count", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[offLastOffsetDelta:], 1); return resum(b) }), ErrCorrupt},
 		{"codec 6", mod(func(b []byte) []byte { b[offAttributes+1] |= 6; return resum(b) }), ErrUnknownCodec},
 	}
 	for _, c := range cases {
@@ -117,6 +117,15 @@ func TestRecordValidateErrors(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
+	}
+	// A stored batch may cover more offsets than it holds records
+	// (compaction); a produced one may not.
+	gapped := mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[offLastOffsetDelta:], 5); return resum(b) })
+	if _, err := Validate(gapped); err != nil {
+		t.Fatalf("gapped batch Validate: %v", err)
+	}
+	if _, err := ValidateProduce(gapped); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("gapped batch ValidateProduce: %v", err)
 	}
 	empty := mustBatch(t, Batch{})
 	if _, err := Validate(empty); err != nil {

@@ -212,7 +212,7 @@ func validateArea(area []byte, numRecords int32) error {
 		if count >= numRecords {
 			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, numRecords)
 		}
-		if err := walkRecord(&r, count, nil); err != nil {
+		if err := walkRecord(&r, count, nil, nil); err != nil {
 			return err
 		}
 		count++
@@ -223,9 +223,17 @@ func validateArea(area []byte, numRecords int32) error {
 	return nil
 }
 
+// deltaGaps lets walkRecord accept the offset gaps of a compacted batch:
+// offset deltas strictly increasing, each at most lastOffsetDelta.
+type deltaGaps struct {
+	prev int32 // previous record's offset delta (-1 before the first)
+	last int32 // the batch's lastOffsetDelta
+}
+
 // walkRecord reads one record from r. When rec is non-nil it is filled in
-// (its Headers slice reused).
-func walkRecord(r *reader, index int32, rec *Record) error {
+// (its Headers slice reused). With gaps nil offset deltas must count up from
+// zero (produce rules); otherwise they may skip values (stored batches).
+func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) error {
 	length := r.varint("record length")
 	if r.err != nil {
 		return r.err
@@ -239,8 +247,15 @@ func walkRecord(r *reader, index int32, rec *Record) error {
 	attrs := body.int8("record attributes")
 	tsDelta := body.varlong("timestamp delta")
 	offDelta := body.varint("offset delta")
-	if body.err == nil && offDelta != index {
+	bad := offDelta != index
+	if gaps != nil {
+		bad = offDelta <= gaps.prev || offDelta > gaps.last
+	}
+	if body.err == nil && bad {
 		return fmt.Errorf("%w: offset delta %d at record %d", ErrCorrupt, offDelta, index)
+	}
+	if gaps != nil {
+		gaps.prev = offDelta
 	}
 	key := body.bytes("key")
 	value := body.bytes("value")
@@ -282,8 +297,14 @@ func walkRecord(r *reader, index int32, rec *Record) error {
 // Records decodes the records of batch b (header h) and calls fn for each,
 // in order. The Record and everything it points to are valid only during the
 // call. Decompression is capped at maxUncompressed bytes. An error from fn
-// stops the walk and is returned.
+// stops the walk and is returned. It accepts stored batches rewritten by log
+// compaction: offset deltas strictly increasing and at most
+// h.LastOffsetDelta, not necessarily consecutive (ValidateRecords keeps the
+// produce rule), and an empty batch with no records area.
 func Records(b []byte, h Header, maxUncompressed int, fn func(r Record) error) error {
+	if h.NumRecords == 0 && len(b) == HeaderSize {
+		return nil
+	}
 	area, release, err := recordsArea(b, h, maxUncompressed)
 	if err != nil {
 		return err
@@ -292,11 +313,12 @@ func Records(b []byte, h Header, maxUncompressed int, fn func(r Record) error) e
 	r := reader{b: area}
 	var rec Record
 	var count int32
+	gaps := deltaGaps{prev: -1, last: h.LastOffsetDelta}
 	for len(r.b) > 0 {
 		if count >= h.NumRecords {
 			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
 		}
-		if err := walkRecord(&r, count, &rec); err != nil {
+		if err := walkRecord(&r, count, &rec, &gaps); err != nil {
 			return err
 		}
 		if err := fn(rec); err != nil {

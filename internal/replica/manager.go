@@ -27,6 +27,9 @@ type ManagerConfig struct {
 	Logger  *slog.Logger
 	// RetentionCheckInterval is log.retention.check.interval.ms.
 	RetentionCheckInterval time.Duration
+	// CleanerBackoff is log.cleaner.backoff.ms: the log cleaner's pass
+	// interval (default 15 s).
+	CleanerBackoff time.Duration
 }
 
 // Manager owns the partitions hosted on this node.
@@ -47,6 +50,9 @@ func NewManager(cfg ManagerConfig) *Manager {
 	}
 	if cfg.RetentionCheckInterval <= 0 {
 		cfg.RetentionCheckInterval = 5 * time.Minute
+	}
+	if cfg.CleanerBackoff <= 0 {
+		cfg.CleanerBackoff = DefaultCleanerBackoff
 	}
 	m := &Manager{cfg: cfg, logger: cfg.Logger.With("component", "replica")}
 	m.mu.parts = make(map[TopicPartition]*Partition)
@@ -174,8 +180,12 @@ func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool
 	}
 }
 
-// Run enforces retention and flush.ms until ctx ends.
+// Run enforces retention and flush.ms, and runs the log cleaner in a
+// goroutine it owns (cleaner.go), until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { m.runCleaner(ctx) })
 	retention := time.NewTicker(m.cfg.RetentionCheckInterval)
 	defer retention.Stop()
 	flush := time.NewTicker(100 * time.Millisecond)

@@ -1,0 +1,115 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
+)
+
+// The log cleaner: Kafka's scheduling policy over commitlog.Log.Compact.
+// One goroutine per node (started by Manager.Run) wakes every
+// log.cleaner.backoff.ms, picks the compacted partitions whose dirty ratio
+// (bytes of closed segments past the clean point over bytes of all closed
+// segments) is at least min.cleanable.dirty.ratio, or whose oldest dirty
+// record is older than max.compaction.lag.ms, and compacts them one at a
+// time, dirtiest first. Compaction never touches the active segment and
+// respects min.compaction.lag.ms and delete.retention.ms (see Log.Compact).
+
+// DefaultCleanerBackoff is log.cleaner.backoff.ms.
+const DefaultCleanerBackoff = 15 * time.Second
+
+type cleanCandidate struct {
+	p      *Partition
+	ratio  float64
+	forced bool
+}
+
+// cleanerCandidates returns the partitions due for compaction at now, the
+// dirtiest first (forced ones, past max.compaction.lag.ms, before all).
+func (m *Manager) cleanerCandidates(now time.Time) []cleanCandidate {
+	var out []cleanCandidate
+	for _, p := range m.All() {
+		cfg := p.Config()
+		if !cfg.Compact {
+			continue
+		}
+		st := p.log.CleanerState()
+		if st.DirtyBytes == 0 {
+			continue
+		}
+		forced := cfg.MaxCompactionLagMs > 0 && cfg.MaxCompactionLagMs < math.MaxInt64 && st.FirstDirtyTimestamp >= 0 &&
+			now.UnixMilli()-st.FirstDirtyTimestamp > cfg.MaxCompactionLagMs
+		if r := st.DirtyRatio(); forced || r >= cfg.MinCleanableDirtyRatio {
+			out = append(out, cleanCandidate{p: p, ratio: r, forced: forced})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].forced != out[j].forced {
+			return out[i].forced
+		}
+		return out[i].ratio > out[j].ratio
+	})
+	return out
+}
+
+// CleanNow runs one cleaner pass now and returns the number of partitions
+// compacted.
+func (m *Manager) CleanNow(ctx context.Context) int {
+	n := 0
+	for _, c := range m.cleanerCandidates(time.Now()) {
+		if ctx.Err() != nil {
+			return n
+		}
+		if c.p.compact() {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *Manager) runCleaner(ctx context.Context) {
+	t := time.NewTicker(m.cfg.CleanerBackoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.CleanNow(ctx)
+		}
+	}
+}
+
+// compact runs one compaction pass over the partition's log.
+func (p *Partition) compact() bool {
+	cfg := p.Config()
+	st, err := p.log.Compact(commitlog.CompactOptions{
+		DeleteRetention:  msDuration(cfg.DeleteRetentionMs),
+		MinCompactionLag: msDuration(cfg.MinCompactionLagMs),
+	})
+	switch {
+	case errors.Is(err, commitlog.ErrClosed):
+		return false
+	case err != nil:
+		p.logger.Warn("compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return false
+	}
+	p.logger.Info("compacted partition", "topic", p.Topic, "partition", p.Index, "segments", st.Segments,
+		"bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "offset", st.CleanPoint)
+	return true
+}
+
+// msDuration converts a millisecond config to a Duration, saturating.
+func msDuration(ms int64) time.Duration {
+	if ms <= 0 {
+		return 0
+	}
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
