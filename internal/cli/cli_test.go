@@ -27,6 +27,12 @@ func TestE2ECLIKfake(t *testing.T) {
 	runCLITests(t, c.ListenAddrs()[0])
 }
 
+// TestE2ECLIGregor runs the same suite against an in-process gregor node.
+func TestE2ECLIGregor(t *testing.T) {
+	addr, _, _ := startGroupNode(t)
+	runCLITests(t, addr)
+}
+
 // TestE2ECLIBroker runs the same suite against a running broker when
 // GREGOR_TEST_BROKER is set (for example GREGOR_TEST_BROKER=localhost:9092
 // after 'gregor serve'); it creates and deletes topics named cli-*.
@@ -117,6 +123,21 @@ func lines(s string) []string {
 // replication factor 1 and explicit partition counts so it does not depend on
 // broker defaults.
 func runCLITests(t *testing.T, brokerAddr string) {
+	t.Run("ClusterDescribe", func(t *testing.T) {
+		r := cliRunner{t: t, addr: brokerAddr}
+		res := r.ok("", "--json", "cluster", "describe")
+		var s clusterSummary
+		if err := json.Unmarshal([]byte(res.stdout), &s); err != nil {
+			t.Fatalf("cluster describe --json: %v: %s", err, res)
+		}
+		if s.ClusterID == "" || len(s.Brokers) == 0 || s.Brokers[0].Port == 0 {
+			t.Fatalf("cluster describe: %+v", s)
+		}
+		res = r.ok("", "cluster", "describe")
+		if !strings.Contains(res.stdout, "Cluster: "+s.ClusterID) || !strings.Contains(res.stdout, "BROKER") {
+			t.Fatalf("cluster describe table: %s", res)
+		}
+	})
 	t.Run("TopicLifecycle", func(t *testing.T) {
 		r := cliRunner{t: t, addr: brokerAddr}
 		name := uniqueTopic("life")
