@@ -1,10 +1,8 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,24 +93,11 @@ func sameParts(got map[int32]int, want map[int32]int) bool {
 // fetchSessionsMetric reads gregor_fetch_sessions from the node's /metrics.
 func fetchSessionsMetric(t *testing.T, n *node.Node) int {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(testCtx(t, 10*time.Second), "GET", "http://"+n.HTTPAddr().String()+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
+	v, ok := scrapeMetric(t, n, "gregor_fetch_sessions")
+	if !ok {
+		t.Fatalf("metrics: no gregor_fetch_sessions")
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "gregor_fetch_sessions "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metrics: %q: %v", sc.Text(), err)
-			}
-			return int(f)
-		}
-	}
-	t.Fatalf("metrics: no gregor_fetch_sessions")
-	return 0
+	return int(v)
 }
 
 func produceTo(t *testing.T, p *kgo.Client, partition int32, n int) {

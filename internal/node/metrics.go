@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // collector reads partition and connection state at scrape time, so the
@@ -73,6 +74,40 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if r.Lag >= 0 {
 				ch <- prometheus.MustNewConstMetric(c.groupLag, prometheus.GaugeValue, float64(r.Lag), r.Group, r.Topic, part)
 			}
+		}
+	}
+}
+
+// requestMetrics is a latency histogram per Kafka API. The children are
+// resolved once per advertised key, so observing a request is an array index
+// and an atomic add, not a label lookup.
+type requestMetrics struct {
+	vec   *prometheus.HistogramVec
+	byKey [maxAPIKey + 1]prometheus.Observer
+}
+
+// maxAPIKey bounds the API keys with their own histogram child.
+const maxAPIKey = 127
+
+func newRequestMetrics(keys []kmsg.ApiVersionsResponseApiKey) *requestMetrics {
+	m := &requestMetrics{vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gregor_request_duration_seconds",
+		Help:    "Time from reading a Kafka request to writing its response, by API (includes long polls and fsync waits).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"api"})}
+	keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: 18})
+	for _, k := range keys {
+		if k.ApiKey >= 0 && k.ApiKey <= maxAPIKey {
+			m.byKey[k.ApiKey] = m.vec.WithLabelValues(kmsg.NameForKey(k.ApiKey))
+		}
+	}
+	return m
+}
+
+func (m *requestMetrics) observe(key int16, d time.Duration) {
+	if key >= 0 && key <= maxAPIKey {
+		if o := m.byKey[key]; o != nil {
+			o.Observe(d.Seconds())
 		}
 	}
 }

@@ -44,6 +44,7 @@ type Node struct {
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	kafka    *server.Server
+	requests *requestMetrics
 	http     *httpapi.Server
 
 	cancel      context.CancelFunc
@@ -129,6 +130,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
+	n.requests = newRequestMetrics(n.broker.APIVersions())
 	n.kafka = server.New(server.Config{
 		Addr:                listenAddr(cfg.KafkaAddr),
 		MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
@@ -136,6 +138,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
 		MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
 		IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
+		Observe:             n.requests.observe,
 		Logger:              logger,
 	}, n.broker)
 	if err := n.kafka.Listen(); err != nil {
@@ -174,7 +177,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(n))
+		newCollector(n), n.requests.vec)
 	n.http = httpapi.New(httpapi.Config{Addr: listenAddr(cfg.HTTPAddr), Registry: reg, Ready: n.ready,
 		Logger: logger.With("component", "http")})
 	if err := n.http.Listen(); err != nil {

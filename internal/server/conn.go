@@ -59,6 +59,8 @@ type pending struct {
 	// apiVersions marks a response the server built itself: its version is
 	// already set (v0 for UNSUPPORTED_VERSION) and its header is always v0.
 	apiVersions bool
+	// read is when the request's frame was read, for Config.Observe.
+	read time.Time
 }
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, ip string) *conn {
@@ -135,6 +137,9 @@ func (c *conn) read() error {
 			return err
 		}
 		p.buf = bp
+		if c.s.cfg.Observe != nil {
+			p.read = time.Now()
+		}
 		c.queue <- p // never blocks: queue has room for every slot
 	}
 }
@@ -238,6 +243,9 @@ func (c *conn) write() {
 		}
 		if spliced != nil && spliced.Release != nil {
 			spliced.Release()
+		}
+		if obs := c.s.cfg.Observe; obs != nil && !p.read.IsZero() {
+			obs(p.req.Key, time.Since(p.read))
 		}
 		putBuf(p.buf)
 		p.buf = nil

@@ -54,6 +54,11 @@ type Config struct {
 	// for this long while no request of it is in flight is closed. 0 means the
 	// default.
 	IdleTimeout time.Duration
+	// Observe, when set, is called from the connection's writer once a
+	// request's response has been written (or dropped), with the API key and
+	// the time since its frame was read: request metrics. It must be cheap
+	// and safe for concurrent use.
+	Observe func(key int16, d time.Duration)
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
