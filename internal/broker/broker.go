@@ -47,7 +47,10 @@ type Config struct {
 	// FetchSessionEviction is how long an idle fetch session is kept; 0
 	// means Kafka's 120 s (min.incremental.fetch.session.eviction.ms).
 	FetchSessionEviction time.Duration
-	Logger               *slog.Logger
+	// Transactions is the transaction coordinator; nil answers the
+	// transaction APIs COORDINATOR_NOT_AVAILABLE.
+	Transactions *txn.Coordinator
+	Logger       *slog.Logger
 }
 
 // Broker handles Kafka requests for one node.
@@ -110,6 +113,10 @@ var apis = map[int16]api{
 	21: {0, 2, handleDeleteRecords},           // DeleteRecords
 	22: {0, 4, handleInitProducerID},          // InitProducerId
 	23: {0, 4, handleOffsetForLeaderEpoch},    // OffsetForLeaderEpoch
+	24: {0, 3, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches)
+	25: {0, 3, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4+ is KIP-890
+	26: {0, 3, handleEndTxn},                  // EndTxn: v4+ is KIP-890
+	28: {0, 3, handleTxnOffsetCommit},         // TxnOffsetCommit: v4+ is KIP-890
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs
@@ -119,6 +126,8 @@ var apis = map[int16]api{
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
 	60: {0, 1, handleDescribeCluster},         // DescribeCluster
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
+	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
+	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
 }
 
 // APIVersions implements server.Handler.

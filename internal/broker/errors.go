@@ -12,6 +12,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/txn"
 )
 
 // errorCodes is the one table from domain errors to Kafka error codes. The
@@ -72,6 +73,15 @@ var errorCodes = []struct {
 	{group.ErrGroupSubscribedToTopic, kerr.GroupSubscribedToTopic},
 	{group.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
 	{group.ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{txn.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{txn.ErrProducerFenced, kerr.ProducerFenced},
+	{txn.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{txn.ErrInvalidTransactionTimeout, kerr.InvalidTransactionTimeout},
+	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
+	{txn.ErrNotCoordinator, kerr.NotCoordinator},
+	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{txn.ErrClosed, kerr.NotCoordinator},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

@@ -3,7 +3,15 @@ package broker
 // Fetch (key 1) v4-12, for consumers.
 //
 // Reads whole batches from each partition's log up to the high watermark
-// (the last stable offset is the same until transactions land), honouring
+// (read_uncommitted, isolation_level 0) or up to the last stable offset, the
+// first offset of the earliest open transaction (read_committed, 1): no
+// batch at or past it is returned. Every response carries the LSO. A
+// read_committed response also lists in aborted_transactions the aborted
+// transactions overlapping the fetched range (Kafka's rule: marker offset
+// >= fetch offset and first offset < the offset after the fetched data), so
+// that the consumer drops their records; control batches are sent like any
+// batch and an LSO change makes a fetch session include the partition.
+// Honouring
 // partition_max_bytes and max_bytes with Kafka's KIP-74 rule that the first
 // batch of the response is returned whole even when larger. When less than
 // min_bytes is available the request parks: every partition it reads wakes
@@ -234,17 +242,33 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 			continue
 		}
 		res.readable = append(res.readable, p)
-		rp.HighWatermark = p.HighWatermark()
-		rp.LastStableOffset = rp.HighWatermark
+		// The LSO is read before the high watermark so that LSO <= HW in
+		// the response even when appends and markers race with the read.
+		committed := req.IsolationLevel == 1
+		rp.LastStableOffset = p.LastStableOffset()
+		rp.HighWatermark = max(p.HighWatermark(), rp.LastStableOffset)
 		rp.LogStartOffset = p.LogStartOffset()
-		if req.IsolationLevel == 1 {
+		if committed {
 			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}
 		limit := min(int(fp.maxBytes), maxBytes-res.total)
 		if limit <= 0 && res.total > 0 {
 			continue
 		}
-		rr, err := p.ReadRange(fp.fetchOffset, max(limit, 1))
+		var rr commitlog.RangeResult
+		var err error
+		if committed {
+			rr, err = p.ReadRangeCommitted(fp.fetchOffset, max(limit, 1))
+		} else {
+			rr, err = p.ReadRange(fp.fetchOffset, max(limit, 1))
+		}
+		if committed && err == nil && len(rr.Chunks) > 0 {
+			for _, a := range p.AbortedTransactions(fp.fetchOffset, rr.NextOffset) {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+			}
+		}
 		switch {
 		case errors.Is(err, replica.ErrOffsetOutOfRange):
 			rp.ErrorCode = kerr.OffsetOutOfRange.Code

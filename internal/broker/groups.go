@@ -9,8 +9,7 @@ package broker
 // abs(javaHashCode(group)) % partitions of __consumer_offsets, creating that
 // topic (compacted, offsets.topic.num.partitions and
 // offsets.topic.replication.factor) on first use; batched keys at v4+;
-// transaction coordinators (key type 1) are COORDINATOR_NOT_AVAILABLE until
-// transactions exist. JoinGroup and SyncGroup park in their Completion until
+// transaction coordinators (key type 1): see txn.go. JoinGroup and SyncGroup park in their Completion until
 // the rebalance answers them (internal/group). OffsetFetch accepts
 // require_stable: without transactions nothing is ever pending. OffsetFetch
 // v8+ answers several groups. Versions above these (OffsetCommit and
@@ -61,10 +60,14 @@ func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request)
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
 		switch {
-		case req.CoordinatorType != 0:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		case req.CoordinatorType > 1:
+			c.ErrorCode = kerr.InvalidRequest.Code
 		case key == "":
 			c.ErrorCode = kerr.InvalidRequest.Code
+		case req.CoordinatorType == 1:
+			var err error
+			c.NodeID, c.Host, c.Port, err = b.txnCoordinator(ctx, key)
+			c.ErrorCode = b.groupCode(err)
 		default:
 			var err error
 			c.NodeID, c.Host, c.Port, err = b.groupCoordinator(ctx, key)

@@ -61,6 +61,8 @@ func handleListOffsets(b *Broker, ctx context.Context, sreq *server.Request) ser
 			switch ts := tp.Timestamp; {
 			case ts == -2:
 				rp.Offset = p.LogStartOffset()
+			case ts == -1 && req.IsolationLevel == 1:
+				rp.Offset = p.LastStableOffset()
 			case ts == -1:
 				rp.Offset = p.HighWatermark()
 			case ts == -3:
@@ -70,7 +72,11 @@ func handleListOffsets(b *Broker, ctx context.Context, sreq *server.Request) ser
 			case ts < 0:
 				rp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:
-				if off, bts, ok := p.OffsetForTimestamp(ts); ok && off < p.HighWatermark() {
+				visible := p.HighWatermark()
+				if req.IsolationLevel == 1 {
+					visible = p.LastStableOffset()
+				}
+				if off, bts, ok := p.OffsetForTimestamp(ts); ok && off < visible {
 					rp.Offset, rp.Timestamp = off, bts
 				}
 			}

@@ -4,8 +4,10 @@ package broker
 //
 // Handle does the ordered part: for each partition it validates the single
 // batch over its raw bytes (sizes, magic, CRC-32C, record framing, no control
-// batches from clients), checks idempotent-producer sequence and epoch, and
-// appends the bytes with base offset and leader epoch patched in place. The
+// batches from clients, a producer id on transactional batches), checks
+// idempotent-producer sequence and epoch (a transactional batch also opens
+// its producer's transaction on the partition, pinning the last stable
+// offset until the coordinator's marker), and appends the bytes with base offset and leader epoch patched in place. The
 // Completion does the waiting: acks=all returns only once every appended
 // batch is fsynced (group commit shares fsyncs), acks=1 returns at once,
 // acks=0 sends no response. A retried idempotent batch is answered with its
@@ -42,7 +44,7 @@ var (
 	// errNullKeyCompacted: Kafka refuses keyless records for compacted
 	// topics ("Compacted topic cannot accept message without key").
 	errNullKeyCompacted = errors.New("broker: compacted topic cannot accept a record without key")
-	errTransactional    = errors.New("broker: transactions are not supported yet")
+	errTxnNoProducer    = errors.New("broker: a transactional batch must carry a producer id")
 )
 
 type pendingDurable struct {
@@ -77,11 +79,9 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			case topic == nil || tp.Partition < 0 || int(tp.Partition) >= len(topic.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
-			case req.TransactionID != nil:
-				err = errTransactional
 			}
 			p := b.replicas.Get(t.Topic, tp.Partition)
-			if err == nil && p == nil {
+			if p == nil {
 				err = replica.ErrNotLeader
 			}
 			var res replica.AppendResult
@@ -158,8 +158,8 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16) (
 	if h.IsControl() {
 		return replica.AppendResult{}, errControlFromClient
 	}
-	if h.IsTransactional() {
-		return replica.AppendResult{}, errTransactional
+	if h.IsTransactional() && h.ProducerID < 0 {
+		return replica.AppendResult{}, errTxnNoProducer
 	}
 	compact := p.Config().Compact
 	if h.Compression() != record.CodecNone {
@@ -198,10 +198,8 @@ func checkKeys(batch []byte, h record.Header) error {
 func (b *Broker) produceErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, errMultipleBatches), errors.Is(err, errNoRecords), errors.Is(err, errControlFromClient),
-		errors.Is(err, errNullKeyCompacted):
+		errors.Is(err, errNullKeyCompacted), errors.Is(err, errTxnNoProducer):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, errTransactional):
-		return kerr.InvalidTxnState.Code
 	}
 	return b.errorCode(err)
 }

@@ -6,14 +6,12 @@ package broker
 // from blocks recorded in the metadata log, so no id is ever handed out twice,
 // across restarts too. Kafka does the same for a non-transactional producer
 // that asks again with its old id (KIP-360). Transactional ids are answered
-// with UNSUPPORTED_VERSION until the transaction coordinator lands: the
-// clients treat it as fatal and say so, rather than retrying forever.
+// by the transaction coordinator (txn.go).
 // DescribeProducers lists each partition's active idempotent producers.
 
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/server"
@@ -24,8 +22,12 @@ func handleInitProducerID(b *Broker, ctx context.Context, sreq *server.Request) 
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		return done(resp)
+		return func(ctx context.Context) kmsg.Response {
+			ctx, cancel := requestTimeout(ctx, 0)
+			defer cancel()
+			b.initTransactional(ctx, req, resp)
+			return resp
+		}
 	}
 	ctx, cancel := requestTimeout(ctx, 0)
 	defer cancel()

@@ -162,6 +162,10 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", Min: 0, Max: math.MaxInt32},
 	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", Min: 0, Max: math.MaxInt32},
 	{Name: "group.max.size", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 1, Max: math.MaxInt32},
+	{Name: "transaction.state.log.num.partitions", Type: TypeInt, Default: "50", Min: 1, Max: 1 << 16},
+	{Name: "transaction.state.log.replication.factor", Type: TypeShort, Default: "1", Min: 1, Max: math.MaxInt16},
+	{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", Min: 1, Max: math.MaxInt32},
+	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: TypeInt, Default: "10000", Min: 1, Max: math.MaxInt32},
 	{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", Min: 1, Max: math.MaxInt32},
 })
 

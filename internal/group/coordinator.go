@@ -52,7 +52,11 @@ type Coordinator struct {
 	wg     sync.WaitGroup
 
 	loadMu sync.Mutex // serialises partition loads
-	mu     struct {
+	// txnMu guards txnPending: transactional offsets by producer id
+	// (txn.go). Never held while calling into a group actor.
+	txnMu      sync.Mutex
+	txnPending map[int64]*txnPending
+	mu         struct {
 		sync.Mutex
 		groups map[string]*group
 		loaded map[int32]bool

@@ -8,6 +8,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/txn"
 )
 
 // newGroupCoordinator builds the group coordinator from the broker
@@ -52,5 +53,33 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 			return 0, false
 		},
 		Logger: logger,
+	})
+}
+
+// newTxnCoordinator builds the transaction coordinator from the broker
+// properties (read once: changing them needs a restart).
+func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Controller, replicas *replica.Manager,
+	pids *txn.ProducerIDs, groups *group.Coordinator, logger *slog.Logger) *txn.Coordinator {
+	ms := func(name string, def int64) time.Duration {
+		return time.Duration(config.Int64(props(p, name), def)) * time.Millisecond
+	}
+	return txn.New(txn.Config{
+		NumPartitions: int32(config.Int64(props(p, "transaction.state.log.num.partitions"), 50)),
+		MaxTimeout:    ms("transaction.max.timeout.ms", 900000),
+		AbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000),
+		ProducerIDs:   pids,
+		Partition: func(topic string, partition int32) *replica.Partition {
+			part := replicas.Get(topic, partition)
+			if part == nil {
+				return nil
+			}
+			t := ctrl.Image().Topics[topic]
+			if t == nil || int(partition) >= len(t.Partitions) || t.Partitions[partition].Leader != nodeID {
+				return nil
+			}
+			return part
+		},
+		CompleteOffsets: groups.CompleteTxn,
+		Logger:          logger,
 	})
 }

@@ -43,6 +43,7 @@ type Node struct {
 	replicas *replica.Manager
 	broker   *broker.Broker
 	groups   *group.Coordinator
+	txns     *txn.Coordinator
 	kafka    *server.Server
 	requests *requestMetrics
 	http     *httpapi.Server
@@ -126,8 +127,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
+	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
+		Transactions:           n.txns,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	n.requests = newRequestMetrics(n.broker.APIVersions())
@@ -167,6 +170,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("node: load groups: %w", err)
 	}
 	n.groups.Start()
+	if err := n.txns.LoadAll(); err != nil {
+		return nil, fmt.Errorf("node: load transactions: %w", err)
+	}
+	n.txns.Start()
 
 	n.wg.Go(func() { n.replicas.Run(runCtx) })
 	n.wg.Go(func() {
@@ -257,6 +264,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.txns != nil {
+			n.txns.Close()
+		}
 		if n.groups != nil {
 			n.groups.Close()
 		}

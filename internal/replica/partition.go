@@ -67,6 +67,14 @@ type Partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[chan struct{}]struct{}
+
+	// firstUnstable is the first offset of the earliest open transaction,
+	// -1 when none is; written under mu, read without it (LastStableOffset).
+	firstUnstable atomic.Int64
+	// txnMu guards aborted, the aborted-transaction index sorted by marker
+	// offset. Its file is written under mu (lock order: mu before txnMu).
+	txnMu   sync.RWMutex
+	aborted []abortedEntry
 }
 
 // partitionMetadataFile holds the topic id, so that a directory left from a
@@ -92,10 +100,16 @@ func openPartition(dataDir, topic string, index int32, topicID [16]byte, cfg con
 	p.isrSize.Store(1)
 	p.mu.producers = make(producerStates)
 	p.mu.lastFlush = time.Now()
+	p.firstUnstable.Store(-1)
+	if err := p.loadTxnIndex(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	if err := p.loadProducerState(); err != nil {
 		l.Close()
 		return nil, err
 	}
+	p.updateFirstUnstableLocked()
 	p.mu.snapshotSegment = l.NumSegments()
 	p.highWatermark.Store(l.LogEndOffset())
 	return p, nil
@@ -260,18 +274,18 @@ func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendRes
 			FirstSeq: h.BaseSequence, LastSeq: lastSeq,
 			FirstOffset: info.BaseOffset, LastOffset: info.LastOffset, Timestamp: h.MaxTimestamp,
 		})
+		if h.IsTransactional() {
+			// Opens the producer's transaction here (or continues it): the
+			// last stable offset stays at its first offset until the marker.
+			p.mu.producers.beginTxn(h.ProducerID, info.BaseOffset)
+			if fu := p.firstUnstable.Load(); fu < 0 {
+				p.firstUnstable.Store(p.mu.producers[h.ProducerID].CurrentTxnFirstOffset)
+			}
+		}
 	}
 	p.mu.unflushed += int64(h.NumRecords)
 	flushNow := p.mu.unflushed >= cfg.FlushMessages
-	if n := p.log.NumSegments(); n != p.mu.snapshotSegment {
-		// Kafka snapshots producer state at every roll, so recovery replays at
-		// most one segment.
-		p.mu.snapshotSegment = n
-		p.writeSnapshotLocked()
-	}
-	// A single replica is its whole ISR: the high watermark is the log end.
-	// With followers it becomes the smallest ISR log end offset.
-	p.highWatermark.Store(info.LastOffset + 1)
+	p.afterAppendLocked(info.LastOffset)
 	p.notify()
 	if flushNow {
 		p.mu.unflushed = 0
@@ -286,6 +300,20 @@ func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendRes
 	}
 	return AppendResult{BaseOffset: info.BaseOffset, LastOffset: info.LastOffset, LogAppendTime: lat,
 		LogStartOffset: p.log.LogStartOffset()}, nil
+}
+
+// afterAppendLocked snapshots producer state when the log rolled and moves
+// the high watermark past lastOffset.
+func (p *Partition) afterAppendLocked(lastOffset int64) {
+	if n := p.log.NumSegments(); n != p.mu.snapshotSegment {
+		// Kafka snapshots producer state at every roll, so recovery replays at
+		// most one segment.
+		p.mu.snapshotSegment = n
+		p.writeSnapshotLocked()
+	}
+	// A single replica is its whole ISR: the high watermark is the log end.
+	// With followers it becomes the smallest ISR log end offset.
+	p.highWatermark.Store(lastOffset + 1)
 }
 
 // WaitDurable returns once every record below offset is fsynced. Concurrent
@@ -325,7 +353,15 @@ func (p *Partition) flushIfDue(now time.Time) {
 // Read returns whole record batches from offset up to the high watermark,
 // at most maxBytes except that the first batch is always whole (KIP-74).
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
-	hw := p.highWatermark.Load()
+	return p.read(offset, maxBytes, p.highWatermark.Load())
+}
+
+// ReadCommitted is Read up to the last stable offset (read_committed).
+func (p *Partition) ReadCommitted(offset int64, maxBytes int) ([]byte, error) {
+	return p.read(offset, maxBytes, p.LastStableOffset())
+}
+
+func (p *Partition) read(offset int64, maxBytes int, hw int64) ([]byte, error) {
 	if offset > hw && offset <= p.log.LogEndOffset() {
 		return nil, nil
 	}
@@ -339,7 +375,16 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 // ReadRange is Read returning file ranges of the segment instead of bytes,
 // for zero-copy sends. The caller must Release the result once sent.
 func (p *Partition) ReadRange(offset int64, maxBytes int) (commitlog.RangeResult, error) {
-	hw := p.highWatermark.Load()
+	return p.readRange(offset, maxBytes, p.highWatermark.Load())
+}
+
+// ReadRangeCommitted is ReadRange up to the last stable offset
+// (read_committed): no batch at or past the earliest open transaction.
+func (p *Partition) ReadRangeCommitted(offset int64, maxBytes int) (commitlog.RangeResult, error) {
+	return p.readRange(offset, maxBytes, p.LastStableOffset())
+}
+
+func (p *Partition) readRange(offset int64, maxBytes int, hw int64) (commitlog.RangeResult, error) {
 	if offset > hw && offset <= p.log.LogEndOffset() {
 		return commitlog.RangeResult{NextOffset: offset}, nil
 	}
@@ -379,6 +424,7 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := p.log.SetLogStartOffset(offset); err != nil {
 		return 0, err
 	}
+	p.trimAborted()
 	return p.log.LogStartOffset(), nil
 }
 
@@ -436,6 +482,7 @@ func (p *Partition) enforceRetention() {
 		return
 	}
 	if n > 0 {
+		p.trimAborted()
 		p.logger.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index,
 			"segments", n, "log_start_offset", p.log.LogStartOffset())
 	}

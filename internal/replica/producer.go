@@ -35,7 +35,9 @@ type producerEntry struct {
 	Batches []batchMeta // oldest first, at most batchesKept
 	// LastTimestamp feeds DescribeProducers.
 	LastTimestamp int64
-	// CoordinatorEpoch and CurrentTxnFirstOffset are reserved for transactions.
+	// CurrentTxnFirstOffset is the first offset of the producer's ongoing
+	// transaction on this partition, -1 when none is open. It pins the last
+	// stable offset.
 	CurrentTxnFirstOffset int64
 }
 
@@ -121,9 +123,15 @@ func (ps producerStates) record(pid int64, epoch int16, m batchMeta) {
 
 // Snapshot file format (all big endian), written atomically (tmp + rename):
 //
-//	magic "GPS1" | offset int64 | count int32 | entries... | crc32c uint32 (over all before)
-//	entry: pid int64 | epoch int16 | lastTimestamp int64 | n int8 | n x (firstSeq int32 lastSeq int32 firstOffset int64 lastOffset int64 timestamp int64)
-const snapshotMagic = "GPS1"
+//	magic "GPS2" | offset int64 | count int32 | entries... | crc32c uint32 (over all before)
+//	entry: pid int64 | epoch int16 | lastTimestamp int64 | txnFirstOffset int64 | n int8 | n x (firstSeq int32 lastSeq int32 firstOffset int64 lastOffset int64 timestamp int64)
+//
+// "GPS1" (written before transactions) is the same without txnFirstOffset;
+// it is still read, its producers having no open transaction.
+const (
+	snapshotMagic   = "GPS2"
+	snapshotMagicV1 = "GPS1"
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -141,6 +149,7 @@ func (ps producerStates) encode(offset int64) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(pid))
 		b = binary.BigEndian.AppendUint16(b, uint16(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.CurrentTxnFirstOffset))
 		b = append(b, byte(len(e.Batches)))
 		for _, m := range e.Batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(m.FirstSeq))
@@ -156,8 +165,12 @@ func (ps producerStates) encode(offset int64) []byte {
 var errBadSnapshot = errors.New("replica: corrupt producer snapshot")
 
 func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
-	if len(b) < len(snapshotMagic)+16 || string(b[:4]) != snapshotMagic {
+	if len(b) < len(snapshotMagic)+16 || (string(b[:4]) != snapshotMagic && string(b[:4]) != snapshotMagicV1) {
 		return nil, 0, errBadSnapshot
+	}
+	txnLen := 8
+	if string(b[:4]) == snapshotMagicV1 {
+		txnLen = 0
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
@@ -167,7 +180,8 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 	offset := int64(binary.BigEndian.Uint64(r))
 	n := int(binary.BigEndian.Uint32(r[8:]))
 	r = r[12:]
-	const entryHead, metaLen = 8 + 2 + 8 + 1, 4 + 4 + 8 + 8 + 8
+	const metaLen = 4 + 4 + 8 + 8 + 8
+	entryHead := 8 + 2 + 8 + txnLen + 1
 	if n < 0 || n > len(r)/entryHead {
 		return nil, 0, errBadSnapshot
 	}
@@ -182,7 +196,13 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 			LastTimestamp:         int64(binary.BigEndian.Uint64(r[10:])),
 			CurrentTxnFirstOffset: -1,
 		}
-		k := int(r[18])
+		if txnLen > 0 {
+			e.CurrentTxnFirstOffset = int64(binary.BigEndian.Uint64(r[18:]))
+			if e.CurrentTxnFirstOffset < -1 {
+				return nil, 0, errBadSnapshot
+			}
+		}
+		k := int(r[18+txnLen])
 		r = r[entryHead:]
 		if k > batchesKept || len(r) < k*metaLen {
 			return nil, 0, errBadSnapshot

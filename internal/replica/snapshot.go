@@ -76,22 +76,45 @@ func (p *Partition) loadProducerState() error {
 		from = max(off, from)
 		break
 	}
+	replayedAborts := false
 	err := p.log.ScanBatches(from, func(b []byte) error {
 		h, err := record.ParseHeader(b)
 		if err != nil {
 			return err
 		}
-		if h.ProducerID < 0 || h.IsControl() {
+		if h.ProducerID < 0 {
+			return nil
+		}
+		if h.IsControl() {
+			// An end-transaction marker closes the producer's transaction;
+			// an ABORT the index lacks (crash before its entry) is added.
+			commit, ok := markerType(b, h)
+			if !ok {
+				return nil
+			}
+			if first := p.mu.producers.endTxn(h.ProducerID, h.ProducerEpoch); first >= 0 && !commit {
+				if p.addAborted(abortedEntry{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset}) {
+					replayedAborts = true
+				}
+			}
 			return nil
 		}
 		p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
 			FirstSeq: h.BaseSequence, LastSeq: lastSequence(h.BaseSequence, h.LastOffsetDelta),
 			FirstOffset: h.BaseOffset, LastOffset: h.BaseOffset + int64(h.LastOffsetDelta), Timestamp: h.MaxTimestamp,
 		})
+		if h.IsTransactional() {
+			p.mu.producers.beginTxn(h.ProducerID, h.BaseOffset)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("replica: replay producer state of %s-%d: %w", p.Topic, p.Index, err)
+	}
+	if replayedAborts {
+		if err := p.rewriteTxnIndexLocked(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,5 +1,28 @@
-// Package txn owns producer identities: it hands out producer ids from blocks
-// the metadata log records (so an id is never reused, even across restarts),
-// and, when transactions land, the transaction coordinator on
-// __transaction_state.
+// Package txn owns producer identities and transactions: it hands out
+// producer ids from blocks the metadata log records (so an id is never
+// reused, even across restarts), and runs the KIP-98 transaction coordinator
+// on __transaction_state.
+//
+// # Layout
+//
+//   - producerid.go: producer-id blocks.
+//   - state.go: the per-transactional-id state machine (Empty, Ongoing,
+//     PrepareCommit/PrepareAbort, CompleteCommit/CompleteAbort) as pure
+//     functions of (metadata, request, now): no I/O, tested with a fake
+//     clock.
+//   - coordinator.go: routes ids to __transaction_state partitions, persists
+//     each state change (Append + WaitDurable) before answering, loads a
+//     partition by replaying it (finishing transactions a crash left
+//     prepared), writes the COMMIT/ABORT markers through
+//     replica.Partition.AppendTxnMarker, and aborts timed-out transactions.
+//   - codec.go: Kafka's record formats (TxnMetadataKey v0, TxnMetadataValue
+//     v0; a null value deletes the id).
+//
+// Each transactional id has one mutex held across a request's durable
+// writes, so a transaction's end (prepare, markers, offsets, complete) is
+// atomic to the id's other requests; Coordinator.mu is never held while
+// waiting on an id. Pending consumer offsets of a transaction live in the
+// group coordinator (group.Coordinator.CommitTxnOffsets/CompleteTxn),
+// reached through Config.CompleteOffsets. The package never mentions Kafka
+// error codes: the broker maps the sentinel errors.
 package txn

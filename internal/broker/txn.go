@@ -1,0 +1,293 @@
+package broker
+
+// Transactions (KIP-98): InitProducerId (key 22) with a transactional id,
+// AddPartitionsToTxn (24) v0-3, AddOffsetsToTxn (25) v0-3, EndTxn (26) v0-3,
+// TxnOffsetCommit (28) v0-3, DescribeTransactions (65) v0, ListTransactions
+// (66) v0, and FindCoordinator key type 1 (the leader of partition
+// abs(javaHashCode(id)) % partitions of __transaction_state, created
+// compacted on first use). The coordinator logic is internal/txn; the
+// transactional offsets are held by internal/group until the transaction
+// ends. AddPartitionsToTxn v4+ (KIP-890, broker-side batches) and EndTxn v4+
+// are not advertised.
+//
+// PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH to versions that
+// predate it (KIP-588), as Kafka does.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/server"
+	"github.com/gregor-dev/gregor/internal/txn"
+)
+
+// txnCode maps a transaction API error; fencedFrom is the first version
+// that knows PRODUCER_FENCED.
+func (b *Broker) txnCode(err error, version, fencedFrom int16) int16 {
+	code := b.groupCode(err)
+	if code == kerr.ProducerFenced.Code && version < fencedFrom {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return code
+}
+
+// txnCoordinator finds (creating __transaction_state if needed) the broker
+// leading the transactional id's partition.
+func (b *Broker) txnCoordinator(ctx context.Context, id string) (int32, string, int32, error) {
+	if b.cfg.Transactions == nil {
+		return -1, "", -1, txn.ErrCoordinatorNotAvailable
+	}
+	img := b.image()
+	t := img.Topics[txn.Topic]
+	if t == nil {
+		spec := controller.TopicSpec{
+			Name:              txn.Topic,
+			NumPartitions:     int32(b.brokerInt(img, "transaction.state.log.num.partitions")),
+			ReplicationFactor: int16(b.brokerInt(img, "transaction.state.log.replication.factor")),
+			Configs:           map[string]string{"cleanup.policy": "compact"},
+		}
+		if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
+			return -1, "", -1, txn.ErrCoordinatorNotAvailable
+		}
+		b.cfg.OnMetadataChange()
+		img = b.image()
+		if t = img.Topics[txn.Topic]; t == nil {
+			return -1, "", -1, txn.ErrCoordinatorNotAvailable
+		}
+		b.logger.Info("created internal topic", "topic", txn.Topic, "partitions", spec.NumPartitions)
+	}
+	p := metadata.PartitionFor(id, int32(len(t.Partitions)))
+	if int(p) >= len(t.Partitions) {
+		return -1, "", -1, txn.ErrCoordinatorNotAvailable
+	}
+	br, ok := img.Brokers[t.Partitions[p].Leader]
+	if !ok || br.Fenced {
+		return -1, "", -1, txn.ErrCoordinatorNotAvailable
+	}
+	return br.NodeID, br.Host, br.Port, nil
+}
+
+// initTransactional answers InitProducerId for a transactional id.
+func (b *Broker) initTransactional(ctx context.Context, req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) {
+	if b.cfg.Transactions == nil || *req.TransactionalID == "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		if b.cfg.Transactions == nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		}
+		return
+	}
+	pid, epoch := int64(-1), int16(-1)
+	if req.Version >= 3 {
+		pid, epoch = req.ProducerID, req.ProducerEpoch
+	}
+	id, ep, err := b.cfg.Transactions.InitProducerID(ctx, *req.TransactionalID,
+		time.Duration(req.TransactionTimeoutMillis)*time.Millisecond, pid, epoch)
+	if err != nil {
+		resp.ErrorCode = b.txnCode(err, req.Version, 4)
+		return
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, ep
+}
+
+// txnOrUnavailable answers a transaction API while no coordinator runs.
+func (b *Broker) txns() (*txn.Coordinator, error) {
+	if b.cfg.Transactions == nil {
+		return nil, txn.ErrCoordinatorNotAvailable
+	}
+	return b.cfg.Transactions, nil
+}
+
+func handleAddPartitionsToTxn(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.AddPartitionsToTxnRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+		img := b.image()
+		var tps []txn.TopicPartition
+		unknown := false
+		for _, t := range req.Topics {
+			mt := img.Topics[t.Topic]
+			for _, p := range t.Partitions {
+				if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
+					unknown = true
+				}
+				tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
+			}
+		}
+		var code int16
+		switch c, err := b.txns(); {
+		case err != nil:
+			code = b.groupCode(err)
+		case unknown:
+		default:
+			ctx, cancel := requestTimeout(ctx, 0)
+			code = b.txnCode(c.AddPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps), req.Version, 2)
+			cancel()
+		}
+		for _, t := range req.Topics {
+			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+			rt.Topic = t.Topic
+			mt := img.Topics[t.Topic]
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				if unknown {
+					// As Kafka: the unknown ones fail, the others are not attempted.
+					rp.ErrorCode = kerr.OperationNotAttempted.Code
+					if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
+						rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					}
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+}
+
+func handleAddOffsetsToTxn(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.AddOffsetsToTxnRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		c, err := b.txns()
+		if err == nil {
+			ctx, cancel := requestTimeout(ctx, 0)
+			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+			cancel()
+		}
+		resp.ErrorCode = b.txnCode(err, req.Version, 2)
+		return resp
+	}
+}
+
+func handleEndTxn(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.EndTxnRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		c, err := b.txns()
+		if err == nil {
+			ctx, cancel := requestTimeout(ctx, 0)
+			err = c.EndTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
+			cancel()
+		}
+		resp.ErrorCode = b.txnCode(err, req.Version, 2)
+		return resp
+	}
+}
+
+func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.TxnOffsetCommitRequest)
+	offs := map[group.TopicPartition]group.Offset{}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			epoch := int32(-1)
+			if req.Version >= 2 {
+				epoch = p.LeaderEpoch
+			}
+			offs[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = group.Offset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: deref(p.Metadata)}
+		}
+	}
+	gen, member, instance := int32(-1), "", ""
+	if req.Version >= 3 {
+		gen, member, instance = req.Generation, req.MemberID, deref(req.InstanceID)
+	}
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		ctx, cancel := requestTimeout(ctx, 0)
+		defer cancel()
+		var res map[group.TopicPartition]error
+		c, err := b.txns()
+		if err == nil {
+			err = c.CheckOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+		}
+		if err == nil {
+			res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
+		}
+		for _, t := range req.Topics {
+			rt := kmsg.NewTxnOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				if err != nil {
+					rp.ErrorCode = b.txnCode(err, req.Version, 3)
+				} else {
+					rp.ErrorCode = b.groupCode(res[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}])
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+}
+
+func handleDescribeTransactions(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.DescribeTransactionsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	c, cerr := b.txns()
+	for _, id := range req.TransactionalIDs {
+		ts := kmsg.NewDescribeTransactionsResponseTransactionState()
+		ts.TransactionalID, ts.ProducerID, ts.ProducerEpoch, ts.StartTimestamp = id, -1, -1, -1
+		err := cerr
+		var m txn.Metadata
+		if err == nil {
+			m, err = c.Describe(id)
+		}
+		if err != nil {
+			ts.ErrorCode = b.groupCode(err)
+			resp.TransactionStates = append(resp.TransactionStates, ts)
+			continue
+		}
+		ts.State, ts.TimeoutMillis = m.State.String(), int32(m.Timeout/time.Millisecond)
+		ts.ProducerID, ts.ProducerEpoch = m.ProducerID, m.ProducerEpoch
+		if !m.TxnStart.IsZero() {
+			ts.StartTimestamp = m.TxnStart.UnixMilli()
+		}
+		var cur *kmsg.DescribeTransactionsResponseTransactionStateTopic
+		for _, tp := range m.SortedPartitions() {
+			if cur == nil || cur.Topic != tp.Topic {
+				ts.Topics = append(ts.Topics, kmsg.DescribeTransactionsResponseTransactionStateTopic{Topic: tp.Topic})
+				cur = &ts.Topics[len(ts.Topics)-1]
+			}
+			cur.Partitions = append(cur.Partitions, tp.Partition)
+		}
+		resp.TransactionStates = append(resp.TransactionStates, ts)
+	}
+	return done(resp)
+}
+
+func handleListTransactions(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.ListTransactionsRequest)
+	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
+	c, err := b.txns()
+	if err != nil {
+		resp.ErrorCode = b.groupCode(err)
+		return done(resp)
+	}
+	var states []txn.State
+	for _, s := range req.StateFilters {
+		st, ok := txn.ParseState(s)
+		if !ok {
+			resp.UnknownStateFilters = append(resp.UnknownStateFilters, s)
+			continue
+		}
+		states = append(states, st)
+	}
+	if len(req.StateFilters) > 0 && len(states) == 0 {
+		return done(resp) // only unknown states: nothing matches
+	}
+	for _, m := range c.List(states, req.ProducerIDFilters) {
+		ts := kmsg.NewListTransactionsResponseTransactionState()
+		ts.TransactionalID, ts.ProducerID, ts.TransactionState = m.ID, m.ProducerID, m.State.String()
+		resp.TransactionStates = append(resp.TransactionStates, ts)
+	}
+	return done(resp)
+}
