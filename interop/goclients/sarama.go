@@ -102,6 +102,10 @@ func saramaChecks() {
 		cfg.Producer.Idempotent = true
 		cfg.Net.MaxOpenRequests = 1
 		cfg.Producer.Flush.Messages = 50
+		// Without a frequency, sarama holds a final batch of fewer than 50
+		// messages forever (it flushes whatever accumulated, often more than
+		// 50, while a request is in flight, leaving a short tail).
+		cfg.Producer.Flush.Frequency = 10 * time.Millisecond
 		p, err := sarama.NewAsyncProducer([]string{bootstrap}, cfg)
 		if err != nil {
 			return "", err
