@@ -26,6 +26,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
@@ -89,33 +90,42 @@ func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request)
 // groupCoordinator finds (creating __consumer_offsets if needed) the broker
 // leading the group's partition.
 func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string, int32, error) {
+	return b.internalCoordinator(ctx, id, group.Topic, "offsets.topic.num.partitions",
+		"offsets.topic.replication.factor", group.ErrCoordinatorNotAvailable)
+}
+
+// internalCoordinator finds the broker leading key's partition of a
+// coordinator's compacted internal topic, creating the topic on first use
+// with the partition count and replication factor of the named broker
+// properties. Any failure is unavailable.
+func (b *Broker) internalCoordinator(ctx context.Context, key, topic, partitionsProp, replicationProp string,
+	unavailable error) (int32, string, int32, error) {
 	img := b.image()
-	t := img.Topics[group.Topic]
+	t := img.Topics[topic]
 	if t == nil {
 		spec := controller.TopicSpec{
-			Name:              group.Topic,
-			NumPartitions:     int32(b.brokerInt(img, "offsets.topic.num.partitions")),
-			ReplicationFactor: int16(b.brokerInt(img, "offsets.topic.replication.factor")),
+			Name:              topic,
+			NumPartitions:     int32(b.brokerInt(img, partitionsProp)),
+			ReplicationFactor: int16(b.brokerInt(img, replicationProp)),
 			Configs:           map[string]string{"cleanup.policy": "compact"},
 		}
 		if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			return -1, "", -1, group.ErrCoordinatorNotAvailable
+			return -1, "", -1, unavailable
 		}
 		b.cfg.OnMetadataChange()
 		img = b.image()
-		if t = img.Topics[group.Topic]; t == nil {
-			return -1, "", -1, group.ErrCoordinatorNotAvailable
+		if t = img.Topics[topic]; t == nil {
+			return -1, "", -1, unavailable
 		}
-		b.logger.Info("created internal topic", "topic", group.Topic, "partitions", spec.NumPartitions)
+		b.logger.Info("created internal topic", "topic", topic, "partitions", spec.NumPartitions)
 	}
-	p := group.PartitionFor(id, int32(len(t.Partitions)))
+	p := metadata.PartitionFor(key, int32(len(t.Partitions)))
 	if int(p) >= len(t.Partitions) {
-		return -1, "", -1, group.ErrCoordinatorNotAvailable
+		return -1, "", -1, unavailable
 	}
-	leader := t.Partitions[p].Leader
-	br, ok := img.Brokers[leader]
+	br, ok := img.Brokers[t.Partitions[p].Leader]
 	if !ok || br.Fenced {
-		return -1, "", -1, group.ErrCoordinatorNotAvailable
+		return -1, "", -1, unavailable
 	}
 	return br.NodeID, br.Host, br.Port, nil
 }

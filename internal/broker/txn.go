@@ -15,15 +15,12 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
-	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
 )
@@ -44,34 +41,8 @@ func (b *Broker) txnCoordinator(ctx context.Context, id string) (int32, string, 
 	if b.cfg.Transactions == nil {
 		return -1, "", -1, txn.ErrCoordinatorNotAvailable
 	}
-	img := b.image()
-	t := img.Topics[txn.Topic]
-	if t == nil {
-		spec := controller.TopicSpec{
-			Name:              txn.Topic,
-			NumPartitions:     int32(b.brokerInt(img, "transaction.state.log.num.partitions")),
-			ReplicationFactor: int16(b.brokerInt(img, "transaction.state.log.replication.factor")),
-			Configs:           map[string]string{"cleanup.policy": "compact"},
-		}
-		if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			return -1, "", -1, txn.ErrCoordinatorNotAvailable
-		}
-		b.cfg.OnMetadataChange()
-		img = b.image()
-		if t = img.Topics[txn.Topic]; t == nil {
-			return -1, "", -1, txn.ErrCoordinatorNotAvailable
-		}
-		b.logger.Info("created internal topic", "topic", txn.Topic, "partitions", spec.NumPartitions)
-	}
-	p := metadata.PartitionFor(id, int32(len(t.Partitions)))
-	if int(p) >= len(t.Partitions) {
-		return -1, "", -1, txn.ErrCoordinatorNotAvailable
-	}
-	br, ok := img.Brokers[t.Partitions[p].Leader]
-	if !ok || br.Fenced {
-		return -1, "", -1, txn.ErrCoordinatorNotAvailable
-	}
-	return br.NodeID, br.Host, br.Port, nil
+	return b.internalCoordinator(ctx, id, txn.Topic, "transaction.state.log.num.partitions",
+		"transaction.state.log.replication.factor", txn.ErrCoordinatorNotAvailable)
 }
 
 // initTransactional answers InitProducerId for a transactional id.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
 )
 
@@ -196,9 +195,6 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 	return nil
 }
 
-// maxLoadBatchBytes bounds one read (and one decompressed batch) while loading.
-const maxLoadBatchBytes = 16 << 20
-
 func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error) {
 	type acc struct {
 		meta    *kmsg.GroupMetadataValue
@@ -214,52 +210,28 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error)
 		}
 		return a
 	}
-	off, hw := part.LogStartOffset(), part.HighWatermark()
-	for off < hw {
-		data, err := part.Read(off, 1<<20)
+	err := part.ScanKeyValues(func(key, value []byte) error {
+		d, err := decodeRecord(bytes.Clone(key), bytes.Clone(value))
 		if err != nil {
-			return nil, fmt.Errorf("group: load partition %d at %d: %w", p, off, err)
+			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
+			return nil
 		}
-		if len(data) == 0 {
-			break
+		if d.group == "" {
+			return nil
 		}
-		sp := record.Split(data)
-		for b, ok := sp.Next(); ok; b, ok = sp.Next() {
-			h, err := record.ParseHeader(b)
-			if err != nil {
-				return nil, err
-			}
-			off = h.NextOffset()
-			if h.IsControl() {
-				continue
-			}
-			err = record.Records(b, h, maxLoadBatchBytes, func(r record.Record) error {
-				d, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
-				if err != nil {
-					c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
-					return nil
-				}
-				if d.group == "" {
-					return nil
-				}
-				a := get(d.group)
-				switch {
-				case d.isOffset && d.offset != nil:
-					a.offsets[d.tp] = *d.offset
-				case d.isOffset:
-					delete(a.offsets, d.tp)
-				default:
-					a.meta, a.hasMeta = d.meta, true
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
+		a := get(d.group)
+		switch {
+		case d.isOffset && d.offset != nil:
+			a.offsets[d.tp] = *d.offset
+		case d.isOffset:
+			delete(a.offsets, d.tp)
+		default:
+			a.meta, a.hasMeta = d.meta, true
 		}
-		if err := sp.Err(); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group: load partition %d: %w", p, err)
 	}
 	now := c.now()
 	var out []*group
@@ -368,29 +340,12 @@ func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(
 
 // appendRecords writes key/value records (nil value: tombstone) to a
 // partition and returns the offset after them.
-func (c *Coordinator) appendRecords(p int32, kvs [][2][]byte) (int64, error) {
+func (c *Coordinator) appendRecords(p int32, kvs ...replica.KeyValue) (int64, error) {
 	part := c.cfg.Partition(p)
 	if part == nil {
 		return 0, ErrNotCoordinator
 	}
-	recs := make([]record.Record, len(kvs))
-	for i, kv := range kvs {
-		recs[i] = record.Record{Key: kv[0], Value: kv[1]}
-	}
-	batch, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: c.now().UnixMilli(), ProducerID: -1,
-		ProducerEpoch: -1, BaseSequence: -1, Records: recs})
-	if err != nil {
-		return 0, err
-	}
-	h, err := record.Validate(batch)
-	if err != nil {
-		return 0, err
-	}
-	res, err := part.Append(batch, h, -1)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastOffset + 1, nil
+	return part.AppendKeyValues(c.now(), kvs...)
 }
 
 func (c *Coordinator) waitDurable(ctx context.Context, p int32, next int64) error {
@@ -408,7 +363,7 @@ func (c *Coordinator) writeGroup(g *group) error {
 	if g.st.state != Dead {
 		v = groupValue(g.st)
 	}
-	next, err := c.appendRecords(g.partition, [][2][]byte{{groupKey(g.id), v}})
+	next, err := c.appendRecords(g.partition, replica.KeyValue{Key: groupKey(g.id), Value: v})
 	if err != nil {
 		return err
 	}
@@ -527,7 +482,7 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			c.logger.Debug("offset commit", "group", id, "member_id", memberID, "generation", generation,
 				"state", st.state.String(), "group_generation", st.generation, "partitions", len(offsets), "err", gerr)
 		}
-		var kvs [][2][]byte
+		var kvs []replica.KeyValue
 		var ok []TopicPartition
 		for tp, o := range offsets {
 			switch {
@@ -540,14 +495,14 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			default:
 				o.CommitTimestamp = now.UnixMilli()
 				offsets[tp] = o
-				kvs = append(kvs, [2][]byte{offsetKey(id, tp), offsetValue(o)})
+				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
 				ok = append(ok, tp)
 			}
 		}
 		if len(kvs) == 0 {
 			return
 		}
-		n, err := c.appendRecords(g.partition, kvs)
+		n, err := c.appendRecords(g.partition, kvs...)
 		if err != nil {
 			for _, tp := range ok {
 				out[tp] = err
@@ -676,12 +631,12 @@ func (c *Coordinator) Delete(ctx context.Context, id string) error {
 // die writes tombstones for every offset and the group, and marks it Dead
 // (the actor then stops and the coordinator forgets it).
 func (g *group) die(now time.Time) error {
-	kvs := [][2][]byte{}
+	kvs := []replica.KeyValue{}
 	for tp := range g.offsets {
-		kvs = append(kvs, [2][]byte{offsetKey(g.id, tp), nil})
+		kvs = append(kvs, replica.KeyValue{Key: offsetKey(g.id, tp)})
 	}
-	kvs = append(kvs, [2][]byte{groupKey(g.id), nil})
-	next, err := g.c.appendRecords(g.partition, kvs)
+	kvs = append(kvs, replica.KeyValue{Key: groupKey(g.id)})
+	next, err := g.c.appendRecords(g.partition, kvs...)
 	if err != nil {
 		return err
 	}
@@ -714,7 +669,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 				}
 			}
 		}
-		var kvs [][2][]byte
+		var kvs []replica.KeyValue
 		for _, tp := range tps {
 			if subscribed[tp.Topic] {
 				out[tp] = ErrGroupSubscribedToTopic
@@ -722,13 +677,13 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 			}
 			out[tp] = nil
 			if _, ok := g.offsets[tp]; ok {
-				kvs = append(kvs, [2][]byte{offsetKey(id, tp), nil})
+				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp)})
 			}
 		}
 		if len(kvs) == 0 {
 			return
 		}
-		if _, err := c.appendRecords(g.partition, kvs); err != nil {
+		if _, err := c.appendRecords(g.partition, kvs...); err != nil {
 			gerr = err
 			return
 		}
@@ -764,7 +719,7 @@ func (c *Coordinator) ExpireOffsets() {
 			if g.st.state != Empty {
 				return
 			}
-			var kvs [][2][]byte
+			var kvs []replica.KeyValue
 			var gone []TopicPartition
 			for tp, o := range g.offsets {
 				ref := time.UnixMilli(o.CommitTimestamp)
@@ -772,7 +727,7 @@ func (c *Coordinator) ExpireOffsets() {
 					ref = g.st.stateTime
 				}
 				if !now.Before(ref.Add(c.cfg.OffsetsRetention)) {
-					kvs = append(kvs, [2][]byte{offsetKey(id, tp), nil})
+					kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp)})
 					gone = append(gone, tp)
 				}
 			}
@@ -782,7 +737,7 @@ func (c *Coordinator) ExpireOffsets() {
 				}
 				return
 			}
-			if _, err := c.appendRecords(g.partition, kvs); err != nil {
+			if _, err := c.appendRecords(g.partition, kvs...); err != nil {
 				c.logger.Warn("expire offsets failed", "group", id, "err", err)
 				return
 			}

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"sort"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/replica"
 )
 
 // txnPending is the pending transactional offsets of one producer id.
@@ -116,11 +118,11 @@ func (c *Coordinator) CompleteTxn(ctx context.Context, pid int64, commit bool) e
 		var next int64
 		var part int32
 		err := c.with(ctx, id, true, func(g *group, now time.Time) {
-			kvs := make([][2][]byte, 0, len(offs))
+			kvs := make([]replica.KeyValue, 0, len(offs))
 			for tp, o := range offs {
-				kvs = append(kvs, [2][]byte{offsetKey(id, tp), offsetValue(o)})
+				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
 			}
-			n, err := c.appendRecords(g.partition, kvs)
+			n, err := c.appendRecords(g.partition, kvs...)
 			if err != nil {
 				errs = append(errs, err)
 				return

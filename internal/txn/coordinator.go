@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
-	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
 )
 
@@ -191,50 +190,23 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 	return errors.Join(errs...)
 }
 
-// maxLoadBatchBytes bounds one decompressed batch while loading.
-const maxLoadBatchBytes = 16 << 20
-
 func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*Metadata, error) {
 	latest := map[string]*Metadata{}
-	off, hw := part.LogStartOffset(), part.HighWatermark()
-	for off < hw {
-		data, err := part.Read(off, 1<<20)
+	err := part.ScanKeyValues(func(key, value []byte) error {
+		id, m, err := decodeRecord(bytes.Clone(key), bytes.Clone(value))
 		if err != nil {
-			return nil, fmt.Errorf("txn: load partition %d at %d: %w", p, off, err)
+			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
+			return nil
 		}
-		if len(data) == 0 {
-			break
+		if m == nil {
+			delete(latest, id)
+		} else {
+			latest[id] = m
 		}
-		sp := record.Split(data)
-		for b, ok := sp.Next(); ok; b, ok = sp.Next() {
-			h, err := record.ParseHeader(b)
-			if err != nil {
-				return nil, err
-			}
-			off = h.NextOffset()
-			if h.IsControl() {
-				continue
-			}
-			err = record.Records(b, h, maxLoadBatchBytes, func(r record.Record) error {
-				id, m, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
-				if err != nil {
-					c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
-					return nil
-				}
-				if m == nil {
-					delete(latest, id)
-				} else {
-					latest[id] = m
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := sp.Err(); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("txn: load partition %d: %w", p, err)
 	}
 	out := make([]*Metadata, 0, len(latest))
 	for _, m := range latest {
@@ -295,20 +267,11 @@ func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 	if part == nil {
 		return ErrNotCoordinator
 	}
-	batch, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: c.cfg.Now().UnixMilli(), ProducerID: -1,
-		ProducerEpoch: -1, BaseSequence: -1, Records: []record.Record{{Key: encodeKey(m.ID), Value: encodeValue(m)}}})
+	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(m.ID), Value: encodeValue(m)})
 	if err != nil {
 		return err
 	}
-	h, err := record.Validate(batch)
-	if err != nil {
-		return err
-	}
-	res, err := part.Append(batch, h, -1)
-	if err != nil {
-		return err
-	}
-	if err := part.WaitDurable(ctx, res.LastOffset+1); err != nil {
+	if err := part.WaitDurable(ctx, next); err != nil {
 		return err
 	}
 	e.m = m
