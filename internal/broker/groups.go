@@ -10,9 +10,12 @@ package broker
 // topic (compacted, offsets.topic.num.partitions and
 // offsets.topic.replication.factor) on first use; batched keys at v4+;
 // transaction coordinators (key type 1): see txn.go. JoinGroup and SyncGroup park in their Completion until
-// the rebalance answers them (internal/group). OffsetFetch accepts
-// require_stable: without transactions nothing is ever pending. OffsetFetch
-// v8+ answers several groups. Versions above these (OffsetCommit and
+// the rebalance answers them (internal/group). OffsetFetch never shows
+// offsets a transaction holds pending (TxnOffsetCommit); with
+// require_stable (v7+, KIP-447) a partition with such an offset answers
+// UNSTABLE_OFFSET_COMMIT in its partition entry (v7: the topics of the
+// response, top-level error NONE; v8+: the group's topics, group error
+// NONE), offset -1, as Kafka does. OffsetFetch v8+ answers several groups. Versions above these (OffsetCommit and
 // OffsetFetch v10, topic ids; ListGroups v5, group types) are KIP-848 and
 // not advertised.
 
@@ -277,7 +280,7 @@ func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) se
 
 // fetchGroupOffsets answers one group of an OffsetFetch: topics nil means
 // every committed offset.
-func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
 	var tps []group.TopicPartition
 	if !all {
 		tps = []group.TopicPartition{}
@@ -287,7 +290,7 @@ func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[st
 			}
 		}
 	}
-	offs, err := b.groups.Fetch(ctx, id, tps)
+	offs, unstable, err := b.groups.FetchOffsets(ctx, id, tps, requireStable)
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +301,8 @@ func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[st
 		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = tp.Partition, -1, -1, strPtr("")
 		if o, ok := offs[tp]; ok {
 			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, strPtr(o.Metadata)
+		} else if unstable[tp] {
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
 		}
 		if _, ok := byTopic[tp.Topic]; !ok {
 			order = append(order, tp.Topic)
@@ -306,6 +311,9 @@ func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[st
 	}
 	if all {
 		for tp := range offs {
+			add(tp)
+		}
+		for tp := range unstable {
 			add(tp)
 		}
 	} else {
@@ -333,7 +341,7 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 			for _, t := range rg.Topics {
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
-			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil)
+			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode, g.Topics = b.groupCode(err), ts
 			resp.Groups = append(resp.Groups, g)
 		}
@@ -343,7 +351,7 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 	for _, t := range req.Topics {
 		topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 	}
-	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2)
+	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2, req.Version >= 7 && req.RequireStable)
 	if err != nil {
 		code := b.groupCode(err)
 		resp.ErrorCode = code

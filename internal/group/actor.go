@@ -29,12 +29,16 @@ type group struct {
 	// Owned by the actor goroutine (and by the loader before it starts).
 	st      *groupState
 	offsets map[TopicPartition]Offset
+	// pending: transactional offsets by producer id, committed or dropped
+	// by the transaction's marker (txn.go).
+	pending map[int64]map[TopicPartition]Offset
 }
 
 func newGroup(c *Coordinator, id string, partition int32, now time.Time) *group {
 	return &group{id: id, partition: partition, c: c, inbox: make(chan func(time.Time)),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
-		st: newGroupState(id, c.cfg.Limits, now), offsets: map[TopicPartition]Offset{}}
+		st: newGroupState(id, c.cfg.Limits, now), offsets: map[TopicPartition]Offset{},
+		pending: map[int64]map[TopicPartition]Offset{}}
 }
 
 func (g *group) run() {

@@ -30,6 +30,10 @@ type Offset struct {
 	LeaderEpoch     int32
 	Metadata        string
 	CommitTimestamp int64 // unix ms
+	// record is the log offset of the record that committed it: of two
+	// commits of a partition, plain and transactional, the later record
+	// wins when the transaction commits (Kafka's recordOffset).
+	record int64
 }
 
 func offsetKey(group string, tp TopicPartition) []byte {

@@ -51,11 +51,13 @@ type Coordinator struct {
 	wg     sync.WaitGroup
 
 	loadMu sync.Mutex // serialises partition loads
-	// txnMu guards txnPending: transactional offsets by producer id
-	// (txn.go). Never held while calling into a group actor.
-	txnMu      sync.Mutex
-	txnPending map[int64]*txnPending
-	mu         struct {
+	// txnMu guards txnGroups: for each producer id with pending
+	// transactional offsets, the groups holding them and their partition
+	// (txn.go; the offsets themselves belong to the group actors). Never
+	// held while calling into a group actor.
+	txnMu     sync.Mutex
+	txnGroups map[int64]map[string]int32
+	mu        struct {
 		sync.Mutex
 		groups map[string]*group
 		loaded map[int32]bool
@@ -198,20 +200,30 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error) {
 	type acc struct {
 		meta    *kmsg.GroupMetadataValue
-		hasMeta bool
 		offsets map[TopicPartition]Offset
+		pending map[int64]map[TopicPartition]Offset
 	}
 	accs := map[string]*acc{}
 	get := func(id string) *acc {
 		a := accs[id]
 		if a == nil {
-			a = &acc{offsets: map[TopicPartition]Offset{}}
+			a = &acc{offsets: map[TopicPartition]Offset{}, pending: map[int64]map[TopicPartition]Offset{}}
 			accs[id] = a
 		}
 		return a
 	}
-	err := part.ScanKeyValues(func(key, value []byte) error {
-		d, err := decodeRecord(bytes.Clone(key), bytes.Clone(value))
+	// open: the groups holding offsets pending for each producer id.
+	open := map[int64]map[string]struct{}{}
+	err := part.ScanStateLog(func(r replica.StateRecord) error {
+		if r.Marker {
+			for id := range open[r.ProducerID] {
+				a := accs[id]
+				completeTxn(a.offsets, a.pending, r.ProducerID, r.Commit)
+			}
+			delete(open, r.ProducerID)
+			return nil
+		}
+		d, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
 		if err != nil {
 			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
 			return nil
@@ -222,11 +234,22 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error)
 		a := get(d.group)
 		switch {
 		case d.isOffset && d.offset != nil:
-			a.offsets[d.tp] = *d.offset
+			o := *d.offset
+			o.record = r.Offset
+			if !r.Transactional {
+				a.offsets[d.tp] = o
+				break
+			}
+			addPending(a.pending, r.ProducerID, d.tp, o)
+			if open[r.ProducerID] == nil {
+				open[r.ProducerID] = map[string]struct{}{}
+			}
+			open[r.ProducerID][d.group] = struct{}{}
 		case d.isOffset:
 			delete(a.offsets, d.tp)
+			dropPendingPartition(a.pending, d.tp)
 		default:
-			a.meta, a.hasMeta = d.meta, true
+			a.meta = d.meta
 		}
 		return nil
 	})
@@ -236,11 +259,14 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error)
 	now := c.now()
 	var out []*group
 	for id, a := range accs {
-		if a.meta == nil && len(a.offsets) == 0 {
+		if a.meta == nil && len(a.offsets) == 0 && len(a.pending) == 0 {
 			continue
 		}
 		g := newGroup(c, id, p, now)
-		g.offsets = a.offsets
+		g.offsets, g.pending = a.offsets, a.pending
+		for pid := range a.pending {
+			c.notePending(pid, id, p)
+		}
 		if m := a.meta; m != nil {
 			st := g.st
 			st.protocolType, st.generation = m.ProtocolType, m.Generation
@@ -509,8 +535,11 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			}
 			return
 		}
-		for _, tp := range ok {
-			g.offsets[tp] = offsets[tp]
+		base := n - int64(len(kvs))
+		for i, tp := range ok {
+			o := offsets[tp]
+			o.record = base + int64(i)
+			g.offsets[tp] = o
 			out[tp] = nil
 		}
 		next, part = n, g.partition
@@ -528,25 +557,44 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 
 // Fetch returns a group's committed offsets for tps (nil: all of them).
 // Partitions without a commit are absent. An unknown group has none.
+// Offsets pending in an open transaction are never shown.
 func (c *Coordinator) Fetch(ctx context.Context, id string, tps []TopicPartition) (map[TopicPartition]Offset, error) {
+	out, _, err := c.FetchOffsets(ctx, id, tps, false)
+	return out, err
+}
+
+// FetchOffsets is Fetch for OffsetFetch: with requireStable (KIP-447) a
+// partition for which an open transaction holds an offset is in unstable
+// instead (UNSTABLE_OFFSET_COMMIT, the client retries). As in Kafka, when
+// tps is nil only partitions with a committed offset are looked at.
+func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPartition, requireStable bool) (offsets map[TopicPartition]Offset, unstable map[TopicPartition]bool, err error) {
 	out := map[TopicPartition]Offset{}
-	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+	unstable = map[TopicPartition]bool{}
+	err = c.with(ctx, id, false, func(g *group, now time.Time) {
 		if tps == nil {
 			for tp, o := range g.offsets {
+				if requireStable && hasPending(g.pending, tp) {
+					unstable[tp] = true
+					continue
+				}
 				out[tp] = o
 			}
 			return
 		}
 		for _, tp := range tps {
+			if requireStable && hasPending(g.pending, tp) {
+				unstable[tp] = true
+				continue
+			}
 			if o, ok := g.offsets[tp]; ok {
 				out[tp] = o
 			}
 		}
 	})
 	if errors.Is(err, ErrGroupIDNotFound) {
-		return out, nil
+		return out, unstable, nil
 	}
-	return out, err
+	return out, unstable, err
 }
 
 // MemberDescription describes one member.
@@ -629,11 +677,25 @@ func (c *Coordinator) Delete(ctx context.Context, id string) error {
 }
 
 // die writes tombstones for every offset and the group, and marks it Dead
-// (the actor then stops and the coordinator forgets it).
+// (the actor then stops and the coordinator forgets it). As Kafka's
+// deleteAllOffsets, a partition only an open transaction holds gets a
+// tombstone too: a replay drops pending offsets at their tombstone, so the
+// transaction's marker no longer brings them back.
 func (g *group) die(now time.Time) error {
 	kvs := []replica.KeyValue{}
 	for tp := range g.offsets {
 		kvs = append(kvs, replica.KeyValue{Key: offsetKey(g.id, tp)})
+	}
+	var pids []int64
+	seen := map[TopicPartition]bool{}
+	for pid, offs := range g.pending {
+		pids = append(pids, pid)
+		for tp := range offs {
+			if _, ok := g.offsets[tp]; !ok && !seen[tp] {
+				seen[tp] = true
+				kvs = append(kvs, replica.KeyValue{Key: offsetKey(g.id, tp)})
+			}
+		}
 	}
 	kvs = append(kvs, replica.KeyValue{Key: groupKey(g.id)})
 	next, err := g.c.appendRecords(g.partition, kvs...)
@@ -641,6 +703,10 @@ func (g *group) die(now time.Time) error {
 		return err
 	}
 	g.offsets = map[TopicPartition]Offset{}
+	g.pending = map[int64]map[TopicPartition]Offset{}
+	for _, pid := range pids {
+		g.c.forgetPending(pid, g.id)
+	}
 	g.st.transition(Dead, now)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -690,6 +756,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 		for _, tp := range tps {
 			if out[tp] == nil {
 				delete(g.offsets, tp)
+				dropPendingPartition(g.pending, tp)
 			}
 		}
 	})
@@ -722,6 +789,9 @@ func (c *Coordinator) ExpireOffsets() {
 			var kvs []replica.KeyValue
 			var gone []TopicPartition
 			for tp, o := range g.offsets {
+				if hasPending(g.pending, tp) {
+					continue // as Kafka: not while a transaction holds an offset of it
+				}
 				ref := time.UnixMilli(o.CommitTimestamp)
 				if g.st.protocolType != "" && g.st.stateTime.After(ref) {
 					ref = g.st.stateTime
@@ -731,10 +801,13 @@ func (c *Coordinator) ExpireOffsets() {
 					gone = append(gone, tp)
 				}
 			}
-			if len(gone) == len(g.offsets) {
+			if len(gone) == len(g.offsets) && len(g.pending) == 0 {
 				if err := g.die(now); err != nil {
 					c.logger.Warn("expire group failed", "group", id, "err", err)
 				}
+				return
+			}
+			if len(kvs) == 0 {
 				return
 			}
 			if _, err := c.appendRecords(g.partition, kvs...); err != nil {

@@ -1,18 +1,29 @@
 package group
 
-// Transactional offset commits (TxnOffsetCommit, KIP-98).
+// Transactional offset commits (TxnOffsetCommit, KIP-98 and KIP-447), as
+// Kafka's group coordinator does them.
 //
-// A transactional producer's offsets are held here as pending, per producer
-// id, and become the group's committed offsets only when the transaction
-// coordinator completes the transaction with a commit (CompleteTxn); an
-// abort discards them. Pending offsets live in memory only and are written
-// to __consumer_offsets as ordinary offset commit records when the
-// transaction commits (Kafka instead writes them transactionally and lets
-// the commit marker expose them). Trade-off: a crash after the transaction
-// coordinator logged PrepareCommit but before CompleteTxn wrote the offsets
-// loses them (the produced records are committed by the markers the
-// coordinator rewrites at load, the consumer re-reads from the previous
-// committed offset: at-least-once for that window, not exactly-once).
+// A TxnOffsetCommit is written to __consumer_offsets at once, as a
+// transactional batch of the producer (producer id and epoch, the
+// transactional attribute), and the offsets are held as pending, per
+// producer id, by the group. AddOffsetsToTxn made the group's
+// __consumer_offsets partition part of the transaction, so the transaction
+// coordinator writes its COMMIT or ABORT marker there like on every other
+// partition of the transaction; once that marker is appended it calls
+// CompleteTxn, which makes the pending offsets the group's committed offsets
+// (commit) or drops them (abort). A replay of the partition does the same
+// from the log: transactional offset records become pending, a marker
+// completes them (Kafka's GroupMetadataManager, pendingTransactionalOffsetCommits
+// and handleTxnCompletion; OffsetMetadataManager.replayEndTransactionMarker
+// in Kafka 4). Nothing lives only in memory, so a crash anywhere between the
+// TxnOffsetCommit and the end of the transaction leaves the outcome to the
+// marker: the transaction coordinator rewrites the markers of a prepared
+// transaction when it loads.
+//
+// When a plain commit and a transactional one of the same partition meet,
+// the one written later to the log wins (Offset.record), whatever order
+// the transaction completes in, so that compaction of the log cannot change
+// the outcome of a replay.
 
 import (
 	"context"
@@ -23,26 +34,20 @@ import (
 	"github.com/gregor-dev/gregor/internal/replica"
 )
 
-// txnPending is the pending transactional offsets of one producer id.
-type txnPending struct {
-	epoch  int16
-	groups map[string]map[TopicPartition]Offset
-}
-
-// CommitTxnOffsets validates a TxnOffsetCommit (member and generation when
-// given, partitions, metadata size) and stores the offsets as pending for
-// producer pid. It returns an error per partition (nil: accepted).
+// CommitTxnOffsets handles a TxnOffsetCommit: it validates the member and
+// generation (validateTxnOffsetCommit), the partitions and the metadata
+// size, writes the accepted offsets as a transactional batch of producer
+// pid/epoch and holds them as pending until the transaction's marker. It
+// returns an error per partition (nil: written and durable).
 func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instanceID string, generation int32,
 	pid int64, epoch int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
 	out := make(map[TopicPartition]error, len(offsets))
-	accepted := map[TopicPartition]Offset{}
-	err := c.with(ctx, id, true, func(g *group, now time.Time) {
-		var gerr error
-		if generation >= 0 || memberID != "" || instanceID != "" {
-			if _, err := g.st.checkMember(memberID, instanceID, generation); err != nil {
-				gerr = err
-			}
-		}
+	var next int64
+	var part int32
+	run := func(g *group, now time.Time) {
+		gerr := g.st.validateTxnOffsetCommit(memberID, instanceID, generation)
+		var kvs []replica.KeyValue
+		var ok []TopicPartition
 		for tp, o := range offsets {
 			switch {
 			case gerr != nil:
@@ -53,94 +58,202 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 				out[tp] = ErrOffsetMetadataTooLarge
 			default:
 				o.CommitTimestamp = now.UnixMilli()
-				accepted[tp] = o
-				out[tp] = nil
+				offsets[tp] = o
+				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
+				ok = append(ok, tp)
 			}
 		}
-	})
+		if len(kvs) == 0 {
+			return
+		}
+		n, err := c.appendTxnRecords(g.partition, pid, epoch, kvs...)
+		if err != nil {
+			for _, tp := range ok {
+				out[tp] = err
+			}
+			return
+		}
+		base := n - int64(len(kvs))
+		for i, tp := range ok {
+			o := offsets[tp]
+			o.record = base + int64(i)
+			addPending(g.pending, pid, tp, o)
+			out[tp] = nil
+		}
+		c.notePending(pid, id, g.partition)
+		next, part = n, g.partition
+	}
+	err := c.with(ctx, id, false, run)
+	if errors.Is(err, ErrGroupIDNotFound) {
+		// As Kafka: a commit without a generation makes a simple group;
+		// one that names a generation of a group that does not exist is
+		// from a generation that is gone.
+		if generation >= 0 {
+			for tp := range offsets {
+				out[tp] = ErrIllegalGeneration
+			}
+			return out, nil
+		}
+		err = c.with(ctx, id, true, run)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(accepted) == 0 {
-		return out, nil
-	}
-	c.txnMu.Lock()
-	defer c.txnMu.Unlock()
-	if c.txnPending == nil {
-		c.txnPending = map[int64]*txnPending{}
-	}
-	p := c.txnPending[pid]
-	if p == nil || p.epoch != epoch {
-		p = &txnPending{epoch: epoch, groups: map[string]map[TopicPartition]Offset{}}
-		c.txnPending[pid] = p
-	}
-	if p.groups[id] == nil {
-		p.groups[id] = map[TopicPartition]Offset{}
-	}
-	for tp, o := range accepted {
-		p.groups[id][tp] = o
+	if next > 0 {
+		if err := c.waitDurable(ctx, part, next); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
-// HasPendingTxnOffsets reports whether a transaction holds uncommitted
-// offsets of group id on tp (OffsetFetch require_stable).
-func (c *Coordinator) HasPendingTxnOffsets(id string, tp TopicPartition) bool {
+// CompleteTxn applies the end-transaction marker (COMMIT when commit, else
+// ABORT) of producer pid that the transaction coordinator has appended to
+// __consumer_offsets partition partition: every group of that partition
+// holding offsets pending for pid commits them or drops them. A partition
+// that is not loaded yet is only loaded: its replay meets the marker.
+// Applying a marker twice is harmless (nothing is pending the second time).
+func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, pid int64, commit bool) error {
+	part := c.cfg.Partition(partition)
+	if part == nil {
+		return nil // not ours: whoever loads the partition replays the marker
+	}
+	if err := c.ensureLoaded(partition, part); err != nil {
+		return err
+	}
+	c.txnMu.Lock()
+	var ids []string
+	for id, p := range c.txnGroups[pid] {
+		if p == partition {
+			ids = append(ids, id)
+		}
+	}
+	c.txnMu.Unlock()
+	sort.Strings(ids)
+	var errs []error
+	for _, id := range ids {
+		err := c.with(ctx, id, false, func(g *group, now time.Time) {
+			completeTxn(g.offsets, g.pending, pid, commit)
+		})
+		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		c.forgetPending(pid, id)
+	}
+	return errors.Join(errs...)
+}
+
+// validateTxnOffsetCommit checks a TxnOffsetCommit's member against the
+// group, as Kafka's ClassicGroup.validateOffsetCommit does for a
+// transactional commit (KIP-447): without a generation an Empty group
+// accepts it; otherwise, when the request names a generation, a member or
+// an instance, the static instance must map to the member
+// (UNKNOWN_MEMBER_ID when the instance is unknown, FENCED_INSTANCE_ID when
+// it maps to another member), the member must exist (UNKNOWN_MEMBER_ID) and
+// the generation must be the group's (ILLEGAL_GENERATION). A request
+// without any of them (v0-v2) is accepted whatever the group's state, and
+// unlike OffsetCommit a rebalance in progress does not refuse it.
+func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, generation int32) error {
+	if generation < 0 && g.state == Empty {
+		return nil
+	}
+	if generation < 0 && memberID == "" && instanceID == "" {
+		return nil
+	}
+	if instanceID != "" {
+		cur, ok := g.static[instanceID]
+		if !ok {
+			return ErrUnknownMemberID
+		}
+		if cur != memberID {
+			return ErrFencedInstanceID
+		}
+	}
+	if g.members[memberID] == nil {
+		return ErrUnknownMemberID
+	}
+	if generation != g.generation {
+		return ErrIllegalGeneration
+	}
+	return nil
+}
+
+// appendTxnRecords writes offset records as a transactional batch of pid.
+func (c *Coordinator) appendTxnRecords(p int32, pid int64, epoch int16, kvs ...replica.KeyValue) (int64, error) {
+	part := c.cfg.Partition(p)
+	if part == nil {
+		return 0, ErrNotCoordinator
+	}
+	return part.AppendTxnKeyValues(c.now(), pid, epoch, kvs...)
+}
+
+// notePending records that group id (of partition p) holds offsets pending
+// for producer pid, so that the marker finds it.
+func (c *Coordinator) notePending(pid int64, id string, p int32) {
 	c.txnMu.Lock()
 	defer c.txnMu.Unlock()
-	for _, p := range c.txnPending {
-		if _, ok := p.groups[id][tp]; ok {
+	if c.txnGroups == nil {
+		c.txnGroups = map[int64]map[string]int32{}
+	}
+	if c.txnGroups[pid] == nil {
+		c.txnGroups[pid] = map[string]int32{}
+	}
+	c.txnGroups[pid][id] = p
+}
+
+func (c *Coordinator) forgetPending(pid int64, id string) {
+	c.txnMu.Lock()
+	defer c.txnMu.Unlock()
+	delete(c.txnGroups[pid], id)
+	if len(c.txnGroups[pid]) == 0 {
+		delete(c.txnGroups, pid)
+	}
+}
+
+// The functions below are shared by the live path (on the group's actor)
+// and the replay, so that both reach the same state from the same log.
+
+// addPending holds o for tp as pending for producer pid.
+func addPending(pending map[int64]map[TopicPartition]Offset, pid int64, tp TopicPartition, o Offset) {
+	if pending[pid] == nil {
+		pending[pid] = map[TopicPartition]Offset{}
+	}
+	pending[pid][tp] = o
+}
+
+// completeTxn applies pid's marker: on commit each pending offset becomes
+// committed unless a commit written later to the log is there.
+func completeTxn(committed map[TopicPartition]Offset, pending map[int64]map[TopicPartition]Offset, pid int64, commit bool) {
+	offs := pending[pid]
+	delete(pending, pid)
+	if !commit {
+		return
+	}
+	for tp, o := range offs {
+		if cur, ok := committed[tp]; !ok || o.record > cur.record {
+			committed[tp] = o
+		}
+	}
+}
+
+// dropPendingPartition applies an offset tombstone to the pending offsets:
+// as in Kafka, it removes tp from every open transaction of the group.
+func dropPendingPartition(pending map[int64]map[TopicPartition]Offset, tp TopicPartition) {
+	for pid, offs := range pending {
+		delete(offs, tp)
+		if len(offs) == 0 {
+			delete(pending, pid)
+		}
+	}
+}
+
+// hasPending reports whether a transaction holds an offset of tp.
+func hasPending(pending map[int64]map[TopicPartition]Offset, tp TopicPartition) bool {
+	for _, offs := range pending {
+		if _, ok := offs[tp]; ok {
 			return true
 		}
 	}
 	return false
-}
-
-// CompleteTxn ends producer pid's transaction for its pending offsets: on
-// commit they are written as committed offsets (durable on return), on abort
-// they are dropped. A producer without pending offsets is a no-op.
-func (c *Coordinator) CompleteTxn(ctx context.Context, pid int64, commit bool) error {
-	c.txnMu.Lock()
-	p := c.txnPending[pid]
-	delete(c.txnPending, pid)
-	c.txnMu.Unlock()
-	if p == nil || !commit {
-		return nil
-	}
-	ids := make([]string, 0, len(p.groups))
-	for id := range p.groups {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	var errs []error
-	for _, id := range ids {
-		offs := p.groups[id]
-		var next int64
-		var part int32
-		err := c.with(ctx, id, true, func(g *group, now time.Time) {
-			kvs := make([]replica.KeyValue, 0, len(offs))
-			for tp, o := range offs {
-				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
-			}
-			n, err := c.appendRecords(g.partition, kvs...)
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			for tp, o := range offs {
-				g.offsets[tp] = o
-			}
-			next, part = n, g.partition
-		})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if next > 0 {
-			if err := c.waitDurable(ctx, part, next); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -79,7 +80,15 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 			}
 			return part
 		},
-		CompleteOffsets: groups.CompleteTxn,
-		Logger:          logger,
+		GroupPartition: func(g string) txn.TopicPartition {
+			return txn.TopicPartition{Topic: group.Topic, Partition: group.PartitionFor(g, groups.NumPartitions())}
+		},
+		MarkerWritten: func(ctx context.Context, tp txn.TopicPartition, pid int64, commit bool) error {
+			if tp.Topic != group.Topic {
+				return nil
+			}
+			return groups.CompleteTxn(ctx, tp.Partition, pid, commit)
+		},
+		Logger: logger,
 	})
 }

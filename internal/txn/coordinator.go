@@ -31,10 +31,18 @@ type Config struct {
 	// Partition returns a partition this node leads (of __transaction_state
 	// or of a data topic), or nil.
 	Partition func(topic string, partition int32) *replica.Partition
-	// CompleteOffsets commits or drops the transactional offsets producer
-	// pid left pending in the group coordinator. nil: none.
-	CompleteOffsets func(ctx context.Context, pid int64, commit bool) error
-	Logger          *slog.Logger
+	// GroupPartition is the __consumer_offsets partition of a consumer
+	// group: AddOffsetsToTxn adds it to the transaction, as Kafka does, so
+	// that the transaction's markers reach the group's transactional
+	// offsets. nil: a group adds no partition.
+	GroupPartition func(group string) TopicPartition
+	// MarkerWritten is called once a marker is durable on a partition of
+	// the transaction, before Complete* is logged: the group coordinator
+	// applies the markers written to __consumer_offsets (Kafka's
+	// onTransactionCompleted). A crash before the call loses nothing: the
+	// marker is in the log, which the group coordinator replays. nil: none.
+	MarkerWritten func(ctx context.Context, tp TopicPartition, pid int64, commit bool) error
+	Logger        *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -84,8 +92,8 @@ func New(cfg Config) *Coordinator {
 	if cfg.Partition == nil {
 		cfg.Partition = func(string, int32) *replica.Partition { return nil }
 	}
-	if cfg.CompleteOffsets == nil {
-		cfg.CompleteOffsets = func(context.Context, int64, bool) error { return nil }
+	if cfg.MarkerWritten == nil {
+		cfg.MarkerWritten = func(context.Context, TopicPartition, int64, bool) error { return nil }
 	}
 	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "txn"), stopc: make(chan struct{})}
 	c.mu.ids = map[string]*entry{}
@@ -278,8 +286,9 @@ func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 	return nil
 }
 
-// finish completes a prepared transaction: markers on every partition,
-// the group offsets, then Complete*. e is locked.
+// finish completes a prepared transaction: markers on every partition
+// (the __consumer_offsets partitions of its groups included), then
+// Complete*. e is locked.
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
 	commit := m.State == PrepareCommit
@@ -298,13 +307,14 @@ func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 		}
 		if _, err := part.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch); err != nil {
 			errs = append(errs, fmt.Errorf("txn: marker on %s-%d: %w", tp.Topic, tp.Partition, err))
+			continue
+		}
+		if err := c.cfg.MarkerWritten(ctx, tp, m.ProducerID, commit); err != nil {
+			errs = append(errs, fmt.Errorf("txn: marker on %s-%d: %w", tp.Topic, tp.Partition, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
-	}
-	if err := c.cfg.CompleteOffsets(ctx, m.ProducerID, commit); err != nil {
-		return fmt.Errorf("txn: complete offsets: %w", err)
 	}
 	return c.persist(ctx, e, completed(m, c.cfg.Now()))
 }
@@ -364,8 +374,15 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's transaction.
+// As Kafka, the group's __consumer_offsets partition joins the
+// transaction's partitions (persisted), so a transaction prepared before a
+// crash still gets its marker there.
 func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string) error {
-	return c.add(ctx, id, pid, epoch, nil, []string{group})
+	var tps []TopicPartition
+	if c.cfg.GroupPartition != nil {
+		tps = append(tps, c.cfg.GroupPartition(group))
+	}
+	return c.add(ctx, id, pid, epoch, tps, []string{group})
 }
 
 func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, groups []string) error {
@@ -402,15 +419,22 @@ func (c *Coordinator) CheckOffsetCommit(id string, pid int64, epoch int16, group
 	if err := checkProducer(e.known(), pid, epoch); err != nil {
 		return err
 	}
-	if _, ok := e.m.Groups[group]; !ok || e.m.State != Ongoing {
+	_, ok := e.m.Groups[group]
+	if !ok && c.cfg.GroupPartition != nil {
+		// Groups are not persisted; the group's partition is (a restart
+		// while the transaction is open).
+		_, ok = e.m.Partitions[c.cfg.GroupPartition(group)]
+	}
+	if !ok || e.m.State != Ongoing {
 		return ErrInvalidTxnState
 	}
 	return nil
 }
 
 // EndTxn commits or aborts the producer's transaction: PrepareCommit or
-// PrepareAbort (durable), markers on every partition, the group offsets,
-// then CompleteCommit or CompleteAbort, all before it returns.
+// PrepareAbort (durable), markers on every partition (those of the groups'
+// offsets included), then CompleteCommit or CompleteAbort, all before it
+// returns.
 func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool) error {
 	e, err := c.lookup(id, false)
 	if errors.Is(err, ErrTransactionalIDNotFound) {

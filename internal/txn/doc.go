@@ -21,8 +21,10 @@
 // Each transactional id has one mutex held across a request's durable
 // writes, so a transaction's end (prepare, markers, offsets, complete) is
 // atomic to the id's other requests; Coordinator.mu is never held while
-// waiting on an id. Pending consumer offsets of a transaction live in the
-// group coordinator (group.Coordinator.CommitTxnOffsets/CompleteTxn),
-// reached through Config.CompleteOffsets. The package never mentions Kafka
-// error codes: the broker maps the sentinel errors.
+// waiting on an id. As in Kafka, AddOffsetsToTxn adds the group's
+// __consumer_offsets partition (Config.GroupPartition) to the transaction,
+// where the group coordinator writes the transactional offsets; its marker
+// makes them committed or drops them, and Config.MarkerWritten tells the
+// group coordinator once each marker is durable. The package never mentions
+// Kafka error codes: the broker maps the sentinel errors.
 package txn

@@ -74,7 +74,8 @@ type Metadata struct {
 	State         State
 	Partitions    map[TopicPartition]struct{}
 	// Groups are the consumer groups added with AddOffsetsToTxn (memory
-	// only: their pending offsets are memory only too).
+	// only: what persists is their __consumer_offsets partition, in
+	// Partitions, where the transactional offsets are written).
 	Groups     map[string]struct{}
 	TxnStart   time.Time // zero unless a transaction is open
 	LastUpdate time.Time
@@ -190,8 +191,8 @@ func planAddPartitions(m *Metadata, pid int64, epoch int16, tps []TopicPartition
 	}
 	for _, g := range groups {
 		if _, ok := n.Groups[g]; !ok {
-			// The group's offsets need no marker here (see group/txn.go),
-			// but the state changes: the transaction is open.
+			// The group's __consumer_offsets partition, which gets the
+			// marker, comes in tps (Coordinator.AddOffsets).
 			n.Groups[g] = struct{}{}
 		}
 	}
