@@ -6,9 +6,10 @@ package broker
 // (66) v0, and FindCoordinator key type 1 (the leader of partition
 // abs(javaHashCode(id)) % partitions of __transaction_state, created
 // compacted on first use). The coordinator logic is internal/txn; the
-// transactional offsets are held by internal/group until the transaction
-// ends. AddPartitionsToTxn v4+ (KIP-890, broker-side batches) and EndTxn v4+
-// are not advertised.
+// transactional offsets are written by internal/group to __consumer_offsets
+// as the producer's transactional records, made effective by the
+// transaction's marker there. AddPartitionsToTxn v4+ (KIP-890, broker-side
+// batches) and EndTxn v4+ are not advertised.
 //
 // PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH to versions that
 // predate it (KIP-588), as Kafka does.
@@ -176,10 +177,10 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 		var res map[group.TopicPartition]error
 		c, err := b.txns()
 		if err == nil {
-			err = c.CheckOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
-		}
-		if err == nil {
-			res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
+			err = c.CommitOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, func() (err error) {
+				res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
+				return err
+			})
 		}
 		for _, t := range req.Topics {
 			rt := kmsg.NewTxnOffsetCommitResponseTopic()

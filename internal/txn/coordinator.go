@@ -408,6 +408,15 @@ func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16
 // CheckOffsetCommit validates a TxnOffsetCommit's producer against the
 // transaction: it must be current and its transaction must include group.
 func (c *Coordinator) CheckOffsetCommit(id string, pid int64, epoch int16, group string) error {
+	return c.CommitOffsets(id, pid, epoch, group, func() error { return nil })
+}
+
+// CommitOffsets is CheckOffsetCommit followed by write (the group
+// coordinator's transactional write of the offsets) with the transaction
+// held: the transaction cannot end between the check and the write, so
+// offsets are never written after the transaction's marker, where they
+// would wait for the producer's next transaction.
+func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group string, write func() error) error {
 	e, err := c.lookup(id, false)
 	if errors.Is(err, ErrTransactionalIDNotFound) {
 		return ErrInvalidProducerIDMapping
@@ -428,7 +437,7 @@ func (c *Coordinator) CheckOffsetCommit(id string, pid int64, epoch int16, group
 	if !ok || e.m.State != Ongoing {
 		return ErrInvalidTxnState
 	}
-	return nil
+	return write()
 }
 
 // EndTxn commits or aborts the producer's transaction: PrepareCommit or
