@@ -26,6 +26,9 @@
 // not compared (clients put their generation in them).
 //   - coordinator.go: routes groups to __consumer_offsets partitions, loads a
 //     partition's groups and offsets by replaying it, expires offsets.
+//   - txn.go: transactional offset commits (TxnOffsetCommit): written at
+//     once as the producer's transactional records, pending until the
+//     transaction's marker on the partition commits or drops them.
 //   - codec.go: the __consumer_offsets record formats.
 //
 // # On-disk format
@@ -38,8 +41,13 @@
 //	                value v3 {protocolType, generation, protocol, leader,
 //	                          currentStateTimestamp, members[...]}
 //
-// A null value (tombstone) deletes the key. Replaying a partition from its
-// log start offset to its high watermark rebuilds every group it owns.
+// A null value (tombstone) deletes the key. Offset commits of a
+// TxnOffsetCommit are in transactional batches of the producer (its id and
+// epoch, the transactional attribute); the transaction coordinator's
+// COMMIT/ABORT control batch for that producer, written to the same
+// partition, commits or drops them. Replaying a partition from its log
+// start offset to its high watermark rebuilds every group it owns,
+// transactional offsets still pending included.
 //
 // # What it must not do
 //
@@ -47,5 +55,8 @@
 // below) and never waits by polling: parked joins and syncs are channels
 // completed by events or by the group's timer.
 //
-// Lock order: Coordinator.mu is never held while calling into a group actor.
+// Lock order: Coordinator.mu and Coordinator.txnMu are never held while
+// calling into a group actor. A TxnOffsetCommit runs with its transaction
+// held by the transaction coordinator (txn entry, then group actor, then
+// partition), the order in which that coordinator reports a marker.
 package group

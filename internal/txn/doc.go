@@ -19,8 +19,9 @@
 //     v0; a null value deletes the id).
 //
 // Each transactional id has one mutex held across a request's durable
-// writes, so a transaction's end (prepare, markers, offsets, complete) is
-// atomic to the id's other requests; Coordinator.mu is never held while
+// writes, so a transaction's end (prepare, markers, complete) is atomic to
+// the id's other requests, a TxnOffsetCommit's write included
+// (CommitOffsets); Coordinator.mu is never held while
 // waiting on an id. As in Kafka, AddOffsetsToTxn adds the group's
 // __consumer_offsets partition (Config.GroupPartition) to the transaction,
 // where the group coordinator writes the transactional offsets; its marker
