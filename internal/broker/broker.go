@@ -116,7 +116,7 @@ var apis = map[int16]api{
 	24: {0, 5, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
 	25: {0, 4, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
 	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
-	28: {0, 3, handleTxnOffsetCommit},         // TxnOffsetCommit: v4+ is KIP-890
+	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs

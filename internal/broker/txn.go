@@ -179,7 +179,7 @@ func handleAddOffsetsToTxn(b *Broker, ctx context.Context, sreq *server.Request)
 		c, err := b.txns()
 		if err == nil {
 			ctx, cancel := requestTimeout(ctx, 0)
-			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, false)
 			cancel()
 		}
 		resp.ErrorCode = b.txnCode(err, req.Version, 2)
@@ -235,6 +235,11 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 		defer cancel()
 		var res map[group.TopicPartition]error
 		c, err := b.txns()
+		if err == nil && req.Version >= 5 {
+			// transaction.version 2 producers send no AddOffsetsToTxn: the
+			// commit adds the group to the transaction (KIP-890 part 2).
+			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, true)
+		}
 		if err == nil {
 			err = c.CheckOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
 		}

@@ -414,3 +414,73 @@ func TestE2ETxnIDExpiration(t *testing.T) {
 		t.Fatalf("read_committed: %v", got)
 	}
 }
+
+// TestE2ETxnVersionsConsumeTransformProduce runs exactly-once
+// consume-transform-produce with a transactions v1 client (AddOffsetsToTxn,
+// TxnOffsetCommit v3) and a v2 one (TxnOffsetCommit v5 adds the group): the
+// group's offset moves only with committed transactions.
+func TestE2ETxnVersionsConsumeTransformProduce(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, _ := newAdmin(t, n)
+	createTopic(t, adm, "ctp-in", 1, nil)
+	createTopic(t, adm, "ctp-out", 1, nil)
+	produceN(t, n, "ctp-in", 0, 4)
+	for i, c := range []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"v1", []kgo.Opt{versionsUpTo(map[int16]int16{0: 11, 26: 4, 28: 3})}},
+		{"v2", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			group := "ctp-" + c.name
+			sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
+				kgo.SeedBrokers(n.KafkaAddr().String()), kgo.TransactionalID("ctp-" + c.name),
+				kgo.ConsumerGroup(group), kgo.ConsumeTopics("ctp-in"),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.TransactionTimeout(30 * time.Second),
+				kgo.RetryTimeout(10 * time.Second), kgo.FetchMaxWait(200 * time.Millisecond)}, c.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sess.Close()
+			ctx := testCtx(t, 40*time.Second)
+			round := func(want int, commit bool) {
+				t.Helper()
+				if err := sess.Begin(); err != nil {
+					t.Fatalf("begin: %v", err)
+				}
+				for got := 0; got < want; {
+					fs := sess.PollFetches(ctx)
+					if ctx.Err() != nil {
+						t.Fatalf("poll: got %d of %d", got, want)
+					}
+					fs.EachRecord(func(r *kgo.Record) {
+						got++
+						sess.Produce(ctx, &kgo.Record{Topic: "ctp-out", Value: r.Value}, nil)
+					})
+				}
+				if committed, err := sess.End(ctx, kgo.TransactionEndTry(commit)); err != nil || committed != commit {
+					t.Fatalf("end(commit=%v): committed=%v err=%v", commit, committed, err)
+				}
+			}
+			offset := func() int64 {
+				t.Helper()
+				resp, err := adm.FetchOffsets(ctx, group)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, _ := resp.Lookup("ctp-in", 0)
+				return o.At
+			}
+			round(4+i, true) // the first subtest's abort left its record for the second
+			if got := offset(); got != int64(4+i) {
+				t.Fatalf("committed offset %d, want %d", got, 4+i)
+			}
+			produceN(t, n, "ctp-in", 4+i, 1)
+			round(1, false)
+			if got := offset(); got != int64(4+i) {
+				t.Fatalf("offset %d after an abort, want %d", got, 4+i)
+			}
+		})
+	}
+}

@@ -385,8 +385,9 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's transaction.
-func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string) error {
-	return c.add(ctx, id, pid, epoch, nil, []string{group}, false)
+// tv2: the add is a TxnOffsetCommit v5's implicit one (KIP-890 part 2).
+func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, tv2 bool) error {
+	return c.add(ctx, id, pid, epoch, nil, []string{group}, tv2)
 }
 
 // VerifyPartitions answers a verify_only AddPartitionsToTxn (KIP-890 part
