@@ -1,14 +1,21 @@
 package broker
 
-// Transactions (KIP-98): InitProducerId (key 22) with a transactional id,
-// AddPartitionsToTxn (24) v0-3, AddOffsetsToTxn (25) v0-3, EndTxn (26) v0-3,
-// TxnOffsetCommit (28) v0-3, DescribeTransactions (65) v0, ListTransactions
-// (66) v0, and FindCoordinator key type 1 (the leader of partition
-// abs(javaHashCode(id)) % partitions of __transaction_state, created
-// compacted on first use). The coordinator logic is internal/txn; the
-// transactional offsets are held by internal/group until the transaction
-// ends. AddPartitionsToTxn v4+ (KIP-890, broker-side batches) and EndTxn v4+
-// are not advertised.
+// Transactions (KIP-98, KIP-890): InitProducerId (key 22) v0-5 with a
+// transactional id, AddPartitionsToTxn (24) v0-5, AddOffsetsToTxn (25) v0-4,
+// EndTxn (26) v0-5, TxnOffsetCommit (28) v0-5, DescribeTransactions (65) v0,
+// ListTransactions (66) v0, and FindCoordinator key type 1 (the leader of
+// partition abs(javaHashCode(id)) % partitions of __transaction_state,
+// created compacted on first use). The coordinator logic is internal/txn;
+// the transactional offsets are held by internal/group until the
+// transaction ends.
+//
+// KIP-890: AddPartitionsToTxn v4+ is the broker-to-coordinator form (a batch
+// of transactions, each verify_only or an add; v5 adds for transaction.version
+// 2), which the produce path also uses in process (produce.go). EndTxn v5 and
+// TxnOffsetCommit v5 are transaction.version 2: EndTxn bumps the epoch and
+// returns it, TxnOffsetCommit adds the group to the transaction itself. The
+// v4/v5 of InitProducerId/AddOffsetsToTxn/EndTxn/TxnOffsetCommit that only
+// allow TRANSACTION_ABORTABLE need nothing else.
 //
 // PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH to versions that
 // predate it (KIP-588), as Kafka does.
