@@ -236,6 +236,7 @@ type txnPartition struct {
 
 // verification is the outcome of one partition's transaction check.
 type verification struct {
+	p       *replica.Partition
 	guard   replica.VerificationGuard
 	code    int16 // the produce's error for the partition, 0 to append
 	message string
@@ -267,6 +268,9 @@ func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest,
 				continue // appendBatch refuses it or it needs no check
 			}
 			if pid >= 0 && (h.ProducerID != pid || h.ProducerEpoch != epoch) {
+				for _, v := range out {
+					v.p.CancelTxnVerification(pid, v.guard)
+				}
 				return nil, errMixedProducers
 			}
 			pid, epoch = h.ProducerID, h.ProducerEpoch
@@ -275,7 +279,7 @@ func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest,
 				continue // not the leader: refused later
 			}
 			g := p.StartTxnVerification(h.ProducerID, h.ProducerEpoch)
-			out[txnPartition{t.Topic, tp.Partition}] = verification{guard: g}
+			out[txnPartition{t.Topic, tp.Partition}] = verification{p: p, guard: g}
 			if g != replica.NoVerification {
 				parts = append(parts, tp.Partition)
 			}
@@ -316,6 +320,9 @@ func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest,
 			}
 			v := out[k]
 			v.code, v.message = produceVerifyCode(code, req.Version)
+			if v.code != 0 {
+				v.p.CancelTxnVerification(pid, v.guard)
+			}
 			out[k] = v
 		}
 	}

@@ -93,6 +93,16 @@ func (p *Partition) checkVerifiedLocked(pid int64, epoch int16, g VerificationGu
 	return nil
 }
 
+// CancelTxnVerification withdraws guard g of pid after a failed check, so
+// that producer ids a coordinator refused leave nothing behind.
+func (p *Partition) CancelTxnVerification(pid int64, g VerificationGuard) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.mu.guards[pid]; ok && cur == g {
+		delete(p.mu.guards, pid)
+	}
+}
+
 // clearVerificationLocked withdraws pid's guard: its transaction started
 // here, or a marker ended it.
 func (p *Partition) clearVerificationLocked(pid int64) { delete(p.mu.guards, pid) }

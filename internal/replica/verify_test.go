@@ -48,6 +48,18 @@ func TestReplicaTxnVerificationGuard(t *testing.T) {
 	if _, err := p.AppendVerified(b3, h3, 1, g); !errors.Is(err, ErrTxnNotVerified) {
 		t.Fatalf("append verified before a marker: %v", err)
 	}
+	// A refused verification leaves no guard behind.
+	g = p.StartTxnVerification(pid, epoch)
+	p.CancelTxnVerification(pid, g)
+	if _, err := p.AppendVerified(b3, h3, 1, g); !errors.Is(err, ErrTxnNotVerified) {
+		t.Fatalf("append with a cancelled guard: %v", err)
+	}
+	p.mu.Lock()
+	left := len(p.mu.guards)
+	p.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d guards left", left)
+	}
 	if lso, hw := p.LastStableOffset(), p.HighWatermark(); lso != hw {
 		t.Fatalf("LSO %d behind HW %d: hanging transaction", lso, hw)
 	}
