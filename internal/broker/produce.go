@@ -252,6 +252,9 @@ func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest,
 	if req.TransactionID == nil || *req.TransactionID == "" {
 		return nil, nil // Kafka verifies only produces naming their transaction
 	}
+	if req.Version < 12 && !b.brokerBool(img, "transaction.partition.verification.enable") {
+		return nil, nil // the transactions v2 add cannot be turned off
+	}
 	out := map[txnPartition]verification{}
 	var pid int64 = -1
 	var epoch int16

@@ -484,3 +484,30 @@ func TestE2ETxnVersionsConsumeTransformProduce(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ETxnVerificationDisabled: with transaction.partition.verification.enable
+// off, a v1 produce to a partition missing from the transaction is taken
+// (and hangs, which is what verification prevents), while Produce v12
+// still adds its partition.
+func TestE2ETxnVerificationDisabled(t *testing.T) {
+	n := startNode(t, t.TempDir(), map[string]string{"transaction.partition.verification.enable": "false"})
+	adm, _ := newAdmin(t, n)
+	createTopic(t, adm, "nover", 1, nil)
+	v11 := newClient(t, n, versionsUpTo(map[int16]int16{0: 11, 26: 4}))
+	pid, epoch := initTxnRaw(t, v11, "nover-v11")
+	if r := txnProduceTo(t, v11, "nover-v11", "nover", 0, txnRawBatch(t, pid, epoch, 0, 1, "unchecked")); r.ErrorCode != 0 {
+		t.Fatalf("unverified produce: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if p := fetchIsolated(t, v11, "nover", 0, 1); p.LastStableOffset != 0 {
+		t.Fatalf("LSO %d: the unverified transaction does not hang", p.LastStableOffset)
+	}
+
+	v12 := newClient(t, n)
+	pid2, epoch2 := initTxnRaw(t, v12, "nover-v12")
+	if r := txnProduceTo(t, v12, "nover-v12", "nover", 0, txnRawBatch(t, pid2, epoch2, 0, 1, "added")); r.ErrorCode != 0 {
+		t.Fatalf("produce v12: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if d := describeTxn(t, v12, "nover-v12"); d.State != "Ongoing" || len(d.Topics) != 1 {
+		t.Fatalf("produce v12 did not add its partition: %+v", d)
+	}
+}
