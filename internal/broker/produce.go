@@ -95,7 +95,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			case verr != nil:
-				rp.ErrorCode = b.errorCode(verr)
+				rp.ErrorCode = b.produceErrorCode(verr)
 				continue
 			}
 			v, verify := verified[txnPartition{t.Topic, tp.Partition}]

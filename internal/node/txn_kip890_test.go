@@ -308,6 +308,30 @@ func TestE2ETxnVerification(t *testing.T) {
 		checkNoHang(t, v12, "ver")
 	})
 
+	t.Run("two producers in one produce", func(t *testing.T) {
+		const id = "ver-mixed"
+		pid, epoch := initTxnRaw(t, v12, id)
+		req := kmsg.NewPtrProduceRequest()
+		req.TransactionID, req.Acks, req.TimeoutMillis = strp(id), -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "ver"
+		for i, b := range [][]byte{txnRawBatch(t, pid, epoch, 0, 1, "m0"), txnRawBatch(t, pid+100, 0, 0, 1, "m1")} {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = int32(i), b
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := rawRequest[*kmsg.ProduceResponse](t, v12, req)
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != kerr.InvalidProducerIDMapping.Code {
+				t.Errorf("partition %d: %v, want INVALID_PRODUCER_ID_MAPPING", p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+		if d := describeTxn(t, v12, id); d.State != "Empty" {
+			t.Fatalf("the refused produce changed the transaction: %+v", d)
+		}
+	})
+
 	t.Run("verify_only", func(t *testing.T) {
 		const id = "ver-verify"
 		pid, epoch := initTxnRaw(t, v12, id)
