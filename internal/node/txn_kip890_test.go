@@ -295,7 +295,7 @@ func TestE2ETxnVerification(t *testing.T) {
 			t.Fatalf("late produce to a new partition: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(r.ErrorCode))
 		}
 		checkNoHang(t, v12, "ver")
-		if d := describeTxn(t, v12, id); d.State != "CompleteCommit" || d.ProducerEpoch != epoch+1 {
+		if d := describeTxn(t, v12, id); d.State != "CompleteCommit" || d.ProducerEpoch != epoch+1 || len(d.Topics) != 0 {
 			t.Fatalf("after the late produce: %+v", d)
 		}
 		// The next transaction runs under the new epoch.

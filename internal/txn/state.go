@@ -307,9 +307,12 @@ func preparedV2(m Metadata, commit bool, nextPID int64, now time.Time) Metadata 
 func epochExhausted(m *Metadata) bool { return m.ProducerEpoch >= math.MaxInt16-1 }
 
 // completed is a prepared m moved to CompleteCommit or CompleteAbort; a
-// prepared move to a new producer id takes effect here.
+// prepared move to a new producer id takes effect here. The markers are
+// written, so the transaction holds no partitions any more (as Kafka's
+// prepareComplete: DescribeTransactions lists none).
 func completed(m Metadata, now time.Time) Metadata {
 	n := m.clone()
+	n.Partitions, n.Groups = map[TopicPartition]struct{}{}, map[string]struct{}{}
 	n.State = CompleteAbort
 	if m.State == PrepareCommit {
 		n.State = CompleteCommit
