@@ -95,7 +95,7 @@ type api struct {
 // apis is the one table of what the broker implements. ApiVersions advertises
 // exactly these ranges, so a client never sends what we cannot answer.
 var apis = map[int16]api{
-	0:  {3, 11, handleProduce},                // Produce: record batch v2 only (v3+); v12+ carry KIP-890 semantics
+	0:  {3, 12, handleProduce},                // Produce: record batch v2 only (v3+); v12 is KIP-890 part 2 (implicit add)
 	1:  {4, 12, handleFetch},                  // Fetch: v13+ name topics by id
 	2:  {1, 7, handleListOffsets},             // ListOffsets: v8+ add tiered-storage specs
 	3:  {0, 12, handleMetadata},               // Metadata
@@ -111,12 +111,12 @@ var apis = map[int16]api{
 	19: {0, 7, handleCreateTopics},            // CreateTopics
 	20: {0, 6, handleDeleteTopics},            // DeleteTopics
 	21: {0, 2, handleDeleteRecords},           // DeleteRecords
-	22: {0, 4, handleInitProducerID},          // InitProducerId
+	22: {0, 5, handleInitProducerID},          // InitProducerId: v5 may answer TRANSACTION_ABORTABLE (KIP-890)
 	23: {0, 4, handleOffsetForLeaderEpoch},    // OffsetForLeaderEpoch
-	24: {0, 3, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches)
-	25: {0, 3, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4+ is KIP-890
-	26: {0, 3, handleEndTxn},                  // EndTxn: v4+ is KIP-890
-	28: {0, 3, handleTxnOffsetCommit},         // TxnOffsetCommit: v4+ is KIP-890
+	24: {0, 5, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
+	25: {0, 4, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
+	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
+	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs

@@ -82,6 +82,8 @@ var errorCodes = []struct {
 	{txn.ErrNotCoordinator, kerr.NotCoordinator},
 	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 	{txn.ErrClosed, kerr.NotCoordinator},
+	{txn.ErrTransactionAbortable, kerr.TransactionAbortable},
+	{replica.ErrTxnNotVerified, kerr.InvalidTxnState},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

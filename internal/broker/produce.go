@@ -1,6 +1,6 @@
 package broker
 
-// Produce (key 0) v3-11: record batch v2 only.
+// Produce (key 0) v3-12: record batch v2 only.
 //
 // Handle does the ordered part: for each partition it validates the single
 // batch over its raw bytes (sizes, magic, CRC-32C, record framing, no control
@@ -12,6 +12,19 @@ package broker
 // batch is fsynced (group commit shares fsyncs), acks=1 returns at once,
 // acks=0 sends no response. A retried idempotent batch is answered with its
 // original offsets and is not written again.
+//
+// Transaction verification (KIP-890), as Kafka's ReplicaManager: before a
+// transactional batch of a produce carrying a transactional id opens its
+// producer's transaction on a partition, the partition is checked with the
+// transaction coordinator through AddPartitionsToTxn v4+ (one request for
+// all such partitions of the produce): verify_only for Produce v3-11, an add
+// for v12+ (transaction.version 2 producers send no AddPartitionsToTxn: the
+// produce adds the partition). A partition not in the transaction is refused
+// with INVALID_TXN_STATE (v3-10) or TRANSACTION_ABORTABLE (v11+); a
+// coordinator that cannot answer gives NOT_ENOUGH_REPLICAS, which old
+// clients retry. The replica's verification guard makes an end marker
+// written meanwhile void the check. It runs in the ordered part, so the
+// appends of one connection keep their order.
 
 import (
 	"context"
@@ -22,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
@@ -59,6 +73,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 	img := b.image()
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	var waits []pendingDurable
+	verified, verr := b.verifyTxnProduce(ctx, req, img)
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
@@ -79,6 +94,17 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			case topic == nil || tp.Partition < 0 || int(tp.Partition) >= len(topic.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
+			case verr != nil:
+				rp.ErrorCode = b.produceErrorCode(verr)
+				continue
+			}
+			v, verify := verified[txnPartition{t.Topic, tp.Partition}]
+			if verify && v.code != 0 {
+				rp.ErrorCode = v.code
+				if req.Version >= 8 && v.message != "" {
+					rp.ErrorMessage = &v.message
+				}
+				continue
 			}
 			p := b.replicas.Get(t.Topic, tp.Partition)
 			if p == nil {
@@ -86,7 +112,11 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			}
 			var res replica.AppendResult
 			if err == nil {
-				res, err = b.appendBatch(p, tp.Records, req.Acks)
+				guard := (*replica.VerificationGuard)(nil)
+				if verify {
+					guard = &v.guard
+				}
+				res, err = b.appendBatch(p, tp.Records, req.Acks, guard)
 			}
 			if err != nil {
 				rp.ErrorCode = b.produceErrorCode(err)
@@ -139,7 +169,8 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 
 // appendBatch validates the raw batch and appends it. It decodes nothing
 // beyond the header and walks records without allocating.
-func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16) (replica.AppendResult, error) {
+// guard is nil unless the batch's transaction was verified (KIP-890).
+func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16, guard *replica.VerificationGuard) (replica.AppendResult, error) {
 	if len(records) == 0 {
 		return replica.AppendResult{}, errNoRecords
 	}
@@ -181,6 +212,9 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16) (
 			return replica.AppendResult{}, err
 		}
 	}
+	if guard != nil {
+		return p.AppendVerified(records, h, acks, *guard)
+	}
 	return p.Append(records, h, acks)
 }
 
@@ -195,11 +229,163 @@ func checkKeys(batch []byte, h record.Header) error {
 	})
 }
 
+type txnPartition struct {
+	topic     string
+	partition int32
+}
+
+// verification is the outcome of one partition's transaction check.
+type verification struct {
+	p       *replica.Partition
+	guard   replica.VerificationGuard
+	code    int16 // the produce's error for the partition, 0 to append
+	message string
+}
+
+var errMixedProducers = errors.New("broker: transactional records of more than one producer in one produce")
+
+// verifyTxnProduce checks, before anything is appended, the partitions on
+// which a transactional batch of req would open its producer's transaction
+// (see the file comment). It returns the partitions that carry such a batch;
+// an error fails the whole produce.
+func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest, img *metadata.Image) (map[txnPartition]verification, error) {
+	if req.TransactionID == nil || *req.TransactionID == "" {
+		return nil, nil // Kafka verifies only produces naming their transaction
+	}
+	if req.Version < 12 && !b.brokerBool(img, "transaction.partition.verification.enable") {
+		return nil, nil // the transactions v2 add cannot be turned off
+	}
+	out := map[txnPartition]verification{}
+	var pid int64 = -1
+	var epoch int16
+	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	for _, t := range req.Topics {
+		topic := img.Topics[t.Topic]
+		var parts []int32
+		for _, tp := range t.Partitions {
+			if topic == nil || tp.Partition < 0 || int(tp.Partition) >= len(topic.Partitions) {
+				continue
+			}
+			h, err := record.ParseHeader(tp.Records)
+			if err != nil || !h.IsTransactional() || h.ProducerID < 0 {
+				continue // appendBatch refuses it or it needs no check
+			}
+			if pid >= 0 && (h.ProducerID != pid || h.ProducerEpoch != epoch) {
+				for _, v := range out {
+					v.p.CancelTxnVerification(pid, v.guard)
+				}
+				return nil, errMixedProducers
+			}
+			pid, epoch = h.ProducerID, h.ProducerEpoch
+			p := b.replicas.Get(t.Topic, tp.Partition)
+			if p == nil {
+				continue // not the leader: refused later
+			}
+			g := p.StartTxnVerification(h.ProducerID, h.ProducerEpoch)
+			out[txnPartition{t.Topic, tp.Partition}] = verification{p: p, guard: g}
+			if g != replica.NoVerification {
+				parts = append(parts, tp.Partition)
+			}
+		}
+		if len(parts) > 0 {
+			tr.Topics = append(tr.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: t.Topic, Partitions: parts})
+		}
+	}
+	if len(tr.Topics) == 0 {
+		return out, nil
+	}
+	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch = *req.TransactionID, pid, epoch
+	areq := kmsg.NewPtrAddPartitionsToTxnRequest()
+	areq.Version, tr.VerifyOnly = 4, true
+	if req.Version >= 12 {
+		// transaction.version 2: the produce adds the partition itself.
+		areq.Version, tr.VerifyOnly = 5, false
+	}
+	areq.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{tr}
+	aresp := b.sendAddPartitionsToTxn(ctx, tr.TransactionalID, areq)
+	codes := map[txnPartition]int16{}
+	for _, rt := range aresp.Transactions {
+		for _, t := range rt.Topics {
+			for _, p := range t.Partitions {
+				codes[txnPartition{t.Topic, p.Partition}] = p.ErrorCode
+			}
+		}
+	}
+	for _, t := range tr.Topics {
+		for _, p := range t.Partitions {
+			k := txnPartition{t.Topic, p}
+			code, ok := codes[k]
+			if aresp.ErrorCode != 0 {
+				code, ok = aresp.ErrorCode, true
+			}
+			if !ok {
+				code = kerr.UnknownServerError.Code
+			}
+			v := out[k]
+			v.code, v.message = produceVerifyCode(code, req.Version)
+			if v.code != 0 {
+				v.p.CancelTxnVerification(pid, v.guard)
+			}
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// produceVerifyCode translates a coordinator's answer for one partition
+// into the produce's error, as Kafka's ReplicaManager and
+// AddPartitionsToTxnManager do.
+func produceVerifyCode(code, version int16) (int16, string) {
+	switch code {
+	case 0:
+		return 0, ""
+	case kerr.ProducerFenced.Code:
+		// Producers expect INVALID_PRODUCER_EPOCH here.
+		code = kerr.InvalidProducerEpoch.Code
+	case kerr.TransactionAbortable.Code:
+		if version < 11 {
+			code = kerr.InvalidTxnState.Code // older clients do not know it
+		}
+	case kerr.ClusterAuthorizationFailed.Code:
+		code = kerr.InvalidTxnState.Code
+	case kerr.ConcurrentTransactions.Code, kerr.NetworkException.Code, kerr.CoordinatorLoadInProgress.Code,
+		kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code, kerr.RequestTimedOut.Code:
+		// Retriable for the coordinator, but older clients would not retry
+		// them on a produce: NOT_ENOUGH_REPLICAS makes them retry without a
+		// metadata refresh.
+		return kerr.NotEnoughReplicas.Code, "Unable to verify the partition has been added to the transaction. Underlying error: " +
+			kerr.ErrorForCode(code).Error()
+	}
+	if code == kerr.InvalidTxnState.Code {
+		return code, "Partition was not added to the transaction"
+	}
+	return code, ""
+}
+
+// sendAddPartitionsToTxn sends a broker-to-coordinator AddPartitionsToTxn
+// (v4+) for transactional id id. The coordinator is the leader of the id's
+// __transaction_state partition; on this node the request is handled in
+// process by the same code that answers it over the wire. Gregor has no
+// inter-broker client yet, so a coordinator elsewhere is unavailable.
+func (b *Broker) sendAddPartitionsToTxn(ctx context.Context, id string, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
+	ctx, cancel := requestTimeout(ctx, 0)
+	defer cancel()
+	node, _, _, err := b.txnCoordinator(ctx, id)
+	if err == nil && node == b.cfg.NodeID {
+		return b.addPartitionsToTxn(ctx, req)
+	}
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+	return resp
+}
+
 func (b *Broker) produceErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, errMultipleBatches), errors.Is(err, errNoRecords), errors.Is(err, errControlFromClient),
 		errors.Is(err, errNullKeyCompacted), errors.Is(err, errTxnNoProducer):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, errMixedProducers):
+		return kerr.InvalidProducerIDMapping.Code
 	}
 	return b.errorCode(err)
 }

@@ -1,15 +1,22 @@
 package broker
 
-// Transactions (KIP-98): InitProducerId (key 22) with a transactional id,
-// AddPartitionsToTxn (24) v0-3, AddOffsetsToTxn (25) v0-3, EndTxn (26) v0-3,
-// TxnOffsetCommit (28) v0-3, DescribeTransactions (65) v0, ListTransactions
-// (66) v0, and FindCoordinator key type 1 (the leader of partition
-// abs(javaHashCode(id)) % partitions of __transaction_state, created
-// compacted on first use). The coordinator logic is internal/txn; the
-// transactional offsets are written by internal/group to __consumer_offsets
-// as the producer's transactional records, made effective by the
-// transaction's marker there. AddPartitionsToTxn v4+ (KIP-890, broker-side
-// batches) and EndTxn v4+ are not advertised.
+// Transactions (KIP-98, KIP-890): InitProducerId (key 22) v0-5 with a
+// transactional id, AddPartitionsToTxn (24) v0-5, AddOffsetsToTxn (25) v0-4,
+// EndTxn (26) v0-5, TxnOffsetCommit (28) v0-5, DescribeTransactions (65) v0,
+// ListTransactions (66) v0, and FindCoordinator key type 1 (the leader of
+// partition abs(javaHashCode(id)) % partitions of __transaction_state,
+// created compacted on first use). The coordinator logic is internal/txn;
+// the transactional offsets are written by internal/group to
+// __consumer_offsets as the producer's transactional records, made
+// effective by the transaction's marker there.
+//
+// KIP-890: AddPartitionsToTxn v4+ is the broker-to-coordinator form (a batch
+// of transactions, each verify_only or an add; v5 adds for transaction.version
+// 2), which the produce path also uses in process (produce.go). EndTxn v5 and
+// TxnOffsetCommit v5 are transaction.version 2: EndTxn bumps the epoch and
+// returns it, TxnOffsetCommit adds the group to the transaction itself. The
+// v4/v5 of InitProducerId/AddOffsetsToTxn/EndTxn/TxnOffsetCommit that only
+// allow TRANSACTION_ABORTABLE need nothing else.
 //
 // PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH to versions that
 // predate it (KIP-588), as Kafka does.
@@ -79,49 +86,98 @@ func (b *Broker) txns() (*txn.Coordinator, error) {
 func handleAddPartitionsToTxn(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.AddPartitionsToTxnRequest)
 	return func(ctx context.Context) kmsg.Response {
-		resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-		img := b.image()
-		var tps []txn.TopicPartition
-		unknown := false
+		ctx, cancel := requestTimeout(ctx, 0)
+		defer cancel()
+		return b.addPartitionsToTxn(ctx, req)
+	}
+}
+
+// addPartitionsToTxn answers an AddPartitionsToTxn of any version. v0-3
+// come from clients and carry one transaction; v4+ (KIP-890) come from
+// partition leaders and batch transactions, each either verify_only (is
+// every partition in the ongoing transaction? nothing is written) or an add
+// (v5: a transaction.version 2 produce's implicit add). The produce path
+// reaches the coordinator through this same function (txnVerifier).
+func (b *Broker) addPartitionsToTxn(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	if req.Version < 4 {
+		var topics []kmsg.AddPartitionsToTxnRequestTransactionTopic
 		for _, t := range req.Topics {
-			mt := img.Topics[t.Topic]
-			for _, p := range t.Partitions {
-				if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
-					unknown = true
-				}
-				tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
-			}
+			topics = append(topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: t.Topic, Partitions: t.Partitions})
 		}
-		var code int16
-		switch c, err := b.txns(); {
-		case err != nil:
-			code = b.groupCode(err)
-		case unknown:
-		default:
-			ctx, cancel := requestTimeout(ctx, 0)
-			code = b.txnCode(c.AddPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps), req.Version, 2)
-			cancel()
-		}
-		for _, t := range req.Topics {
+		res := b.addPartitionsTxn(ctx, req.Version, kmsg.AddPartitionsToTxnRequestTransaction{
+			TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch,
+			Topics: topics})
+		for _, t := range res.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
-			mt := img.Topics[t.Topic]
 			for _, p := range t.Partitions {
 				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				if unknown {
-					// As Kafka: the unknown ones fail, the others are not attempted.
-					rp.ErrorCode = kerr.OperationNotAttempted.Code
-					if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
-						rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					}
-				}
+				rp.Partition, rp.ErrorCode = p.Partition, p.ErrorCode
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
 	}
+	for _, t := range req.Transactions {
+		resp.Transactions = append(resp.Transactions, b.addPartitionsTxn(ctx, req.Version, t))
+	}
+	return resp
+}
+
+// addPartitionsTxn runs one transaction of an AddPartitionsToTxn.
+func (b *Broker) addPartitionsTxn(ctx context.Context, version int16, t kmsg.AddPartitionsToTxnRequestTransaction) kmsg.AddPartitionsToTxnResponseTransaction {
+	img := b.image()
+	var tps []txn.TopicPartition
+	unknown := false
+	for _, rt := range t.Topics {
+		mt := img.Topics[rt.Topic]
+		for _, p := range rt.Partitions {
+			if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
+				unknown = true
+			}
+			tps = append(tps, txn.TopicPartition{Topic: rt.Topic, Partition: p})
+		}
+	}
+	var code int16
+	var codes map[txn.TopicPartition]error
+	switch c, err := b.txns(); {
+	case err != nil:
+		code = b.groupCode(err)
+	case t.TransactionalID == "":
+		code = kerr.InvalidRequest.Code
+	case unknown:
+	case t.VerifyOnly:
+		codes, err = c.VerifyPartitions(t.TransactionalID, t.ProducerID, t.ProducerEpoch, tps)
+		code = b.txnCode(err, version, 2)
+	default:
+		code = b.txnCode(c.AddPartitions(ctx, t.TransactionalID, t.ProducerID, t.ProducerEpoch, tps, version >= 5), version, 2)
+	}
+	res := kmsg.NewAddPartitionsToTxnResponseTransaction()
+	res.TransactionalID = t.TransactionalID
+	for _, rt := range t.Topics {
+		out := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+		out.Topic = rt.Topic
+		mt := img.Topics[rt.Topic]
+		for _, p := range rt.Partitions {
+			rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+			rp.Partition, rp.ErrorCode = p, code
+			switch {
+			case unknown:
+				// As Kafka: the unknown ones fail, the others are not attempted.
+				rp.ErrorCode = kerr.OperationNotAttempted.Code
+				if mt == nil || p < 0 || int(p) >= len(mt.Partitions) {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
+			case codes != nil:
+				rp.ErrorCode = b.errorCode(codes[txn.TopicPartition{Topic: rt.Topic, Partition: p}])
+			}
+			out.Partitions = append(out.Partitions, rp)
+		}
+		res.Topics = append(res.Topics, out)
+	}
+	return res
 }
 
 func handleAddOffsetsToTxn(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
@@ -131,7 +187,7 @@ func handleAddOffsetsToTxn(b *Broker, ctx context.Context, sreq *server.Request)
 		c, err := b.txns()
 		if err == nil {
 			ctx, cancel := requestTimeout(ctx, 0)
-			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
+			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, false)
 			cancel()
 		}
 		resp.ErrorCode = b.txnCode(err, req.Version, 2)
@@ -143,13 +199,24 @@ func handleEndTxn(b *Broker, ctx context.Context, sreq *server.Request) server.C
 	req := sreq.Body.(*kmsg.EndTxnRequest)
 	return func(ctx context.Context) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		pid, epoch := int64(-1), int16(-1)
+		resp.ProducerID, resp.ProducerEpoch = pid, epoch
+		if req.TransactionalID == "" {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			return resp
+		}
 		c, err := b.txns()
 		if err == nil {
 			ctx, cancel := requestTimeout(ctx, 0)
-			err = c.EndTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
+			// v5+: the producer runs transaction.version 2 (KIP-890 part 2).
+			pid, epoch, err = c.EndTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit, req.Version >= 5)
 			cancel()
 		}
 		resp.ErrorCode = b.txnCode(err, req.Version, 2)
+		if err != nil {
+			pid, epoch = -1, -1
+		}
+		resp.ProducerID, resp.ProducerEpoch = pid, epoch
 		return resp
 	}
 }
@@ -176,6 +243,11 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 		defer cancel()
 		var res map[group.TopicPartition]error
 		c, err := b.txns()
+		if err == nil && req.Version >= 5 {
+			// transaction.version 2 producers send no AddOffsetsToTxn: the
+			// commit adds the group to the transaction (KIP-890 part 2).
+			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, true)
+		}
 		if err == nil {
 			err = c.CommitOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, func() (err error) {
 				res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)

@@ -167,6 +167,9 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", Min: 1, Max: math.MaxInt32},
 	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: TypeInt, Default: "10000", Min: 1, Max: math.MaxInt32},
 	{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", Min: 1, Max: math.MaxInt32},
+	{Name: "transaction.remove.expired.transaction.cleanup.interval.ms", Type: TypeInt, Default: "3600000", Min: 1, Max: math.MaxInt32},
+	{Name: "transaction.partition.verification.enable", Type: TypeBoolean, Default: "true", Dynamic: true,
+		Doc: "verify transactional produces with the coordinator (KIP-890); Produce v12 always adds its partitions"},
 })
 
 func defsByName(defs []Def) map[string]Def {

@@ -65,10 +65,12 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 		return time.Duration(config.Int64(props(p, name), def)) * time.Millisecond
 	}
 	return txn.New(txn.Config{
-		NumPartitions: int32(config.Int64(props(p, "transaction.state.log.num.partitions"), 50)),
-		MaxTimeout:    ms("transaction.max.timeout.ms", 900000),
-		AbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000),
-		ProducerIDs:   pids,
+		NumPartitions:  int32(config.Int64(props(p, "transaction.state.log.num.partitions"), 50)),
+		MaxTimeout:     ms("transaction.max.timeout.ms", 900000),
+		AbortInterval:  ms("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000),
+		IDExpiration:   ms("transactional.id.expiration.ms", 604800000),
+		RemoveInterval: ms("transaction.remove.expired.transaction.cleanup.interval.ms", 3600000),
+		ProducerIDs:    pids,
 		Partition: func(topic string, partition int32) *replica.Partition {
 			part := replicas.Get(topic, partition)
 			if part == nil {

@@ -19,6 +19,13 @@
 // transactions from transactional and control batches, so an open
 // transaction keeps the LSO pinned across restarts.
 //
+// Transaction verification (KIP-890, producer.go): before a transactional
+// batch opens its producer's transaction here, the broker checks the
+// partition with the transaction coordinator; StartTxnVerification hands
+// out a guard (kept in memory under Partition.mu) that AppendVerified must
+// present, and a marker for the producer withdraws it, so a produce
+// verified just before its transaction ended cannot open a hanging one.
+//
 // Lock order: Manager.mu before Partition.mu before Partition.txnMu. No lock
 // is held across an fsync or a channel send that can block, except that
 // AppendTxnMarker holds Partition.mu across the fsyncs of an ABORT marker

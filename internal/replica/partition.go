@@ -59,6 +59,7 @@ type Partition struct {
 	mu struct {
 		sync.Mutex
 		producers       producerStates
+		guards          map[int64]VerificationGuard // see StartTxnVerification
 		unflushed       int64
 		lastFlush       time.Time
 		snapshotSegment int
@@ -231,6 +232,18 @@ func (p *Partition) CheckLeaderEpoch(epoch int32) error {
 // produce's required acks: -1 (all) is refused when the ISR is smaller than
 // min.insync.replicas. The caller waits for durability with WaitDurable.
 func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendResult, error) {
+	return p.append(batch, h, acks, nil)
+}
+
+// AppendVerified is Append for a produce whose transactional batches are
+// verified (KIP-890): a batch that would open its producer's transaction
+// here fails with ErrTxnNotVerified unless guard, from
+// StartTxnVerification, is still current.
+func (p *Partition) AppendVerified(batch []byte, h record.Header, acks int16, guard VerificationGuard) (AppendResult, error) {
+	return p.append(batch, h, acks, &guard)
+}
+
+func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *VerificationGuard) (AppendResult, error) {
 	cfg := p.cfg.Load()
 	if int64(len(batch)) > cfg.MaxMessageBytes {
 		return AppendResult{}, ErrMessageTooLarge
@@ -264,6 +277,11 @@ func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendRes
 		if err != nil {
 			return AppendResult{}, err
 		}
+		if guard != nil && h.IsTransactional() {
+			if err := p.checkVerifiedLocked(h.ProducerID, h.ProducerEpoch, *guard); err != nil {
+				return AppendResult{}, err
+			}
+		}
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), appendTime)
 	if err != nil {
@@ -278,6 +296,7 @@ func (p *Partition) Append(batch []byte, h record.Header, acks int16) (AppendRes
 			// Opens the producer's transaction here (or continues it): the
 			// last stable offset stays at its first offset until the marker.
 			p.mu.producers.beginTxn(h.ProducerID, info.BaseOffset)
+			p.clearVerificationLocked(h.ProducerID)
 			if fu := p.firstUnstable.Load(); fu < 0 {
 				p.firstUnstable.Store(p.mu.producers[h.ProducerID].CurrentTxnFirstOffset)
 			}

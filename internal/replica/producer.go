@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"math"
 	"sort"
+	"sync/atomic"
 )
 
 // Errors of the idempotent-producer checks, mapped to Kafka codes by the broker.
@@ -13,6 +14,10 @@ var (
 	ErrOutOfOrderSequence   = errors.New("replica: out of order sequence number")
 	ErrInvalidProducerEpoch = errors.New("replica: producer epoch is older than the current one")
 	ErrDuplicateSequence    = errors.New("replica: duplicate sequence number")
+	// ErrTxnNotVerified: a transactional batch would open its producer's
+	// transaction on the partition without a verification that is still
+	// valid (KIP-890 part 1).
+	ErrTxnNotVerified = errors.New("replica: partition was not verified as part of the producer's transaction")
 )
 
 // batchesKept is how many recent batches per producer are remembered for
@@ -40,6 +45,67 @@ type producerEntry struct {
 	// stable offset.
 	CurrentTxnFirstOffset int64
 }
+
+// Transaction verification (KIP-890 part 1). Before a transactional batch
+// opens its producer's transaction on a partition, the broker asks the
+// transaction coordinator whether the partition is in that transaction
+// (or, for transaction.version 2, adds it). StartTxnVerification hands out
+// a guard for the question; the append that opens the transaction must
+// present it, and an end-transaction marker for the producer written in
+// between withdraws it. So a late or retried produce that was verified
+// just before its transaction ended cannot open a new, hanging one.
+
+// VerificationGuard identifies one verification; NoVerification means the
+// producer's transaction is already open here and none is needed.
+type VerificationGuard uint64
+
+// NoVerification: no coordinator round trip is needed.
+const NoVerification VerificationGuard = 0
+
+var lastGuard atomic.Uint64
+
+// StartTxnVerification starts verifying that partition p is in the ongoing
+// transaction of producer pid at epoch. It returns NoVerification when that
+// transaction is already open on p.
+func (p *Partition) StartTxnVerification(pid int64, epoch int16) VerificationGuard {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.mu.producers[pid]; e != nil && e.CurrentTxnFirstOffset >= 0 && e.Epoch == epoch {
+		return NoVerification
+	}
+	g := VerificationGuard(lastGuard.Add(1))
+	if p.mu.guards == nil {
+		p.mu.guards = map[int64]VerificationGuard{}
+	}
+	p.mu.guards[pid] = g
+	return g
+}
+
+// checkVerifiedLocked refuses a transactional batch of pid that would open
+// its transaction here without guard g being current.
+func (p *Partition) checkVerifiedLocked(pid int64, epoch int16, g VerificationGuard) error {
+	if e := p.mu.producers[pid]; e != nil && e.CurrentTxnFirstOffset >= 0 && e.Epoch == epoch {
+		return nil
+	}
+	if cur, ok := p.mu.guards[pid]; !ok || cur != g || g == NoVerification {
+		return ErrTxnNotVerified
+	}
+	return nil
+}
+
+// CancelTxnVerification withdraws guard g of pid after a failed check, so
+// that producer ids a coordinator refused leave nothing behind.
+func (p *Partition) CancelTxnVerification(pid int64, g VerificationGuard) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.mu.guards[pid]; ok && cur == g {
+		delete(p.mu.guards, pid)
+	}
+}
+
+// clearVerificationLocked withdraws pid's guard: its transaction started
+// here, or a marker ended it.
+func (p *Partition) clearVerificationLocked(pid int64) { delete(p.mu.guards, pid) }
 
 func (e *producerEntry) lastSeq() int32 {
 	if len(e.Batches) == 0 {

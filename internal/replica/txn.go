@@ -154,6 +154,7 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 		return -1, err
 	}
 	first := p.mu.producers.endTxn(producerID, producerEpoch)
+	p.clearVerificationLocked(producerID) // a verification from before the marker is stale
 	p.updateFirstUnstableLocked()
 	if !commit && first >= 0 {
 		ent := abortedEntry{ProducerID: producerID, FirstOffset: first, LastOffset: info.BaseOffset}

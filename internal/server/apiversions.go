@@ -12,6 +12,12 @@ package server
 //     one gets INVALID_REQUEST. Valid ones are recorded on the ConnInfo.
 //   - The response header is always v0 (no tagged-field byte), even when the
 //     body is flexible; appendResponse handles that.
+//   - v3+ carries the feature flags (KIP-584) as tagged fields: the supported
+//     range and the finalized level of transaction.version, which is 2, so
+//     clients run transactions v2 (KIP-890 part 2: Produce v12 adds the
+//     partition, EndTxn v5 bumps the epoch). A client that does not look at
+//     features (librdkafka, sarama, kafkajs) stays on transactions v1, whose
+//     requests are unchanged.
 
 import (
 	"log/slog"
@@ -50,8 +56,27 @@ func (c *conn) apiVersions(req *Request) *kmsg.ApiVersionsResponse {
 		c.info.Store(&info)
 	}
 	resp.ApiKeys = c.s.keys // read-only, shared
+	if req.Version >= 3 {
+		resp.SupportedFeatures = supportedFeatures
+		resp.FinalizedFeaturesEpoch = finalizedFeaturesEpoch
+		resp.FinalizedFeatures = finalizedFeatures
+	}
 	return resp
 }
+
+// The features of a Gregor node, fixed by its code: there is no
+// UpdateFeatures, so the finalized levels never change and their epoch
+// stays at its first value.
+var (
+	supportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{
+		{Name: "transaction.version", MinVersion: 0, MaxVersion: 2},
+	}
+	finalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{
+		{Name: "transaction.version", MinVersionLevel: 2, MaxVersionLevel: 2},
+	}
+)
+
+const finalizedFeaturesEpoch = 1
 
 // validSoftware matches Kafka's [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?.
 func validSoftware(s string) bool {

@@ -21,6 +21,13 @@ func encodeKey(id string) []byte {
 func encodeValue(m Metadata) []byte {
 	v := kmsg.NewTxnMetadataValue()
 	v.Version = 0
+	if m.TV2 {
+		// Kafka writes v1 (flexible, with the KIP-890 tagged fields) for
+		// transaction.version 2 transactions.
+		v.Version = 1
+		v.ClientTransactionVersion = 2
+		v.PreviousProducerID, v.NextProducerID = m.PreviousProducerID, m.NextProducerID
+	}
 	v.ProducerID, v.ProducerEpoch = m.ProducerID, m.ProducerEpoch
 	v.TimeoutMillis = int32(m.Timeout / time.Millisecond)
 	v.State = kmsg.TransactionState(m.State)
@@ -53,7 +60,7 @@ func decodeRecord(key, value []byte) (string, *Metadata, error) {
 	if value == nil {
 		return k.TransactionalID, nil, nil
 	}
-	var v kmsg.TxnMetadataValue
+	v := kmsg.NewTxnMetadataValue()
 	if err := v.ReadFrom(value); err != nil {
 		return "", nil, fmt.Errorf("%w: value: %v", ErrCorruptRecord, err)
 	}
@@ -63,7 +70,11 @@ func decodeRecord(key, value []byte) (string, *Metadata, error) {
 	m := &Metadata{ID: k.TransactionalID, ProducerID: v.ProducerID, ProducerEpoch: v.ProducerEpoch,
 		Timeout: time.Duration(v.TimeoutMillis) * time.Millisecond, State: State(v.State),
 		Partitions: map[TopicPartition]struct{}{}, Groups: map[string]struct{}{},
-		LastUpdate: time.UnixMilli(v.LastUpdateTimestamp)}
+		LastUpdate: time.UnixMilli(v.LastUpdateTimestamp), PreviousProducerID: -1, NextProducerID: -1}
+	if v.Version >= 1 {
+		m.TV2 = v.ClientTransactionVersion >= 2
+		m.PreviousProducerID, m.NextProducerID = v.PreviousProducerID, v.NextProducerID
+	}
 	if v.StartTimestamp >= 0 {
 		m.TxnStart = time.UnixMilli(v.StartTimestamp)
 	}

@@ -26,6 +26,12 @@ type Config struct {
 	// AbortInterval is how often timed-out transactions are looked for
 	// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
 	AbortInterval time.Duration
+	// IDExpiration is transactional.id.expiration.ms: an id idle (Empty,
+	// CompleteCommit, CompleteAbort) for that long is removed.
+	IDExpiration time.Duration
+	// RemoveInterval is how often expired ids are looked for
+	// (transaction.remove.expired.transaction.cleanup.interval.ms).
+	RemoveInterval time.Duration
 	// ProducerIDs hands out producer ids.
 	ProducerIDs *ProducerIDs
 	// Partition returns a partition this node leads (of __transaction_state
@@ -86,6 +92,12 @@ func New(cfg Config) *Coordinator {
 	if cfg.AbortInterval <= 0 {
 		cfg.AbortInterval = 10 * time.Second
 	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = 7 * 24 * time.Hour
+	}
+	if cfg.RemoveInterval <= 0 {
+		cfg.RemoveInterval = time.Hour
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -109,17 +121,23 @@ func (c *Coordinator) PartitionFor(id string) int32 {
 	return metadata.PartitionFor(id, c.cfg.NumPartitions)
 }
 
-// Start aborts timed-out transactions every AbortInterval until Close.
+// Start aborts timed-out transactions every AbortInterval and removes
+// expired transactional ids every RemoveInterval, until Close.
 func (c *Coordinator) Start() {
+	c.every(c.cfg.AbortInterval, c.AbortTimedOut)
+	c.every(c.cfg.RemoveInterval, c.RemoveExpired)
+}
+
+func (c *Coordinator) every(d time.Duration, fn func()) {
 	c.wg.Go(func() {
-		t := time.NewTicker(c.cfg.AbortInterval)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-c.stopc:
 				return
 			case <-t.C:
-				c.AbortTimedOut()
+				fn()
 			}
 		}
 	})
@@ -249,7 +267,8 @@ func (c *Coordinator) lookup(id string, create bool) (*entry, error) {
 				c.mu.Unlock()
 				return nil, ErrTransactionalIDNotFound
 			}
-			e = &entry{partition: p, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1}}
+			e = &entry{partition: p, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
+				PreviousProducerID: -1, NextProducerID: -1}}
 			c.mu.ids[id] = e
 		}
 		c.mu.Unlock()
@@ -369,23 +388,55 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 }
 
 // AddPartitions adds partitions to the producer's transaction (opening it).
-func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition) error {
-	return c.add(ctx, id, pid, epoch, tps, nil)
+// tv2: the add is a transaction.version 2 produce's implicit one (KIP-890
+// part 2, AddPartitionsToTxn v5 from a partition leader).
+func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, tv2 bool) error {
+	return c.add(ctx, id, pid, epoch, tps, nil, tv2)
 }
 
 // AddOffsets adds a consumer group's offsets to the producer's transaction.
 // As Kafka, the group's __consumer_offsets partition joins the
 // transaction's partitions (persisted), so a transaction prepared before a
-// crash still gets its marker there.
-func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string) error {
+// crash still gets its marker there. tv2: the add is a TxnOffsetCommit v5's
+// implicit one (KIP-890 part 2).
+func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, tv2 bool) error {
 	var tps []TopicPartition
 	if c.cfg.GroupPartition != nil {
 		tps = append(tps, c.cfg.GroupPartition(group))
 	}
-	return c.add(ctx, id, pid, epoch, tps, []string{group})
+	return c.add(ctx, id, pid, epoch, tps, []string{group}, tv2)
 }
 
-func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, groups []string) error {
+// VerifyPartitions answers a verify_only AddPartitionsToTxn (KIP-890 part
+// 1): the error for the whole transaction (a wrong producer, or an end in
+// progress), else for each partition nil when it is in the ongoing
+// transaction and ErrTransactionAbortable when it is not. It writes nothing.
+func (c *Coordinator) VerifyPartitions(id string, pid int64, epoch int16, tps []TopicPartition) (map[TopicPartition]error, error) {
+	e, err := c.lookup(id, false)
+	if errors.Is(err, ErrTransactionalIDNotFound) {
+		return nil, ErrInvalidProducerIDMapping
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer e.mu.Unlock()
+	if err := checkProducer(e.known(), pid, epoch); err != nil {
+		return nil, err
+	}
+	if s := e.m.State; s == PrepareCommit || s == PrepareAbort {
+		return nil, ErrConcurrentTransactions
+	}
+	out := make(map[TopicPartition]error, len(tps))
+	for _, tp := range tps {
+		out[tp] = ErrTransactionAbortable
+		if _, ok := e.m.Partitions[tp]; ok && e.m.State == Ongoing {
+			out[tp] = nil
+		}
+	}
+	return out, nil
+}
+
+func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, groups []string, tv2 bool) error {
 	e, err := c.lookup(id, false)
 	if errors.Is(err, ErrTransactionalIDNotFound) {
 		return ErrInvalidProducerIDMapping
@@ -394,7 +445,7 @@ func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16
 		return err
 	}
 	defer e.mu.Unlock()
-	n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, c.cfg.Now())
+	n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, tv2, c.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -443,21 +494,94 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group str
 // EndTxn commits or aborts the producer's transaction: PrepareCommit or
 // PrepareAbort (durable), markers on every partition (those of the groups'
 // offsets included), then CompleteCommit or CompleteAbort, all before it
-// returns.
-func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit bool) error {
+// returns. tv2 (EndTxn v5+, KIP-890 part 2): the epoch is bumped (a new
+// producer id when it is exhausted), the markers carry the new one, and
+// aborting with nothing open is allowed. It returns the producer id and
+// epoch the producer continues with.
+func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit, tv2 bool) (int64, int16, error) {
 	e, err := c.lookup(id, false)
 	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return ErrInvalidProducerIDMapping
+		return -1, -1, ErrInvalidProducerIDMapping
 	}
+	if err != nil {
+		return -1, -1, err
+	}
+	defer e.mu.Unlock()
+	act, err := planEnd(e.known(), pid, epoch, commit, tv2)
+	if err != nil {
+		return -1, -1, err
+	}
+	if act != endNothing {
+		now := c.cfg.Now()
+		n := prepared(e.m, commit, now)
+		if tv2 {
+			next := int64(-1)
+			if epochExhausted(&e.m) {
+				if next, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
+					return -1, -1, err
+				}
+			}
+			n = preparedV2(e.m, commit, next, now)
+		}
+		if act == endEmptyAbort {
+			// Nothing was written: no partition needs a marker.
+			n.Partitions = map[TopicPartition]struct{}{}
+		}
+		if err := c.endLocked(ctx, e, n); err != nil {
+			return -1, -1, err
+		}
+	}
+	return e.m.ProducerID, e.m.ProducerEpoch, nil
+}
+
+// RemoveExpired removes the transactional ids idle for longer than
+// IDExpiration (a tombstone on __transaction_state), as Kafka's
+// TransactionStateManager does; a later InitProducerId for one starts over
+// with a new producer id.
+func (c *Coordinator) RemoveExpired() {
+	c.mu.Lock()
+	es := make([]*entry, 0, len(c.mu.ids))
+	for _, e := range c.mu.ids {
+		es = append(es, e)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, e := range es {
+		if !e.mu.TryLock() {
+			continue // busy: not idle
+		}
+		if !e.gone && e.known() != nil && expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+			if err := c.removeLocked(ctx, e); err != nil {
+				c.logger.Warn("remove expired transactional id failed", "txn_id", e.m.ID, "err", err)
+			} else {
+				c.logger.Info("removed expired transactional id", "txn_id", e.m.ID, "producer_id", e.m.ProducerID)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// removeLocked writes e's tombstone durably and forgets it. e is locked.
+func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
+	part := c.cfg.Partition(Topic, e.partition)
+	if part == nil {
+		return ErrNotCoordinator
+	}
+	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(e.m.ID)})
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
-	act, err := planEnd(e.known(), pid, epoch, commit)
-	if err != nil || act == endNothing {
+	if err := part.WaitDurable(ctx, next); err != nil {
 		return err
 	}
-	return c.endLocked(ctx, e, prepared(e.m, commit, c.cfg.Now()))
+	e.gone = true
+	c.mu.Lock()
+	if c.mu.ids[e.m.ID] == e {
+		delete(c.mu.ids, e.m.ID)
+	}
+	c.mu.Unlock()
+	return nil
 }
 
 // AbortTimedOut aborts every open transaction older than its timeout,

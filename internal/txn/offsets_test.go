@@ -50,7 +50,7 @@ func TestTxnOffsetsMarkerOnGroupPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddOffsets(ctx, "id", pid, epoch, "g"); err != nil {
+	if err := c.AddOffsets(ctx, "id", pid, epoch, "g", false); err != nil {
 		t.Fatal(err)
 	}
 	md, err := c.Describe("id")
@@ -73,7 +73,7 @@ func TestTxnOffsetsMarkerOnGroupPartition(t *testing.T) {
 	}()
 	<-writing
 	endDone := make(chan error, 1)
-	go func() { endDone <- c.EndTxn(ctx, "id", pid, epoch, true) }()
+	go func() { _, _, err := c.EndTxn(ctx, "id", pid, epoch, true, false); endDone <- err }()
 	select {
 	case err := <-endDone:
 		t.Fatalf("EndTxn returned (%v) while the offsets were being written", err)

@@ -57,6 +57,9 @@ var (
 	ErrCoordinatorNotAvailable   = errors.New("txn: coordinator not available")
 	ErrCorruptRecord             = errors.New("txn: corrupt __transaction_state record")
 	ErrClosed                    = errors.New("txn: coordinator closed")
+	// ErrTransactionAbortable: a verified partition is not in the ongoing
+	// transaction (KIP-890): the producer must abort.
+	ErrTransactionAbortable = errors.New("txn: partition is not part of the ongoing transaction")
 )
 
 // TopicPartition names one partition of a transaction.
@@ -79,6 +82,14 @@ type Metadata struct {
 	Groups     map[string]struct{}
 	TxnStart   time.Time // zero unless a transaction is open
 	LastUpdate time.Time
+	// TV2: the transaction runs under transaction.version 2 (KIP-890 part
+	// 2): every EndTxn bumps the epoch.
+	TV2 bool
+	// PreviousProducerID is the producer id before an exhausted epoch
+	// moved the id to a new one at the end of a TV2 transaction (so a
+	// retried EndTxn is recognised); NextProducerID is that new id while
+	// the end is prepared. -1 when unused.
+	PreviousProducerID, NextProducerID int64
 }
 
 func (m Metadata) clone() Metadata {
@@ -162,12 +173,15 @@ func bumped(m Metadata, newPID int64, timeout time.Duration, now time.Time) Meta
 	}
 	n.Timeout, n.State, n.TxnStart, n.LastUpdate = timeout, Empty, time.Time{}, now
 	n.Partitions, n.Groups = map[TopicPartition]struct{}{}, map[string]struct{}{}
+	n.PreviousProducerID, n.NextProducerID = -1, -1
 	return n
 }
 
 // planAddPartitions returns the metadata after adding tps (and groups), and
-// whether it changed (a write is needed).
-func planAddPartitions(m *Metadata, pid int64, epoch int16, tps []TopicPartition, groups []string, now time.Time) (Metadata, bool, error) {
+// whether it changed (a write is needed). tv2: the add comes from a
+// transaction.version 2 producer (a produce's implicit add, KIP-890 part 2),
+// so a transaction it opens bumps the epoch when it ends.
+func planAddPartitions(m *Metadata, pid int64, epoch int16, tps []TopicPartition, groups []string, tv2 bool, now time.Time) (Metadata, bool, error) {
 	if err := checkProducer(m, pid, epoch); err != nil {
 		return Metadata{}, false, err
 	}
@@ -182,7 +196,7 @@ func planAddPartitions(m *Metadata, pid int64, epoch int16, tps []TopicPartition
 	if m.State != Ongoing {
 		// A new transaction: the previous one's partitions are done.
 		n.Partitions, n.Groups = map[TopicPartition]struct{}{}, map[string]struct{}{}
-		n.State, n.TxnStart, changed = Ongoing, now, true
+		n.State, n.TxnStart, n.TV2, changed = Ongoing, now, tv2, true
 	}
 	for _, tp := range tps {
 		if _, ok := n.Partitions[tp]; !ok {
@@ -206,32 +220,59 @@ func planAddPartitions(m *Metadata, pid int64, epoch int16, tps []TopicPartition
 type endAction int
 
 const (
-	endNothing  endAction = iota // a retry of a completed end: answer success
-	endComplete                  // write Prepare*, markers, Complete*
+	endNothing    endAction = iota // a retry of a completed end: answer success
+	endComplete                    // write Prepare*, markers, Complete*
+	endEmptyAbort                  // TV2: abort with nothing open: bump the epoch, no markers
 )
 
-// planEnd validates an EndTxn.
-func planEnd(m *Metadata, pid int64, epoch int16, commit bool) (endAction, error) {
-	if err := checkProducer(m, pid, epoch); err != nil {
-		return endNothing, err
+// planEnd validates an EndTxn. tv2: the request is EndTxn v5+, whose
+// producer expects the epoch bumped by every end (KIP-890 part 2); with a
+// TV2 transaction a retry carries the epoch before the bump, as in Kafka's
+// TransactionCoordinator.endTransaction.
+func planEnd(m *Metadata, pid int64, epoch int16, commit, tv2 bool) (endAction, error) {
+	if m == nil {
+		return endNothing, ErrInvalidProducerIDMapping
 	}
+	v2 := m.TV2 && m.State != PrepareEpochFence
+	retryOverflow := v2 && m.PreviousProducerID == pid && epoch == math.MaxInt16-1 && m.ProducerEpoch == 0
+	retryBump := v2 && int32(m.ProducerEpoch) == int32(epoch)+1
+	if m.ProducerID != pid && !retryOverflow {
+		return endNothing, ErrInvalidProducerIDMapping
+	}
+	valid := epoch == m.ProducerEpoch
+	if v2 {
+		switch m.State {
+		case PrepareCommit, PrepareAbort:
+			valid = retryBump
+		case CompleteCommit, CompleteAbort:
+			valid = valid || retryBump || retryOverflow
+		}
+	}
+	if !valid {
+		return endNothing, ErrProducerFenced
+	}
+	same := (commit && (m.State == CompleteCommit || m.State == PrepareCommit)) ||
+		(!commit && (m.State == CompleteAbort || m.State == PrepareAbort))
 	switch m.State {
 	case Ongoing:
 		return endComplete, nil
-	case CompleteCommit:
-		if commit {
+	case Empty:
+		if tv2 && !commit {
+			return endEmptyAbort, nil
+		}
+	case CompleteCommit, CompleteAbort:
+		retry := !tv2 || (v2 && (retryBump || retryOverflow))
+		switch {
+		case retry && same:
 			return endNothing, nil
+		case !retry && !commit:
+			// A TV2 producer ending a transaction in which nothing was
+			// written (or whose produces all failed): aborting is legal and
+			// bumps the epoch.
+			return endEmptyAbort, nil
 		}
-	case CompleteAbort:
-		if !commit {
-			return endNothing, nil
-		}
-	case PrepareCommit:
-		if commit {
-			return endNothing, ErrConcurrentTransactions
-		}
-	case PrepareAbort:
-		if !commit {
+	case PrepareCommit, PrepareAbort:
+		if same {
 			return endNothing, ErrConcurrentTransactions
 		}
 	case PrepareEpochFence:
@@ -250,15 +291,50 @@ func prepared(m Metadata, commit bool, now time.Time) Metadata {
 	return n
 }
 
-// completed is a prepared m moved to CompleteCommit or CompleteAbort.
+// preparedV2 is prepared with the TV2 epoch bump: the markers carry the
+// new epoch, which fences any late produce of the ending transaction.
+// nextPID is the producer id that replaces an exhausted epoch at
+// completion (see epochExhausted), else -1.
+func preparedV2(m Metadata, commit bool, nextPID int64, now time.Time) Metadata {
+	n := prepared(m, commit, now)
+	n.TV2 = true
+	n.ProducerEpoch++
+	n.NextProducerID = nextPID
+	return n
+}
+
+// epochExhausted: a TV2 end cannot bump further without overflowing, so
+// the producer moves to a new id (Kafka's isProducerEpochExhausted).
+func epochExhausted(m *Metadata) bool { return m.ProducerEpoch >= math.MaxInt16-1 }
+
+// completed is a prepared m moved to CompleteCommit or CompleteAbort; a
+// prepared move to a new producer id takes effect here. The markers are
+// written, so the transaction holds no partitions any more (as Kafka's
+// prepareComplete: DescribeTransactions lists none).
 func completed(m Metadata, now time.Time) Metadata {
 	n := m.clone()
+	n.Partitions, n.Groups = map[TopicPartition]struct{}{}, map[string]struct{}{}
 	n.State = CompleteAbort
 	if m.State == PrepareCommit {
 		n.State = CompleteCommit
 	}
+	if n.NextProducerID >= 0 {
+		n.PreviousProducerID, n.ProducerID, n.ProducerEpoch = n.ProducerID, n.NextProducerID, 0
+		n.NextProducerID = -1
+	}
 	n.LastUpdate = now
 	return n
+}
+
+// expired reports whether m is an idle id older than exp: Kafka removes
+// ids in Empty, CompleteCommit or CompleteAbort whose last update is at
+// least transactional.id.expiration.ms old.
+func expired(m *Metadata, now time.Time, exp time.Duration) bool {
+	switch m.State {
+	case Empty, CompleteCommit, CompleteAbort:
+		return !now.Before(m.LastUpdate.Add(exp))
+	}
+	return false
 }
 
 // timedOut reports whether m's open transaction outlived its timeout.
