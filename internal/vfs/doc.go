@@ -1,0 +1,18 @@
+// Package vfs is the filesystem seam of the storage packages: the small set
+// of file and directory operations that commitlog and replica perform,
+// behind an interface, so that tests can inject faults (a Sync or Write
+// that fails, or blocks until released) and, later, simulate a crash that
+// drops unsynced writes. It follows the spirit of pebble's vfs.
+//
+// Default is the operating system. FaultFS wraps another FS and applies
+// Faults to the files whose names match. Nothing here knows of logs,
+// segments or Kafka.
+//
+// A crash-simulating FS (issue 10) fits this interface: File.Sync and
+// File.SyncData mark a file's bytes durable, FS.SyncDir marks a directory's
+// entries (creates, renames, removes) durable, and a crash clone keeps only
+// what was marked.
+//
+// Lock order: FaultFS.mu is a leaf; it is never held while an operation of
+// the wrapped FS runs or while a Fault blocks.
+package vfs
