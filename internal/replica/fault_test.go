@@ -69,6 +69,7 @@ func TestReplicaTxnAbortMarkerSlowFsync(t *testing.T) {
 	}
 
 	flt := fs.Add(segmentSync(true, false))
+	t.Cleanup(func() { fs.Clear(flt) }) // a failed check must not leave Close blocked
 	type result struct {
 		off int64
 		err error
@@ -206,6 +207,7 @@ func TestReplicaFlushMessagesSlowFsync(t *testing.T) {
 	fs := vfs.NewFaultFS(nil)
 	p := openFaultPartition(t, fs, t.TempDir(), cfg)
 	flt := fs.Add(segmentSync(true, false))
+	t.Cleanup(func() { fs.Clear(flt) }) // a failed check must not leave Close blocked
 	b, h := allocBatch(t, 2, 10)
 	done := make(chan error, 1)
 	go func() {
