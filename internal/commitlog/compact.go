@@ -85,7 +85,7 @@ func (l *Log) CleanerState() CleanerState {
 		st.DirtyBytes += s.size.Load()
 		if st.FirstDirtyTimestamp < 0 && s.size.Load() >= record.HeaderSize && s.tryRef() {
 			hdr := make([]byte, record.HeaderSize)
-			if n, _ := s.f.ReadAt(hdr, 0); n == record.HeaderSize {
+			if n, _ := s.readAt(hdr, 0); n == record.HeaderSize {
 				if h, err := record.ParseHeader(hdr); err == nil {
 					st.FirstDirtyTimestamp = h.MaxTimestamp
 				}

@@ -498,7 +498,7 @@ func (s *segment) read(offset int64, maxBytes int, limit int64) ([]byte, int64, 
 	end := s.size.Load()
 	want := max(int64(first), min(int64(maxBytes), end-pos))
 	buf := make([]byte, want)
-	n, _ := s.f.ReadAt(buf, pos)
+	n, _ := s.readAt(buf, pos)
 	buf = buf[:n]
 	// Keep whole batches below the limit.
 	p, next := 0, offset
@@ -520,7 +520,7 @@ func (s *segment) find(offset, limit int64) (int64, int, error) {
 	end := s.size.Load()
 	hdr := make([]byte, record.HeaderSize)
 	for pos+record.HeaderSize <= end {
-		n, _ := s.f.ReadAt(hdr, pos)
+		n, _ := s.readAt(hdr, pos)
 		if n < record.HeaderSize {
 			return 0, 0, nil // truncated under us
 		}
@@ -631,7 +631,7 @@ func (s *segment) extent(pos int64, first, maxBytes int, limit int64) (int64, in
 		end, next = jpos, s.base+jrel
 	}
 	for end+record.HeaderSize <= size {
-		if n, _ := s.f.ReadAt(hdr, end); n < record.HeaderSize {
+		if n, _ := s.readAt(hdr, end); n < record.HeaderSize {
 			break
 		}
 		h, _ := record.ParseHeader(hdr)

@@ -45,6 +45,7 @@ type segment struct {
 	path string // .log path
 	fs   vfs.FS
 	f    vfs.File
+	osf  *os.File // vfs.OSFile(f): reads call it directly (see readAt)
 
 	size     atomic.Int64 // bytes readers may read
 	next     atomic.Int64 // offset after the last batch (base when empty)
@@ -114,13 +115,32 @@ func openSegment(fs vfs.FS, dir string, base int64, create bool) (*segment, erro
 		f.Close()
 		return nil, err
 	}
-	s := &segment{base: base, path: path, fs: fs, f: f}
+	s := &segment{base: base, path: path, fs: fs, f: f, osf: vfs.OSFile(f)}
 	s.size.Store(fi.Size())
 	s.next.Store(base)
 	s.maxTs.Store(-1)
 	s.offMaxTs.Store(-1)
 	s.refs.Store(1)
 	return s, nil
+}
+
+// readAt reads from the segment file at off. The read paths pass small
+// buffers on their stack; a call through the vfs.File interface would move
+// them to the heap (escape analysis cannot see through it), so the
+// operating-system file is called directly and other files get a copy.
+func (s *segment) readAt(b []byte, off int64) (int, error) {
+	if s.osf != nil {
+		return s.osf.ReadAt(b, off)
+	}
+	return readAtCopy(s.f, b, off)
+}
+
+// readAtCopy reads through a heap buffer so that b does not escape.
+func readAtCopy(f vfs.File, b []byte, off int64) (int, error) {
+	tmp := make([]byte, len(b))
+	n, err := f.ReadAt(tmp, off)
+	copy(b, tmp[:n])
+	return n, err
 }
 
 // tryRef takes a reader reference; false if the segment is already released.
@@ -242,7 +262,7 @@ func (s *segment) walkBatches(start, end int64, full bool, maxBatch int, fn func
 			buf = make([]byte, want)
 		}
 		buf = buf[:want]
-		m, err := s.f.ReadAt(buf, pos)
+		m, err := s.readAt(buf, pos)
 		buf, bufStart = buf[:m], pos
 		if m < n {
 			if err == nil || err == io.EOF {
