@@ -151,6 +151,11 @@ func (l *Log) load() error {
 		}
 		segs = []*segment{s}
 		l.segs.Store(&segs)
+		// Without this the new file's directory entry may not survive a
+		// crash, and with it every batch fsynced into it.
+		if err := l.disk.syncDir(l.dir); err != nil {
+			return err
+		}
 	}
 	active := segs[len(segs)-1]
 	active.created = l.cfg.Now()
@@ -932,6 +937,9 @@ func (l *Log) resetLocked(off int64) error {
 	}
 	s.created = l.cfg.Now()
 	l.segs.Store(&[]*segment{s})
+	if err := l.disk.syncDir(l.dir); err != nil {
+		return l.failLocked(err)
+	}
 	l.leo.Store(off)
 	l.durable.Store(off)
 	l.cleanPoint.Store(min(l.cleanPoint.Load(), off))

@@ -228,3 +228,38 @@ func TestReplicaFlushMessagesSlowFsync(t *testing.T) {
 		t.Fatalf("HW %d after the fsync, want 2", hw)
 	}
 }
+
+// TestReplicaCrashKeepsAcksAll: after a simulated crash (vfs.MemFS drops
+// what was not fsynced) an acks=all append that WaitDurable acknowledged is
+// there, and an acks=1 append after it, never fsynced, is not.
+func TestReplicaCrashKeepsAcksAll(t *testing.T) {
+	mem := vfs.NewMemFS()
+	p := openFaultPartition(t, mem, "/data", testConfig())
+	b, h := allocBatch(t, 3, 10)
+	res, err := p.Append(b, h, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitDurable(t.Context(), res.LastOffset+1); err != nil {
+		t.Fatal(err)
+	}
+	b, h = allocBatch(t, 2, 10)
+	if _, err := p.Append(b, h, 1); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 5 {
+		t.Fatalf("HW %d before the crash, want 5", hw)
+	}
+
+	r := openFaultPartition(t, mem.CrashClone(), "/data", testConfig())
+	if hw, leo := r.HighWatermark(), r.LogEndOffset(); hw != 3 || leo != 3 {
+		t.Fatalf("after the crash: HW %d LEO %d, want the acknowledged 3", hw, leo)
+	}
+	data, err := r.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs := batchesOf(t, data); len(hs) != 1 || hs[0].NumRecords != 3 {
+		t.Fatalf("after the crash read %d batches, want the acks=all one", len(hs))
+	}
+}

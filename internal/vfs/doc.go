@@ -5,14 +5,12 @@
 // drops unsynced writes. It follows the spirit of pebble's vfs.
 //
 // Default is the operating system. FaultFS wraps another FS and applies
-// Faults to the files whose names match. Nothing here knows of logs,
-// segments or Kafka.
+// Faults to the files whose names match. MemFS keeps files in memory and
+// simulates a crash: File.Sync and File.SyncData make a file's bytes
+// durable, FS.SyncDir makes a directory's entries (creates, renames,
+// removes) durable, and MemFS.CrashClone keeps only what was made durable.
+// Nothing here knows of logs, segments or Kafka.
 //
-// A crash-simulating FS (issue 10) fits this interface: File.Sync and
-// File.SyncData mark a file's bytes durable, FS.SyncDir marks a directory's
-// entries (creates, renames, removes) durable, and a crash clone keeps only
-// what was marked.
-//
-// Lock order: FaultFS.mu is a leaf; it is never held while an operation of
-// the wrapped FS runs or while a Fault blocks.
+// Lock order: FaultFS.mu and MemFS.mu are leaves; FaultFS.mu is never held
+// while an operation of the wrapped FS runs or while a Fault blocks.
 package vfs

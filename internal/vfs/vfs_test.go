@@ -63,3 +63,49 @@ func TestVFSFaultFS(t *testing.T) {
 		}
 	})
 }
+
+func TestVFSMemFSCrashClone(t *testing.T) {
+	m := NewMemFS()
+	if err := m.MkdirAll("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string, sync bool) {
+		t.Helper()
+		f, err := m.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if sync {
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.Close()
+	}
+	write("/d/a", "durable", true)
+	if err := m.SyncDir("/d"); err != nil {
+		t.Fatal(err)
+	}
+	write("/d/a", "+lost", false)      // overwrites from offset 0, never synced
+	write("/d/b", "synced file", true) // its directory entry is never synced
+	if err := m.Rename("/d/a", "/d/c"); err != nil {
+		t.Fatal(err)
+	}
+
+	c := m.CrashClone()
+	got, err := c.ReadFile("/d/a")
+	if err != nil || string(got) != "durable" {
+		t.Fatalf("after crash /d/a = %q, %v; want the synced bytes under the synced name", got, err)
+	}
+	for _, name := range []string{"/d/b", "/d/c"} {
+		if _, err := c.Stat(name); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("after crash %s: %v, want not exist (its directory was not synced)", name, err)
+		}
+	}
+	if got, _ := m.ReadFile("/d/c"); string(got) != "+lostle" {
+		t.Fatalf("live /d/c = %q", got)
+	}
+}
