@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Temporary files of the cleaner (see the package doc, "Compaction").
@@ -84,7 +85,7 @@ func (l *Log) CleanerState() CleanerState {
 		st.DirtyBytes += s.size.Load()
 		if st.FirstDirtyTimestamp < 0 && s.size.Load() >= record.HeaderSize && s.tryRef() {
 			hdr := make([]byte, record.HeaderSize)
-			if n, _ := s.f.ReadAt(hdr, 0); n == record.HeaderSize {
+			if n, _ := s.readAt(hdr, 0); n == record.HeaderSize {
 				if h, err := record.ParseHeader(hdr); err == nil {
 					st.FirstDirtyTimestamp = h.MaxTimestamp
 				}
@@ -219,7 +220,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		i = j
 	}
 	point := segs[n].base
-	if err := writeFileAtomic(filepath.Join(l.dir, cleanPointFile), []byte(strconv.FormatInt(point, 10)+"\n"), l.fsync); err != nil {
+	if err := l.disk.writeFileAtomic(filepath.Join(l.dir, cleanPointFile), []byte(strconv.FormatInt(point, 10)+"\n")); err != nil {
 		return st, err
 	}
 	l.cleanPoint.Store(point)
@@ -234,13 +235,13 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, lastOfProducer map[int64]int64, tombCutoff int64, interval int, st *CompactStats) (int64, error) {
 	base := group[0].base
 	cleaned := cleanName(l.dir, base, end, cleanedExt)
-	f, err := os.OpenFile(cleaned, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := l.disk.fs.OpenFile(cleaned, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return 0, err
 	}
 	abort := func(err error) (int64, error) {
 		_ = f.Close()
-		_ = os.Remove(cleaned)
+		_ = l.disk.fs.Remove(cleaned)
 		return 0, err
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
@@ -299,7 +300,7 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 	if err := w.Flush(); err != nil {
 		return abort(err)
 	}
-	if err := l.fsync(f); err != nil {
+	if err := l.disk.sync(f); err != nil {
 		return abort(err)
 	}
 	ns := &segment{base: base, path: segmentPath(l.dir, base, logExt), f: f}
@@ -336,10 +337,10 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 	}
 	// The swap point: once the .swap name is durable, Open completes the swap.
 	swap := cleanName(l.dir, base, end, swapExt)
-	if err := os.Rename(cleaned, swap); err != nil {
+	if err := l.disk.fs.Rename(cleaned, swap); err != nil {
 		return abort(err)
 	}
-	if err := syncDir(l.dir, l.fsync); err != nil {
+	if err := l.disk.syncDir(l.dir); err != nil {
 		_ = f.Close()
 		return 0, l.failLocked(err)
 	}
@@ -349,7 +350,7 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 	}
 	for k, s := range group {
 		for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-			if err := os.Remove(segmentPath(l.dir, s.base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := l.disk.fs.Remove(segmentPath(l.dir, s.base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				_ = f.Close()
 				return 0, l.failLocked(err)
 			}
@@ -361,7 +362,7 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 			}
 		}
 	}
-	if err := os.Rename(swap, ns.path); err != nil {
+	if err := l.disk.fs.Rename(swap, ns.path); err != nil {
 		_ = f.Close()
 		return 0, l.failLocked(err)
 	}
@@ -369,11 +370,11 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 		_ = f.Close()
 		return 0, err
 	}
-	if err := ns.writeIndexes(l.fsync); err != nil {
+	if err := ns.writeIndexes(l.disk); err != nil {
 		_ = f.Close()
 		return 0, l.failLocked(err)
 	}
-	if err := syncDir(l.dir, l.fsync); err != nil {
+	if err := l.disk.syncDir(l.dir); err != nil {
 		_ = f.Close()
 		return 0, l.failLocked(err)
 	}
@@ -421,8 +422,8 @@ func parseCleanName(name, ext string) (base, end int64, ok bool) {
 // (see the package doc): a .cleaned file never reached the swap point and is
 // removed; a .swap file did, so the segments it replaces are removed and it
 // becomes the segment.
-func recoverCleaner(dir string, fsync fsyncFunc, logger interface{ Warn(string, ...any) }) error {
-	ents, err := os.ReadDir(dir)
+func recoverCleaner(dir string, d disk, logger interface{ Warn(string, ...any) }) error {
+	ents, err := d.fs.ReadDir(dir)
 	if err != nil {
 		return err
 	}
@@ -431,7 +432,7 @@ func recoverCleaner(dir string, fsync fsyncFunc, logger interface{ Warn(string, 
 		name := e.Name()
 		if _, _, ok := parseCleanName(name, cleanedExt); ok {
 			logger.Warn("removing unfinished compaction output", "file", name)
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := d.fs.Remove(filepath.Join(dir, name)); err != nil {
 				return err
 			}
 			changed = true
@@ -444,7 +445,7 @@ func recoverCleaner(dir string, fsync fsyncFunc, logger interface{ Warn(string, 
 			continue
 		}
 		logger.Warn("completing interrupted compaction swap", "file", name)
-		bases, err := listSegments(dir)
+		bases, err := listSegments(d.fs, dir)
 		if err != nil {
 			return err
 		}
@@ -453,29 +454,29 @@ func recoverCleaner(dir string, fsync fsyncFunc, logger interface{ Warn(string, 
 				continue
 			}
 			for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-				if err := os.Remove(segmentPath(dir, b, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err := d.fs.Remove(segmentPath(dir, b, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
 			}
 		}
 		for _, ext := range []string{indexExt, timeIndexExt} {
-			if err := os.Remove(segmentPath(dir, base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := d.fs.Remove(segmentPath(dir, base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 		}
-		if err := os.Rename(filepath.Join(dir, name), segmentPath(dir, base, logExt)); err != nil {
+		if err := d.fs.Rename(filepath.Join(dir, name), segmentPath(dir, base, logExt)); err != nil {
 			return err
 		}
 		changed = true
 	}
 	if changed {
-		return syncDir(dir, fsync)
+		return d.syncDir(dir)
 	}
 	return nil
 }
 
-func readCleanPoint(dir string) int64 {
-	b, err := os.ReadFile(filepath.Join(dir, cleanPointFile))
+func readCleanPoint(fs vfs.FS, dir string) int64 {
+	b, err := fs.ReadFile(filepath.Join(dir, cleanPointFile))
 	if err != nil {
 		return 0
 	}

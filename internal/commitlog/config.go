@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Defaults, Kafka's where Kafka has one.
@@ -34,6 +36,9 @@ type Config struct {
 	// for tests and benchmarks only; a crash may then lose acknowledged
 	// data and Sync is a no-op.
 	UnsafeNoFsync bool
+	// FS is the filesystem every file of the log goes through (nil: the
+	// operating system's). Tests inject faults with a vfs.FaultFS.
+	FS vfs.FS
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -92,6 +92,18 @@
 // (the base of the first segment not cleaned) is written after the pass and
 // only drives the dirty ratio.
 //
+// # Filesystem and failures
+//
+// Every file operation goes through Config.FS (package vfs; nil is the
+// operating system), so tests can make a chosen file's write or fsync fail
+// or block. A failed segment write or fsync makes the failure sticky (Err,
+// ErrLogFailed wrapping the cause): the log refuses every later append,
+// Sync and truncation until it is reopened, instead of continuing on a
+// half-written file or trusting a page cache whose writeback failed. A
+// failed write publishes nothing: the log end offset and the segment size
+// readers see stay where they were. Zero-copy reads (ReadRange) need
+// operating-system files (vfs.OSFile).
+//
 // # Concurrency
 //
 // One appender at a time (Append, TruncateTo, SetLogStartOffset,

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 const (
@@ -25,8 +27,8 @@ type epochEntry struct {
 	StartOffset int64
 }
 
-func readEpochs(dir string) ([]epochEntry, error) {
-	data, err := os.ReadFile(filepath.Join(dir, epochFile))
+func readEpochs(fs vfs.FS, dir string) ([]epochEntry, error) {
+	data, err := fs.ReadFile(filepath.Join(dir, epochFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -73,7 +75,7 @@ func readEpochs(dir string) ([]epochEntry, error) {
 	return out, nil
 }
 
-func writeEpochs(dir string, es []epochEntry, fsync fsyncFunc) error {
+func writeEpochs(d disk, dir string, es []epochEntry) error {
 	var b []byte
 	b = append(b, "0\n"...)
 	b = strconv.AppendInt(b, int64(len(es)), 10)
@@ -84,7 +86,7 @@ func writeEpochs(dir string, es []epochEntry, fsync fsyncFunc) error {
 		b = strconv.AppendInt(b, e.StartOffset, 10)
 		b = append(b, '\n')
 	}
-	return writeFileAtomic(filepath.Join(dir, epochFile), b, fsync)
+	return d.writeFileAtomic(filepath.Join(dir, epochFile), b)
 }
 
 // endOffsetFor implements OffsetForLeaderEpoch (KIP-101, KIP-279) over the
@@ -114,8 +116,8 @@ func endOffsetFor(es []epochEntry, requested int32, leo int64) (int32, int64) {
 	return es[i-1].Epoch, es[i].StartOffset
 }
 
-func readLogStart(dir string) (int64, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, logStartFile))
+func readLogStart(fs vfs.FS, dir string) (int64, bool) {
+	data, err := fs.ReadFile(filepath.Join(dir, logStartFile))
 	if err != nil {
 		return 0, false
 	}
@@ -126,7 +128,7 @@ func readLogStart(dir string) (int64, bool) {
 	return v, true
 }
 
-func writeLogStart(dir string, off int64, fsync fsyncFunc) error {
+func writeLogStart(d disk, dir string, off int64) error {
 	b := strconv.AppendInt(nil, off, 10)
-	return writeFileAtomic(filepath.Join(dir, logStartFile), append(b, '\n'), fsync)
+	return d.writeFileAtomic(filepath.Join(dir, logStartFile), append(b, '\n'))
 }

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Sentinel errors.
@@ -61,8 +60,8 @@ type Log struct {
 	dir    string
 	logger *slog.Logger
 
-	maxBatch int       // Config.MaxBatchBytes at Open
-	fsync    fsyncFunc // fsync, or nothing with UnsafeNoFsync
+	maxBatch int  // Config.MaxBatchBytes at Open
+	disk     disk // Config.FS and its fsync policy
 
 	mu     sync.Mutex // the append lock; see the package doc
 	cfg    Config
@@ -94,13 +93,11 @@ func Open(cfg Config) (*Log, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("commitlog: empty Dir")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: cfg.Dir, cfg: cfg, maxBatch: cfg.MaxBatchBytes, fsync: (*os.File).Sync, logger: cfg.Logger.With("component", "commitlog", "dir", cfg.Dir)}
-	if cfg.UnsafeNoFsync {
-		l.fsync = func(*os.File) error { return nil }
-	}
+	l := &Log{dir: cfg.Dir, cfg: cfg, maxBatch: cfg.MaxBatchBytes, disk: disk{fs: cfg.FS, noSync: cfg.UnsafeNoFsync},
+		logger: cfg.Logger.With("component", "commitlog", "dir", cfg.Dir)}
 	if err := l.load(); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -110,18 +107,18 @@ func Open(cfg Config) (*Log, error) {
 
 func (l *Log) load() error {
 	marker := filepath.Join(l.dir, cleanShutdown)
-	_, err := os.Stat(marker)
+	_, err := l.disk.fs.Stat(marker)
 	clean := err == nil
-	if err := recoverCleaner(l.dir, l.fsync, l.logger); err != nil {
+	if err := recoverCleaner(l.dir, l.disk, l.logger); err != nil {
 		return err
 	}
-	bases, err := listSegments(l.dir)
+	bases, err := listSegments(l.disk.fs, l.dir)
 	if err != nil {
 		return err
 	}
 	var segs []*segment
 	for _, b := range bases {
-		s, err := openSegment(l.dir, b, false)
+		s, err := openSegment(l.disk.fs, l.dir, b, false)
 		if err != nil {
 			for _, s := range segs {
 				s.unref()
@@ -148,12 +145,17 @@ func (l *Log) load() error {
 		}
 	}
 	if len(segs) == 0 {
-		s, err := openSegment(l.dir, 0, true)
+		s, err := openSegment(l.disk.fs, l.dir, 0, true)
 		if err != nil {
 			return err
 		}
 		segs = []*segment{s}
 		l.segs.Store(&segs)
+		// Without this the new file's directory entry may not survive a
+		// crash, and with it every batch fsynced into it.
+		if err := l.disk.syncDir(l.dir); err != nil {
+			return err
+		}
 	}
 	active := segs[len(segs)-1]
 	active.created = l.cfg.Now()
@@ -163,13 +165,13 @@ func (l *Log) load() error {
 	l.durable.Store(leo)
 
 	start := segs[0].base
-	if v, ok := readLogStart(l.dir); ok && v > start {
+	if v, ok := readLogStart(l.disk.fs, l.dir); ok && v > start {
 		start = min(v, leo)
 	}
 	l.logStart.Store(start)
-	l.cleanPoint.Store(min(readCleanPoint(l.dir), leo))
+	l.cleanPoint.Store(min(readCleanPoint(l.disk.fs, l.dir), leo))
 
-	epochs, err := readEpochs(l.dir)
+	epochs, err := readEpochs(l.disk.fs, l.dir)
 	if err != nil {
 		l.logger.Warn("dropping leader epoch checkpoint", "err", err)
 		epochs = nil
@@ -180,10 +182,10 @@ func (l *Log) load() error {
 	}
 	l.epochs = epochs
 	if clean {
-		if err := os.Remove(marker); err != nil {
+		if err := l.disk.fs.Remove(marker); err != nil {
 			return err
 		}
-		return syncDir(l.dir, l.fsync)
+		return l.disk.syncDir(l.dir)
 	}
 	return nil
 }
@@ -199,7 +201,7 @@ func (l *Log) recoverSegment(s *segment) error {
 		if err := s.f.Truncate(end); err != nil {
 			return err
 		}
-		if err := l.fsync(s.f); err != nil {
+		if err := l.disk.sync(s.f); err != nil {
 			return err
 		}
 	}
@@ -286,7 +288,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 		l.epochs = append(l.epochs, epochEntry{Epoch: leaderEpoch, StartOffset: base})
 		es := l.epochs
 		l.epochMu.Unlock()
-		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
+		if err := writeEpochs(l.disk, l.dir, es); err != nil {
 			return info, l.failLocked(err)
 		}
 	}
@@ -314,18 +316,18 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 // one at base.
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
-	if err := l.fsync(old.f); err != nil {
+	if err := l.disk.sync(old.f); err != nil {
 		return nil, err
 	}
 	l.advanceDurable(old.next.Load())
-	if err := old.writeIndexes(l.fsync); err != nil {
+	if err := old.writeIndexes(l.disk); err != nil {
 		return nil, err
 	}
-	s, err := openSegment(l.dir, base, true)
+	s, err := openSegment(l.disk.fs, l.dir, base, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(l.dir, l.fsync); err != nil {
+	if err := l.disk.syncDir(l.dir); err != nil {
 		s.unref()
 		return nil, err
 	}
@@ -393,21 +395,13 @@ func (l *Log) syncOnce() error {
 		return ErrClosed
 	}
 	defer seg.unref()
-	if err := l.fdatasync(seg.f); err != nil {
+	if err := l.disk.syncData(seg.f); err != nil {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.failLocked(err)
 	}
 	l.advanceDurable(end)
 	return nil
-}
-
-// fdatasync flushes a segment's data (and the metadata needed to read it).
-func (l *Log) fdatasync(f *os.File) error {
-	if l.cfg.UnsafeNoFsync {
-		return nil
-	}
-	return unix.Fdatasync(int(f.Fd()))
 }
 
 // DurableOffset returns the first offset not known to be fsynced.
@@ -509,7 +503,7 @@ func (s *segment) read(offset int64, maxBytes int, limit int64) ([]byte, int64, 
 	end := s.size.Load()
 	want := max(int64(first), min(int64(maxBytes), end-pos))
 	buf := make([]byte, want)
-	n, _ := s.f.ReadAt(buf, pos)
+	n, _ := s.readAt(buf, pos)
 	buf = buf[:n]
 	// Keep whole batches below the limit.
 	p, next := 0, offset
@@ -531,7 +525,7 @@ func (s *segment) find(offset, limit int64) (int64, int, error) {
 	end := s.size.Load()
 	hdr := make([]byte, record.HeaderSize)
 	for pos+record.HeaderSize <= end {
-		n, _ := s.f.ReadAt(hdr, pos)
+		n, _ := s.readAt(hdr, pos)
 		if n < record.HeaderSize {
 			return 0, 0, nil // truncated under us
 		}
@@ -551,7 +545,9 @@ func (s *segment) find(offset, limit int64) (int64, int, error) {
 }
 
 // Chunk is a byte range of a segment file, for zero-copy sends with a
-// positional sendfile. File must not be read with its shared offset.
+// positional sendfile. File must not be read with its shared offset. File
+// is nil when Config.FS has no operating-system files (vfs.OSFile); such a
+// log is for tests and serves fetches through ReadUpTo only.
 type Chunk struct {
 	File *os.File
 	Pos  int64
@@ -616,7 +612,7 @@ func (l *Log) ReadRange(offset int64, maxBytes int, limitOffset int64) (RangeRes
 				s.unref()
 				return res, err
 			}
-			res.Chunks = []Chunk{{File: s.f, Pos: pos, Len: end - pos}}
+			res.Chunks = []Chunk{{File: vfs.OSFile(s.f), Pos: pos, Len: end - pos}}
 			res.NextOffset, res.seg = next, s
 			return res, nil
 		}
@@ -640,7 +636,7 @@ func (s *segment) extent(pos int64, first, maxBytes int, limit int64) (int64, in
 		end, next = jpos, s.base+jrel
 	}
 	for end+record.HeaderSize <= size {
-		if n, _ := s.f.ReadAt(hdr, end); n < record.HeaderSize {
+		if n, _ := s.readAt(hdr, end); n < record.HeaderSize {
 			break
 		}
 		h, _ := record.ParseHeader(hdr)
@@ -778,7 +774,7 @@ func (l *Log) SetLogStartOffset(off int64) error {
 }
 
 func (l *Log) moveStartLocked(off int64) error {
-	if err := writeLogStart(l.dir, off, l.fsync); err != nil {
+	if err := writeLogStart(l.disk, l.dir, off); err != nil {
 		return l.failLocked(err)
 	}
 	l.logStart.Store(off)
@@ -806,7 +802,7 @@ func (l *Log) moveStartLocked(off int64) error {
 	es := l.epochs
 	l.epochMu.Unlock()
 	if changed {
-		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
+		if err := writeEpochs(l.disk, l.dir, es); err != nil {
 			return l.failLocked(err)
 		}
 	}
@@ -935,16 +931,19 @@ func (l *Log) resetLocked(off int64) error {
 			return l.failLocked(err)
 		}
 	}
-	s, err := openSegment(l.dir, off, true)
+	s, err := openSegment(l.disk.fs, l.dir, off, true)
 	if err != nil {
 		return l.failLocked(err)
 	}
 	s.created = l.cfg.Now()
 	l.segs.Store(&[]*segment{s})
+	if err := l.disk.syncDir(l.dir); err != nil {
+		return l.failLocked(err)
+	}
 	l.leo.Store(off)
 	l.durable.Store(off)
 	l.cleanPoint.Store(min(l.cleanPoint.Load(), off))
-	if err := writeLogStart(l.dir, off, l.fsync); err != nil {
+	if err := writeLogStart(l.disk, l.dir, off); err != nil {
 		return l.failLocked(err)
 	}
 	l.logStart.Store(off)
@@ -962,7 +961,7 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 	es := l.epochs
 	l.epochMu.Unlock()
 	if changed {
-		if err := writeEpochs(l.dir, es, l.fsync); err != nil {
+		if err := writeEpochs(l.disk, l.dir, es); err != nil {
 			return l.failLocked(err)
 		}
 	}
@@ -1006,15 +1005,15 @@ func (l *Log) Close() error {
 	var err error
 	if l.failed.Load() == nil {
 		s := l.activeLocked()
-		err = l.fsync(s.f)
+		err = l.disk.sync(s.f)
 		if err == nil {
-			err = s.writeIndexes(l.fsync)
+			err = s.writeIndexes(l.disk)
 		}
 		if err == nil {
-			err = writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil, l.fsync)
+			err = l.disk.writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil)
 		}
 		if err == nil {
-			err = syncDir(l.dir, l.fsync)
+			err = l.disk.syncDir(l.dir)
 		}
 		if err == nil {
 			l.advanceDurable(l.leo.Load())
@@ -1040,5 +1039,5 @@ func (l *Log) closeSegments() {
 // Delete closes the log and removes its directory (topic deletion).
 func (l *Log) Delete() error {
 	_ = l.Close()
-	return os.RemoveAll(l.dir)
+	return l.disk.fs.RemoveAll(l.dir)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // writeCrashed appends n two-record batches and abandons the log without a
@@ -162,7 +163,7 @@ func TestLogIndexRebuild(t *testing.T) {
 }
 
 func l2LastBase(t *testing.T, dir string) int64 {
-	bases, err := listSegments(dir)
+	bases, err := listSegments(vfs.Default, dir)
 	must(t, err)
 	return bases[len(bases)-1]
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 const (
@@ -42,7 +43,9 @@ type timeIndexEntry struct {
 type segment struct {
 	base int64
 	path string // .log path
-	f    *os.File
+	fs   vfs.FS
+	f    vfs.File
+	osf  *os.File // vfs.OSFile(f): reads call it directly (see readAt)
 
 	size     atomic.Int64 // bytes readers may read
 	next     atomic.Int64 // offset after the last batch (base when empty)
@@ -75,8 +78,8 @@ func parseSegmentName(name string) (int64, bool) {
 }
 
 // listSegments returns the base offsets of the .log files in dir, sorted.
-func listSegments(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]int64, error) {
+	ents, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +89,7 @@ func listSegments(dir string) ([]int64, error) {
 			continue
 		}
 		if filepath.Ext(e.Name()) == ".tmp" {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+			_ = fs.Remove(filepath.Join(dir, e.Name()))
 			continue
 		}
 		if base, ok := parseSegmentName(e.Name()); ok {
@@ -97,13 +100,13 @@ func listSegments(dir string) ([]int64, error) {
 	return bases, nil
 }
 
-func openSegment(dir string, base int64, create bool) (*segment, error) {
+func openSegment(fs vfs.FS, dir string, base int64, create bool) (*segment, error) {
 	path := segmentPath(dir, base, logExt)
 	flag := os.O_RDWR
 	if create {
 		flag |= os.O_CREATE | os.O_EXCL
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := fs.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +115,32 @@ func openSegment(dir string, base int64, create bool) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	s := &segment{base: base, path: path, f: f}
+	s := &segment{base: base, path: path, fs: fs, f: f, osf: vfs.OSFile(f)}
 	s.size.Store(fi.Size())
 	s.next.Store(base)
 	s.maxTs.Store(-1)
 	s.offMaxTs.Store(-1)
 	s.refs.Store(1)
 	return s, nil
+}
+
+// readAt reads from the segment file at off. The read paths pass small
+// buffers on their stack; a call through the vfs.File interface would move
+// them to the heap (escape analysis cannot see through it), so the
+// operating-system file is called directly and other files get a copy.
+func (s *segment) readAt(b []byte, off int64) (int, error) {
+	if s.osf != nil {
+		return s.osf.ReadAt(b, off)
+	}
+	return readAtCopy(s.f, b, off)
+}
+
+// readAtCopy reads through a heap buffer so that b does not escape.
+func readAtCopy(f vfs.File, b []byte, off int64) (int, error) {
+	tmp := make([]byte, len(b))
+	n, err := f.ReadAt(tmp, off)
+	copy(b, tmp[:n])
+	return n, err
 }
 
 // tryRef takes a reader reference; false if the segment is already released.
@@ -143,9 +165,9 @@ func (s *segment) unref() {
 
 // remove unlinks the segment's files and drops the log's reference.
 func (s *segment) remove() error {
-	err := os.Remove(s.path)
+	err := s.fs.Remove(s.path)
 	for _, ext := range []string{indexExt, timeIndexExt} {
-		if e := os.Remove(s.indexPath(ext)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
+		if e := s.fs.Remove(s.indexPath(ext)); e != nil && !errors.Is(e, os.ErrNotExist) && err == nil {
 			err = e
 		}
 	}
@@ -240,7 +262,7 @@ func (s *segment) walkBatches(start, end int64, full bool, maxBatch int, fn func
 			buf = make([]byte, want)
 		}
 		buf = buf[:want]
-		m, err := s.f.ReadAt(buf, pos)
+		m, err := s.readAt(buf, pos)
 		buf, bufStart = buf[:m], pos
 		if m < n {
 			if err == nil || err == io.EOF {
@@ -310,11 +332,11 @@ func (s *segment) rebuild(full bool, interval, maxBatch int) (int64, error) {
 // loadIndexes reads the index files of a closed segment and checks them
 // against the .log; false means they must be rebuilt.
 func (s *segment) loadIndexes() bool {
-	ib, err := os.ReadFile(s.indexPath(indexExt))
+	ib, err := s.fs.ReadFile(s.indexPath(indexExt))
 	if err != nil || len(ib)%indexEntry != 0 {
 		return false
 	}
-	tb, err := os.ReadFile(s.indexPath(timeIndexExt))
+	tb, err := s.fs.ReadFile(s.indexPath(timeIndexExt))
 	if err != nil || len(tb)%timeEntry != 0 {
 		return false
 	}
@@ -374,7 +396,7 @@ func (s *segment) loadIndexes() bool {
 }
 
 // writeIndexes persists both index files (tmp, fsync, rename).
-func (s *segment) writeIndexes(fsync fsyncFunc) error {
+func (s *segment) writeIndexes(d disk) error {
 	s.mu.Lock()
 	s.appendTimeEntryLocked()
 	ib := make([]byte, 0, len(s.idx)*indexEntry)
@@ -388,10 +410,10 @@ func (s *segment) writeIndexes(fsync fsyncFunc) error {
 		tb = binary.BigEndian.AppendUint32(tb, e.rel)
 	}
 	s.mu.Unlock()
-	if err := writeFileAtomic(s.indexPath(indexExt), ib, fsync); err != nil {
+	if err := d.writeFileAtomic(s.indexPath(indexExt), ib); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.indexPath(timeIndexExt), tb, fsync)
+	return d.writeFileAtomic(s.indexPath(timeIndexExt), tb)
 }
 
 // truncate cuts the segment at pos (a batch boundary) and rebuilds its
@@ -405,40 +427,54 @@ func (s *segment) truncate(pos int64, interval, maxBatch int) error {
 	return err
 }
 
+// disk is the log's filesystem (Config.FS) with its fsync policy: every
+// fsync is skipped under Config.UnsafeNoFsync.
+type disk struct {
+	fs     vfs.FS
+	noSync bool
+}
+
+func (d disk) sync(f vfs.File) error {
+	if d.noSync {
+		return nil
+	}
+	return f.Sync()
+}
+
+// syncData flushes a segment's data (and the metadata needed to read it).
+func (d disk) syncData(f vfs.File) error {
+	if d.noSync {
+		return nil
+	}
+	return f.SyncData()
+}
+
+func (d disk) syncDir(dir string) error {
+	if d.noSync {
+		return nil
+	}
+	return d.fs.SyncDir(dir)
+}
+
 // writeFileAtomic writes data to path through a fsynced temporary file and
 // a rename.
-// fsyncFunc flushes a file; a no-op with Config.UnsafeNoFsync.
-type fsyncFunc func(*os.File) error
-
-func writeFileAtomic(path string, data []byte, fsync fsyncFunc) error {
+func (d disk) writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := d.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err = f.Write(data); err == nil {
-		err = fsync(f)
+		err = d.sync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = d.fs.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, path)
-}
-
-func syncDir(dir string, fsync fsyncFunc) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = fsync(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return d.fs.Rename(tmp, path)
 }
 
 // retentionTime is the segment's max timestamp in milliseconds, or its file

@@ -25,8 +25,8 @@ var allowed = map[string][]string{
 	"group":      {"replica", "metadata", "record", "config"},
 	"txn":        {"replica", "metadata", "record"},
 	"controller": {"metadata"},
-	"replica":    {"commitlog", "record", "metadata", "config"},
-	"commitlog":  {"record"},
+	"replica":    {"commitlog", "record", "metadata", "config", "vfs"},
+	"commitlog":  {"record", "vfs"},
 	"bench":      {},
 	"server":     {},
 	"httpapi":    {},
@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"metadata":   {},
 	"config":     {},
 	"lint":       {},
+	"vfs":        {},
 }
 
 func TestLintImportRules(t *testing.T) {

@@ -30,7 +30,7 @@ func allocBatch(tb testing.TB, n, size int) ([]byte, record.Header) {
 
 func openAllocPartition(tb testing.TB) *Partition {
 	tb.Helper()
-	p, err := openPartition(tb.TempDir(), "alloc", 0, [16]byte{1}, config.Layers{}.ResolveTopic(), nil)
+	p, err := openPartition(nil, tb.TempDir(), "alloc", 0, [16]byte{1}, config.Layers{}.ResolveTopic(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestReplicaCleanerPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := openPartition(dir, "c", 0, id, cfg, nil)
+	p, err := openPartition(nil, dir, "c", 0, id, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,29 @@
 // present, and a marker for the producer withdraws it, so a produce
 // verified just before its transaction ended cannot open a hanging one.
 //
+// The high watermark never passes a batch or marker whose write or fsync
+// failed: an append that must be fsynced before it is answered
+// (flush.messages, an end-transaction marker) fsyncs without the append
+// lock and moves the high watermark only when the fsync succeeded; while
+// such an fsync is in flight every other append waits for an fsync covering
+// it too (group commit) before it becomes visible. A failed write or fsync
+// is sticky in the log (commitlog.ErrLogFailed, KAFKA_STORAGE_ERROR at the
+// broker): the partition refuses writes until it is reopened, and a retry
+// is refused before the duplicate check, so it can neither duplicate the
+// batch nor be answered as written. A transaction ended by a marker keeps
+// pinning the LSO until the high watermark passes its marker (Kafka's
+// unreplicated transactions), and an ABORT is in the in-memory index before
+// that, so read_committed fetches never see aborted records unlisted.
+//
+// All partition files (log, snapshots, the transaction index) go through
+// ManagerConfig.FS (package vfs), so tests can inject faults.
+//
 // Lock order: Manager.mu before Partition.mu before Partition.txnMu. No lock
-// is held across an fsync or a channel send that can block, except that
-// AppendTxnMarker holds Partition.mu across the fsyncs of an ABORT marker
-// and its index entry (markers are rare), so that no producer snapshot can
-// be taken past a durable marker whose index entry is not yet durable.
+// is held across a channel send that can block, nor across a segment fsync
+// except the one of a roll inside commitlog.Log.Append (it closes the old
+// segment, once per segment.bytes). Small
+// files are written and fsynced under Partition.mu: producer snapshots at a
+// roll, and an ABORT's entry in aborted.txnindex (markers are rare), so
+// that no producer snapshot can be taken past a marker whose index entry is
+// not yet durable.
 package replica

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // TopicPartition names a partition.
@@ -30,6 +31,9 @@ type ManagerConfig struct {
 	// CleanerBackoff is log.cleaner.backoff.ms: the log cleaner's pass
 	// interval (default 15 s).
 	CleanerBackoff time.Duration
+	// FS is the filesystem of the partitions' files (nil: the operating
+	// system's); tests inject faults through it.
+	FS vfs.FS
 }
 
 // Manager owns the partitions hosted on this node.
@@ -103,7 +107,7 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 			p = nil
 		}
 		if p == nil {
-			np, err := openPartition(m.cfg.DataDir, tp.Topic, tp.Partition, st.TopicID, st.Config, m.logger)
+			np, err := openPartition(m.cfg.FS, m.cfg.DataDir, tp.Topic, tp.Partition, st.TopicID, st.Config, m.logger)
 			if err != nil {
 				m.logger.Error("open partition failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 				if firstErr == nil {

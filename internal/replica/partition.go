@@ -14,6 +14,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Errors returned by Partition, mapped to Kafka codes by the broker.
@@ -45,6 +46,7 @@ type Partition struct {
 	Index   int32
 	TopicID [16]byte
 	dir     string
+	fs      vfs.FS
 	logger  *slog.Logger
 
 	log *commitlog.Log
@@ -55,7 +57,8 @@ type Partition struct {
 	isrSize       atomic.Int32
 
 	// mu is the append lock: it serialises appends and guards the producer
-	// state and the flush counters. Reads never take it.
+	// state, the flush counters and the high watermark's writers. Reads
+	// never take it.
 	mu struct {
 		sync.Mutex
 		producers       producerStates
@@ -64,6 +67,15 @@ type Partition struct {
 		lastFlush       time.Time
 		snapshotSegment int
 		closed          bool
+		// syncing counts the fsyncs in flight (flush.messages, markers)
+		// that hold the high watermark back: while one is, every append
+		// waits for an fsync covering it before the high watermark moves
+		// over it, so that nothing whose fsync fails ever becomes visible.
+		syncing int
+		// ended lists the transactions ended by a marker that is not yet
+		// below the high watermark (Kafka's unreplicatedTxns): they keep
+		// pinning the last stable offset until the marker is.
+		ended []endedTxn
 	}
 
 	waitMu  sync.Mutex
@@ -82,18 +94,21 @@ type Partition struct {
 // deleted topic of the same name is never mistaken for the new topic's.
 const partitionMetadataFile = "partition.metadata"
 
-func openPartition(dataDir, topic string, index int32, topicID [16]byte, cfg config.Topic, logger *slog.Logger) (*Partition, error) {
+func openPartition(fs vfs.FS, dataDir, topic string, index int32, topicID [16]byte, cfg config.Topic, logger *slog.Logger) (*Partition, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if fs == nil {
+		fs = vfs.Default
+	}
 	dir := filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, index))
-	if err := checkTopicID(dir, topicID); err != nil {
+	if err := checkTopicID(fs, dir, topicID); err != nil {
 		return nil, err
 	}
-	p := &Partition{Topic: topic, Index: index, TopicID: topicID, dir: dir, logger: logger,
+	p := &Partition{Topic: topic, Index: index, TopicID: topicID, dir: dir, fs: fs, logger: logger,
 		waiters: make(map[chan struct{}]struct{})}
 	p.cfg.Store(&cfg)
-	l, err := commitlog.Open(logConfig(dir, cfg, logger))
+	l, err := commitlog.Open(logConfig(fs, dir, cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("replica: open %s-%d: %w", topic, index, err)
 	}
@@ -116,7 +131,7 @@ func openPartition(dataDir, topic string, index int32, topicID [16]byte, cfg con
 	return p, nil
 }
 
-func logConfig(dir string, c config.Topic, logger *slog.Logger) commitlog.Config {
+func logConfig(fs vfs.FS, dir string, c config.Topic, logger *slog.Logger) commitlog.Config {
 	retentionMs := time.Duration(-1)
 	if c.Delete && c.RetentionMs >= 0 {
 		retentionMs = time.Duration(c.RetentionMs) * time.Millisecond
@@ -134,31 +149,32 @@ func logConfig(dir string, c config.Topic, logger *slog.Logger) commitlog.Config
 		IndexIntervalBytes: int(c.IndexInterval),
 		MaxBatchBytes:      int(max(c.MaxMessageBytes, 1<<20)) + 1<<20,
 		Logger:             logger,
+		FS:                 fs,
 	}
 }
 
-func checkTopicID(dir string, id [16]byte) error {
+func checkTopicID(fs vfs.FS, dir string, id [16]byte) error {
 	path := filepath.Join(dir, partitionMetadataFile)
 	want := fmt.Sprintf("version: 0\ntopic_id: %x\n", id)
-	got, err := os.ReadFile(path)
+	got, err := fs.ReadFile(path)
 	if err == nil {
 		if string(got) == want {
 			return nil
 		}
 		// A directory of an older topic with the same name: it is not ours.
-		if err := os.RemoveAll(dir); err != nil {
+		if err := fs.RemoveAll(dir); err != nil {
 			return fmt.Errorf("replica: remove stale %s: %w", dir, err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	return writeFileAtomic(path, []byte(want))
+	return writeFileAtomic(fs, path, []byte(want))
 }
 
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
@@ -173,7 +189,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fs.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	return nil
@@ -185,7 +201,7 @@ func (p *Partition) Config() config.Topic { return *p.cfg.Load() }
 // SetConfig applies a changed topic configuration.
 func (p *Partition) SetConfig(c config.Topic) {
 	p.cfg.Store(&c)
-	p.log.SetConfig(logConfig(p.dir, c, p.logger))
+	p.log.SetConfig(logConfig(p.fs, p.dir, c, p.logger))
 }
 
 // LeaderEpoch is the partition's current leader epoch.
@@ -264,27 +280,38 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 	lastSeq := lastSequence(h.BaseSequence, h.LastOffsetDelta)
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.mu.closed {
+		p.mu.Unlock()
 		return AppendResult{}, ErrClosed
+	}
+	// A failed write or fsync takes the partition offline for writes. It is
+	// checked before the duplicate check: a retry of a batch whose fsync
+	// failed must not be answered as written from the producer state.
+	if err := p.log.Err(); err != nil {
+		p.mu.Unlock()
+		return AppendResult{}, err
 	}
 	if idempotent {
 		dup, err := p.mu.producers.check(h.ProducerID, h.ProducerEpoch, h.BaseSequence, lastSeq)
 		if errors.Is(err, ErrDuplicateSequence) {
+			p.mu.Unlock()
 			return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogAppendTime: -1,
 				LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
 		}
 		if err != nil {
+			p.mu.Unlock()
 			return AppendResult{}, err
 		}
 		if guard != nil && h.IsTransactional() {
 			if err := p.checkVerifiedLocked(h.ProducerID, h.ProducerEpoch, *guard); err != nil {
+				p.mu.Unlock()
 				return AppendResult{}, err
 			}
 		}
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), appendTime)
 	if err != nil {
+		p.mu.Unlock()
 		return AppendResult{}, err
 	}
 	if idempotent {
@@ -302,37 +329,95 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 			}
 		}
 	}
-	p.mu.unflushed += int64(h.NumRecords)
-	flushNow := p.mu.unflushed >= cfg.FlushMessages
-	p.afterAppendLocked(info.LastOffset)
-	p.notify()
-	if flushNow {
-		p.mu.unflushed = 0
-		p.mu.lastFlush = time.Now()
-		if err := p.log.Sync(); err != nil {
-			return AppendResult{}, err
-		}
-	}
 	lat := int64(-1)
 	if appendTime != 0 {
 		lat = info.LogAppendTime
 	}
-	return AppendResult{BaseOffset: info.BaseOffset, LastOffset: info.LastOffset, LogAppendTime: lat,
-		LogStartOffset: p.log.LogStartOffset()}, nil
+	res := AppendResult{BaseOffset: info.BaseOffset, LastOffset: info.LastOffset, LogAppendTime: lat,
+		LogStartOffset: p.log.LogStartOffset()}
+	if err := p.publishLocked(info.LastOffset+1, int64(h.NumRecords), cfg.FlushMessages); err != nil {
+		return AppendResult{}, err
+	}
+	return res, nil
 }
 
-// afterAppendLocked snapshots producer state when the log rolled and moves
-// the high watermark past lastOffset.
-func (p *Partition) afterAppendLocked(lastOffset int64) {
+// publishLocked makes an appended batch ending at end (records of them)
+// visible: at once, or, when flush.messages is due or an fsync holding the
+// high watermark back is in flight, only once an fsync covering it
+// succeeded. It is called with p.mu held and returns with it released.
+func (p *Partition) publishLocked(end, records, flushMessages int64) error {
+	p.mu.unflushed += records
+	flushNow := p.mu.unflushed >= flushMessages
+	p.maybeSnapshotLocked()
+	if !flushNow && p.mu.syncing == 0 {
+		p.setHighWatermarkLocked(end)
+		p.mu.Unlock()
+		p.notify()
+		return nil
+	}
+	if flushNow {
+		p.mu.unflushed = 0
+		p.mu.lastFlush = time.Now()
+	}
+	return p.syncThenPublishLocked(end)
+}
+
+// syncThenPublishLocked fsyncs the log without holding the append lock and
+// then moves the high watermark to end. It is called with p.mu held and
+// returns with it released. While the fsync is in flight every append waits
+// for its own fsync (group commit in the log) before it is visible; when an
+// fsync fails the log's failure is sticky, the high watermark stays below
+// everything the failed fsync covered and the error is returned.
+func (p *Partition) syncThenPublishLocked(end int64) error {
+	p.mu.syncing++
+	p.mu.Unlock()
+	err := p.log.Sync()
+	p.mu.Lock()
+	p.mu.syncing--
+	if err == nil {
+		p.setHighWatermarkLocked(end)
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	p.notify()
+	return nil
+}
+
+// maybeSnapshotLocked snapshots producer state when the log rolled.
+func (p *Partition) maybeSnapshotLocked() {
 	if n := p.log.NumSegments(); n != p.mu.snapshotSegment {
 		// Kafka snapshots producer state at every roll, so recovery replays at
 		// most one segment.
 		p.mu.snapshotSegment = n
 		p.writeSnapshotLocked()
 	}
-	// A single replica is its whole ISR: the high watermark is the log end.
-	// With followers it becomes the smallest ISR log end offset.
-	p.highWatermark.Store(lastOffset + 1)
+}
+
+// setHighWatermarkLocked moves the high watermark forward to hw (never
+// back) and resolves the ended transactions whose marker it passed, which
+// may move the last stable offset (Kafka's onHighWatermarkUpdated).
+func (p *Partition) setHighWatermarkLocked(hw int64) {
+	// A single replica is its whole ISR: the high watermark is the log end
+	// (of what is safely written). With followers it becomes the smallest
+	// ISR log end offset.
+	if hw <= p.highWatermark.Load() {
+		return
+	}
+	p.highWatermark.Store(hw)
+	n := 0
+	for _, t := range p.mu.ended {
+		if t.MarkerOffset >= hw {
+			p.mu.ended[n] = t
+			n++
+		}
+	}
+	if n != len(p.mu.ended) {
+		clear(p.mu.ended[n:])
+		p.mu.ended = p.mu.ended[:n]
+		p.updateFirstUnstableLocked()
+	}
 }
 
 // WaitDurable returns once every record below offset is fsynced. Concurrent

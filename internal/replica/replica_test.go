@@ -132,7 +132,7 @@ func TestReplicaIdempotentAppendSurvivesRestart(t *testing.T) {
 			dir := t.TempDir()
 			var id [16]byte
 			id[0] = 1
-			p, err := openPartition(dir, "t", 0, id, testConfig(), nil)
+			p, err := openPartition(nil, dir, "t", 0, id, testConfig(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestReplicaIdempotentAppendSurvivesRestart(t *testing.T) {
 					}
 				}
 			}
-			p, err = openPartition(dir, "t", 0, id, testConfig(), nil)
+			p, err = openPartition(nil, dir, "t", 0, id, testConfig(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestReplicaIdempotentAppendSurvivesRestart(t *testing.T) {
 func TestReplicaFetchWaiterWokenByAppend(t *testing.T) {
 	var id [16]byte
 	id[0] = 2
-	p, err := openPartition(t.TempDir(), "t", 0, id, testConfig(), nil)
+	p, err := openPartition(nil, t.TempDir(), "t", 0, id, testConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

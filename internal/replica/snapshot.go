@@ -19,7 +19,7 @@ import (
 const snapshotSuffix = ".snapshot"
 
 func (p *Partition) snapshots() []int64 {
-	ents, _ := os.ReadDir(p.dir)
+	ents, _ := p.fs.ReadDir(p.dir)
 	var offs []int64
 	for _, e := range ents {
 		name := e.Name()
@@ -41,13 +41,13 @@ func (p *Partition) snapshotPath(off int64) string {
 
 func (p *Partition) writeSnapshotLocked() {
 	leo := p.log.LogEndOffset()
-	if err := writeFileAtomic(p.snapshotPath(leo), p.mu.producers.encode(leo)); err != nil {
+	if err := writeFileAtomic(p.fs, p.snapshotPath(leo), p.mu.producers.encode(leo)); err != nil {
 		p.logger.Warn("producer snapshot failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		return
 	}
 	offs := p.snapshots()
 	for i := 0; i+2 < len(offs); i++ {
-		os.Remove(p.snapshotPath(offs[i]))
+		p.fs.Remove(p.snapshotPath(offs[i]))
 	}
 }
 
@@ -60,10 +60,10 @@ func (p *Partition) loadProducerState() error {
 	offs := p.snapshots()
 	for i := len(offs) - 1; i >= 0; i-- {
 		if offs[i] > leo {
-			os.Remove(p.snapshotPath(offs[i]))
+			p.fs.Remove(p.snapshotPath(offs[i]))
 			continue
 		}
-		b, err := os.ReadFile(p.snapshotPath(offs[i]))
+		b, err := p.fs.ReadFile(p.snapshotPath(offs[i]))
 		if err != nil {
 			continue
 		}

@@ -76,15 +76,21 @@ func (p *Partition) AppendTxnKeyValues(now time.Time, pid int64, epoch int16, kv
 		return 0, ErrMessageTooLarge
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.mu.closed {
+		p.mu.Unlock()
 		return 0, ErrClosed
 	}
+	if err := p.log.Err(); err != nil {
+		p.mu.Unlock()
+		return 0, err
+	}
 	if e := p.mu.producers[pid]; e != nil && epoch < e.Epoch && e.Epoch != noEpoch {
+		p.mu.Unlock()
 		return 0, ErrInvalidProducerEpoch
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), 0)
 	if err != nil {
+		p.mu.Unlock()
 		return 0, err
 	}
 	p.mu.producers.record(pid, epoch, batchMeta{FirstSeq: h.BaseSequence,
@@ -92,9 +98,9 @@ func (p *Partition) AppendTxnKeyValues(now time.Time, pid int64, epoch int16, kv
 		FirstOffset: info.BaseOffset, LastOffset: info.LastOffset, Timestamp: h.MaxTimestamp})
 	p.mu.producers.beginTxn(pid, info.BaseOffset)
 	p.updateFirstUnstableLocked()
-	p.mu.unflushed += int64(h.NumRecords)
-	p.afterAppendLocked(info.LastOffset)
-	p.notify()
+	if err := p.publishLocked(info.LastOffset+1, int64(h.NumRecords), p.cfg.Load().FlushMessages); err != nil {
+		return 0, err
+	}
 	return info.LastOffset + 1, nil
 }
 

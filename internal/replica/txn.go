@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,6 +121,12 @@ func markerType(b []byte, h record.Header) (commit, ok bool) {
 	return commit, ok
 }
 
+// endedTxn is a transaction ended by the marker at MarkerOffset; FirstOffset
+// pins the last stable offset until the high watermark passes the marker.
+type endedTxn struct {
+	FirstOffset, MarkerOffset int64
+}
+
 // AppendTxnMarker appends an end-transaction marker (COMMIT when commit,
 // else ABORT) for the producer, ends its ongoing transaction on this
 // partition and moves the last stable offset. It returns the marker's offset
@@ -129,10 +134,23 @@ func markerType(b []byte, h record.Header) (commit, ok bool) {
 // older than the producer's current one fails with ErrInvalidProducerEpoch.
 // A marker for a producer with no ongoing transaction is still written.
 //
-// This is the one append that holds the append lock across fsyncs (markers
-// are rare): an ABORT's index entry is written only once its marker is
-// durable and before any producer snapshot can be taken past it, so a crash
-// never leaves a durable marker unindexed where recovery would not replay it.
+// The order follows Kafka's append of a completed transaction (txn index
+// append, completeTxn, then the LSO moves only once the high watermark
+// passes the marker):
+//
+//  1. under the append lock, the marker is written, the transaction ended
+//     in the producer state but kept as an endedTxn that still pins the
+//     LSO, and an ABORT is added to the in-memory index (so no fetch can
+//     see the LSO past the aborted records without the abort listed) and
+//     appended to aborted.txnindex and fsynced (so no producer snapshot
+//     taken past the marker can lose the entry in a crash);
+//  2. without the lock, the marker is fsynced (group commit);
+//  3. under the lock again, the high watermark moves past the marker, which
+//     resolves the endedTxn and moves the LSO.
+//
+// A failed write or fsync of the marker makes the log's failure sticky and
+// leaves the high watermark and the LSO where they were: the transaction's
+// records stay invisible to read_committed fetches.
 func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
 	batch, _, err := markerBatch(producerID, producerEpoch, commit, coordinatorEpoch, time.Now().UnixMilli())
 	if err != nil {
@@ -142,6 +160,10 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 	if p.mu.closed {
 		p.mu.Unlock()
 		return -1, ErrClosed
+	}
+	if err := p.log.Err(); err != nil {
+		p.mu.Unlock()
+		return -1, err
 	}
 	e := p.mu.producers[producerID]
 	if e != nil && producerEpoch < e.Epoch && e.Epoch != noEpoch {
@@ -155,24 +177,23 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 	}
 	first := p.mu.producers.endTxn(producerID, producerEpoch)
 	p.clearVerificationLocked(producerID) // a verification from before the marker is stale
-	p.updateFirstUnstableLocked()
-	if !commit && first >= 0 {
-		ent := abortedEntry{ProducerID: producerID, FirstOffset: first, LastOffset: info.BaseOffset}
-		if err := p.log.Sync(); err != nil {
-			p.mu.Unlock()
-			return -1, err
-		}
-		p.addAborted(ent)
-		if err := p.appendTxnIndexLocked(ent); err != nil {
-			p.logger.Error("aborted transaction index write failed; it is rebuilt at the next start",
-				"topic", p.Topic, "partition", p.Index, "err", err)
-			os.Remove(p.txnIndexPath())
+	if first >= 0 {
+		p.mu.ended = append(p.mu.ended, endedTxn{FirstOffset: first, MarkerOffset: info.BaseOffset})
+		if !commit {
+			ent := abortedEntry{ProducerID: producerID, FirstOffset: first, LastOffset: info.BaseOffset}
+			p.addAborted(ent)
+			if err := p.appendTxnIndexLocked(ent); err != nil {
+				p.logger.Error("aborted transaction index write failed; it is rebuilt at the next start",
+					"topic", p.Topic, "partition", p.Index, "err", err)
+				p.fs.Remove(p.txnIndexPath())
+			}
 		}
 	}
-	p.afterAppendLocked(info.LastOffset)
-	p.mu.Unlock()
-	p.notify()
-	if err := p.WaitDurable(context.Background(), info.LastOffset+1); err != nil {
+	// The ended transaction keeps the LSO where it was: its first offset
+	// was the earliest open one or a later one.
+	p.updateFirstUnstableLocked()
+	p.maybeSnapshotLocked()
+	if err := p.syncThenPublishLocked(info.LastOffset + 1); err != nil {
 		return -1, err
 	}
 	return info.BaseOffset, nil
@@ -180,7 +201,7 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 
 // appendTxnIndexLocked appends one entry to the index file and fsyncs it.
 func (p *Partition) appendTxnIndexLocked(e abortedEntry) error {
-	f, err := os.OpenFile(p.txnIndexPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := p.fs.OpenFile(p.txnIndexPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -238,12 +259,19 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 }
 
 // updateFirstUnstableLocked recomputes the first offset of the earliest
-// open transaction (-1: none) from the producer state.
+// transaction not yet decided below the high watermark (-1: none): the open
+// ones in the producer state and the ended ones whose marker the high
+// watermark has not passed.
 func (p *Partition) updateFirstUnstableLocked() {
 	fu := int64(-1)
 	for _, e := range p.mu.producers {
 		if o := e.CurrentTxnFirstOffset; o >= 0 && (fu < 0 || o < fu) {
 			fu = o
+		}
+	}
+	for _, t := range p.mu.ended {
+		if fu < 0 || t.FirstOffset < fu {
+			fu = t.FirstOffset
 		}
 	}
 	p.firstUnstable.Store(fu)
@@ -279,7 +307,7 @@ func (ps producerStates) endTxn(pid int64, epoch int16) int64 {
 // log when it is missing or corrupt. Entries at or past the log end (their
 // marker was lost by recovery) or below the log start are dropped.
 func (p *Partition) loadTxnIndex() error {
-	b, err := os.ReadFile(p.txnIndexPath())
+	b, err := p.fs.ReadFile(p.txnIndexPath())
 	var ents []abortedEntry
 	if err == nil {
 		ents, err = decodeTxnIndex(b)
@@ -348,7 +376,7 @@ func (p *Partition) rewriteTxnIndexLocked() error {
 		b = e.encode(b)
 	}
 	p.txnMu.RUnlock()
-	return writeFileAtomic(p.txnIndexPath(), b)
+	return writeFileAtomic(p.fs, p.txnIndexPath(), b)
 }
 
 // trimAborted drops the aborted transactions whose marker is below the log

@@ -34,7 +34,7 @@ func openTestPartition(t *testing.T, dir string) *Partition {
 	t.Helper()
 	var id [16]byte
 	id[0] = 7
-	p, err := openPartition(dir, "t", 0, id, testConfig(), nil)
+	p, err := openPartition(nil, dir, "t", 0, id, testConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,16 @@
+// Package vfs is the filesystem seam of the storage packages: the small set
+// of file and directory operations that commitlog and replica perform,
+// behind an interface, so that tests can inject faults (a Sync or Write
+// that fails, or blocks until released) and, later, simulate a crash that
+// drops unsynced writes. It follows the spirit of pebble's vfs.
+//
+// Default is the operating system. FaultFS wraps another FS and applies
+// Faults to the files whose names match. MemFS keeps files in memory and
+// simulates a crash: File.Sync and File.SyncData make a file's bytes
+// durable, FS.SyncDir makes a directory's entries (creates, renames,
+// removes) durable, and MemFS.CrashClone keeps only what was made durable.
+// Nothing here knows of logs, segments or Kafka.
+//
+// Lock order: FaultFS.mu and MemFS.mu are leaves; FaultFS.mu is never held
+// while an operation of the wrapped FS runs or while a Fault blocks.
+package vfs
