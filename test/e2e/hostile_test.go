@@ -186,6 +186,7 @@ func TestBinaryHostileClients(t *testing.T) {
 				t.Fatalf("%d of 2000 dials failed", n)
 			}
 		}},
+		{"tagged-field count flood", func(t *testing.T) { h.tagFlood(t, p.cmd.Process.Pid, good) }},
 		{"200 pipelined requests unread then closed", func(t *testing.T) {
 			c := h.dial(t)
 			var buf []byte
@@ -239,6 +240,120 @@ func TestBinaryHostileClients(t *testing.T) {
 			t.Fatalf("stored record %d (offset %d) = %q/%q, want %q/%q", i, r.Offset, r.Key, r.Value, w.Key, w.Value)
 		}
 	}
+}
+
+// tagFloodCPUCeiling is the most CPU time (user+system) the broker may
+// spend while tagFlood runs, the good pair's traffic included. The flood
+// costs about half a second; with kmsg v1.15.0 each of its frames cost
+// seconds (a loop up to 2^32 times over an empty reader) and the broker
+// burnt 17s of CPU, all it could get on a shared 2-core machine, in the
+// 30s the flood is given.
+const tagFloodCPUCeiling = 5 * time.Second
+
+// tagFloodFrames is how many tagFlood frames are sent, one per connection:
+// the broker closes a connection at its first undecodable frame, so
+// pipelined frames after it would never be decoded.
+const tagFloodFrames = 3000
+
+// tagFlood sends thousands of ~30-byte flexible requests whose tagged-field
+// count is 2^32-1 (in the top-level body section, in an array element's
+// section, in the request header) and requires each connection to be closed
+// unanswered, the broker's CPU time to stay under tagFloodCPUCeiling, and the
+// good pair to keep working.
+func (h *hostile) tagFlood(t *testing.T, pid int, good *goodPair) {
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // uvarint 2^32-1
+	frames := [][]byte{
+		// Metadata v12: null topics, two bools, then the body's tag count.
+		h.rawFrame(3, 12, append([]byte{0x00, 1, 0}, huge...)),
+		// Produce v9: null transactional id, acks, timeout, no topics.
+		h.rawFrame(0, 9, append([]byte{0x00, 0xff, 0xff, 0, 0, 0x13, 0x88, 0x01}, huge...)),
+		// Metadata v12: one topic (zero uuid, null name) whose tag count is huge.
+		h.rawFrame(3, 12, append(append([]byte{0x02}, make([]byte, 17)...), huge...)),
+	}
+	// The request header's own tag section (Fetch v12): the frame is
+	// built by hand because rawFrame writes an empty one.
+	hdr := append(be32(0), be16(1)...)
+	hdr = append(hdr, be16(12)...)
+	hdr = append(hdr, be32(1)...)
+	hdr = append(hdr, be16(-1)...)
+	hdr = append(hdr, huge...)
+	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4))
+	frames = append(frames, hdr)
+	for _, f := range frames {
+		if len(f) > 64 {
+			t.Fatalf("flood frame of %d bytes, want a small one", len(f))
+		}
+	}
+
+	cpu0 := processCPU(t, pid)
+	// One deadline for every connection, so that a broker that burns CPU
+	// on each frame fails the CPU ceiling rather than hanging the test.
+	deadline := time.Now().Add(30 * time.Second)
+	var wg sync.WaitGroup
+	var dialFailed, answered, open atomic.Int64
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < tagFloodFrames; i += 16 {
+				c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+				if err != nil {
+					dialFailed.Add(1)
+					continue
+				}
+				c.SetDeadline(deadline)
+				c.Write(frames[i%len(frames)])
+				n, err := io.Copy(io.Discard, c)
+				switch {
+				case n > 0:
+					answered.Add(1)
+				case errors.Is(err, os.ErrDeadlineExceeded):
+					open.Add(1)
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	used := processCPU(t, pid) - cpu0
+	t.Logf("%d tagged-field-count frames: broker CPU %v (ceiling %v)", tagFloodFrames, used, tagFloodCPUCeiling)
+	if used > tagFloodCPUCeiling {
+		t.Fatalf("%d tagged-field-count frames cost the broker %v of CPU, ceiling %v", tagFloodFrames, used, tagFloodCPUCeiling)
+	}
+	if n := dialFailed.Load(); n > 0 {
+		t.Fatalf("%d of %d dials failed", n, tagFloodFrames)
+	}
+	if n := answered.Load(); n > 0 {
+		t.Fatalf("%d connections were answered, want each closed unanswered", n)
+	}
+	if n := open.Load(); n > 0 {
+		t.Fatalf("%d connections still open after 30s", n)
+	}
+	good.waitProgress(t, 20, 15*time.Second)
+}
+
+// processCPU is the user plus system CPU time of pid, from /proc/pid/stat
+// (utime and stime, fields 14 and 15, in clock ticks of 1/100 s: USER_HZ
+// is 100 on every Linux this runs on).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatalf("read /proc/%d/stat: %v", pid, err)
+	}
+	// The command name (field 2) is parenthesised and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if i < 0 || len(f) < 13 {
+		t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // hostile sends raw frames to the Kafka port.
