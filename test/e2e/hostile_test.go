@@ -83,6 +83,38 @@ func TestBinaryHostileClients(t *testing.T) {
 			// array claiming 2^20 entries.
 			h.expectClosed(t, h.rawFrame(3, 12, []byte{0x81, 0x80, 0x40}))
 		}},
+		{"array of 1000001 elements", func(t *testing.T) {
+			// Metadata v1: 1,000,001 empty topic names, a well-formed
+			// 2 MB body over Kafka's array limit of 1,000,000 (the limit
+			// itself is tested in internal/server: a million topics
+			// would make a large answer here).
+			const n = 1_000_001
+			h.expectClosed(t, h.rawFrame(3, 1, append(be32(n), make([]byte, 2*n)...)))
+		}},
+		{"10001 tagged fields in the request header", func(t *testing.T) {
+			h.expectClosed(t, h.headerTagsFrame(3, 12, tagSection(10_001), []byte{0x01, 1, 0, 0}))
+		}},
+		{"10001 tagged fields in the request body", func(t *testing.T) {
+			h.expectClosed(t, h.rawFrame(3, 12, append([]byte{0x01, 1, 0}, tagSection(10_001)...)))
+		}},
+		{"10001 tagged fields in an array element", func(t *testing.T) {
+			b := append([]byte{0x02}, make([]byte, 17)...) // one topic: zero uuid, null name
+			b = append(b, tagSection(10_001)...)
+			h.expectClosed(t, h.rawFrame(3, 12, append(b, 1, 0, 0)))
+		}},
+		{"10000 tagged fields in header, body and element", func(t *testing.T) {
+			b := append([]byte{0x02}, make([]byte, 17)...)
+			b = append(b, tagSection(10_000)...)
+			b = append(append(b, 1, 0), tagSection(10_000)...)
+			c := h.dial(t)
+			defer c.Close()
+			h.write(t, c, h.headerTagsFrame(3, 12, tagSection(10_000), b))
+			body := h.readFrame(t, c, 8)
+			resp := kmsg.MetadataResponse{Version: 12}
+			if err := resp.ReadFrom(body[1:]); err != nil { // after the header's empty tag section
+				t.Fatalf("decode metadata response: %v", err)
+			}
+		}},
 		{"unknown api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(999, 0, nil)) }},
 		{"unadvertised api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(17, 1, []byte{0, 5, 'P', 'L', 'A', 'I', 'N'})) }},
 		{"unsupported version", func(t *testing.T) { h.expectClosed(t, h.rawFrame(3, 99, nil)) }},
@@ -399,6 +431,26 @@ func (h *hostile) rawFrame(key, version int16, body []byte) []byte {
 	}
 	b = append(b, body...)
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+// headerTagsFrame is rawFrame with headerTags as the request header's tag
+// section (key/version must be flexible).
+func (h *hostile) headerTagsFrame(key, version int16, headerTags, body []byte) []byte {
+	f := h.rawFrame(key, version, nil)
+	f = append(f[:len(f)-1], headerTags...) // replace the empty tag section
+	f = append(f, body...)
+	binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+	return f
+}
+
+// tagSection is a tag section of n empty fields with unknown tags.
+func tagSection(n int) []byte {
+	b := binary.AppendUvarint(nil, uint64(n))
+	for i := range n {
+		b = binary.AppendUvarint(b, uint64(1000+i))
+		b = append(b, 0)
+	}
 	return b
 }
 
