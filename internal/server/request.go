@@ -167,9 +167,10 @@ func parseRequest(buf []byte, maxVersion func(key int16) (int16, bool)) (*Reques
 	}
 	if av, ok := body.(*kmsg.ApiVersionsRequest); ok && flexible {
 		// Decoded here rather than by kmsg: it is the one flexible request
-		// every client sends before authenticating, and kmsg v1.15.0 loops
-		// up to 2^32 times on a huge tagged-field count in a truncated body
-		// (seconds of CPU per frame); our decoder bounds the count.
+		// every client sends before authenticating, and kmsg before v1.15.1
+		// looped up to 2^32 times on a huge tagged-field count in a
+		// truncated body (seconds of CPU per frame); our decoder bounds the
+		// count, as checkBodyLimits does for every other request.
 		if err := readApiVersionsBody(av, rest); err != nil {
 			return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
 		}
