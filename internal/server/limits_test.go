@@ -286,6 +286,7 @@ func BenchmarkCheckBodyLimits(b *testing.B) {
 		req.SetVersion(req.MaxVersion())
 		body := req.AppendTo(nil)
 		b.Run(fmt.Sprintf("%T/walk", req), func(b *testing.B) {
+			b.ReportAllocs()
 			for b.Loop() {
 				if err := checkBodyLimits(req.Key(), req.GetVersion(), body); err != nil {
 					b.Fatal(err)
@@ -293,6 +294,7 @@ func BenchmarkCheckBodyLimits(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("%T/kmsg", req), func(b *testing.B) {
+			b.ReportAllocs()
 			for b.Loop() {
 				r := kmsg.RequestForKey(req.Key())
 				r.SetVersion(req.GetVersion())
