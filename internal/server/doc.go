@@ -31,6 +31,15 @@
 // frame, an unknown API key, or an unsupported version closes the connection, as
 // Apache Kafka does.
 //
+// # Decoder limits
+//
+// Before kmsg decodes a body, limits.go walks it with the request's layout
+// (layouts_gen.go, generated from franz-go's protocol definitions by
+// gen_layouts.go) and refuses, by closing the connection as Kafka does, an
+// array of more than 1,000,000 elements, a tag section of more than 10,000
+// fields (the header's is checked by skipTags), and any count or length that
+// runs past the frame. The walk reads lengths only and allocates nothing.
+//
 // # Ownership and goroutines
 //
 // The Server owns the accept loop (run by the caller of Serve) and one goroutine

@@ -167,14 +167,20 @@ func parseRequest(buf []byte, maxVersion func(key int16) (int16, bool)) (*Reques
 	}
 	if av, ok := body.(*kmsg.ApiVersionsRequest); ok && flexible {
 		// Decoded here rather than by kmsg: it is the one flexible request
-		// every client sends before authenticating, and kmsg v1.15.0 loops
-		// up to 2^32 times on a huge tagged-field count in a truncated body
-		// (seconds of CPU per frame); our decoder bounds the count.
+		// every client sends before authenticating, and kmsg before v1.15.1
+		// looped up to 2^32 times on a huge tagged-field count in a
+		// truncated body (seconds of CPU per frame); our decoder bounds the
+		// count, as checkBodyLimits does for every other request.
 		if err := readApiVersionsBody(av, rest); err != nil {
 			return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
 		}
 		req.Body = body
 		return req, nil
+	}
+	// Kafka's limits on array lengths and tag-section sizes, checked
+	// before kmsg allocates for them.
+	if err := checkBodyLimits(req.Key, req.Version, rest); err != nil {
+		return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
 	}
 	if err := body.ReadFrom(rest); err != nil {
 		return nil, fmt.Errorf("%w: key %d version %d: %w", errMalformedBody, req.Key, req.Version, err)
@@ -184,7 +190,8 @@ func parseRequest(buf []byte, maxVersion func(key int16) (int16, bool)) (*Reques
 }
 
 // skipTags skips a KIP-482 tagged-field section (no request-header tags are
-// defined yet, so all are unknown) and returns the bytes after it.
+// defined yet, so all are unknown) and returns the bytes after it. Like
+// Kafka's generated readers it refuses more than maxTaggedFields fields.
 func skipTags(b []byte) ([]byte, error) {
 	n, b, err := uvarint(b)
 	if err != nil {
@@ -193,6 +200,9 @@ func skipTags(b []byte) ([]byte, error) {
 	// Each tagged field takes at least two bytes (tag, size).
 	if n > uint64(len(b))/2 {
 		return nil, fmt.Errorf("%w: %d tagged fields with %d bytes left", errMalformedHeader, n, len(b))
+	}
+	if n > maxTaggedFields {
+		return nil, fmt.Errorf("%w: %w: %d, at most %d", errMalformedHeader, errTooManyTaggedFields, n, maxTaggedFields)
 	}
 	for range n {
 		if _, b, err = uvarint(b); err != nil { // tag

@@ -83,6 +83,38 @@ func TestBinaryHostileClients(t *testing.T) {
 			// array claiming 2^20 entries.
 			h.expectClosed(t, h.rawFrame(3, 12, []byte{0x81, 0x80, 0x40}))
 		}},
+		{"array of 1000001 elements", func(t *testing.T) {
+			// Metadata v1: 1,000,001 empty topic names, a well-formed
+			// 2 MB body over Kafka's array limit of 1,000,000 (the limit
+			// itself is tested in internal/server: a million topics
+			// would make a large answer here).
+			const n = 1_000_001
+			h.expectClosed(t, h.rawFrame(3, 1, append(be32(n), make([]byte, 2*n)...)))
+		}},
+		{"10001 tagged fields in the request header", func(t *testing.T) {
+			h.expectClosed(t, h.headerTagsFrame(3, 12, tagSection(10_001), []byte{0x01, 1, 0, 0}))
+		}},
+		{"10001 tagged fields in the request body", func(t *testing.T) {
+			h.expectClosed(t, h.rawFrame(3, 12, append([]byte{0x01, 1, 0}, tagSection(10_001)...)))
+		}},
+		{"10001 tagged fields in an array element", func(t *testing.T) {
+			b := append([]byte{0x02}, make([]byte, 17)...) // one topic: zero uuid, null name
+			b = append(b, tagSection(10_001)...)
+			h.expectClosed(t, h.rawFrame(3, 12, append(b, 1, 0, 0)))
+		}},
+		{"10000 tagged fields in header, body and element", func(t *testing.T) {
+			b := append([]byte{0x02}, make([]byte, 17)...)
+			b = append(b, tagSection(10_000)...)
+			b = append(append(b, 1, 0), tagSection(10_000)...)
+			c := h.dial(t)
+			defer c.Close()
+			h.write(t, c, h.headerTagsFrame(3, 12, tagSection(10_000), b))
+			body := h.readFrame(t, c, 8)
+			resp := kmsg.MetadataResponse{Version: 12}
+			if err := resp.ReadFrom(body[1:]); err != nil { // after the header's empty tag section
+				t.Fatalf("decode metadata response: %v", err)
+			}
+		}},
 		{"unknown api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(999, 0, nil)) }},
 		{"unadvertised api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(17, 1, []byte{0, 5, 'P', 'L', 'A', 'I', 'N'})) }},
 		{"unsupported version", func(t *testing.T) { h.expectClosed(t, h.rawFrame(3, 99, nil)) }},
@@ -186,6 +218,7 @@ func TestBinaryHostileClients(t *testing.T) {
 				t.Fatalf("%d of 2000 dials failed", n)
 			}
 		}},
+		{"tagged-field count flood", func(t *testing.T) { h.tagFlood(t, p.cmd.Process.Pid, good) }},
 		{"200 pipelined requests unread then closed", func(t *testing.T) {
 			c := h.dial(t)
 			var buf []byte
@@ -241,6 +274,122 @@ func TestBinaryHostileClients(t *testing.T) {
 	}
 }
 
+// tagFloodCPUCeiling is the most CPU time (user+system) the broker may
+// spend while tagFlood runs, the good pair's traffic included. The flood
+// costs about half a second. With kmsg v1.15.0 and no limit walk in the
+// server each of its frames cost seconds (a loop up to 2^32 times over an
+// empty reader), and the broker burnt 17s of CPU, all it could get on a
+// shared 2-core machine, in the 30s the flood is given. Either kmsg v1.15.1
+// or the server's walk (which refuses a tag count above the bytes left
+// before kmsg sees the body) keeps it under the ceiling.
+const tagFloodCPUCeiling = 5 * time.Second
+
+// tagFloodFrames is how many tagFlood frames are sent, one per connection:
+// the broker closes a connection at its first undecodable frame, so
+// pipelined frames after it would never be decoded.
+const tagFloodFrames = 3000
+
+// tagFlood sends thousands of ~30-byte flexible requests whose tagged-field
+// count is 2^32-1 (in the top-level body section, in an array element's
+// section, in the request header) and requires each connection to be closed
+// unanswered, the broker's CPU time to stay under tagFloodCPUCeiling, and the
+// good pair to keep working.
+func (h *hostile) tagFlood(t *testing.T, pid int, good *goodPair) {
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // uvarint 2^32-1
+	frames := [][]byte{
+		// Metadata v12: null topics, two bools, then the body's tag count.
+		h.rawFrame(3, 12, append([]byte{0x00, 1, 0}, huge...)),
+		// Produce v9: null transactional id, acks, timeout, no topics.
+		h.rawFrame(0, 9, append([]byte{0x00, 0xff, 0xff, 0, 0, 0x13, 0x88, 0x01}, huge...)),
+		// Metadata v12: one topic (zero uuid, null name) whose tag count is huge.
+		h.rawFrame(3, 12, append(append([]byte{0x02}, make([]byte, 17)...), huge...)),
+	}
+	// The request header's own tag section (Fetch v12): the frame is
+	// built by hand because rawFrame writes an empty one.
+	hdr := append(be32(0), be16(1)...)
+	hdr = append(hdr, be16(12)...)
+	hdr = append(hdr, be32(1)...)
+	hdr = append(hdr, be16(-1)...)
+	hdr = append(hdr, huge...)
+	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4))
+	frames = append(frames, hdr)
+	for _, f := range frames {
+		if len(f) > 64 {
+			t.Fatalf("flood frame of %d bytes, want a small one", len(f))
+		}
+	}
+
+	cpu0 := processCPU(t, pid)
+	// One deadline for every connection, so that a broker that burns CPU
+	// on each frame fails the CPU ceiling rather than hanging the test.
+	deadline := time.Now().Add(30 * time.Second)
+	var wg sync.WaitGroup
+	var dialFailed, answered, open atomic.Int64
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < tagFloodFrames; i += 16 {
+				c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+				if err != nil {
+					dialFailed.Add(1)
+					continue
+				}
+				c.SetDeadline(deadline)
+				c.Write(frames[i%len(frames)])
+				n, err := io.Copy(io.Discard, c)
+				switch {
+				case n > 0:
+					answered.Add(1)
+				case errors.Is(err, os.ErrDeadlineExceeded):
+					open.Add(1)
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	used := processCPU(t, pid) - cpu0
+	t.Logf("%d tagged-field-count frames: broker CPU %v (ceiling %v)", tagFloodFrames, used, tagFloodCPUCeiling)
+	if used > tagFloodCPUCeiling {
+		t.Fatalf("%d tagged-field-count frames cost the broker %v of CPU, ceiling %v", tagFloodFrames, used, tagFloodCPUCeiling)
+	}
+	if n := dialFailed.Load(); n > 0 {
+		t.Fatalf("%d of %d dials failed", n, tagFloodFrames)
+	}
+	if n := answered.Load(); n > 0 {
+		t.Fatalf("%d connections were answered, want each closed unanswered", n)
+	}
+	if n := open.Load(); n > 0 {
+		t.Fatalf("%d connections still open after 30s", n)
+	}
+	good.waitProgress(t, 20, 15*time.Second)
+}
+
+// processCPU is the user plus system CPU time of pid, from /proc/pid/stat
+// (utime and stime, fields 14 and 15, in clock ticks of 1/100 s: USER_HZ
+// is 100 on every Linux this runs on).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatalf("read /proc/%d/stat: %v", pid, err)
+	}
+	// The command name (field 2) is parenthesised and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if i < 0 || len(f) < 13 {
+		t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // hostile sends raw frames to the Kafka port.
 type hostile struct {
 	t     *testing.T
@@ -284,6 +433,26 @@ func (h *hostile) rawFrame(key, version int16, body []byte) []byte {
 	}
 	b = append(b, body...)
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+// headerTagsFrame is rawFrame with headerTags as the request header's tag
+// section (key/version must be flexible).
+func (h *hostile) headerTagsFrame(key, version int16, headerTags, body []byte) []byte {
+	f := h.rawFrame(key, version, nil)
+	f = append(f[:len(f)-1], headerTags...) // replace the empty tag section
+	f = append(f, body...)
+	binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+	return f
+}
+
+// tagSection is a tag section of n empty fields with unknown tags.
+func tagSection(n int) []byte {
+	b := binary.AppendUvarint(nil, uint64(n))
+	for i := range n {
+		b = binary.AppendUvarint(b, uint64(1000+i))
+		b = append(b, 0)
+	}
 	return b
 }
 
