@@ -18,7 +18,6 @@ package broker
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -161,14 +160,13 @@ func legacyOffsetsBefore(segs []commitlog.SegmentInfo, logStart, logEnd int64, n
 		for start = len(entries) - 1; start >= 0 && entries[start].mtime > ts; start-- {
 		}
 	}
+	// Entries ascend by offset, so walking back gives Kafka's descending
+	// order. n is bounded by the segment count, whatever the request asked.
 	n := min(maxNum, start+1)
 	out := make([]int64, 0, max(n, 0))
 	for i := 0; i < n; i++ {
 		out = append(out, entries[start-i].offset)
 	}
-	// Descending already, unless log start passed several segment bases
-	// and made equal offsets; keep Kafka's final sort all the same.
-	sort.Slice(out, func(i, j int) bool { return out[i] > out[j] })
 	return out
 }
 
