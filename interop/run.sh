@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop suite: real Kafka clients (kcat, librdkafka via confluent-kafka-python,
-# kafka-python, kafkajs, sarama, segmentio/kafka-go) against the real gregor
+# kafka-python, kafkajs, sarama, segmentio/kafka-go, Burrow) against the real gregor
 # binary over TCP. Prints one PASS/FAIL/SKIP line per check and a final
 # "N passed, M failed" line; exits non-zero when any check failed.
 set -uo pipefail
@@ -34,6 +34,10 @@ fi
 # Optional codec libraries for kafka-python (its codec checks SKIP without them).
 if ! $PY -c 'import snappy, lz4.frame, zstandard' 2>/dev/null; then
 	apt_install python3-snappy python3-lz4 python3-zstandard
+fi
+# Burrow (consumer lag monitor) and the ZooKeeper it keeps its state in.
+if ! command -v Burrow >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then
+	apt_install burrow zookeeper
 fi
 if [ ! -d "$HERE/node/node_modules" ]; then
 	npm ci --prefix "$HERE/node" --silent --no-audit --no-fund >/dev/null 2>&1 || log "npm ci failed"
@@ -95,6 +99,7 @@ run_check kcat bash "$HERE/kcat_check.sh"
 run_check confluent-kafka-python $PY "$HERE/python/confluent_check.py"
 run_check kafka-python $PY "$HERE/python/kafkapython_check.py"
 run_check kafkajs node "$HERE/node/check.js"
+run_check burrow bash "$HERE/burrow_check.sh"
 if [ "$GOCLIENTS_OK" = 1 ]; then
 	run_check goclients "$ROOT/bin/interop-goclients"
 else

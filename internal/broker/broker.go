@@ -97,7 +97,7 @@ type api struct {
 var apis = map[int16]api{
 	0:  {3, 12, handleProduce},                // Produce: record batch v2 only (v3+); v12 is KIP-890 part 2 (implicit add)
 	1:  {4, 12, handleFetch},                  // Fetch: v13+ name topics by id
-	2:  {1, 7, handleListOffsets},             // ListOffsets: v8+ add tiered-storage specs
+	2:  {0, 7, handleListOffsets},             // ListOffsets: v0 is the legacy form (KIP-896 dropped it in Kafka 4); v8+ add tiered-storage specs
 	3:  {0, 12, handleMetadata},               // Metadata
 	8:  {0, 9, handleOffsetCommit},            // OffsetCommit: v10 names topics by id (KIP-848)
 	9:  {0, 9, handleOffsetFetch},             // OffsetFetch: v8+ batch groups; v10 topic ids

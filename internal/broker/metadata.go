@@ -6,8 +6,17 @@ package broker
 // of them when the list is null, or empty at v0). An unknown topic is created
 // when the request allows it (v4+: allow_auto_topic_creation; always before)
 // and auto.create.topics.enable is true, with num.partitions and
-// default.replication.factor; the created topic is answered at once because
-// creation completes before the response. Topics can be named by id at v10+.
+// default.replication.factor. As in Kafka, the answer for a topic this request
+// created (or found created by a concurrent one) is LEADER_NOT_AVAILABLE with
+// no partitions: clients (kgo, librdkafka, kafkajs, sarama, kafka-go) retry
+// the Metadata request. Topics can be named by id at v10+.
+//
+// A partition is answered with a leader only when that leader can serve it:
+// when the leader is this node, the partition must be open here with the
+// image's topic id and leader epoch. Until then (the metadata log applied
+// before the replica layer followed) it is LEADER_NOT_AVAILABLE with leader
+// -1, so a client never produces to a leader that answers
+// NOT_LEADER_OR_FOLLOWER.
 
 import (
 	"context"
@@ -74,47 +83,38 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 			} else if !autoCreate {
 				mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
-				created, err := b.autoCreate(ctx, img, name)
-				switch {
-				case err == nil:
-					img = b.image()
-					t = created
-				case errors.Is(err, controller.ErrTopicExists):
-					img = b.image()
-					t = img.Topics[name]
-				default:
+				// Created now or by a concurrent request: either way
+				// Kafka answers LEADER_NOT_AVAILABLE, no partitions.
+				if err := b.autoCreate(ctx, img, name); err != nil && !errors.Is(err, controller.ErrTopicExists) {
 					mt.ErrorCode = b.errorCode(err)
 				}
+				mt.IsInternal = isInternalTopic(name)
 			}
-			if t == nil {
-				if mt.ErrorCode == 0 {
-					mt.ErrorCode = kerr.LeaderNotAvailable.Code
-				}
-				resp.Topics = append(resp.Topics, mt)
-				continue
+			if mt.ErrorCode == 0 {
+				mt.ErrorCode = kerr.LeaderNotAvailable.Code
 			}
+			resp.Topics = append(resp.Topics, mt)
+			continue
 		}
 		resp.Topics = append(resp.Topics, b.metadataTopic(img, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return done(resp)
 }
 
-func (b *Broker) autoCreate(ctx context.Context, img *metadata.Image, name string) (*metadata.Topic, error) {
+// autoCreate creates a topic with the broker defaults and waits for this
+// node's partitions to follow, so the client's retry finds them ready.
+func (b *Broker) autoCreate(ctx context.Context, img *metadata.Image, name string) error {
 	spec := controller.TopicSpec{
 		Name:              name,
 		NumPartitions:     int32(b.brokerInt(img, "num.partitions")),
 		ReplicationFactor: int16(b.brokerInt(img, "default.replication.factor")),
 	}
-	t, err := b.ctrl.CreateTopic(ctx, spec)
-	if err != nil {
-		return nil, err
+	if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil {
+		return err
 	}
 	b.cfg.OnMetadataChange()
 	b.logger.Info("auto-created topic", "topic", name, "partitions", spec.NumPartitions)
-	if cur := b.image().Topics[name]; cur != nil {
-		return cur, nil
-	}
-	return &t, nil
+	return nil
 }
 
 func (b *Broker) brokerBool(img *metadata.Image, name string) bool {
@@ -168,12 +168,24 @@ func (b *Broker) metadataTopic(img *metadata.Image, t *metadata.Topic, withOps b
 				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
 			}
 		}
-		if br, ok := img.Brokers[p.Leader]; !ok || br.Fenced {
+		if br, ok := img.Brokers[p.Leader]; !ok || br.Fenced || !b.canLead(t, p) {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader = -1
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// canLead reports whether the partition's leader can serve it: for a
+// partition led here, whether the replica layer has it open for this topic
+// id at the image's leader epoch.
+func (b *Broker) canLead(t *metadata.Topic, p metadata.Partition) bool {
+	if p.Leader != b.cfg.NodeID {
+		return true // another node's partitions are its own to serve
+	}
+	rp := b.replicas.Get(t.Name, p.Partition)
+	return rp != nil && rp.TopicID == t.ID && rp.LeaderEpoch() >= p.LeaderEpoch
 }
 
 // allTopicOps is every topic operation (READ, WRITE, CREATE, DELETE, ALTER,

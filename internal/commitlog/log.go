@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/vfs"
@@ -992,6 +993,28 @@ func (l *Log) Size() int64 {
 
 // NumSegments returns the number of segments.
 func (l *Log) NumSegments() int { return len(l.segments()) }
+
+// SegmentInfo describes one segment: what ListOffsets v0 answers from.
+type SegmentInfo struct {
+	BaseOffset   int64
+	Size         int64
+	LastModified time.Time // the .log file's modification time
+}
+
+// Segments describes the segments, oldest first. A segment deleted while
+// this runs (retention, compaction swap) reports the zero LastModified.
+func (l *Log) Segments() []SegmentInfo {
+	segs := l.segments()
+	out := make([]SegmentInfo, len(segs))
+	for i, s := range segs {
+		out[i] = SegmentInfo{BaseOffset: s.base, Size: s.size.Load()}
+		// By path, not by s.f: the file may be closed by a concurrent swap.
+		if fi, err := os.Stat(s.path); err == nil {
+			out[i].LastModified = fi.ModTime()
+		}
+	}
+	return out
+}
 
 // Close fsyncs the active segment, writes its index files and the clean
 // shutdown marker, and closes the files (after in-flight reads finish).

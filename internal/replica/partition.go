@@ -507,6 +507,9 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, found
 // MaxTimestamp returns the largest timestamp in the log and its offset.
 func (p *Partition) MaxTimestamp() (ts, offset int64) { return p.log.MaxTimestamp() }
 
+// Segments describes the log's segments, oldest first.
+func (p *Partition) Segments() []commitlog.SegmentInfo { return p.log.Segments() }
+
 // EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101, KIP-279).
 func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	return p.log.EndOffsetForEpoch(epoch)

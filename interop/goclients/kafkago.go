@@ -57,6 +57,38 @@ func kafkaGoChecks() {
 		return fmt.Sprintf("Conn.Controller (node %d) + CreateTopics (2 partitions + config; duplicate -> TopicAlreadyExists) + ReadPartitions", ctrl.ID), nil
 	})
 
+	// The kafka-go README's first example: DialLeader on a topic that does
+	// not exist yet (Metadata auto-creates it), then WriteMessages on that
+	// connection, which has no retry: the leader Metadata named must serve
+	// the partition at once.
+	check(kafkaGoClient, "DialLeader+WriteMessages", 30*time.Second, func(ctx context.Context) (string, error) {
+		fresh := "kafkago-leader-" + run
+		conn, err := kafka.DialLeader(ctx, "tcp", bootstrap, fresh, 0)
+		if err != nil {
+			return "", fmt.Errorf("DialLeader on new topic %s: %w", fresh, err)
+		}
+		defer conn.Close()
+		if err := conn.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			return "", err
+		}
+		const count = 3
+		msgs := make([]kafka.Message, count)
+		for i := range msgs {
+			msgs[i] = kafka.Message{Value: []byte("leader-" + strconv.Itoa(i))}
+		}
+		if _, err := conn.WriteMessages(msgs...); err != nil {
+			return "", fmt.Errorf("WriteMessages right after DialLeader: %w", err)
+		}
+		first, last, err := conn.ReadOffsets()
+		if err != nil {
+			return "", fmt.Errorf("ReadOffsets: %w", err)
+		}
+		if first != 0 || last != count {
+			return "", fmt.Errorf("offsets after %d writes: first %d last %d, want 0 and %d", count, first, last, count)
+		}
+		return fmt.Sprintf("DialLeader on a new (auto-created) topic, then WriteMessages of %d messages succeeds at once (offsets 0..%d)", count, count-1), nil
+	})
+
 	check(kafkaGoClient, "Writer", 30*time.Second, func(ctx context.Context) (string, error) {
 		w := &kafka.Writer{
 			Addr:         kafka.TCP(bootstrap),
