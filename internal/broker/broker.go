@@ -22,6 +22,8 @@ import (
 // Controller is what the broker needs of the metadata controller.
 type Controller interface {
 	Image() *metadata.Image
+	// Leader is the node id of the active controller, if one is known.
+	Leader() (int32, bool)
 	CreateTopic(ctx context.Context, spec controller.TopicSpec) (metadata.Topic, error)
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
@@ -158,6 +160,15 @@ func done(resp kmsg.Response) server.Completion {
 
 // image is the current metadata image.
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
+
+// controllerID is the active controller's id for Metadata and
+// DescribeCluster, -1 (Kafka's "none") during an election.
+func (b *Broker) controllerID() int32 {
+	if id, ok := b.ctrl.Leader(); ok {
+		return id
+	}
+	return -1
+}
 
 // topicLayers resolves where a topic's configs come from.
 func (b *Broker) topicLayers(img *metadata.Image, overrides map[string]string) config.Layers {

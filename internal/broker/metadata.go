@@ -31,7 +31,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	img := b.image()
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.AuthorizedOperations = authorizedOpsUnset
 	resp.Brokers = b.metadataBrokers(img)
 

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +47,7 @@ type Node struct {
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
 	kafka    *server.Server
+	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	requests *requestMetrics
 	http     *httpapi.Server
 
@@ -94,28 +97,81 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
+	// Storage identity: a directory formatted for another node is refused
+	// before anything in it is opened.
+	meta, err := config.ReadMetaProperties(cfg.DataDir)
+	formatted := err == nil
+	switch {
+	case formatted:
+		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, ""); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+
 	quorum, err := cfg.QuorumVoters()
 	if err != nil {
 		return nil, err
 	}
 	voters := make([]controller.Voter, len(quorum))
+	voterAddrs := map[int32]string{}
 	for i, v := range quorum {
 		voters[i] = controller.Voter{ID: v.ID, Addr: listenAddr(v.Addr)}
+		voterAddrs[v.ID] = listenAddr(v.Addr)
 	}
 	n.ctrl, err = controller.Open(controller.Config{
-		NodeID: cfg.NodeID,
-		Dir:    filepath.Join(cfg.DataDir, "__cluster_metadata"),
-		Addr:   listenAddr(cfg.ControllerAddr),
-		Voters: voters,
-		Logger: logger,
+		NodeID:         cfg.NodeID,
+		Dir:            filepath.Join(cfg.DataDir, "__cluster_metadata"),
+		Addr:           listenAddr(cfg.ControllerAddr),
+		Voters:         voters,
+		Formatted:      formatted,
+		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
+		Logger:         logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
 	}
-	readyCtx, readyCancel := context.WithTimeout(ctx, 60*time.Second)
+	if len(voterAddrs) == 0 {
+		voterAddrs[cfg.NodeID] = n.ctrl.Addr()
+	}
+	// The controller listener's Kafka half: broker registrations and
+	// heartbeats, served before the quorum is up so that peers get
+	// NOT_CONTROLLER rather than a silent port.
+	n.ctrlAPIs = server.New(server.Config{
+		Listener: n.ctrl.KafkaListener(), MaxRequestBytes: 1 << 20, Logger: logger.With("listener", "controller"),
+	}, broker.NewControllerAPIs(n.ctrl, logger))
+	if err := n.ctrlAPIs.Listen(); err != nil {
+		return nil, fmt.Errorf("node: controller listener: %w", err)
+	}
+	n.wg.Go(func() {
+		if err := n.ctrlAPIs.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			logger.Error("controller listener stopped", "err", err)
+		}
+	})
+
+	// One voter elects itself at once, so a missing leader after a minute is
+	// a fault; a larger quorum waits for its peers as long as it takes, as
+	// they may be started in any order.
+	readyCtx, readyCancel := context.WithCancel(ctx)
+	if len(quorum) <= 1 {
+		readyCtx, readyCancel = context.WithTimeout(ctx, 60*time.Second)
+	} else {
+		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters)
+	}
 	defer readyCancel()
 	if err := n.ctrl.WaitReady(readyCtx); err != nil {
 		return nil, fmt.Errorf("node: waiting for the metadata quorum: %w", err)
+	}
+	clusterID := n.ctrl.Image().ClusterID
+	if formatted {
+		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, clusterID); err != nil {
+			return nil, err
+		}
+	} else if err := config.WriteMetaProperties(cfg.DataDir, config.MetaProperties{
+		ClusterID: clusterID, NodeID: cfg.NodeID, DirectoryID: config.NewDirectoryID(),
+	}); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
@@ -148,12 +204,23 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("node: kafka listener: %w", err)
 	}
 
-	// Register with the advertised address; port 0 (tests) advertises the bound port.
+	// Register with the active controller, with the advertised address
+	// (port 0, in tests, advertises the bound port), and wait to be
+	// unfenced, as a KRaft broker does before it serves.
 	host, port := advertised(cfg.Advertised(), n.kafka.Addr())
-	regCtx, regCancel := context.WithTimeout(ctx, 30*time.Second)
+	order := slices.Sorted(maps.Keys(voterAddrs))
+	lc := newBrokerLifecycle(&brokerLifecycle{
+		nodeID: cfg.NodeID, clusterID: clusterID, host: host, port: port,
+		rack:     props(cfg.Props, "broker.rack"),
+		interval: time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
+		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
+		logger: logger.With("component", "broker-lifecycle"),
+	})
+	n.wg.Go(func() { lc.run(runCtx) })
+	regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
 	defer regCancel()
-	if err := n.ctrl.RegisterBroker(regCtx, metadata.Broker{NodeID: cfg.NodeID, Host: host, Port: port}); err != nil {
-		return nil, fmt.Errorf("node: register broker: %w", err)
+	if err := lc.waitUnfenced(regCtx); err != nil {
+		return nil, err
 	}
 
 	// Partitions follow the metadata log from here on.
@@ -256,6 +323,9 @@ func (n *Node) Close() error {
 		}
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
+		}
+		if n.ctrlAPIs != nil {
+			errs = append(errs, n.ctrlAPIs.Shutdown(ctx))
 		}
 		if n.http != nil {
 			errs = append(errs, n.http.Shutdown(ctx))

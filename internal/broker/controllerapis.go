@@ -1,0 +1,99 @@
+package broker
+
+// BrokerRegistration (key 62) v0-4 and BrokerHeartbeat (key 63) v0-1, served
+// on the controller listener only, as Kafka serves them.
+//
+// A registration is written as a fenced RegisterBroker record with a new
+// broker epoch; a heartbeat that does not ask to be fenced unfences the
+// broker. Both are answered NOT_CONTROLLER by a controller that is not
+// active, STALE_BROKER_EPOCH for a heartbeat whose epoch is not the
+// registered one (or with no registration), and INCONSISTENT_CLUSTER_ID for a
+// registration naming another cluster. Gregor records one client listener
+// per broker: the first listener of the registration that is not named
+// CONTROLLER. Features, log dirs and the incarnation id are accepted and not
+// stored yet; every heartbeat is answered caught up.
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+// Membership is what the controller APIs need of the controller.
+type Membership interface {
+	Register(ctx context.Context, r controller.Registration) (epoch int64, err error)
+	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
+}
+
+// ControllerAPIs handles the broker-to-controller requests that reach the
+// controller listener. It implements server.Handler.
+type ControllerAPIs struct {
+	m   Membership
+	err *Broker // only for the error table and its logger
+}
+
+// NewControllerAPIs returns the handler of the controller listener.
+func NewControllerAPIs(m Membership, logger *slog.Logger) *ControllerAPIs {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &ControllerAPIs{m: m, err: &Broker{logger: logger.With("component", "controller-apis")}}
+}
+
+// APIVersions implements server.Handler.
+func (h *ControllerAPIs) APIVersions() []kmsg.ApiVersionsResponseApiKey {
+	return []kmsg.ApiVersionsResponseApiKey{
+		{ApiKey: 62, MinVersion: 0, MaxVersion: 4},
+		{ApiKey: 63, MinVersion: 0, MaxVersion: 1},
+	}
+}
+
+// Handle implements server.Handler.
+func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server.Completion {
+	switch body := req.Body.(type) {
+	case *kmsg.BrokerRegistrationRequest:
+		return h.register(ctx, body)
+	case *kmsg.BrokerHeartbeatRequest:
+		return h.heartbeat(ctx, body)
+	}
+	return nil
+}
+
+func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrationRequest) server.Completion {
+	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
+	reg := controller.Registration{NodeID: req.BrokerID, ClusterID: req.ClusterID, Port: -1}
+	for _, l := range req.Listeners {
+		if l.Name != "CONTROLLER" {
+			reg.Host, reg.Port = l.Host, int32(l.Port)
+			break
+		}
+	}
+	if req.Rack != nil {
+		reg.Rack = *req.Rack
+	}
+	if reg.NodeID < 0 || reg.Port < 0 || reg.Host == "" {
+		resp.ErrorCode = kerr.InvalidRegistration.Code
+		return done(resp)
+	}
+	epoch, err := h.m.Register(ctx, reg)
+	resp.ErrorCode = h.err.errorCode(err)
+	resp.BrokerEpoch = epoch
+	if err != nil {
+		resp.BrokerEpoch = -1
+	}
+	return done(resp)
+}
+
+func (h *ControllerAPIs) heartbeat(ctx context.Context, req *kmsg.BrokerHeartbeatRequest) server.Completion {
+	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
+	fenced, err := h.m.Heartbeat(ctx, req.BrokerID, req.BrokerEpoch, req.WantFence)
+	resp.ErrorCode = h.err.errorCode(err)
+	resp.IsCaughtUp = err == nil
+	resp.IsFenced = fenced || err != nil
+	return done(resp)
+}
