@@ -652,7 +652,16 @@ func mapApplyErr(err error) error {
 }
 
 // slogWriter turns hclog's text lines into slog records.
-type slogWriter struct{ log *slog.Logger }
+type slogWriter struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lastPeer map[string]time.Time // peer-unreachable line (without its error) -> last logged
+}
+
+// peerLogInterval rate-limits Raft's peer-unreachable errors: a leader logs
+// one per heartbeat backoff (every 150 ms or so) while a voter is down.
+const peerLogInterval = 10 * time.Second
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -662,6 +671,23 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		level = slog.LevelError
 	case strings.Contains(line, "[WARN]"):
 		level = slog.LevelWarn
+	}
+	if strings.Contains(line, "failed to heartbeat to") || strings.Contains(line, "failed to appendEntries to") {
+		level = slog.LevelWarn
+		key, _, _ := strings.Cut(line, "error=")
+		key = strings.Split(key, "backoff time=")[0]
+		now := time.Now()
+		w.mu.Lock()
+		if w.lastPeer == nil {
+			w.lastPeer = make(map[string]time.Time)
+		}
+		last, seen := w.lastPeer[key]
+		if !seen || now.Sub(last) >= peerLogInterval {
+			w.lastPeer[key] = now
+		} else {
+			level = slog.LevelDebug
+		}
+		w.mu.Unlock()
 	}
 	w.log.Log(context.Background(), level, "raft", "line", line)
 	return len(p), nil

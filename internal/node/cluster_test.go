@@ -166,6 +166,38 @@ func TestClusterThreeVotersFormQuorumAndFenceAStoppedBroker(t *testing.T) {
 		}
 	}
 
+	// The controller listeners speak Kafka to brokers: followers answer
+	// NOT_CONTROLLER, the active controller checks epochs and the cluster id.
+	for i := range 3 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(fmt.Sprintf("127.0.0.1:%d", ports[i])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctrl := cl.SeedBrokers()[0]
+		hb := kmsg.NewPtrBrokerHeartbeatRequest()
+		hb.BrokerID, hb.BrokerEpoch = 1, 1<<40
+		hbResp, err := hb.RequestWith(testCtx(t, 5*time.Second), ctrl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := kmsg.NewPtrBrokerRegistrationRequest()
+		reg.BrokerID, reg.ClusterID = 9, "not-this-cluster"
+		reg.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 1}}
+		regResp, err := reg.RequestWith(testCtx(t, 5*time.Second), ctrl)
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHB, wantReg := kerr.NotController.Code, kerr.NotController.Code
+		if int32(i+1) == leader {
+			wantHB, wantReg = kerr.StaleBrokerEpoch.Code, kerr.InconsistentClusterID.Code
+		}
+		if hbResp.ErrorCode != wantHB || regResp.ErrorCode != wantReg {
+			t.Errorf("controller %d (active %d): heartbeat %v, registration %v; want %v, %v", i+1, leader,
+				kerr.ErrorForCode(hbResp.ErrorCode), kerr.ErrorForCode(regResp.ErrorCode), kerr.ErrorForCode(wantHB), kerr.ErrorForCode(wantReg))
+		}
+	}
+
 	if err := nodes[leader-1].Close(); err != nil {
 		t.Fatalf("close the active controller: %v", err)
 	}
