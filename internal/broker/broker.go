@@ -52,6 +52,10 @@ type Config struct {
 	// Transactions is the transaction coordinator; nil answers the
 	// transaction APIs COORDINATOR_NOT_AVAILABLE.
 	Transactions *txn.Coordinator
+	// Forward sends a request to the active controller's controller
+	// listener and returns its answer (KIP-590 forwarding of admin
+	// requests that reach another broker). nil handles everything locally.
+	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 	Logger       *slog.Logger
 }
 
@@ -148,6 +152,48 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 	if !ok {
 		// The server only passes advertised keys; reaching here is a bug, and
 		// the server closes the connection on a nil response of the wrong kind.
+		return nil
+	}
+	if forwarded[req.Key] {
+		if resp, ok := b.forward(ctx, req); ok {
+			return done(resp)
+		}
+	}
+	return a.fn(b, ctx, req)
+}
+
+// forwarded are the admin requests a broker that is not the active
+// controller forwards to it, as Kafka's brokers do (KIP-590).
+var forwarded = map[int16]bool{
+	19: true, // CreateTopics
+	20: true, // DeleteTopics
+	33: true, // AlterConfigs
+	37: true, // CreatePartitions
+	44: true, // IncrementalAlterConfigs
+}
+
+// forward sends req to the active controller when that is another node. It
+// reports false when the request is to be handled here: this node is the
+// active controller, none is known, or the controller could not be reached
+// (the local handler then answers NOT_CONTROLLER, which clients retry).
+func (b *Broker) forward(ctx context.Context, req *server.Request) (kmsg.Response, bool) {
+	id, ok := b.ctrl.Leader()
+	if b.cfg.Forward == nil || !ok || id == b.cfg.NodeID {
+		return nil, false
+	}
+	resp, err := b.cfg.Forward(ctx, req.Body)
+	if err != nil {
+		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "controller", id, "err", err)
+		return nil, false
+	}
+	return resp, true
+}
+
+// HandleForwarded answers a request forwarded by another broker, on the
+// active controller, without forwarding it again.
+func (b *Broker) HandleForwarded(ctx context.Context, req *server.Request) server.Completion {
+	a, ok := apis[req.Key]
+	if !ok || !forwarded[req.Key] {
 		return nil
 	}
 	return a.fn(b, ctx, req)

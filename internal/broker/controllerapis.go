@@ -12,10 +12,17 @@ package broker
 // per broker: the first listener of the registration that is not named
 // CONTROLLER. Features, log dirs and the incarnation id are accepted and not
 // stored yet; every heartbeat is answered caught up.
+//
+// The admin requests brokers forward (CreateTopics, DeleteTopics,
+// CreatePartitions, AlterConfigs, IncrementalAlterConfigs) are answered here
+// by the broker's own handlers, without an Envelope (no principal to carry
+// while Gregor has no authentication); a controller that is not active
+// answers them NOT_CONTROLLER.
 
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,9 +40,14 @@ type Membership interface {
 // ControllerAPIs handles the broker-to-controller requests that reach the
 // controller listener. It implements server.Handler.
 type ControllerAPIs struct {
-	m   Membership
-	err *Broker // only for the error table and its logger
+	m      Membership
+	err    *Broker // only for the error table and its logger
+	broker atomic.Pointer[Broker]
 }
+
+// SetBroker sets the broker whose handlers answer forwarded admin requests;
+// until then they are answered NOT_CONTROLLER.
+func (h *ControllerAPIs) SetBroker(b *Broker) { h.broker.Store(b) }
 
 // NewControllerAPIs returns the handler of the controller listener.
 func NewControllerAPIs(m Membership, logger *slog.Logger) *ControllerAPIs {
@@ -47,10 +59,15 @@ func NewControllerAPIs(m Membership, logger *slog.Logger) *ControllerAPIs {
 
 // APIVersions implements server.Handler.
 func (h *ControllerAPIs) APIVersions() []kmsg.ApiVersionsResponseApiKey {
-	return []kmsg.ApiVersionsResponseApiKey{
+	out := []kmsg.ApiVersionsResponseApiKey{
 		{ApiKey: 62, MinVersion: 0, MaxVersion: 4},
 		{ApiKey: 63, MinVersion: 0, MaxVersion: 1},
 	}
+	for k := range forwarded {
+		a := apis[k]
+		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: a.min, MaxVersion: a.max})
+	}
+	return out
 }
 
 // Handle implements server.Handler.
@@ -61,7 +78,10 @@ func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server
 	case *kmsg.BrokerHeartbeatRequest:
 		return h.heartbeat(ctx, body)
 	}
-	return nil
+	if b := h.broker.Load(); b != nil {
+		return b.HandleForwarded(ctx, req)
+	}
+	return done(notControllerResponse(req.Body))
 }
 
 func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrationRequest) server.Completion {
@@ -96,4 +116,49 @@ func (h *ControllerAPIs) heartbeat(ctx context.Context, req *kmsg.BrokerHeartbea
 	resp.IsCaughtUp = err == nil
 	resp.IsFenced = fenced || err != nil
 	return done(resp)
+}
+
+// notControllerResponse answers a forwarded admin request NOT_CONTROLLER
+// for every resource it names.
+func notControllerResponse(req kmsg.Request) kmsg.Response {
+	code := kerr.NotController.Code
+	resp := req.ResponseKind()
+	switch r := resp.(type) {
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for _, t := range req.(*kmsg.DeleteTopicsRequest).Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, name := range req.(*kmsg.DeleteTopicsRequest).TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = &name, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.AlterConfigsResponse:
+		for _, c := range req.(*kmsg.AlterConfigsRequest).Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	}
+	return resp
 }

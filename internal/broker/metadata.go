@@ -105,7 +105,10 @@ func (b *Broker) autoCreate(ctx context.Context, img *metadata.Image, name strin
 		NumPartitions:     int32(b.brokerInt(img, "num.partitions")),
 		ReplicationFactor: int16(b.brokerInt(img, "default.replication.factor")),
 	}
-	t, err := b.ctrl.CreateTopic(ctx, spec)
+	t, err := b.createTopic(ctx, spec)
+	if errors.Is(err, errCreatedOnController) {
+		return nil, nil // LEADER_NOT_AVAILABLE until the topic reaches this node
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,46 @@ func clusterNodeConfig(dir string, id int32, ctrlPort int, voters string, props 
 	return cfg
 }
 
+// cluster is three combined nodes started concurrently from one voters list.
+type cluster struct {
+	nodes     []*node.Node
+	dirs      []string
+	ctrlPorts []int
+}
+
+func startCluster(t *testing.T, props map[string]string) cluster {
+	t.Helper()
+	c := cluster{nodes: make([]*node.Node, 3), ctrlPorts: freePorts(t, 3)}
+	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
+	errs := make([]error, 3)
+	for range 3 {
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			p := map[string]string{"broker.rack": fmt.Sprintf("rack-%d", i+1)}
+			for k, v := range props {
+				p[k] = v
+			}
+			c.nodes[i], errs[i] = node.Start(ctx, clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p), nil)
+		})
+	}
+	wg.Wait()
+	for i, n := range c.nodes {
+		if n != nil {
+			t.Cleanup(func() { n.Close() })
+		}
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i+1, errs[i])
+		}
+	}
+	return c
+}
+
+
 // describe returns the brokers and controller n reports in DescribeCluster
 // and in Metadata, which must agree.
 func describe(t *testing.T, n *node.Node) (brokers []int32, controller int32, err error) {
@@ -106,32 +146,8 @@ func describe(t *testing.T, n *node.Node) (brokers []int32, controller int32, er
 // active controller stops, another voter takes over and fences the stopped
 // broker once its session (broker.session.timeout.ms) expires.
 func TestClusterThreeVotersFormQuorumAndFenceAStoppedBroker(t *testing.T) {
-	ports := freePorts(t, 3)
-	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", ports[0], ports[1], ports[2])
-	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "200"}
-	nodes := make([]*node.Node, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			p := map[string]string{"broker.rack": fmt.Sprintf("rack-%d", i+1)}
-			for k, v := range props {
-				p[k] = v
-			}
-			nodes[i], errs[i] = node.Start(ctx, clusterNodeConfig(t.TempDir(), int32(i+1), ports[i], voters, p), nil)
-		})
-	}
-	wg.Wait()
-	for i, n := range nodes {
-		if n != nil {
-			t.Cleanup(func() { n.Close() })
-		}
-		if errs[i] != nil {
-			t.Fatalf("node %d: %v", i+1, errs[i])
-		}
-	}
+	c := startCluster(t, map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "200"})
+	nodes, ports := c.nodes, c.ctrlPorts
 
 	var leader int32
 	for _, n := range nodes {
@@ -295,4 +311,175 @@ func TestClusterStorageIdentity(t *testing.T) {
 			t.Fatalf("second start with a wiped metadata log: %v", err)
 		}
 	})
+}
+
+// TestClusterPlacementAndForwarding creates a topic through a broker that is
+// not the active controller (the request is forwarded, KIP-590), and checks
+// that its RF=1 partitions are spread evenly over the three brokers, that a
+// broker opens only the partitions it hosts, that produce and fetch to a
+// broker that does not lead a partition answer NOT_LEADER_OR_FOLLOWER, that
+// a client of the whole cluster writes and reads every partition, and that
+// DeleteTopics is forwarded too.
+func TestClusterPlacementAndForwarding(t *testing.T) {
+	c := startCluster(t, nil)
+	var leader int32
+	checkFor(t, "one controller", func() bool {
+		_, ctrl, err := describe(t, c.nodes[0])
+		leader = ctrl
+		return err == nil && ctrl >= 1
+	})
+	follower := c.nodes[leader%3] // another node than the controller
+	followerCl, err := kgo.NewClient(kgo.SeedBrokers(follower.KafkaAddr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer followerCl.Close()
+	direct := followerCl.SeedBrokers()[0]
+
+	const topic, partitions = "spread", 6
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	ct.TimeoutMillis = 10000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 1
+	ct.Topics = append(ct.Topics, rt)
+	ctResp, err := ct.RequestWith(testCtx(t, 15*time.Second), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ctResp.Topics) != 1 || ctResp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("CreateTopics through a non-controller: %+v", ctResp.Topics)
+	}
+
+	// Every node learns the placement; RF=1 leaders are balanced.
+	leaders := map[int32]int32{}
+	for _, n := range c.nodes {
+		checkFor(t, "the topic on every node", func() bool {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()))
+			if err != nil {
+				return false
+			}
+			defer cl.Close()
+			md := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr(topic)
+			md.Topics = append(md.Topics, mt)
+			resp, err := md.RequestWith(testCtx(t, 5*time.Second), cl.SeedBrokers()[0])
+			if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != partitions {
+				return false
+			}
+			for _, p := range resp.Topics[0].Partitions {
+				if len(p.Replicas) != 1 || p.Replicas[0] != p.Leader {
+					t.Fatalf("partition %d: leader %d replicas %v, want RF=1 led by its replica", p.Partition, p.Leader, p.Replicas)
+				}
+				leaders[p.Partition] = p.Leader
+			}
+			return true
+		})
+	}
+	perBroker := map[int32]int{}
+	for _, l := range leaders {
+		perBroker[l]++
+	}
+	for id := int32(1); id <= 3; id++ {
+		if perBroker[id] != partitions/3 {
+			t.Fatalf("leaders per broker %v, want %d each", perBroker, partitions/3)
+		}
+	}
+	// A broker opens only the partitions it hosts.
+	for i, dir := range c.dirs {
+		checkFor(t, fmt.Sprintf("node %d's partition directories", i+1), func() bool {
+			for p, l := range leaders {
+				_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s-%d", topic, p)))
+				if hosted := l == int32(i+1); hosted != (err == nil) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	// Produce and fetch to a broker that does not lead the partition.
+	var foreign int32 = -1
+	for p, l := range leaders {
+		if l != follower.NodeID() {
+			foreign = p
+			break
+		}
+	}
+	prod := kmsg.NewPtrProduceRequest()
+	prod.Acks, prod.TimeoutMillis = -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition = foreign
+	pt.Partitions = append(pt.Partitions, pp)
+	prod.Topics = append(prod.Topics, pt)
+	prodResp, err := prod.RequestWith(testCtx(t, 5*time.Second), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := prodResp.Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to a non-leader: %v", kerr.ErrorForCode(got))
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.ReplicaID, fetch.MaxBytes = -1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes = foreign, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	fetchResp, err := fetch.RequestWith(testCtx(t, 5*time.Second), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fetchResp.Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch from a non-leader: %v", kerr.ErrorForCode(got))
+	}
+
+	// A client of the whole cluster reaches every leader.
+	all := []string{c.nodes[0].KafkaAddr().String(), c.nodes[1].KafkaAddr().String(), c.nodes[2].KafkaAddr().String()}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := range int32(partitions) {
+		if err := cl.ProduceSync(testCtx(t, 10*time.Second), &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprint(p))}).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d: %v", p, err)
+		}
+	}
+	offs := map[int32]kgo.Offset{}
+	for p := range int32(partitions) {
+		offs[p] = kgo.NewOffset().AtStart()
+	}
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	got := map[int32]string{}
+	ctx := testCtx(t, 15*time.Second)
+	for len(got) < partitions && ctx.Err() == nil {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got[r.Partition] = string(r.Value) })
+	}
+	for p := range int32(partitions) {
+		if got[p] != fmt.Sprint(p) {
+			t.Fatalf("consumed %v, want each partition's own record", got)
+		}
+	}
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TimeoutMillis = 10000
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr(topic)
+	del.Topics = append(del.Topics, dt)
+	del.TopicNames = []string{topic}
+	delResp, err := del.RequestWith(testCtx(t, 15*time.Second), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(delResp.Topics) != 1 || delResp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("DeleteTopics through a non-controller: %+v", delResp.Topics)
+	}
 }

@@ -269,3 +269,54 @@ func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Re
 	}
 	return nil
 }
+
+// forwarderConns bounds the connections a broker keeps to the active
+// controller for forwarded admin requests; more concurrent requests wait.
+const forwarderConns = 4
+
+// forwardTimeout bounds one forwarded admin request: topic creation waits
+// for a Raft commit on the controller.
+const forwardTimeout = 30 * time.Second
+
+// forwarder sends admin requests that reached this broker to the active
+// controller's controller listener (KIP-590), over a few reused connections.
+type forwarder struct {
+	voters map[int32]string
+	leader func() (int32, bool)
+	idle   chan *controllerClient // capacity forwarderConns
+}
+
+func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, bool)) *forwarder {
+	f := &forwarder{voters: voters, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
+	for range forwarderConns {
+		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID))}
+	}
+	return f
+}
+
+func (f *forwarder) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	id, ok := f.leader()
+	addr, known := f.voters[id]
+	if !ok || !known {
+		return nil, fmt.Errorf("node: no active controller to forward to")
+	}
+	var c *controllerClient
+	select {
+	case c = <-f.idle:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { f.idle <- c }()
+	resp := req.ResponseKind()
+	if err := c.request(ctx, addr, req, resp); err != nil {
+		c.close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (f *forwarder) close() {
+	for range forwarderConns {
+		(<-f.idle).close()
+	}
+}

@@ -48,8 +48,10 @@ type Node struct {
 	txns     *txn.Coordinator
 	kafka    *server.Server
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
-	requests *requestMetrics
-	http     *httpapi.Server
+	// forwarder sends admin requests to the active controller.
+	forwarder *forwarder
+	requests  *requestMetrics
+	http      *httpapi.Server
 
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -138,9 +140,11 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	// The controller listener's Kafka half: broker registrations and
 	// heartbeats, served before the quorum is up so that peers get
 	// NOT_CONTROLLER rather than a silent port.
+	ctrlAPIs := broker.NewControllerAPIs(n.ctrl, logger)
 	n.ctrlAPIs = server.New(server.Config{
-		Listener: n.ctrl.KafkaListener(), MaxRequestBytes: 1 << 20, Logger: logger.With("listener", "controller"),
-	}, broker.NewControllerAPIs(n.ctrl, logger))
+		Listener: n.ctrl.KafkaListener(), MaxRequestBytes: int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
+		Logger: logger.With("listener", "controller"),
+	}, ctrlAPIs)
 	if err := n.ctrlAPIs.Listen(); err != nil {
 		return nil, fmt.Errorf("node: controller listener: %w", err)
 	}
@@ -179,6 +183,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
 
+	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 	})
@@ -187,8 +192,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
+		Forward:                n.forwarder.forward,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
+	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
 	n.kafka = server.New(server.Config{
 		Addr:                listenAddr(cfg.KafkaAddr),
@@ -334,6 +341,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.forwarder != nil {
+			n.forwarder.close()
+		}
 		if n.txns != nil {
 			n.txns.Close()
 		}
@@ -422,3 +432,6 @@ func absPath(p string) string {
 	}
 	return p
 }
+
+// NodeID is this node's id.
+func (n *Node) NodeID() int32 { return n.cfg.NodeID }
