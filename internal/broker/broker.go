@@ -56,7 +56,7 @@ type Config struct {
 	// listener and returns its answer (KIP-590 forwarding of admin
 	// requests that reach another broker). nil handles everything locally.
 	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
-	Logger       *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Broker handles Kafka requests for one node.

@@ -106,7 +106,6 @@ func startCluster(t *testing.T, props map[string]string) cluster {
 	return c
 }
 
-
 // describe returns the brokers and controller n reports in DescribeCluster
 // and in Metadata, which must agree.
 func describe(t *testing.T, n *node.Node) (brokers []int32, controller int32, err error) {
