@@ -1,7 +1,9 @@
 package broker
 
-// BrokerRegistration (key 62) v0-4 and BrokerHeartbeat (key 63) v0-1, served
-// on the controller listener only, as Kafka serves them.
+// BrokerRegistration (key 62) v0-4, BrokerHeartbeat (key 63) v0-1 and
+// AllocateProducerIds (key 67) v0, served on the controller listener only, as
+// Kafka serves them. AllocateProducerIds hands out a block of 1000 ids; the
+// broker epoch it carries is not checked yet.
 //
 // A registration is written as a fenced RegisterBroker record with a new
 // broker epoch; a heartbeat that does not ask to be fenced unfences the
@@ -35,6 +37,7 @@ import (
 type Membership interface {
 	Register(ctx context.Context, r controller.Registration) (epoch int64, err error)
 	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
+	AllocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error)
 }
 
 // ControllerAPIs handles the broker-to-controller requests that reach the
@@ -62,6 +65,7 @@ func (h *ControllerAPIs) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 	out := []kmsg.ApiVersionsResponseApiKey{
 		{ApiKey: 62, MinVersion: 0, MaxVersion: 4},
 		{ApiKey: 63, MinVersion: 0, MaxVersion: 1},
+		{ApiKey: 67, MinVersion: 0, MaxVersion: 0},
 	}
 	for k := range forwarded {
 		a := apis[k]
@@ -77,6 +81,14 @@ func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server
 		return h.register(ctx, body)
 	case *kmsg.BrokerHeartbeatRequest:
 		return h.heartbeat(ctx, body)
+	case *kmsg.AllocateProducerIDsRequest:
+		resp := body.ResponseKind().(*kmsg.AllocateProducerIDsResponse)
+		first, count, err := h.m.AllocateProducerIDs(ctx, body.BrokerID)
+		resp.ErrorCode = h.err.errorCode(err)
+		if err == nil {
+			resp.ProducerIDStart, resp.ProducerIDLen = first, int32(count)
+		}
+		return done(resp)
 	}
 	if b := h.broker.Load(); b != nil {
 		return b.HandleForwarded(ctx, req)

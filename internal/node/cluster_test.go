@@ -468,6 +468,31 @@ func TestClusterPlacementAndForwarding(t *testing.T) {
 		}
 	}
 
+	// Every broker hands out producer ids from blocks the active controller
+	// allocated (AllocateProducerIds over the controller listener for the
+	// others): no two brokers give the same id.
+	seen := map[int64]int32{}
+	for _, n := range c.nodes {
+		ncl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(testCtx(t, 10*time.Second), ncl.SeedBrokers()[0])
+			if err != nil {
+				t.Fatalf("InitProducerId on node %d: %v", n.NodeID(), err)
+			}
+			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+				t.Fatalf("InitProducerId on node %d: %v", n.NodeID(), err)
+			}
+			if other, dup := seen[resp.ProducerID]; dup {
+				t.Fatalf("producer id %d given by node %d and node %d", resp.ProducerID, other, n.NodeID())
+			}
+			seen[resp.ProducerID] = n.NodeID()
+		}
+		ncl.Close()
+	}
+
 	del := kmsg.NewPtrDeleteTopicsRequest()
 	del.TimeoutMillis = 10000
 	dt := kmsg.NewDeleteTopicsRequestTopic()

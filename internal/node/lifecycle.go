@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
 )
 
 // brokerLifecycle is the broker side of cluster membership, as a KRaft
@@ -319,4 +321,25 @@ func (f *forwarder) close() {
 	for range forwarderConns {
 		(<-f.idle).close()
 	}
+}
+
+// allocateProducerIDs asks the active controller for a block of producer ids
+// (AllocateProducerIds, key 67), for a broker that is not the controller.
+func (f *forwarder) allocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error) {
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = brokerID, -1
+	resp, err := f.forward(ctx, req)
+	if err != nil {
+		// No controller reachable: the same retriable answer as before
+		// forwarding existed.
+		return 0, 0, fmt.Errorf("%w: %w", controller.ErrNotController, err)
+	}
+	r := resp.(*kmsg.AllocateProducerIDsResponse)
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return 0, 0, fmt.Errorf("node: allocate producer ids: %w", err) // answered with the controller's code
+	}
+	if r.ProducerIDLen <= 0 || r.ProducerIDStart < 0 {
+		return 0, 0, fmt.Errorf("%w: the controller gave block [%d, +%d)", controller.ErrNotController, r.ProducerIDStart, r.ProducerIDLen)
+	}
+	return r.ProducerIDStart, int64(r.ProducerIDLen), nil
 }

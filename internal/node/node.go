@@ -185,7 +185,11 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 
 	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
-		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
+		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
+		if errors.Is(err, controller.ErrNotController) {
+			return n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+		}
+		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
 	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
