@@ -507,3 +507,51 @@ func TestClusterPlacementAndForwarding(t *testing.T) {
 		t.Fatalf("DeleteTopics through a non-controller: %+v", delResp.Topics)
 	}
 }
+
+// TestClusterConsumerGroupAcrossBrokers runs a consumer group on a
+// three-broker cluster: the auto-created topic and __consumer_offsets are
+// created through whichever broker the client asks (forwarded to the active
+// controller), the group's coordinator is the broker leading its
+// __consumer_offsets partition, and committed offsets read back.
+func TestClusterConsumerGroupAcrossBrokers(t *testing.T) {
+	c := startCluster(t, map[string]string{"group.initial.rebalance.delay.ms": "0", "num.partitions": "3"})
+	all := []string{c.nodes[0].KafkaAddr().String(), c.nodes[1].KafkaAddr().String(), c.nodes[2].KafkaAddr().String()}
+	const topic, group, records = "events", "billing", 30
+	prod, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range records {
+		if err := prod.ProduceSync(testCtx(t, 20*time.Second), &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := 0
+	ctx := testCtx(t, 20*time.Second)
+	for got < records && ctx.Err() == nil {
+		got += len(cons.PollFetches(ctx).Records())
+	}
+	if got != records {
+		t.Fatalf("consumed %d of %d records", got, records)
+	}
+	if err := cons.CommitUncommittedOffsets(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(prod)
+	offs, err := adm.FetchOffsets(testCtx(t, 10*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	if committed != records {
+		t.Fatalf("committed offsets add up to %d, want %d", committed, records)
+	}
+}
