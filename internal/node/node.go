@@ -4,6 +4,21 @@
 // in reverse. A single node is a cluster of one running the same code paths
 // as a larger cluster: metadata goes through the Raft-backed controller,
 // partitions through the replica layer.
+//
+// Start order: the data directory's lock and storage identity
+// (meta.properties: a directory of another node id is refused before
+// anything opens; of another cluster, once the quorum names its cluster id;
+// a new directory gets one then), the controller and the Kafka half of the
+// controller listener, the quorum (a multi-voter node waits for its peers as
+// long as it takes), the broker, its registration with the active controller
+// (lifecycle.go: BrokerRegistration, then BrokerHeartbeat every
+// broker.heartbeat.interval.ms; Start returns once the controller unfenced
+// it), then the partitions this broker hosts, the coordinators and the
+// listeners.
+//
+// Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
+// the replica manager's loop; all stop on Close. The forwarder keeps at most
+// forwarderConns connections to the active controller.
 package node
 
 import (
