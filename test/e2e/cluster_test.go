@@ -120,7 +120,8 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 // racks, and name the same active controller. Then the active controller is
 // killed with SIGKILL: another voter takes over within seconds, the survivors
 // keep being listed, and the dead broker is fenced once its session
-// (broker.session.timeout.ms, 9 s) expires.
+// (broker.session.timeout.ms, 9 s) expires; restarted on its data, it is
+// listed again.
 func TestE2EClusterThreeProcesses(t *testing.T) {
 	ports := freePorts(t, 9) // kafka, controller, http per node
 	kafkaPort := func(id int) int { return ports[3*(id-1)] }
@@ -249,4 +250,22 @@ func TestE2EClusterThreeProcesses(t *testing.T) {
 	if d := time.Since(killedAt); d < 8*time.Second {
 		t.Errorf("the killed broker was fenced after %v, before its 9 s session could expire", d)
 	}
+
+	// The killed node restarts on its data: same cluster, a new broker
+	// epoch, listed again by everyone.
+	restarted := start(int(leader))
+	restarted.awaitStarted(t)
+	waitReady(t, restarted)
+	eventually(t, 15*time.Second, "the restarted broker listed again", func() error {
+		for id := 1; id <= 3; id++ {
+			v, err := viewCluster(procs[id].kafkaAddr)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(v.brokers, []int32{1, 2, 3}) || v.clusterID != clusterID {
+				return fmt.Errorf("node %d: brokers %v cluster %q", id, v.brokers, v.clusterID)
+			}
+		}
+		return nil
+	})
 }
