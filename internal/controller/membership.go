@@ -88,6 +88,12 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 // the heartbeat. An unregistered broker or a wrong epoch fails with
 // ErrStaleBrokerEpoch: the broker must register again.
 func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error) {
+	// The session is renewed on receipt, as Kafka does, not once the
+	// command lock is free: a burst of slow commands must not fence a
+	// broker that is heartbeating.
+	if b, ok := c.Image().Brokers[id]; ok && b.Epoch == epoch && c.IsActive() {
+		c.touch(id)
+	}
 	err = c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		b, ok := img.Brokers[id]
 		switch {
