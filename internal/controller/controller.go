@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -385,7 +386,35 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 			return err
 		}
 	}
+	c.checkVoters()
 	return nil
+}
+
+// checkVoters warns when the configured voters differ from the quorum's
+// configuration: the list only seeds a new cluster, so an edited list has
+// no effect, and voters bootstrapped from different lists disagree.
+func (c *Controller) checkVoters() {
+	if len(c.cfg.Voters) == 0 {
+		return
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	want := map[raft.ServerID]raft.ServerAddress{}
+	for _, v := range c.cfg.Voters {
+		want[serverID(v.ID)] = raft.ServerAddress(v.Addr)
+	}
+	got := map[raft.ServerID]raft.ServerAddress{}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			got[s.ID] = s.Address
+		}
+	}
+	if !maps.Equal(want, got) {
+		c.log.Warn("controller.quorum.voters differs from the quorum's voters; the list only seeds a new cluster",
+			"configured", fmt.Sprint(want), "quorum", fmt.Sprint(got))
+	}
 }
 
 // Subscribe registers fn to be called with every new image after it is

@@ -3,7 +3,10 @@ package controller
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -128,5 +131,42 @@ func TestControllerListenerSplitsKafkaFromRaft(t *testing.T) {
 	}
 	if _, err := c.KafkaListener().Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestControllerWarnsWhenVotersDifferFromTheQuorum(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	dir := t.TempDir()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	c := openNode(t, Config{NodeID: 1, Dir: dir, Addr: addrs[0], Voters: []Voter{{1, addrs[0]}}, Logger: logger})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "differs") {
+		t.Fatalf("warned with matching voters:\n%s", logs.String())
+	}
+	// The list grew after the cluster was bootstrapped: it has no effect.
+	openNode(t, Config{NodeID: 1, Dir: dir, Addr: addrs[0], Voters: []Voter{{1, addrs[0]}, {2, addrs[1]}}, Logger: logger})
+	if !strings.Contains(logs.String(), "controller.quorum.voters differs") {
+		t.Fatalf("no warning for a voters list the quorum does not have:\n%s", logs.String())
 	}
 }
