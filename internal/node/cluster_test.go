@@ -555,3 +555,25 @@ func TestClusterConsumerGroupAcrossBrokers(t *testing.T) {
 		t.Fatalf("committed offsets add up to %d, want %d", committed, records)
 	}
 }
+
+// TestClusterCleanShutdownFencesAtOnce stops a broker that is not the
+// active controller: its last heartbeat asks to be fenced, so it leaves
+// Metadata without waiting for its (here one minute) session to expire.
+func TestClusterCleanShutdownFencesAtOnce(t *testing.T) {
+	c := startCluster(t, map[string]string{"broker.session.timeout.ms": "60000"})
+	var leader int32
+	checkFor(t, "three brokers", func() bool {
+		brokers, ctrl, err := describe(t, c.nodes[0])
+		leader = ctrl
+		return err == nil && len(brokers) == 3
+	})
+	stopped := c.nodes[leader%3]
+	if err := stopped.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// checkFor gives up after 20 s, well before the 60 s session expires.
+	checkFor(t, "the stopped broker unlisted", func() bool {
+		brokers, _, err := describe(t, c.nodes[leader-1])
+		return err == nil && len(brokers) == 2 && !slices.Contains(brokers, stopped.NodeID())
+	})
+}

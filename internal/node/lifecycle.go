@@ -73,9 +73,13 @@ func (l *brokerLifecycle) waitUnfenced(ctx context.Context) error {
 	}
 }
 
-// run registers and heartbeats until ctx ends.
+// shutdownFenceTimeout bounds the last heartbeat of a broker that stops.
+const shutdownFenceTimeout = 2 * time.Second
+
+// run registers and heartbeats until ctx ends, then asks to be fenced.
 func (l *brokerLifecycle) run(ctx context.Context) {
 	defer l.client.close()
+	defer l.fenceSelf()
 	for ctx.Err() == nil {
 		wait := l.interval
 		if err := l.step(ctx); err != nil {
@@ -94,6 +98,35 @@ func (l *brokerLifecycle) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// fenceSelf sends a heartbeat with WantFence, so that the controller stops
+// listing a broker that shuts down cleanly at once rather than after its
+// session expires. Best effort: if no controller answers, the session
+// expiry fences it.
+func (l *brokerLifecycle) fenceSelf() {
+	l.mu.Lock()
+	epoch := l.mu.epoch
+	l.mu.Unlock()
+	if epoch == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownFenceTimeout)
+	defer cancel()
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.Version = 1
+	req.BrokerID, req.BrokerEpoch, req.WantFence = l.nodeID, epoch, true
+	req.CurrentMetadataOffset = -1
+	var resp kmsg.BrokerHeartbeatResponse
+	err := l.exchange(ctx, req, &resp)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		l.logger.Info("could not ask the controller to fence this broker; its session will expire", "err", err)
+		return
+	}
+	l.logger.Info("fenced for shutdown")
 }
 
 // step does one registration or one heartbeat.

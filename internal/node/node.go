@@ -65,8 +65,11 @@ type Node struct {
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
 	forwarder *forwarder
-	requests  *requestMetrics
-	http      *httpapi.Server
+	// stopLifecycle stops the broker's heartbeats, asking the controller
+	// to fence it first; nil until registration starts.
+	stopLifecycle func()
+	requests      *requestMetrics
+	http          *httpapi.Server
 
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -242,7 +245,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
 		logger: logger.With("component", "broker-lifecycle"),
 	})
-	n.wg.Go(func() { lc.run(runCtx) })
+	lcCtx, lcCancel := context.WithCancel(runCtx)
+	lcDone := make(chan struct{})
+	n.stopLifecycle = func() { lcCancel(); <-lcDone }
+	n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
 	regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
 	defer regCancel()
 	if err := lc.waitUnfenced(regCtx); err != nil {
@@ -346,6 +352,11 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.unsubscribe != nil {
 			n.unsubscribe()
+		}
+		if n.stopLifecycle != nil {
+			// First, while the controller listener still answers (this
+			// node may be the active controller).
+			n.stopLifecycle()
 		}
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
