@@ -22,6 +22,8 @@ import (
 // Controller is what the broker needs of the metadata controller.
 type Controller interface {
 	Image() *metadata.Image
+	// Leader is the node id of the active controller, if one is known.
+	Leader() (int32, bool)
 	CreateTopic(ctx context.Context, spec controller.TopicSpec) (metadata.Topic, error)
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
@@ -50,7 +52,11 @@ type Config struct {
 	// Transactions is the transaction coordinator; nil answers the
 	// transaction APIs COORDINATOR_NOT_AVAILABLE.
 	Transactions *txn.Coordinator
-	Logger       *slog.Logger
+	// Forward sends a request to the active controller's controller
+	// listener and returns its answer (KIP-590 forwarding of admin
+	// requests that reach another broker). nil handles everything locally.
+	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+	Logger  *slog.Logger
 }
 
 // Broker handles Kafka requests for one node.
@@ -148,6 +154,48 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 		// the server closes the connection on a nil response of the wrong kind.
 		return nil
 	}
+	if forwarded[req.Key] {
+		if resp, ok := b.forward(ctx, req); ok {
+			return done(resp)
+		}
+	}
+	return a.fn(b, ctx, req)
+}
+
+// forwarded are the admin requests a broker that is not the active
+// controller forwards to it, as Kafka's brokers do (KIP-590).
+var forwarded = map[int16]bool{
+	19: true, // CreateTopics
+	20: true, // DeleteTopics
+	33: true, // AlterConfigs
+	37: true, // CreatePartitions
+	44: true, // IncrementalAlterConfigs
+}
+
+// forward sends req to the active controller when that is another node. It
+// reports false when the request is to be handled here: this node is the
+// active controller, none is known, or the controller could not be reached
+// (the local handler then answers NOT_CONTROLLER, which clients retry).
+func (b *Broker) forward(ctx context.Context, req *server.Request) (kmsg.Response, bool) {
+	id, ok := b.ctrl.Leader()
+	if b.cfg.Forward == nil || !ok || id == b.cfg.NodeID {
+		return nil, false
+	}
+	resp, err := b.cfg.Forward(ctx, req.Body)
+	if err != nil {
+		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "controller", id, "err", err)
+		return nil, false
+	}
+	return resp, true
+}
+
+// HandleForwarded answers a request forwarded by another broker, on the
+// active controller, without forwarding it again.
+func (b *Broker) HandleForwarded(ctx context.Context, req *server.Request) server.Completion {
+	a, ok := apis[req.Key]
+	if !ok || !forwarded[req.Key] {
+		return nil
+	}
 	return a.fn(b, ctx, req)
 }
 
@@ -158,6 +206,15 @@ func done(resp kmsg.Response) server.Completion {
 
 // image is the current metadata image.
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
+
+// controllerID is the active controller's id for Metadata and
+// DescribeCluster, -1 (Kafka's "none") during an election.
+func (b *Broker) controllerID() int32 {
+	if id, ok := b.ctrl.Leader(); ok {
+		return id
+	}
+	return -1
+}
 
 // topicLayers resolves where a topic's configs come from.
 func (b *Broker) topicLayers(img *metadata.Image, overrides map[string]string) config.Layers {

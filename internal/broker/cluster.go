@@ -29,7 +29,7 @@ func handleDescribeCluster(b *Broker, ctx context.Context, sreq *server.Request)
 		return done(resp)
 	}
 	resp.ClusterID = img.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.ClusterAuthorizedOperations = authorizedOpsUnset
 	for _, mb := range b.metadataBrokers(img) {
 		db := kmsg.NewDescribeClusterResponseBroker()

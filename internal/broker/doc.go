@@ -5,6 +5,15 @@
 // and the coordinators, and owns the one table (errors.go) that maps domain
 // errors to Kafka error codes.
 //
+// On a cluster, admin requests (CreateTopics, DeleteTopics, CreatePartitions,
+// AlterConfigs, IncrementalAlterConfigs) that reach a broker that is not the
+// active controller are forwarded to it (Config.Forward, KIP-590), and topic
+// creation the broker triggers itself (auto-creation, internal topics) goes
+// the same way (forward.go). ControllerAPIs (controllerapis.go) is the other
+// side: the handler of the controller listener, which answers
+// BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and the forwarded
+// admin requests.
+//
 // The broker never decodes record batches beyond their headers and never
 // re-encodes them: produce validates and appends the bytes it received, fetch
 // returns the bytes the log holds.

@@ -46,6 +46,8 @@ var errorCodes = []struct {
 	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
 	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{controller.ErrNotController, kerr.NotController},
+	{controller.ErrStaleBrokerEpoch, kerr.StaleBrokerEpoch},
+	{controller.ErrInconsistentClusterID, kerr.InconsistentClusterID},
 	{controller.ErrUnknownPartition, kerr.UnknownTopicOrPartition},
 	{controller.ErrInvalidConfigResource, kerr.InvalidRequest},
 	{controller.ErrInvalidChange, kerr.InvalidRequest},

@@ -112,7 +112,7 @@ func (b *Broker) internalCoordinator(ctx context.Context, key, topic, partitions
 			ReplicationFactor: int16(b.brokerInt(img, replicationProp)),
 			Configs:           map[string]string{"cleanup.policy": "compact"},
 		}
-		if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
+		if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
 			return -1, "", -1, unavailable
 		}
 		b.cfg.OnMetadataChange()

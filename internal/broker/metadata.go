@@ -40,7 +40,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	img := b.image()
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerID()
 	resp.AuthorizedOperations = authorizedOpsUnset
 	resp.Brokers = b.metadataBrokers(img)
 
@@ -109,7 +109,9 @@ func (b *Broker) autoCreate(ctx context.Context, img *metadata.Image, name strin
 		NumPartitions:     int32(b.brokerInt(img, "num.partitions")),
 		ReplicationFactor: int16(b.brokerInt(img, "default.replication.factor")),
 	}
-	if _, err := b.ctrl.CreateTopic(ctx, spec); err != nil {
+	if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, errCreatedOnController) {
+		// errCreatedOnController: LEADER_NOT_AVAILABLE until the topic
+		// reaches this node, as for any fresh topic.
 		return err
 	}
 	b.cfg.OnMetadataChange()

@@ -48,7 +48,12 @@ The configuration is built from, lowest precedence first:
 Logs go to stderr as slog text at --log-level.`,
 		Example: `  gregor serve
   gregor serve --config server.properties --set num.partitions=3
-  gregor serve --data-dir /var/lib/gregor --kafka-addr 0.0.0.0:9092 --advertised-addr broker1:9092`,
+  gregor serve --data-dir /var/lib/gregor --kafka-addr 0.0.0.0:9092 --advertised-addr broker1:9092
+
+  # one of three combined nodes (start all three, in any order)
+  gregor serve --node-id 2 --data-dir ./data-2 --kafka-addr 127.0.0.1:9192 \
+    --controller-addr 127.0.0.1:9193 --http-addr 127.0.0.1:9194 \
+    --set controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := buildNodeConfig(cmd, f)

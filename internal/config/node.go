@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -382,8 +383,16 @@ func (n *Node) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("%w: log level %q: want debug, info, warn or error", ErrInvalidNode, n.LogLevel))
 	}
-	if _, err := n.QuorumVoters(); err != nil {
+	voters, err := n.QuorumVoters()
+	if err != nil {
 		errs = append(errs, err)
+	}
+	roles, err := n.ProcessRoles()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if roles.Controller && len(voters) > 0 && !slices.ContainsFunc(voters, func(v Voter) bool { return v.ID == n.NodeID }) {
+		errs = append(errs, fmt.Errorf("%w: node.id %d has the controller role but is not in %s %q", ErrInvalidNode, n.NodeID, PropQuorumVoters, n.Voters))
 	}
 	return errors.Join(errs...)
 }
@@ -408,4 +417,39 @@ func checkAddr(addr string, listen bool) error {
 		}
 	}
 	return nil
+}
+
+// PropProcessRoles is Kafka's process.roles; it stays in Props.
+const PropProcessRoles = "process.roles"
+
+// Roles are the parsed process.roles of a node.
+type Roles struct{ Broker, Controller bool }
+
+// ProcessRoles parses process.roles ("broker", "controller" or both, comma
+// separated; default both). Every node is combined today: a broker-only or
+// controller-only node is refused with an error saying so, rather than
+// started half-built.
+func (n Node) ProcessRoles() (Roles, error) {
+	v, ok := n.Props[PropProcessRoles]
+	if !ok {
+		return Roles{Broker: true, Controller: true}, nil
+	}
+	var r Roles
+	for _, role := range splitList(v) {
+		switch strings.ToLower(role) {
+		case "broker":
+			r.Broker = true
+		case "controller":
+			r.Controller = true
+		default:
+			return r, fmt.Errorf("%w: %s=%q: unknown role %q (want broker, controller or both)", ErrInvalidNode, PropProcessRoles, v, role)
+		}
+	}
+	if !r.Broker && !r.Controller {
+		return r, fmt.Errorf("%w: %s is empty", ErrInvalidNode, PropProcessRoles)
+	}
+	if !r.Broker || !r.Controller {
+		return r, fmt.Errorf("%w: %s=%q: only broker,controller (combined) nodes are supported yet", ErrInvalidNode, PropProcessRoles, v)
+	}
+	return r, nil
 }

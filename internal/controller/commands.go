@@ -29,7 +29,7 @@ type TopicSpec struct {
 // to one more than the registered one when b.Epoch is not already higher; the
 // epoch used can be read from the image afterwards.
 func (c *Controller) RegisterBroker(ctx context.Context, b metadata.Broker) error {
-	return c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		epoch := max(b.Epoch, 1)
 		if old, ok := img.Brokers[b.NodeID]; ok && epoch <= old.Epoch {
 			epoch = old.Epoch + 1
@@ -38,6 +38,10 @@ func (c *Controller) RegisterBroker(ctx context.Context, b metadata.Broker) erro
 			NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack, Epoch: epoch, Fenced: b.Fenced,
 		}}, nil
 	})
+	if err == nil {
+		c.touch(b.NodeID)
+	}
+	return err
 }
 
 // CreateTopic creates a topic, its partitions and configs in one entry and

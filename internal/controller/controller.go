@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +41,9 @@ var (
 	ErrInvalidConfigResource    = errors.New("controller: invalid config resource")
 	ErrInvalidChange            = errors.New("controller: invalid metadata change")
 	ErrInvalidConfig            = errors.New("controller: invalid config")
+	ErrMetadataLost             = errors.New("controller: metadata log lost")
+	ErrStaleBrokerEpoch         = errors.New("controller: stale broker epoch")
+	ErrInconsistentClusterID    = errors.New("controller: inconsistent cluster id")
 )
 
 // ProducerIDBlockSize is the number of producer ids handed out per
@@ -79,6 +84,14 @@ type Config struct {
 	Voters []Voter
 	// ClusterID is written at bootstrap; empty means a random id.
 	ClusterID string
+	// Formatted says the data directory already belongs to a cluster (it
+	// has a meta.properties). A formatted node whose Raft stores are empty
+	// lost its metadata log: it refuses to start rather than bootstrap a
+	// second cluster or vote as a new member (see ErrMetadataLost).
+	Formatted bool
+	// SessionTimeout is broker.session.timeout.ms: the active controller
+	// fences a broker that has not heartbeated for this long. 0 means 9 s.
+	SessionTimeout time.Duration
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -110,6 +123,7 @@ type Controller struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
+	mux       *muxListener
 
 	image atomic.Pointer[metadata.Image]
 
@@ -127,6 +141,15 @@ type Controller struct {
 	mu struct {
 		sync.Mutex
 		closed bool
+	}
+
+	// members holds the heartbeat times of the active controller's term
+	// (membership.go); a leaf lock.
+	members struct {
+		sync.Mutex
+		term  uint64
+		since time.Time
+		seen  map[int32]time.Time
 	}
 
 	subMu   sync.Mutex
@@ -196,10 +219,20 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: open snapshot store: %w", err)
 	}
-	c.transport, err = raft.NewTCPTransportWithLogger(cfg.Addr, nil, transportPool, transportTimeout, hlog)
+	var advertise string
+	for _, v := range cfg.Voters {
+		if v.ID == cfg.NodeID {
+			advertise = v.Addr
+		}
+	}
+	c.mux, err = newMuxListener(cfg.Addr, advertise)
 	if err != nil {
 		return nil, fmt.Errorf("controller: listen %s: %w", cfg.Addr, err)
 	}
+	closers = append(closers, c.mux)
+	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: c.mux, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog,
+	})
 	closers = append(closers, c.transport)
 
 	rc := raft.DefaultConfig()
@@ -221,6 +254,17 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: read raft state: %w", err)
 	}
+	if !existing && cfg.Formatted {
+		// The directory was part of a cluster but its Raft stores are gone
+		// (wiped, or replaced). Bootstrapping would start a second cluster;
+		// joining empty would forget the votes this voter cast, so it could
+		// vote twice in one term and help elect a leader that lacks
+		// committed entries. Only an operator can decide (KIP-853: remove
+		// and re-add the voter).
+		return nil, fmt.Errorf("%w: %s has no Raft state but the data directory was formatted for a cluster: "+
+			"this node lost its metadata log and must not bootstrap or vote as new; restore %s, or move the data directory away to start a new cluster",
+			ErrMetadataLost, cfg.Dir, cfg.Dir)
+	}
 	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.transport)
 	if err != nil {
 		return nil, fmt.Errorf("controller: start raft: %w", err)
@@ -237,8 +281,10 @@ func Open(cfg Config) (_ *Controller, err error) {
 		}
 	}
 
+	c.members.seen = make(map[int32]time.Time)
 	c.wg.Go(c.leadershipLoop)
 	c.wg.Go(c.dispatchLoop)
+	c.wg.Go(c.fenceLoop)
 	return c, nil
 }
 
@@ -252,10 +298,12 @@ func (c *Controller) bootstrapConfiguration() (raft.Configuration, bool) {
 	var conf raft.Configuration
 	member := false
 	for _, v := range voters {
+		// Every voter bootstraps exactly the list it was given (its own
+		// entry included, never its bound address), so that all voters
+		// start from one configuration, as hashicorp/raft requires.
 		addr := v.Addr
 		if v.ID == c.cfg.NodeID {
 			member = true
-			addr = string(c.transport.LocalAddr())
 		}
 		conf.Servers = append(conf.Servers, raft.Server{
 			Suffrage: raft.Voter, ID: serverID(v.ID), Address: raft.ServerAddress(addr),
@@ -264,8 +312,14 @@ func (c *Controller) bootstrapConfiguration() (raft.Configuration, bool) {
 	return conf, member
 }
 
-// Addr returns the address the Raft transport listens on.
-func (c *Controller) Addr() string { return string(c.transport.LocalAddr()) }
+// Addr returns the address the controller listener is bound to.
+func (c *Controller) Addr() string { return c.mux.ln.Addr().String() }
+
+// KafkaListener returns the Kafka half of the controller listener: the
+// connections that did not open with the Raft preamble. Accept fails with
+// net.ErrClosed once it or the controller is closed; closing it leaves the
+// Raft half serving.
+func (c *Controller) KafkaListener() net.Listener { return c.mux.kafka }
 
 // Image returns the latest applied metadata image; never nil.
 func (c *Controller) Image() *metadata.Image { return c.image.Load() }
@@ -332,7 +386,35 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 			return err
 		}
 	}
+	c.checkVoters()
 	return nil
+}
+
+// checkVoters warns when the configured voters differ from the quorum's
+// configuration: the list only seeds a new cluster, so an edited list has
+// no effect, and voters bootstrapped from different lists disagree.
+func (c *Controller) checkVoters() {
+	if len(c.cfg.Voters) == 0 {
+		return
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	want := map[raft.ServerID]raft.ServerAddress{}
+	for _, v := range c.cfg.Voters {
+		want[serverID(v.ID)] = raft.ServerAddress(v.Addr)
+	}
+	got := map[raft.ServerID]raft.ServerAddress{}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			got[s.ID] = s.Address
+		}
+	}
+	if !maps.Equal(want, got) {
+		c.log.Warn("controller.quorum.voters differs from the quorum's voters; the list only seeds a new cluster",
+			"configured", fmt.Sprint(want), "quorum", fmt.Sprint(got))
+	}
 }
 
 // Subscribe registers fn to be called with every new image after it is
@@ -585,6 +667,7 @@ var applyErrors = []struct{ from, to error }{
 	{metadata.ErrUnknownPartition, ErrUnknownPartition},
 	{metadata.ErrInvalidPartition, ErrInvalidPartitions},
 	{metadata.ErrUnknownBroker, ErrUnknownBroker},
+	{metadata.ErrStaleBrokerEpoch, ErrStaleBrokerEpoch},
 	{metadata.ErrInvalidResource, ErrInvalidConfigResource},
 }
 
@@ -598,7 +681,16 @@ func mapApplyErr(err error) error {
 }
 
 // slogWriter turns hclog's text lines into slog records.
-type slogWriter struct{ log *slog.Logger }
+type slogWriter struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lastPeer map[string]time.Time // peer-unreachable line (without its error) -> last logged
+}
+
+// peerLogInterval rate-limits Raft's peer-unreachable errors: a leader logs
+// one per heartbeat backoff (every 150 ms or so) while a voter is down.
+const peerLogInterval = 10 * time.Second
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -608,6 +700,23 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		level = slog.LevelError
 	case strings.Contains(line, "[WARN]"):
 		level = slog.LevelWarn
+	}
+	if strings.Contains(line, "failed to heartbeat to") || strings.Contains(line, "failed to appendEntries to") {
+		level = slog.LevelWarn
+		key, _, _ := strings.Cut(line, "error=")
+		key = strings.Split(key, "backoff time=")[0]
+		now := time.Now()
+		w.mu.Lock()
+		if w.lastPeer == nil {
+			w.lastPeer = make(map[string]time.Time)
+		}
+		last, seen := w.lastPeer[key]
+		if !seen || now.Sub(last) >= peerLogInterval {
+			w.lastPeer[key] = now
+		} else {
+			level = slog.LevelDebug
+		}
+		w.mu.Unlock()
 	}
 	w.log.Log(context.Background(), level, "raft", "line", line)
 	return len(p), nil

@@ -8,6 +8,28 @@
 // A single node is a Raft cluster of one voter and runs the same code as a
 // larger quorum.
 //
+// # Quorum and bootstrap
+//
+// Voters come from controller.quorum.voters. A voter whose Raft stores are
+// empty bootstraps exactly that list (its own entry included, as written, not
+// its bound address), so every voter bootstraps the same configuration and
+// hashicorp/raft treats the repeated bootstraps as one. The cluster id is the
+// ClusterRecord the first leader commits; every node adopts it from the log.
+// A node whose data directory is formatted (meta.properties, written by the
+// node once it knows the cluster id) but whose Raft stores are empty lost its
+// metadata log: Open refuses it (ErrMetadataLost) instead of bootstrapping a
+// second cluster or voting with a forgotten vote.
+//
+// # Controller listener
+//
+// One port carries Raft (connections opened by Gregor's Raft dialer with a
+// preamble byte) and Kafka's broker-to-controller requests (everything else),
+// split by the first byte (transport.go); KafkaListener hands the second kind
+// to a Kafka server. Broker membership (membership.go): registrations write a
+// fenced RegisterBroker record, heartbeats unfence, and the active controller
+// fences a broker whose heartbeats stop for broker.session.timeout.ms; the
+// heartbeat times are in memory and restart with each Raft term.
+//
 // # Commands
 //
 // Commands run one at a time on the active controller (the command lock,
@@ -28,12 +50,15 @@
 //
 // Besides Raft's own: the leadership loop (writes the ClusterRecord when the
 // image has none), the subscriber dispatcher (calls Subscribe callbacks in
-// apply order), and one waiter per outstanding Raft future whose caller gave
-// up; all stop by Close, the waiters because Raft shutdown resolves every
-// future.
+// apply order), the fence loop (expires broker sessions on the active
+// controller), the controller listener's accept loop with one router per
+// connection until its first byte arrives (bounded by sniffTimeout), and one
+// waiter per outstanding Raft future whose caller gave up; all stop by Close,
+// the waiters because Raft shutdown resolves every future.
 //
 // # Lock order
 //
-// sem (command lock) before mu; subMu and notifyMu are leaves. None is held
+// sem (command lock) before mu and members; subMu, notifyMu and members are
+// leaves. None is held
 // while calling a subscriber.
 package controller

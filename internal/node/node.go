@@ -4,6 +4,21 @@
 // in reverse. A single node is a cluster of one running the same code paths
 // as a larger cluster: metadata goes through the Raft-backed controller,
 // partitions through the replica layer.
+//
+// Start order: the data directory's lock and storage identity
+// (meta.properties: a directory of another node id is refused before
+// anything opens; of another cluster, once the quorum names its cluster id;
+// a new directory gets one then), the controller and the Kafka half of the
+// controller listener, the quorum (a multi-voter node waits for its peers as
+// long as it takes), the broker, its registration with the active controller
+// (lifecycle.go: BrokerRegistration, then BrokerHeartbeat every
+// broker.heartbeat.interval.ms; Start returns once the controller unfenced
+// it), then the partitions this broker hosts, the coordinators and the
+// listeners.
+//
+// Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
+// the replica manager's loop; all stop on Close. The forwarder keeps at most
+// forwarderConns connections to the active controller.
 package node
 
 import (
@@ -11,9 +26,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -45,8 +62,14 @@ type Node struct {
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
 	kafka    *server.Server
-	requests *requestMetrics
-	http     *httpapi.Server
+	ctrlAPIs *server.Server // the Kafka half of the controller listener
+	// forwarder sends admin requests to the active controller.
+	forwarder *forwarder
+	// stopLifecycle stops the broker's heartbeats, asking the controller
+	// to fence it first; nil until registration starts.
+	stopLifecycle func()
+	requests      *requestMetrics
+	http          *httpapi.Server
 
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -94,28 +117,83 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
+	// Storage identity: a directory formatted for another node is refused
+	// before anything in it is opened.
+	meta, err := config.ReadMetaProperties(cfg.DataDir)
+	formatted := err == nil
+	switch {
+	case formatted:
+		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, ""); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+
 	quorum, err := cfg.QuorumVoters()
 	if err != nil {
 		return nil, err
 	}
 	voters := make([]controller.Voter, len(quorum))
+	voterAddrs := map[int32]string{}
 	for i, v := range quorum {
 		voters[i] = controller.Voter{ID: v.ID, Addr: listenAddr(v.Addr)}
+		voterAddrs[v.ID] = listenAddr(v.Addr)
 	}
 	n.ctrl, err = controller.Open(controller.Config{
-		NodeID: cfg.NodeID,
-		Dir:    filepath.Join(cfg.DataDir, "__cluster_metadata"),
-		Addr:   listenAddr(cfg.ControllerAddr),
-		Voters: voters,
-		Logger: logger,
+		NodeID:         cfg.NodeID,
+		Dir:            filepath.Join(cfg.DataDir, "__cluster_metadata"),
+		Addr:           listenAddr(cfg.ControllerAddr),
+		Voters:         voters,
+		Formatted:      formatted,
+		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
+		Logger:         logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
 	}
-	readyCtx, readyCancel := context.WithTimeout(ctx, 60*time.Second)
+	if len(voterAddrs) == 0 {
+		voterAddrs[cfg.NodeID] = n.ctrl.Addr()
+	}
+	// The controller listener's Kafka half: broker registrations and
+	// heartbeats, served before the quorum is up so that peers get
+	// NOT_CONTROLLER rather than a silent port.
+	ctrlAPIs := broker.NewControllerAPIs(n.ctrl, logger)
+	n.ctrlAPIs = server.New(server.Config{
+		Listener: n.ctrl.KafkaListener(), MaxRequestBytes: int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
+		Logger: logger.With("listener", "controller"),
+	}, ctrlAPIs)
+	if err := n.ctrlAPIs.Listen(); err != nil {
+		return nil, fmt.Errorf("node: controller listener: %w", err)
+	}
+	n.wg.Go(func() {
+		if err := n.ctrlAPIs.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			logger.Error("controller listener stopped", "err", err)
+		}
+	})
+
+	// One voter elects itself at once, so a missing leader after a minute is
+	// a fault; a larger quorum waits for its peers as long as it takes, as
+	// they may be started in any order.
+	readyCtx, readyCancel := context.WithCancel(ctx)
+	if len(quorum) <= 1 {
+		readyCtx, readyCancel = context.WithTimeout(ctx, 60*time.Second)
+	} else {
+		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters)
+	}
 	defer readyCancel()
 	if err := n.ctrl.WaitReady(readyCtx); err != nil {
 		return nil, fmt.Errorf("node: waiting for the metadata quorum: %w", err)
+	}
+	clusterID := n.ctrl.Image().ClusterID
+	if formatted {
+		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, clusterID); err != nil {
+			return nil, err
+		}
+	} else if err := config.WriteMetaProperties(cfg.DataDir, config.MetaProperties{
+		ClusterID: clusterID, NodeID: cfg.NodeID, DirectoryID: config.NewDirectoryID(),
+	}); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
@@ -123,16 +201,23 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
 
+	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
-		return n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
+		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
+		if errors.Is(err, controller.ErrNotController) {
+			return n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+		}
+		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
 	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
+		Forward:                n.forwarder.forward,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
+	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
 	n.kafka = server.New(server.Config{
 		Addr:                listenAddr(cfg.KafkaAddr),
@@ -148,12 +233,26 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("node: kafka listener: %w", err)
 	}
 
-	// Register with the advertised address; port 0 (tests) advertises the bound port.
+	// Register with the active controller, with the advertised address
+	// (port 0, in tests, advertises the bound port), and wait to be
+	// unfenced, as a KRaft broker does before it serves.
 	host, port := advertised(cfg.Advertised(), n.kafka.Addr())
-	regCtx, regCancel := context.WithTimeout(ctx, 30*time.Second)
+	order := slices.Sorted(maps.Keys(voterAddrs))
+	lc := newBrokerLifecycle(&brokerLifecycle{
+		nodeID: cfg.NodeID, clusterID: clusterID, host: host, port: port,
+		rack:     props(cfg.Props, "broker.rack"),
+		interval: time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
+		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
+		logger: logger.With("component", "broker-lifecycle"),
+	})
+	lcCtx, lcCancel := context.WithCancel(runCtx)
+	lcDone := make(chan struct{})
+	n.stopLifecycle = func() { lcCancel(); <-lcDone }
+	n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
+	regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
 	defer regCancel()
-	if err := n.ctrl.RegisterBroker(regCtx, metadata.Broker{NodeID: cfg.NodeID, Host: host, Port: port}); err != nil {
-		return nil, fmt.Errorf("node: register broker: %w", err)
+	if err := lc.waitUnfenced(regCtx); err != nil {
+		return nil, err
 	}
 
 	// Partitions follow the metadata log from here on.
@@ -254,8 +353,16 @@ func (n *Node) Close() error {
 		if n.unsubscribe != nil {
 			n.unsubscribe()
 		}
+		if n.stopLifecycle != nil {
+			// First, while the controller listener still answers (this
+			// node may be the active controller).
+			n.stopLifecycle()
+		}
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
+		}
+		if n.ctrlAPIs != nil {
+			errs = append(errs, n.ctrlAPIs.Shutdown(ctx))
 		}
 		if n.http != nil {
 			errs = append(errs, n.http.Shutdown(ctx))
@@ -264,6 +371,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.forwarder != nil {
+			n.forwarder.close()
+		}
 		if n.txns != nil {
 			n.txns.Close()
 		}
@@ -352,3 +462,6 @@ func absPath(p string) string {
 	}
 	return p
 }
+
+// NodeID is this node's id.
+func (n *Node) NodeID() int32 { return n.cfg.NodeID }

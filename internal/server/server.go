@@ -38,6 +38,10 @@ var ErrServerClosed = errors.New("server: closed")
 type Config struct {
 	// Addr is the listen address, DefaultAddr when empty.
 	Addr string
+	// Listener, when set, is served instead of binding Addr: a listener
+	// shared with another protocol (the controller listener). Shutdown
+	// closes it.
+	Listener net.Listener
 	// MaxRequestBytes is socket.request.max.bytes: a frame whose size is larger
 	// closes the connection before anything is allocated. 0 means the default.
 	MaxRequestBytes int32
@@ -191,9 +195,12 @@ func (s *Server) Listen() error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("server: listen: %w", err)
+		}
 	}
 	s.mu.ln = ln
 	return nil

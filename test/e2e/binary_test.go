@@ -52,6 +52,7 @@ type proc struct {
 	httpAddr  string
 	exited    chan struct{} // closed once Wait returned
 	exitErr   error
+	started   chan [2]string // the Kafka and HTTP addresses, once logged
 
 	mu  sync.Mutex
 	log strings.Builder
@@ -76,7 +77,19 @@ func startBinaryOn(t *testing.T, dataDir, kafkaAddr string, sets ...string) *pro
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
-	p := &proc{cmd: exec.Command(gregorBin, args...), dataDir: dataDir, exited: make(chan struct{})}
+	p := spawn(t, dataDir, args...)
+	p.awaitStarted(t)
+	waitReady(t, p)
+	return p
+}
+
+// spawn starts `gregor` with args without waiting for it; the process is
+// killed (by its PID) when the test ends if it is still running, and its log
+// is printed if the test failed.
+func spawn(t *testing.T, dataDir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(gregorBin, args...), dataDir: dataDir, exited: make(chan struct{}),
+		started: make(chan [2]string, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +98,7 @@ func startBinaryOn(t *testing.T, dataDir, kafkaAddr string, sets ...string) *pro
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start gregor: %v", err)
 	}
-	started := make(chan [2]string, 1)
+	started := p.started
 	scanDone := make(chan struct{})
 	go func() {
 		defer close(scanDone)
@@ -115,16 +128,20 @@ func startBinaryOn(t *testing.T, dataDir, kafkaAddr string, sets ...string) *pro
 			t.Logf("gregor log (%s):\n%s", dataDir, p.logText())
 		}
 	})
+	return p
+}
+
+// awaitStarted waits until p logs that it started and records its addresses.
+func (p *proc) awaitStarted(t *testing.T) {
+	t.Helper()
 	select {
-	case addrs := <-started:
+	case addrs := <-p.started:
 		p.kafkaAddr, p.httpAddr = addrs[0], addrs[1]
 	case <-p.exited:
 		t.Fatalf("gregor exited before starting: %v\n%s", p.exitErr, p.logText())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("gregor did not start within 30s\n%s", p.logText())
 	}
-	waitReady(t, p)
-	return p
 }
 
 func waitReady(t *testing.T, p *proc) {

@@ -1,0 +1,176 @@
+package broker
+
+// BrokerRegistration (key 62) v0-4, BrokerHeartbeat (key 63) v0-1 and
+// AllocateProducerIds (key 67) v0, served on the controller listener only, as
+// Kafka serves them. AllocateProducerIds hands out a block of 1000 ids; the
+// broker epoch it carries is not checked yet.
+//
+// A registration is written as a fenced RegisterBroker record with a new
+// broker epoch; a heartbeat that does not ask to be fenced unfences the
+// broker. Both are answered NOT_CONTROLLER by a controller that is not
+// active, STALE_BROKER_EPOCH for a heartbeat whose epoch is not the
+// registered one (or with no registration), and INCONSISTENT_CLUSTER_ID for a
+// registration naming another cluster. Gregor records one client listener
+// per broker: the first listener of the registration that is not named
+// CONTROLLER. Features, log dirs and the incarnation id are accepted and not
+// stored yet; every heartbeat is answered caught up.
+//
+// The admin requests brokers forward (CreateTopics, DeleteTopics,
+// CreatePartitions, AlterConfigs, IncrementalAlterConfigs) are answered here
+// by the broker's own handlers, without an Envelope (no principal to carry
+// while Gregor has no authentication); a controller that is not active
+// answers them NOT_CONTROLLER.
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+// Membership is what the controller APIs need of the controller.
+type Membership interface {
+	Register(ctx context.Context, r controller.Registration) (epoch int64, err error)
+	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
+	AllocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error)
+}
+
+// ControllerAPIs handles the broker-to-controller requests that reach the
+// controller listener. It implements server.Handler.
+type ControllerAPIs struct {
+	m      Membership
+	err    *Broker // only for the error table and its logger
+	broker atomic.Pointer[Broker]
+}
+
+// SetBroker sets the broker whose handlers answer forwarded admin requests;
+// until then they are answered NOT_CONTROLLER.
+func (h *ControllerAPIs) SetBroker(b *Broker) { h.broker.Store(b) }
+
+// NewControllerAPIs returns the handler of the controller listener.
+func NewControllerAPIs(m Membership, logger *slog.Logger) *ControllerAPIs {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &ControllerAPIs{m: m, err: &Broker{logger: logger.With("component", "controller-apis")}}
+}
+
+// APIVersions implements server.Handler.
+func (h *ControllerAPIs) APIVersions() []kmsg.ApiVersionsResponseApiKey {
+	out := []kmsg.ApiVersionsResponseApiKey{
+		{ApiKey: 62, MinVersion: 0, MaxVersion: 4},
+		{ApiKey: 63, MinVersion: 0, MaxVersion: 1},
+		{ApiKey: 67, MinVersion: 0, MaxVersion: 0},
+	}
+	for k := range forwarded {
+		a := apis[k]
+		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: a.min, MaxVersion: a.max})
+	}
+	return out
+}
+
+// Handle implements server.Handler.
+func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server.Completion {
+	switch body := req.Body.(type) {
+	case *kmsg.BrokerRegistrationRequest:
+		return h.register(ctx, body)
+	case *kmsg.BrokerHeartbeatRequest:
+		return h.heartbeat(ctx, body)
+	case *kmsg.AllocateProducerIDsRequest:
+		resp := body.ResponseKind().(*kmsg.AllocateProducerIDsResponse)
+		first, count, err := h.m.AllocateProducerIDs(ctx, body.BrokerID)
+		resp.ErrorCode = h.err.errorCode(err)
+		if err == nil {
+			resp.ProducerIDStart, resp.ProducerIDLen = first, int32(count)
+		}
+		return done(resp)
+	}
+	if b := h.broker.Load(); b != nil {
+		return b.HandleForwarded(ctx, req)
+	}
+	return done(notControllerResponse(req.Body))
+}
+
+func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrationRequest) server.Completion {
+	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
+	reg := controller.Registration{NodeID: req.BrokerID, ClusterID: req.ClusterID, Port: -1}
+	for _, l := range req.Listeners {
+		if l.Name != "CONTROLLER" {
+			reg.Host, reg.Port = l.Host, int32(l.Port)
+			break
+		}
+	}
+	if req.Rack != nil {
+		reg.Rack = *req.Rack
+	}
+	if reg.NodeID < 0 || reg.Port < 0 || reg.Host == "" {
+		resp.ErrorCode = kerr.InvalidRegistration.Code
+		return done(resp)
+	}
+	epoch, err := h.m.Register(ctx, reg)
+	resp.ErrorCode = h.err.errorCode(err)
+	resp.BrokerEpoch = epoch
+	if err != nil {
+		resp.BrokerEpoch = -1
+	}
+	return done(resp)
+}
+
+func (h *ControllerAPIs) heartbeat(ctx context.Context, req *kmsg.BrokerHeartbeatRequest) server.Completion {
+	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
+	fenced, err := h.m.Heartbeat(ctx, req.BrokerID, req.BrokerEpoch, req.WantFence)
+	resp.ErrorCode = h.err.errorCode(err)
+	resp.IsCaughtUp = err == nil
+	resp.IsFenced = fenced || err != nil
+	return done(resp)
+}
+
+// notControllerResponse answers a forwarded admin request NOT_CONTROLLER
+// for every resource it names.
+func notControllerResponse(req kmsg.Request) kmsg.Response {
+	code := kerr.NotController.Code
+	resp := req.ResponseKind()
+	switch r := resp.(type) {
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for _, t := range req.(*kmsg.DeleteTopicsRequest).Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, name := range req.(*kmsg.DeleteTopicsRequest).TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = &name, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.AlterConfigsResponse:
+		for _, c := range req.(*kmsg.AlterConfigsRequest).Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	}
+	return resp
+}

@@ -1,0 +1,180 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+)
+
+// Broker membership on the active controller, as in Kafka's KRaft
+// controller: a broker registers (BrokerRegistration) and is fenced until its
+// first heartbeat asks to be unfenced; the controller fences a registered
+// broker whose heartbeats (BrokerHeartbeat) stop for SessionTimeout. When a
+// node becomes the active controller it knows no heartbeat times, so every
+// broker gets one full session from that moment (Kafka's
+// BrokerHeartbeatManager does the same); the times live only in memory.
+
+// DefaultSessionTimeout is Kafka's broker.session.timeout.ms.
+const DefaultSessionTimeout = 9 * time.Second
+
+// Registration is a broker's BrokerRegistration request, domain side.
+type Registration struct {
+	NodeID    int32
+	ClusterID string
+	Host      string
+	Port      int32
+	Rack      string
+}
+
+func (c *Controller) sessionTimeout() time.Duration {
+	if c.cfg.SessionTimeout > 0 {
+		return c.cfg.SessionTimeout
+	}
+	return DefaultSessionTimeout
+}
+
+// touch records a heartbeat from broker id, first forgetting the times of an
+// earlier term: they were measured by another leader (or by this one before
+// it lost leadership) and mean nothing now.
+func (c *Controller) touch(id int32) {
+	now := time.Now()
+	term := c.raft.CurrentTerm()
+	c.members.Lock()
+	defer c.members.Unlock()
+	c.resetIfNewTermLocked(term, now)
+	if id >= 0 {
+		c.members.seen[id] = now
+	}
+}
+
+func (c *Controller) resetIfNewTermLocked(term uint64, now time.Time) {
+	if c.members.term != term {
+		c.members.term = term
+		c.members.since = now
+		clear(c.members.seen)
+	}
+}
+
+// Register registers (or re-registers) a broker, fenced, and returns its new
+// broker epoch. A registration naming another cluster fails with
+// ErrInconsistentClusterID.
+func (c *Controller) Register(ctx context.Context, r Registration) (int64, error) {
+	var epoch int64
+	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+		if r.ClusterID != img.ClusterID {
+			return nil, fmt.Errorf("%w: broker %d is of cluster %q, this is %q", ErrInconsistentClusterID, r.NodeID, r.ClusterID, img.ClusterID)
+		}
+		epoch = 1
+		if old, ok := img.Brokers[r.NodeID]; ok {
+			epoch = old.Epoch + 1
+		}
+		return []metadata.Record{metadata.RegisterBrokerRecord{
+			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
+		}}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	c.touch(r.NodeID)
+	return epoch, nil
+}
+
+// Heartbeat records a heartbeat of broker id at epoch and unfences it (or,
+// with wantFence, fences it). It returns whether the broker is fenced after
+// the heartbeat. An unregistered broker or a wrong epoch fails with
+// ErrStaleBrokerEpoch: the broker must register again.
+func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error) {
+	// The session is renewed on receipt, as Kafka does, not once the
+	// command lock is free: a burst of slow commands must not fence a
+	// broker that is heartbeating.
+	if b, ok := c.Image().Brokers[id]; ok && b.Epoch == epoch && c.IsActive() {
+		c.touch(id)
+	}
+	err = c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+		b, ok := img.Brokers[id]
+		switch {
+		case !ok:
+			// As Kafka: a heartbeat without a registration is a stale epoch.
+			return nil, fmt.Errorf("%w: broker %d is not registered", ErrStaleBrokerEpoch, id)
+		case b.Epoch != epoch:
+			return nil, fmt.Errorf("%w: broker %d sent epoch %d, registered with %d", ErrStaleBrokerEpoch, id, epoch, b.Epoch)
+		}
+		c.touch(id)
+		fenced = wantFence
+		switch {
+		case b.Fenced && !wantFence:
+			return []metadata.Record{metadata.UnfenceBrokerRecord{NodeID: id, Epoch: epoch}}, nil
+		case !b.Fenced && wantFence:
+			return []metadata.Record{metadata.FenceBrokerRecord{NodeID: id, Epoch: epoch}}, nil
+		}
+		return nil, nil
+	})
+	return fenced, err
+}
+
+// fenceCheckDivisor sets how often the active controller looks for expired
+// sessions: SessionTimeout/fenceCheckDivisor, so a broker is fenced at most
+// that much later than its session ends.
+const fenceCheckDivisor = 8
+
+// fenceLoop fences, on the active controller, every unfenced broker whose
+// session expired.
+func (c *Controller) fenceLoop() {
+	t := time.NewTicker(max(c.sessionTimeout()/fenceCheckDivisor, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case <-t.C:
+		}
+		if !c.IsActive() {
+			continue
+		}
+		for _, id := range c.expired() {
+			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
+				b, ok := img.Brokers[id]
+				if !ok || b.Fenced || !slices.Contains(c.expired(), id) {
+					return nil, nil
+				}
+				return []metadata.Record{metadata.FenceBrokerRecord{NodeID: id, Epoch: b.Epoch}}, nil
+			})
+			switch {
+			case err == nil:
+				c.log.Info("fenced broker: session expired", "broker", id, "session_timeout", c.sessionTimeout())
+			case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrNotController):
+			default:
+				c.log.Warn("fence broker failed", "broker", id, "err", err)
+			}
+		}
+	}
+}
+
+// expired lists the unfenced brokers whose last heartbeat (or, never seen
+// in this term, the start of the term) is older than the session timeout.
+func (c *Controller) expired() []int32 {
+	img := c.Image()
+	now := time.Now()
+	term := c.raft.CurrentTerm()
+	c.members.Lock()
+	defer c.members.Unlock()
+	c.resetIfNewTermLocked(term, now)
+	var out []int32
+	for id, b := range img.Brokers {
+		if b.Fenced {
+			continue
+		}
+		last, ok := c.members.seen[id]
+		if !ok {
+			last = c.members.since
+		}
+		if now.Sub(last) > c.sessionTimeout() {
+			out = append(out, id)
+		}
+	}
+	return out
+}

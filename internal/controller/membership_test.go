@@ -1,0 +1,172 @@
+package controller
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestControllerMembershipRegisterHeartbeatFence(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir(), SessionTimeout: 300 * time.Millisecond})
+	clusterID := c.Image().ClusterID
+
+	if _, err := c.Register(testCtx(t), Registration{NodeID: 1, ClusterID: "other", Host: "h", Port: 1}); !errors.Is(err, ErrInconsistentClusterID) {
+		t.Fatalf("register with another cluster id: %v", err)
+	}
+	epoch, err := c.Register(testCtx(t), Registration{NodeID: 1, ClusterID: clusterID, Host: "h", Port: 1, Rack: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := c.Image().Brokers[1]; !b.Fenced || b.Epoch != epoch || b.Rack != "r1" {
+		t.Fatalf("after registration: %+v, want fenced at epoch %d in r1", b, epoch)
+	}
+	if _, err := c.Heartbeat(testCtx(t), 1, epoch+1, false); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("heartbeat with a wrong epoch: %v", err)
+	}
+	if _, err := c.Heartbeat(testCtx(t), 7, 1, false); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("heartbeat of an unregistered broker: %v", err)
+	}
+	fenced, err := c.Heartbeat(testCtx(t), 1, epoch, false)
+	if err != nil || fenced || c.Image().Brokers[1].Fenced {
+		t.Fatalf("heartbeat: fenced=%v err=%v image=%+v", fenced, err, c.Image().Brokers[1])
+	}
+	// Heartbeats keep the session alive past several timeouts.
+	for range 6 {
+		time.Sleep(100 * time.Millisecond) // heartbeat interval, a third of the session
+		if _, err := c.Heartbeat(testCtx(t), 1, epoch, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Image().Brokers[1].Fenced {
+		t.Fatal("a heartbeating broker was fenced")
+	}
+	// Silence: the session expires and the active controller fences.
+	checkFor(t, "the silent broker fenced", func() bool { return c.Image().Brokers[1].Fenced })
+	if fenced, err := c.Heartbeat(testCtx(t), 1, epoch, false); err != nil || fenced {
+		t.Fatalf("heartbeat after fencing: fenced=%v err=%v", fenced, err)
+	}
+	// A re-registration (a restart) bumps the epoch and fences until the
+	// next heartbeat; the old epoch is stale.
+	epoch2, err := c.Register(testCtx(t), Registration{NodeID: 1, ClusterID: clusterID, Host: "h", Port: 2})
+	if err != nil || epoch2 <= epoch || !c.Image().Brokers[1].Fenced {
+		t.Fatalf("re-register: epoch %d (was %d), err %v, %+v", epoch2, epoch, err, c.Image().Brokers[1])
+	}
+	if _, err := c.Heartbeat(testCtx(t), 1, epoch, false); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("heartbeat with the previous epoch: %v", err)
+	}
+}
+
+func TestControllerNotActiveRefusesMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	addrs := freeAddrs(t, 3)
+	voters := []Voter{{1, addrs[0]}, {2, addrs[1]}, {3, addrs[2]}}
+	var nodes []*Controller
+	for i := range 3 {
+		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		nodes = append(nodes, c)
+	}
+	for _, c := range nodes {
+		if err := c.WaitReady(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range nodes {
+		if c.IsActive() {
+			continue
+		}
+		if _, err := c.Register(testCtx(t), Registration{NodeID: 1, ClusterID: c.Image().ClusterID, Host: "h", Port: 1}); !errors.Is(err, ErrNotController) {
+			t.Fatalf("register on a follower: %v", err)
+		}
+		if _, err := c.Heartbeat(testCtx(t), 1, 1, false); !errors.Is(err, ErrNotController) {
+			t.Fatalf("heartbeat on a follower: %v", err)
+		}
+	}
+}
+
+// TestControllerListenerSplitsKafkaFromRaft checks that a connection not
+// opened by the Raft dialer reaches KafkaListener with its bytes intact (the
+// quorum tests carry Raft over the same port).
+func TestControllerListenerSplitsKafkaFromRaft(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := c.KafkaListener().Accept()
+		if err == nil {
+			accepted <- nc
+		}
+	}()
+	nc, err := net.Dial("tcp", c.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := []byte{0, 0, 0, 4, 0, 18, 0, 3} // a Kafka size prefix and the start of a header
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	var got net.Conn
+	select {
+	case got = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Kafka connection was not handed to KafkaListener")
+	}
+	defer got.Close()
+	buf := make([]byte, len(frame))
+	if _, err := io.ReadFull(got, buf); err != nil || string(buf) != string(frame) {
+		t.Fatalf("read %v, %v; want %v", buf, err, frame)
+	}
+	if err := c.KafkaListener().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KafkaListener().Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestControllerWarnsWhenVotersDifferFromTheQuorum(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	dir := t.TempDir()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	c := openNode(t, Config{NodeID: 1, Dir: dir, Addr: addrs[0], Voters: []Voter{{1, addrs[0]}}, Logger: logger})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "differs") {
+		t.Fatalf("warned with matching voters:\n%s", logs.String())
+	}
+	// The list grew after the cluster was bootstrapped: it has no effect.
+	openNode(t, Config{NodeID: 1, Dir: dir, Addr: addrs[0], Voters: []Voter{{1, addrs[0]}, {2, addrs[1]}}, Logger: logger})
+	if !strings.Contains(logs.String(), "controller.quorum.voters differs") {
+		t.Fatalf("no warning for a voters list the quorum does not have:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,378 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/controller"
+)
+
+// brokerLifecycle is the broker side of cluster membership, as a KRaft
+// broker's BrokerLifecycleManager: it registers this broker with the active
+// controller (BrokerRegistration over the controller listener, in Kafka's
+// protocol), heartbeats every broker.heartbeat.interval.ms (BrokerHeartbeat),
+// asks to be unfenced, and registers again when the controller answers
+// STALE_BROKER_EPOCH (a new controller that lost the registration, or a
+// fencing it missed). The controller is found by trying the voters in turn,
+// starting with the Raft leader this node knows of; NOT_CONTROLLER or a
+// network error moves on to the next one.
+type brokerLifecycle struct {
+	nodeID    int32
+	clusterID string
+	host      string
+	port      int32
+	rack      string
+	interval  time.Duration
+	voters    map[int32]string // controller id -> controller listener address
+	order     []int32
+	leader    func() (int32, bool)
+	logger    *slog.Logger
+
+	client controllerClient
+
+	mu struct {
+		sync.Mutex
+		epoch    int64 // 0: not registered
+		unfenced chan struct{}
+		closed   bool // unfenced is closed
+	}
+}
+
+// lifecycleRetry is the pause before trying again after a failed exchange
+// with the controllers (none active yet, an election under way).
+const lifecycleRetry = 100 * time.Millisecond
+
+func newBrokerLifecycle(l *brokerLifecycle) *brokerLifecycle {
+	l.mu.unfenced = make(chan struct{})
+	l.client.timeout = max(l.interval, time.Second)
+	l.client.clientID = "gregor-broker-" + strconv.Itoa(int(l.nodeID))
+	return l
+}
+
+// waitUnfenced blocks until the controller has unfenced this broker once.
+func (l *brokerLifecycle) waitUnfenced(ctx context.Context) error {
+	l.mu.Lock()
+	ch := l.mu.unfenced
+	l.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("node: waiting for the controller to unfence this broker: %w", context.Cause(ctx))
+	}
+}
+
+// shutdownFenceTimeout bounds the last heartbeat of a broker that stops.
+const shutdownFenceTimeout = 2 * time.Second
+
+// run registers and heartbeats until ctx ends, then asks to be fenced.
+func (l *brokerLifecycle) run(ctx context.Context) {
+	defer l.client.close()
+	defer l.fenceSelf()
+	for ctx.Err() == nil {
+		wait := l.interval
+		if err := l.step(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.logger.Debug("controller exchange failed", "err", err)
+			l.client.close()
+			wait = lifecycleRetry
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fenceSelf sends a heartbeat with WantFence, so that the controller stops
+// listing a broker that shuts down cleanly at once rather than after its
+// session expires. Best effort: if no controller answers, the session
+// expiry fences it.
+func (l *brokerLifecycle) fenceSelf() {
+	l.mu.Lock()
+	epoch := l.mu.epoch
+	l.mu.Unlock()
+	if epoch == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownFenceTimeout)
+	defer cancel()
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.Version = 1
+	req.BrokerID, req.BrokerEpoch, req.WantFence = l.nodeID, epoch, true
+	req.CurrentMetadataOffset = -1
+	var resp kmsg.BrokerHeartbeatResponse
+	err := l.exchange(ctx, req, &resp)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		l.logger.Info("could not ask the controller to fence this broker; its session will expire", "err", err)
+		return
+	}
+	l.logger.Info("fenced for shutdown")
+}
+
+// step does one registration or one heartbeat.
+func (l *brokerLifecycle) step(ctx context.Context) error {
+	l.mu.Lock()
+	epoch := l.mu.epoch
+	l.mu.Unlock()
+	if epoch == 0 {
+		req := kmsg.NewPtrBrokerRegistrationRequest()
+		req.Version = 3
+		req.BrokerID = l.nodeID
+		req.ClusterID = l.clusterID
+		req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: l.host, Port: uint16(l.port), SecurityProtocol: 0}}
+		if l.rack != "" {
+			req.Rack = &l.rack
+		}
+		req.PreviousBrokerEpoch = -1
+		var resp kmsg.BrokerRegistrationResponse
+		if err := l.exchange(ctx, req, &resp); err != nil {
+			return err
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return fmt.Errorf("broker registration: %w", err)
+		}
+		l.mu.Lock()
+		l.mu.epoch = resp.BrokerEpoch
+		l.mu.Unlock()
+		l.logger.Info("registered with the controller", "broker_epoch", resp.BrokerEpoch)
+		epoch = resp.BrokerEpoch
+	}
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.Version = 1
+	req.BrokerID = l.nodeID
+	req.BrokerEpoch = epoch
+	req.CurrentMetadataOffset = -1
+	var resp kmsg.BrokerHeartbeatResponse
+	if err := l.exchange(ctx, req, &resp); err != nil {
+		return err
+	}
+	if resp.ErrorCode == kerr.StaleBrokerEpoch.Code {
+		l.mu.Lock()
+		l.mu.epoch = 0
+		l.mu.Unlock()
+		l.logger.Info("controller does not know this broker epoch: registering again", "broker_epoch", epoch)
+		return nil
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("broker heartbeat: %w", err)
+	}
+	if !resp.IsFenced {
+		l.mu.Lock()
+		if !l.mu.closed {
+			l.mu.closed = true
+			close(l.mu.unfenced)
+		}
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// exchange sends req to a controller and decodes its answer into resp,
+// moving to the next controller on NOT_CONTROLLER.
+func (l *brokerLifecycle) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
+	addr := l.pick()
+	if err := l.client.request(ctx, addr, req, resp); err != nil {
+		return err
+	}
+	var code int16
+	switch r := resp.(type) {
+	case *kmsg.BrokerRegistrationResponse:
+		code = r.ErrorCode
+	case *kmsg.BrokerHeartbeatResponse:
+		code = r.ErrorCode
+	}
+	if code == kerr.NotController.Code {
+		return fmt.Errorf("%s: %w", addr, kerr.NotController)
+	}
+	return nil
+}
+
+// pick returns the controller to talk to: the connected one while it
+// answers, else the Raft leader if known, else the next voter in turn.
+func (l *brokerLifecycle) pick() string {
+	if a := l.client.addr; a != "" {
+		return a
+	}
+	if id, ok := l.leader(); ok {
+		if a, ok := l.voters[id]; ok {
+			return a
+		}
+	}
+	id := l.order[0]
+	l.order = append(l.order[1:], id)
+	return l.voters[id]
+}
+
+// maxControllerResponse bounds a controller's answer before it is read:
+// registration and heartbeat answers are a few dozen bytes.
+const maxControllerResponse = 1 << 20
+
+// controllerClient is one connection to a controller listener. It is used
+// by one goroutine at a time (the lifecycle's).
+type controllerClient struct {
+	timeout  time.Duration
+	clientID string
+	addr     string
+	conn     net.Conn
+	corr     int32
+	buf      []byte
+}
+
+func (c *controllerClient) close() {
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.conn, c.addr = nil, ""
+}
+
+func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Request, resp kmsg.Response) error {
+	if c.conn == nil || c.addr != addr {
+		c.close()
+		d := net.Dialer{Timeout: c.timeout}
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		c.conn, c.addr = nc, addr
+	}
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	c.corr++
+	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.clientID))
+	c.buf = f.AppendRequest(c.buf[:0], req, c.corr)
+	if _, err := c.conn.Write(c.buf); err != nil {
+		return err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.conn, size[:]); err != nil {
+		return err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > maxControllerResponse {
+		return fmt.Errorf("controller %s: response size %d", addr, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.conn, body); err != nil {
+		return err
+	}
+	r := kbin.Reader{Src: body}
+	if corr := r.Int32(); corr != c.corr {
+		return fmt.Errorf("controller %s: correlation id %d, want %d", addr, corr, c.corr)
+	}
+	if req.IsFlexible() {
+		tags := r.Uvarint()
+		if int64(tags) > int64(len(r.Src)) {
+			return fmt.Errorf("controller %s: %d header tags in %d bytes", addr, tags, len(r.Src))
+		}
+		for range tags { // response header tags: none is defined, skip them
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
+		}
+	}
+	if err := r.Complete(); err != nil {
+		return fmt.Errorf("controller %s: response header: %w", addr, err)
+	}
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(r.Src); err != nil {
+		return fmt.Errorf("controller %s: %w", addr, err)
+	}
+	return nil
+}
+
+// forwarderConns bounds the connections a broker keeps to the active
+// controller for forwarded admin requests; more concurrent requests wait.
+const forwarderConns = 4
+
+// forwardTimeout bounds one forwarded admin request: topic creation waits
+// for a Raft commit on the controller.
+const forwardTimeout = 30 * time.Second
+
+// forwarder sends admin requests that reached this broker to the active
+// controller's controller listener (KIP-590), over a few reused connections.
+type forwarder struct {
+	voters map[int32]string
+	leader func() (int32, bool)
+	idle   chan *controllerClient // capacity forwarderConns
+}
+
+func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, bool)) *forwarder {
+	f := &forwarder{voters: voters, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
+	for range forwarderConns {
+		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID))}
+	}
+	return f
+}
+
+func (f *forwarder) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	id, ok := f.leader()
+	addr, known := f.voters[id]
+	if !ok || !known {
+		return nil, fmt.Errorf("node: no active controller to forward to")
+	}
+	var c *controllerClient
+	select {
+	case c = <-f.idle:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { f.idle <- c }()
+	resp := req.ResponseKind()
+	if err := c.request(ctx, addr, req, resp); err != nil {
+		c.close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (f *forwarder) close() {
+	for range forwarderConns {
+		(<-f.idle).close()
+	}
+}
+
+// allocateProducerIDs asks the active controller for a block of producer ids
+// (AllocateProducerIds, key 67), for a broker that is not the controller.
+func (f *forwarder) allocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error) {
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = brokerID, -1
+	resp, err := f.forward(ctx, req)
+	if err != nil {
+		// No controller reachable: the same retriable answer as before
+		// forwarding existed.
+		return 0, 0, fmt.Errorf("%w: %w", controller.ErrNotController, err)
+	}
+	r := resp.(*kmsg.AllocateProducerIDsResponse)
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		return 0, 0, fmt.Errorf("node: allocate producer ids: %w", err) // answered with the controller's code
+	}
+	if r.ProducerIDLen <= 0 || r.ProducerIDStart < 0 {
+		return 0, 0, fmt.Errorf("%w: the controller gave block [%d, +%d)", controller.ErrNotController, r.ProducerIDStart, r.ProducerIDLen)
+	}
+	return r.ProducerIDStart, int64(r.ProducerIDLen), nil
+}
