@@ -3,6 +3,7 @@ package commitlog
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -243,5 +244,202 @@ func TestLogCompactStopsAtLastStableOffset(t *testing.T) {
 	after, _ = readRecords(t, l)
 	if _, ok := recordAt(after, open.BaseOffset); ok {
 		t.Fatalf("superseded record of the committed transaction kept")
+	}
+}
+
+// TestLogCompactDifferentialTxn compares random workloads of plain records
+// and transactions of a few producers (committed, aborted, still open)
+// against a naive model, with the aborted index kept as package replica
+// does (entries dropped when a pass reports them done):
+//   - at and after the clean point the log is as written;
+//   - below it, no record of an aborted transaction survives, and of the
+//     others exactly the latest per key does;
+//   - a marker stays while its transaction has a batch left, and an ABORT
+//     marker while its transaction is indexed;
+//   - a read_committed consumer of the whole log, given the index, ends
+//     with every key at its latest committed value.
+func TestLogCompactDifferentialTxn(t *testing.T) {
+	type txn struct {
+		pid, first, marker int64
+		commit             bool
+	}
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 11))
+			clock := newClock()
+			cfg := Config{Dir: t.TempDir(), SegmentBytes: int64(500 + rng.IntN(2000)), Now: clock.Now}
+			l := openLog(t, cfg)
+			all := map[int64]logRecord{} // data records as written
+			ofTxn := map[int64]*txn{}    // data offset -> its transaction (nil: plain)
+			markers := map[int64]*txn{}
+			open := map[int64]*txn{}
+			seq := map[int64]int32{}
+			var index []AbortedTxn
+			nkeys := 1 + rng.IntN(20)
+			randKVs := func(round int) []kv {
+				kvs := make([]kv, 1+rng.IntN(3))
+				for i := range kvs {
+					kvs[i] = kv{[]byte(fmt.Sprintf("k%d", rng.IntN(nkeys))), []byte(fmt.Sprintf("v%d-%d", round, rng.IntN(1000)))}
+				}
+				return kvs
+			}
+			note := func(info AppendInfo, kvs []kv, tx *txn) {
+				for i, r := range kvs {
+					off := info.BaseOffset + int64(i)
+					all[off] = logRecord{offset: off, key: string(r.key), value: string(r.value)}
+					ofTxn[off] = tx
+				}
+			}
+			for round := range 5 {
+				for range 100 + rng.IntN(200) {
+					ts := clock.Now().UnixMilli()
+					if rng.IntN(10) < 4 {
+						kvs := randKVs(round)
+						note(appendKVs(t, l, ts, -1, record.CodecNone, kvs...), kvs, nil)
+						continue
+					}
+					pid := int64(1 + rng.IntN(3))
+					tx := open[pid]
+					if tx != nil && rng.IntN(3) == 0 {
+						tx.commit = rng.IntN(2) == 0
+						tx.marker = appendMarker(t, l, ts, pid, tx.commit).BaseOffset
+						markers[tx.marker] = tx
+						delete(open, pid)
+						if !tx.commit {
+							index = append(index, AbortedTxn{ProducerID: pid, FirstOffset: tx.first, MarkerOffset: tx.marker})
+						}
+						continue
+					}
+					kvs := randKVs(round)
+					info := appendTxnKVs(t, l, ts, pid, seq[pid], kvs...)
+					seq[pid] += int32(len(kvs))
+					if tx == nil {
+						tx = &txn{pid: pid, first: info.BaseOffset, marker: -1}
+						open[pid] = tx
+					}
+					note(info, kvs, tx)
+				}
+				lso := l.LogEndOffset()
+				for _, tx := range open {
+					lso = min(lso, tx.first)
+				}
+				retention := time.Duration(rng.IntN(2)) * time.Hour
+				st, err := l.Compact(CompactOptions{DeleteRetention: retention, Txns: &TxnState{LastStableOffset: lso, Aborted: index}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				index = slices.DeleteFunc(index, func(a AbortedTxn) bool { return slices.Contains(st.AbortedDone, a.MarkerOffset) })
+				clock.Advance(time.Duration(rng.IntN(90)) * time.Minute)
+				if rng.IntN(2) == 0 {
+					if err := l.Close(); err != nil {
+						t.Fatal(err)
+					}
+					l = openLog(t, cfg)
+				}
+
+				point := l.CleanerState().CleanPoint
+				if point > lso {
+					t.Fatalf("round %d: clean point %d past the last stable offset %d", round, point, lso)
+				}
+				aborted := func(off int64) bool { tx := ofTxn[off]; return tx != nil && tx.marker >= 0 && !tx.commit }
+				recs, hdrs := readRecords(t, l)
+				got := map[int64]logRecord{}
+				for _, r := range recs {
+					if markers[r.offset] == nil {
+						got[r.offset] = r
+					}
+				}
+				for off, want := range all {
+					if off >= point && got[off] != want {
+						t.Fatalf("round %d: offset %d past the clean point %d: %+v want %+v", round, off, point, got[off], want)
+					}
+				}
+				latest := map[string]int64{}
+				for off := int64(0); off < point; off++ {
+					if r, ok := all[off]; ok && !aborted(off) {
+						latest[r.key] = off
+					}
+				}
+				for off, r := range got {
+					switch {
+					case off >= point:
+					case aborted(off):
+						t.Fatalf("round %d: aborted record %+v kept", round, r)
+					case latest[r.key] != off:
+						t.Fatalf("round %d: superseded record %+v kept (latest at %d)", round, r, latest[r.key])
+					}
+				}
+				for k, off := range latest {
+					if _, ok := got[off]; !ok {
+						t.Fatalf("round %d: latest record of %s at %d lost", round, k, off)
+					}
+				}
+				// Markers.
+				present := map[int64]record.Header{}
+				for _, h := range hdrs {
+					present[h.BaseOffset] = h
+				}
+				indexed := map[int64]bool{}
+				for _, a := range index {
+					indexed[a.MarkerOffset] = true
+				}
+				for _, h := range hdrs {
+					if h.IsControl() {
+						continue
+					}
+					if tx := ofTxn[h.BaseOffset]; tx != nil && tx.marker >= 0 {
+						if m, ok := present[tx.marker]; !ok || m.NumRecords != 1 {
+							t.Fatalf("round %d: marker at %d gone while batch %d of its transaction is left", round, tx.marker, h.BaseOffset)
+						}
+					}
+				}
+				for m := range indexed {
+					if h, ok := present[m]; !ok || h.NumRecords != 1 {
+						t.Fatalf("round %d: ABORT marker at %d gone while indexed", round, m)
+					}
+				}
+				// A read_committed consumer, as Kafka's clients read: the
+				// aborted list by first offset, a producer's batches
+				// dropped from its aborted transaction's first offset to
+				// its ABORT marker.
+				byFirst := slices.Clone(index)
+				slices.SortFunc(byFirst, func(a, b AbortedTxn) int { return int(a.FirstOffset - b.FirstOffset) })
+				dropping := map[int64]bool{}
+				view := map[string]string{}
+				ri := 0
+				for _, h := range hdrs {
+					if h.BaseOffset >= lso {
+						break
+					}
+					for len(byFirst) > 0 && byFirst[0].FirstOffset <= h.LastOffset() {
+						dropping[byFirst[0].ProducerID] = true
+						byFirst = byFirst[1:]
+					}
+					for ri < len(recs) && recs[ri].offset < h.BaseOffset {
+						ri++
+					}
+					if h.IsControl() {
+						if tx := markers[h.BaseOffset]; tx != nil && !tx.commit {
+							delete(dropping, h.ProducerID)
+						}
+						continue
+					}
+					for ; ri < len(recs) && recs[ri].offset <= h.LastOffset(); ri++ {
+						if !(h.IsTransactional() && dropping[h.ProducerID]) && recs[ri].offset < lso {
+							view[recs[ri].key] = recs[ri].value
+						}
+					}
+				}
+				want := map[string]string{}
+				for off := int64(0); off < lso; off++ {
+					if r, ok := all[off]; ok && !aborted(off) {
+						want[r.key] = r.value
+					}
+				}
+				if fmt.Sprint(view) != fmt.Sprint(want) {
+					t.Fatalf("round %d: read_committed view\n%v\nwant\n%v", round, view, want)
+				}
+			}
+		})
 	}
 }
