@@ -18,6 +18,11 @@ import (
 // record is older than max.compaction.lag.ms, and compacts them one at a
 // time, dirtiest first. Compaction never touches the active segment and
 // respects min.compaction.lag.ms and delete.retention.ms (see Log.Compact).
+// Transactions: a pass never cleans past the partition's last stable
+// offset (only bytes below it count as dirty), it removes the records of
+// the transactions in the aborted index, and the transactions it reports
+// with nothing left are dropped from that index (dropAborted) before a
+// later pass may remove their ABORT markers.
 
 // DefaultCleanerBackoff is log.cleaner.backoff.ms.
 const DefaultCleanerBackoff = 15 * time.Second
