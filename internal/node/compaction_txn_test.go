@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -176,4 +177,59 @@ func TestE2ECompactionAbortedTxn(t *testing.T) {
 	n.Close()
 	n2 := startNode(t, dir, props)
 	check(n2)
+}
+
+// TestE2ECompactionTxnOffsetsReload: a group's offset committed plainly, a
+// newer one committed in a transaction, then a newer one in an aborted transaction; once the
+// cleaner has compacted __consumer_offsets and the node restarted (the
+// group's offsets are replayed from the log), the committed offset is
+// still the group's.
+func TestE2ECompactionTxnOffsetsReload(t *testing.T) {
+	const (
+		id    = "offsets-compact-txn"
+		group = "offsets-compact-group"
+	)
+	dir := t.TempDir()
+	props := map[string]string{"log.cleaner.backoff.ms": "100", "log.segment.bytes": "1024"}
+	for k, v := range small {
+		props[k] = v
+	}
+	n := startNode(t, dir, props)
+	adm, cl := newAdmin(t, n)
+	createTopic(t, adm, "in", 1, nil)
+	commitPlain(t, adm, group, "in", 5) // creates __consumer_offsets
+	p := txnProducer(t, n, id)
+	txnCommit := func(offset int64, commit bool) {
+		t.Helper()
+		pid, epoch := openTxn(t, p, "in")
+		addOffsetsToTxn(t, cl, id, pid, epoch, group)
+		if code := txnOffsetCommit(t, cl, id, pid, epoch, group, noMember, "in", offset); code != 0 {
+			t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(code))
+		}
+		if err := p.EndTransaction(testCtx(t, 20*time.Second), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction (commit=%v): %v", commit, err)
+		}
+	}
+	txnCommit(10, true)
+	txnCommit(20, false)
+	if got := committed(t, cl, group, "in"); got != 10 {
+		t.Fatalf("committed offset before compaction: %d", got)
+	}
+	// Another group's commits fill closed segments to clean.
+	for i := range 100 {
+		commitPlain(t, adm, "filler-group", "in", int64(i))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for cleanPoint(dir, "__consumer_offsets") < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("__consumer_offsets was not compacted (clean point %d)", cleanPoint(dir, "__consumer_offsets"))
+		}
+		time.Sleep(50 * time.Millisecond) // poll the file the node writes, with a deadline
+	}
+	n.Close()
+	n2 := startNode(t, dir, props)
+	_, cl2 := newAdmin(t, n2)
+	if got := committed(t, cl2, group, "in"); got != 10 {
+		t.Fatalf("committed offset after compaction and restart: %d, want 10", got)
+	}
 }
