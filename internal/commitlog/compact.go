@@ -141,14 +141,17 @@ func (l *Log) CleanerStateBelow(uncleanable int64) CleanerState {
 
 // Compact runs one compaction pass (Kafka's log cleaner) over the closed
 // segments, never the active one, stopping at the first segment newer than
-// MinCompactionLag. For every key it keeps only the record with the highest
-// offset in that range; records without a key are dropped; tombstones go as
-// CompactOptions.DeleteRetention says. Offsets never change: rewritten
-// batches keep their base offset and lastOffsetDelta (record.Filter). A
-// batch left empty is dropped unless it is the last batch of its producer id
-// in the range (kept empty, so idempotent-producer state survives); control
-// batches are kept. Consecutive segments are merged into one while their
-// sizes sum to at most SegmentBytes.
+// MinCompactionLag or holding an offset at or past Txns.LastStableOffset.
+// For every key it keeps only the record with the highest offset in that
+// range outside aborted transactions; records without a key and records of
+// aborted transactions are dropped; tombstones go as
+// CompactOptions.DeleteRetention says, and transaction markers as the
+// package doc says. Offsets never change: rewritten batches keep their base
+// offset and lastOffsetDelta (record.Filter). A batch left empty is dropped
+// unless it is its producer's last data batch in the range, or a marker
+// after it (kept empty, so idempotent-producer state and epoch survive).
+// Consecutive segments are merged into one while their sizes sum to at most
+// SegmentBytes.
 //
 // Each group of segments is replaced atomically with the crash-safe
 // .cleaned/.swap protocol of the package doc. Readers holding references
