@@ -2,11 +2,14 @@ package commitlog
 
 import (
 	"bufio"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +39,28 @@ type CompactOptions struct {
 	// closed segment whose largest timestamp is newer than Now -
 	// MinCompactionLag.
 	MinCompactionLag time.Duration
+	// Txns is what the partition knows of the log's transactions (package
+	// replica owns it); nil for a log that has none.
+	Txns *TxnState
+}
+
+// TxnState is the transaction state of a log that a compaction pass must
+// respect (Kafka's LogCleaner with CleanedTransactionMetadata).
+type TxnState struct {
+	// LastStableOffset bounds the pass: a segment is cleaned only when all
+	// its offsets are below it, as Kafka never cleans past the first
+	// unstable offset (an open transaction may still be aborted).
+	LastStableOffset int64
+	// Aborted lists the aborted transactions of the log (any order). Their
+	// records never count as the latest of their key and are removed; an
+	// ABORT marker is never removed while its transaction is listed here.
+	Aborted []AbortedTxn
+}
+
+// AbortedTxn is one aborted transaction: the producer's records from
+// FirstOffset up to its ABORT marker at MarkerOffset.
+type AbortedTxn struct {
+	ProducerID, FirstOffset, MarkerOffset int64
 }
 
 // CompactStats reports one compaction pass.
@@ -48,6 +73,16 @@ type CompactStats struct {
 	RecordsRetained   int64
 	TombstonesRemoved int64
 	CleanPoint        int64 // the first dirty offset after the pass
+	// AbortedRecordsRemoved counts records of aborted transactions removed.
+	AbortedRecordsRemoved int64
+	// MarkersRemoved counts transaction markers removed.
+	MarkersRemoved int64
+	// AbortedDone lists the ABORT marker offsets of listed aborted
+	// transactions (TxnState.Aborted) that have no batch left in the log:
+	// the partition drops them from its aborted-transaction index, after
+	// which a later pass may remove the marker (Kafka leaves them out of the
+	// cleaned segment's transaction index).
+	AbortedDone []int64
 }
 
 // CleanerState describes how dirty the closed segments of a log are.
@@ -71,16 +106,25 @@ func (c CleanerState) DirtyRatio() float64 {
 }
 
 // CleanerState returns the clean and dirty bytes of the closed segments.
-func (l *Log) CleanerState() CleanerState {
+func (l *Log) CleanerState() CleanerState { return l.CleanerStateBelow(math.MaxInt64) }
+
+// CleanerStateBelow is CleanerState counting as dirty only the segments a
+// pass bounded by uncleanable (TxnState.LastStableOffset) may clean, as
+// Kafka's dirty ratio counts only cleanable bytes: a partition held back
+// by an open transaction is not picked again and again for nothing.
+func (l *Log) CleanerStateBelow(uncleanable int64) CleanerState {
 	st := CleanerState{CleanPoint: l.cleanPoint.Load(), FirstDirtyTimestamp: -1}
 	segs := l.segments()
 	if len(segs) == 0 {
 		return st
 	}
-	for _, s := range segs[:len(segs)-1] {
+	for i, s := range segs[:len(segs)-1] {
 		if s.base < st.CleanPoint {
 			st.CleanBytes += s.size.Load()
 			continue
+		}
+		if segs[i+1].base > uncleanable {
+			break
 		}
 		st.DirtyBytes += s.size.Load()
 		if st.FirstDirtyTimestamp < 0 && s.size.Load() >= record.HeaderSize && s.tryRef() {
@@ -98,14 +142,17 @@ func (l *Log) CleanerState() CleanerState {
 
 // Compact runs one compaction pass (Kafka's log cleaner) over the closed
 // segments, never the active one, stopping at the first segment newer than
-// MinCompactionLag. For every key it keeps only the record with the highest
-// offset in that range; records without a key are dropped; tombstones go as
-// CompactOptions.DeleteRetention says. Offsets never change: rewritten
-// batches keep their base offset and lastOffsetDelta (record.Filter). A
-// batch left empty is dropped unless it is the last batch of its producer id
-// in the range (kept empty, so idempotent-producer state survives); control
-// batches are kept. Consecutive segments are merged into one while their
-// sizes sum to at most SegmentBytes.
+// MinCompactionLag or holding an offset at or past Txns.LastStableOffset.
+// For every key it keeps only the record with the highest offset in that
+// range outside aborted transactions; records without a key and records of
+// aborted transactions are dropped; tombstones go as
+// CompactOptions.DeleteRetention says, and transaction markers as the
+// package doc says. Offsets never change: rewritten batches keep their base
+// offset and lastOffsetDelta (record.Filter). A batch left empty is dropped
+// unless it is its producer's last data batch in the range, or a marker
+// after it (kept empty, so idempotent-producer state and epoch survive).
+// Consecutive segments are merged into one while their sizes sum to at most
+// SegmentBytes.
 //
 // Each group of segments is replaced atomically with the crash-safe
 // .cleaned/.swap protocol of the package doc. Readers holding references
@@ -138,6 +185,9 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		if opts.MinCompactionLag > 0 && segs[n].maxTs.Load() > lagCutoff {
 			break
 		}
+		if opts.Txns != nil && segs[n+1].base > opts.Txns.LastStableOffset {
+			break // segs[n] holds an offset at or past the last stable offset
+		}
 		n++
 	}
 	if n == 0 {
@@ -158,19 +208,35 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		}
 	}()
 
-	// Pass 1: the latest offset of every key, and each producer's last batch.
+	// Pass 1: the latest offset of every key outside aborted transactions,
+	// and each producer's last data batch and last marker.
 	latest := make(map[string]int64)
-	lastOfProducer := make(map[int64]int64)
+	last := make(map[int64]producerLast)
+	tr := newTxnTracker(opts.Txns)
 	for _, s := range cleanable {
 		st.Segments++
 		st.BytesRead += s.size.Load()
 		var ferr error
 		_, err := s.walkBatches(0, s.size.Load(), true, l.maxBatch, func(_ int64, h record.Header, b []byte) bool {
 			if h.ProducerID >= 0 {
-				lastOfProducer[h.ProducerID] = h.BaseOffset
+				pl, ok := last[h.ProducerID]
+				if !ok {
+					pl = producerLast{data: -1, marker: -1}
+				}
+				if h.IsControl() {
+					pl.marker = h.BaseOffset
+				} else {
+					pl.data = h.BaseOffset
+				}
+				last[h.ProducerID] = pl
 			}
 			if h.IsControl() {
+				tr.onMarker(h, b, l.maxUncompressed())
 				return true
+			}
+			if tr.onData(h) {
+				st.RecordsRead += int64(h.NumRecords)
+				return true // an aborted transaction's records are never the latest
 			}
 			ferr = record.Records(b, h, l.maxUncompressed(), func(r record.Record) error {
 				st.RecordsRead++
@@ -189,8 +255,17 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 		}
 	}
 
-	// Pass 2: rewrite group by group.
-	tombCutoff := opts.Now.Add(-opts.DeleteRetention).UnixMilli()
+	// Pass 2: rewrite group by group, following the transactions again from
+	// the start (the tracker carries across groups).
+	cl := cleaner{
+		latest:     latest,
+		last:       last,
+		txns:       newTxnTracker(opts.Txns),
+		tombCutoff: opts.Now.Add(-opts.DeleteRetention).UnixMilli(),
+		now:        opts.Now.UnixMilli(),
+		horizon:    addMs(opts.Now.UnixMilli(), opts.DeleteRetention),
+		stats:      &st,
+	}
 	for i := 0; i < len(cleanable); {
 		j := i + 1
 		size := cleanable[i].size.Load()
@@ -200,7 +275,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 			j++
 		}
 		// The group covers the offsets up to the next segment's base.
-		written, err := l.cleanGroup(cleanable[i:j], segs[j].base, latest, lastOfProducer, tombCutoff, interval, &st)
+		written, err := l.cleanGroup(cleanable[i:j], segs[j].base, &cl, interval)
 		if errors.Is(err, errCompactRaced) {
 			l.mu.Lock()
 			closed := l.closed
@@ -232,7 +307,7 @@ func (l *Log) Compact(opts CompactOptions) (CompactStats, error) {
 // cleanGroup writes the retained batches of group into one new segment and
 // swaps it in. It returns the new segment's size, or -1 when the group was a
 // single segment that needed no change (nothing written).
-func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, lastOfProducer map[int64]int64, tombCutoff int64, interval int, st *CompactStats) (int64, error) {
+func (l *Log) cleanGroup(group []*segment, end int64, cl *cleaner, interval int) (int64, error) {
 	base := group[0].base
 	cleaned := cleanName(l.dir, base, end, cleanedExt)
 	f, err := l.disk.fs.OpenFile(cleaned, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -247,38 +322,19 @@ func (l *Log) cleanGroup(group []*segment, end int64, latest map[string]int64, l
 	w := bufio.NewWriterSize(f, 256<<10)
 	var size int64
 	changed := len(group) > 1
-	var buf []byte
 	for _, s := range group {
-		expired := s.maxTs.Load() < tombCutoff
+		expired := s.maxTs.Load() < cl.tombCutoff
 		var ferr error
 		_, err := s.walkBatches(0, s.size.Load(), true, l.maxBatch, func(_ int64, h record.Header, b []byte) bool {
-			out := b
-			if !h.IsControl() {
-				var kept int
-				buf, kept, ferr = record.Filter(buf[:0], b, h, l.maxUncompressed(), func(off int64, r record.Record) bool {
-					switch {
-					case r.Key == nil:
-						return false
-					case latest[string(r.Key)] != off:
-						return false
-					case r.Value == nil && expired:
-						st.TombstonesRemoved++
-						return false
-					}
-					st.RecordsRetained++
-					return true
-				})
-				if ferr != nil {
-					return false
-				}
-				out = buf
-				if kept != int(h.NumRecords) {
-					changed = true
-				}
-				if kept == 0 && (h.ProducerID < 0 || lastOfProducer[h.ProducerID] != h.BaseOffset) {
-					changed = true
-					return true // drop the empty batch
-				}
+			var out []byte
+			var rewritten bool
+			out, rewritten, ferr = cl.batch(h, b, expired, l.maxUncompressed())
+			if ferr != nil {
+				return false
+			}
+			changed = changed || rewritten
+			if out == nil {
+				return true // the batch goes
 			}
 			if _, ferr = w.Write(out); ferr != nil {
 				return false
@@ -486,3 +542,221 @@ func readCleanPoint(fs vfs.FS, dir string) int64 {
 	}
 	return v
 }
+
+// producerLast is where a producer's last data batch and last marker start
+// in the range being cleaned (-1: none).
+type producerLast struct{ data, marker int64 }
+
+// cleaner decides, batch by batch in offset order, what pass 2 of Compact
+// keeps; it is Kafka's Cleaner.cleanInto filter.
+type cleaner struct {
+	latest     map[string]int64 // key -> offset of its latest record outside aborted transactions
+	last       map[int64]producerLast
+	txns       *txnTracker
+	tombCutoff int64 // segments with a max timestamp below it lose their tombstones
+	now        int64 // ms
+	horizon    int64 // delete horizon given to a marker whose transaction is gone
+	stats      *CompactStats
+	buf        []byte
+}
+
+// keepEmpty reports whether the batch must stay, emptied if need be, to
+// keep its producer's state replayable (Kafka's isBatchLastRecordOfProducer):
+// a producer's last data batch carries its last sequence, and a marker after
+// it its latest epoch.
+func (c *cleaner) keepEmpty(h record.Header) bool {
+	if h.ProducerID < 0 {
+		return false
+	}
+	pl := c.last[h.ProducerID]
+	if h.IsControl() {
+		return pl.marker == h.BaseOffset && pl.marker > pl.data
+	}
+	return pl.data == h.BaseOffset
+}
+
+// empty returns the batch without records, or nil when it can go.
+func (c *cleaner) empty(h record.Header, b []byte, maxUncompressed int) ([]byte, error) {
+	if !c.keepEmpty(h) {
+		return nil, nil
+	}
+	var err error
+	c.buf, _, err = record.Filter(c.buf[:0], b, h, maxUncompressed, func(int64, record.Record) bool { return false })
+	return c.buf, err
+}
+
+// batch returns what replaces the batch b in the cleaned segment (nil: it
+// goes) and whether that differs from b. The returned slice is valid until
+// the next call.
+func (c *cleaner) batch(h record.Header, b []byte, expired bool, maxUncompressed int) ([]byte, bool, error) {
+	if h.IsControl() {
+		return c.marker(h, b, maxUncompressed)
+	}
+	if c.txns.onData(h) {
+		// An aborted transaction's batch goes whole (Kafka: BatchRetention.DELETE).
+		if h.NumRecords == 0 && c.keepEmpty(h) {
+			return b, false, nil
+		}
+		c.stats.AbortedRecordsRemoved += int64(h.NumRecords)
+		out, err := c.empty(h, b, maxUncompressed)
+		return out, true, err
+	}
+	var kept int
+	var err error
+	c.buf, kept, err = record.Filter(c.buf[:0], b, h, maxUncompressed, func(off int64, r record.Record) bool {
+		switch {
+		case r.Key == nil:
+			return false
+		case c.latest[string(r.Key)] != off:
+			return false
+		case r.Value == nil && expired:
+			c.stats.TombstonesRemoved++
+			return false
+		}
+		c.stats.RecordsRetained++
+		return true
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if kept == 0 && !c.keepEmpty(h) {
+		return nil, true, nil
+	}
+	return c.buf, kept != int(h.NumRecords), nil
+}
+
+// marker handles a control batch as Kafka's cleaner does (KIP-98,
+// KIP-534): a transaction marker stays while any batch of its transaction
+// is left before it; once none is, it is stamped with a delete horizon of
+// now + delete.retention.ms, and the first pass after the horizon removes it
+// (an ABORT marker only once its transaction has left the partition's
+// aborted-transaction index, so that no index entry outlives its marker).
+func (c *cleaner) marker(h record.Header, b []byte, maxUncompressed int) ([]byte, bool, error) {
+	done, listed := c.txns.onMarker(h, b, maxUncompressed)
+	if listed && done {
+		c.stats.AbortedDone = append(c.stats.AbortedDone, h.BaseOffset)
+	}
+	if h.NumRecords == 0 {
+		// Emptied by an earlier pass: it stays only for its producer's state.
+		if c.keepEmpty(h) {
+			return b, false, nil
+		}
+		return nil, true, nil
+	}
+	if !done {
+		return b, false, nil
+	}
+	horizon, ok := h.DeleteHorizon()
+	switch {
+	case !ok:
+		var err error
+		c.buf, err = record.SetDeleteHorizon(c.buf[:0], b, h, c.horizon, maxUncompressed)
+		return c.buf, true, err
+	case horizon <= c.now && !listed:
+		c.stats.MarkersRemoved++
+		out, err := c.empty(h, b, maxUncompressed)
+		return out, true, err
+	}
+	return b, false, nil
+}
+
+// addMs returns ms + d in milliseconds, saturating.
+func addMs(ms int64, d time.Duration) int64 {
+	dm := d.Milliseconds()
+	if dm > math.MaxInt64-ms {
+		return math.MaxInt64
+	}
+	return ms + dm
+}
+
+// txnTracker follows transactions through a walk of the log in offset
+// order; it is Kafka's CleanedTransactionMetadata. Aborted transactions are
+// taken from TxnState.Aborted as the walk reaches their first offset; a
+// transactional data batch of a producer with an aborted transaction under
+// way belongs to it, any other transactional batch to a transaction that
+// committed (the pass never reaches an open one: it stops at the last
+// stable offset).
+type txnTracker struct {
+	aborted   []AbortedTxn // by first offset; aborted[next:] not reached yet
+	next      int
+	listed    map[int64]bool           // ABORT marker offsets of aborted
+	abortedOn map[int64]*abortedInWalk // producer id -> its aborted transaction under way
+	committed map[int64]bool           // producers with a committed transaction's batch since their last marker
+}
+
+type abortedInWalk struct {
+	txn  AbortedTxn
+	seen bool // a batch of it was walked
+}
+
+func newTxnTracker(txns *TxnState) *txnTracker {
+	t := &txnTracker{listed: map[int64]bool{}, abortedOn: map[int64]*abortedInWalk{}, committed: map[int64]bool{}}
+	if txns != nil {
+		t.aborted = slices.Clone(txns.Aborted)
+		slices.SortFunc(t.aborted, func(a, b AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+		for _, a := range t.aborted {
+			t.listed[a.MarkerOffset] = true
+		}
+	}
+	return t
+}
+
+func (t *txnTracker) reach(offset int64) {
+	for t.next < len(t.aborted) && t.aborted[t.next].FirstOffset <= offset {
+		a := t.aborted[t.next]
+		t.next++
+		if t.abortedOn[a.ProducerID] == nil {
+			t.abortedOn[a.ProducerID] = &abortedInWalk{txn: a}
+		}
+	}
+}
+
+// onData notes a data batch and reports whether it belongs to an aborted
+// transaction.
+func (t *txnTracker) onData(h record.Header) bool {
+	t.reach(h.LastOffset())
+	if !h.IsTransactional() || h.ProducerID < 0 {
+		return false
+	}
+	if a := t.abortedOn[h.ProducerID]; a != nil {
+		a.seen = true
+		return true
+	}
+	t.committed[h.ProducerID] = true
+	return false
+}
+
+// onMarker notes a control batch. done reports that it is an end
+// transaction marker with no batch of its transaction walked before it
+// (or an emptied control batch); listed that it is the marker of a listed
+// aborted transaction.
+func (t *txnTracker) onMarker(h record.Header, b []byte, maxUncompressed int) (done, listed bool) {
+	t.reach(h.LastOffset())
+	if h.NumRecords == 0 {
+		return true, t.listed[h.BaseOffset]
+	}
+	typ := int16(-1)
+	_ = record.Records(b, h, maxUncompressed, func(r record.Record) error {
+		if typ < 0 && len(r.Key) >= 4 {
+			typ = int16(binary.BigEndian.Uint16(r.Key[2:]))
+		}
+		return nil
+	})
+	switch typ {
+	case controlAbort:
+		a := t.abortedOn[h.ProducerID]
+		delete(t.abortedOn, h.ProducerID)
+		return a == nil || !a.seen, t.listed[h.BaseOffset]
+	case controlCommit:
+		seen := t.committed[h.ProducerID]
+		delete(t.committed, h.ProducerID)
+		return !seen, false
+	}
+	return false, false // another control record type: kept
+}
+
+// Control record types of an end-transaction marker (the key's second int16).
+const (
+	controlAbort  int16 = 0
+	controlCommit int16 = 1
+)

@@ -59,17 +59,32 @@
 //
 // Log.Compact is the mechanism of Kafka's log cleaner (the policy, when and
 // which partition, is package replica's). It reads the closed segments up
-// to the first one newer than min.compaction.lag.ms (never the active one),
-// builds key -> highest offset, and rewrites each batch with only the
-// records that are the latest for their key (record.Filter): base offset,
-// lastOffsetDelta, producer fields and codec are kept, so offsets never
-// change and stored batches may have offset gaps (record.Validate accepts
-// NumRecords-1 <= lastOffsetDelta). Records without a key are dropped;
-// tombstones are dropped once the largest timestamp of their segment is
-// older than delete.retention.ms; a batch left empty is dropped unless it is
-// the last batch of its producer id (kept with no records so idempotence
-// state replays). Consecutive segments are merged while their sizes sum to
-// at most segment.bytes; the merged segment keeps the first one's name.
+// to the first one newer than min.compaction.lag.ms (never the active one)
+// or holding an offset at or past the last stable offset (an open
+// transaction may still abort), builds key -> highest offset, and rewrites
+// each batch with only the records that are the latest for their key
+// (record.Filter): base offset, lastOffsetDelta, producer fields and codec
+// are kept, so offsets never change and stored batches may have offset gaps
+// (record.Validate accepts NumRecords-1 <= lastOffsetDelta). Records without
+// a key are dropped; tombstones are dropped once the largest timestamp of
+// their segment is older than delete.retention.ms; a batch left empty is
+// dropped unless it is its producer's last data batch or a marker after it
+// (kept with no records so idempotence and epoch state replay). Consecutive
+// segments are merged while their sizes sum to at most segment.bytes; the
+// merged segment keeps the first one's name.
+//
+// Transactions (Kafka's CleanedTransactionMetadata) are followed from the
+// aborted transactions the caller passes (TxnState): a transactional batch
+// of a producer between an aborted transaction's first offset and its ABORT
+// marker belongs to it, never enters the key map and is removed whole. A
+// COMMIT or ABORT marker stays while a batch of its transaction is left
+// before it; once none is, it is rewritten with a KIP-534 delete horizon
+// (attribute bit 6, base timestamp = now + delete.retention.ms), and the
+// first pass after the horizon removes it. The log keeps no transaction
+// index: CompactStats.AbortedDone tells the caller which aborted
+// transactions have nothing left, and an ABORT marker is removed only once
+// the caller no longer lists its transaction, so no index entry outlives
+// its marker.
 //
 // Each group of segments [base, end) (end: the next segment's base) is
 // swapped in with this protocol:

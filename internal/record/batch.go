@@ -37,6 +37,9 @@ const (
 	attrLogAppendTime = 0x08
 	attrTransactional = 0x10
 	attrControl       = 0x20
+	// attrDeleteHorizon (KIP-534): log compaction set the batch's delete
+	// horizon, which BaseTimestamp then holds.
+	attrDeleteHorizon = 0x40
 )
 
 // Sentinel errors. Callers classify with errors.Is.
@@ -122,6 +125,16 @@ func (h Header) IsTransactional() bool { return h.Attributes&attrTransactional !
 
 // IsControl reports whether the batch is a control batch (transaction marker).
 func (h Header) IsControl() bool { return h.Attributes&attrControl != 0 }
+
+// DeleteHorizon returns the time (ms) after which log compaction may remove
+// the batch's tombstones or transaction marker, when compaction has set it
+// (KIP-534; see SetDeleteHorizon).
+func (h Header) DeleteHorizon() (int64, bool) {
+	if h.Attributes&attrDeleteHorizon == 0 {
+		return 0, false
+	}
+	return h.BaseTimestamp, true
+}
 
 // TimestampType reports who set the record timestamps.
 func (h Header) TimestampType() TimestampType {

@@ -147,3 +147,36 @@ func Filter(dst, b []byte, h Header, maxUncompressed int, keep func(offset int64
 	be.PutUint32(nb[offCRC:], CRC(nb))
 	return dst, int(kept), nil
 }
+
+// SetDeleteHorizon appends to dst the batch b (header h, from Validate)
+// rewritten as Kafka's log cleaner marks a batch whose tombstones or
+// transaction marker may go once horizon (ms) has passed (KIP-534): the
+// delete-horizon attribute is set and the base timestamp holds horizon.
+// Record timestamp deltas are shifted so every record keeps its timestamp;
+// the max timestamp, offsets and producer fields are unchanged.
+func SetDeleteHorizon(dst, b []byte, h Header, horizon int64, maxUncompressed int) ([]byte, error) {
+	var raw []byte
+	shift := h.BaseTimestamp - horizon
+	err := Records(b, h, maxUncompressed, func(r Record) error {
+		r.TimestampDelta += shift
+		raw = appendRecord(raw, r.OffsetDelta, r)
+		return nil
+	})
+	if err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = append(dst, b[:HeaderSize]...)
+	if h.NumRecords > 0 {
+		if dst, err = Compress(h.Compression(), dst, raw); err != nil {
+			return dst[:start], err
+		}
+	}
+	nb := dst[start:]
+	be := binary.BigEndian
+	be.PutUint32(nb[offBatchLength:], uint32(len(nb)-LengthOverhead))
+	be.PutUint16(nb[offAttributes:], uint16(h.Attributes)|attrDeleteHorizon)
+	be.PutUint64(nb[offBaseTimestamp:], uint64(horizon))
+	be.PutUint32(nb[offCRC:], CRC(nb))
+	return dst, nil
+}

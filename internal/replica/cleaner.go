@@ -18,6 +18,11 @@ import (
 // record is older than max.compaction.lag.ms, and compacts them one at a
 // time, dirtiest first. Compaction never touches the active segment and
 // respects min.compaction.lag.ms and delete.retention.ms (see Log.Compact).
+// Transactions: a pass never cleans past the partition's last stable
+// offset (only bytes below it count as dirty), it removes the records of
+// the transactions in the aborted index, and the transactions it reports
+// with nothing left are dropped from that index (dropAborted) before a
+// later pass may remove their ABORT markers.
 
 // DefaultCleanerBackoff is log.cleaner.backoff.ms.
 const DefaultCleanerBackoff = 15 * time.Second
@@ -37,7 +42,7 @@ func (m *Manager) cleanerCandidates(now time.Time) []cleanCandidate {
 		if !cfg.Compact {
 			continue
 		}
-		st := p.log.CleanerState()
+		st := p.log.CleanerStateBelow(p.LastStableOffset())
 		if st.DirtyBytes == 0 {
 			continue
 		}
@@ -87,10 +92,15 @@ func (m *Manager) runCleaner(ctx context.Context) {
 // compact runs one compaction pass over the partition's log.
 func (p *Partition) compact() bool {
 	cfg := p.Config()
+	txns := p.cleanerTxnState()
 	st, err := p.log.Compact(commitlog.CompactOptions{
 		DeleteRetention:  msDuration(cfg.DeleteRetentionMs),
 		MinCompactionLag: msDuration(cfg.MinCompactionLagMs),
+		Txns:             &txns,
 	})
+	if len(st.AbortedDone) > 0 {
+		p.dropAborted(st.AbortedDone)
+	}
 	switch {
 	case errors.Is(err, commitlog.ErrClosed):
 		return false
@@ -99,8 +109,46 @@ func (p *Partition) compact() bool {
 		return false
 	}
 	p.logger.Info("compacted partition", "topic", p.Topic, "partition", p.Index, "segments", st.Segments,
-		"bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "offset", st.CleanPoint)
+		"bytes_read", st.BytesRead, "bytes_written", st.BytesWritten, "offset", st.CleanPoint,
+		"aborted_records_removed", st.AbortedRecordsRemoved, "markers_removed", st.MarkersRemoved)
 	return true
+}
+
+// dropAborted removes from the aborted-transaction index the transactions
+// (by ABORT marker offset) that compaction found without any batch left, as
+// Kafka leaves them out of a cleaned segment's transaction index. The file
+// is rewritten first and memory changed only once it is durable: a later
+// pass removes a marker only when its transaction is no longer listed in
+// memory, so no index entry on disk can outlive its marker (a stale entry
+// would make read_committed consumers drop that producer's later
+// transactions).
+func (p *Partition) dropAborted(markers []int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return
+	}
+	gone := make(map[int64]bool, len(markers))
+	for _, m := range markers {
+		gone[m] = true
+	}
+	p.txnMu.RLock()
+	kept := make([]abortedEntry, 0, len(p.aborted))
+	var b []byte
+	for _, e := range p.aborted {
+		if !gone[e.LastOffset] {
+			kept = append(kept, e)
+			b = e.encode(b)
+		}
+	}
+	p.txnMu.RUnlock()
+	if err := writeFileAtomic(p.txnIndexPath(), b); err != nil {
+		p.logger.Warn("aborted transaction index rewrite failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return
+	}
+	p.txnMu.Lock()
+	p.aborted = kept
+	p.txnMu.Unlock()
 }
 
 // msDuration converts a millisecond config to a Duration, saturating.

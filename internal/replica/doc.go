@@ -13,8 +13,10 @@
 // LSO. Aborted transactions {producer id, first offset, marker offset} are
 // kept in memory for read_committed fetches (AbortedTransactions) and in the
 // append-only, CRC-per-entry file aborted.txnindex, rebuilt from the log's
-// control batches when missing or corrupt and trimmed below the log start
-// offset. Producer snapshots (format GPS2; GPS1 still read) carry each
+// control batches when missing or corrupt, trimmed below the log start
+// offset, and pruned of the transactions log compaction found with no
+// record left (cleaner.go; compaction removes an ABORT marker only after
+// that, so no entry outlives its marker). Producer snapshots (format GPS2; GPS1 still read) carry each
 // producer's open transaction, and log replay reopens and closes
 // transactions from transactional and control batches, so an open
 // transaction keeps the LSO pinned across restarts.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/record"
 )
 
@@ -256,6 +257,24 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 		}
 	}
 	return out
+}
+
+// cleanerTxnState is what a compaction pass must know of the partition's
+// transactions: the last stable offset and the aborted transactions, read
+// together under the append lock so that no transaction can end between the
+// two reads (its records would then lie below the bound yet not be listed
+// as aborted).
+func (p *Partition) cleanerTxnState() commitlog.TxnState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := commitlog.TxnState{LastStableOffset: p.LastStableOffset()}
+	p.txnMu.RLock()
+	defer p.txnMu.RUnlock()
+	st.Aborted = make([]commitlog.AbortedTxn, len(p.aborted))
+	for i, e := range p.aborted {
+		st.Aborted[i] = commitlog.AbortedTxn{ProducerID: e.ProducerID, FirstOffset: e.FirstOffset, MarkerOffset: e.LastOffset}
+	}
+	return st
 }
 
 // updateFirstUnstableLocked recomputes the first offset of the earliest
