@@ -142,7 +142,7 @@ func (p *Partition) dropAborted(markers []int64) {
 		}
 	}
 	p.txnMu.RUnlock()
-	if err := writeFileAtomic(p.txnIndexPath(), b); err != nil {
+	if err := writeFileAtomic(p.fs, p.txnIndexPath(), b); err != nil {
 		p.logger.Warn("aborted transaction index rewrite failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		return
 	}

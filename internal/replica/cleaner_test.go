@@ -234,7 +234,7 @@ func TestReplicaCleanerTxn(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p2, err := openPartition(dir, "ct", 0, id, cfg, nil)
+	p2, err := openPartition(nil, dir, "ct", 0, id, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

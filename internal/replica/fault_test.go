@@ -2,6 +2,8 @@ package replica
 
 import (
 	"errors"
+	"io"
+	"os"
 	"testing"
 
 	"github.com/gregor-dev/gregor/internal/commitlog"
@@ -261,5 +263,33 @@ func TestReplicaCrashKeepsAcksAll(t *testing.T) {
 	}
 	if hs := batchesOf(t, data); len(hs) != 1 || hs[0].NumRecords != 3 {
 		t.Fatalf("after the crash read %d batches, want the acks=all one", len(hs))
+	}
+}
+
+// TestReplicaWriteFileAtomicSurvivesCrash: a file replaced with
+// writeFileAtomic holds the new bytes after a crash (the rename is made
+// durable with a directory sync), never the old ones.
+func TestReplicaWriteFileAtomicSurvivesCrash(t *testing.T) {
+	fs := vfs.NewMemFS()
+	if err := fs.MkdirAll("/p", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(fs, "/p/f", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(fs, "/p/f", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.CrashClone().OpenFile("/p/f", os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatalf("after a crash: %v", err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "new" {
+		t.Fatalf("after a crash the file holds %q, want %q", got, "new")
 	}
 }

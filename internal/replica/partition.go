@@ -192,6 +192,12 @@ func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
 	if err := fs.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
+	// The rename is durable only once the directory is synced: without it a
+	// crash can bring the old file back (a stale aborted-index entry whose
+	// marker compaction already removed, an older topic id).
+	if err := fs.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
 	return nil
 }
 
