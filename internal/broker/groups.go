@@ -10,9 +10,13 @@ package broker
 // topic (compacted, offsets.topic.num.partitions and
 // offsets.topic.replication.factor) on first use; batched keys at v4+;
 // transaction coordinators (key type 1): see txn.go. JoinGroup and SyncGroup park in their Completion until
-// the rebalance answers them (internal/group). OffsetFetch accepts
-// require_stable: without transactions nothing is ever pending. OffsetFetch
-// v8+ answers several groups. Versions above these (OffsetCommit and
+// the rebalance answers them (internal/group). OffsetFetch with
+// require_stable (v7+, KIP-447) answers UNSTABLE_OFFSET_COMMIT for a
+// partition an open transaction holds offsets of, so a member that takes a
+// partition over during a rebalance waits for the previous owner's
+// transaction to end instead of resuming from the offset before it (which
+// duplicates that transaction's output). OffsetFetch v8+ answers several
+// groups. Versions above these (OffsetCommit and
 // OffsetFetch v10, topic ids; ListGroups v5, group types) are KIP-848 and
 // not advertised.
 
@@ -277,13 +281,25 @@ func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) se
 
 // fetchGroupOffsets answers one group of an OffsetFetch: topics nil means
 // every committed offset.
-func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
 	var tps []group.TopicPartition
 	if !all {
 		tps = []group.TopicPartition{}
 		for t, ps := range topics {
 			for _, p := range ps {
 				tps = append(tps, group.TopicPartition{Topic: t, Partition: p})
+			}
+		}
+	}
+	// Pending offsets are checked before the committed ones are read: a
+	// transaction completing in between then shows its new offsets, never
+	// the old ones without the error. Like Kafka, a fetch of every offset
+	// (no topics) does not check.
+	pending := map[group.TopicPartition]bool{}
+	if requireStable {
+		for _, tp := range tps {
+			if b.groups.HasPendingTxnOffsets(id, tp) {
+				pending[tp] = true
 			}
 		}
 	}
@@ -296,7 +312,9 @@ func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[st
 	add := func(tp group.TopicPartition) {
 		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = tp.Partition, -1, -1, strPtr("")
-		if o, ok := offs[tp]; ok {
+		if pending[tp] {
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+		} else if o, ok := offs[tp]; ok {
 			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, strPtr(o.Metadata)
 		}
 		if _, ok := byTopic[tp.Topic]; !ok {
@@ -333,7 +351,7 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 			for _, t := range rg.Topics {
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
-			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil)
+			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode, g.Topics = b.groupCode(err), ts
 			resp.Groups = append(resp.Groups, g)
 		}
@@ -343,7 +361,7 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 	for _, t := range req.Topics {
 		topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 	}
-	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2)
+	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2, req.RequireStable)
 	if err != nil {
 		code := b.groupCode(err)
 		resp.ErrorCode = code

@@ -102,11 +102,22 @@ func (c *Coordinator) HasPendingTxnOffsets(id string, tp TopicPartition) bool {
 func (c *Coordinator) CompleteTxn(ctx context.Context, pid int64, commit bool) error {
 	c.txnMu.Lock()
 	p := c.txnPending[pid]
-	delete(c.txnPending, pid)
-	c.txnMu.Unlock()
 	if p == nil || !commit {
+		delete(c.txnPending, pid)
+		c.txnMu.Unlock()
 		return nil
 	}
+	c.txnMu.Unlock()
+	// The offsets stay pending until they are the group's committed ones:
+	// an OffsetFetch with require_stable in between must not read the
+	// offsets from before the transaction as stable.
+	defer func() {
+		c.txnMu.Lock()
+		if c.txnPending[pid] == p {
+			delete(c.txnPending, pid)
+		}
+		c.txnMu.Unlock()
+	}()
 	ids := make([]string, 0, len(p.groups))
 	for id := range p.groups {
 		ids = append(ids, id)
