@@ -154,7 +154,6 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 		return -1, err
 	}
 	first := p.mu.producers.endTxn(producerID, producerEpoch)
-	p.updateFirstUnstableLocked()
 	if !commit && first >= 0 {
 		ent := abortedEntry{ProducerID: producerID, FirstOffset: first, LastOffset: info.BaseOffset}
 		if err := p.log.Sync(); err != nil {
@@ -168,6 +167,12 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 			os.Remove(p.txnIndexPath())
 		}
 	}
+	// The LSO moves past an aborted transaction only once it is in the
+	// aborted index: read_committed fetches read the LSO and the index
+	// without p.mu, and in between (the fsync above) they were served the
+	// aborted records without the entry that tells the consumer to drop
+	// them.
+	p.updateFirstUnstableLocked()
 	p.afterAppendLocked(info.LastOffset)
 	p.mu.Unlock()
 	p.notify()
