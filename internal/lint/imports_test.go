@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"metadata":   {},
 	"config":     {},
 	"lint":       {},
+	"chaintest":  {},
 }
 
 func TestLintImportRules(t *testing.T) {
