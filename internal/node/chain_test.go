@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -110,5 +111,54 @@ func TestE2EOffsetFetchRequireStable(t *testing.T) {
 	}
 	if got, want := fetch(true), [2][2]int64{{9, 0}, {7, 0}}; got != want {
 		t.Errorf("require_stable after the commit: %v, want %v", got, want)
+	}
+}
+
+// TestE2EReadCommittedNeverServedAborted: a read_committed consumer polling
+// while transactions abort is never handed an aborted record. The LSO moved
+// past an aborted transaction before its entry was in the aborted index
+// (the marker's fsync in between), and a fetch in that window returned the
+// aborted records with nothing telling the consumer to drop them.
+func TestE2EReadCommittedNeverServedAborted(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, _ := newAdmin(t, n)
+	createTopic(t, adm, "rc-abort", 2, nil)
+	cons := newClient(t, n, kgo.ConsumeTopics("rc-abort"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
+	const txns = 60
+	done := make(chan []string)
+	go func() {
+		var got []string
+		ctx := testCtx(t, 60*time.Second)
+		for committed := 0; committed < txns/2*4 && ctx.Err() == nil; {
+			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				got = append(got, string(r.Value))
+				if r.Value[0] == 'c' {
+					committed++
+				}
+			})
+		}
+		done <- got
+	}()
+	cl := txnProducer(t, n, "rc-abort")
+	for i := 0; i < txns; i++ {
+		commit := i%2 == 1
+		v := fmt.Sprintf("a%03d", i)
+		if commit {
+			v = fmt.Sprintf("c%03d", i)
+		}
+		runTxn(t, cl, "rc-abort", commit, v, v, v, v)
+	}
+	got := <-done
+	committed := 0
+	for _, v := range got {
+		if v[0] == 'a' {
+			t.Errorf("read_committed consumer was served %s, from an aborted transaction", v)
+		} else {
+			committed++
+		}
+	}
+	if committed != txns/2*4 {
+		t.Errorf("read %d committed records, want %d", committed, txns/2*4)
 	}
 }
