@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,5 +162,102 @@ func TestE2EReadCommittedNeverServedAborted(t *testing.T) {
 	}
 	if committed != txns/2*4 {
 		t.Errorf("read %d committed records, want %d", committed, txns/2*4)
+	}
+}
+
+// TestE2EOffsetFetchRequireStableDuringEndTxn: while transactions commit
+// their offsets, OffsetFetch with require_stable answers the new offset or
+// UNSTABLE_OFFSET_COMMIT, never the offset from before the transaction. The
+// pending offsets used to be dropped before the committed ones were
+// written, and a fetch in between read the old offset as stable.
+func TestE2EOffsetFetchRequireStableDuringEndTxn(t *testing.T) {
+	n := startNode(t, t.TempDir(), groupProps)
+	adm, raw := newAdmin(t, n)
+	createTopic(t, adm, "stable-end", 1, nil)
+	const group, id = "g-stable-end", "stable-end-txn"
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "stable-end", Partition: 0, At: 0, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(testCtx(t, 10*time.Second), group, offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	cl := txnProducer(t, n, id)
+	runTxn(t, cl, "stable-end", true, "warm-up")
+	pid, epoch, err := cl.ProducerID(testCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchReq := func() *kmsg.OffsetFetchRequest {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		gt := kmsg.NewOffsetFetchRequestGroupTopic()
+		gt.Topic, gt.Partitions = "stable-end", []int32{0}
+		rg.Group, rg.Topics = group, append(rg.Topics, gt)
+		req.Groups, req.RequireStable = append(req.Groups, rg), true
+		return req
+	}
+	for i := int64(1); i <= 20; i++ {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(testCtx(t, 10*time.Second), &kgo.Record{Topic: "stable-end", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = id, pid, epoch, group
+		if r := rawRequest[*kmsg.AddOffsetsToTxnResponse](t, raw, add); r.ErrorCode != 0 {
+			t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		commit := kmsg.NewPtrTxnOffsetCommitRequest()
+		commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch, commit.Generation = id, group, pid, epoch, -1
+		ct := kmsg.NewTxnOffsetCommitRequestTopic()
+		ct.Topic = "stable-end"
+		cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		cp.Partition, cp.Offset, cp.LeaderEpoch = 0, i, -1
+		ct.Partitions = append(ct.Partitions, cp)
+		commit.Topics = append(commit.Topics, ct)
+		if r := rawRequest[*kmsg.TxnOffsetCommitResponse](t, raw, commit); r.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
+		}
+		// Several fetchers ask while EndTxn runs, and once more after it.
+		ended := make(chan struct{})
+		var endErr error
+		go func() { endErr = cl.EndTransaction(context.Background(), kgo.TryCommit); close(ended) }()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var bad []string
+		for f := 0; f < 4; f++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for last := false; !last; {
+					select {
+					case <-ended:
+						last = true
+					default:
+					}
+					resp, err := raw.Broker(1).Request(context.Background(), fetchReq())
+					if err != nil {
+						mu.Lock()
+						bad = append(bad, err.Error())
+						mu.Unlock()
+						return
+					}
+					p := resp.(*kmsg.OffsetFetchResponse).Groups[0].Topics[0].Partitions[0]
+					ok := p.ErrorCode == kerr.UnstableOffsetCommit.Code && !last || p.ErrorCode == 0 && p.Offset == i
+					if !ok {
+						mu.Lock()
+						bad = append(bad, fmt.Sprintf("offset %d (%v), ended %v", p.Offset, kerr.ErrorForCode(p.ErrorCode), last))
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if endErr != nil {
+			t.Fatal(endErr)
+		}
+		if len(bad) > 0 {
+			t.Fatalf("transaction %d: require_stable fetches answered %v, want offset %d or UNSTABLE_OFFSET_COMMIT before the end", i, bad, i)
+		}
 	}
 }
