@@ -35,6 +35,7 @@ var allowed = map[string][]string{
 	"config":     {},
 	"lint":       {},
 	"vfs":        {},
+	"chaintest":  {},
 }
 
 func TestLintImportRules(t *testing.T) {
