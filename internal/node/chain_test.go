@@ -182,10 +182,6 @@ func TestE2EOffsetFetchRequireStableDuringEndTxn(t *testing.T) {
 	}
 	cl := txnProducer(t, n, id)
 	runTxn(t, cl, "stable-end", true, "warm-up")
-	pid, epoch, err := cl.ProducerID(testCtx(t, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
 	fetchReq := func() *kmsg.OffsetFetchRequest {
 		req := kmsg.NewPtrOffsetFetchRequest()
 		rg := kmsg.NewOffsetFetchRequestGroup()
@@ -200,6 +196,11 @@ func TestE2EOffsetFetchRequireStableDuringEndTxn(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := cl.ProduceSync(testCtx(t, 10*time.Second), &kgo.Record{Topic: "stable-end", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		// Transactions v2 bump the epoch at every end: ask each time.
+		pid, epoch, err := cl.ProducerID(testCtx(t, 10*time.Second))
+		if err != nil {
 			t.Fatal(err)
 		}
 		add := kmsg.NewPtrAddOffsetsToTxnRequest()
