@@ -243,7 +243,95 @@ def consumer_group():
     return "consumer group subscribe + manual commit: restarted member resumes at committed offset 4"
 
 
+def read_all(c, idle=2.0, timeout=20.0):
+    """Polls until the partition reports EOF (enable.partition.eof) and then idle seconds pass quietly."""
+    out, deadline, eof_at = [], time.time() + timeout, None
+    while time.time() < deadline:
+        m = c.poll(0.3)
+        if m is None:
+            if eof_at is not None and time.time() - eof_at >= idle:
+                return out
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                eof_at = eof_at or time.time()
+                continue
+            raise KafkaException(m.error())
+        eof_at = None
+        out.append(m)
+    raise AssertionError("no quiet end of partition within %.0fs (%d records read)" % (timeout, len(out)))
+
+
+@check("transactions")
+def transactions():
+    if not GROUPS:
+        report("SKIP", "transactional producer: broker does not advertise the group APIs yet")
+        return None
+    src, dst, group = "ck-txsrc-" + RUN, "ck-tx-" + RUN, "ck-txgroup-" + RUN
+    n, m, k = 5, 3, 4
+    p = Producer({"bootstrap.servers": B, "transactional.id": "ck-txid-" + RUN,
+                  "transaction.timeout.ms": 30000, "linger.ms": 1})
+    p.init_transactions(15)
+    # committed: n records
+    p.begin_transaction()
+    for i in range(n):
+        p.produce(dst, value=b"commit-%d" % i)
+    p.commit_transaction(15)
+    # aborted: m records
+    p.begin_transaction()
+    for i in range(m):
+        p.produce(dst, value=b"abort-%d" % i)
+    p.flush(15)  # the aborted records are in the log, not just in the client
+    p.abort_transaction(15)
+    # consume-transform-produce: read k source records in a group, write them
+    # transformed and commit the group's offsets inside the transaction.
+    produce_all(Producer({"bootstrap.servers": B}), src, [b"src-%d" % i for i in range(k)])
+    c = Consumer({"bootstrap.servers": B, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                  "session.timeout.ms": 6000})
+    try:
+        c.subscribe([src])
+        got = read_n(c, k, timeout=30)
+        if [x.value() for x in got] != [b"src-%d" % i for i in range(k)]:
+            raise AssertionError("transform input %s" % [x.value() for x in got])
+        p.begin_transaction()
+        for x in got:
+            p.produce(dst, value=b"ctp-" + x.value())
+        offs = [TopicPartition(src, 0, got[-1].offset() + 1)]
+        p.send_offsets_to_transaction(offs, c.consumer_group_metadata(), 15)
+        p.commit_transaction(15)
+    finally:
+        c.close()
+    want = [b"commit-%d" % i for i in range(n)] + [b"ctp-src-%d" % i for i in range(k)]
+    rc = assigned_consumer(dst, 0, 0, {"isolation.level": "read_committed", "enable.partition.eof": True})
+    try:
+        committed = [x.value() for x in read_all(rc)]
+    finally:
+        rc.close()
+    if committed != want:
+        raise AssertionError("read_committed read %s, want %s" % (committed, want))
+    ru = assigned_consumer(dst, 0, 0, {"isolation.level": "read_uncommitted", "enable.partition.eof": True})
+    try:
+        uncommitted = [x.value() for x in read_all(ru)]
+    finally:
+        ru.close()
+    want_u = [b"commit-%d" % i for i in range(n)] + [b"abort-%d" % i for i in range(m)] + [b"ctp-src-%d" % i for i in range(k)]
+    if uncommitted != want_u:
+        raise AssertionError("read_uncommitted read %s, want %s" % (uncommitted, want_u))
+    gc = Consumer({"bootstrap.servers": B, "group.id": group, "enable.auto.commit": False})
+    try:
+        off = gc.committed([TopicPartition(src, 0)], timeout=10)[0].offset
+    finally:
+        gc.close()
+    if off != k:
+        raise AssertionError("group committed offset %d, want %d (sent in the transaction)" % (off, k))
+    return ("transactional producer: init_transactions, commit of %d, abort of %d, consume-transform-produce of %d with "
+            "send_offsets_to_transaction; read_committed sees exactly the %d committed, read_uncommitted all %d, "
+            "group offset %d" % (n, m, k, n + k, n + m + k, k))
+
+
 if __name__ == "__main__":
-    for fn in (idempotent_producer, offsets_for_times, admin, assign_seek, partition_eof, consumer_group):
+    for fn in (idempotent_producer, offsets_for_times, admin, assign_seek, partition_eof, consumer_group,
+               transactions):
         fn()
     sys.exit(1 if failures else 0)
