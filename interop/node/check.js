@@ -239,6 +239,65 @@ async function groupRebalance () {
   return `second consumer joining ${groupId} triggers a rebalance: partitions split ${JSON.stringify(assignments.a)} / ${JSON.stringify(assignments.b)}, 40 messages consumed exactly once (a ${byA}, b ${40 - byA})`
 }
 
+// transactions: a transactional producer (transactionalId, idempotent,
+// maxInFlightRequests 1) commits one transaction that also sends a group's
+// offsets and aborts another; a read_committed consumer (readUncommitted:
+// false) sees exactly the committed records and the group offset is the one
+// the transaction sent.
+async function transactions () {
+  if (!GROUPS) {
+    report('SKIP', 'transactional producer: broker does not advertise the group APIs yet')
+    return null
+  }
+  const topic = `kjs-tx-${RUN}`
+  const offsetsGroup = `kjs-txoffsets-${RUN}`
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] })
+    const producer = kafka.producer({ transactionalId: `kjs-txid-${RUN}`, idempotent: true, maxInFlightRequests: 1 })
+    await producer.connect()
+    try {
+      const committed = await producer.transaction()
+      await committed.send({ topic, messages: [0, 1, 2, 3, 4].map(i => ({ key: `k${i}`, value: `commit-${i}` })) })
+      await committed.sendOffsets({ consumerGroupId: offsetsGroup, topics: [{ topic, partitions: [{ partition: 0, offset: '3' }] }] })
+      await committed.commit()
+      const aborted = await producer.transaction()
+      await aborted.send({ topic, messages: [0, 1, 2].map(i => ({ key: `a${i}`, value: `abort-${i}` })) })
+      await aborted.abort()
+      const last = await producer.transaction()
+      await last.send({ topic, messages: [{ key: 'k5', value: 'commit-5' }] })
+      await last.commit()
+    } finally {
+      await producer.disconnect()
+    }
+    const fetched = await admin.fetchOffsets({ groupId: offsetsGroup, topics: [topic] })
+    const p0 = fetched[0].partitions.find(p => p.partition === 0)
+    assert(p0 && p0.offset === '3', `group offset after sendOffsets+commit: ${JSON.stringify(fetched)}, want 3`)
+
+    const consumer = kafka.consumer({ groupId: `kjs-txread-${RUN}`, readUncommitted: false, sessionTimeout: 10000, heartbeatInterval: 500 })
+    const got = []
+    await consumer.connect()
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning: true })
+      await consumer.run({ eachMessage: async ({ message }) => { got.push(`${message.value}@${message.offset}`) } })
+      for (const deadline = Date.now() + 20000; got.length < 6;) {
+        if (Date.now() > deadline) throw new Error(`read_committed consumer got ${JSON.stringify(got)} within 20s, want 6 records`)
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      await new Promise(resolve => setTimeout(resolve, 1000)) // an aborted record would arrive now
+    } finally {
+      await consumer.disconnect()
+    }
+    // Offsets: 0-4 committed, 5 its marker, 6-8 aborted, 9 the abort marker, 10 the last commit.
+    const want = ['commit-0@0', 'commit-1@1', 'commit-2@2', 'commit-3@3', 'commit-4@4', 'commit-5@10']
+    assert(JSON.stringify(got) === JSON.stringify(want), `read_committed consumer got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`)
+  } finally {
+    await admin.disconnect()
+  }
+  return 'transactional producer (transactionalId, idempotent, maxInFlightRequests 1): transaction() + send + sendOffsets + commit, one abort, another commit; read_committed consumer reads exactly the 6 committed records (offsets 0-4, 10), group offset 3 from sendOffsets'
+}
+
 async function main () {
   if (!B) throw new Error('BOOTSTRAP must be set')
   await guarded('tutorial producer', tutorialProducer)
@@ -247,6 +306,7 @@ async function main () {
   await guarded('gzip', gzipRoundTrip)
   await guarded('group consumer', groupConsumer)
   await guarded('group rebalance', groupRebalance)
+  await guarded('transactions', transactions)
 }
 
 main().then(() => process.exit(failures ? 1 : 0), e => { console.error(e); process.exit(2) })
