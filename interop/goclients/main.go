@@ -14,6 +14,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -45,7 +46,11 @@ type skipErr string
 func (s skipErr) Error() string { return string(s) }
 
 // check runs fn with a time limit and reports its outcome.
+// With $INTEROP_ONLY set, only checks whose "client: name" contains it run.
 func check(client, name string, limit time.Duration, fn func(ctx context.Context) (string, error)) {
+	if only := os.Getenv("INTEROP_ONLY"); only != "" && !strings.Contains(client+": "+name, only) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	type result struct {
@@ -83,6 +88,7 @@ func main() {
 		log.SetOutput(io.Discard)
 	}
 	saramaChecks()
+	saramaTxChecks()
 	kafkaGoChecks()
 	if failures > 0 {
 		os.Exit(1)
