@@ -90,6 +90,7 @@ func main() {
 	saramaChecks()
 	saramaTxChecks()
 	kafkaGoChecks()
+	franzGoChecks()
 	if failures > 0 {
 		os.Exit(1)
 	}
