@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop suite: real Kafka clients (kcat, librdkafka via confluent-kafka-python,
-# kafka-python, kafkajs, sarama, segmentio/kafka-go, Burrow) against the real gregor
+# kafka-python, kafkajs, sarama, segmentio/kafka-go, franz-go, Burrow) against the real gregor
 # binary over TCP. Prints one PASS/FAIL/SKIP line per check and a final
 # "N passed, M failed" line; exits non-zero when any check failed.
 set -uo pipefail

@@ -1,5 +1,5 @@
-// Command goclients runs interop checks of two Go Kafka clients, IBM/sarama
-// and segmentio/kafka-go, against the broker at $BOOTSTRAP. It prints one
+// Command goclients runs interop checks of three Go Kafka clients, IBM/sarama,
+// segmentio/kafka-go and twmb/franz-go, against the broker at $BOOTSTRAP. It prints one
 // "PASS|FAIL|SKIP <client>: ..." line per check and exits 1 when any failed.
 // Group checks run only when $INTEROP_GROUPS is "yes" (see
 // ../python/apiversions.py). It lives in its own module so the gregor module
