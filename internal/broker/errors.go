@@ -23,7 +23,9 @@ var errorCodes = []struct {
 	code *kerr.Error
 }{
 	{replica.ErrNotLeader, kerr.NotLeaderForPartition},
+	{replica.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
 	{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{replica.ErrNotFollower, kerr.NotLeaderForPartition},
 	{replica.ErrMessageTooLarge, kerr.MessageTooLarge},
 	{replica.ErrInvalidTimestamp, kerr.InvalidTimestamp},
 	{replica.ErrClosed, kerr.NotLeaderForPartition},

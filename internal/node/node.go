@@ -58,6 +58,7 @@ type Node struct {
 	lock     *os.File
 	ctrl     *controller.Controller
 	replicas *replica.Manager
+	fetchers *replicaFetchers
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
@@ -200,6 +201,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
+	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, logger)
 
 	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
@@ -340,7 +342,9 @@ func (n *Node) reconcile(img *metadata.Image) error {
 			}
 		}
 	}
-	return n.replicas.Reconcile(want)
+	err := n.replicas.Reconcile(want)
+	n.fetchers.update()
+	return err
 }
 
 // Close shuts the node down: listeners first, then partitions (clean-shutdown
@@ -379,6 +383,9 @@ func (n *Node) Close() error {
 		}
 		if n.groups != nil {
 			n.groups.Close()
+		}
+		if n.fetchers != nil {
+			n.fetchers.close()
 		}
 		if n.replicas != nil {
 			n.reconcileMu.Lock()
@@ -465,3 +472,23 @@ func absPath(p string) string {
 
 // NodeID is this node's id.
 func (n *Node) NodeID() int32 { return n.cfg.NodeID }
+
+// ReplicaState is what this node holds of one partition.
+type ReplicaState struct {
+	Leader        bool
+	LeaderEpoch   int32
+	HighWatermark int64
+	LogEndOffset  int64
+	Dir           string
+}
+
+// Replica reports this node's replica of a partition; ok is false when the
+// node hosts none.
+func (n *Node) Replica(topic string, partition int32) (ReplicaState, bool) {
+	p := n.replicas.Get(topic, partition)
+	if p == nil {
+		return ReplicaState{}, false
+	}
+	return ReplicaState{Leader: p.IsLeader(), LeaderEpoch: p.LeaderEpoch(), HighWatermark: p.HighWatermark(),
+		LogEndOffset: p.LogEndOffset(), Dir: p.Dir()}, true
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,7 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 				}
 				continue
 			}
+			np.nodeID = m.cfg.NodeID
 			m.mu.Lock()
 			m.mu.parts[tp] = np
 			m.mu.Unlock()
@@ -122,10 +124,10 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 		} else if p.Config() != st.Config {
 			p.SetConfig(st.Config)
 		}
-		// Followers arrive with multi-node replication; a replica that is not
-		// the leader today simply keeps its log.
 		if st.Leader == m.cfg.NodeID {
-			p.becomeLeader(st.LeaderEpoch, len(st.ISR))
+			p.becomeLeader(st.LeaderEpoch, st.ISR, st.Replicas)
+		} else {
+			p.becomeFollower(st.LeaderEpoch, st.Leader)
 		}
 	}
 	for tp, p := range m.snapshot() {
@@ -134,6 +136,33 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 		}
 	}
 	return firstErr
+}
+
+// FollowedFrom lists the partitions this node follows whose leader is
+// leader, for that leader's replica fetcher.
+func (m *Manager) FollowedFrom(leader int32) []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*Partition
+	for _, p := range m.mu.parts {
+		if p.follower.Load() && p.leader.Load() == leader {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Leaders lists the nodes that lead a partition this node follows.
+func (m *Manager) Leaders() []int32 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []int32
+	for _, p := range m.mu.parts {
+		if l := p.leader.Load(); p.follower.Load() && l >= 0 && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (m *Manager) snapshot() map[TopicPartition]*Partition {

@@ -1,0 +1,213 @@
+package node_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/node"
+)
+
+// createReplicated creates a topic with replication factor 3 through n and
+// waits until every node hosts its partitions with one leader each.
+func createReplicated(t *testing.T, c cluster, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	adm, _ := newAdmin(t, c.nodes[0])
+	resp, err := adm.CreateTopic(testCtx(t, 15*time.Second), partitions, 3, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %q: %v", topic, err)
+	}
+	for p := range partitions {
+		checkFor(t, fmt.Sprintf("%s[%d] on every node", topic, p), func() bool {
+			return leaderOf(c, topic, p) != nil
+		})
+	}
+}
+
+// leaderOf is the node leading a partition, when every node hosts it and
+// exactly one leads it.
+func leaderOf(c cluster, topic string, p int32) *node.Node {
+	var leader *node.Node
+	for _, n := range c.nodes {
+		st, ok := n.Replica(topic, p)
+		if !ok {
+			return nil
+		}
+		if st.Leader {
+			if leader != nil {
+				return nil
+			}
+			leader = n
+		}
+	}
+	return leader
+}
+
+// segmentBytes concatenates a replica's segment files in offset order.
+func segmentBytes(t *testing.T, dir string) []byte {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, e := range ents { // ReadDir sorts by name: 20-digit base offsets
+		if strings.HasSuffix(e.Name(), ".log") {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+// TestClusterReplicationFollowersFetch: with RF=3 and min.insync.replicas=2
+// an idempotent acks=all producer's records reach every replica unchanged:
+// once the followers caught up, all three logs are byte-identical, every
+// replica's high watermark is the log end, and a consumer reads every
+// record exactly once.
+func TestClusterReplicationFollowersFetch(t *testing.T) {
+	c := startCluster(t, nil)
+	const topic, partitions, n = "replicated", 3, 600
+	createReplicated(t, c, topic, partitions, map[string]*string{"min.insync.replicas": strp("2")})
+
+	cl := newClient(t, c.nodes[1], kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0))
+	ctx := testCtx(t, 30*time.Second)
+	for i := range n / 20 {
+		var recs []*kgo.Record
+		for j := range 20 {
+			k := i*20 + j
+			recs = append(recs, &kgo.Record{Partition: int32(k % partitions), Key: []byte(fmt.Sprint(k)), Value: []byte(fmt.Sprintf("v-%d", k))})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+
+	var total int64
+	for p := range int32(partitions) {
+		leader := leaderOf(c, topic, p)
+		if leader == nil {
+			t.Fatalf("%s[%d] lost its leader", topic, p)
+		}
+		lst, _ := leader.Replica(topic, p)
+		if lst.HighWatermark != lst.LogEndOffset {
+			t.Fatalf("%s[%d]: leader high watermark %d after acks=all, log end %d", topic, p, lst.HighWatermark, lst.LogEndOffset)
+		}
+		total += lst.HighWatermark
+		want := segmentBytes(t, lst.Dir)
+		for _, nd := range c.nodes {
+			checkFor(t, fmt.Sprintf("node %d's replica of %s[%d] to catch up", nd.NodeID(), topic, p), func() bool {
+				st, _ := nd.Replica(topic, p)
+				return st.HighWatermark == lst.HighWatermark && st.LogEndOffset == lst.LogEndOffset
+			})
+			st, _ := nd.Replica(topic, p)
+			if got := segmentBytes(t, st.Dir); !bytes.Equal(got, want) {
+				t.Fatalf("node %d's log of %s[%d] (%d bytes) differs from the leader's (%d bytes)", nd.NodeID(), topic, p, len(got), len(want))
+			}
+		}
+	}
+	if total != n {
+		t.Fatalf("high watermarks sum to %d, want %d", total, n)
+	}
+
+	recs := consumePartitions(t, c.nodes[2], topic, []int32{0, 1, 2}, n)
+	seen := make(map[string]bool)
+	for _, r := range recs {
+		if seen[string(r.Value)] {
+			t.Fatalf("record %s read twice", r.Value)
+		}
+		seen[string(r.Value)] = true
+	}
+	for k := range n {
+		if !seen[fmt.Sprintf("v-%d", k)] {
+			t.Fatalf("record v-%d missing", k)
+		}
+	}
+}
+
+// TestClusterReplicationAcksAllWaitsForFollowers: acks=all is answered only
+// once every ISR member has the batch, so with a follower stopped (and the
+// ISR not shrunk) it times out, while acks=1 is answered after the leader's
+// append; min.insync.replicas above the ISR size is NOT_ENOUGH_REPLICAS.
+func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
+	c := startCluster(t, nil)
+	createReplicated(t, c, "strict", 1, map[string]*string{"min.insync.replicas": strp("4")})
+	createReplicated(t, c, "lenient", 1, map[string]*string{"min.insync.replicas": strp("2")})
+
+	produce := func(n *node.Node, topic string, acks int16, timeout time.Duration) kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		// kgo sends a raw produce with its own configured acks.
+		opts := []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks())}
+		if acks == 1 {
+			opts = []kgo.Opt{kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}
+		}
+		cl := newClient(t, n, opts...)
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks = acks
+		req.TimeoutMillis = int32(timeout / time.Millisecond)
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = rawBatch(t, -1, -1, -1, 3, topic)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := cl.Broker(int(n.NodeID())).Request(testCtx(t, timeout+15*time.Second), req)
+		if err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+		return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	}
+
+	strictLeader := leaderOf(c, "strict", 0)
+	if r := produce(strictLeader, "strict", -1, 5*time.Second); r.ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all with min.insync.replicas 4 > ISR 3: error %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produce(strictLeader, "strict", 1, 5*time.Second); r.ErrorCode != 0 {
+		t.Fatalf("acks=1 ignores min.insync.replicas: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+
+	leader := leaderOf(c, "lenient", 0)
+	if r := produce(leader, "lenient", -1, 5*time.Second); r.ErrorCode != 0 || r.BaseOffset != 0 {
+		t.Fatalf("acks=all with every replica up: %v at %d", kerr.ErrorForCode(r.ErrorCode), r.BaseOffset)
+	}
+	var stopped *node.Node
+	for _, n := range c.nodes {
+		if n != leader {
+			stopped = n
+			break
+		}
+	}
+	if err := stopped.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := produce(leader, "lenient", -1, 1500*time.Millisecond); r.ErrorCode != kerr.RequestTimedOut.Code {
+		t.Fatalf("acks=all with an ISR member stopped: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produce(leader, "lenient", 1, 5*time.Second); r.ErrorCode != 0 || r.BaseOffset != 6 {
+		t.Fatalf("acks=1 with an ISR member stopped: %v at %d, want offset 6", kerr.ErrorForCode(r.ErrorCode), r.BaseOffset)
+	}
+	adm := kadm.NewClient(newClient(t, leader))
+	lo, err := adm.ListEndOffsets(testCtx(t, 10*time.Second), "lenient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lo.Lookup("lenient", 0); o.Offset != 3 {
+		t.Fatalf("high watermark %d with a follower stopped, want 3 (the last batch every ISR member had)", o.Offset)
+	}
+}
