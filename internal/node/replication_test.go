@@ -211,3 +211,75 @@ func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
 		t.Fatalf("high watermark %d with a follower stopped, want 3 (the last batch every ISR member had)", o.Offset)
 	}
 }
+
+// TestClusterReplicationFetchErrors: a follower's fetch is checked as
+// Kafka checks it: a leader epoch newer than the leader's is
+// UNKNOWN_LEADER_EPOCH, a node that is no replica is NOT_LEADER_OR_FOLLOWER,
+// a follower ahead of the leader in its last fetched epoch gets the
+// diverging epoch and no records, and a consumer reading a follower gets
+// NOT_LEADER_OR_FOLLOWER.
+func TestClusterReplicationFetchErrors(t *testing.T) {
+	c := startCluster(t, nil)
+	const topic = "checked"
+	createReplicated(t, c, topic, 1, nil)
+	leader := leaderOf(c, topic, 0)
+	cl := newClient(t, leader, kgo.DefaultProduceTopic(topic))
+	for i := range 3 {
+		if err := cl.ProduceSync(testCtx(t, 15*time.Second), &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := leader.Replica(topic, 0)
+	var follower *node.Node
+	for _, n := range c.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+
+	fetch := func(n *node.Node, replicaID, epoch, lastFetched int32, offset int64) kmsg.FetchResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 12
+		req.ReplicaID = replicaID
+		req.MaxBytes = 1 << 20
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.FetchOffset = epoch, lastFetched, offset
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		cl := newClient(t, n)
+		resp, err := cl.Broker(int(n.NodeID())).Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		if len(fr.Topics) != 1 || len(fr.Topics[0].Partitions) != 1 {
+			t.Fatalf("fetch response %+v", fr.Topics)
+		}
+		return fr.Topics[0].Partitions[0]
+	}
+
+	fid := follower.NodeID()
+	if r := fetch(leader, fid, st.LeaderEpoch+1, -1, 0); r.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("newer leader epoch: %v, want UNKNOWN_LEADER_EPOCH", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := fetch(leader, 99, st.LeaderEpoch, -1, 0); r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch from a node that is no replica: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(r.ErrorCode))
+	}
+	r := fetch(leader, fid, st.LeaderEpoch, st.LeaderEpoch, st.LogEndOffset+10)
+	if r.ErrorCode != 0 || r.DivergingEpoch.Epoch != st.LeaderEpoch || r.DivergingEpoch.EndOffset != st.LogEndOffset || len(r.RecordBatches) != 0 {
+		t.Fatalf("divergent follower: error %v diverging %+v with %d record bytes; want epoch %d end %d and no records",
+			kerr.ErrorForCode(r.ErrorCode), r.DivergingEpoch, len(r.RecordBatches), st.LeaderEpoch, st.LogEndOffset)
+	}
+	if r := fetch(leader, fid, st.LeaderEpoch, st.LeaderEpoch, 0); r.ErrorCode != 0 || len(r.RecordBatches) == 0 || r.HighWatermark != 3 {
+		t.Fatalf("follower fetch from 0: error %v, %d record bytes, high watermark %d", kerr.ErrorForCode(r.ErrorCode), len(r.RecordBatches), r.HighWatermark)
+	}
+	if r := fetch(follower, -1, st.LeaderEpoch, -1, 0); r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("consumer fetch from a follower: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(r.ErrorCode))
+	}
+}
