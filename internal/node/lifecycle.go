@@ -60,6 +60,13 @@ func newBrokerLifecycle(l *brokerLifecycle) *brokerLifecycle {
 	return l
 }
 
+// brokerEpoch is the broker epoch of the current registration (0: none).
+func (l *brokerLifecycle) brokerEpoch() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.epoch
+}
+
 // waitUnfenced blocks until the controller has unfenced this broker once.
 func (l *brokerLifecycle) waitUnfenced(ctx context.Context) error {
 	l.mu.Lock()

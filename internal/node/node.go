@@ -17,7 +17,11 @@
 // listeners.
 //
 // Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
-// the replica manager's loop; all stop on Close. The forwarder keeps at most
+// the replica manager's loop, one replica fetcher per leader broker this
+// node follows partitions of (fetcher.go, started after each reconcile,
+// stopped by itself when it has nothing to fetch, and by Close before the
+// partitions close) and the ISR updater (isr.go: AlterPartition to the
+// active controller); all stop on Close. The forwarder keeps at most
 // forwarderConns connections to the active controller.
 package node
 
@@ -257,6 +261,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return nil, err
 	}
 
+	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
+	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, logger)
+	n.wg.Go(func() { isr.run(runCtx) })
+
 	// Partitions follow the metadata log from here on.
 	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
 	img := n.ctrl.Image()
@@ -337,7 +345,7 @@ func (n *Node) reconcile(img *metadata.Image) error {
 		}.ResolveTopic()
 		for _, p := range t.Partitions {
 			want[replica.TopicPartition{Topic: t.Name, Partition: p.Partition}] = replica.PartitionState{
-				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
 				Replicas: p.Replicas, ISR: p.ISR, Config: cfg,
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,7 +144,7 @@ func TestClusterReplicationFollowersFetch(t *testing.T) {
 
 // TestClusterReplicationAcksAllWaitsForFollowers: acks=all is answered only
 // once every ISR member has the batch, so with a follower stopped (and the
-// ISR not shrunk) it times out, while acks=1 is answered after the leader's
+// ISR not yet shrunk: replica.lag.time.max.ms is 30 s) it times out, while acks=1 is answered after the leader's
 // append; min.insync.replicas above the ISR size is NOT_ENOUGH_REPLICAS.
 func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
 	c := startCluster(t, nil)
@@ -281,5 +282,93 @@ func TestClusterReplicationFetchErrors(t *testing.T) {
 	}
 	if r := fetch(follower, -1, st.LeaderEpoch, -1, 0); r.ErrorCode != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("consumer fetch from a follower: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(r.ErrorCode))
+	}
+}
+
+// isrOf reads a partition's ISR from n's Metadata answer.
+func isrOf(t *testing.T, n *node.Node, topic string, partition int32) []int32 {
+	t.Helper()
+	cl := newClient(t, n)
+	defer cl.Close()
+	md := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	md.Topics = append(md.Topics, mt)
+	resp, err := md.RequestWith(testCtx(t, 5*time.Second), cl.Broker(int(n.NodeID())))
+	if err != nil || len(resp.Topics) != 1 || int(partition) >= len(resp.Topics[0].Partitions) {
+		return nil
+	}
+	isr := slices.Clone(resp.Topics[0].Partitions[partition].ISR)
+	slices.Sort(isr)
+	return isr
+}
+
+// TestClusterReplicationISRShrinksAndExpands: with replica.lag.time.max.ms
+// at 1 s, a stopped follower leaves the ISR through AlterPartition, after
+// which acks=all succeeds with the two remaining members
+// (min.insync.replicas=2); restarted, the follower catches up and joins
+// the ISR again, and its log matches the leader's.
+func TestClusterReplicationISRShrinksAndExpands(t *testing.T) {
+	props := map[string]string{"replica.lag.time.max.ms": "1000"}
+	c := startCluster(t, props)
+	const topic = "shrinking"
+	createReplicated(t, c, topic, 1, map[string]*string{"min.insync.replicas": strp("2")})
+	leader := leaderOf(c, topic, 0)
+	var idx int
+	for i, n := range c.nodes {
+		if n != leader {
+			idx = i
+			break
+		}
+	}
+	stopped := c.nodes[idx]
+	sid := stopped.NodeID()
+	produce := func(from, to int) {
+		t.Helper()
+		cl := newClient(t, leader, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("v-%d", i))})
+		}
+		if err := cl.ProduceSync(testCtx(t, 20*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d-%d: %v", from, to, err)
+		}
+		cl.Close()
+	}
+	produce(0, 50)
+	if isr := isrOf(t, leader, topic, 0); len(isr) != 3 {
+		t.Fatalf("ISR %v with every follower fetching, want all three", isr)
+	}
+
+	if err := stopped.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, "the stopped follower to leave the ISR", func() bool {
+		isr := isrOf(t, leader, topic, 0)
+		return len(isr) == 2 && !slices.Contains(isr, sid)
+	})
+	produce(50, 100)
+
+	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
+	p := map[string]string{"broker.rack": fmt.Sprintf("rack-%d", idx+1)}
+	for k, v := range props {
+		p[k] = v
+	}
+	ctx := testCtx(t, 30*time.Second)
+	back, err := node.Start(ctx, clusterNodeConfig(c.dirs[idx], sid, c.ctrlPorts[idx], voters, p), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	checkFor(t, "the restarted follower to rejoin the ISR", func() bool {
+		return len(isrOf(t, leader, topic, 0)) == 3
+	})
+	lst, _ := leader.Replica(topic, 0)
+	checkFor(t, "the restarted follower's log to match", func() bool {
+		st, ok := back.Replica(topic, 0)
+		return ok && st.LogEndOffset == lst.LogEndOffset && bytes.Equal(segmentBytes(t, st.Dir), segmentBytes(t, lst.Dir))
+	})
+	if lst.HighWatermark != 100 {
+		t.Fatalf("leader high watermark %d, want 100", lst.HighWatermark)
 	}
 }

@@ -49,8 +49,12 @@
 // continuity checked, producer state and transactions replayed as recovery
 // does), fsyncs, takes the leader's high watermark capped by its durable log
 // end, and truncates a divergent tail (TruncateTo: producer state and the
-// aborted-transaction index rewound). The network side, one fetcher per
-// leader broker, lives in package node: this package knows no wire format.
+// aborted-transaction index rewound). A leader also tracks when each
+// follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
+// changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
+// replicas that reached the high watermark join. The network side, one
+// fetcher per leader broker and the AlterPartition sender, lives in
+// package node: this package knows no wire format.
 //
 // All partition files (log, snapshots, the transaction index) go through
 // ManagerConfig.FS (package vfs), so tests can inject faults.

@@ -20,7 +20,7 @@ func openFaultPartition(t *testing.T, fs vfs.FS, dir string, cfg config.Topic) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.close() })
-	p.becomeLeader(1, []int32{0}, []int32{0})
+	p.becomeLeader(1, 0, []int32{0}, []int32{0})
 	return p
 }
 

@@ -88,9 +88,12 @@ type PartitionState struct {
 	TopicID     [16]byte
 	Leader      int32
 	LeaderEpoch int32
-	Replicas    []int32
-	ISR         []int32
-	Config      config.Topic
+	// PartitionEpoch is bumped by every change of the partition (an ISR
+	// change must name the current one).
+	PartitionEpoch int32
+	Replicas       []int32
+	ISR            []int32
+	Config         config.Topic
 }
 
 // Reconcile makes the hosted partitions match the metadata: it opens
@@ -125,7 +128,7 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 			p.SetConfig(st.Config)
 		}
 		if st.Leader == m.cfg.NodeID {
-			p.becomeLeader(st.LeaderEpoch, st.ISR, st.Replicas)
+			p.becomeLeader(st.LeaderEpoch, st.PartitionEpoch, st.ISR, st.Replicas)
 		} else {
 			p.becomeFollower(st.LeaderEpoch, st.Leader)
 		}

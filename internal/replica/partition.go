@@ -97,6 +97,10 @@ type Partition struct {
 		replicas    []int32
 		followerLEO map[int32]int64
 		localEnd    int64
+		// followers' catch-up tracking for ISR changes (Kafka's
+		// lastCaughtUpTimeMs), and the partition epoch an ISR change must name.
+		followerFetch  map[int32]followerFetch
+		partitionEpoch int32
 	}
 
 	waitMu  sync.Mutex

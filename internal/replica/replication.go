@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/record"
@@ -29,7 +30,7 @@ import (
 // becomeLeader installs this node's leadership from the metadata log: the
 // leader epoch, the ISR and the replicas. Followers' log ends are forgotten
 // on a new epoch (they must fetch from this leader to count).
-func (p *Partition) becomeLeader(epoch int32, isr, replicas []int32) {
+func (p *Partition) becomeLeader(epoch, partitionEpoch int32, isr, replicas []int32) {
 	p.mu.Lock()
 	if p.follower.Load() {
 		// A follower's log end is fsynced and was all it had to publish.
@@ -37,7 +38,15 @@ func (p *Partition) becomeLeader(epoch int32, isr, replicas []int32) {
 	}
 	if p.follower.Load() || epoch != p.leaderEpoch.Load() || p.mu.followerLEO == nil {
 		p.mu.followerLEO = make(map[int32]int64)
+		// Every replica gets replica.lag.time.max.ms from the election to
+		// fetch before it can leave the ISR (Kafka's leader election time).
+		now := time.Now()
+		p.mu.followerFetch = make(map[int32]followerFetch)
+		for _, id := range replicas {
+			p.mu.followerFetch[id] = followerFetch{caughtUp: now}
+		}
 	}
+	p.mu.partitionEpoch = partitionEpoch
 	p.mu.isr = slices.Clone(isr)
 	p.mu.replicas = slices.Clone(replicas)
 	p.isrSize.Store(int32(len(isr)))
@@ -60,7 +69,7 @@ func (p *Partition) becomeFollower(epoch, leader int32) {
 	p.leaderEpoch.Store(epoch)
 	p.leader.Store(leader)
 	p.follower.Store(true)
-	p.mu.isr, p.mu.replicas, p.mu.followerLEO = nil, nil, nil
+	p.mu.isr, p.mu.replicas, p.mu.followerLEO, p.mu.followerFetch = nil, nil, nil, nil
 	p.mu.Unlock()
 	if changed {
 		p.notify()
@@ -108,7 +117,20 @@ func (p *Partition) UpdateFollower(replicaID int32, fetchOffset int64) error {
 	}
 	// An offset past the log end is answered OFFSET_OUT_OF_RANGE by the
 	// read; it must not count as replicated.
-	p.mu.followerLEO[replicaID] = min(fetchOffset, p.log.LogEndOffset())
+	leo := p.log.LogEndOffset()
+	p.mu.followerLEO[replicaID] = min(fetchOffset, leo)
+	// Kafka's lastCaughtUpTime: a fetch reaching the log end catches up
+	// now; one reaching the log end of the previous fetch caught up then.
+	now := time.Now()
+	ff := p.mu.followerFetch[replicaID]
+	switch {
+	case fetchOffset >= leo:
+		ff.caughtUp = now
+	case fetchOffset >= ff.lastFetchLEO && ff.lastFetch.After(ff.caughtUp):
+		ff.caughtUp = ff.lastFetch
+	}
+	ff.lastFetch, ff.lastFetchLEO = now, leo
+	p.mu.followerFetch[replicaID] = ff
 	moved := p.advanceHighWatermarkLocked(p.replicatedEndLocked())
 	p.mu.Unlock()
 	if moved {
@@ -271,4 +293,62 @@ func (p *Partition) TruncateTo(off int64) error {
 	p.mu.snapshotSegment = p.log.NumSegments()
 	p.logger.Info("truncated divergent log tail", "topic", p.Topic, "partition", p.Index, "log_end_offset", leo)
 	return nil
+}
+
+// followerFetch is what the leader remembers of a follower's fetches.
+type followerFetch struct {
+	caughtUp     time.Time // last time it had everything the leader had
+	lastFetch    time.Time
+	lastFetchLEO int64 // the leader's log end at lastFetch
+}
+
+// ISRProposal is an ISR change this leader wants the controller to make.
+type ISRProposal struct {
+	TopicID        [16]byte
+	Topic          string
+	Partition      int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	ISR            []int32
+}
+
+// ProposeISR computes the ISR this leader wants (Kafka's
+// maybeShrinkIsr/maybeExpandIsr): ISR followers that have not caught up
+// within lagMax (replica.lag.time.max.ms) leave; replicas outside the ISR
+// whose log end reached the high watermark and that caught up within
+// lagMax join. ok is false when the ISR is right as it is or this node
+// does not lead the partition.
+func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.follower.Load() || p.mu.closed || p.mu.followerFetch == nil {
+		return ISRProposal{}, false
+	}
+	hw := p.highWatermark.Load()
+	var isr []int32
+	for _, id := range p.mu.replicas {
+		inSync := id == p.nodeID
+		if !inSync {
+			ff := p.mu.followerFetch[id]
+			recent := now.Sub(ff.caughtUp) <= lagMax
+			if slices.Contains(p.mu.isr, id) {
+				inSync = recent
+			} else {
+				leo, fetched := p.mu.followerLEO[id]
+				inSync = recent && fetched && leo >= hw
+			}
+		}
+		if inSync {
+			isr = append(isr, id)
+		}
+	}
+	same := len(isr) == len(p.mu.isr)
+	for _, id := range isr {
+		same = same && slices.Contains(p.mu.isr, id)
+	}
+	if same {
+		return ISRProposal{}, false
+	}
+	return ISRProposal{TopicID: p.TopicID, Topic: p.Topic, Partition: p.Index, LeaderEpoch: p.leaderEpoch.Load(),
+		PartitionEpoch: p.mu.partitionEpoch, ISR: isr}, true
 }

@@ -18,7 +18,7 @@ func replicaPair(t *testing.T) (leader, follower *Partition) {
 	leader, follower = openTestPartition(t, t.TempDir()), openTestPartition(t, t.TempDir())
 	t.Cleanup(func() { leader.close(); follower.close() })
 	leader.nodeID, follower.nodeID = 1, 2
-	leader.becomeLeader(0, []int32{1, 2}, []int32{1, 2})
+	leader.becomeLeader(0, 0, []int32{1, 2}, []int32{1, 2})
 	follower.becomeFollower(0, 1)
 	return leader, follower
 }
