@@ -52,7 +52,9 @@
 // aborted-transaction index rewound). A leader also tracks when each
 // follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
-// replicas that reached the high watermark join. The network side, one
+// replicas that reached the high watermark join. High watermarks are
+// checkpointed (checkpoint.go, replication-offset-checkpoint) and a
+// replicated partition reopens at its checkpointed one. The network side, one
 // fetcher per leader broker and the AlterPartition sender, lives in
 // package node: this package knows no wire format.
 //

@@ -46,6 +46,16 @@ type Manager struct {
 		sync.RWMutex
 		parts map[TopicPartition]*Partition
 	}
+	// checkpoint is the high watermark checkpoint read at the first
+	// Reconcile (nil before), for the replicated partitions it opens.
+	checkpoint map[TopicPartition]int64
+}
+
+func (m *Manager) fs() vfs.FS {
+	if m.cfg.FS == nil {
+		return vfs.Default
+	}
+	return m.cfg.FS
 }
 
 // NewManager creates a manager; Start runs its background work (retention, flush.ms).
@@ -101,6 +111,9 @@ type PartitionState struct {
 // deletes partitions whose topic is gone. It is called in metadata apply order.
 func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 	var firstErr error
+	if m.checkpoint == nil {
+		m.checkpoint = m.readHWCheckpoint()
+	}
 	for tp, st := range want {
 		if !contains(st.Replicas, m.cfg.NodeID) {
 			continue
@@ -120,6 +133,11 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 				continue
 			}
 			np.nodeID = m.cfg.NodeID
+			if len(st.Replicas) > 1 {
+				hw, ok := m.checkpoint[tp]
+				delete(m.checkpoint, tp) // only this process's first open of it
+				np.startFromCheckpoint(hw, ok)
+			}
 			m.mu.Lock()
 			m.mu.parts[tp] = np
 			m.mu.Unlock()
@@ -226,6 +244,8 @@ func (m *Manager) Run(ctx context.Context) {
 	defer retention.Stop()
 	flush := time.NewTicker(100 * time.Millisecond)
 	defer flush.Stop()
+	checkpoint := time.NewTicker(hwCheckpointInterval)
+	defer checkpoint.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,6 +258,10 @@ func (m *Manager) Run(ctx context.Context) {
 			for _, p := range m.All() {
 				p.flushIfDue(now)
 			}
+		case <-checkpoint.C:
+			if err := m.writeHWCheckpoint(); err != nil {
+				m.logger.Warn("high watermark checkpoint failed", "err", err)
+			}
 		}
 	}
 }
@@ -249,13 +273,17 @@ func (m *Manager) EnforceRetention() {
 	}
 }
 
-// Close closes every partition cleanly (producer snapshots, clean-shutdown markers).
+// Close closes every partition cleanly (producer snapshots, clean-shutdown
+// markers) and writes the high watermark checkpoint.
 func (m *Manager) Close() error {
 	var firstErr error
 	for tp, p := range m.snapshot() {
 		if err := p.close(); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("replica: close %s-%d: %w", tp.Topic, tp.Partition, err)
 		}
+	}
+	if err := m.writeHWCheckpoint(); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }

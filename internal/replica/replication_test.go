@@ -187,3 +187,56 @@ func TestReplicationTruncateRewindsState(t *testing.T) {
 		t.Fatal("the follower's log differs from the leader's after refetching")
 	}
 }
+
+// TestReplicationHighWatermarkCheckpoint: a replicated partition reopens
+// with its checkpointed high watermark, not its log end, so records its
+// followers never acknowledged stay invisible; a single replica reopens at
+// its log end as before.
+func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	var id, id1 [16]byte
+	id[0], id1[0] = 4, 5
+	want := map[TopicPartition]PartitionState{
+		{"r", 0}: {TopicID: id, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Config: testConfig()},
+		{"s", 0}: {TopicID: id1, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}, Config: testConfig()},
+	}
+	m := NewManager(ManagerConfig{DataDir: dir, NodeID: 1})
+	if err := m.Reconcile(want); err != nil {
+		t.Fatal(err)
+	}
+	r, s := m.Get("r", 0), m.Get("s", 0)
+	for range 2 {
+		b, h := idempotentBatch(t, -1, -1, -1, 2)
+		mustAppend(t, r, b, h)
+		b, h = idempotentBatch(t, -1, -1, -1, 2)
+		mustAppend(t, s, b, h)
+	}
+	if err := r.UpdateFollower(2, 2); err != nil { // the follower has the first batch only
+		t.Fatal(err)
+	}
+	if r.HighWatermark() != 2 || s.HighWatermark() != 4 {
+		t.Fatalf("high watermarks %d and %d, want 2 and 4", r.HighWatermark(), s.HighWatermark())
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m = NewManager(ManagerConfig{DataDir: dir, NodeID: 1})
+	defer m.Close()
+	if err := m.Reconcile(want); err != nil {
+		t.Fatal(err)
+	}
+	r, s = m.Get("r", 0), m.Get("s", 0)
+	if r.LogEndOffset() != 4 || r.HighWatermark() != 2 {
+		t.Fatalf("replicated partition reopened at end %d high watermark %d, want 4 and 2", r.LogEndOffset(), r.HighWatermark())
+	}
+	if s.HighWatermark() != 4 {
+		t.Fatalf("single replica reopened at high watermark %d, want its log end 4", s.HighWatermark())
+	}
+	if err := r.UpdateFollower(2, 4); err != nil {
+		t.Fatal(err)
+	}
+	if r.HighWatermark() != 4 {
+		t.Fatalf("high watermark %d once the follower has everything, want 4", r.HighWatermark())
+	}
+}
