@@ -310,12 +310,24 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 }
 
 // readForFollower is readOnce's part for one partition of a follower's
-// fetch (replica_id >= 0): the fetch offset is the follower's fsynced log
-// end, recorded before the read so that the high watermark the response
-// carries already counts it; a last fetched epoch (v12+) that the leader's
+// fetch (replica_id >= 0): a last fetched epoch (v12+) that the leader's
 // log does not end the same way gets the diverging epoch and no records;
-// records are read up to the log end, not the high watermark.
+// otherwise the fetch offset is the follower's fsynced log end, recorded
+// before the read so that the high watermark the response carries already
+// counts it (an offset past the leader's log end is OFFSET_OUT_OF_RANGE and
+// not recorded); records are read up to the log end, not the high
+// watermark.
 func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *replica.Partition, rp *kmsg.FetchResponseTopicPartition, res *fetchResult, i, maxBytes int) {
+	if req.Version >= 12 && fp.lastFetchedEpoch >= 0 {
+		epoch, end := p.EndOffsetForEpoch(fp.lastFetchedEpoch)
+		if epoch < fp.lastFetchedEpoch || end < fp.fetchOffset {
+			// Not recorded as the follower's log end: its tail differs.
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = epoch, end
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = p.HighWatermark(), p.LastStableOffset(), p.LogStartOffset()
+			res.failed = true // answer at once: the follower must truncate
+			return
+		}
+	}
 	if err := p.UpdateFollower(req.ReplicaID, fp.fetchOffset); err != nil {
 		rp.ErrorCode = b.errorCode(err)
 		res.failed = true
@@ -324,14 +336,6 @@ func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *r
 	rp.HighWatermark = p.HighWatermark()
 	rp.LastStableOffset = p.LastStableOffset()
 	rp.LogStartOffset = p.LogStartOffset()
-	if req.Version >= 12 && fp.lastFetchedEpoch >= 0 {
-		epoch, end := p.EndOffsetForEpoch(fp.lastFetchedEpoch)
-		if epoch < fp.lastFetchedEpoch || end < fp.fetchOffset {
-			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = epoch, end
-			res.failed = true // answer at once: the follower must truncate
-			return
-		}
-	}
 	limit := min(int(fp.maxBytes), maxBytes-res.total)
 	if limit <= 0 && res.total > 0 {
 		return

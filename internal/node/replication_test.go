@@ -277,6 +277,9 @@ func TestClusterReplicationFetchErrors(t *testing.T) {
 		t.Fatalf("divergent follower: error %v diverging %+v with %d record bytes; want epoch %d end %d and no records",
 			kerr.ErrorForCode(r.ErrorCode), r.DivergingEpoch, len(r.RecordBatches), st.LeaderEpoch, st.LogEndOffset)
 	}
+	if r := fetch(leader, fid, st.LeaderEpoch, -1, st.LogEndOffset+10); r.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("follower fetch past the log end: %v, want OFFSET_OUT_OF_RANGE", kerr.ErrorForCode(r.ErrorCode))
+	}
 	if r := fetch(leader, fid, st.LeaderEpoch, st.LeaderEpoch, 0); r.ErrorCode != 0 || len(r.RecordBatches) == 0 || r.HighWatermark != 3 {
 		t.Fatalf("follower fetch from 0: error %v, %d record bytes, high watermark %d", kerr.ErrorForCode(r.ErrorCode), len(r.RecordBatches), r.HighWatermark)
 	}

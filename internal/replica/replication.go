@@ -108,17 +108,21 @@ func (p *Partition) replicatedEndLocked() int64 {
 // end) and moves the high watermark when the ISR allows it; a move wakes
 // parked acks=all produces and fetches. A node that is not a replica of
 // the partition, or a partition this node does not lead, gets ErrNotLeader
-// (NOT_LEADER_OR_FOLLOWER).
+// (NOT_LEADER_OR_FOLLOWER); an offset outside the log, ErrOffsetOutOfRange.
 func (p *Partition) UpdateFollower(replicaID int32, fetchOffset int64) error {
 	p.mu.Lock()
 	if p.follower.Load() || p.mu.closed || !slices.Contains(p.mu.replicas, replicaID) || replicaID == p.nodeID {
 		p.mu.Unlock()
 		return ErrNotLeader
 	}
-	// An offset past the log end is answered OFFSET_OUT_OF_RANGE by the
-	// read; it must not count as replicated.
+	// An offset past the log end is not this log's: it must not count as
+	// replicated (Kafka answers OFFSET_OUT_OF_RANGE and records nothing).
 	leo := p.log.LogEndOffset()
-	p.mu.followerLEO[replicaID] = min(fetchOffset, leo)
+	if fetchOffset > leo || fetchOffset < 0 {
+		p.mu.Unlock()
+		return ErrOffsetOutOfRange
+	}
+	p.mu.followerLEO[replicaID] = fetchOffset
 	// Kafka's lastCaughtUpTime: a fetch reaching the log end catches up
 	// now; one reaching the log end of the previous fetch caught up then.
 	now := time.Now()
