@@ -1,7 +1,7 @@
 package broker
 
-// BrokerRegistration (key 62) v0-4, BrokerHeartbeat (key 63) v0-1 and
-// AllocateProducerIds (key 67) v0, served on the controller listener only, as
+// BrokerRegistration (key 62) v0-4, BrokerHeartbeat (key 63) v0-1,
+// AlterPartition (key 56) v0-3 and AllocateProducerIds (key 67) v0, served on the controller listener only, as
 // Kafka serves them. AllocateProducerIds hands out a block of 1000 ids; the
 // broker epoch it carries is not checked yet.
 //
@@ -23,6 +23,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/controller"
+	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
@@ -38,6 +40,8 @@ type Membership interface {
 	Register(ctx context.Context, r controller.Registration) (epoch int64, err error)
 	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
 	AllocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error)
+	AlterPartition(ctx context.Context, r controller.ISRChange) (metadata.Partition, error)
+	Image() *metadata.Image
 }
 
 // ControllerAPIs handles the broker-to-controller requests that reach the
@@ -66,6 +70,7 @@ func (h *ControllerAPIs) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 		{ApiKey: 62, MinVersion: 0, MaxVersion: 4},
 		{ApiKey: 63, MinVersion: 0, MaxVersion: 1},
 		{ApiKey: 67, MinVersion: 0, MaxVersion: 0},
+		{ApiKey: 56, MinVersion: 0, MaxVersion: 3},
 	}
 	for k := range forwarded {
 		a := apis[k]
@@ -81,6 +86,8 @@ func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server
 		return h.register(ctx, body)
 	case *kmsg.BrokerHeartbeatRequest:
 		return h.heartbeat(ctx, body)
+	case *kmsg.AlterPartitionRequest:
+		return h.alterPartition(ctx, body)
 	case *kmsg.AllocateProducerIDsRequest:
 		resp := body.ResponseKind().(*kmsg.AllocateProducerIDsResponse)
 		first, count, err := h.m.AllocateProducerIDs(ctx, body.BrokerID)
@@ -127,6 +134,62 @@ func (h *ControllerAPIs) heartbeat(ctx context.Context, req *kmsg.BrokerHeartbea
 	resp.ErrorCode = h.err.errorCode(err)
 	resp.IsCaughtUp = err == nil
 	resp.IsFenced = fenced || err != nil
+	return done(resp)
+}
+
+// alterPartition answers AlterPartition (key 56) v0-3: a partition
+// leader's ISR change, one partition at a time through the controller's
+// checks (broker epoch, leader, leader epoch, partition epoch, eligible
+// members). Topics are named by name in v0-1 and by id in v2+; v3 carries
+// the new ISR with broker epochs, which are checked like the sender's.
+// A stale broker epoch or an inactive controller fails the whole request
+// at the top level, as Kafka does.
+func (h *ControllerAPIs) alterPartition(ctx context.Context, req *kmsg.AlterPartitionRequest) server.Completion {
+	resp := req.ResponseKind().(*kmsg.AlterPartitionResponse)
+	img := h.m.Image()
+	for _, t := range req.Topics {
+		rt := kmsg.NewAlterPartitionResponseTopic()
+		rt.Topic, rt.TopidID = t.Topic, t.TopicID
+		id := t.TopicID
+		if req.Version < 2 {
+			if mt := img.Topics[t.Topic]; mt != nil {
+				id = mt.ID
+			}
+		}
+		for _, tp := range t.Partitions {
+			rp := kmsg.NewAlterPartitionResponseTopicPartition()
+			rp.Partition = tp.Partition
+			isr := tp.NewISR
+			eligible := true
+			if req.Version >= 3 {
+				isr = nil
+				for _, e := range tp.NewEpochISR {
+					isr = append(isr, e.BrokerID)
+					if b, ok := img.Brokers[e.BrokerID]; e.BrokerEpoch >= 0 && (!ok || b.Epoch != e.BrokerEpoch) {
+						eligible = false
+					}
+				}
+			}
+			var p metadata.Partition
+			err := controller.ErrIneligibleReplica
+			if eligible {
+				p, err = h.m.AlterPartition(ctx, controller.ISRChange{BrokerID: req.BrokerID, BrokerEpoch: req.BrokerEpoch,
+					TopicID: id, Partition: tp.Partition, LeaderEpoch: tp.LeaderEpoch, PartitionEpoch: tp.PartitionEpoch, NewISR: isr})
+			}
+			switch {
+			case errors.Is(err, controller.ErrStaleBrokerEpoch), errors.Is(err, controller.ErrNotController):
+				resp.ErrorCode = h.err.errorCode(err)
+				resp.Topics = nil
+				return done(resp)
+			case err != nil:
+				rp.ErrorCode = h.err.errorCode(err)
+			default:
+				rp.LeaderID, rp.LeaderEpoch, rp.ISR, rp.PartitionEpoch = p.Leader, p.LeaderEpoch, p.ISR, p.PartitionEpoch
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
 	return done(resp)
 }
 

@@ -23,7 +23,9 @@ var errorCodes = []struct {
 	code *kerr.Error
 }{
 	{replica.ErrNotLeader, kerr.NotLeaderForPartition},
+	{replica.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
 	{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{replica.ErrNotFollower, kerr.NotLeaderForPartition},
 	{replica.ErrMessageTooLarge, kerr.MessageTooLarge},
 	{replica.ErrInvalidTimestamp, kerr.InvalidTimestamp},
 	{replica.ErrClosed, kerr.NotLeaderForPartition},
@@ -46,6 +48,11 @@ var errorCodes = []struct {
 	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
 	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{controller.ErrNotController, kerr.NotController},
+	{controller.ErrNotPartitionLeader, kerr.NotLeaderForPartition},
+	{controller.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{controller.ErrInvalidUpdate, kerr.InvalidUpdateVersion},
+	{controller.ErrIneligibleReplica, kerr.IneligibleReplica},
+	{controller.ErrInvalidISR, kerr.InvalidRequest},
 	{controller.ErrStaleBrokerEpoch, kerr.StaleBrokerEpoch},
 	{controller.ErrInconsistentClusterID, kerr.InconsistentClusterID},
 	{controller.ErrUnknownPartition, kerr.UnknownTopicOrPartition},

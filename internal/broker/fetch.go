@@ -1,6 +1,14 @@
 package broker
 
-// Fetch (key 1) v4-12, for consumers.
+// Fetch (key 1) v4-12, for consumers and follower replicas.
+//
+// A fetch with replica_id >= 0 comes from a follower (readForFollower): its
+// fetch offset is recorded as that replica's log end (it may move the high
+// watermark and wake acks=all produces), records are read up to the log
+// end rather than the high watermark, and a last fetched epoch (v12) the
+// leader's log does not end the same way is answered with the diverging
+// epoch. Only the leader serves fetches: a follower answers
+// NOT_LEADER_OR_FOLLOWER.
 //
 // Reads whole batches from each partition's log up to the high watermark
 // (read_uncommitted, isolation_level 0) or up to the last stable offset, the
@@ -118,12 +126,13 @@ func requestPartitions(req *kmsg.FetchRequest) []fetchPartition {
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
 			out = append(out, fetchPartition{
-				fetchKey:       fetchKey{t.Topic, p.Partition},
-				topicID:        t.TopicID,
-				fetchOffset:    p.FetchOffset,
-				maxBytes:       p.PartitionMaxBytes,
-				logStartOffset: p.LogStartOffset,
-				leaderEpoch:    p.CurrentLeaderEpoch,
+				fetchKey:         fetchKey{t.Topic, p.Partition},
+				topicID:          t.TopicID,
+				fetchOffset:      p.FetchOffset,
+				maxBytes:         p.PartitionMaxBytes,
+				logStartOffset:   p.LogStartOffset,
+				leaderEpoch:      p.CurrentLeaderEpoch,
+				lastFetchedEpoch: p.LastFetchedEpoch,
 			})
 		}
 	}
@@ -235,6 +244,11 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 			} else if err := p.CheckLeaderEpoch(fp.leaderEpoch); err != nil {
 				rp.ErrorCode = b.errorCode(err)
 				p = nil
+			} else if !p.IsLeader() {
+				// Reads are served by the leader only (no KIP-392
+				// follower fetching).
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				p = nil
 			}
 		}
 		if p == nil {
@@ -242,6 +256,10 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 			continue
 		}
 		res.readable = append(res.readable, p)
+		if req.ReplicaID >= 0 {
+			b.readForFollower(req, fp, p, rp, res, i, maxBytes)
+			continue
+		}
 		// The LSO is read before the high watermark so that LSO <= HW in
 		// the response even when appends and markers race with the read.
 		committed := req.IsolationLevel == 1
@@ -289,6 +307,55 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		}
 	}
 	return res
+}
+
+// readForFollower is readOnce's part for one partition of a follower's
+// fetch (replica_id >= 0): a last fetched epoch (v12+) that the leader's
+// log does not end the same way gets the diverging epoch and no records;
+// otherwise the fetch offset is the follower's fsynced log end, recorded
+// before the read so that the high watermark the response carries already
+// counts it (an offset past the leader's log end is OFFSET_OUT_OF_RANGE and
+// not recorded); records are read up to the log end, not the high
+// watermark.
+func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *replica.Partition, rp *kmsg.FetchResponseTopicPartition, res *fetchResult, i, maxBytes int) {
+	if req.Version >= 12 && fp.lastFetchedEpoch >= 0 {
+		epoch, end := p.EndOffsetForEpoch(fp.lastFetchedEpoch)
+		if epoch < fp.lastFetchedEpoch || end < fp.fetchOffset {
+			// Not recorded as the follower's log end: its tail differs.
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = epoch, end
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = p.HighWatermark(), p.LastStableOffset(), p.LogStartOffset()
+			res.failed = true // answer at once: the follower must truncate
+			return
+		}
+	}
+	if err := p.UpdateFollower(req.ReplicaID, fp.fetchOffset); err != nil {
+		rp.ErrorCode = b.errorCode(err)
+		res.failed = true
+		return
+	}
+	rp.HighWatermark = p.HighWatermark()
+	rp.LastStableOffset = p.LastStableOffset()
+	rp.LogStartOffset = p.LogStartOffset()
+	limit := min(int(fp.maxBytes), maxBytes-res.total)
+	if limit <= 0 && res.total > 0 {
+		return
+	}
+	rr, err := p.ReadRangeForFollower(fp.fetchOffset, max(limit, 1))
+	switch {
+	case err != nil:
+		rp.ErrorCode = b.errorCode(err)
+		res.failed = true
+	case len(rr.Chunks) > 0:
+		res.held = append(res.held, &rr)
+		sp := &server.Splice{Marker: server.NewMarker()}
+		for _, c := range rr.Chunks {
+			sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
+			res.bytes[i] += int(c.Len)
+		}
+		res.total += res.bytes[i]
+		rp.RecordBatches = sp.Marker
+		res.splices[i] = sp
+	}
 }
 
 // response builds the spliced response of the partitions read, keeping those

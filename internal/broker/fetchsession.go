@@ -54,6 +54,9 @@ type fetchPartition struct {
 	maxBytes       int32
 	logStartOffset int64 // the client's (followers only; kept as Kafka does)
 	leaderEpoch    int32
+	// lastFetchedEpoch is a follower's latest log epoch (v12+; -1: none),
+	// checked against the leader's epochs for divergence.
+	lastFetchedEpoch int32
 }
 
 // cachedPartition is a session's state for one partition: the client's last

@@ -29,14 +29,15 @@ import (
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
-// partitionFor finds a hosted partition or the error code saying why not.
+// partitionFor finds a partition this node leads or the error code saying
+// why not (a follower's replica answers NOT_LEADER_OR_FOLLOWER).
 func (b *Broker) partitionFor(img *metadata.Image, topic string, partition int32) (*replica.Partition, int16) {
 	t := img.Topics[topic]
 	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
 		return nil, kerr.UnknownTopicOrPartition.Code
 	}
 	p := b.replicas.Get(topic, partition)
-	if p == nil {
+	if p == nil || !p.IsLeader() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
 	return p, 0

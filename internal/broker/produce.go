@@ -9,7 +9,10 @@ package broker
 // its producer's transaction on the partition, pinning the last stable
 // offset until the coordinator's marker), and appends the bytes with base offset and leader epoch patched in place. The
 // Completion does the waiting: acks=all returns only once every appended
-// batch is fsynced (group commit shares fsyncs), acks=1 returns at once,
+// batch is fsynced on the leader (group commit shares fsyncs) and the high
+// watermark passed it, i.e. every ISR member has it on disk (an ISR below
+// min.insync.replicas meanwhile: NOT_ENOUGH_REPLICAS_AFTER_APPEND; the
+// request timeout: REQUEST_TIMED_OUT); acks=1 returns after the leader's append,
 // acks=0 sends no response. A retried idempotent batch is answered with its
 // original offsets and is not written again.
 //
@@ -151,7 +154,11 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 		for i := range waits {
 			w := &waits[i]
 			wait := func() {
-				if err := w.p.WaitDurable(ctx, w.offset); err != nil {
+				err := w.p.WaitDurable(ctx, w.offset)
+				if err == nil {
+					err = w.p.WaitReplicated(ctx, w.offset)
+				}
+				if err != nil {
 					w.resp.ErrorCode = b.produceErrorCode(err)
 					w.resp.BaseOffset = -1
 				}

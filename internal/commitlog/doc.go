@@ -24,7 +24,8 @@
 //	  <base>-<end>.swap               compaction output past the swap point (temporary)
 //
 //	.log:        | batch | batch | batch | ...     (each batch: record v2,
-//	             baseOffset and partitionLeaderEpoch patched on append)
+//	             baseOffset and partitionLeaderEpoch patched on append; a
+//	             follower's AppendReplicated writes the leader's batch as is)
 //
 //	.index:      | relOffset uint32 | position uint32 | ...   (8 bytes/entry)
 //	             relOffset = batch baseOffset - segment base offset;

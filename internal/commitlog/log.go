@@ -28,6 +28,8 @@ var (
 	ErrClosed = errors.New("commitlog: log closed")
 	// ErrInvalidBatch: Append was given bytes that are not one batch.
 	ErrInvalidBatch = errors.New("commitlog: invalid batch")
+	// ErrOffsetMismatch: a replicated batch does not start at the log end.
+	ErrOffsetMismatch = errors.New("commitlog: replicated batch does not start at the log end")
 )
 
 // failure wraps the cause of a sticky failure so errors.Is matches both
@@ -239,6 +241,20 @@ func (l *Log) Err() error {
 // refuse further appends (ErrLogFailed). Append does not allocate in steady
 // state.
 func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (AppendInfo, error) {
+	return l.append(batch, leaderEpoch, logAppendTime, false)
+}
+
+// AppendReplicated writes one batch fetched from the partition's leader at
+// the log end, unchanged: its base offset, partition leader epoch and
+// timestamps stay as the leader wrote them. The batch's base offset must be
+// the log end offset (ErrOffsetMismatch otherwise) and its CRC must match
+// (the caller has run record.Validate). The leader epoch cache learns the
+// batch's epoch. Like Append it does not fsync.
+func (l *Log) AppendReplicated(batch []byte) (AppendInfo, error) {
+	return l.append(batch, -1, 0, true)
+}
+
+func (l *Log) append(batch []byte, leaderEpoch int32, logAppendTime int64, replicated bool) (AppendInfo, error) {
 	h, err := record.ParseHeader(batch)
 	if err != nil || h.Size() != len(batch) || h.LastOffsetDelta < 0 {
 		return AppendInfo{}, ErrInvalidBatch
@@ -252,16 +268,23 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 		return AppendInfo{}, f
 	}
 	base := l.leo.Load()
+	if replicated && h.BaseOffset != base {
+		return AppendInfo{}, fmt.Errorf("%w: batch at %d, log end at %d", ErrOffsetMismatch, h.BaseOffset, base)
+	}
 	seg := l.activeLocked()
 	if l.shouldRollLocked(seg, int64(len(batch)), base+int64(h.LastOffsetDelta)) {
 		if seg, err = l.rollLocked(base); err != nil {
 			return AppendInfo{}, l.failLocked(err)
 		}
 	}
-	record.SetBaseOffset(batch, base)
-	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
-	h.BaseOffset = base
-	h.PartitionLeaderEpoch = leaderEpoch
+	if replicated {
+		leaderEpoch = h.PartitionLeaderEpoch
+	} else {
+		record.SetBaseOffset(batch, base)
+		record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+		h.BaseOffset = base
+		h.PartitionLeaderEpoch = leaderEpoch
+	}
 	info := AppendInfo{BaseOffset: base, LastOffset: h.LastOffset(), LogAppendTime: -1}
 	if logAppendTime > 0 {
 		record.SetLogAppendTime(batch, logAppendTime)

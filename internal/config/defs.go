@@ -121,6 +121,7 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, reported in Metadata and DescribeCluster"},
 	{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", Min: 1, Max: math.MaxInt32, Doc: "the active controller fences a broker whose heartbeats stop for this long"},
 	{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", Min: 1, Max: math.MaxInt32, Doc: "interval between a broker's heartbeats to the active controller"},
+	{Name: "replica.lag.time.max.ms", Type: TypeInt, Default: "30000", Min: 1, Max: math.MaxInt32, Doc: "a follower that has not caught up with its leader for this long leaves the ISR"},
 	{Name: "num.partitions", Type: TypeInt, Default: "1", Min: 1, Max: 1 << 20, Dynamic: true},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt16, Dynamic: true},
 	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32, Dynamic: true},

@@ -29,6 +29,10 @@
 // fenced RegisterBroker record, heartbeats unfence, and the active controller
 // fences a broker whose heartbeats stop for broker.session.timeout.ms; the
 // heartbeat times are in memory and restart with each Raft term.
+// AlterPartition (isr.go) applies a partition leader's ISR change after
+// Kafka's checks: current broker epoch, leader, leader epoch and partition
+// epoch (a stale leader's change is refused), an ISR of replicas holding
+// the leader, unfenced new members. Leader election on fencing is not built.
 //
 // # Commands
 //

@@ -368,7 +368,9 @@ func TestClusterPlacementAndForwarding(t *testing.T) {
 			}
 			for _, p := range resp.Topics[0].Partitions {
 				if p.ErrorCode == kerr.LeaderNotAvailable.Code {
-					return false // the leader has not opened it yet
+					// The leader has the new image but has not opened the
+					// partition yet (reconcile follows the image).
+					return false
 				}
 				if len(p.Replicas) != 1 || p.Replicas[0] != p.Leader {
 					t.Fatalf("partition %d: leader %d replicas %v, want RF=1 led by its replica", p.Partition, p.Leader, p.Replicas)

@@ -60,6 +60,13 @@ func newBrokerLifecycle(l *brokerLifecycle) *brokerLifecycle {
 	return l
 }
 
+// brokerEpoch is the broker epoch of the current registration (0: none).
+func (l *brokerLifecycle) brokerEpoch() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.epoch
+}
+
 // waitUnfenced blocks until the controller has unfenced this broker once.
 func (l *brokerLifecycle) waitUnfenced(ctx context.Context) error {
 	l.mu.Lock()
@@ -236,6 +243,9 @@ type controllerClient struct {
 	conn     net.Conn
 	corr     int32
 	buf      []byte
+	// maxResponse bounds an answer's size before it is read (0:
+	// maxControllerResponse); replica fetchers read record batches.
+	maxResponse int32
 }
 
 func (c *controllerClient) close() {
@@ -274,7 +284,11 @@ func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Re
 		return err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 4 || n > maxControllerResponse {
+	limit := c.maxResponse
+	if limit <= 0 {
+		limit = maxControllerResponse
+	}
+	if n < 4 || n > limit {
 		return fmt.Errorf("controller %s: response size %d", addr, n)
 	}
 	body := make([]byte, n)

@@ -17,7 +17,11 @@
 // listeners.
 //
 // Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
-// the replica manager's loop; all stop on Close. The forwarder keeps at most
+// the replica manager's loop, one replica fetcher per leader broker this
+// node follows partitions of (fetcher.go, started after each reconcile,
+// stopped by itself when it has nothing to fetch, and by Close before the
+// partitions close) and the ISR updater (isr.go: AlterPartition to the
+// active controller); all stop on Close. The forwarder keeps at most
 // forwarderConns connections to the active controller.
 package node
 
@@ -58,6 +62,7 @@ type Node struct {
 	lock     *os.File
 	ctrl     *controller.Controller
 	replicas *replica.Manager
+	fetchers *replicaFetchers
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
@@ -200,6 +205,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
+	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, logger)
 
 	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
@@ -254,6 +260,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	if err := lc.waitUnfenced(regCtx); err != nil {
 		return nil, err
 	}
+
+	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
+	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, logger)
+	n.wg.Go(func() { isr.run(runCtx) })
 
 	// Partitions follow the metadata log from here on.
 	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
@@ -335,12 +345,14 @@ func (n *Node) reconcile(img *metadata.Image) error {
 		}.ResolveTopic()
 		for _, p := range t.Partitions {
 			want[replica.TopicPartition{Topic: t.Name, Partition: p.Partition}] = replica.PartitionState{
-				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
 				Replicas: p.Replicas, ISR: p.ISR, Config: cfg,
 			}
 		}
 	}
-	return n.replicas.Reconcile(want)
+	err := n.replicas.Reconcile(want)
+	n.fetchers.update()
+	return err
 }
 
 // Close shuts the node down: listeners first, then partitions (clean-shutdown
@@ -379,6 +391,9 @@ func (n *Node) Close() error {
 		}
 		if n.groups != nil {
 			n.groups.Close()
+		}
+		if n.fetchers != nil {
+			n.fetchers.close()
 		}
 		if n.replicas != nil {
 			n.reconcileMu.Lock()
@@ -465,3 +480,23 @@ func absPath(p string) string {
 
 // NodeID is this node's id.
 func (n *Node) NodeID() int32 { return n.cfg.NodeID }
+
+// ReplicaState is what this node holds of one partition.
+type ReplicaState struct {
+	Leader        bool
+	LeaderEpoch   int32
+	HighWatermark int64
+	LogEndOffset  int64
+	Dir           string
+}
+
+// Replica reports this node's replica of a partition; ok is false when the
+// node hosts none.
+func (n *Node) Replica(topic string, partition int32) (ReplicaState, bool) {
+	p := n.replicas.Get(topic, partition)
+	if p == nil {
+		return ReplicaState{}, false
+	}
+	return ReplicaState{Leader: p.IsLeader(), LeaderEpoch: p.LeaderEpoch(), HighWatermark: p.HighWatermark(),
+		LogEndOffset: p.LogEndOffset(), Dir: p.Dir()}, true
+}

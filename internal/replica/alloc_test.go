@@ -35,7 +35,7 @@ func openAllocPartition(tb testing.TB) *Partition {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { p.close() })
-	p.becomeLeader(1, 1)
+	p.becomeLeader(1, 0, []int32{0}, []int32{0})
 	return p
 }
 

@@ -1,6 +1,6 @@
 // Package replica owns the partitions hosted on this node: each partition's
-// log, its role (leader today; followers arrive with multi-node replication),
-// its high watermark, the idempotent-producer state validated under the
+// log, its role (leader or follower, from the metadata image), its high
+// watermark, the idempotent-producer state validated under the
 // partition's append lock, and the parked operations that wait on it
 // (acks=all produces waiting for durability, long-poll fetches waiting for
 // data).
@@ -41,6 +41,24 @@
 // pinning the LSO until the high watermark passes its marker (Kafka's
 // unreplicated transactions), and an ABORT is in the in-memory index before
 // that, so read_committed fetches never see aborted records unlisted.
+//
+// Replication (replication.go): a leader records each follower's fetch
+// offset, which the follower sends only once the bytes below it are fsynced,
+// and its high watermark is the smallest log end over the ISR, so acks=all
+// (WaitReplicated) means "on disk on every ISR member"; a single replica is
+// its own ISR and keeps the publish path above unchanged. A follower appends
+// the leader's batches unchanged (AppendReplicated: CRC and offset
+// continuity checked, producer state and transactions replayed as recovery
+// does), fsyncs, takes the leader's high watermark capped by its durable log
+// end, and truncates a divergent tail (TruncateTo: producer state and the
+// aborted-transaction index rewound). A leader also tracks when each
+// follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
+// changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
+// replicas that reached the high watermark join. High watermarks are
+// checkpointed (checkpoint.go, replication-offset-checkpoint) and a
+// replicated partition reopens at its checkpointed one. The network side, one
+// fetcher per leader broker and the AlterPartition sender, lives in
+// package node: this package knows no wire format.
 //
 // All partition files (log, snapshots, the transaction index) go through
 // ManagerConfig.FS (package vfs), so tests can inject faults.

@@ -22,7 +22,7 @@ func openFaultPartition(t *testing.T, fs vfs.FS, dir string, cfg config.Topic) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.close() })
-	p.becomeLeader(1, 1)
+	p.becomeLeader(1, 0, []int32{0}, []int32{0})
 	return p
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,16 @@ type Manager struct {
 		sync.RWMutex
 		parts map[TopicPartition]*Partition
 	}
+	// checkpoint is the high watermark checkpoint read at the first
+	// Reconcile (nil before), for the replicated partitions it opens.
+	checkpoint map[TopicPartition]int64
+}
+
+func (m *Manager) fs() vfs.FS {
+	if m.cfg.FS == nil {
+		return vfs.Default
+	}
+	return m.cfg.FS
 }
 
 // NewManager creates a manager; Start runs its background work (retention, flush.ms).
@@ -87,9 +98,12 @@ type PartitionState struct {
 	TopicID     [16]byte
 	Leader      int32
 	LeaderEpoch int32
-	Replicas    []int32
-	ISR         []int32
-	Config      config.Topic
+	// PartitionEpoch is bumped by every change of the partition (an ISR
+	// change must name the current one).
+	PartitionEpoch int32
+	Replicas       []int32
+	ISR            []int32
+	Config         config.Topic
 }
 
 // Reconcile makes the hosted partitions match the metadata: it opens
@@ -97,6 +111,9 @@ type PartitionState struct {
 // deletes partitions whose topic is gone. It is called in metadata apply order.
 func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 	var firstErr error
+	if m.checkpoint == nil {
+		m.checkpoint = m.readHWCheckpoint()
+	}
 	for tp, st := range want {
 		if !contains(st.Replicas, m.cfg.NodeID) {
 			continue
@@ -115,6 +132,12 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 				}
 				continue
 			}
+			np.nodeID = m.cfg.NodeID
+			if len(st.Replicas) > 1 {
+				hw, ok := m.checkpoint[tp]
+				delete(m.checkpoint, tp) // only this process's first open of it
+				np.startFromCheckpoint(hw, ok)
+			}
 			m.mu.Lock()
 			m.mu.parts[tp] = np
 			m.mu.Unlock()
@@ -122,10 +145,10 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 		} else if p.Config() != st.Config {
 			p.SetConfig(st.Config)
 		}
-		// Followers arrive with multi-node replication; a replica that is not
-		// the leader today simply keeps its log.
 		if st.Leader == m.cfg.NodeID {
-			p.becomeLeader(st.LeaderEpoch, len(st.ISR))
+			p.becomeLeader(st.LeaderEpoch, st.PartitionEpoch, st.ISR, st.Replicas)
+		} else {
+			p.becomeFollower(st.LeaderEpoch, st.Leader)
 		}
 	}
 	for tp, p := range m.snapshot() {
@@ -134,6 +157,33 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 		}
 	}
 	return firstErr
+}
+
+// FollowedFrom lists the partitions this node follows whose leader is
+// leader, for that leader's replica fetcher.
+func (m *Manager) FollowedFrom(leader int32) []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*Partition
+	for _, p := range m.mu.parts {
+		if p.follower.Load() && p.leader.Load() == leader {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Leaders lists the nodes that lead a partition this node follows.
+func (m *Manager) Leaders() []int32 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []int32
+	for _, p := range m.mu.parts {
+		if l := p.leader.Load(); p.follower.Load() && l >= 0 && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (m *Manager) snapshot() map[TopicPartition]*Partition {
@@ -194,6 +244,8 @@ func (m *Manager) Run(ctx context.Context) {
 	defer retention.Stop()
 	flush := time.NewTicker(100 * time.Millisecond)
 	defer flush.Stop()
+	checkpoint := time.NewTicker(hwCheckpointInterval)
+	defer checkpoint.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,6 +258,10 @@ func (m *Manager) Run(ctx context.Context) {
 			for _, p := range m.All() {
 				p.flushIfDue(now)
 			}
+		case <-checkpoint.C:
+			if err := m.writeHWCheckpoint(); err != nil {
+				m.logger.Warn("high watermark checkpoint failed", "err", err)
+			}
 		}
 	}
 }
@@ -217,13 +273,17 @@ func (m *Manager) EnforceRetention() {
 	}
 }
 
-// Close closes every partition cleanly (producer snapshots, clean-shutdown markers).
+// Close closes every partition cleanly (producer snapshots, clean-shutdown
+// markers) and writes the high watermark checkpoint.
 func (m *Manager) Close() error {
 	var firstErr error
 	for tp, p := range m.snapshot() {
 		if err := p.close(); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("replica: close %s-%d: %w", tp.Topic, tp.Partition, err)
 		}
+	}
+	if err := m.writeHWCheckpoint(); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }

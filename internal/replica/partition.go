@@ -27,6 +27,11 @@ var (
 	ErrOffsetOutOfRange   = errors.New("replica: offset out of range")
 	ErrFencedLeaderEpoch  = errors.New("replica: leader epoch is older than the current one")
 	ErrUnknownLeaderEpoch = errors.New("replica: leader epoch is newer than the current one")
+	// ErrNotEnoughReplicasAfterAppend: an acks=all produce was appended but
+	// the ISR shrank below min.insync.replicas before it was replicated.
+	ErrNotEnoughReplicasAfterAppend = errors.New("replica: in-sync replicas fell below min.insync.replicas after the append")
+	// ErrNotFollower: replicated batches reached a partition this node leads.
+	ErrNotFollower = errors.New("replica: not a follower of this partition")
 )
 
 // AppendResult is what a produce learns about its batch.
@@ -52,9 +57,15 @@ type Partition struct {
 	log *commitlog.Log
 	cfg atomic.Pointer[config.Topic]
 
+	nodeID        int32 // this node, set by the Manager before the partition is shared
 	leaderEpoch   atomic.Int32
 	highWatermark atomic.Int64
 	isrSize       atomic.Int32
+	// follower is set while another node leads the partition (leader is
+	// its id): appends from clients are refused and the replica fetcher
+	// feeds the log through AppendReplicated.
+	follower atomic.Bool
+	leader   atomic.Int32
 
 	// mu is the append lock: it serialises appends and guards the producer
 	// state, the flush counters and the high watermark's writers. Reads
@@ -76,6 +87,20 @@ type Partition struct {
 		// below the high watermark (Kafka's unreplicatedTxns): they keep
 		// pinning the last stable offset until the marker is.
 		ended []endedTxn
+		// Leader side of replication (replication.go): the ISR and the
+		// replicas from the metadata image, each follower's log end offset
+		// (its last fetch offset, fsynced on the follower) and localEnd,
+		// the end of what this node has made visible by the publish rules
+		// above. The high watermark is the smallest of localEnd and the
+		// ISR followers' log ends.
+		isr         []int32
+		replicas    []int32
+		followerLEO map[int32]int64
+		localEnd    int64
+		// followers' catch-up tracking for ISR changes (Kafka's
+		// lastCaughtUpTimeMs), and the partition epoch an ISR change must name.
+		followerFetch  map[int32]followerFetch
+		partitionEpoch int32
 	}
 
 	waitMu  sync.Mutex
@@ -128,6 +153,7 @@ func openPartition(fs vfs.FS, dataDir, topic string, index int32, topicID [16]by
 	p.updateFirstUnstableLocked()
 	p.mu.snapshotSegment = l.NumSegments()
 	p.highWatermark.Store(l.LogEndOffset())
+	p.mu.localEnd = l.LogEndOffset()
 	return p, nil
 }
 
@@ -228,12 +254,6 @@ func (p *Partition) Size() int64 { return p.log.Size() }
 // Dir is the partition's directory.
 func (p *Partition) Dir() string { return p.dir }
 
-// becomeLeader installs a new leader epoch from the metadata log.
-func (p *Partition) becomeLeader(epoch int32, isr int) {
-	p.leaderEpoch.Store(epoch)
-	p.isrSize.Store(int32(isr))
-}
-
 // CheckLeaderEpoch compares a client's view of the leader epoch (-1: no view)
 // with ours, per KIP-320.
 func (p *Partition) CheckLeaderEpoch(epoch int32) error {
@@ -289,6 +309,10 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 	if p.mu.closed {
 		p.mu.Unlock()
 		return AppendResult{}, ErrClosed
+	}
+	if p.follower.Load() {
+		p.mu.Unlock()
+		return AppendResult{}, ErrNotLeader
 	}
 	// A failed write or fsync takes the partition offline for writes. It is
 	// checked before the duplicate check: a retry of a batch whose fsync
@@ -401,15 +425,24 @@ func (p *Partition) maybeSnapshotLocked() {
 	}
 }
 
-// setHighWatermarkLocked moves the high watermark forward to hw (never
+// setHighWatermarkLocked records that this node has made everything below
+// end visible and moves the high watermark as far as the ISR allows: a
+// single replica is its whole ISR, so there the high watermark is end at
+// once; with followers it is the smallest ISR log end offset.
+func (p *Partition) setHighWatermarkLocked(end int64) {
+	if end > p.mu.localEnd {
+		p.mu.localEnd = end
+	}
+	p.advanceHighWatermarkLocked(p.replicatedEndLocked())
+}
+
+// advanceHighWatermarkLocked moves the high watermark forward to hw (never
 // back) and resolves the ended transactions whose marker it passed, which
-// may move the last stable offset (Kafka's onHighWatermarkUpdated).
-func (p *Partition) setHighWatermarkLocked(hw int64) {
-	// A single replica is its whole ISR: the high watermark is the log end
-	// (of what is safely written). With followers it becomes the smallest
-	// ISR log end offset.
+// may move the last stable offset (Kafka's onHighWatermarkUpdated). It
+// reports whether the high watermark moved.
+func (p *Partition) advanceHighWatermarkLocked(hw int64) bool {
 	if hw <= p.highWatermark.Load() {
-		return
+		return false
 	}
 	p.highWatermark.Store(hw)
 	n := 0
@@ -424,6 +457,7 @@ func (p *Partition) setHighWatermarkLocked(hw int64) {
 		p.mu.ended = p.mu.ended[:n]
 		p.updateFirstUnstableLocked()
 	}
+	return true
 }
 
 // WaitDurable returns once every record below offset is fsynced. Concurrent

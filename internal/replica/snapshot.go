@@ -82,29 +82,8 @@ func (p *Partition) loadProducerState() error {
 		if err != nil {
 			return err
 		}
-		if h.ProducerID < 0 {
-			return nil
-		}
-		if h.IsControl() {
-			// An end-transaction marker closes the producer's transaction;
-			// an ABORT the index lacks (crash before its entry) is added.
-			commit, ok := markerType(b, h)
-			if !ok {
-				return nil
-			}
-			if first := p.mu.producers.endTxn(h.ProducerID, h.ProducerEpoch); first >= 0 && !commit {
-				if p.addAborted(abortedEntry{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset}) {
-					replayedAborts = true
-				}
-			}
-			return nil
-		}
-		p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
-			FirstSeq: h.BaseSequence, LastSeq: lastSequence(h.BaseSequence, h.LastOffsetDelta),
-			FirstOffset: h.BaseOffset, LastOffset: h.BaseOffset + int64(h.LastOffsetDelta), Timestamp: h.MaxTimestamp,
-		})
-		if h.IsTransactional() {
-			p.mu.producers.beginTxn(h.ProducerID, h.BaseOffset)
+		if p.replayBatchLocked(b, h) {
+			replayedAborts = true
 		}
 		return nil
 	})
@@ -117,4 +96,35 @@ func (p *Partition) loadProducerState() error {
 		}
 	}
 	return nil
+}
+
+// replayBatchLocked applies one batch already in the log to the producer
+// state (recovery, and a follower's replicated appends): sequences,
+// transactions opened by transactional batches and ended by markers. It
+// reports whether an ABORT marker added an aborted transaction to the
+// in-memory index.
+func (p *Partition) replayBatchLocked(b []byte, h record.Header) bool {
+	if h.ProducerID < 0 {
+		return false
+	}
+	if h.IsControl() {
+		// An end-transaction marker closes the producer's transaction;
+		// an ABORT the index lacks (crash before its entry) is added.
+		commit, ok := markerType(b, h)
+		if !ok {
+			return false
+		}
+		if first := p.mu.producers.endTxn(h.ProducerID, h.ProducerEpoch); first >= 0 && !commit {
+			return p.addAborted(abortedEntry{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset})
+		}
+		return false
+	}
+	p.mu.producers.record(h.ProducerID, h.ProducerEpoch, batchMeta{
+		FirstSeq: h.BaseSequence, LastSeq: lastSequence(h.BaseSequence, h.LastOffsetDelta),
+		FirstOffset: h.BaseOffset, LastOffset: h.BaseOffset + int64(h.LastOffsetDelta), Timestamp: h.MaxTimestamp,
+	})
+	if h.IsTransactional() {
+		p.mu.producers.beginTxn(h.ProducerID, h.BaseOffset)
+	}
+	return false
 }

@@ -88,6 +88,10 @@ func (p *Partition) AppendTxnKeyValues(now time.Time, pid int64, epoch int16, kv
 		p.mu.Unlock()
 		return 0, ErrInvalidProducerEpoch
 	}
+	if p.follower.Load() {
+		p.mu.Unlock()
+		return 0, ErrNotLeader
+	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), 0)
 	if err != nil {
 		p.mu.Unlock()

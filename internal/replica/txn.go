@@ -171,6 +171,10 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 		p.mu.Unlock()
 		return -1, ErrInvalidProducerEpoch
 	}
+	if p.follower.Load() {
+		p.mu.Unlock()
+		return -1, ErrNotLeader
+	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), 0)
 	if err != nil {
 		p.mu.Unlock()

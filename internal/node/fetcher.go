@@ -1,0 +1,267 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/replica"
+)
+
+// Replica fetchers: one goroutine per source (leader) broker fetches, with
+// Kafka's Fetch API (v12, replica_id = this node, sessionless), every
+// partition this node follows from that broker. Each response is applied in
+// three steps, in this order because acks=all means "on disk on every ISR
+// member" (ARCHITECTURE.md): append the leader's batches unchanged, fsync
+// every partition that got records, then take the leader's high watermark.
+// The new log end reaches the leader only as the next request's fetch
+// offset, which is read from the durable offset. The current leader epoch
+// of each partition is read at every request, so a leader epoch change
+// restarts that partition's fetch from its own log; a divergent tail is cut
+// at the diverging epoch the leader answers (Fetch v12+).
+
+const (
+	replicaFetchVersion  = 12
+	replicaFetchMaxWait  = 500 * time.Millisecond
+	replicaFetchMaxBytes = 10 << 20 // replica.fetch.response.max.bytes
+	replicaFetchPartMax  = 1 << 20  // replica.fetch.max.bytes; KIP-74 sends a larger first batch whole
+	// replicaFetchBackoff is replica.fetch.backoff.ms: the pause after a
+	// failed request or a partition error, so a refusing leader is not spun on.
+	replicaFetchBackoff = 100 * time.Millisecond
+	// replicaFetchMaxResponse bounds a fetch response before it is read:
+	// the requested maximum plus one oversized first batch per partition is
+	// not knowable, so a generous fixed bound.
+	replicaFetchMaxResponse = 128 << 20
+)
+
+type replicaFetchers struct {
+	nodeID   int32
+	replicas *replica.Manager
+	image    func() *metadata.Image
+	logger   *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		running map[int32]bool
+		closed  bool
+	}
+}
+
+func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, logger *slog.Logger) *replicaFetchers {
+	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image,
+		logger: logger.With("component", "replica-fetcher")}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.mu.running = make(map[int32]bool)
+	return f
+}
+
+// update starts a fetcher for every leader of a partition this node follows
+// that has none. A fetcher with nothing left to fetch stops by itself. It is
+// called after every reconcile.
+func (f *replicaFetchers) update() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.closed {
+		return
+	}
+	for _, leader := range f.replicas.Leaders() {
+		if leader == f.nodeID || f.mu.running[leader] {
+			continue
+		}
+		f.mu.running[leader] = true
+		f.wg.Go(func() { f.run(leader) })
+	}
+}
+
+// close stops every fetcher and waits for them.
+func (f *replicaFetchers) close() {
+	f.mu.Lock()
+	f.mu.closed = true
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+}
+
+// idle stops the fetcher of leader when no partition is followed from it;
+// checked under mu so that update cannot miss a fetcher that is stopping.
+func (f *replicaFetchers) idle(leader int32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.replicas.FollowedFrom(leader)) > 0 {
+		return false
+	}
+	delete(f.mu.running, leader)
+	return true
+}
+
+func (f *replicaFetchers) run(leader int32) {
+	c := &controllerClient{timeout: replicaFetchMaxWait + 10*time.Second,
+		clientID: fmt.Sprintf("gregor-replica-fetcher-%d", f.nodeID), maxResponse: replicaFetchMaxResponse}
+	defer c.close()
+	logger := f.logger.With("leader", leader)
+	for f.ctx.Err() == nil {
+		parts := f.replicas.FollowedFrom(leader)
+		if len(parts) == 0 {
+			if f.idle(leader) {
+				return
+			}
+			continue
+		}
+		b, ok := f.image().Brokers[leader]
+		if !ok {
+			f.sleep(replicaFetchBackoff)
+			continue
+		}
+		addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		backoff, err := f.fetchOnce(c, addr, parts, logger)
+		if err != nil {
+			c.close()
+			logger.Debug("replica fetch failed", "addr", addr, "err", err)
+			backoff = true
+		}
+		if backoff {
+			f.sleep(replicaFetchBackoff)
+		}
+	}
+}
+
+func (f *replicaFetchers) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-f.ctx.Done():
+	}
+}
+
+type fetchedKey struct {
+	topic     string
+	partition int32
+}
+
+// fetchOnce sends one fetch for parts and applies its answer. It reports
+// whether a partition failed (the caller backs off).
+func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*replica.Partition, logger *slog.Logger) (bool, error) {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = replicaFetchVersion
+	req.ReplicaID = f.nodeID
+	req.MaxWaitMillis = int32(replicaFetchMaxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = replicaFetchMaxBytes
+	req.SessionID, req.SessionEpoch = 0, -1
+	byKey := make(map[fetchedKey]*replica.Partition, len(parts))
+	topicAt := make(map[string]int)
+	for _, p := range parts {
+		byKey[fetchedKey{p.Topic, p.Index}] = p
+		ti, ok := topicAt[p.Topic]
+		if !ok {
+			ti = len(req.Topics)
+			topicAt[p.Topic] = ti
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = p.Topic, p.TopicID
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p.Index
+		rp.CurrentLeaderEpoch = p.LeaderEpoch()
+		// Only what is on disk is reported: the leader counts it as replicated.
+		rp.FetchOffset = p.DurableOffset()
+		rp.LastFetchedEpoch = p.LatestEpoch()
+		rp.LogStartOffset = p.LogStartOffset()
+		rp.PartitionMaxBytes = replicaFetchPartMax
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, replicaFetchMaxWait+10*time.Second)
+	defer cancel()
+	resp := kmsg.NewPtrFetchResponse()
+	if err := c.request(ctx, addr, req, resp); err != nil {
+		return true, err
+	}
+	if resp.ErrorCode != 0 {
+		return true, kerr.ErrorForCode(resp.ErrorCode)
+	}
+	failed := false
+	type applied struct {
+		p  *replica.Partition
+		hw int64
+	}
+	var got []applied
+	var appended []*replica.Partition
+	for _, t := range resp.Topics {
+		for i := range t.Partitions {
+			rp := &t.Partitions[i]
+			p := byKey[fetchedKey{t.Topic, rp.Partition}]
+			if p == nil {
+				continue
+			}
+			if rp.ErrorCode != 0 {
+				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH: the metadata
+				// image brings the new leader and epoch; retry after it.
+				logger.Debug("replica fetch partition error", "topic", t.Topic, "partition", rp.Partition,
+					"err", kerr.ErrorForCode(rp.ErrorCode))
+				failed = true
+				continue
+			}
+			if d := rp.DivergingEpoch; d.Epoch >= 0 || d.EndOffset >= 0 {
+				if err := truncateDiverging(p, d.Epoch, d.EndOffset); err != nil {
+					logger.Error("truncating a divergent log failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
+					failed = true
+				}
+				continue
+			}
+			if len(rp.RecordBatches) > 0 {
+				before := p.LogEndOffset()
+				leo, err := p.AppendReplicated(rp.RecordBatches)
+				if err != nil {
+					logger.Error("replicated append failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
+					failed = true
+				}
+				if leo > before {
+					appended = append(appended, p)
+				}
+			}
+			got = append(got, applied{p, rp.HighWatermark})
+		}
+	}
+	// One fsync per partition that got records, side by side (separate
+	// files), before anything of them counts as replicated.
+	var wg sync.WaitGroup
+	for _, p := range appended {
+		wg.Go(func() {
+			if err := p.Sync(); err != nil {
+				logger.Error("replica fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, a := range got {
+		a.p.SetFollowerHighWatermark(a.hw)
+	}
+	return failed, nil
+}
+
+// truncateDiverging cuts a follower's log where it diverges from the
+// leader's (Kafka's getOffsetTruncationState): the leader's end offset for
+// the diverging epoch, capped by this log's end for that epoch; without a
+// usable answer, at the high watermark.
+func truncateDiverging(p *replica.Partition, epoch int32, leaderEnd int64) error {
+	if epoch < 0 || leaderEnd < 0 {
+		return p.TruncateTo(p.HighWatermark())
+	}
+	_, localEnd := p.EndOffsetForEpoch(epoch)
+	if localEnd < 0 {
+		localEnd = p.HighWatermark()
+	}
+	return p.TruncateTo(min(leaderEnd, localEnd))
+}

@@ -1,0 +1,358 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/record"
+)
+
+// Replication, both sides of Kafka's ISR protocol for one partition.
+//
+// Leader: a follower's fetch offset is its log end offset, and the follower
+// sends it only once everything below it is fsynced (the durability
+// decision in ARCHITECTURE.md), so the high watermark, the smallest log end
+// over the ISR, is "on disk on every ISR member". A follower of the ISR
+// that has not fetched since this node became leader holds the high
+// watermark where it is (it never moves back).
+//
+// Follower: the fetcher appends the leader's batches unchanged
+// (AppendReplicated), fsyncs (Sync), then takes the leader's high watermark
+// capped by its own durable log end (SetFollowerHighWatermark), and reports
+// the new log end by its next fetch offset. A divergent tail after a leader
+// change is cut with TruncateTo, which also rewinds producer state and the
+// aborted-transaction index as recovery would rebuild them.
+
+// becomeLeader installs this node's leadership from the metadata log: the
+// leader epoch, the ISR and the replicas. Followers' log ends are forgotten
+// on a new epoch (they must fetch from this leader to count).
+func (p *Partition) becomeLeader(epoch, partitionEpoch int32, isr, replicas []int32) {
+	p.mu.Lock()
+	if p.follower.Load() {
+		// A follower's log end is fsynced and was all it had to publish.
+		p.mu.localEnd = p.log.LogEndOffset()
+	}
+	if p.follower.Load() || epoch != p.leaderEpoch.Load() || p.mu.followerLEO == nil {
+		p.mu.followerLEO = make(map[int32]int64)
+		// Every replica gets replica.lag.time.max.ms from the election to
+		// fetch before it can leave the ISR (Kafka's leader election time).
+		now := time.Now()
+		p.mu.followerFetch = make(map[int32]followerFetch)
+		for _, id := range replicas {
+			p.mu.followerFetch[id] = followerFetch{caughtUp: now}
+		}
+	}
+	p.mu.partitionEpoch = partitionEpoch
+	p.mu.isr = slices.Clone(isr)
+	p.mu.replicas = slices.Clone(replicas)
+	p.isrSize.Store(int32(len(isr)))
+	p.leaderEpoch.Store(epoch)
+	p.leader.Store(p.nodeID)
+	p.follower.Store(false)
+	// An ISR that lost a lagging member may let the high watermark move.
+	moved := p.advanceHighWatermarkLocked(p.replicatedEndLocked())
+	p.mu.Unlock()
+	if moved {
+		p.notify()
+	}
+}
+
+// becomeFollower makes the partition follow leader (-1: no leader now) at
+// epoch. Parked acks=all produces are woken to answer NOT_LEADER.
+func (p *Partition) becomeFollower(epoch, leader int32) {
+	p.mu.Lock()
+	changed := !p.follower.Load() || p.leaderEpoch.Load() != epoch || p.leader.Load() != leader
+	p.leaderEpoch.Store(epoch)
+	p.leader.Store(leader)
+	p.follower.Store(true)
+	p.mu.isr, p.mu.replicas, p.mu.followerLEO, p.mu.followerFetch = nil, nil, nil, nil
+	p.mu.Unlock()
+	if changed {
+		p.notify()
+	}
+}
+
+// IsLeader reports whether this node leads the partition.
+func (p *Partition) IsLeader() bool { return !p.follower.Load() }
+
+// Leader is the node the partition follows, or this node when it leads.
+func (p *Partition) Leader() int32 { return p.leader.Load() }
+
+// LatestEpoch is the latest leader epoch in the log's epoch cache, or -1:
+// a follower's last fetched epoch (Fetch v12+ divergence check).
+func (p *Partition) LatestEpoch() int32 { return p.log.LatestEpoch() }
+
+// replicatedEndLocked is the high watermark the ISR allows: localEnd capped
+// by the log end of every other ISR member. An ISR follower not heard from
+// yet allows nothing past the current high watermark.
+func (p *Partition) replicatedEndLocked() int64 {
+	hw := p.mu.localEnd
+	for _, id := range p.mu.isr {
+		if id == p.nodeID {
+			continue
+		}
+		leo, ok := p.mu.followerLEO[id]
+		if !ok {
+			return p.highWatermark.Load()
+		}
+		hw = min(hw, leo)
+	}
+	return hw
+}
+
+// UpdateFollower records a follower's fetch at fetchOffset (its fsynced log
+// end) and moves the high watermark when the ISR allows it; a move wakes
+// parked acks=all produces and fetches. A node that is not a replica of
+// the partition, or a partition this node does not lead, gets ErrNotLeader
+// (NOT_LEADER_OR_FOLLOWER); an offset outside the log, ErrOffsetOutOfRange.
+func (p *Partition) UpdateFollower(replicaID int32, fetchOffset int64) error {
+	p.mu.Lock()
+	if p.follower.Load() || p.mu.closed || !slices.Contains(p.mu.replicas, replicaID) || replicaID == p.nodeID {
+		p.mu.Unlock()
+		return ErrNotLeader
+	}
+	// An offset past the log end is not this log's: it must not count as
+	// replicated (Kafka answers OFFSET_OUT_OF_RANGE and records nothing).
+	leo := p.log.LogEndOffset()
+	if fetchOffset > leo || fetchOffset < 0 {
+		p.mu.Unlock()
+		return ErrOffsetOutOfRange
+	}
+	p.mu.followerLEO[replicaID] = fetchOffset
+	// Kafka's lastCaughtUpTime: a fetch reaching the log end catches up
+	// now; one reaching the log end of the previous fetch caught up then.
+	now := time.Now()
+	ff := p.mu.followerFetch[replicaID]
+	switch {
+	case fetchOffset >= leo:
+		ff.caughtUp = now
+	case fetchOffset >= ff.lastFetchLEO && ff.lastFetch.After(ff.caughtUp):
+		ff.caughtUp = ff.lastFetch
+	}
+	ff.lastFetch, ff.lastFetchLEO = now, leo
+	p.mu.followerFetch[replicaID] = ff
+	moved := p.advanceHighWatermarkLocked(p.replicatedEndLocked())
+	p.mu.Unlock()
+	if moved {
+		p.notify()
+	}
+	return nil
+}
+
+// WaitReplicated returns once the high watermark reached offset: every ISR
+// member has the records below it on disk. As Kafka's DelayedProduce, an
+// ISR that shrank below min.insync.replicas by then fails the produce with
+// ErrNotEnoughReplicasAfterAppend (the records stay). It fails with
+// ErrNotLeader when leadership moves and ctx's error when ctx ends. A
+// single replica returns at once: its high watermark moved when the append
+// was published.
+func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
+	if err := p.replicatedTo(offset); err != errNotYet {
+		return err
+	}
+	wake := make(chan struct{}, 1)
+	p.AddWaiter(wake)
+	defer p.RemoveWaiter(wake)
+	for {
+		if err := p.replicatedTo(offset); err != errNotYet {
+			return err
+		}
+		if p.follower.Load() {
+			return ErrNotLeader
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var errNotYet = errors.New("replica: not replicated yet")
+
+func (p *Partition) replicatedTo(offset int64) error {
+	if p.highWatermark.Load() < offset {
+		return errNotYet
+	}
+	if int64(p.isrSize.Load()) < p.cfg.Load().MinInsyncReplicas {
+		return ErrNotEnoughReplicasAfterAppend
+	}
+	return nil
+}
+
+// ReadRangeForFollower is ReadRange for a follower's fetch: up to the log
+// end, not the high watermark, so that the high watermark can move.
+func (p *Partition) ReadRangeForFollower(offset int64, maxBytes int) (commitlog.RangeResult, error) {
+	return p.readRange(offset, maxBytes, p.log.LogEndOffset())
+}
+
+// AppendReplicated appends the leader's batches from a fetch response as
+// they are (base offsets, leader epochs, timestamps), after checking each
+// batch's CRC and that it starts at the log end; batches the log already
+// has are skipped, and a truncated last batch (a fetch size limit) is left
+// for the next fetch. Producer state and transactions follow the batches.
+// It does not fsync: the fetcher calls Sync once per response. It returns
+// the new log end offset.
+func (p *Partition) AppendReplicated(records []byte) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return 0, ErrClosed
+	}
+	if !p.follower.Load() {
+		return 0, ErrNotFollower
+	}
+	aborts := false
+	s := record.Split(records)
+	for b, ok := s.Next(); ok; b, ok = s.Next() {
+		h, err := record.Validate(b)
+		if err != nil {
+			return p.log.LogEndOffset(), err
+		}
+		if h.LastOffset() < p.log.LogEndOffset() {
+			continue
+		}
+		if _, err := p.log.AppendReplicated(b); err != nil {
+			return p.log.LogEndOffset(), err
+		}
+		if p.replayBatchLocked(b, h) {
+			aborts = true
+		}
+	}
+	if aborts {
+		if err := p.rewriteTxnIndexLocked(); err != nil {
+			p.logger.Error("aborted transaction index write failed; it is rebuilt at the next start",
+				"topic", p.Topic, "partition", p.Index, "err", err)
+			p.fs.Remove(p.txnIndexPath())
+		}
+	}
+	p.updateFirstUnstableLocked()
+	p.maybeSnapshotLocked()
+	return p.log.LogEndOffset(), nil
+}
+
+// Sync fsyncs the log (group commit with any other fsync in flight).
+func (p *Partition) Sync() error { return p.log.Sync() }
+
+// DurableOffset is the first offset not known to be fsynced.
+func (p *Partition) DurableOffset() int64 { return p.log.DurableOffset() }
+
+// SetFollowerHighWatermark takes the leader's high watermark from a fetch
+// response, capped by this follower's durable log end. It never moves back.
+func (p *Partition) SetFollowerHighWatermark(leaderHW int64) {
+	p.mu.Lock()
+	moved := false
+	if p.follower.Load() && !p.mu.closed {
+		moved = p.advanceHighWatermarkLocked(min(leaderHW, p.log.DurableOffset()))
+	}
+	p.mu.Unlock()
+	if moved {
+		p.notify()
+	}
+}
+
+// TruncateTo cuts a follower's divergent tail: every batch holding offsets
+// at or past off goes (a batch straddling off goes whole). The high
+// watermark is capped at the new log end, and producer state, open
+// transactions and the aborted-transaction index are rebuilt as recovery
+// rebuilds them (snapshot at or below the new end, then a log replay).
+func (p *Partition) TruncateTo(off int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return ErrClosed
+	}
+	if off >= p.log.LogEndOffset() {
+		return nil
+	}
+	if err := p.log.TruncateTo(off); err != nil {
+		return err
+	}
+	leo := p.log.LogEndOffset()
+	if p.highWatermark.Load() > leo {
+		p.highWatermark.Store(leo)
+	}
+	p.mu.localEnd = min(p.mu.localEnd, leo)
+	p.txnMu.Lock()
+	i := sort.Search(len(p.aborted), func(i int) bool { return p.aborted[i].LastOffset >= leo })
+	cut := i < len(p.aborted)
+	p.aborted = p.aborted[:i:i]
+	p.txnMu.Unlock()
+	if cut {
+		if err := p.rewriteTxnIndexLocked(); err != nil {
+			p.fs.Remove(p.txnIndexPath())
+		}
+	}
+	p.mu.producers = make(producerStates)
+	p.mu.ended = nil
+	clear(p.mu.guards)
+	if err := p.loadProducerState(); err != nil {
+		return err
+	}
+	p.updateFirstUnstableLocked()
+	p.mu.snapshotSegment = p.log.NumSegments()
+	p.logger.Info("truncated divergent log tail", "topic", p.Topic, "partition", p.Index, "log_end_offset", leo)
+	return nil
+}
+
+// followerFetch is what the leader remembers of a follower's fetches.
+type followerFetch struct {
+	caughtUp     time.Time // last time it had everything the leader had
+	lastFetch    time.Time
+	lastFetchLEO int64 // the leader's log end at lastFetch
+}
+
+// ISRProposal is an ISR change this leader wants the controller to make.
+type ISRProposal struct {
+	TopicID        [16]byte
+	Topic          string
+	Partition      int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	ISR            []int32
+}
+
+// ProposeISR computes the ISR this leader wants (Kafka's
+// maybeShrinkIsr/maybeExpandIsr): ISR followers that have not caught up
+// within lagMax (replica.lag.time.max.ms) leave; replicas outside the ISR
+// whose log end reached the high watermark and that caught up within
+// lagMax join. ok is false when the ISR is right as it is or this node
+// does not lead the partition.
+func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.follower.Load() || p.mu.closed || p.mu.followerFetch == nil {
+		return ISRProposal{}, false
+	}
+	hw := p.highWatermark.Load()
+	var isr []int32
+	for _, id := range p.mu.replicas {
+		inSync := id == p.nodeID
+		if !inSync {
+			ff := p.mu.followerFetch[id]
+			recent := now.Sub(ff.caughtUp) <= lagMax
+			if slices.Contains(p.mu.isr, id) {
+				inSync = recent
+			} else {
+				leo, fetched := p.mu.followerLEO[id]
+				inSync = recent && fetched && leo >= hw
+			}
+		}
+		if inSync {
+			isr = append(isr, id)
+		}
+	}
+	same := len(isr) == len(p.mu.isr)
+	for _, id := range isr {
+		same = same && slices.Contains(p.mu.isr, id)
+	}
+	if same {
+		return ISRProposal{}, false
+	}
+	return ISRProposal{TopicID: p.TopicID, Topic: p.Topic, Partition: p.Index, LeaderEpoch: p.leaderEpoch.Load(),
+		PartitionEpoch: p.mu.partitionEpoch, ISR: isr}, true
+}
