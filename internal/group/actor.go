@@ -70,10 +70,16 @@ func (g *group) run() {
 					}
 					break
 				}
-				n := len(g.st.members)
+				before := g.memberIDs()
 				g.exec(g.st.tick(g.c.now()))
-				if n > len(g.st.members) {
-					g.c.logger.Debug("group members expired", "group", g.id, "expired", n-len(g.st.members),
+				if len(before) > len(g.st.members) && g.c.logger.Enabled(context.Background(), slog.LevelDebug) {
+					var gone []string
+					for _, id := range before {
+						if g.st.members[id] == nil {
+							gone = append(gone, id)
+						}
+					}
+					g.c.logger.Debug("group members expired", "group", g.id, "expired", gone,
 						"state", g.st.state.String())
 				}
 			case <-g.stopc:
@@ -91,6 +97,15 @@ func (g *group) run() {
 			}
 		}
 	})
+}
+
+// memberIDs lists the group's members, for the log of who expired.
+func (g *group) memberIDs() []string {
+	ids := make([]string, 0, len(g.st.members))
+	for id := range g.st.members {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // failParked answers every parked join and sync on shutdown.

@@ -426,7 +426,11 @@ func (c *Coordinator) Join(ctx context.Context, id string, req JoinRequest) Join
 	if err != nil {
 		return JoinResult{Err: err, MemberID: req.MemberID, Generation: -1}
 	}
-	return waitReply(ctx, g, ch, JoinResult{Err: ErrNotCoordinator, MemberID: req.MemberID, Generation: -1})
+	res := waitReply(ctx, g, ch, JoinResult{Err: ErrNotCoordinator, MemberID: req.MemberID, Generation: -1})
+	if res.Err != nil && !errors.Is(res.Err, ErrMemberIDRequired) {
+		c.logger.Debug("join failed", "group", id, "member", req.MemberID, "err", res.Err)
+	}
+	return res
 }
 
 // Sync handles a SyncGroup and blocks until the leader's assignment (or an
@@ -444,7 +448,11 @@ func (c *Coordinator) Sync(ctx context.Context, id string, req SyncRequest) Sync
 	if err != nil {
 		return SyncResult{Err: err}
 	}
-	return waitReply(ctx, g, ch, SyncResult{Err: ErrNotCoordinator})
+	res := waitReply(ctx, g, ch, SyncResult{Err: ErrNotCoordinator})
+	if res.Err != nil {
+		c.logger.Debug("sync failed", "group", id, "member", req.MemberID, "generation", req.Generation, "err", res.Err)
+	}
+	return res
 }
 
 // Heartbeat handles a Heartbeat.
@@ -453,6 +461,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, id, memberID, instanceID st
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
 		res = g.st.heartbeat(memberID, instanceID, generation, now)
 	})
+	if res != nil && !errors.Is(res, ErrRebalanceInProgress) {
+		c.logger.Debug("heartbeat failed", "group", id, "member", memberID, "generation", generation, "err", res)
+	}
 	if errors.Is(err, ErrGroupIDNotFound) {
 		return ErrUnknownMemberID
 	}

@@ -586,7 +586,9 @@ func (g *groupState) completeJoin(now time.Time) {
 			g.removeMember(m)
 		}
 	}
-	clear(g.pending)
+	// KIP-394 ids handed out stay valid until their own expiry, as in
+	// Kafka: a member that got one just before the deadline joins the
+	// next generation instead of being told it is unknown.
 	g.generation++
 	if len(g.members) == 0 {
 		g.protocol, g.leader = "", ""

@@ -410,3 +410,38 @@ func TestGroupSyncKeepsMembersAlive(t *testing.T) {
 		t.Fatalf("state %v members %d, want Stable with 2", g.state, len(g.members))
 	}
 }
+
+// TestGroupKIP394PendingOutlivesJoinPhase: a member id handed out with
+// MEMBER_ID_REQUIRED stays valid for its session timeout even when the
+// rebalance deadline ends the join phase before the member rejoins with it,
+// as in Kafka (onCompleteJoin removes members that did not rejoin, never
+// pending ids). Dropping it answered the rejoin UNKNOWN_MEMBER_ID.
+func TestGroupKIP394PendingOutlivesJoinPhase(t *testing.T) {
+	g := newTestGroup()
+	a := joinStable(t, g, "")[0]
+	ja := join(g, joinReq(a, ""), t0.Add(500*time.Millisecond)) // the leader rejoins: a rebalance
+	if g.state != PreparingRebalance {
+		t.Fatalf("state %v, want PreparingRebalance", g.state)
+	}
+	r := got(t, join(g, joinReq("", ""), t0.Add(5*time.Second)))
+	if !errors.Is(r.Err, ErrMemberIDRequired) {
+		t.Fatalf("first join: %v", r.Err)
+	}
+	b := r.MemberID
+	run(g.tick(t0.Add(5500 * time.Millisecond))) // the rebalance timeout ends the join phase
+	if r := got(t, ja); r.Err != nil || len(r.Members) != 1 {
+		t.Fatalf("leader's join: %+v", r)
+	}
+	jb := join(g, joinReq(b, ""), t0.Add(5600*time.Millisecond))
+	parked(t, jb)
+	if g.members[b] == nil || g.state != PreparingRebalance {
+		t.Fatalf("member %s not added (state %v)", b, g.state)
+	}
+	run(g.tick(t0.Add(5600 * time.Millisecond)))
+	// a rejoins; then both are in the next generation.
+	ja = join(g, joinReq(a, ""), t0.Add(5700*time.Millisecond))
+	ra, rb := got(t, ja), got(t, jb)
+	if ra.Err != nil || rb.Err != nil || ra.Generation != rb.Generation || len(ra.Members)+len(rb.Members) != 2 {
+		t.Fatalf("joins: %+v %+v", ra, rb)
+	}
+}
