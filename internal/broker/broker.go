@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,16 @@ type Broker struct {
 	// decompressSlots bounds concurrent decompression (see produce.go).
 	decompressSlots chan struct{}
 	sessions        *fetchSessionCache
+	// bg owns the background work of request handlers: the creation of an
+	// internal topic a FindCoordinator asked for (groups.go).
+	bg struct {
+		ctx      context.Context
+		cancel   context.CancelFunc
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		closed   bool
+		creating map[string]bool
+	}
 }
 
 // New creates a Broker.
@@ -81,9 +92,21 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 	if cfg.OnMetadataChange == nil {
 		cfg.OnMetadataChange = func() {}
 	}
-	return &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("component", "broker"), ctrl: ctrl,
 		replicas: replicas, producerIDs: pids, groups: groups, decompressSlots: make(chan struct{}, decompressSlots),
 		sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots, cfg.FetchSessionEviction)}
+	b.bg.ctx, b.bg.cancel = context.WithCancel(context.Background())
+	return b
+}
+
+// Close stops the broker's background work and waits for it. Call it after
+// the Kafka listener stopped.
+func (b *Broker) Close() {
+	b.bg.mu.Lock()
+	b.bg.closed = true
+	b.bg.mu.Unlock()
+	b.bg.cancel()
+	b.bg.wg.Wait()
 }
 
 // FetchSessions returns the number of open incremental fetch sessions.

@@ -98,36 +98,34 @@ func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string
 }
 
 // internalCoordinator finds the broker leading key's partition of a
-// coordinator's compacted internal topic, creating the topic on first use
-// with the partition count and replication factor of the named broker
-// properties. Any failure is unavailable.
-func (b *Broker) internalCoordinator(ctx context.Context, key, topic, partitionsProp, replicationProp string,
+// coordinator's compacted internal topic. On first use the topic does not
+// exist: as Kafka (KafkaApis.getCoordinator), its creation starts in the
+// background, with the partition count and replication factor of the named
+// broker properties, and the answer is unavailable at once, which clients
+// retry. Waiting for the creation instead held the client's connection for
+// seconds, and the heartbeats queued behind it on that connection starved
+// until the group expired the member. Any failure is unavailable.
+func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsProp, replicationProp string,
 	unavailable error) (int32, string, int32, error) {
 	img := b.image()
 	t := img.Topics[topic]
 	if t == nil {
-		spec := controller.TopicSpec{
+		b.createInternalTopic(controller.TopicSpec{
 			Name:              topic,
 			NumPartitions:     int32(b.brokerInt(img, partitionsProp)),
 			ReplicationFactor: int16(b.brokerInt(img, replicationProp)),
 			Configs:           map[string]string{"cleanup.policy": "compact"},
-		}
-		if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			return -1, "", -1, unavailable
-		}
-		b.cfg.OnMetadataChange()
-		img = b.image()
-		if t = img.Topics[topic]; t == nil {
-			return -1, "", -1, unavailable
-		}
-		b.logger.Info("created internal topic", "topic", topic, "partitions", spec.NumPartitions)
+		})
+		return -1, "", -1, unavailable
 	}
 	p := metadata.PartitionFor(key, int32(len(t.Partitions)))
 	if int(p) >= len(t.Partitions) {
 		return -1, "", -1, unavailable
 	}
+	// Never name a coordinator that cannot serve yet (a partition this
+	// node leads in the image but has not opened), as Metadata does.
 	br, ok := img.Brokers[t.Partitions[p].Leader]
-	if !ok || br.Fenced {
+	if !ok || br.Fenced || !b.canLead(t, t.Partitions[p]) {
 		return -1, "", -1, unavailable
 	}
 	return br.NodeID, br.Host, br.Port, nil
@@ -471,4 +469,35 @@ func handleOffsetDelete(b *Broker, ctx context.Context, sreq *server.Request) se
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return done(resp)
+}
+
+// createInternalTopic creates an internal topic in the background, once
+// at a time per name; Close waits for creations in flight.
+func (b *Broker) createInternalTopic(spec controller.TopicSpec) {
+	b.bg.mu.Lock()
+	defer b.bg.mu.Unlock()
+	if b.bg.closed || b.bg.creating[spec.Name] {
+		return
+	}
+	if b.bg.creating == nil {
+		b.bg.creating = map[string]bool{}
+	}
+	b.bg.creating[spec.Name] = true
+	b.bg.wg.Go(func() {
+		defer func() {
+			b.bg.mu.Lock()
+			delete(b.bg.creating, spec.Name)
+			b.bg.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stop := context.AfterFunc(b.bg.ctx, cancel)
+		defer stop()
+		if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
+			b.logger.Warn("create internal topic failed", "topic", spec.Name, "err", err)
+			return
+		}
+		b.cfg.OnMetadataChange()
+		b.logger.Info("created internal topic", "topic", spec.Name, "partitions", spec.NumPartitions)
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/node"
 )
@@ -311,5 +312,36 @@ func TestE2EGroupOffsetMetadataLimit(t *testing.T) {
 				t.Fatalf("commit %d bytes of metadata: %v, want ok=%v", len(c.meta), err, c.ok)
 			}
 		})
+	}
+}
+
+// TestE2EFindCoordinatorCreatesInBackground: the first FindCoordinator of a
+// fresh cluster answers COORDINATOR_NOT_AVAILABLE at once while
+// __consumer_offsets is created in the background (Kafka's getCoordinator),
+// then the coordinator, once its partition is open. Creating the topic
+// before answering held the client's connection for seconds, and the
+// heartbeats queued behind it starved until the group expired the member.
+func TestE2EFindCoordinatorCreatesInBackground(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	_, raw := newAdmin(t, n)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKeys = []string{"fresh-group"}
+	first := rawRequest[*kmsg.FindCoordinatorResponse](t, raw, req)
+	if len(first.Coordinators) != 1 || first.Coordinators[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("first FindCoordinator on a fresh node: %+v, want COORDINATOR_NOT_AVAILABLE", first.Coordinators)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp := rawRequest[*kmsg.FindCoordinatorResponse](t, raw, req)
+		if c := resp.Coordinators; len(c) == 1 && c[0].ErrorCode == 0 {
+			if c[0].NodeID != 1 {
+				t.Fatalf("coordinator %d, want node 1", c[0].NodeID)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no coordinator 20s after __consumer_offsets creation started: %+v", resp.Coordinators)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
 	}
 }

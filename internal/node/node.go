@@ -373,6 +373,9 @@ func (n *Node) Close() error {
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
 		}
+		if n.broker != nil {
+			n.broker.Close()
+		}
 		if n.ctrlAPIs != nil {
 			errs = append(errs, n.ctrlAPIs.Shutdown(ctx))
 		}
