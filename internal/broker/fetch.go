@@ -295,18 +295,25 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 			rp.ErrorCode = b.errorCode(err)
 			res.failed = true
 		case len(rr.Chunks) > 0:
-			res.held = append(res.held, &rr)
-			sp := &server.Splice{Marker: server.NewMarker()}
-			for _, c := range rr.Chunks {
-				sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
-				res.bytes[i] += int(c.Len)
-			}
-			res.total += res.bytes[i]
-			rp.RecordBatches = sp.Marker
-			res.splices[i] = sp
+			res.attach(i, rp, &rr)
 		}
 	}
 	return res
+}
+
+// attach makes partition i's answer the file ranges rr read: held open
+// until the response is written, sent with sendfile in place of rp's
+// records.
+func (res *fetchResult) attach(i int, rp *kmsg.FetchResponseTopicPartition, rr *commitlog.RangeResult) {
+	res.held = append(res.held, rr)
+	sp := &server.Splice{Marker: server.NewMarker()}
+	for _, c := range rr.Chunks {
+		sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
+		res.bytes[i] += int(c.Len)
+	}
+	res.total += res.bytes[i]
+	rp.RecordBatches = sp.Marker
+	res.splices[i] = sp
 }
 
 // readForFollower is readOnce's part for one partition of a follower's
@@ -346,15 +353,7 @@ func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *r
 		rp.ErrorCode = b.errorCode(err)
 		res.failed = true
 	case len(rr.Chunks) > 0:
-		res.held = append(res.held, &rr)
-		sp := &server.Splice{Marker: server.NewMarker()}
-		for _, c := range rr.Chunks {
-			sp.Ranges = append(sp.Ranges, server.FileRange{File: c.File, Offset: c.Pos, Length: c.Len})
-			res.bytes[i] += int(c.Len)
-		}
-		res.total += res.bytes[i]
-		rp.RecordBatches = sp.Marker
-		res.splices[i] = sp
+		res.attach(i, rp, &rr)
 	}
 }
 
