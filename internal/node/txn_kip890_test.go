@@ -336,6 +336,9 @@ func TestE2ETxnVerification(t *testing.T) {
 		const id = "ver-verify"
 		pid, epoch := initTxnRaw(t, v12, id)
 		addPartitions(id, pid, epoch, 0)
+		// The unknown id's __transaction_state partition must be open here
+		// too, or its answer is NOT_COORDINATOR.
+		findTxnCoordinator(t, v12, "ver-unknown")
 		req := kmsg.NewPtrAddPartitionsToTxnRequest()
 		tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
 		tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = id, pid, epoch, true
