@@ -312,8 +312,9 @@ func isrOf(t *testing.T, n *node.Node, topic string, partition int32) []int32 {
 	return isr
 }
 
-// TestClusterReplicationISRShrinksAndExpands: with replica.lag.time.max.ms
-// at 1 s, a stopped follower leaves the ISR through AlterPartition, after
+// TestClusterReplicationISRShrinksAndExpands: a stopped follower leaves the
+// ISR (the controller drops it when its clean shutdown fences it; were it
+// to crash, replica.lag.time.max.ms at 1 s would through AlterPartition), after
 // which acks=all succeeds with the two remaining members
 // (min.insync.replicas=2); restarted, the follower catches up and joins
 // the ISR again, and its log matches the leader's.
