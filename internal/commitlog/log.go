@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -445,6 +446,43 @@ func (l *Log) LatestEpoch() int32 {
 		return l.epochs[n-1].Epoch
 	}
 	return -1
+}
+
+// AssignEpoch records that leader epoch starts at the log end, as a new
+// leader does on election (Kafka's maybeAssignEpochStartOffset): without it
+// the previous epoch would seem to run on to the log end until the first
+// append, and a returning old leader asking for that epoch's end would not
+// learn that its own tail diverged. Entries the new one supersedes (an epoch
+// not older, or a start not lower) are dropped. A no-op when epoch is
+// already the latest.
+func (l *Log) AssignEpoch(epoch int32) error {
+	if epoch < 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return f
+	}
+	start := l.leo.Load()
+	l.epochMu.Lock()
+	if n := len(l.epochs); n > 0 && l.epochs[n-1].Epoch == epoch {
+		l.epochMu.Unlock()
+		return nil
+	}
+	es := slices.DeleteFunc(slices.Clone(l.epochs), func(e epochEntry) bool {
+		return e.Epoch >= epoch || e.StartOffset >= start
+	})
+	es = append(es, epochEntry{Epoch: epoch, StartOffset: start})
+	l.epochs = es
+	l.epochMu.Unlock()
+	if err := writeEpochs(l.disk, l.dir, es); err != nil {
+		return l.failLocked(err)
+	}
+	return nil
 }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101/279): the largest

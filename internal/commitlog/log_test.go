@@ -483,3 +483,47 @@ func TestLogAppendAllocs(t *testing.T) {
 		t.Fatalf("Append allocates %v times per call", allocs)
 	}
 }
+
+// TestLogAssignEpoch: a new leader's epoch starts at the log end before any
+// append, so the previous epoch ends there; the entry survives a reopen, an
+// append in that epoch adds none, and an epoch assigned at the start offset
+// of an older one replaces it.
+func TestLogAssignEpoch(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, Config{Dir: dir, SegmentBytes: 1000})
+	if err := l.AssignEpoch(0); err != nil { // empty log: {0 at 0}
+		t.Fatal(err)
+	}
+	if err := l.AssignEpoch(1); err != nil { // replaces {0 at 0}: same start
+		t.Fatal(err)
+	}
+	if e, off := l.EndOffsetForEpoch(0); e != 0 || off != 0 {
+		t.Fatalf("EndOffsetForEpoch(0) after epoch 1 took offset 0 = %d,%d, want 0,0", e, off)
+	}
+	for range 3 {
+		mustAppend(t, l, makeBatch(t, 2, 50, 1), 1)
+	}
+	if err := l.AssignEpoch(3); err != nil {
+		t.Fatal(err)
+	}
+	if e, off := l.EndOffsetForEpoch(1); e != 1 || off != 6 {
+		t.Fatalf("EndOffsetForEpoch(1) = %d,%d, want 1,6 (where epoch 3 starts)", e, off)
+	}
+	if e, off := l.EndOffsetForEpoch(3); e != 3 || off != 6 {
+		t.Fatalf("EndOffsetForEpoch(3) before any append = %d,%d, want 3,6", e, off)
+	}
+	mustAppend(t, l, makeBatch(t, 2, 50, 1), 3)
+	if err := l.AssignEpoch(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openLog(t, Config{Dir: dir, SegmentBytes: 1000})
+	if e, off := l2.EndOffsetForEpoch(2); e != 1 || off != 6 {
+		t.Fatalf("reopened: EndOffsetForEpoch(2) = %d,%d, want 1,6", e, off)
+	}
+	if e, off := l2.EndOffsetForEpoch(3); e != 3 || off != 8 {
+		t.Fatalf("reopened: EndOffsetForEpoch(3) = %d,%d, want 3,8", e, off)
+	}
+}

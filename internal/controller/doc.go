@@ -32,7 +32,14 @@
 // AlterPartition (isr.go) applies a partition leader's ISR change after
 // Kafka's checks: current broker epoch, leader, leader epoch and partition
 // epoch (a stale leader's change is refused), an ISR of replicas holding
-// the leader, unfenced new members. Leader election on fencing is not built.
+// the leader, unfenced new members. Leader election (election.go) follows
+// Kafka's KRaft controller: fencing a broker (session expiry or a
+// controlled shutdown's heartbeat) or its registering again drops it from
+// every ISR it is in, in the same batch, and a partition it led gets the
+// first unfenced ISR member in replica order (leader and partition epochs
+// bumped); the last ISR member is kept and its partition left offline
+// (leader -1) until that member is unfenced, which elects it. Unclean
+// election is not built.
 //
 // # Commands
 //

@@ -69,12 +69,18 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 			return nil, fmt.Errorf("%w: broker %d is of cluster %q, this is %q", ErrInconsistentClusterID, r.NodeID, r.ClusterID, img.ClusterID)
 		}
 		epoch = 1
+		var recs []metadata.Record
 		if old, ok := img.Brokers[r.NodeID]; ok {
 			epoch = old.Epoch + 1
+			// A broker registering again restarted, possibly without a
+			// clean shutdown (Kafka's handleBrokerUncleanShutdown): it
+			// leaves its leaderships and ISRs as on fencing, and catches
+			// up as a follower before it rejoins.
+			recs = leaveRecords(img, r.NodeID)
 		}
-		return []metadata.Record{metadata.RegisterBrokerRecord{
+		return append(recs, metadata.RegisterBrokerRecord{
 			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
-		}}, nil
+		}), nil
 	})
 	if err != nil {
 		return 0, err
@@ -107,9 +113,11 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 		fenced = wantFence
 		switch {
 		case b.Fenced && !wantFence:
-			return []metadata.Record{metadata.UnfenceBrokerRecord{NodeID: id, Epoch: epoch}}, nil
+			return unfenceRecords(img, b), nil
 		case !b.Fenced && wantFence:
-			return []metadata.Record{metadata.FenceBrokerRecord{NodeID: id, Epoch: epoch}}, nil
+			// A controlled shutdown: the broker's partitions move now,
+			// not a session later.
+			return fenceRecords(img, b), nil
 		}
 		return nil, nil
 	})
@@ -141,7 +149,7 @@ func (c *Controller) fenceLoop() {
 				if !ok || b.Fenced || !slices.Contains(c.expired(), id) {
 					return nil, nil
 				}
-				return []metadata.Record{metadata.FenceBrokerRecord{NodeID: id, Epoch: b.Epoch}}, nil
+				return fenceRecords(img, b), nil
 			})
 			switch {
 			case err == nil:

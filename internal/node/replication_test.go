@@ -142,9 +142,11 @@ func TestClusterReplicationFollowersFetch(t *testing.T) {
 	}
 }
 
-// TestClusterReplicationAcksAllWaitsForFollowers: acks=all is answered only
-// once every ISR member has the batch, so with a follower stopped (and the
-// ISR not yet shrunk: replica.lag.time.max.ms is 30 s) it times out, while acks=1 is answered after the leader's
+// TestClusterReplicationAcksAllWaitsForFollowers: acks=all is answered
+// once every ISR member has the batch; a follower stopped cleanly leaves the
+// ISR at once (Kafka's controlled shutdown: the controller drops a fenced
+// broker from every ISR), so acks=all then succeeds with the other two
+// (min.insync.replicas=2), and acks=1 is answered after the leader's
 // append; min.insync.replicas above the ISR size is NOT_ENOUGH_REPLICAS.
 func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
 	c := startCluster(t, nil)
@@ -197,8 +199,12 @@ func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
 	if err := stopped.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if r := produce(leader, "lenient", -1, 1500*time.Millisecond); r.ErrorCode != kerr.RequestTimedOut.Code {
-		t.Fatalf("acks=all with an ISR member stopped: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(r.ErrorCode))
+	checkFor(t, "the stopped follower to leave the ISR", func() bool {
+		isr := isrOf(t, leader, "lenient", 0)
+		return len(isr) == 2 && !slices.Contains(isr, stopped.NodeID())
+	})
+	if r := produce(leader, "lenient", -1, 5*time.Second); r.ErrorCode != 0 || r.BaseOffset != 3 {
+		t.Fatalf("acks=all with the stopped follower out of the ISR: %v at %d, want offset 3", kerr.ErrorForCode(r.ErrorCode), r.BaseOffset)
 	}
 	if r := produce(leader, "lenient", 1, 5*time.Second); r.ErrorCode != 0 || r.BaseOffset != 6 {
 		t.Fatalf("acks=1 with an ISR member stopped: %v at %d, want offset 6", kerr.ErrorForCode(r.ErrorCode), r.BaseOffset)
@@ -208,8 +214,8 @@ func TestClusterReplicationAcksAllWaitsForFollowers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := lo.Lookup("lenient", 0); o.Offset != 3 {
-		t.Fatalf("high watermark %d with a follower stopped, want 3 (the last batch every ISR member had)", o.Offset)
+	if o, _ := lo.Lookup("lenient", 0); o.Offset < 6 {
+		t.Fatalf("high watermark %d, want at least 6 (the acks=all batch the ISR acknowledged)", o.Offset)
 	}
 }
 
@@ -306,8 +312,9 @@ func isrOf(t *testing.T, n *node.Node, topic string, partition int32) []int32 {
 	return isr
 }
 
-// TestClusterReplicationISRShrinksAndExpands: with replica.lag.time.max.ms
-// at 1 s, a stopped follower leaves the ISR through AlterPartition, after
+// TestClusterReplicationISRShrinksAndExpands: a stopped follower leaves the
+// ISR (the controller drops it when its clean shutdown fences it; were it
+// to crash, replica.lag.time.max.ms at 1 s would through AlterPartition), after
 // which acks=all succeeds with the two remaining members
 // (min.insync.replicas=2); restarted, the follower catches up and joins
 // the ISR again, and its log matches the leader's.

@@ -51,7 +51,10 @@
 // continuity checked, producer state and transactions replayed as recovery
 // does), fsyncs, takes the leader's high watermark capped by its durable log
 // end, and truncates a divergent tail (TruncateTo: producer state and the
-// aborted-transaction index rewound). A leader also tracks when each
+// aborted-transaction index rewound). A replica elected leader starts its
+// new epoch in the epoch cache at its log end at once (as Kafka's
+// makeLeader), so OffsetForLeaderEpoch and a returning old leader's fetch
+// see where the old epoch ended here. A leader also tracks when each
 // follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
 // replicas that reached the high watermark join. High watermarks are

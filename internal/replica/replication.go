@@ -46,6 +46,13 @@ func (p *Partition) becomeLeader(epoch, partitionEpoch int32, isr, replicas []in
 			p.mu.followerFetch[id] = followerFetch{caughtUp: now}
 		}
 	}
+	// The new epoch starts at this log end (Kafka's makeLeader), so
+	// EndOffsetForEpoch tells a returning old leader where its epoch ended
+	// here and it truncates the tail this leader never had. A failure is
+	// sticky in the log and refuses the appends that follow.
+	if err := p.log.AssignEpoch(epoch); err != nil {
+		p.logger.Error("assign leader epoch failed", "topic", p.Topic, "partition", p.Index, "epoch", epoch, "err", err)
+	}
 	p.mu.partitionEpoch = partitionEpoch
 	p.mu.isr = slices.Clone(isr)
 	p.mu.replicas = slices.Clone(replicas)
