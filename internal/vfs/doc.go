@@ -1,7 +1,7 @@
 // Package vfs is the filesystem seam of the storage packages: the small set
 // of file and directory operations that commitlog and replica perform,
 // behind an interface, so that tests can inject faults (a Sync or Write
-// that fails, or blocks until released) and, later, simulate a crash that
+// that fails, or blocks until released) and simulate a crash that
 // drops unsynced writes. It follows the spirit of pebble's vfs.
 //
 // Default is the operating system. FaultFS wraps another FS and applies
