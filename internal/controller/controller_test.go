@@ -3,7 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -49,16 +50,15 @@ func registerBrokers(t *testing.T, c *Controller, ids ...int32) {
 
 func strp(s string) *string { return &s }
 
-// checkFor polls cond until it holds or the deadline passes.
+// checkFor polls cond with the one polling helper (testkit.Eventually).
 func checkFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 15*time.Second, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return errors.New("condition not met")
+	})
 }
 
 func TestControllerSingleNode(t *testing.T) {
@@ -400,19 +400,9 @@ func TestControllerContextCancelled(t *testing.T) {
 }
 
 func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
 	var addrs []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
+	for _, p := range testkit.FreePorts(t, n) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	return addrs
 }

@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"lint":       {},
 	"vfs":        {},
 	"chaintest":  {},
+	"testkit":    {},
 }
 
 func TestLintImportRules(t *testing.T) {

@@ -20,40 +20,21 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
-// checkFor polls cond until it holds or 20 s pass (the controller tests'
-// helper of the same name).
+// checkFor polls cond with the one polling helper (testkit.Eventually).
 func checkFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 20*time.Second, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("condition not met")
+	})
 }
 
-// freePorts reserves n loopback ports by binding and releasing them: a
-// voters list names its controllers' ports before they start.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
+func freePorts(t *testing.T, n int) []int { return testkit.FreePorts(t, n) }
 
 func clusterNodeConfig(dir string, id int32, ctrlPort int, voters string, props map[string]string) config.Node {
 	cfg := config.DefaultNode()

@@ -534,17 +534,24 @@ func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch in
 	return e.m.ProducerID, e.m.ProducerEpoch, nil
 }
 
+// entries snapshots the ids' entries, so a sweep locks each one without
+// holding Coordinator.mu.
+func (c *Coordinator) entries() []*entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	es := make([]*entry, 0, len(c.mu.ids))
+	for _, e := range c.mu.ids {
+		es = append(es, e)
+	}
+	return es
+}
+
 // RemoveExpired removes the transactional ids idle for longer than
 // IDExpiration (a tombstone on __transaction_state), as Kafka's
 // TransactionStateManager does; a later InitProducerId for one starts over
 // with a new producer id.
 func (c *Coordinator) RemoveExpired() {
-	c.mu.Lock()
-	es := make([]*entry, 0, len(c.mu.ids))
-	for _, e := range c.mu.ids {
-		es = append(es, e)
-	}
-	c.mu.Unlock()
+	es := c.entries()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, e := range es {
@@ -587,12 +594,7 @@ func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
 // AbortTimedOut aborts every open transaction older than its timeout,
 // bumping the epoch so that its producer is fenced (as Kafka does).
 func (c *Coordinator) AbortTimedOut() {
-	c.mu.Lock()
-	es := make([]*entry, 0, len(c.mu.ids))
-	for _, e := range c.mu.ids {
-		es = append(es, e)
-	}
-	c.mu.Unlock()
+	es := c.entries()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, e := range es {
@@ -627,12 +629,7 @@ func (c *Coordinator) Describe(id string) (Metadata, error) {
 // List returns the transactional ids coordinated here, filtered by states
 // and producer ids (empty filter: all), sorted by id.
 func (c *Coordinator) List(states []State, pids []int64) []Metadata {
-	c.mu.Lock()
-	es := make([]*entry, 0, len(c.mu.ids))
-	for _, e := range c.mu.ids {
-		es = append(es, e)
-	}
-	c.mu.Unlock()
+	es := c.entries()
 	var out []Metadata
 	for _, e := range es {
 		e.mu.Lock()

@@ -11,30 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gregor-dev/gregor/internal/testkit"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// freePorts reserves n loopback ports by binding and releasing them: the
-// voters list must name every controller's port before any node starts.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
+func freePorts(t *testing.T, n int) []int { return testkit.FreePorts(t, n) }
 
 // clusterView is what one broker says about the cluster, from Metadata and
 // DescribeCluster, which must agree.
@@ -96,21 +79,9 @@ func viewCluster(addr string) (clusterView, error) {
 	return v, nil
 }
 
-// eventually polls cond every 50 ms until it returns nil or d passes, and
-// fails with its last error.
 func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+	testkit.Eventually(t, d, what, cond)
 }
 
 // TestE2EClusterThreeProcesses starts three `gregor serve` processes with
