@@ -18,6 +18,7 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+(cd bench && go vet ./...) # the benchmark peer's own module
 
 if [ -z "${QUICK:-}" ]; then
 	step "unit, end-to-end and crash tests (race detector)"

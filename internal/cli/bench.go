@@ -3,13 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"os"
-	"strconv"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregor-dev/gregor/internal/bench"
@@ -36,8 +32,7 @@ summary to stderr.`,
 	}
 	cmd.AddCommand(a.benchRunCmd(bench.ModeProduce, "Produce records and report throughput and ack latency"),
 		a.benchRunCmd(bench.ModeConsume, "Consume a topic from its start and report throughput"),
-		a.benchRunCmd(bench.ModeE2E, "Produce and consume at once and report end-to-end latency"),
-		a.benchKfakeCmd())
+		a.benchRunCmd(bench.ModeE2E, "Produce and consume at once and report end-to-end latency"))
 	return cmd
 }
 
@@ -105,39 +100,6 @@ func (a *app) benchRunCmd(mode bench.Mode, short string) *cobra.Command {
 		f.StringVar(&cfg.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 		f.Float64Var(&cfg.Rate, "rate", 0, "target records/s across all producers (0: unthrottled)")
 	}
-	return cmd
-}
-
-// benchKfakeCmd runs an in-memory kfake cluster, the reference the numbers
-// of gregor are compared with in docs/performance.md. Hidden: a developer
-// tool, not part of the product.
-func (a *app) benchKfakeCmd() *cobra.Command {
-	var addr string
-	cmd := &cobra.Command{
-		Use:    "kfake",
-		Short:  "Run an in-memory franz-go kfake cluster until interrupted",
-		Hidden: true,
-		Args:   usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, portStr, err := net.SplitHostPort(addr)
-			if err != nil {
-				return usageErrorf("--addr: %v", err)
-			}
-			port, err := strconv.Atoi(portStr)
-			if err != nil || port < 0 || port > 65535 {
-				return usageErrorf("--addr: bad port %q", portStr)
-			}
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
-			if err != nil {
-				return failed("start kfake", err)
-			}
-			defer c.Close()
-			fmt.Fprintf(a.stderr, "kfake listening on %v\n", c.ListenAddrs())
-			<-cmd.Context().Done()
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9092", "listen address (kfake listens on 127.0.0.1 at this port)")
 	return cmd
 }
 

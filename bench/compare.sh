@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Compare gregor with franz-go's in-memory kfake on one produce case, the way
+# docs/performance.md asks: both peers started fresh and warmed with one
+# discarded run each, then PAIRS alternating runs (gregor, kfake, gregor, ...),
+# each on a new topic, and the median of the per-pair ratios gregor/kfake.
+#
+#   bash bench/compare.sh [PAIRS] -- <gregor bench produce flags>
+#   bash bench/compare.sh 5 -- --partitions 8 --size 1024 --records 500000 --acks all
+#
+# Needs: go. Uses ports 19092 (gregor) and 19192 (kfake) on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=${1:-4}
+shift || true
+[[ ${1:-} == -- ]] && shift
+flags=("$@")
+[[ ${#flags[@]} -gt 0 ]] || flags=(--partitions 8 --size 1024 --records 500000 --acks all)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+CGO_ENABLED=0 go build -trimpath -o "$work/gregor" ./cmd/gregor
+(cd bench && go build -o "$work/kfake" ./kfake)
+
+"$work/gregor" serve --data-dir "$work/data" --kafka-addr 127.0.0.1:19092 \
+	--controller-addr 127.0.0.1:19093 --http-addr 127.0.0.1:19094 >"$work/gregor.log" 2>&1 &
+pids+=($!)
+"$work/kfake" --addr 127.0.0.1:19192 >"$work/kfake.log" 2>&1 &
+pids+=($!)
+sleep 2
+
+run() { # run ADDR TOPIC -> records/s
+	"$work/gregor" bench produce -b "$1" --topic "$2" --progress never --json "${flags[@]}" 2>/dev/null |
+		sed -n 's/.*"records_per_sec":\([0-9.e+]*\).*/\1/p'
+}
+
+echo "warming: gregor $(run 127.0.0.1:19092 warm-g) rec/s, kfake $(run 127.0.0.1:19192 warm-k) rec/s"
+ratios=()
+for i in $(seq 1 "$pairs"); do
+	g=$(run 127.0.0.1:19092 "cmp-g-$i")
+	k=$(run 127.0.0.1:19192 "cmp-k-$i")
+	r=$(awk -v g="$g" -v k="$k" 'BEGIN { printf "%.2f", g / k }')
+	ratios+=("$r")
+	printf 'pair %d: gregor %.0f rec/s, kfake %.0f rec/s, ratio %s\n' "$i" "$g" "$k" "$r"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END {
+	m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+	printf "median ratio gregor/kfake over %d pairs: %.2f (range %.2f-%.2f)\n", NR, m, a[1], a[NR] }'
