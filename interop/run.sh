@@ -51,6 +51,8 @@ GREGOR_LOG="$DATA.log"
 GPID=""
 cleanup() {
 	if [ -n "$GPID" ]; then kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null; fi
+	local f
+	for f in "$DATA"/cluster/node-*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
 	rm -rf "$DATA"
 	if [ "${KEEP_LOG:-0}" = 1 ]; then log "gregor log kept at $GREGOR_LOG"; else rm -f "$GREGOR_LOG"; fi
 }
@@ -95,15 +97,70 @@ run_check() {
 	if [ "${VERBOSE:-0}" = 1 ]; then cat "$DATA.stderr" >&2; fi
 }
 
-run_check kcat bash "$HERE/kcat_check.sh"
-run_check confluent-kafka-python $PY "$HERE/python/confluent_check.py"
-run_check kafka-python $PY "$HERE/python/kafkapython_check.py"
-run_check kafkajs node "$HERE/node/check.js"
-run_check burrow bash "$HERE/burrow_check.sh"
-if [ "$GOCLIENTS_OK" = 1 ]; then
-	run_check goclients "$ROOT/bin/interop-goclients"
-else
-	echo "FAIL goclients: interop/goclients did not build" | tee -a "$RESULTS"
+if [ "${INTEROP_SINGLE:-1}" = 1 ]; then
+	run_check kcat bash "$HERE/kcat_check.sh"
+	run_check confluent-kafka-python $PY "$HERE/python/confluent_check.py"
+	run_check kafka-python $PY "$HERE/python/kafkapython_check.py"
+	run_check kafkajs node "$HERE/node/check.js"
+	run_check burrow bash "$HERE/burrow_check.sh"
+	if [ "$GOCLIENTS_OK" = 1 ]; then
+		run_check goclients "$ROOT/bin/interop-goclients"
+	else
+		echo "FAIL goclients: interop/goclients did not build" | tee -a "$RESULTS"
+	fi
+fi
+
+# ---- cluster phase ----------------------------------------------------------------
+# Three nodes (each broker and controller), RF=3 topics with min.insync.replicas=2; each
+# client's check kills the leader of its partition 0 with kill -9 mid-stream
+# (cluster_fault.sh) and reads every acknowledged record back.
+if [ "${INTEROP_CLUSTER:-1}" = 1 ]; then
+	kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null; GPID=""
+	CLUSTER_DIR="$DATA/cluster"; mkdir -p "$CLUSTER_DIR"; export CLUSTER_DIR
+	declare -a CK CC CH
+	for i in 1 2 3; do CK[$i]=$(free_port); CC[$i]=$(free_port); CH[$i]=$(free_port); done
+	VOTERS="1@127.0.0.1:${CC[1]},2@127.0.0.1:${CC[2]},3@127.0.0.1:${CC[3]}"
+	for i in 1 2 3; do
+		cat >"$CLUSTER_DIR/node-$i.sh" <<EOS
+exec "$ROOT/bin/gregor" serve --node-id $i --data-dir "$CLUSTER_DIR/d$i" --kafka-addr 127.0.0.1:${CK[$i]} \
+	--controller-addr 127.0.0.1:${CC[$i]} --http-addr 127.0.0.1:${CH[$i]} --log-level "${GREGOR_LOG_LEVEL:-info}" \
+	--set controller.quorum.voters=$VOTERS --set broker.session.timeout.ms=3000 \
+	--set broker.heartbeat.interval.ms=500 2>>"$CLUSTER_DIR/node-$i.log"
+EOS
+		bash "$CLUSTER_DIR/node-$i.sh" & echo $! >"$CLUSTER_DIR/node-$i.pid"; disown
+	done
+	# cluster_ready: every node answers /readyz and Metadata lists three brokers.
+	cluster_ready() {
+		local i
+		for _ in $(seq 1 240); do
+			local ok=1
+			for i in 1 2 3; do curl -fsS -o /dev/null "http://127.0.0.1:${CH[$i]}/readyz" 2>/dev/null || ok=0; done
+			if [ "$ok" = 1 ] && [ "$($PY -c "$BROKER_COUNT" "$BOOTSTRAP" 2>/dev/null)" = 3 ]; then return 0; fi
+			sleep 0.5
+		done
+		return 1
+	}
+	export BOOTSTRAP="127.0.0.1:${CK[1]},127.0.0.1:${CK[2]},127.0.0.1:${CK[3]}"
+	BROKER_COUNT='import sys; from confluent_kafka.admin import AdminClient
+print(len(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=3).brokers))'
+	export INTEROP_FAULT="bash $HERE/cluster_fault.sh"
+	for c in franz-go confluent-kafka-python kafkajs; do
+		if ! cluster_ready; then
+			echo "FAIL $c: the 3-node cluster did not become ready" | tee -a "$RESULTS"; continue
+		fi
+		case $c in
+		franz-go) if [ "$GOCLIENTS_OK" = 1 ]; then run_check "$c" "$ROOT/bin/interop-goclients" cluster; fi ;;
+		confluent-kafka-python) run_check "$c" $PY "$HERE/python/confluent_cluster.py" ;;
+		kafkajs) run_check "$c" node "$HERE/node/cluster.js" ;;
+		esac
+	done
+	for i in 1 2 3; do
+		p=$(cat "$CLUSTER_DIR/node-$i.pid" 2>/dev/null) && kill "$p" 2>/dev/null
+	done
+	for i in 1 2 3; do
+		p=$(cat "$CLUSTER_DIR/node-$i.pid" 2>/dev/null) && while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+	done
+	if [ "${KEEP_LOG:-0}" = 1 ]; then cp "$CLUSTER_DIR"/node-*.log /tmp/ 2>/dev/null; log "cluster logs copied to /tmp/node-*.log"; fi
 fi
 
 passed=$(grep -c '^PASS ' "$RESULTS" || true)

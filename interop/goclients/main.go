@@ -87,10 +87,14 @@ func main() {
 	if os.Getenv("VERBOSE") == "" {
 		log.SetOutput(io.Discard)
 	}
-	saramaChecks()
-	saramaTxChecks()
-	kafkaGoChecks()
-	franzGoChecks()
+	if len(os.Args) > 1 && os.Args[1] == "cluster" {
+		clusterChecks()
+	} else {
+		saramaChecks()
+		saramaTxChecks()
+		kafkaGoChecks()
+		franzGoChecks()
+	}
 	if failures > 0 {
 		os.Exit(1)
 	}
