@@ -8,4 +8,7 @@ id="$1"
 pidfile="$CLUSTER_DIR/node-$id.pid"
 kill -9 "$(cat "$pidfile")"
 echo "cluster_fault: killed node $id" >&2
-setsid bash -c "sleep 3; bash '$CLUSTER_DIR/node-$id.sh' & echo \$! >'$pidfile'" </dev/null >/dev/null 2>&1 &
+# node-ID.restarting marks the restart as pending, so run.sh's stop_cluster
+# waits for it instead of missing the new process.
+touch "$CLUSTER_DIR/node-$id.restarting"
+setsid bash -c "sleep 3; bash '$CLUSTER_DIR/node-$id.sh' & echo \$! >'$pidfile'; rm -f '$CLUSTER_DIR/node-$id.restarting'" </dev/null >/dev/null 2>&1 &

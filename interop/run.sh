@@ -49,10 +49,23 @@ KPORT=$(free_port); CPORT=$(free_port); HPORT=$(free_port)
 DATA="$(mktemp -d /tmp/gregor-interop.XXXXXX)"
 GREGOR_LOG="$DATA.log"
 GPID=""
+# stop_cluster SIGNAL: stops the cluster phase's nodes by the PIDs in their
+# pid files, once no restart by cluster_fault.sh is pending (bounded wait).
+stop_cluster() {
+	local f p
+	for _ in $(seq 1 100); do
+		ls "$DATA"/cluster/node-*.restarting >/dev/null 2>&1 || break
+		sleep 0.1
+	done
+	for f in "$DATA"/cluster/node-*.pid; do
+		[ -f "$f" ] && p=$(cat "$f") && kill "-$1" "$p" 2>/dev/null || continue
+		for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+	done
+}
 cleanup() {
 	if [ -n "$GPID" ]; then kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null; fi
-	local f
-	for f in "$DATA"/cluster/node-*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
+	stop_cluster KILL
 	rm -rf "$DATA"
 	if [ "${KEEP_LOG:-0}" = 1 ]; then log "gregor log kept at $GREGOR_LOG"; else rm -f "$GREGOR_LOG"; fi
 }
@@ -154,12 +167,7 @@ print(len(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=3)
 		kafkajs) run_check "$c" node "$HERE/node/cluster.js" ;;
 		esac
 	done
-	for i in 1 2 3; do
-		p=$(cat "$CLUSTER_DIR/node-$i.pid" 2>/dev/null) && kill "$p" 2>/dev/null
-	done
-	for i in 1 2 3; do
-		p=$(cat "$CLUSTER_DIR/node-$i.pid" 2>/dev/null) && while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
-	done
+	stop_cluster TERM
 	if [ "${KEEP_LOG:-0}" = 1 ]; then cp "$CLUSTER_DIR"/node-*.log /tmp/ 2>/dev/null; log "cluster logs copied to /tmp/node-*.log"; fi
 fi
 
