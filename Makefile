@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS ?= -buildvcs=false
 export GOFLAGS
 
-.PHONY: build run test test-quick test-race fuzz lint interop bench
+.PHONY: build run test test-quick test-race fuzz lint interop bench chaos soak
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/gregor ./cmd/gregor
@@ -32,3 +32,13 @@ interop:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./internal/...
+
+# The fault-injection safety suite (test/chaos, needs root): CI-sized, and
+# the one-hour soak. Both end with the one-line `chaos: ...` summary; the
+# report and timeline go to chaos-out/.
+CHAOS_ARGS ?=
+chaos:
+	go test -count=1 -timeout 40m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=ci -chaos.out=$(CURDIR)/chaos-out $(CHAOS_ARGS)
+
+soak:
+	go test -count=1 -timeout 120m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=soak -chaos.out=$(CURDIR)/chaos-out/soak $(CHAOS_ARGS)
