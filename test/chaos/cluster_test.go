@@ -143,9 +143,16 @@ func (n *node) terminate(d time.Duration) error {
 	case <-exited:
 		return nil
 	case <-time.After(d):
-		n.kill()
-		return fmt.Errorf("node %d did not exit within %v of SIGTERM", n.id, d)
 	}
+	// Hung: SIGQUIT makes the Go runtime write every goroutine's stack to
+	// the node's log, for the report; then SIGKILL.
+	cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Second):
+		n.kill()
+	}
+	return fmt.Errorf("node %d did not exit within %v of SIGTERM (goroutine dump in %s)", n.id, d, n.logPath)
 }
 
 // ready polls /readyz until it answers 200 or d passes.

@@ -13,26 +13,25 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/gregor-dev/gregor/internal/chaintest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // runInner runs inside the client namespace: the cluster, the workloads,
 // the nemesis, the checker and the report.
 func runInner(t *testing.T) {
 	prof := runProfile()
+	zerolog.SetGlobalLevel(zerolog.Disabled) // toxiproxy's toxics log through the global logger
 	seed, out, bin := *flagSeed, *flagOut, os.Getenv("GREGOR_CHAOS_BIN")
 	t.Logf("profile %s: %v of faults, >= %d faults, >= %d acked records, %d records/s; seed %d",
 		*flagProfile, prof.duration, prof.faults, prof.records, prof.rate, seed)
 
 	c := newCluster(bin, out, *flagNodes)
-	defer func() {
+	defer func() { // on a failure; the normal end stopped them already
 		for _, n := range c.nodes {
-			if err := n.terminate(20 * time.Second); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
+			n.kill()
 		}
 	}()
 	for _, n := range c.nodes {
@@ -102,6 +101,15 @@ func runInner(t *testing.T) {
 		goWork("group", func() error { return grp.run(wctx) })
 	}
 
+	var chain *chaintest.Chain
+	if *flagTxn {
+		// Two chained exactly-once stages (internal/chaintest), RF 3, whose
+		// members restart their transactional session when a fault breaks it.
+		chain = chaintest.Setup(t, chaintest.Config{Seeds: seeds, Stages: 2, Keys: 8, PerKey: 500,
+			Partitions: 3, Replicas: 3, Restart: true})
+		chain.Start()
+	}
+
 	// Writes flow before the first fault.
 	if d := awaitAll(rec, 0, 60*time.Second); d < 0 {
 		t.Fatalf("no acknowledged write on every partition within 60s of the start")
@@ -138,6 +146,14 @@ func runInner(t *testing.T) {
 	}
 	t.Logf("last heal at %.1fs; writes on every partition %.1fs later", lastHeal.Seconds(), finalRecovery.Seconds())
 
+	txnDone := true
+	if chain != nil {
+		deadline := time.Now().Add(3 * time.Minute)
+		for chain.Seen() < chain.Total() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond) // poll interval
+		}
+		txnDone = chain.Seen() >= chain.Total()
+	}
 	stopWorkloads()
 	wg.Wait()
 	for _, e := range werrs {
@@ -151,7 +167,30 @@ func runInner(t *testing.T) {
 	res.seed = seed
 	res.nodes = len(c.nodes)
 	res.finalRecovery = finalRecovery
+	if chain != nil {
+		chain.Stop()
+		res.abortedReads = chain.AbortedReads()
+		ok := t.Run("txn-chain", func(t *testing.T) { chain.Check(t) })
+		res.txn = fmt.Sprintf("%d of %d records through 2 exactly-once stages", chain.Seen(), chain.Total())
+		if !txnDone {
+			res.violations = append(res.violations, "txn chain: "+res.txn+" within 3 minutes of the last heal")
+		}
+		if !ok {
+			res.violations = append(res.violations, "txn chain: its checks failed (the txn-chain subtest's errors above)")
+			res.txn += ", checks FAILED"
+		} else {
+			res.txn += ", output = input, no aborted read"
+		}
+	}
 
+	// A clean shutdown of every node ends the run; one that hangs is
+	// reported (not a safety violation).
+	for _, n := range c.nodes {
+		if err := n.terminate(20 * time.Second); err != nil {
+			res.notes = append(res.notes, "shutdown: "+err.Error())
+			t.Logf("shutdown: %v", err)
+		}
+	}
 	summary := res.summary()
 	if err := writeReport(out, res, rec, prof); err != nil {
 		t.Errorf("report: %v", err)
@@ -219,5 +258,3 @@ func createTopic(adm *kadm.Client, topic string, partitions int32) error {
 		time.Sleep(200 * time.Millisecond) // poll interval
 	}
 }
-
-var _ = kgo.NewOffset
