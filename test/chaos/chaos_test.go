@@ -25,6 +25,7 @@ var (
 	flagTxn      = flag.Bool("chaos.txn", true, "run the transactional chain workload")
 	flagLinks    = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
 	flagOut      = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
+	flagNetID    = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")
 	flagBin      = flag.String("chaos.bin", "", "a prebuilt gregor binary to test (default: build this module's)")
 )
 
@@ -151,7 +152,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"netns", "exec", clientNS, self}
+	args := []string{"netns", "exec", clientNS(), self}
 	for _, a := range os.Args[1:] {
 		if strings.HasPrefix(a, "-test.testlogfile") || strings.HasPrefix(a, "-test.gocoverdir") || strings.HasPrefix(a, "-test.run") {
 			continue

@@ -14,9 +14,6 @@ import (
 // joined to the bridge by a veth pair. No namespace has a route outside the
 // subnet, and the root namespace has no address on it.
 const (
-	nsPrefix  = "gch-"
-	hubNS     = "gch-hub"
-	clientNS  = "gch-cli"
 	bridge    = "gchbr"
 	subnet    = "10.213.77."
 	clientIP  = subnet + "100"
@@ -25,7 +22,19 @@ const (
 	httpPort  = 9644
 )
 
-func nodeNS(id int) string { return fmt.Sprintf("gch-n%d", id) }
+// nsPrefix names this run's namespaces: -chaos.netid=N gives gchN-, so
+// runs with different ids can share a machine (each hub is its own L2
+// network, so the addresses repeat harmlessly).
+func nsPrefix() string {
+	if *flagNetID == 0 {
+		return "gch-"
+	}
+	return fmt.Sprintf("gch%d-", *flagNetID)
+}
+
+func hubNS() string        { return nsPrefix() + "hub" }
+func clientNS() string     { return nsPrefix() + "cli" }
+func nodeNS(id int) string { return fmt.Sprintf("%sn%d", nsPrefix(), id) }
 func nodeIP(id int) string { return subnet + strconv.Itoa(id) }
 
 // run runs a command and returns its combined output as the error text.
@@ -41,25 +50,25 @@ func run(name string, args ...string) error {
 // and for the clients.
 func setupNetwork(nodes int) error {
 	cmds := [][]string{
-		{"netns", "add", hubNS},
-		{"-n", hubNS, "link", "set", "lo", "up"},
-		{"-n", hubNS, "link", "add", bridge, "type", "bridge"},
-		{"-n", hubNS, "link", "set", bridge, "up"},
+		{"netns", "add", hubNS()},
+		{"-n", hubNS(), "link", "set", "lo", "up"},
+		{"-n", hubNS(), "link", "add", bridge, "type", "bridge"},
+		{"-n", hubNS(), "link", "set", bridge, "up"},
 	}
 	attach := func(ns, veth, ip string) {
 		cmds = append(cmds,
 			[]string{"netns", "add", ns},
 			[]string{"-n", ns, "link", "set", "lo", "up"},
-			[]string{"-n", hubNS, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
-			[]string{"-n", hubNS, "link", "set", veth, "master", bridge},
-			[]string{"-n", hubNS, "link", "set", veth, "up"},
+			[]string{"-n", hubNS(), "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", hubNS(), "link", "set", veth, "master", bridge},
+			[]string{"-n", hubNS(), "link", "set", veth, "up"},
 			[]string{"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"},
 			[]string{"-n", ns, "link", "set", "eth0", "up"})
 	}
 	for id := 1; id <= nodes; id++ {
 		attach(nodeNS(id), fmt.Sprintf("gchv%d", id), nodeIP(id))
 	}
-	attach(clientNS, "gchvc", clientIP)
+	attach(clientNS(), "gchvc", clientIP)
 	for _, c := range cmds {
 		if err := run("ip", c...); err != nil {
 			return err
@@ -68,7 +77,7 @@ func setupNetwork(nodes int) error {
 	return nil
 }
 
-// suiteNamespaces lists the namespaces that carry the suite's prefix,
+// suiteNamespaces lists the namespaces that carry this run's prefix,
 // whoever created them (a run that died leaves them behind).
 func suiteNamespaces() []string {
 	out, err := exec.Command("ip", "netns", "list").Output()
@@ -78,7 +87,7 @@ func suiteNamespaces() []string {
 	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 0 && strings.HasPrefix(f[0], nsPrefix) {
+		if len(f) > 0 && strings.HasPrefix(f[0], nsPrefix()) {
 			names = append(names, f[0])
 		}
 	}
