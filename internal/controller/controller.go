@@ -159,6 +159,9 @@ type Controller struct {
 	notifyMu sync.Mutex
 	queue    []imageChange
 	notifyc  chan struct{} // capacity 1: "queue is non-empty"
+	// fenceWake (capacity 1) wakes the fence loop when this node takes
+	// over as active controller.
+	fenceWake chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -196,6 +199,8 @@ func Open(cfg Config) (_ *Controller, err error) {
 		stopc:   make(chan struct{}),
 		subs:    make(map[uint64]func(prev, next *metadata.Image)),
 		notifyc: make(chan struct{}, 1),
+
+		fenceWake: make(chan struct{}, 1),
 	}
 	c.image.Store(&metadata.Image{})
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
@@ -496,6 +501,7 @@ func (c *Controller) leadershipLoop() {
 				continue
 			}
 			c.log.Info("became active controller", "term", c.raft.CurrentTerm())
+			c.startSessions()
 			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
 				if img.ClusterID != "" {
 					return nil, nil

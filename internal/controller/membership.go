@@ -124,30 +124,40 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 	return fenced, err
 }
 
-// fenceCheckDivisor sets how often the active controller looks for expired
-// sessions: SessionTimeout/fenceCheckDivisor, so a broker is fenced at most
-// that much later than its session ends.
-const fenceCheckDivisor = 8
+// fenceRetry is the pause before fencing a broker again after the command
+// failed (a Raft error other than lost leadership).
+const fenceRetry = 100 * time.Millisecond
 
 // fenceLoop fences, on the active controller, every unfenced broker whose
-// session expired.
+// session expired, at the moment it expires: its timer is set to the
+// earliest session end (a heartbeat only moves a session's end later, so
+// waking at the earliest end and looking again misses none). Off the
+// active controller it sleeps a session timeout at a time, and wakes when
+// this node takes over (startSessions).
 func (c *Controller) fenceLoop() {
-	t := time.NewTicker(max(c.sessionTimeout()/fenceCheckDivisor, 10*time.Millisecond))
+	t := time.NewTimer(c.sessionTimeout())
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stopc:
 			return
 		case <-t.C:
+		case <-c.fenceWake:
 		}
 		if !c.IsActive() {
+			t.Reset(c.sessionTimeout())
 			continue
 		}
-		for _, id := range c.expired() {
+		expired, _ := c.sessions(time.Now())
+		failed := false
+		for _, id := range expired {
 			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
 				b, ok := img.Brokers[id]
-				if !ok || b.Fenced || !slices.Contains(c.expired(), id) {
+				if !ok || b.Fenced {
 					return nil, nil
+				}
+				if exp, _ := c.sessions(time.Now()); !slices.Contains(exp, id) {
+					return nil, nil // a heartbeat arrived meanwhile
 				}
 				return fenceRecords(img, b), nil
 			})
@@ -156,33 +166,68 @@ func (c *Controller) fenceLoop() {
 				c.log.Info("fenced broker: session expired", "broker", id, "session_timeout", c.sessionTimeout())
 			case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrNotController):
 			default:
+				failed = true
 				c.log.Warn("fence broker failed", "broker", id, "err", err)
 			}
 		}
+		_, next := c.sessions(time.Now())
+		if failed {
+			next = max(next, fenceRetry)
+		}
+		t.Reset(next)
 	}
 }
 
-// expired lists the unfenced brokers whose last heartbeat (or, never seen
-// in this term, the start of the term) is older than the session timeout.
-func (c *Controller) expired() []int32 {
+// startSessions starts every broker's session now, when this node has just
+// become the active controller: it knows no heartbeat times of the
+// previous controller's, and fencing on them would fence every broker
+// (Kafka's BrokerHeartbeatManager starts them at activation too). A
+// heartbeat that reached this term first already started them.
+func (c *Controller) startSessions() {
+	term := c.raft.CurrentTerm()
+	c.members.Lock()
+	c.resetIfNewTermLocked(term, time.Now())
+	c.members.Unlock()
+	select {
+	case c.fenceWake <- struct{}{}:
+	default:
+	}
+}
+
+// sessions lists the unfenced brokers whose session has ended at now and
+// how long until the next session ends (the session timeout when none is
+// running).
+func (c *Controller) sessions(now time.Time) (expired []int32, next time.Duration) {
 	img := c.Image()
-	now := time.Now()
 	term := c.raft.CurrentTerm()
 	c.members.Lock()
 	defer c.members.Unlock()
 	c.resetIfNewTermLocked(term, now)
-	var out []int32
-	for id, b := range img.Brokers {
+	return sessionExpiry(img.Brokers, c.members.seen, c.members.since, c.sessionTimeout(), now)
+}
+
+// sessionExpiry decides, for the unfenced brokers, whose session has ended
+// at now (the last heartbeat, or since when none was seen in this term,
+// is at least timeout old) and how long until the next end among the
+// others (timeout when no session runs).
+func sessionExpiry(brokers map[int32]metadata.Broker, seen map[int32]time.Time, since time.Time, timeout time.Duration,
+	now time.Time) (expired []int32, next time.Duration) {
+	next = timeout
+	for id, b := range brokers {
 		if b.Fenced {
 			continue
 		}
-		last, ok := c.members.seen[id]
+		last, ok := seen[id]
 		if !ok {
-			last = c.members.since
+			last = since
 		}
-		if now.Sub(last) > c.sessionTimeout() {
-			out = append(out, id)
+		left := last.Add(timeout).Sub(now)
+		if left <= 0 {
+			expired = append(expired, id)
+			continue
 		}
+		next = min(next, left)
 	}
-	return out
+	slices.Sort(expired)
+	return expired, next
 }
