@@ -94,6 +94,9 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
+	// Dial opens Raft's connections to the other voters (nil: a TCP
+	// dial). Tests cut links between nodes through it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Validate checks the config.
@@ -230,7 +233,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 			advertise = v.Addr
 		}
 	}
-	c.mux, err = newMuxListener(cfg.Addr, advertise)
+	c.mux, err = newMuxListener(cfg.Addr, advertise, cfg.Dial)
 	if err != nil {
 		return nil, fmt.Errorf("controller: listen %s: %w", cfg.Addr, err)
 	}

@@ -47,6 +47,7 @@ const (
 
 type replicaFetchers struct {
 	nodeID   int32
+	dial     dialFunc
 	replicas *replica.Manager
 	image    func() *metadata.Image
 	logger   *slog.Logger
@@ -61,8 +62,8 @@ type replicaFetchers struct {
 	}
 }
 
-func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, logger *slog.Logger) *replicaFetchers {
-	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image,
+func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, dial dialFunc, logger *slog.Logger) *replicaFetchers {
+	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image, dial: dial,
 		logger: logger.With("component", "replica-fetcher")}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.mu.running = make(map[int32]bool)
@@ -110,7 +111,7 @@ func (f *replicaFetchers) idle(leader int32) bool {
 
 func (f *replicaFetchers) run(leader int32) {
 	c := &controllerClient{timeout: replicaFetchMaxWait + 10*time.Second,
-		clientID: fmt.Sprintf("gregor-replica-fetcher-%d", f.nodeID), maxResponse: replicaFetchMaxResponse}
+		clientID: fmt.Sprintf("gregor-replica-fetcher-%d", f.nodeID), maxResponse: replicaFetchMaxResponse, dial: f.dial}
 	defer c.close()
 	logger := f.logger.With("leader", leader)
 	for f.ctx.Err() == nil {
