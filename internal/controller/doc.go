@@ -41,6 +41,10 @@
 // (leader -1) until that member is unfenced, which elects it. Unclean
 // election is not built.
 //
+// Placement (placement.go) gives new partitions replicas on unfenced
+// brokers: rack-aware (distinct racks while racks remain), then balanced by
+// the cluster's counts of preferred leaders and replicas per broker.
+//
 // # Commands
 //
 // Commands run one at a time on the active controller (the command lock,
