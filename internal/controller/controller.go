@@ -92,6 +92,11 @@ type Config struct {
 	// SessionTimeout is broker.session.timeout.ms: the active controller
 	// fences a broker that has not heartbeated for this long. 0 means 9 s.
 	SessionTimeout time.Duration
+	// Props are the node's static broker properties (file and --set); the
+	// controller reads the ones its decisions depend on
+	// (unclean.leader.election.enable, auto.leader.rebalance.enable,
+	// leader.imbalance.*) below the dynamic configs in the image.
+	Props map[string]string
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
 }

@@ -38,8 +38,10 @@
 // every ISR it is in, in the same batch, and a partition it led gets the
 // first unfenced ISR member in replica order (leader and partition epochs
 // bumped); the last ISR member is kept and its partition left offline
-// (leader -1) until that member is unfenced, which elects it. Unclean
-// election is not built.
+// (leader -1) until that member is unfenced, which elects it, unless
+// unclean.leader.election.enable holds for the topic: then the first
+// unfenced out-of-sync replica leads and is the whole ISR (at fencing, at
+// unfencing and at every session check of the active controller).
 //
 // Placement (placement.go) gives new partitions replicas on unfenced
 // brokers: rack-aware (distinct racks while racks remain), then balanced by

@@ -152,6 +152,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		Voters:         voters,
 		Formatted:      formatted,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
+		Props:          cfg.Props,
 		Logger:         logger,
 	})
 	if err != nil {
