@@ -290,6 +290,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	c.wg.Go(c.leadershipLoop)
 	c.wg.Go(c.dispatchLoop)
 	c.wg.Go(c.fenceLoop)
+	c.wg.Go(c.rebalanceLoop)
 	return c, nil
 }
 
