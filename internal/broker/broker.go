@@ -155,7 +155,7 @@ var apis = map[int16]api{
 	43: {0, 2, handleElectLeaders},            // ElectLeaders: forwarded to the active controller
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
-	60: {0, 1, handleDescribeCluster},         // DescribeCluster
+	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
 	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
