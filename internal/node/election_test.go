@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -171,6 +172,17 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 	}
 	checkFor(t, "ISR [1]", func() bool { return slices.Equal(isrOf(t, third, topic, 0), []int32{1}) })
 	produce(10, 20) // on broker 1 only
+	metric := func(n *node.Node, series string) float64 {
+		t.Helper()
+		v, _ := scrapeMetric(t, n, series)
+		return v
+	}
+	checkFor(t, "broker 1's replication metrics", func() bool {
+		return metric(c.nodes[0], "gregor_partitions_under_replicated") == 1 &&
+			metric(c.nodes[0], "gregor_isr_shrinks_total") >= 1 &&
+			metric(c.nodes[0], "gregor_partitions_leader") == 1 &&
+			metric(c.nodes[0], `gregor_partition_max_follower_lag{partition="0",topic="unclean"}`) >= 10
+	})
 	if err := c.nodes[0].Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +197,13 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 	if l, _ := metadataLeader(t, third, topic, 0); l != -1 {
 		t.Fatalf("partition led by %d without unclean election", l)
 	}
+	// The active controller (2 or 3) counts the offline partition and the
+	// fenced broker 1; the other node reports 0.
+	checkFor(t, "the controller's offline and fenced counts", func() bool {
+		sum := func(series string) float64 { return metric(c.nodes[1], series) + metric(third, series) }
+		return sum("gregor_controller_offline_partitions") == 1 && sum("gregor_controller_fenced_brokers") == 1 &&
+			sum("gregor_controller_active_brokers") == 2 && sum("gregor_controller_active") == 1
+	})
 
 	adm, _ := newAdmin(t, third)
 	ar, err := adm.AlterTopicConfigs(testCtx(t, 15*time.Second),
@@ -220,6 +239,19 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 	checkFor(t, "broker 1 back in the ISR", func() bool {
 		return slices.Equal(isrOf(t, third, topic, 0), []int32{1, 2})
 	})
+	checkFor(t, "broker 2's ISR expansion", func() bool {
+		return metric(c.nodes[1], "gregor_isr_expands_total") >= 1 && metric(c.nodes[1], "gregor_partitions_under_replicated") == 0
+	})
+	for _, n := range c.nodes {
+		resp, err := http.Get("http://" + n.HTTPAddr().String() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || metric(n, "gregor_metadata_applied_offset") <= 0 {
+			t.Fatalf("node %d: /readyz %d, applied offset %v", n.NodeID(), resp.StatusCode, metric(n, "gregor_metadata_applied_offset"))
+		}
+	}
 	lst, _ := c.nodes[1].Replica(topic, 0)
 	checkFor(t, "broker 1 caught up", func() bool {
 		st, _ := c.nodes[0].Replica(topic, 0)
