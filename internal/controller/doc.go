@@ -67,8 +67,11 @@
 //
 // Besides Raft's own: the leadership loop (writes the ClusterRecord when the
 // image has none), the subscriber dispatcher (calls Subscribe callbacks in
-// apply order), the fence loop (expires broker sessions on the active
-// controller), the controller listener's accept loop with one router per
+// apply order), the fence loop (expires broker sessions, and elects
+// uncleanly where allowed, on the active controller), the rebalance loop
+// (auto.leader.rebalance.enable: preferred elections every
+// leader.imbalance.check.interval.seconds; not started when disabled), the
+// controller listener's accept loop with one router per
 // connection until its first byte arrives (bounded by sniffTimeout), and one
 // waiter per outstanding Raft future whose caller gave up; all stop by Close,
 // the waiters because Raft shutdown resolves every future.
