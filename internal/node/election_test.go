@@ -74,19 +74,34 @@ func TestClusterElectLeadersPreferred(t *testing.T) {
 		t.Fatalf("leadership went back to %d with the automatic rebalance off", preferred)
 	}
 
-	adm, _ := newAdmin(t, survivor)
-	rs, err := adm.ElectLeaders(testCtx(t, 15*time.Second), kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	// kadm sends ElectLeaders to the active controller; a request to
+	// another broker is forwarded to it (KIP-590).
+	var ctrl int32
+	checkFor(t, "a known controller", func() bool {
+		_, id, err := describe(t, survivor)
+		ctrl = id
+		return err == nil && id > 0
+	})
+	other := c.nodes[ctrl%3]
+	ocl := newClient(t, other)
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.ElectionType, req.TimeoutMillis = 0, 10000
+	rt := kmsg.NewElectLeadersRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t, 15*time.Second), ocl.Broker(int(other.NodeID())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := rs[topic][0]; !ok || r.Err != nil {
-		t.Fatalf("preferred election: %+v", rs)
+	if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("preferred election through broker %d (controller %d): %+v", other.NodeID(), ctrl, resp)
 	}
+	adm, _ := newAdmin(t, survivor)
 	checkFor(t, "the preferred replica leading", func() bool {
 		l, _ := metadataLeader(t, survivor, topic, 0)
 		return l == preferred
 	})
-	rs, err = adm.ElectLeaders(testCtx(t, 15*time.Second), kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	rs, err := adm.ElectLeaders(testCtx(t, 15*time.Second), kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
 	if err != nil {
 		t.Fatal(err)
 	}
