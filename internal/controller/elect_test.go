@@ -143,3 +143,24 @@ func TestControllerRebalanceRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerCaughtUp: a node is caught up with the metadata log only
+// once WaitReady learnt the commit index and it applied that far; its
+// metadata lag is then zero.
+func TestControllerCaughtUp(t *testing.T) {
+	c, err := Open(Config{NodeID: 1, Dir: t.TempDir(), Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if c.CaughtUp() {
+		t.Fatal("caught up before WaitReady")
+	}
+	if err := c.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.CaughtUp() || c.AppliedOffset() == 0 {
+		t.Fatalf("after WaitReady: caught up %v, applied %d", c.CaughtUp(), c.AppliedOffset())
+	}
+	checkFor(t, "no metadata lag", func() bool { return c.MetadataLag() == 0 })
+}
