@@ -19,7 +19,10 @@ import (
 //   - gregor_partitions_leader: partitions this broker leads (LeaderCount);
 //   - gregor_isr_shrinks_total, gregor_isr_expands_total: ISR changes of
 //     partitions this broker leads (IsrShrinksPerSec, IsrExpandsPerSec, as
-//     counters), seen as metadata records apply;
+//     counters), seen as metadata records apply: the ones this leader
+//     proposed and the ones the controller makes when it fences a
+//     follower ("if a broker goes down, ISR for some of the partitions
+//     will shrink", as Kafka's monitoring guide puts it);
 //   - gregor_partition_max_follower_lag: per partition this broker leads,
 //     the messages its furthest-behind replica lacks (the leader-side view
 //     of the fetchers' ConsumerLag);
