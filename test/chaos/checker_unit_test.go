@@ -1,0 +1,118 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These run with plain `go test`: the checker's own parts, on made-up
+// histories and logs, so a checker that cannot fail is caught here.
+
+func TestCheckerLinearizability(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	prod := func(seq int64, call, ret int, off int64) prodOp {
+		return prodOp{w: 0, p: linPartition, seq: seq, call: ms(call), ret: ms(ret), offset: off}
+	}
+	log := []uint64{recID(0, 0), recID(0, 1)}
+	where := map[[2]uint64]int64{{linPartition, recID(0, 0)}: 0, {linPartition, recID(0, 1)}: 1}
+	prods := []prodOp{prod(0, 0, 10, 0), prod(1, 20, 30, 1)}
+	good := []readOp{{call: ms(5), ret: ms(6), hw: 0}, {call: ms(40), ret: ms(50), hw: 2}, {call: ms(60), ret: ms(70), hw: 2}}
+	if got := checkLinearizable(prods, good, log, where); strings.HasPrefix(got, "NOT") {
+		t.Errorf("a linearizable history: %s", got)
+	}
+	for name, reads := range map[string][]readOp{
+		// The high watermark went back after an acknowledged write.
+		"stale read": {{call: ms(40), ret: ms(50), hw: 2}, {call: ms(60), ret: ms(70), hw: 1}},
+		// A read saw the second record before its produce was called.
+		"read from the future": {{call: ms(12), ret: ms(15), hw: 2}},
+	} {
+		if got := checkLinearizable(prods, reads, log, where); !strings.HasPrefix(got, "NOT") {
+			t.Errorf("%s: judged %q", name, got)
+		}
+	}
+	// Offsets against real time: the produce answered first got the
+	// higher offset.
+	swapped := []prodOp{prod(0, 0, 10, 1), prod(1, 20, 30, 0)}
+	if got := checkLinearizable(swapped, nil, log, map[[2]uint64]int64{{linPartition, recID(0, 0)}: 1, {linPartition, recID(0, 1)}: 0}); !strings.HasPrefix(got, "NOT") {
+		t.Errorf("offsets against real time: judged %q", got)
+	}
+	// A failed produce whose record is in the log took effect some time
+	// after its call.
+	failed := []prodOp{prod(0, 0, 10, 0), {w: 0, p: linPartition, seq: 1, call: ms(20), ret: ms(25), offset: -1}}
+	if got := checkLinearizable(failed, []readOp{{call: ms(100), ret: ms(110), hw: 2}}, log, where); strings.HasPrefix(got, "NOT") {
+		t.Errorf("a failed produce that took effect: %s", got)
+	}
+}
+
+// batch makes a fake record batch: the header fields the checker reads
+// (base offset, length, last offset delta) and a filler body.
+func batch(base int64, records int, fill byte) []byte {
+	b := bytes.Repeat([]byte{fill}, 61+10*records)
+	binary.BigEndian.PutUint64(b[0:], uint64(base))
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[23:], uint32(records-1))
+	return b
+}
+
+func TestCheckerReplicaBytes(t *testing.T) {
+	dir := t.TempDir()
+	seg0 := append(batch(0, 2, 'a'), batch(2, 3, 'b')...)
+	seg1 := append(batch(5, 1, 'c'), batch(6, 4, 'd')...)
+	os.WriteFile(filepath.Join(dir, "00000000000000000000.log"), seg0, 0o644)
+	os.WriteFile(filepath.Join(dir, "00000000000000000005.log"), append(seg1, 1, 2, 3), 0o644) // a torn tail
+	got, upTo, err := batchesBelow(dir, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte{}, seg0...), batch(5, 1, 'c')...); !bytes.Equal(got, want) || upTo != 6 {
+		t.Errorf("below 6: %d bytes up to %d, want %d bytes up to 6", len(got), upTo, len(want))
+	}
+	// The batch holding offsets 6-9 straddles a high watermark of 8: it is
+	// not below it, so the replica only proves it holds up to 6.
+	if _, upTo, _ := batchesBelow(dir, 8); upTo != 6 {
+		t.Errorf("below 8: up to %d, want 6", upTo)
+	}
+
+	// flipTail damages the last complete batch of the newest segment only,
+	// after its CRC field.
+	what, err := flipTail(dir, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "00000000000000000005.log"))
+	last := len(batch(5, 1, 'c'))
+	for i := range seg1 {
+		if after[i] != seg1[i] && (i < last+21) {
+			t.Errorf("%s: byte %d changed, outside the last batch's body", what, i)
+		}
+	}
+	if bytes.Equal(after[:len(seg1)], seg1) {
+		t.Errorf("%s: nothing changed", what)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "00000000000000000000.log")); !bytes.Equal(b, seg0) {
+		t.Error("an older segment changed")
+	}
+}
+
+func TestCheckerValues(t *testing.T) {
+	v := encodeValue(2, 5, 123456)
+	if len(v) != valueSize {
+		t.Fatalf("value of %d bytes", len(v))
+	}
+	id, ok := decodeValue(v, 5)
+	if w, s := splitID(id); !ok || w != 2 || s != 123456 {
+		t.Errorf("decoded %v: producer %d seq %d", ok, w, s)
+	}
+	if _, ok := decodeValue(v, 4); ok {
+		t.Error("a value of partition 5 accepted in partition 4")
+	}
+	if _, ok := decodeValue([]byte("garbage"), 5); ok {
+		t.Error("garbage accepted")
+	}
+}
