@@ -3,6 +3,8 @@ package chaos
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/xml"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -114,5 +116,47 @@ func TestCheckerValues(t *testing.T) {
 	}
 	if _, ok := decodeValue([]byte("garbage"), 5); ok {
 		t.Error("garbage accepted")
+	}
+}
+
+func TestCheckerReport(t *testing.T) {
+	rec := newRecorder()
+	for i := range 3000 {
+		call := time.Duration(i) * 10 * time.Millisecond
+		off := int64(i)
+		if i%100 == 7 {
+			off = -1
+		}
+		rec.prods = append(rec.prods, prodOp{p: int32(i % logPartitions), seq: int64(i), call: call, ret: call + time.Duration(1+i%50)*time.Millisecond, offset: off})
+	}
+	res := &result{seed: 7, nodes: 3, faults: []fault{
+		{n: 1, kind: "kill", desc: "kill -9 node 2 <leader>", start: 2 * time.Second, heal: 5 * time.Second, recovery: time.Second},
+		{n: 2, kind: "partition", desc: "node 1 isolated", start: 9 * time.Second, heal: 14 * time.Second, recovery: 2 * time.Second},
+	}}
+	out := t.TempDir()
+	if err := writeReport(out, res, rec, runProfile()); err != nil {
+		t.Fatal(err)
+	}
+	svg, _ := os.ReadFile(filepath.Join(out, "timeline.svg"))
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("timeline.svg is not well-formed: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	if rects < 4+2 { // a window and a recovery per fault and panel, at least
+		t.Errorf("timeline.svg has %d rects", rects)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !strings.Contains(string(md), "chaos: 3 nodes, seed 7, 2 faults (kill 1, stop 0, partition 1") {
+		t.Errorf("report.md lacks the summary:\n%s", md)
 	}
 }

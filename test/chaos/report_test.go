@@ -91,7 +91,7 @@ func orNone(s string) string {
 func timelineSVG(res *result, acks []int, p50, p99 []float64) string {
 	const (
 		w, left, right = 1200, 60, 20
-		top1, h1       = 40, 200 // throughput panel
+		top1, h1       = 44, 200 // throughput panel
 		top2, h2       = 290, 200
 		height         = 540
 	)
@@ -114,7 +114,16 @@ func timelineSVG(res *result, acks []int, p50, p99 []float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">%s</text>`+"\n", left, xmlEscape(res.summary()[:min(len(res.summary()), 150)]))
+	// The summary, wrapped at a comma near 150 characters.
+	sum, y := res.summary(), 16
+	for len(sum) > 0 {
+		cut := len(sum)
+		if cut > 150 {
+			cut = strings.LastIndex(sum[:150], ", ") + 2
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13">%s</text>`+"\n", left, y, xmlEscape(sum[:cut]))
+		sum, y = sum[cut:], y+16
+	}
 	for _, f := range res.faults {
 		x0, x1 := x(f.start.Seconds()), x(f.heal.Seconds())
 		col := faultColor[f.kind]
@@ -142,7 +151,10 @@ func timelineSVG(res *result, acks []int, p50, p99 []float64) string {
 	fmt.Fprintf(&b, `<text x="%d" y="%d">acknowledged records/s (max %d)</text>`+"\n", left+4, top1+14, maxAck)
 	fmt.Fprintf(&b, `<text x="%d" y="%d">produce latency, ms, log scale: p50 (blue), p99 (red); max p99 %.0f ms</text>`+"\n", left+4, top2+14, maxLat)
 	fmt.Fprintf(&b, `<text x="4" y="%d">0</text><text x="4" y="%d">%d</text>`+"\n", top1+h1, top1+10, maxAck)
-	fmt.Fprintf(&b, `<text x="4" y="%d">1</text><text x="4" y="%d">%.0f</text>`+"\n", top2+h2, top2+10, max(maxLat, 10))
+	for ms := 1.0; ms <= max(maxLat, 10); ms *= 10 {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="4" y="%.1f">%g ms</text>`+"\n",
+			left, w-right, ly(ms), ly(ms), ly(ms)+4, ms)
+	}
 	// Throughput.
 	var pts []string
 	for s, a := range acks {
