@@ -31,6 +31,7 @@ type groupWorkload struct {
 	joins       int               // members started
 	errs        map[string]int    // commit errors by text, for the log
 	commitLog   map[int32][]int64 // successful commit offsets, per partition, in answer order
+	history     []string          // CSV lines: commits answered and offsets read, with times
 }
 
 func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand) *groupWorkload {
@@ -84,6 +85,7 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client) {
 	if len(offs) == 0 {
 		return
 	}
+	call := g.r.now()
 	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -100,6 +102,7 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client) {
 				if o, ok := offs[t.Topic][p.Partition]; ok {
 					g.commits++
 					g.commitLog[p.Partition] = append(g.commitLog[p.Partition], o.Offset)
+					g.history = append(g.history, fmt.Sprintf("commit,%d,%d,%d,%d", call, g.r.now(), p.Partition, o.Offset))
 				}
 			}
 		}
@@ -147,7 +150,9 @@ func (g *groupWorkload) poll(ctx context.Context) {
 	adm := kadm.NewClient(cl)
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		call := g.r.now()
 		offs, err := adm.FetchOffsets(rctx, groupName)
+		ret := g.r.now()
 		cancel()
 		if err == nil {
 			g.mu.Lock()
@@ -160,6 +165,7 @@ func (g *groupWorkload) poll(ctx context.Context) {
 						logTopic, o.Partition, o.At, prev, g.r.now().Seconds()))
 				}
 				g.observed[o.Partition] = o.At
+				g.history = append(g.history, fmt.Sprintf("read,%d,%d,%d,%d", call, ret, o.Partition, o.At))
 			})
 			g.mu.Unlock()
 		}

@@ -183,6 +183,14 @@ func runInner(t *testing.T) {
 		}
 	}
 
+	if grp != nil {
+		grp.mu.Lock()
+		h := "op,call_ns,return_ns,partition,offset\n" + strings.Join(grp.history, "\n") + "\n"
+		grp.mu.Unlock()
+		if err := os.WriteFile(filepath.Join(out, "group-history.csv"), []byte(h), 0o644); err != nil {
+			t.Errorf("group history: %v", err)
+		}
+	}
 	// A clean shutdown of every node ends the run; one that hangs is
 	// reported (not a safety violation).
 	for _, n := range c.nodes {

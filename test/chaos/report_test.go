@@ -49,6 +49,24 @@ func writeReport(out string, res *result, rec *recorder, prof profile) error {
 		return err
 	}
 
+	// The history porcupine checked, for a closer look at a violation:
+	// kind, call and answer (ns since the start), offset or high watermark.
+	var h strings.Builder
+	h.WriteString("op,call_ns,return_ns,offset_or_hw,producer,seq\n")
+	for _, op := range prods {
+		if op.p == linPartition {
+			fmt.Fprintf(&h, "produce,%d,%d,%d,%d,%d\n", op.call, op.ret, op.offset, op.w, op.seq)
+		}
+	}
+	rec.mu.Lock()
+	for _, r := range rec.reads {
+		fmt.Fprintf(&h, "hw,%d,%d,%d,,\n", r.call, r.ret, r.hw)
+	}
+	rec.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(out, "history-p0.csv"), []byte(h.String()), 0o644); err != nil {
+		return err
+	}
+
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Chaos run, seed %d\n\n", res.seed)
 	fmt.Fprintf(&b, "```\n%s\n```\n\n", res.summary())
