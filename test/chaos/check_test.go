@@ -146,6 +146,7 @@ func check(t *testing.T, c *cluster, adm *kadm.Client, rec *recorder, grp *group
 	res.linearizable = checkLinearizable(prods, reads, finalIDs[linPartition], where)
 	if strings.HasPrefix(res.linearizable, "NOT") {
 		res.violations = append(res.violations, "porcupine: "+res.linearizable)
+		violate("porcupine, an anomaly of a simple shape", explainLinearizability(prods, reads))
 	}
 
 	if grp != nil {
@@ -385,4 +386,70 @@ func (r *result) summary() string {
 	}
 	return fmt.Sprintf("chaos: %d nodes, seed %d, %d faults (%s), %d acked, %d lost, %d duplicated, %d inconsistent offsets, %d reordered, %d aborted reads, %d divergent replicas, %d group offset regressions, max recovery %.1fs, %s",
 		r.nodes, r.seed, len(r.faults), strings.Join(parts, ", "), r.acked, r.lost, r.duplicated, r.inconsistent, r.reordered, r.abortedReads, r.divergent, r.regressions, maxRec.Seconds(), verdict)
+}
+
+// explainLinearizability names the first anomalies of simple shapes in a
+// history porcupine refused: a read whose high watermark is below one an
+// earlier read returned (stale read), a read that misses a produce
+// acknowledged before it was called, a read that saw a produce not yet
+// called, and produces whose offsets go against real time.
+func explainLinearizability(prods []prodOp, reads []readOp) []string {
+	type done struct {
+		ret  time.Duration
+		val  int64 // offset+1 of a produce, or the hw of a read
+		what string
+	}
+	var acked, readDone []done
+	for _, op := range prods {
+		if op.p == linPartition && op.offset >= 0 {
+			acked = append(acked, done{op.ret, op.offset + 1, fmt.Sprintf("produce of producer %d seq %d acknowledged at offset %d [%.3fs-%.3fs]", op.w, op.seq, op.offset, op.call.Seconds(), op.ret.Seconds())})
+		}
+	}
+	for _, r := range reads {
+		readDone = append(readDone, done{r.ret, r.hw, fmt.Sprintf("read of high watermark %d [%.3fs-%.3fs]", r.hw, r.call.Seconds(), r.ret.Seconds())})
+	}
+	// prefixMax: for ops sorted by answer time, the op with the largest
+	// value among those answered before t.
+	prefix := func(ds []done) func(t time.Duration) (done, bool) {
+		sort.Slice(ds, func(i, j int) bool { return ds[i].ret < ds[j].ret })
+		best := make([]int, len(ds))
+		for i := range ds {
+			best[i] = i
+			if i > 0 && ds[best[i-1]].val >= ds[i].val {
+				best[i] = best[i-1]
+			}
+		}
+		return func(t time.Duration) (done, bool) {
+			n := sort.Search(len(ds), func(i int) bool { return ds[i].ret >= t })
+			if n == 0 {
+				return done{}, false
+			}
+			return ds[best[n-1]], true
+		}
+	}
+	ackedBefore, readBefore := prefix(acked), prefix(readDone)
+	var out []string
+	for _, r := range reads {
+		if d, ok := readBefore(r.call); ok && d.val > r.hw {
+			out = append(out, fmt.Sprintf("stale read: read of high watermark %d [%.3fs-%.3fs] after a %s", r.hw, r.call.Seconds(), r.ret.Seconds(), d.what))
+		}
+		if d, ok := ackedBefore(r.call); ok && d.val > r.hw {
+			out = append(out, fmt.Sprintf("read of high watermark %d [%.3fs-%.3fs] misses a %s", r.hw, r.call.Seconds(), r.ret.Seconds(), d.what))
+		}
+		if len(out) >= 5 {
+			return out
+		}
+	}
+	for _, op := range prods {
+		if op.p != linPartition || op.offset < 0 {
+			continue
+		}
+		if d, ok := ackedBefore(op.call); ok && d.val > op.offset+1 {
+			out = append(out, fmt.Sprintf("produce at offset %d [%.3fs-%.3fs] called after a %s", op.offset, op.call.Seconds(), op.ret.Seconds(), d.what))
+		}
+		if len(out) >= 5 {
+			break
+		}
+	}
+	return out
 }

@@ -37,6 +37,9 @@ func TestCheckerLinearizability(t *testing.T) {
 		if got := checkLinearizable(prods, reads, log, where); !strings.HasPrefix(got, "NOT") {
 			t.Errorf("%s: judged %q", name, got)
 		}
+		if why := explainLinearizability(prods, reads); name == "stale read" && (len(why) == 0 || !strings.HasPrefix(why[0], "stale read")) {
+			t.Errorf("%s: explained as %q", name, why)
+		}
 	}
 	// Offsets against real time: the produce answered first got the
 	// higher offset.
