@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,46 @@ func TestCheckerReport(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !strings.Contains(string(md), "chaos: 3 nodes, seed 7, 2 faults (kill 1, stop 0, partition 1") {
 		t.Errorf("report.md lacks the summary:\n%s", md)
+	}
+}
+
+// TestCheckerHistoryFile re-checks a saved history-p0.csv of a run
+// (GREGOR_CHAOS_HISTORY=path), for a closer look at a violation.
+func TestCheckerHistoryFile(t *testing.T) {
+	path := os.Getenv("GREGOR_CHAOS_HISTORY")
+	if path == "" {
+		t.Skip("GREGOR_CHAOS_HISTORY names a history-p0.csv to re-check")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prods []prodOp
+	var reads []readOp
+	where := map[[2]uint64]int64{}
+	var log []uint64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		f := strings.Split(line, ",")
+		call, _ := strconv.ParseInt(f[1], 10, 64)
+		ret, _ := strconv.ParseInt(f[2], 10, 64)
+		v, _ := strconv.ParseInt(f[3], 10, 64)
+		if f[0] == "hw" {
+			reads = append(reads, readOp{call: time.Duration(call), ret: time.Duration(ret), hw: v})
+			continue
+		}
+		w, _ := strconv.Atoi(f[4])
+		seq, _ := strconv.ParseInt(f[5], 10, 64)
+		prods = append(prods, prodOp{w: w, p: linPartition, seq: seq, call: time.Duration(call), ret: time.Duration(ret), offset: v})
+		if v >= 0 {
+			for int64(len(log)) <= v {
+				log = append(log, 0)
+			}
+			log[v] = recID(w, seq)
+			where[[2]uint64{linPartition, recID(w, seq)}] = v
+		}
+	}
+	t.Logf("%d produces, %d reads: %s", len(prods), len(reads), checkLinearizable(prods, reads, log, where))
+	for _, e := range explainLinearizability(prods, reads) {
+		t.Log(e)
 	}
 }
