@@ -39,7 +39,10 @@
 // first unfenced ISR member in replica order (leader and partition epochs
 // bumped); the last ISR member is kept and its partition left offline
 // (leader -1) until that member is unfenced, which elects it. Unclean
-// election is not built.
+// election is not built. Partition reassignment (reassign.go) follows
+// KRaft: the target replicas are added with adding/removing replicas in the
+// partition, and the ISR change that holds every target completes it;
+// UnregisterBroker removes a registration after the broker leaves every ISR.
 //
 // # Commands
 //
