@@ -29,6 +29,8 @@ type Controller interface {
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
 	AlterConfigs(ctx context.Context, resourceType int8, name string, set map[string]*string, replaceAll bool) error
+	AlterReassignments(ctx context.Context, rs []controller.Reassignment) ([]error, error)
+	UnregisterBroker(ctx context.Context, id int32) error
 }
 
 // Config configures a Broker.
@@ -152,11 +154,14 @@ var apis = map[int16]api{
 	37: {0, 3, handleCreatePartitions},        // CreatePartitions
 	42: {0, 2, handleDeleteGroups},            // DeleteGroups
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
+	45: {0, 0, handleAlterReassignments},      // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
+	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
 	60: {0, 1, handleDescribeCluster},         // DescribeCluster
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
 	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
+	64: {0, 0, handleUnregisterBroker},        // UnregisterBroker
 }
 
 // APIVersions implements server.Handler.
@@ -193,6 +198,9 @@ var forwarded = map[int16]bool{
 	33: true, // AlterConfigs
 	37: true, // CreatePartitions
 	44: true, // IncrementalAlterConfigs
+	45: true, // AlterPartitionReassignments
+	46: true, // ListPartitionReassignments
+	64: true, // UnregisterBroker
 }
 
 // forward sends req to the active controller when that is another node. It
