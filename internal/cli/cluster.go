@@ -14,6 +14,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		Short: "Show the cluster: its id, controller and brokers",
 	}
 	cmd.AddCommand(a.clusterDescribeCmd())
+	cmd.AddCommand(a.clusterDrainCmd(), a.clusterUnregisterCmd())
 	return cmd
 }
 
