@@ -222,17 +222,27 @@ func TestClusterReassignOntoNewBroker(t *testing.T) {
 		}
 		return nil
 	})
-	// Leadership of partition 0 left node 1, with a new leader epoch.
-	if l := leaderOf(cluster{nodes: nodes[1:]}, topic, 0); l == nil || l.NodeID() == 1 {
-		t.Fatalf("partition 0 has no single leader among 2, 3, 4")
-	} else if st, _ := l.Replica(topic, 0); st.LeaderEpoch <= old0.LeaderEpoch {
-		t.Fatalf("leader epoch %d after the move, was %d", st.LeaderEpoch, old0.LeaderEpoch)
-	}
-	for p := range 2 {
-		if _, err := os.Stat(filepath.Join(dirs[0], fmt.Sprintf("%s-%d", topic, p))); !os.IsNotExist(err) {
-			t.Fatalf("node 1's directory of %s[%d]: %v, want it deleted", topic, p, err)
+	// Leadership of partition 0 left node 1, with a new leader epoch, once
+	// the new leader applied the change.
+	testkit.Eventually(t, 10*time.Second, "a leader of partition 0 among 2, 3, 4", func() error {
+		l := leaderOf(cluster{nodes: nodes[1:]}, topic, 0)
+		if l == nil {
+			return errors.New("no single leader")
 		}
-	}
+		if st, _ := l.Replica(topic, 0); st.LeaderEpoch <= old0.LeaderEpoch {
+			return fmt.Errorf("leader epoch %d after the move, was %d", st.LeaderEpoch, old0.LeaderEpoch)
+		}
+		return nil
+	})
+	// The replica leaves the node's partitions before its files go.
+	testkit.Eventually(t, 10*time.Second, "node 1's directories deleted", func() error {
+		for p := range 2 {
+			if _, err := os.Stat(filepath.Join(dirs[0], fmt.Sprintf("%s-%d", topic, p))); !os.IsNotExist(err) {
+				return fmt.Errorf("%s-%d: %v", topic, p, err)
+			}
+		}
+		return nil
+	})
 
 	// Keep producing on the new layout, then stop and check.
 	var before int
@@ -281,5 +291,65 @@ func TestClusterReassignOntoNewBroker(t *testing.T) {
 				t.Fatalf("node %d's log of %s[%d] (%d bytes) differs from the leader's (%d bytes)", nd.NodeID(), topic, p, len(got), len(want))
 			}
 		}
+	}
+}
+
+// TestClusterReassignAwayWhileDown: a stopped broker's replica is
+// reassigned away (RF 3 to 2: its peers are the ISR, so the move completes
+// at once); when the broker starts again it deletes the directory the
+// metadata no longer assigns it, and a cancel finds nothing to cancel.
+func TestClusterReassignAwayWhileDown(t *testing.T) {
+	c := startCluster(t, nil)
+	const topic = "shrink"
+	createReplicated(t, c, topic, 1, map[string]*string{"min.insync.replicas": strp("1")})
+	leader := leaderOf(c, topic, 0)
+	idx := slices.IndexFunc(c.nodes, func(n *node.Node) bool { return n != leader })
+	down := c.nodes[idx]
+	sid := down.NodeID()
+	st, _ := down.Replica(topic, 0)
+	dir := st.Dir
+	if err := down.Close(); err != nil {
+		t.Fatal(err)
+	}
+	adm, _ := newAdmin(t, leader)
+	ctx := testCtx(t, 60*time.Second)
+	checkFor(t, "the stopped broker out of the ISR", func() bool { return !slices.Contains(isrOf(t, leader, topic, 0), sid) })
+	var target []int32
+	for _, n := range c.nodes {
+		if n != down {
+			target = append(target, n.NodeID())
+		}
+	}
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(topic, 0, target)
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil || res[topic][0].Err != nil {
+		t.Fatalf("reassign to %v: %v %+v", target, err, res)
+	}
+	l, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil || len(l.Sorted()) != 0 {
+		t.Fatalf("a shrink onto the ISR must complete at once: %v %+v", err, l.Sorted())
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the stopped broker's directory before its restart: %v", err)
+	}
+
+	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
+	back, err := node.Start(ctx, clusterNodeConfig(c.dirs[idx], sid, c.ctrlPorts[idx], voters,
+		map[string]string{"broker.rack": fmt.Sprintf("rack-%d", idx+1)}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if _, ok := back.Replica(topic, 0); ok {
+		t.Fatal("the restarted broker hosts a partition it is no replica of")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the moved-away directory after the restart: %v, want it deleted", err)
+	}
+	var cancel kadm.AlterPartitionAssignmentsReq
+	cancel.Assign(topic, 0, nil)
+	if res, err := adm.AlterPartitionAssignments(ctx, cancel); err != nil || !errors.Is(res[topic][0].Err, kerr.NoReassignmentInProgress) {
+		t.Fatalf("cancel with nothing in progress: %v %+v", err, res)
 	}
 }

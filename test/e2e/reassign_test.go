@@ -236,6 +236,7 @@ func TestE2EReassignmentUnderLoad(t *testing.T) {
 	eventually(t, 20*time.Second, "gregor cluster drain to unregister the stopped broker", func() error {
 		out, err := cliTry(procs[3].kafkaAddr, "cluster", "drain", "--broker", "1")
 		if err != nil || !strings.Contains(out, "unregistered") {
+			t.Logf("drain of the stopped broker, again later: %v: %s", err, out)
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		return nil
