@@ -32,6 +32,10 @@ import (
 // completes at once. Cancelling (nil replicas) reverts: the adding replicas
 // leave the replicas and the ISR.
 
+// MaxReassignmentsPerRequest bounds one AlterPartitionReassignments request,
+// as Kafka bounds the records of one user operation (10000).
+const MaxReassignmentsPerRequest = 10000
+
 // Reassignment errors.
 var (
 	ErrNoReassignmentInProgress = errors.New("controller: no reassignment in progress")
@@ -53,20 +57,31 @@ type Reassignment struct {
 // writes them atomically. The error is for the whole request (not the
 // active controller, ...).
 func (c *Controller) AlterReassignments(ctx context.Context, rs []Reassignment) ([]error, error) {
+	if len(rs) > MaxReassignmentsPerRequest {
+		return nil, fmt.Errorf("%w: %d partitions in one reassignment request, at most %d", ErrInvalidChange, len(rs), MaxReassignmentsPerRequest)
+	}
 	errs := make([]error, len(rs))
 	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
-		scratch := img
+		// Every record is decided on img, so a partition may be named
+		// once per request (a second entry could not see the first).
+		type tp struct {
+			topic     string
+			partition int32
+		}
+		named := make(map[tp]bool, len(rs))
 		for i, r := range rs {
-			rec, ok, err := reassignRecord(scratch, r)
+			key := tp{r.Topic, r.Partition}
+			if named[key] {
+				errs[i] = fmt.Errorf("%w: %s-%d named twice in one request", ErrInvalidChange, r.Topic, r.Partition)
+				continue
+			}
+			named[key] = true
+			// The records are valid by construction; exec checks the
+			// batch as a whole before proposing it.
+			rec, ok, err := reassignRecord(img, r)
 			if err == nil && ok {
-				var next *metadata.Image
-				if next, err = scratch.Apply(rec); err == nil {
-					scratch = next
-					recs = append(recs, rec)
-				} else {
-					err = mapApplyErr(err)
-				}
+				recs = append(recs, rec)
 			}
 			errs[i] = err
 		}

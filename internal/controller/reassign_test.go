@@ -25,25 +25,38 @@ func TestControllerReassignment(t *testing.T) {
 		got, _ := c.Image().Partition(topic.ID, p)
 		return got
 	}
+	for _, tc := range []struct {
+		r    Reassignment
+		want error
+	}{
+		{Reassignment{Topic: "t", Partition: 0, Replicas: []int32{1, 1}}, ErrInvalidReplicaAssignment},
+		{Reassignment{Topic: "t", Partition: 0, Replicas: []int32{1, 9}}, ErrInvalidReplicaAssignment},
+		{Reassignment{Topic: "t", Partition: 0, Replicas: []int32{}}, ErrInvalidReplicaAssignment},
+		{Reassignment{Topic: "t", Partition: 1, Replicas: nil}, ErrNoReassignmentInProgress},
+	} {
+		errs, err := c.AlterReassignments(ctx, []Reassignment{tc.r})
+		if err != nil || !errors.Is(errs[0], tc.want) {
+			t.Errorf("%+v: %v %v, want %v", tc.r, err, errs, tc.want)
+		}
+	}
 	errs, err := c.AlterReassignments(ctx, []Reassignment{
 		{Topic: "t", Partition: 0, Replicas: []int32{4, 2, 1}},
 		{Topic: "t", Partition: 1, Replicas: []int32{1, 3, 2}}, // a reordering completes at once
 		{Topic: "t", Partition: 2, Replicas: []int32{1}},
 		{Topic: "nope", Partition: 0, Replicas: []int32{1}},
-		{Topic: "t", Partition: 0, Replicas: []int32{1, 1}},
-		{Topic: "t", Partition: 0, Replicas: []int32{1, 9}},
-		{Topic: "t", Partition: 0, Replicas: []int32{}},
-		{Topic: "t", Partition: 1, Replicas: nil},
+		{Topic: "t", Partition: 0, Replicas: []int32{1, 2, 3}}, // named twice
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []error{nil, nil, ErrUnknownPartition, ErrUnknownTopic, ErrInvalidReplicaAssignment,
-		ErrInvalidReplicaAssignment, ErrInvalidReplicaAssignment, ErrNoReassignmentInProgress}
+	want := []error{nil, nil, ErrUnknownPartition, ErrUnknownTopic, ErrInvalidChange}
 	for i := range want {
 		if !errors.Is(errs[i], want[i]) || (want[i] == nil && errs[i] != nil) {
 			t.Errorf("entry %d: %v, want %v", i, errs[i], want[i])
 		}
+	}
+	if _, err := c.AlterReassignments(ctx, make([]Reassignment, MaxReassignmentsPerRequest+1)); !errors.Is(err, ErrInvalidChange) {
+		t.Errorf("a request over the bound: %v", err)
 	}
 	p0 := part(0)
 	if !slices.Equal(p0.Replicas, []int32{4, 2, 1, 3}) || !slices.Equal(p0.AddingReplicas, []int32{4}) ||
