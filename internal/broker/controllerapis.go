@@ -16,7 +16,7 @@ package broker
 // stored yet; every heartbeat is answered caught up.
 //
 // The admin requests brokers forward (CreateTopics, DeleteTopics,
-// CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
+// CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders,
 // AlterPartitionReassignments, ListPartitionReassignments,
 // UnregisterBroker) are answered here
 // by the broker's own handlers, without an Envelope (no principal to carry
@@ -244,6 +244,18 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 	case *kmsg.AlterPartitionAssignmentsResponse, *kmsg.ListPartitionReassignmentsResponse, *kmsg.UnregisterBrokerResponse:
 		// One top-level error code, as Kafka's controller answers them.
 		setTopLevelError(r, code)
+	case *kmsg.ElectLeadersResponse:
+		r.ErrorCode = code
+		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {
+			rt := kmsg.NewElectLeadersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
 			rr := kmsg.NewIncrementalAlterConfigsResponseResource()

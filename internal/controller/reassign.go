@@ -70,6 +70,7 @@ func (c *Controller) AlterReassignments(ctx context.Context, rs []Reassignment) 
 			partition int32
 		}
 		named := make(map[tp]bool, len(rs))
+		unclean := c.uncleanFor(img)
 		for i, r := range rs {
 			key := tp{r.Topic, r.Partition}
 			if named[key] {
@@ -79,7 +80,7 @@ func (c *Controller) AlterReassignments(ctx context.Context, rs []Reassignment) 
 			named[key] = true
 			// The records are valid by construction; exec checks the
 			// batch as a whole before proposing it.
-			rec, ok, err := reassignRecord(img, r)
+			rec, ok, err := reassignRecord(img, r, unclean)
 			if err == nil && ok {
 				recs = append(recs, rec)
 			}
@@ -95,7 +96,7 @@ func (c *Controller) AlterReassignments(ctx context.Context, rs []Reassignment) 
 
 // reassignRecord is the change that starts, changes or cancels r on img;
 // ok is false when nothing changes.
-func reassignRecord(img *metadata.Image, r Reassignment) (metadata.PartitionChangeRecord, bool, error) {
+func reassignRecord(img *metadata.Image, r Reassignment, unclean uncleanFunc) (metadata.PartitionChangeRecord, bool, error) {
 	t := img.Topic(r.Topic)
 	if t == nil {
 		return metadata.PartitionChangeRecord{}, false, fmt.Errorf("%w: %q", ErrUnknownTopic, r.Topic)
@@ -105,7 +106,7 @@ func reassignRecord(img *metadata.Image, r Reassignment) (metadata.PartitionChan
 	}
 	p := t.Partitions[r.Partition]
 	if r.Replicas == nil {
-		return cancelRecord(img, t, p)
+		return cancelRecord(img, t, p, unclean)
 	}
 	if err := checkTargetReplicas(img, r.Replicas); err != nil {
 		return metadata.PartitionChangeRecord{}, false, err
@@ -123,7 +124,7 @@ func reassignRecord(img *metadata.Image, r Reassignment) (metadata.PartitionChan
 // cancelRecord reverts p's reassignment in progress
 // (PartitionReassignmentRevert): the adding replicas leave the replicas and
 // the ISR, the removing ones stay.
-func cancelRecord(img *metadata.Image, t *metadata.Topic, p metadata.Partition) (metadata.PartitionChangeRecord, bool, error) {
+func cancelRecord(img *metadata.Image, t *metadata.Topic, p metadata.Partition, unclean uncleanFunc) (metadata.PartitionChangeRecord, bool, error) {
 	if !p.Reassigning() {
 		return metadata.PartitionChangeRecord{}, false, fmt.Errorf("%w: %s-%d", ErrNoReassignmentInProgress, t.Name, p.Partition)
 	}
@@ -133,7 +134,7 @@ func cancelRecord(img *metadata.Image, t *metadata.Topic, p metadata.Partition) 
 	if len(isr) == 0 {
 		// Only the adding replicas are in sync: reverting needs an unclean
 		// election, which Kafka allows only when the topic does.
-		if !uncleanElectionEnabled(img, t) {
+		if !unclean(t) {
 			return metadata.PartitionChangeRecord{}, false, fmt.Errorf("%w: reverting %s-%d would need an unclean leader election",
 				ErrInvalidReplicaAssignment, t.Name, p.Partition)
 		}
@@ -143,21 +144,17 @@ func cancelRecord(img *metadata.Image, t *metadata.Topic, p metadata.Partition) 
 	return rec, ok, nil
 }
 
-func uncleanElectionEnabled(img *metadata.Image, t *metadata.Topic) bool {
-	const key = "unclean.leader.election.enable"
-	if v, ok := t.Configs[key]; ok {
-		return v == "true"
-	}
-	v, _ := img.BrokerConfigs[""][key]
-	return v == "true"
-}
-
 // checkTargetReplicas validates a manual assignment as Kafka's
 // validateManualPartitionAssignment: not empty, no broker twice, every
 // broker registered.
 func checkTargetReplicas(img *metadata.Image, replicas []int32) error {
 	if len(replicas) == 0 {
 		return fmt.Errorf("%w: empty replica list", ErrInvalidReplicaAssignment)
+	}
+	if len(replicas) > len(img.Brokers) {
+		// Checked first: the loop below is quadratic in the list a
+		// client sent.
+		return fmt.Errorf("%w: %d replicas, %d registered brokers", ErrInvalidReplicaAssignment, len(replicas), len(img.Brokers))
 	}
 	for i, id := range replicas {
 		if _, ok := img.Brokers[id]; !ok {
@@ -237,7 +234,7 @@ func (c *Controller) UnregisterBroker(ctx context.Context, id int32) error {
 		if !ok {
 			return nil, fmt.Errorf("%w: %d", ErrBrokerNotRegistered, id)
 		}
-		return append(leaveRecords(img, id), metadata.UnregisterBrokerRecord{NodeID: id, Epoch: b.Epoch}), nil
+		return append(leaveRecords(img, id, c.uncleanFor(img)), metadata.UnregisterBrokerRecord{NodeID: id, Epoch: b.Epoch}), nil
 	})
 }
 
