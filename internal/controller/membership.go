@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
@@ -76,7 +77,7 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 			// clean shutdown (Kafka's handleBrokerUncleanShutdown): it
 			// leaves its leaderships and ISRs as on fencing, and catches
 			// up as a follower before it rejoins.
-			recs = leaveRecords(img, r.NodeID)
+			recs = leaveRecords(img, r.NodeID, c.uncleanFor(img))
 		}
 		return append(recs, metadata.RegisterBrokerRecord{
 			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
@@ -113,11 +114,11 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 		fenced = wantFence
 		switch {
 		case b.Fenced && !wantFence:
-			return unfenceRecords(img, b), nil
+			return unfenceRecords(img, b, c.uncleanFor(img)), nil
 		case !b.Fenced && wantFence:
 			// A controlled shutdown: the broker's partitions move now,
 			// not a session later.
-			return fenceRecords(img, b), nil
+			return fenceRecords(img, b, c.uncleanFor(img)), nil
 		}
 		return nil, nil
 	})
@@ -148,6 +149,7 @@ func (c *Controller) fenceLoop() {
 			t.Reset(c.sessionTimeout())
 			continue
 		}
+		c.maybeElectUnclean()
 		expired, _ := c.sessions(time.Now())
 		failed := false
 		for _, id := range expired {
@@ -159,7 +161,7 @@ func (c *Controller) fenceLoop() {
 				if exp, _ := c.sessions(time.Now()); !slices.Contains(exp, id) {
 					return nil, nil // a heartbeat arrived meanwhile
 				}
-				return fenceRecords(img, b), nil
+				return fenceRecords(img, b, c.uncleanFor(img)), nil
 			})
 			switch {
 			case err == nil:
@@ -230,4 +232,43 @@ func sessionExpiry(brokers map[int32]metadata.Broker, seen map[int32]time.Time, 
 	}
 	slices.Sort(expired)
 	return expired, next
+}
+
+// maybeElectUnclean elects leaders for the offline partitions of topics
+// with unclean leader election enabled, when an unfenced replica can lead
+// (Kafka's maybeElectUncleanLeaders). The image is checked first without
+// the command lock, so a cluster without such partitions pays a scan.
+func (c *Controller) maybeElectUnclean() {
+	if len(uncleanSweepRecords(c.Image(), c.uncleanFor(c.Image()))) == 0 {
+		return
+	}
+	var n int
+	err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
+		recs := uncleanSweepRecords(img, c.uncleanFor(img))
+		n = len(recs)
+		return recs, nil
+	})
+	switch {
+	case err == nil && n > 0:
+		c.log.Warn("unclean leader election: offline partitions got leaders outside their ISR", "partitions", n)
+	case err == nil, errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrNotController):
+	default:
+		c.log.Warn("unclean leader election failed", "err", err)
+	}
+}
+
+// uncleanFor resolves unclean.leader.election.enable for a topic as Kafka's
+// controller does: the topic's config, else this controller's dynamic
+// broker config or the cluster default, else its static property.
+func (c *Controller) uncleanFor(img *metadata.Image) uncleanFunc {
+	return func(t *metadata.Topic) bool {
+		const key = "unclean.leader.election.enable"
+		if v, ok := t.Configs[key]; ok {
+			return strings.EqualFold(v, "true")
+		}
+		if v, ok := img.BrokerConfig(c.cfg.NodeID, key); ok {
+			return strings.EqualFold(v, "true")
+		}
+		return strings.EqualFold(c.cfg.Props[key], "true")
+	}
 }

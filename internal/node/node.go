@@ -74,6 +74,7 @@ type Node struct {
 	// to fence it first; nil until registration starts.
 	stopLifecycle func()
 	requests      *requestMetrics
+	health        *clusterHealth // replication and controller metrics (health.go)
 	http          *httpapi.Server
 
 	cancel      context.CancelFunc
@@ -169,6 +170,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		Voters:         voters,
 		Formatted:      formatted,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
+		Props:          cfg.Props,
 		Logger:         logger,
 		Dial:           opts.Dial,
 	})
@@ -285,11 +287,12 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	n.wg.Go(func() { isr.run(runCtx) })
 
 	// Partitions follow the metadata log from here on.
-	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
+	n.health = newClusterHealth(n)
+	n.unsubscribe = n.ctrl.Subscribe(func(prev, next *metadata.Image) { n.health.observe(prev, next); n.reconcile(next) })
 	img := n.ctrl.Image()
 	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
 		t := img.Topics[topic]
-		return t != nil && int(p) < len(t.Partitions)
+		return t != nil && int(p) < len(t.Partitions) && slices.Contains(t.Partitions[p].Replicas, cfg.NodeID)
 	})
 	if err := n.reconcile(img); err != nil {
 		return nil, err
@@ -312,7 +315,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(n), n.requests.vec)
+		newCollector(n), n.health, n.requests.vec)
 	n.http = httpapi.New(httpapi.Config{Addr: listenAddr(cfg.HTTPAddr), Registry: reg, Ready: n.ready,
 		Logger: logger.With("component", "http")})
 	if err := n.http.Listen(); err != nil {
@@ -339,6 +342,9 @@ func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
 func (n *Node) ready() error {
 	if _, ok := n.ctrl.Leader(); !ok {
 		return errors.New("no active controller")
+	}
+	if !n.ctrl.CaughtUp() {
+		return errors.New("catching up with the metadata log")
 	}
 	return nil
 }
