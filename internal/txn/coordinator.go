@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // Topic is the internal topic holding transaction states.
@@ -34,9 +36,13 @@ type Config struct {
 	RemoveInterval time.Duration
 	// ProducerIDs hands out producer ids.
 	ProducerIDs *ProducerIDs
-	// Partition returns a partition this node leads (of __transaction_state
-	// or of a data topic), or nil.
+	// Partition returns a data partition this node leads (for markers), or
+	// nil.
 	Partition func(topic string, partition int32) *replica.Partition
+	// Log returns the Log of the __transaction_state partition when this
+	// node leads it, else nil. nil: statelog.NewReplica of
+	// Partition(Topic, partition).
+	Log func(partition int32) statelog.Log
 	// GroupPartition is the __consumer_offsets partition of a consumer
 	// group: AddOffsetsToTxn adds it to the transaction, as Kafka does, so
 	// that the transaction's markers reach the group's transactional
@@ -58,8 +64,14 @@ type Config struct {
 type entry struct {
 	mu        sync.Mutex
 	partition int32
-	m         Metadata
-	gone      bool // removed (partition unloaded): look it up again
+	// log is the partition's Log for the leader epoch the entry was
+	// loaded (or made) under; its writes fail once leadership moves.
+	log statelog.Log
+	m   Metadata
+	// gone: removed (expired, or its partition unloaded): look it up
+	// again. Set without mu by an unload, which must not wait for a
+	// request in flight.
+	gone atomic.Bool
 }
 
 // Coordinator is the transaction coordinator of one node.
@@ -67,13 +79,20 @@ type Coordinator struct {
 	cfg    Config
 	logger *slog.Logger
 	stopc  chan struct{}
+	// ctx ends at Close: background completions stop waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	loadMu sync.Mutex // serialises partition loads
-	mu     struct {
+	// owner loads a partition's ids when this node becomes its leader
+	// and unloads them when leadership moves.
+	owner *statelog.Owner
+	mu    struct {
 		sync.Mutex
-		ids    map[string]*entry
-		loaded map[int32]bool
+		ids map[string]*entry
+		// active holds the Log of each loaded partition: an entry is
+		// made only in a partition found here, under mu.
+		active map[int32]statelog.Log
 		closed bool
 	}
 }
@@ -104,12 +123,24 @@ func New(cfg Config) *Coordinator {
 	if cfg.Partition == nil {
 		cfg.Partition = func(string, int32) *replica.Partition { return nil }
 	}
+	if cfg.Log == nil {
+		part := cfg.Partition
+		cfg.Log = func(p int32) statelog.Log {
+			if r := statelog.NewReplica(part(Topic, p)); r != nil {
+				return r
+			}
+			return nil
+		}
+	}
 	if cfg.MarkerWritten == nil {
 		cfg.MarkerWritten = func(context.Context, TopicPartition, int64, bool) error { return nil }
 	}
 	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "txn"), stopc: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.ids = map[string]*entry{}
-	c.mu.loaded = map[int32]bool{}
+	c.mu.active = map[int32]statelog.Log{}
+	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "txn", Partitions: cfg.NumPartitions, Log: cfg.Log,
+		Load: c.load, Unload: c.unload, Logger: c.logger})
 	return c
 }
 
@@ -121,9 +152,12 @@ func (c *Coordinator) PartitionFor(id string) int32 {
 	return metadata.PartitionFor(id, c.cfg.NumPartitions)
 }
 
-// Start aborts timed-out transactions every AbortInterval and removes
-// expired transactional ids every RemoveInterval, until Close.
+// Start loads the partitions this node leads and follows leadership from
+// then on (LeadershipChanged); it aborts timed-out transactions every
+// AbortInterval and removes expired transactional ids every RemoveInterval,
+// until Close.
 func (c *Coordinator) Start() {
+	c.owner.Start()
 	c.every(c.cfg.AbortInterval, c.AbortTimedOut)
 	c.every(c.cfg.RemoveInterval, c.RemoveExpired)
 }
@@ -143,7 +177,8 @@ func (c *Coordinator) every(d time.Duration, fn func()) {
 	})
 }
 
-// Close stops the background work; requests in flight finish.
+// Close stops the background work and unloads every partition; requests
+// in flight finish.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -153,37 +188,31 @@ func (c *Coordinator) Close() {
 	c.mu.closed = true
 	c.mu.Unlock()
 	close(c.stopc)
+	c.cancel()
+	c.owner.Close()
 	c.wg.Wait()
 }
 
-// LoadAll loads every hosted __transaction_state partition (node start) and
-// finishes the transactions a crash left prepared.
-func (c *Coordinator) LoadAll() error {
-	var errs []error
-	for p := range c.cfg.NumPartitions {
-		if part := c.cfg.Partition(Topic, p); part != nil {
-			errs = append(errs, c.ensureLoaded(p, part))
-		}
-	}
-	return errors.Join(errs...)
+// Serving reports whether this node has loaded __transaction_state
+// partition p and serves it.
+func (c *Coordinator) Serving(p int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.active[p] != nil
 }
 
-func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
-	c.mu.Lock()
-	done := c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
-	c.mu.Lock()
-	done = c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	ms, err := c.replay(p, part)
+// LeadershipChanged tells the coordinator that the leaders of
+// __transaction_state may have changed (after a metadata change): it loads
+// the partitions this node now leads and unloads the others, in the
+// background. It never blocks.
+func (c *Coordinator) LeadershipChanged() { c.owner.Update() }
+
+// load replays partition p into entries and makes them serve (the owner's
+// Load); transactions a crash or a leader change left prepared are then
+// finished in the background: the decision is durable, so their markers
+// are written again and they complete.
+func (c *Coordinator) load(ctx context.Context, p int32, l statelog.Log) error {
+	ms, err := c.replay(p, l)
 	if err != nil {
 		return err
 	}
@@ -194,32 +223,67 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 		return ErrNotCoordinator
 	}
 	for _, m := range ms {
-		e := &entry{partition: p, m: *m}
+		if old := c.mu.ids[m.ID]; old != nil {
+			old.gone.Store(true) // cannot happen: an unload removed it
+		}
+		e := &entry{partition: p, log: l, m: *m}
 		c.mu.ids[m.ID] = e
 		if m.State == PrepareCommit || m.State == PrepareAbort {
+			// Held until finishLoaded completes it: requests on the
+			// id wait for the end of its transaction.
+			e.mu.Lock()
 			pending = append(pending, e)
 		}
 	}
-	c.mu.loaded[p] = true
+	c.mu.active[p] = l
 	c.mu.Unlock()
-	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", len(pending))
-	// A crash between Prepare* and Complete*: the decision is durable, so
-	// write the markers again and complete.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var errs []error
-	for _, e := range pending {
-		e.mu.Lock()
-		errs = append(errs, c.finish(ctx, e))
-		e.mu.Unlock()
+	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", len(pending),
+		"epoch", l.Epoch())
+	if len(pending) > 0 {
+		c.wg.Go(func() { c.finishLoaded(pending) })
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
-func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*Metadata, error) {
+// finishLoaded completes the prepared transactions a load found; they are
+// locked, and each is unlocked once completed (or failed).
+func (c *Coordinator) finishLoaded(pending []*entry) {
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	for _, e := range pending {
+		if !e.gone.Load() {
+			if err := c.finish(ctx, e); err != nil {
+				c.logger.Warn("completing a loaded transaction failed", "transactional_id", e.m.ID, "err", err)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// unload forgets partition p's ids (the owner's Unload). It does not wait
+// for requests in flight: their writes fail, the Log being deposed.
+func (c *Coordinator) unload(p int32) {
+	c.mu.Lock()
+	delete(c.mu.active, p)
+	n := 0
+	for id, e := range c.mu.ids {
+		if e.partition == p {
+			e.gone.Store(true)
+			delete(c.mu.ids, id)
+			n++
+		}
+	}
+	c.mu.Unlock()
+	c.logger.Info("unloaded transactional ids", "partition", p, "ids", n)
+}
+
+func (c *Coordinator) replay(p int32, l statelog.Log) ([]*Metadata, error) {
 	latest := map[string]*Metadata{}
-	err := part.ScanKeyValues(func(key, value []byte) error {
-		id, m, err := decodeRecord(bytes.Clone(key), bytes.Clone(value))
+	_, err := l.Scan(func(r statelog.Record) error {
+		if r.Marker {
+			return nil
+		}
+		id, m, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
 		if err != nil {
 			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
 			return nil
@@ -248,18 +312,17 @@ func (c *Coordinator) lookup(id string, create bool) (*entry, error) {
 		return nil, ErrTransactionalIDNotFound
 	}
 	p := c.PartitionFor(id)
-	part := c.cfg.Partition(Topic, p)
-	if part == nil {
-		return nil, ErrNotCoordinator
-	}
-	if err := c.ensureLoaded(p, part); err != nil {
-		return nil, err
-	}
 	for {
 		c.mu.Lock()
 		if c.mu.closed {
 			c.mu.Unlock()
 			return nil, ErrNotCoordinator
+		}
+		l := c.mu.active[p]
+		if l == nil {
+			c.mu.Unlock()
+			_, err := c.owner.Log(p)
+			return nil, logErr(err)
 		}
 		e := c.mu.ids[id]
 		if e == nil {
@@ -267,13 +330,13 @@ func (c *Coordinator) lookup(id string, create bool) (*entry, error) {
 				c.mu.Unlock()
 				return nil, ErrTransactionalIDNotFound
 			}
-			e = &entry{partition: p, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
+			e = &entry{partition: p, log: l, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
 				PreviousProducerID: -1, NextProducerID: -1}}
 			c.mu.ids[id] = e
 		}
 		c.mu.Unlock()
 		e.mu.Lock()
-		if !e.gone {
+		if !e.gone.Load() {
 			return e, nil
 		}
 		e.mu.Unlock()
@@ -288,21 +351,44 @@ func (e *entry) known() *Metadata {
 	return &e.m
 }
 
-// persist writes m durably to the entry's partition and makes it current.
+// persist writes m to the entry's partition, waits until it is committed
+// (on disk on every in-sync replica) and makes it current.
 func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
-	part := c.cfg.Partition(Topic, e.partition)
-	if part == nil {
-		return ErrNotCoordinator
-	}
-	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(m.ID), Value: encodeValue(m)})
-	if err != nil {
-		return err
-	}
-	if err := part.WaitDurable(ctx, next); err != nil {
+	if err := c.write(ctx, e, statelog.KeyValue{Key: encodeKey(m.ID), Value: encodeValue(m)}); err != nil {
 		return err
 	}
 	e.m = m
 	return nil
+}
+
+// write appends kv to the entry's partition and waits until it is
+// committed.
+func (c *Coordinator) write(ctx context.Context, e *entry, kv statelog.KeyValue) error {
+	next, err := e.log.Append(statelog.Batch{Now: c.cfg.Now(), ProducerID: -1, ProducerEpoch: -1,
+		Records: []statelog.KeyValue{kv}})
+	if err != nil {
+		return logErr(err)
+	}
+	return logErr(e.log.WaitCommitted(ctx, next))
+}
+
+// logErr maps a state log's errors as Kafka's transaction coordinator maps
+// a failed append (TransactionStateManager.appendTransactionToLog): not the
+// leader (or a failed disk, which moves leadership) is NOT_COORDINATOR, too
+// few in-sync replicas or a timeout is COORDINATOR_NOT_AVAILABLE, a
+// partition still loading is COORDINATOR_LOAD_IN_PROGRESS.
+func logErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, statelog.ErrLoading):
+		return ErrCoordinatorLoading
+	case errors.Is(err, statelog.ErrNotLeader), errors.Is(err, statelog.ErrStorage):
+		return fmt.Errorf("%w: %w", ErrNotCoordinator, err)
+	case errors.Is(err, statelog.ErrNotEnoughReplicas), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrCoordinatorNotAvailable, err)
+	}
+	return err
 }
 
 // finish completes a prepared transaction: markers on every partition
@@ -311,10 +397,7 @@ func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
 	commit := m.State == PrepareCommit
-	coordEpoch := int32(0)
-	if part := c.cfg.Partition(Topic, e.partition); part != nil {
-		coordEpoch = part.LeaderEpoch()
-	}
+	coordEpoch := e.log.Epoch()
 	var errs []error
 	for _, tp := range m.SortedPartitions() {
 		part := c.cfg.Partition(tp.Topic, tp.Partition)
@@ -558,7 +641,7 @@ func (c *Coordinator) RemoveExpired() {
 		if !e.mu.TryLock() {
 			continue // busy: not idle
 		}
-		if !e.gone && e.known() != nil && expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+		if !e.gone.Load() && e.known() != nil && expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
 			if err := c.removeLocked(ctx, e); err != nil {
 				c.logger.Warn("remove expired transactional id failed", "txn_id", e.m.ID, "err", err)
 			} else {
@@ -571,18 +654,10 @@ func (c *Coordinator) RemoveExpired() {
 
 // removeLocked writes e's tombstone durably and forgets it. e is locked.
 func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
-	part := c.cfg.Partition(Topic, e.partition)
-	if part == nil {
-		return ErrNotCoordinator
-	}
-	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(e.m.ID)})
-	if err != nil {
+	if err := c.write(ctx, e, statelog.KeyValue{Key: encodeKey(e.m.ID)}); err != nil {
 		return err
 	}
-	if err := part.WaitDurable(ctx, next); err != nil {
-		return err
-	}
-	e.gone = true
+	e.gone.Store(true)
 	c.mu.Lock()
 	if c.mu.ids[e.m.ID] == e {
 		delete(c.mu.ids, e.m.ID)
@@ -602,7 +677,7 @@ func (c *Coordinator) AbortTimedOut() {
 			continue // busy: a request is on it; next round
 		}
 		now := c.cfg.Now()
-		if !e.gone && e.known() != nil && timedOut(&e.m, now) {
+		if !e.gone.Load() && e.known() != nil && timedOut(&e.m, now) {
 			c.logger.Info("aborting timed-out transaction", "transactional_id", e.m.ID,
 				"producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
 			if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
@@ -633,7 +708,7 @@ func (c *Coordinator) List(states []State, pids []int64) []Metadata {
 	var out []Metadata
 	for _, e := range es {
 		e.mu.Lock()
-		m, ok := e.m.clone(), e.known() != nil && !e.gone
+		m, ok := e.m.clone(), e.known() != nil && !e.gone.Load()
 		e.mu.Unlock()
 		if !ok || (len(states) > 0 && !contains(states, m.State)) || (len(pids) > 0 && !contains(pids, m.ProducerID)) {
 			continue
