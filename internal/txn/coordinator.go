@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
@@ -57,21 +56,6 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
-}
-
-// entry is one transactional id; mu serialises its requests (held across
-// the durable writes and the markers of a transaction's end).
-type entry struct {
-	mu        sync.Mutex
-	partition int32
-	// log is the partition's Log for the leader epoch the entry was
-	// loaded (or made) under; its writes fail once leadership moves.
-	log statelog.Log
-	m   Metadata
-	// gone: removed (expired, or its partition unloaded): look it up
-	// again. Set without mu by an unload, which must not wait for a
-	// request in flight.
-	gone atomic.Bool
 }
 
 // Coordinator is the transaction coordinator of one node.
@@ -216,7 +200,7 @@ func (c *Coordinator) load(ctx context.Context, p int32, l statelog.Log) error {
 	if err != nil {
 		return err
 	}
-	var pending []*entry
+	pending := 0
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
@@ -224,51 +208,45 @@ func (c *Coordinator) load(ctx context.Context, p int32, l statelog.Log) error {
 	}
 	for _, m := range ms {
 		if old := c.mu.ids[m.ID]; old != nil {
-			old.gone.Store(true) // cannot happen: an unload removed it
+			old.stop() // cannot happen: an unload removed it
 		}
-		e := &entry{partition: p, log: l, m: *m}
+		e := newEntry(p, l, *m)
 		c.mu.ids[m.ID] = e
+		var first func()
 		if m.State == PrepareCommit || m.State == PrepareAbort {
-			// Held until finishLoaded completes it: requests on the
-			// id wait for the end of its transaction.
-			e.mu.Lock()
-			pending = append(pending, e)
+			// Completed by the actor before any request: requests on
+			// the id wait for the end of its transaction.
+			pending++
+			first = func() { c.finishLoaded(e) }
 		}
+		c.wg.Go(func() { e.run(first) })
 	}
 	c.mu.active[p] = l
 	c.mu.Unlock()
-	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", len(pending),
+	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", pending,
 		"epoch", l.Epoch())
-	if len(pending) > 0 {
-		c.wg.Go(func() { c.finishLoaded(pending) })
-	}
 	return nil
 }
 
-// finishLoaded completes the prepared transactions a load found; they are
-// locked, and each is unlocked once completed (or failed).
-func (c *Coordinator) finishLoaded(pending []*entry) {
+// finishLoaded completes a prepared transaction a load found (on its actor).
+func (c *Coordinator) finishLoaded(e *entry) {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
-	for _, e := range pending {
-		if !e.gone.Load() {
-			if err := c.finish(ctx, e); err != nil {
-				c.logger.Warn("completing a loaded transaction failed", "transactional_id", e.m.ID, "err", err)
-			}
-		}
-		e.mu.Unlock()
+	if err := c.finish(ctx, e); err != nil {
+		c.logger.Warn("completing a loaded transaction failed", "transactional_id", e.m.ID, "err", err)
 	}
 }
 
-// unload forgets partition p's ids (the owner's Unload). It does not wait
-// for requests in flight: their writes fail, the Log being deposed.
+// unload stops partition p's actors (the owner's Unload). It does not wait
+// for what they are running: their writes fail, the Log being deposed, and
+// Close waits for them.
 func (c *Coordinator) unload(p int32) {
 	c.mu.Lock()
 	delete(c.mu.active, p)
 	n := 0
 	for id, e := range c.mu.ids {
 		if e.partition == p {
-			e.gone.Store(true)
+			e.stop()
 			delete(c.mu.ids, id)
 			n++
 		}
@@ -305,42 +283,34 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*Metadata, error) {
 	return out, nil
 }
 
-// lookup returns id's entry, locked, creating an unpersisted one when
-// create (its m.ProducerID is then -1). The caller unlocks it.
+// lookup returns id's actor, making one for an unpersisted id when create
+// (its m.ProducerID is then -1).
 func (c *Coordinator) lookup(id string, create bool) (*entry, error) {
 	if id == "" {
 		return nil, ErrTransactionalIDNotFound
 	}
 	p := c.PartitionFor(id)
-	for {
-		c.mu.Lock()
-		if c.mu.closed {
-			c.mu.Unlock()
-			return nil, ErrNotCoordinator
-		}
-		l := c.mu.active[p]
-		if l == nil {
-			c.mu.Unlock()
-			_, err := c.owner.Log(p)
-			return nil, logErr(err)
-		}
-		e := c.mu.ids[id]
-		if e == nil {
-			if !create {
-				c.mu.Unlock()
-				return nil, ErrTransactionalIDNotFound
-			}
-			e = &entry{partition: p, log: l, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
-				PreviousProducerID: -1, NextProducerID: -1}}
-			c.mu.ids[id] = e
-		}
-		c.mu.Unlock()
-		e.mu.Lock()
-		if !e.gone.Load() {
-			return e, nil
-		}
-		e.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrNotCoordinator
 	}
+	l := c.mu.active[p]
+	if l == nil {
+		_, err := c.owner.Log(p)
+		return nil, logErr(err)
+	}
+	e := c.mu.ids[id]
+	if e == nil {
+		if !create {
+			return nil, ErrTransactionalIDNotFound
+		}
+		e = newEntry(p, l, Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
+			PreviousProducerID: -1, NextProducerID: -1})
+		c.mu.ids[id] = e
+		c.wg.Go(func() { e.run(nil) })
+	}
+	return e, nil
 }
 
 // known is e's metadata, nil when never persisted.
@@ -393,7 +363,7 @@ func logErr(err error) error {
 
 // finish completes a prepared transaction: markers on every partition
 // (the __consumer_offsets partitions of its groups included), then
-// Complete*. e is locked.
+// Complete*. It runs on e's actor.
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
 	commit := m.State == PrepareCommit
@@ -422,7 +392,7 @@ func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 }
 
 // endLocked writes Prepare* (or, fencing, a bumped PrepareAbort), then
-// finishes. e is locked.
+// finishes. It runs on e's actor.
 func (c *Coordinator) endLocked(ctx context.Context, e *entry, m Metadata) error {
 	if err := c.persist(ctx, e, m); err != nil {
 		return err
@@ -438,36 +408,39 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 	if timeout <= 0 || timeout > c.cfg.MaxTimeout {
 		return -1, -1, ErrInvalidTransactionTimeout
 	}
-	e, err := c.lookup(id, true)
+	pid, epoch := int64(-1), int16(-1)
+	err := c.with(ctx, id, true, func(e *entry) error {
+		d, err := planInit(e.known(), timeout, c.cfg.MaxTimeout, reqPID, reqEpoch)
+		if err != nil {
+			return err
+		}
+		now := c.cfg.Now()
+		if d.abortFirst {
+			if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
+				return err
+			}
+		}
+		newPID := int64(-1)
+		if d.newPID {
+			if newPID, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
+				return err
+			}
+		}
+		base := e.m
+		if base.ProducerID < 0 {
+			base = Metadata{ID: id}
+		}
+		if err := c.persist(ctx, e, bumped(base, newPID, timeout, now)); err != nil {
+			return err
+		}
+		c.logger.Debug("init producer id", "transactional_id", id, "producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
+		pid, epoch = e.m.ProducerID, e.m.ProducerEpoch
+		return nil
+	})
 	if err != nil {
 		return -1, -1, err
 	}
-	defer e.mu.Unlock()
-	d, err := planInit(e.known(), timeout, c.cfg.MaxTimeout, reqPID, reqEpoch)
-	if err != nil {
-		return -1, -1, err
-	}
-	now := c.cfg.Now()
-	if d.abortFirst {
-		if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
-			return -1, -1, err
-		}
-	}
-	newPID := int64(-1)
-	if d.newPID {
-		if newPID, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
-			return -1, -1, err
-		}
-	}
-	base := e.m
-	if base.ProducerID < 0 {
-		base = Metadata{ID: id}
-	}
-	if err := c.persist(ctx, e, bumped(base, newPID, timeout, now)); err != nil {
-		return -1, -1, err
-	}
-	c.logger.Debug("init producer id", "transactional_id", id, "producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
-	return e.m.ProducerID, e.m.ProducerEpoch, nil
+	return pid, epoch, nil
 }
 
 // AddPartitions adds partitions to the producer's transaction (opening it).
@@ -490,53 +463,56 @@ func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoc
 	return c.add(ctx, id, pid, epoch, tps, []string{group}, tv2)
 }
 
+// withKnown is with for requests naming an existing id: an unknown one is
+// ErrInvalidProducerIDMapping.
+func (c *Coordinator) withKnown(ctx context.Context, id string, fn func(e *entry) error) error {
+	err := c.with(ctx, id, false, fn)
+	if errors.Is(err, ErrTransactionalIDNotFound) {
+		return ErrInvalidProducerIDMapping
+	}
+	return err
+}
+
 // VerifyPartitions answers a verify_only AddPartitionsToTxn (KIP-890 part
 // 1): the error for the whole transaction (a wrong producer, or an end in
 // progress), else for each partition nil when it is in the ongoing
 // transaction and ErrTransactionAbortable when it is not. It writes nothing.
 func (c *Coordinator) VerifyPartitions(id string, pid int64, epoch int16, tps []TopicPartition) (map[TopicPartition]error, error) {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return nil, ErrInvalidProducerIDMapping
-	}
+	var out map[TopicPartition]error
+	err := c.withKnown(context.Background(), id, func(e *entry) error {
+		if err := checkProducer(e.known(), pid, epoch); err != nil {
+			return err
+		}
+		if s := e.m.State; s == PrepareCommit || s == PrepareAbort {
+			return ErrConcurrentTransactions
+		}
+		out = make(map[TopicPartition]error, len(tps))
+		for _, tp := range tps {
+			out[tp] = ErrTransactionAbortable
+			if _, ok := e.m.Partitions[tp]; ok && e.m.State == Ongoing {
+				out[tp] = nil
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer e.mu.Unlock()
-	if err := checkProducer(e.known(), pid, epoch); err != nil {
-		return nil, err
-	}
-	if s := e.m.State; s == PrepareCommit || s == PrepareAbort {
-		return nil, ErrConcurrentTransactions
-	}
-	out := make(map[TopicPartition]error, len(tps))
-	for _, tp := range tps {
-		out[tp] = ErrTransactionAbortable
-		if _, ok := e.m.Partitions[tp]; ok && e.m.State == Ongoing {
-			out[tp] = nil
-		}
 	}
 	return out, nil
 }
 
 func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, groups []string, tv2 bool) error {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return err
-	}
-	defer e.mu.Unlock()
-	n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, tv2, c.cfg.Now())
-	if err != nil {
-		return err
-	}
-	if !changed {
-		e.m = n // groups only: memory
-		return nil
-	}
-	return c.persist(ctx, e, n)
+	return c.withKnown(ctx, id, func(e *entry) error {
+		n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, tv2, c.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if !changed {
+			e.m = n // groups only: memory
+			return nil
+		}
+		return c.persist(ctx, e, n)
+	})
 }
 
 // CheckOffsetCommit validates a TxnOffsetCommit's producer against the
@@ -546,32 +522,26 @@ func (c *Coordinator) CheckOffsetCommit(id string, pid int64, epoch int16, group
 }
 
 // CommitOffsets is CheckOffsetCommit followed by write (the group
-// coordinator's transactional write of the offsets) with the transaction
-// held: the transaction cannot end between the check and the write, so
-// offsets are never written after the transaction's marker, where they
-// would wait for the producer's next transaction.
+// coordinator's transactional write of the offsets) on the id's actor: the
+// transaction cannot end between the check and the write, so offsets are
+// never written after the transaction's marker, where they would wait for
+// the producer's next transaction.
 func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group string, write func() error) error {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return err
-	}
-	defer e.mu.Unlock()
-	if err := checkProducer(e.known(), pid, epoch); err != nil {
-		return err
-	}
-	_, ok := e.m.Groups[group]
-	if !ok && c.cfg.GroupPartition != nil {
-		// Groups are not persisted; the group's partition is (a restart
-		// while the transaction is open).
-		_, ok = e.m.Partitions[c.cfg.GroupPartition(group)]
-	}
-	if !ok || e.m.State != Ongoing {
-		return ErrInvalidTxnState
-	}
-	return write()
+	return c.withKnown(context.Background(), id, func(e *entry) error {
+		if err := checkProducer(e.known(), pid, epoch); err != nil {
+			return err
+		}
+		_, ok := e.m.Groups[group]
+		if !ok && c.cfg.GroupPartition != nil {
+			// Groups are not persisted; the group's partition is (a
+			// restart while the transaction is open).
+			_, ok = e.m.Partitions[c.cfg.GroupPartition(group)]
+		}
+		if !ok || e.m.State != Ongoing {
+			return ErrInvalidTxnState
+		}
+		return write()
+	})
 }
 
 // EndTxn commits or aborts the producer's transaction: PrepareCommit or
@@ -582,42 +552,42 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group str
 // aborting with nothing open is allowed. It returns the producer id and
 // epoch the producer continues with.
 func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit, tv2 bool) (int64, int16, error) {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return -1, -1, ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return -1, -1, err
-	}
-	defer e.mu.Unlock()
-	act, err := planEnd(e.known(), pid, epoch, commit, tv2)
-	if err != nil {
-		return -1, -1, err
-	}
-	if act != endNothing {
-		now := c.cfg.Now()
-		n := prepared(e.m, commit, now)
-		if tv2 {
-			next := int64(-1)
-			if epochExhausted(&e.m) {
-				if next, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
-					return -1, -1, err
+	outPID, outEpoch := int64(-1), int16(-1)
+	err := c.withKnown(ctx, id, func(e *entry) error {
+		act, err := planEnd(e.known(), pid, epoch, commit, tv2)
+		if err != nil {
+			return err
+		}
+		if act != endNothing {
+			now := c.cfg.Now()
+			n := prepared(e.m, commit, now)
+			if tv2 {
+				next := int64(-1)
+				if epochExhausted(&e.m) {
+					if next, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
+						return err
+					}
 				}
+				n = preparedV2(e.m, commit, next, now)
 			}
-			n = preparedV2(e.m, commit, next, now)
+			if act == endEmptyAbort {
+				// Nothing was written: no partition needs a marker.
+				n.Partitions = map[TopicPartition]struct{}{}
+			}
+			if err := c.endLocked(ctx, e, n); err != nil {
+				return err
+			}
 		}
-		if act == endEmptyAbort {
-			// Nothing was written: no partition needs a marker.
-			n.Partitions = map[TopicPartition]struct{}{}
-		}
-		if err := c.endLocked(ctx, e, n); err != nil {
-			return -1, -1, err
-		}
+		outPID, outEpoch = e.m.ProducerID, e.m.ProducerEpoch
+		return nil
+	})
+	if err != nil {
+		return -1, -1, err
 	}
-	return e.m.ProducerID, e.m.ProducerEpoch, nil
+	return outPID, outEpoch, nil
 }
 
-// entries snapshots the ids' entries, so a sweep locks each one without
+// entries snapshots the ids' actors, so a sweep visits each one without
 // holding Coordinator.mu.
 func (c *Coordinator) entries() []*entry {
 	c.mu.Lock()
@@ -632,32 +602,32 @@ func (c *Coordinator) entries() []*entry {
 // RemoveExpired removes the transactional ids idle for longer than
 // IDExpiration (a tombstone on __transaction_state), as Kafka's
 // TransactionStateManager does; a later InitProducerId for one starts over
-// with a new producer id.
+// with a new producer id. A busy id is not idle: it is skipped.
 func (c *Coordinator) RemoveExpired() {
 	es := c.entries()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, e := range es {
-		if !e.mu.TryLock() {
-			continue // busy: not idle
-		}
-		if !e.gone.Load() && e.known() != nil && expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+		e.tryDo(func() {
+			if e.known() == nil || !expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+				return
+			}
 			if err := c.removeLocked(ctx, e); err != nil {
 				c.logger.Warn("remove expired transactional id failed", "txn_id", e.m.ID, "err", err)
 			} else {
 				c.logger.Info("removed expired transactional id", "txn_id", e.m.ID, "producer_id", e.m.ProducerID)
 			}
-		}
-		e.mu.Unlock()
+		})
 	}
 }
 
-// removeLocked writes e's tombstone durably and forgets it. e is locked.
+// removeLocked writes e's tombstone durably, forgets it and stops its
+// actor. It runs on e's actor.
 func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
 	if err := c.write(ctx, e, statelog.KeyValue{Key: encodeKey(e.m.ID)}); err != nil {
 		return err
 	}
-	e.gone.Store(true)
+	e.stop()
 	c.mu.Lock()
 	if c.mu.ids[e.m.ID] == e {
 		delete(c.mu.ids, e.m.ID)
@@ -667,38 +637,38 @@ func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
 }
 
 // AbortTimedOut aborts every open transaction older than its timeout,
-// bumping the epoch so that its producer is fenced (as Kafka does).
+// bumping the epoch so that its producer is fenced (as Kafka does). A busy
+// id (a request on it) is left to the next round.
 func (c *Coordinator) AbortTimedOut() {
 	es := c.entries()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, e := range es {
-		if !e.mu.TryLock() {
-			continue // busy: a request is on it; next round
-		}
-		now := c.cfg.Now()
-		if !e.gone.Load() && e.known() != nil && timedOut(&e.m, now) {
+		e.tryDo(func() {
+			now := c.cfg.Now()
+			if e.known() == nil || !timedOut(&e.m, now) {
+				return
+			}
 			c.logger.Info("aborting timed-out transaction", "transactional_id", e.m.ID,
 				"producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
 			if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
 				c.logger.Warn("abort timed-out transaction failed", "transactional_id", e.m.ID, "err", err)
 			}
-		}
-		e.mu.Unlock()
+		})
 	}
 }
 
 // Describe returns the metadata of a transactional id.
 func (c *Coordinator) Describe(id string) (Metadata, error) {
-	e, err := c.lookup(id, false)
-	if err != nil {
-		return Metadata{}, err
-	}
-	defer e.mu.Unlock()
-	if e.known() == nil {
-		return Metadata{}, ErrTransactionalIDNotFound
-	}
-	return e.m.clone(), nil
+	var m Metadata
+	err := c.with(context.Background(), id, false, func(e *entry) error {
+		if e.known() == nil {
+			return ErrTransactionalIDNotFound
+		}
+		m = e.m.clone()
+		return nil
+	})
+	return m, err
 }
 
 // List returns the transactional ids coordinated here, filtered by states
@@ -707,10 +677,12 @@ func (c *Coordinator) List(states []State, pids []int64) []Metadata {
 	es := c.entries()
 	var out []Metadata
 	for _, e := range es {
-		e.mu.Lock()
-		m, ok := e.m.clone(), e.known() != nil && !e.gone.Load()
-		e.mu.Unlock()
-		if !ok || (len(states) > 0 && !contains(states, m.State)) || (len(pids) > 0 && !contains(pids, m.ProducerID)) {
+		var m Metadata
+		var ok bool
+		if err := e.do(context.Background(), func() { m, ok = e.m.clone(), e.known() != nil }); err != nil || !ok {
+			continue
+		}
+		if (len(states) > 0 && !contains(states, m.State)) || (len(pids) > 0 && !contains(pids, m.ProducerID)) {
 			continue
 		}
 		out = append(out, m)
