@@ -48,6 +48,11 @@ type Coordinator struct {
 	cfg    Config
 	logger *slog.Logger
 	stopc  chan struct{}
+	// ctx ends at Close: a write waiting to be committed (a persist on a
+	// group's actor) stops waiting, so shutting down never waits for
+	// followers that are gone.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	// owner loads a partition's groups when this node becomes its
@@ -109,6 +114,7 @@ func New(cfg Config) *Coordinator {
 		cfg.LogEndOffset = func(string, int32) (int64, bool) { return 0, false }
 	}
 	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "group"), stopc: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.groups = map[string]*group{}
 	c.mu.active = map[int32]statelog.Log{}
 	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "group", Partitions: cfg.NumPartitions, Log: cfg.Log,
@@ -150,6 +156,7 @@ func (c *Coordinator) Close() {
 	c.mu.closed = true
 	c.mu.Unlock()
 	close(c.stopc)
+	c.cancel()
 	c.owner.Close()
 	c.wg.Wait()
 }
@@ -438,7 +445,7 @@ func (c *Coordinator) writeGroup(g *group) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
 	return c.waitCommitted(ctx, g.log, next)
 }
@@ -764,7 +771,7 @@ func (g *group) die(now time.Time) error {
 		g.c.forgetPending(pid, g.id)
 	}
 	g.st.transition(Dead, now)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 	defer cancel()
 	return g.c.waitCommitted(ctx, g.log, next)
 }
@@ -842,7 +849,7 @@ func (c *Coordinator) ExpireOffsets() {
 		ids = append(ids, id)
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, id := range ids {
 		err := c.with(ctx, id, false, func(g *group, now time.Time) {
