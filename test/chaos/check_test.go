@@ -171,12 +171,14 @@ func check(t *testing.T, c *cluster, adm *kadm.Client, rec *recorder, grp *group
 func checkReplicas(ctx context.Context, c *cluster, adm *kadm.Client) (div, notes []string) {
 	deadline := time.Now().Add(90 * time.Second)
 	var hws map[int32]int64
+	replicas := map[int32][]int32{}
 	for {
 		md, err := adm.Metadata(ctx, logTopic)
 		full := err == nil
 		if err == nil {
 			for _, p := range md.Topics[logTopic].Partitions {
-				full = full && len(p.ISR) == len(c.nodes) && p.Leader >= 1
+				full = full && len(p.ISR) == len(p.Replicas) && p.Leader >= 1
+				replicas[p.Partition] = p.Replicas
 			}
 		}
 		if full {
@@ -198,6 +200,9 @@ func checkReplicas(ctx context.Context, c *cluster, adm *kadm.Client) (div, note
 		var ref []byte
 		refNode := 0
 		for _, n := range c.nodes {
+			if !slices.Contains(replicas[p], int32(n.id)) {
+				continue
+			}
 			dir := filepath.Join(n.dir, fmt.Sprintf("%s-%d", logTopic, p))
 			var b []byte
 			var upTo int64
@@ -230,7 +235,7 @@ func checkReplicas(ctx context.Context, c *cluster, adm *kadm.Client) (div, note
 					logTopic, p, refNode, n.id, hws[p], at, len(ref), len(b)))
 			}
 		}
-		notes = append(notes, fmt.Sprintf("%s[%d]: %d replicas compared below the high watermark %d (%d bytes)", logTopic, p, len(c.nodes), hws[p], len(ref)))
+		notes = append(notes, fmt.Sprintf("%s[%d]: replicas %v compared below the high watermark %d (%d bytes)", logTopic, p, replicas[p], hws[p], len(ref)))
 	}
 	return div, notes
 }

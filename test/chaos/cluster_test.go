@@ -241,19 +241,25 @@ func (c *cluster) admin() (*kadm.Client, *kgo.Client, error) {
 // leaderOf is the broker leading topic's partition p, by the metadata of
 // any broker that answers.
 func (c *cluster) leaderOf(ctx context.Context, adm *kadm.Client, topic string, p int32) (int, error) {
+	l, _, err := c.leaderAndReplicas(ctx, adm, topic, p)
+	return l, err
+}
+
+// leaderAndReplicas is leaderOf with the partition's replica set.
+func (c *cluster) leaderAndReplicas(ctx context.Context, adm *kadm.Client, topic string, p int32) (int, []int32, error) {
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	td, ok := md.Topics[topic]
 	if !ok || td.Err != nil {
-		return 0, fmt.Errorf("topic %s: %v", topic, td.Err)
+		return 0, nil, fmt.Errorf("topic %s: %v", topic, td.Err)
 	}
 	pd, ok := td.Partitions[p]
 	if !ok || pd.Leader < 1 {
-		return 0, fmt.Errorf("%s[%d] has no leader", topic, p)
+		return 0, nil, fmt.Errorf("%s[%d] has no leader", topic, p)
 	}
-	return int(pd.Leader), nil
+	return int(pd.Leader), pd.Replicas, nil
 }
 
 func (c *cluster) controller(ctx context.Context, adm *kadm.Client) (int, error) {

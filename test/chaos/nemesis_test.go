@@ -337,15 +337,18 @@ func (nm *nemesis) corrupt(ctx context.Context, f *fault) error {
 	p := int32(nm.rng.IntN(logPartitions))
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	leader, err := nm.c.leaderOf(cctx, nm.adm, logTopic, p)
+	leader, replicas, err := nm.c.leaderAndReplicas(cctx, nm.adm, logTopic, p)
 	if err != nil {
 		return err
 	}
 	var followers []int
-	for _, id := range nm.ids() {
-		if id != leader {
-			followers = append(followers, id)
+	for _, id := range replicas {
+		if int(id) != leader {
+			followers = append(followers, int(id))
 		}
+	}
+	if len(followers) == 0 {
+		return fmt.Errorf("%s[%d] has no follower", logTopic, p)
 	}
 	id := nm.pick(followers)
 	n := nm.c.node(id)
