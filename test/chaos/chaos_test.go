@@ -155,12 +155,16 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"netns", "exec", clientNS(), self}
-	for _, a := range os.Args[1:] {
-		if strings.HasPrefix(a, "-test.testlogfile") || strings.HasPrefix(a, "-test.gocoverdir") || strings.HasPrefix(a, "-test.run") {
-			continue
+	// Every flag that was set, in -name=value form (the outer process may
+	// have been given "-flag value"), but the ones naming this process's
+	// own files.
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "test.run", "test.testlogfile", "test.gocoverdir", "test.coverprofile", "test.cpuprofile", "test.memprofile", "test.trace":
+			return
 		}
-		args = append(args, a)
-	}
+		args = append(args, fmt.Sprintf("-%s=%s", f.Name, f.Value.String()))
+	})
 	args = append(args, "-test.run=^TestChaos$", "-test.v=true", fmt.Sprintf("-chaos.seed=%d", seed), "-chaos.out="+out)
 	child := exec.Command("ip", args...)
 	child.Env = append(os.Environ(), childEnv+"=1", "GREGOR_CHAOS_BIN="+bin)
