@@ -17,7 +17,7 @@ import (
 // TestClusterNemesisLinks runs a seeded schedule of link faults on the
 // in-process harness under an idempotent acks=all producer (RF=3,
 // min.insync.replicas=2): a node isolated, two nodes cut from each other,
-// one-way cuts, each held for a while and healed. Afterwards every
+// one-way cuts, clean restarts, each held for a while and healed. Afterwards every
 // acknowledged record is read exactly once at the offset its
 // acknowledgement named, no value appears twice, and the three logs are
 // byte-identical. GREGOR_NEMESIS_SEED replays a schedule.
@@ -102,7 +102,16 @@ func TestClusterNemesisLinks(t *testing.T) {
 	}
 	for step := range 8 {
 		var what string
-		switch rng.IntN(3) {
+		var restart int32
+		switch rng.IntN(4) {
+		case 3:
+			// A clean restart: the node asks to be fenced, closes and
+			// comes back on its data (re-registration, catch-up).
+			restart, _ = pick()
+			if err := c.nodes[restart-1].Close(); err != nil {
+				t.Fatalf("close node %d: %v", restart, err)
+			}
+			what = fmt.Sprintf("restart %d", restart)
 		case 0:
 			a, _ := pick()
 			c.net.isolate(a, ids...)
@@ -121,6 +130,14 @@ func TestClusterNemesisLinks(t *testing.T) {
 		before := acked()
 		time.Sleep(hold) // the fault's duration, part of the schedule
 		c.net.heal()
+		if restart > 0 {
+			n, err := c.start(int(restart - 1))
+			if err != nil {
+				t.Fatalf("restart node %d: %v", restart, err)
+			}
+			t.Cleanup(func() { n.Close() })
+			c.nodes[restart-1] = n
+		}
 		// Writes resume once healed: a schedule of faults that never lets
 		// anything through checks nothing.
 		checkFor(t, fmt.Sprintf("step %d (%s, %v): writes after healing", step, what, hold), func() bool {
