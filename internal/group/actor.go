@@ -37,6 +37,10 @@ type group struct {
 	// pending: transactional offsets by producer id, committed or dropped
 	// by the transaction's marker (txn.go).
 	pending map[int64]map[TopicPartition]Offset
+	// written is the offset after the group's last write to its
+	// partition (at a load, the log end): a read of its offsets is
+	// answered once that is committed.
+	written int64
 }
 
 func newGroup(c *Coordinator, id string, partition int32, l statelog.Log, now time.Time) *group {

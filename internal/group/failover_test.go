@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -120,9 +121,21 @@ func TestGroupCommitAnsweredOnlyWhenCommitted(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, func() bool { return mem.Len() == 1 }) // appended, not committed
+	// A reader does not see the offset before it is committed either.
+	fetched := make(chan error, 1)
+	go func() {
+		offs, err := c.Fetch(testCtx(t), "g", []TopicPartition{tp})
+		if err == nil {
+			err = fmt.Errorf("fetch answered %v before the commit was committed", offs)
+		}
+		fetched <- err
+	}()
 	mem.Depose()
 	if err := <-done; !errors.Is(err, ErrNotCoordinator) {
 		t.Fatalf("commit when leadership moved before it committed: %v, want ErrNotCoordinator", err)
+	}
+	if err := <-fetched; !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("fetch of an uncommitted offset when leadership moved: %v, want ErrNotCoordinator", err)
 	}
 }
 
