@@ -149,3 +149,44 @@ func waitFor(t *testing.T, cond func() bool) {
 		return nil
 	})
 }
+
+// slowLog is a Log whose Scan (a load) waits for release.
+type slowLog struct {
+	*statelog.Memory
+	release chan struct{}
+}
+
+func (s slowLog) Scan(fn func(statelog.Record) error) (int64, error) {
+	<-s.release
+	return s.Memory.Scan(fn)
+}
+
+// TestGroupCoordinatorLoadInProgress: while the partition this node now
+// leads is loading, requests get COORDINATOR_LOAD_IN_PROGRESS; once it is
+// loaded they are served from what it replayed.
+func TestGroupCoordinatorLoadInProgress(t *testing.T) {
+	mem := statelog.NewMemory(1)
+	c0 := newMemCoordinator(t, &leadership{l: mem})
+	tp := TopicPartition{Topic: "t", Partition: 1}
+	if _, err := c0.Commit(testCtx(t), "g", "", "", -1, map[TopicPartition]Offset{tp: {Offset: 9, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	mem.Depose()
+
+	ld := &leadership{}
+	c := newMemCoordinator(t, ld) // leads nothing yet
+	if _, err := c.Fetch(testCtx(t), "g", nil); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("before leading: %v, want ErrNotCoordinator", err)
+	}
+	slow := slowLog{Memory: mem.Reopen(2), release: make(chan struct{})}
+	ld.set(slow)
+	c.LeadershipChanged()
+	if _, err := c.Fetch(testCtx(t), "g", nil); !errors.Is(err, ErrCoordinatorLoading) {
+		t.Fatalf("while loading: %v, want ErrCoordinatorLoading", err)
+	}
+	close(slow.release)
+	waitFor(t, func() bool {
+		offs, err := c.Fetch(testCtx(t), "g", []TopicPartition{tp})
+		return err == nil && offs[tp].Offset == 9
+	})
+}
