@@ -190,3 +190,32 @@ func TestGroupCoordinatorLoadInProgress(t *testing.T) {
 		return err == nil && offs[tp].Offset == 9
 	})
 }
+
+// TestGroupSyncFailsWhenAssignmentNotCommitted: the leader's SyncGroup
+// whose assignment the log did not commit (too few in-sync replicas) gets
+// COORDINATOR_NOT_AVAILABLE, and the group rebalances again (Kafka's
+// storeGroup callback), so no member holds an assignment a new coordinator
+// would not know.
+func TestGroupSyncFailsWhenAssignmentNotCommitted(t *testing.T) {
+	mem := statelog.NewMemory(1)
+	lim := DefaultLimits()
+	lim.InitialRebalanceDelay = 0
+	c := New(Config{NumPartitions: 1, Limits: lim, Log: (&leadership{l: mem}).log})
+	t.Cleanup(c.Close)
+	c.Start()
+	j := c.Join(testCtx(t), "g", JoinRequest{ProtocolType: "consumer", Protocols: []Protocol{{Name: "range"}},
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: time.Minute})
+	if j.Err != nil || j.LeaderID != j.MemberID {
+		t.Fatalf("join: %+v", j)
+	}
+	mem.Fail(statelog.ErrNotEnoughReplicas)
+	s := c.Sync(testCtx(t), "g", SyncRequest{MemberID: j.MemberID, Generation: j.Generation,
+		Assignments: map[string][]byte{j.MemberID: []byte("a")}})
+	if !errors.Is(s.Err, ErrCoordinatorNotAvailable) {
+		t.Fatalf("sync whose assignment was not committed: %+v, want ErrCoordinatorNotAvailable", s)
+	}
+	d, err := c.Describe(testCtx(t), "g")
+	if err != nil || d.State != PreparingRebalance.String() {
+		t.Fatalf("group after the failed sync: %+v %v, want PreparingRebalance", d, err)
+	}
+}
