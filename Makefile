@@ -37,8 +37,13 @@ bench:
 # the one-hour soak. Both end with the one-line `chaos: ...` summary; the
 # report and timeline go to chaos-out/.
 CHAOS_ARGS ?=
+CHAOS_OUT ?= $(CURDIR)/chaos-out
 chaos:
-	go test -count=1 -timeout 40m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=ci -chaos.out=$(CURDIR)/chaos-out $(CHAOS_ARGS)
+	@rm -f $(CHAOS_OUT)/summary.txt
+	@go test -count=1 -timeout 40m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=ci -chaos.out=$(CHAOS_OUT) $(CHAOS_ARGS); \
+	status=$$?; cat $(CHAOS_OUT)/summary.txt 2>/dev/null || echo "chaos: no summary (the run did not finish)"; exit $$status
 
 soak:
-	go test -count=1 -timeout 120m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=soak -chaos.out=$(CURDIR)/chaos-out/soak $(CHAOS_ARGS)
+	@rm -f $(CHAOS_OUT)/soak/summary.txt
+	@go test -count=1 -timeout 120m -v -run '^TestChaos$$' ./test/chaos -args -chaos.profile=soak -chaos.out=$(CHAOS_OUT)/soak $(CHAOS_ARGS); \
+	status=$$?; cat $(CHAOS_OUT)/soak/summary.txt 2>/dev/null || echo "chaos: no summary (the run did not finish)"; exit $$status

@@ -99,7 +99,7 @@ func TestChaos(t *testing.T) {
 	out, _ = filepath.Abs(out)
 	// A new cluster every run: the last run's data, logs and report go.
 	var olds []string
-	for _, pat := range []string{"data-*", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "gregor"} {
+	for _, pat := range []string{"data-*", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "summary.txt", "gregor"} {
 		m, _ := filepath.Glob(filepath.Join(out, pat))
 		olds = append(olds, m...)
 	}

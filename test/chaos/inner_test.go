@@ -213,6 +213,10 @@ func runInner(t *testing.T) {
 		t.Errorf("only %d faults injected, the profile wants %d", len(nm.faults), prof.faults)
 	}
 	t.Logf("report: %s, timeline: %s", filepath.Join(out, "report.md"), filepath.Join(out, "timeline.svg"))
+	// make prints it again once go test is done, as the run's last line.
+	if err := os.WriteFile(filepath.Join(out, "summary.txt"), []byte(summary+"\n"), 0o644); err != nil {
+		t.Errorf("summary: %v", err)
+	}
 	fmt.Println(summary)
 }
 
