@@ -2,8 +2,14 @@ package node_test
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -83,5 +89,44 @@ func TestProduceManyPartitionsOneRequest(t *testing.T) {
 	recs := consumePartitions(t, n, topic, []int32{5}, 20, kgo.FetchMaxWait(100*time.Millisecond))
 	if v := string(recs[18].Value); v != "r2-p5-again-0" {
 		t.Fatalf("offset 18 of partition 5 holds %q, want r2-p5-again-0", v)
+	}
+}
+
+// TestPreallocateTopicConfig: preallocate=true on a topic reserves its
+// segment file ahead of the batches; consumers still read exactly what was
+// produced, also after a restart.
+func TestPreallocateTopicConfig(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	adm, _ := newAdmin(t, n)
+	createTopic(t, adm, "pre", 1, map[string]*string{"preallocate": strp("true")})
+	cl := newClient(t, n, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("pre"))
+	for i := range 10 {
+		if err := cl.ProduceSync(testCtx(t, 10*time.Second), &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logFile string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".log") && strings.Contains(p, "pre-0") {
+			logFile = p
+		}
+		return nil
+	})
+	fi, err := os.Stat(logFile)
+	if err != nil {
+		t.Fatalf("segment file of pre-0: %v", err)
+	}
+	if fi.Size() < commitlog.PreallocateStep {
+		t.Skipf("segment file %d bytes: the filesystem does not preallocate", fi.Size())
+	}
+	recs := consumePartitions(t, n, "pre", []int32{0}, 10)
+	for i, r := range recs {
+		if string(r.Value) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("offset %d holds %q", i, r.Value)
+		}
+	}
+	if got := endOffset(t, adm, "pre", 0); got != 10 {
+		t.Fatalf("end offset %d, want 10", got)
 	}
 }
