@@ -153,6 +153,9 @@ var apis = map[int16]api{
 	42: {0, 2, handleDeleteGroups},            // DeleteGroups
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
+	55: {0, 2, handleDescribeQuorum},          // DescribeQuorum: forwarded to the active controller
+	80: {0, 1, handleAddRaftVoter},            // AddRaftVoter (KIP-853): forwarded
+	81: {0, 0, handleRemoveRaftVoter},         // RemoveRaftVoter (KIP-853): forwarded
 	60: {0, 1, handleDescribeCluster},         // DescribeCluster
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
@@ -193,6 +196,9 @@ var forwarded = map[int16]bool{
 	33: true, // AlterConfigs
 	37: true, // CreatePartitions
 	44: true, // IncrementalAlterConfigs
+	55: true, // DescribeQuorum: only the active controller knows the followers
+	80: true, // AddRaftVoter
+	81: true, // RemoveRaftVoter
 }
 
 // forward sends req to the active controller when that is another node. It
@@ -231,12 +237,19 @@ func done(resp kmsg.Response) server.Completion {
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
 
 // controllerID is the active controller's id for Metadata and
-// DescribeCluster, -1 (Kafka's "none") during an election.
+// DescribeCluster, -1 (Kafka's "none") during an election. A
+// controller-only node serves no clients, so when it is the active
+// controller this broker names itself, as a Kafka broker names a live
+// broker: it forwards the admin requests a client sends there.
 func (b *Broker) controllerID() int32 {
-	if id, ok := b.ctrl.Leader(); ok {
-		return id
+	id, ok := b.ctrl.Leader()
+	if !ok {
+		return -1
 	}
-	return -1
+	if _, broker := b.image().Brokers[id]; !broker {
+		return b.cfg.NodeID
+	}
+	return id
 }
 
 // topicLayers resolves where a topic's configs come from.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -30,6 +31,7 @@ type clusterSummary struct {
 	Brokers    []brokerSummary `json:"brokers"`
 	Topics     int             `json:"topics"`
 	Partitions int             `json:"partitions"`
+	Quorum     *quorumSummary  `json:"quorum,omitempty"`
 }
 
 func (a *app) clusterDescribeCmd() *cobra.Command {
@@ -56,6 +58,7 @@ func (a *app) clusterDescribeCmd() *cobra.Command {
 				s.Topics++
 				s.Partitions += len(td.Partitions)
 			}
+			s.Quorum = a.clusterQuorum(ctx)
 			if a.json {
 				return a.writeJSON(s)
 			}
@@ -70,7 +73,30 @@ func (a *app) clusterDescribeCmd() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", b.NodeID, b.Host, b.Port, rack)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return a.printClusterQuorum(s.Quorum)
 		},
 	}
+}
+
+// clusterQuorum is the quorum part of 'cluster describe'; nil when the
+// cluster does not answer DescribeQuorum (a Kafka broker older than 3.3, or
+// none reachable), which leaves the rest of the description intact.
+func (a *app) clusterQuorum(ctx context.Context) *quorumSummary {
+	q, err := a.describeQuorum(ctx)
+	if err != nil {
+		return nil
+	}
+	return q
+}
+
+func (a *app) printClusterQuorum(q *quorumSummary) error {
+	if q == nil {
+		fmt.Fprintln(a.stdout, "Quorum: not described (DescribeQuorum failed)")
+		return nil
+	}
+	fmt.Fprintln(a.stdout)
+	return a.printQuorum(q)
 }

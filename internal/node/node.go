@@ -30,11 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -66,6 +64,8 @@ type Node struct {
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
+	roles    config.Roles
+	kafkaLn  net.Listener // bound before the server owns it
 	kafka    *server.Server
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
@@ -135,7 +135,16 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		return nil, err
 	}
 
+	roles, err := cfg.ProcessRoles()
+	if err != nil {
+		return nil, err
+	}
+	n.roles = roles
 	quorum, err := cfg.QuorumVoters()
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := cfg.BootstrapServers()
 	if err != nil {
 		return nil, err
 	}
@@ -145,21 +154,35 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		voters[i] = controller.Voter{ID: v.ID, Addr: listenAddr(v.Addr)}
 		voterAddrs[v.ID] = listenAddr(v.Addr)
 	}
+	// A broker binds its client listener first: a broker-only node's
+	// registration, which makes it an observer, names it.
+	if roles.Broker {
+		if n.kafkaLn, err = net.Listen("tcp", listenAddr(cfg.KafkaAddr)); err != nil {
+			return nil, fmt.Errorf("node: kafka listener: %w", err)
+		}
+	}
+	// A controller named in no voters list joins a running quorum: it waits
+	// for AddRaftVoter rather than bootstrapping one of its own.
+	joining := roles.Controller && len(quorum) == 0 && len(bootstrap) > 0
 	n.ctrl, err = controller.Open(controller.Config{
 		NodeID:         cfg.NodeID,
 		Dir:            filepath.Join(cfg.DataDir, "__cluster_metadata"),
 		Addr:           listenAddr(cfg.ControllerAddr),
+		Advertise:      raftAdvertised(cfg),
 		Voters:         voters,
 		Formatted:      formatted,
+		Observer:       !roles.Controller,
+		Join:           joining,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
 		Logger:         logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
 	}
-	if len(voterAddrs) == 0 {
+	if len(voterAddrs) == 0 && len(bootstrap) == 0 {
 		voterAddrs[cfg.NodeID] = n.ctrl.Addr()
 	}
+	ctrls := &controllers{static: voterAddrs, bootstrap: bootstrap, ctrl: n.ctrl, self: cfg.NodeID}
 	// The controller listener's Kafka half: broker registrations and
 	// heartbeats, served before the quorum is up so that peers get
 	// NOT_CONTROLLER rather than a silent port.
@@ -177,16 +200,37 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		}
 	})
 
+	var lc *brokerLifecycle
+	if roles.Broker {
+		host, port := advertised(cfg.Advertised(), n.kafkaLn.Addr())
+		lc = newBrokerLifecycle(&brokerLifecycle{
+			nodeID: cfg.NodeID, clusterID: meta.ClusterID, host: host, port: port,
+			rack:        props(cfg.Props, "broker.rack"),
+			interval:    time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
+			controllers: ctrls, leader: n.ctrl.Leader,
+			logger: logger.With("component", "broker-lifecycle"),
+		})
+	}
 	// One voter elects itself at once, so a missing leader after a minute is
 	// a fault; a larger quorum waits for its peers as long as it takes, as
-	// they may be started in any order.
+	// they may be started in any order, and so do nodes that join one.
 	readyCtx, readyCancel := context.WithCancel(ctx)
-	if len(quorum) <= 1 {
+	if len(quorum) <= 1 && len(bootstrap) == 0 {
 		readyCtx, readyCancel = context.WithTimeout(ctx, 60*time.Second)
 	} else {
-		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters)
+		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters, "bootstrap_servers", bootstrap)
 	}
 	defer readyCancel()
+	if !roles.Controller {
+		// A broker-only node asks to follow the metadata log (KIP-853
+		// observer); it registers for real once it has caught up.
+		lc.raftAddr = n.ctrl.AdvertisedAddr()
+		if err := lc.join(readyCtx); err != nil {
+			return nil, err
+		}
+	} else if joining {
+		logger.Info("waiting to be added to the metadata quorum (AddRaftVoter)", "controller", n.ctrl.AdvertisedAddr())
+	}
 	if err := n.ctrl.WaitReady(readyCtx); err != nil {
 		return nil, fmt.Errorf("node: waiting for the metadata quorum: %w", err)
 	}
@@ -207,7 +251,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
 	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, logger)
 
-	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
+	n.forwarder = newForwarder(cfg.NodeID, ctrls, n.ctrl.Leader)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 		if errors.Is(err, controller.ErrNotController) {
@@ -225,45 +269,39 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 
 	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
-	n.kafka = server.New(server.Config{
-		Addr:                listenAddr(cfg.KafkaAddr),
-		MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
-		MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
-		MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
-		MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
-		IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
-		Observe:             n.requests.observe,
-		Logger:              logger,
-	}, n.broker)
-	if err := n.kafka.Listen(); err != nil {
-		return nil, fmt.Errorf("node: kafka listener: %w", err)
-	}
+	if roles.Broker {
+		n.kafka = server.New(server.Config{
+			Listener:            n.kafkaLn,
+			MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
+			MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
+			MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
+			MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
+			IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
+			Observe:             n.requests.observe,
+			Logger:              logger,
+		}, n.broker)
+		if err := n.kafka.Listen(); err != nil {
+			return nil, fmt.Errorf("node: kafka listener: %w", err)
+		}
 
-	// Register with the active controller, with the advertised address
-	// (port 0, in tests, advertises the bound port), and wait to be
-	// unfenced, as a KRaft broker does before it serves.
-	host, port := advertised(cfg.Advertised(), n.kafka.Addr())
-	order := slices.Sorted(maps.Keys(voterAddrs))
-	lc := newBrokerLifecycle(&brokerLifecycle{
-		nodeID: cfg.NodeID, clusterID: clusterID, host: host, port: port,
-		rack:     props(cfg.Props, "broker.rack"),
-		interval: time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
-		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
-		logger: logger.With("component", "broker-lifecycle"),
-	})
-	lcCtx, lcCancel := context.WithCancel(runCtx)
-	lcDone := make(chan struct{})
-	n.stopLifecycle = func() { lcCancel(); <-lcDone }
-	n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
-	regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
-	defer regCancel()
-	if err := lc.waitUnfenced(regCtx); err != nil {
-		return nil, err
-	}
+		// Register with the active controller, with the advertised
+		// address (port 0, in tests, advertises the bound port), and wait
+		// to be unfenced, as a KRaft broker does before it serves.
+		lc.clusterID = clusterID
+		lcCtx, lcCancel := context.WithCancel(runCtx)
+		lcDone := make(chan struct{})
+		n.stopLifecycle = func() { lcCancel(); <-lcDone }
+		n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
+		regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
+		defer regCancel()
+		if err := lc.waitUnfenced(regCtx); err != nil {
+			return nil, err
+		}
 
-	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
-	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, logger)
-	n.wg.Go(func() { isr.run(runCtx) })
+		lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
+		isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, ctrls, logger)
+		n.wg.Go(func() { isr.run(runCtx) })
+	}
 
 	// Partitions follow the metadata log from here on.
 	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
@@ -285,11 +323,13 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	n.txns.Start()
 
 	n.wg.Go(func() { n.replicas.Run(runCtx) })
-	n.wg.Go(func() {
-		if err := n.kafka.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-			logger.Error("kafka listener stopped", "err", err)
-		}
-	})
+	if n.kafka != nil {
+		n.wg.Go(func() {
+			if err := n.kafka.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				logger.Error("kafka listener stopped", "err", err)
+			}
+		})
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -304,15 +344,27 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 			logger.Error("http listener stopped", "err", err)
 		}
 	})
-	logger.Info("gregor node started",
-		"kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
-		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID)
+	attrs := []any{"roles", props(cfg.Props, config.PropProcessRoles), "controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
+		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID}
+	if lc != nil {
+		attrs = append(attrs, "kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(lc.host, strconv.Itoa(int(lc.port))))
+	}
+	logger.Info("gregor node started", attrs...)
 	return n, nil
 }
 
-// KafkaAddr is the bound Kafka listener address.
-func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
+// KafkaAddr is the bound Kafka listener address; nil on a controller-only
+// node, which serves no clients.
+func (n *Node) KafkaAddr() net.Addr {
+	if n.kafka == nil {
+		return nil
+	}
+	return n.kafka.Addr()
+}
+
+// ControllerAddr is the bound controller listener address (Raft and the
+// broker-to-controller requests).
+func (n *Node) ControllerAddr() string { return n.ctrl.Addr() }
 
 // HTTPAddr is the bound admin listener address.
 func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
@@ -372,6 +424,8 @@ func (n *Node) Close() error {
 		}
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
+		} else if n.kafkaLn != nil {
+			n.kafkaLn.Close()
 		}
 		if n.broker != nil {
 			n.broker.Close()
@@ -502,4 +556,19 @@ func (n *Node) Replica(topic string, partition int32) (ReplicaState, bool) {
 	}
 	return ReplicaState{Leader: p.IsLeader(), LeaderEpoch: p.LeaderEpoch(), HighWatermark: p.HighWatermark(),
 		LogEndOffset: p.LogEndOffset(), Dir: p.Dir()}, true
+}
+
+// raftAdvertised is the Raft address to advertise when the controller
+// listener binds a wildcard host: the advertised client host with the
+// controller port. Otherwise the bound address is advertised as is.
+func raftAdvertised(cfg config.Node) string {
+	host, port, err := net.SplitHostPort(cfg.ControllerAddr)
+	if err != nil || port == "0" || (host != "" && host != "0.0.0.0" && host != "::") {
+		return ""
+	}
+	advHost, _, err := net.SplitHostPort(cfg.Advertised())
+	if err != nil || advHost == "" {
+		advHost = "localhost"
+	}
+	return net.JoinHostPort(advHost, port)
 }
