@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -97,6 +98,14 @@ type Config struct {
 	// Join makes a controller that is not in Voters wait to be added by
 	// AddRaftVoter (KIP-853) instead of bootstrapping a quorum of its own.
 	Join bool
+	// Rejoin says the quorum this voter belongs to is already running (the
+	// node found an active controller before opening). With empty Raft
+	// stores it then neither bootstraps nor votes until it has caught up
+	// with the leader, and afterwards votes only in later terms: it may be
+	// a voter whose data directory was lost with the votes it cast, which
+	// must not vote twice in one term (KIP-853 keys voters by directory id
+	// for this; hashicorp/raft has no such key).
+	Rejoin bool
 	// Advertise is the Raft address peers dial when it differs from the
 	// voters entry and the bound address (a wildcard bind).
 	Advertise string
@@ -247,6 +256,8 @@ func Open(cfg Config) (_ *Controller, err error) {
 	})
 	closers = append(closers, c.transport)
 	c.progress = newProgressTransport(c.transport)
+	c.wg.Go(func() { c.progress.filterLoop(c.stopc) })
+	closers = append(closers, closerFunc(func() error { close(c.stopc); c.wg.Wait(); return nil }))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)
@@ -284,7 +295,11 @@ func Open(cfg Config) (_ *Controller, err error) {
 	}
 	closers = append(closers, closerFunc(func() error { return c.raft.Shutdown().Error() }))
 
-	if !existing && !cfg.Observer && !cfg.Join {
+	if !existing && cfg.Rejoin && !cfg.Observer {
+		c.progress.voteFloor.Store(math.MaxUint64)
+		c.log.Info("rejoining a running quorum with empty metadata stores: no vote until caught up")
+	}
+	if !existing && !cfg.Observer && !cfg.Join && !cfg.Rejoin {
 		conf, member := c.bootstrapConfiguration()
 		if member {
 			if err := c.raft.BootstrapCluster(conf).Error(); err != nil {
@@ -402,6 +417,9 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		if err := sleep(); err != nil {
 			return err
 		}
+	}
+	if term := c.raft.CurrentTerm(); c.progress.voteFloor.CompareAndSwap(math.MaxUint64, term) {
+		c.log.Info("caught up with the quorum; voting again from the next term", "term", term)
 	}
 	c.checkVoters()
 	return nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -235,11 +236,21 @@ func (c *Controller) Quorum() (QuorumState, error) {
 // follower's log end, taken from its AppendEntries answers (hashicorp/raft
 // keeps its own private). Pipelining is off so that every answer passes
 // here; the metadata log is small and commits one command at a time.
+//
+// It also stands between the network and Raft for incoming RPCs
+// (Consumer): a voter that rejoins with empty stores does not vote until
+// it has caught up, and then only in later terms (voteFloor).
 type progressTransport struct {
 	*raft.NetworkTransport
 
 	mu    sync.Mutex
 	peers map[raft.ServerID]peerProgress
+
+	// voteFloor: vote requests (and pre-votes) for a term at or below it
+	// are refused here, without reaching Raft. 0 for a voter that kept its
+	// stores; see Config.Rejoin.
+	voteFloor atomic.Uint64
+	rpcs      chan raft.RPC
 }
 
 type peerProgress struct {
@@ -249,7 +260,42 @@ type peerProgress struct {
 }
 
 func newProgressTransport(t *raft.NetworkTransport) *progressTransport {
-	return &progressTransport{NetworkTransport: t, peers: map[raft.ServerID]peerProgress{}}
+	return &progressTransport{NetworkTransport: t, peers: map[raft.ServerID]peerProgress{}, rpcs: make(chan raft.RPC)}
+}
+
+// Consumer implements raft.Transport: the RPCs that filterLoop passes.
+func (t *progressTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// filterLoop hands incoming RPCs to Raft, answering the vote requests that
+// voteFloor refuses itself. It runs until stopc closes.
+func (t *progressTransport) filterLoop(stopc <-chan struct{}) {
+	in := t.NetworkTransport.Consumer()
+	for {
+		var rpc raft.RPC
+		select {
+		case rpc = <-in:
+		case <-stopc:
+			return
+		}
+		floor := t.voteFloor.Load()
+		switch req := rpc.Command.(type) {
+		case *raft.RequestVoteRequest:
+			if req.Term <= floor {
+				rpc.Respond(&raft.RequestVoteResponse{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: req.Term}, nil)
+				continue
+			}
+		case *raft.RequestPreVoteRequest:
+			if req.Term <= floor {
+				rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: req.Term}, nil)
+				continue
+			}
+		}
+		select {
+		case t.rpcs <- rpc:
+		case <-stopc:
+			return
+		}
+	}
 }
 
 // AppendEntries implements raft.Transport and records the follower's log

@@ -164,6 +164,9 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	// A controller named in no voters list joins a running quorum: it waits
 	// for AddRaftVoter rather than bootstrapping one of its own.
 	joining := roles.Controller && len(quorum) == 0 && len(bootstrap) > 0
+	// A voter of a larger quorum with a new data directory asks its peers
+	// first: see quorumRunning.
+	rejoin := roles.Controller && !formatted && len(quorum) > 1 && quorumRunning(ctx, cfg.NodeID, voterAddrs)
 	n.ctrl, err = controller.Open(controller.Config{
 		NodeID:         cfg.NodeID,
 		Dir:            filepath.Join(cfg.DataDir, "__cluster_metadata"),
@@ -173,6 +176,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		Formatted:      formatted,
 		Observer:       !roles.Controller,
 		Join:           joining,
+		Rejoin:         rejoin,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
 		Logger:         logger,
 	})

@@ -1,9 +1,14 @@
 package node
 
 import (
+	"context"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/controller"
 )
@@ -66,4 +71,41 @@ func (c *controllers) nextAddr() string {
 	defer c.mu.Unlock()
 	c.next++
 	return cands[c.next%len(cands)]
+}
+
+// probeTimeout bounds the exchange with one peer when a voter with a new
+// data directory asks whether its quorum is already running.
+const probeTimeout = time.Second
+
+// quorumRunning asks the other voters' controller listeners for the quorum
+// (DescribeQuorum): true when one of them is an active controller with a
+// committed log. A voter with a new data directory is then either a late
+// first start or a voter that lost its disk; it cannot tell which, so it
+// rejoins without voting until caught up (controller.Config.Rejoin). When
+// no peer answers as active (the cluster is forming, or has no leader) it
+// bootstraps, as every voter of a new cluster does.
+func quorumRunning(ctx context.Context, self int32, voters map[int32]string) bool {
+	for _, id := range slices.Sorted(maps.Keys(voters)) {
+		if id == self {
+			continue
+		}
+		req := kmsg.NewPtrDescribeQuorumRequest()
+		rt := kmsg.NewDescribeQuorumRequestTopic()
+		rt.Topic = "__cluster_metadata"
+		rt.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+		req.Topics = append(req.Topics, rt)
+		var resp kmsg.DescribeQuorumResponse
+		c := controllerClient{timeout: probeTimeout, clientID: "gregor-probe-" + strconv.Itoa(int(self))}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := c.request(pctx, voters[id], req, &resp)
+		cancel()
+		c.close()
+		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			continue
+		}
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode == 0 && p.HighWatermark > 0 {
+			return true
+		}
+	}
+	return false
 }
