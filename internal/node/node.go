@@ -8,13 +8,23 @@
 // Start order: the data directory's lock and storage identity
 // (meta.properties: a directory of another node id is refused before
 // anything opens; of another cluster, once the quorum names its cluster id;
-// a new directory gets one then), the controller and the Kafka half of the
-// controller listener, the quorum (a multi-voter node waits for its peers as
+// a new directory gets one then), a broker's client listener (bound, not
+// yet served), the controller (a voter with a new directory first asks its
+// peers whether the quorum runs: quorum.go) and the Kafka half of the
+// controller listener, a broker-only node's join (its registration makes
+// it a Raft observer), the quorum (a multi-voter node waits for its peers as
 // long as it takes), the broker, its registration with the active controller
 // (lifecycle.go: BrokerRegistration, then BrokerHeartbeat every
 // broker.heartbeat.interval.ms; Start returns once the controller unfenced
 // it), then the partitions this broker hosts, the coordinators and the
 // listeners.
+//
+// process.roles picks the parts: a controller-only node has no client
+// listener, registration or ISR updater (it hosts no partitions, so its
+// replica manager and coordinators stay empty, and its broker only answers
+// forwarded admin requests); a broker-only node's controller is a Raft
+// non-voter. Controllers are found through the Raft configuration
+// (quorum.go), so voters added at runtime are reached too.
 //
 // Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
 // the replica manager's loop, one replica fetcher per leader broker this
