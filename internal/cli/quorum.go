@@ -237,14 +237,15 @@ func (a *app) quorumChange(ctx context.Context, what string, send func(context.C
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	code, msg, err := send(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(code)
-		if err != nil && msg != nil {
-			err = fmt.Errorf("%w: %s", err, *msg)
-		}
-	}
 	if err != nil {
 		return failed(what, err)
+	}
+	if err := kerr.ErrorForCode(code); err != nil {
+		oe := &opError{what: what, err: err}
+		if msg != nil {
+			oe.brokerMsg = *msg
+		}
+		return oe
 	}
 	if a.json {
 		return a.writeJSON(map[string]string{"result": ok})

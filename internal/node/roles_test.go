@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // roleNode describes one node of a mixed-roles cluster.
@@ -254,4 +255,42 @@ func describeQuorum(ctx context.Context, cl *kgo.Client) (kmsg.DescribeQuorumRes
 	}
 	p := resp.Topics[0].Partitions[0]
 	return p, kerr.ErrorForCode(p.ErrorCode)
+}
+
+// TestRolesControllerOnlyActive: with a single controller-only voter the
+// active controller is never a broker. Clients are told the answering
+// broker is the controller, admin requests sent there are forwarded, and
+// DescribeQuorum names the real leader with both brokers as observers.
+func TestRolesControllerOnlyActive(t *testing.T) {
+	c := startMixedCluster(t, []roleNode{{1, "controller"}, {2, "broker"}, {3, "broker"}}, nil)
+	for _, id := range []int32{2, 3} {
+		checkFor(t, "brokers 2 and 3, the answering broker as controller", func() bool {
+			ids, ctrl, err := describe(t, c.nodes[id])
+			return err == nil && slices.Equal(ids, []int32{2, 3}) && ctrl == id
+		})
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.nodes[2].KafkaAddr().String()), kgo.RetryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := testCtx(t, 60*time.Second)
+	res, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 2, nil, "via-broker")
+	if err != nil || res.Err != nil {
+		t.Fatalf("create topic through a broker: %v %v", err, res.Err)
+	}
+	testkit.Eventually(t, 20*time.Second, "produce to the new topic", func() error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: "via-broker", Value: []byte("x")}).FirstErr()
+	})
+	q, err := describeQuorum(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var observers []int32
+	for _, o := range q.Observers {
+		observers = append(observers, o.ReplicaID)
+	}
+	if q.LeaderID != 1 || !slices.Equal(quorumVoters(q), []int32{1}) || !slices.Equal(observers, []int32{2, 3}) {
+		t.Fatalf("DescribeQuorum: leader %d voters %v observers %v", q.LeaderID, quorumVoters(q), observers)
+	}
 }
