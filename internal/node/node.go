@@ -358,11 +358,14 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 			logger.Error("http listener stopped", "err", err)
 		}
 	})
-	attrs := []any{"roles", props(cfg.Props, config.PropProcessRoles), "controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
-		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID}
+	// The order of the first attributes is relied on by scripts and the
+	// spawned-binary tests: kafka before http.
+	var attrs []any
 	if lc != nil {
 		attrs = append(attrs, "kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(lc.host, strconv.Itoa(int(lc.port))))
 	}
+	attrs = append(attrs, "controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
+		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID, "roles", props(cfg.Props, config.PropProcessRoles))
 	logger.Info("gregor node started", attrs...)
 	return n, nil
 }
