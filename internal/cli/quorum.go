@@ -46,12 +46,7 @@ type quorumSummary struct {
 }
 
 // describeQuorum asks the cluster for the quorum (DescribeQuorum v2).
-func (a *app) describeQuorum(ctx context.Context) (*quorumSummary, error) {
-	cl, err := a.newClient()
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
+func describeQuorum(ctx context.Context, cl *kgo.Client) (*quorumSummary, error) {
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	rt := kmsg.NewDescribeQuorumRequestTopic()
 	rt.Topic = "__cluster_metadata"
@@ -148,9 +143,14 @@ func (a *app) quorumDescribeCmd() *cobra.Command {
 		Short: "Print the quorum leader and epoch, the high watermark, and each voter and observer with its log end and lag",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := a.newClient()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 			defer cancel()
-			s, err := a.describeQuorum(ctx)
+			s, err := describeQuorum(ctx, cl)
 			if err != nil {
 				return failed("describe quorum", err)
 			}

@@ -12,7 +12,7 @@ import (
 // a log newer than anything the voter has.
 func requestVote(t *testing.T, addr string, id int32, candAddr string, term uint64) bool {
 	t.Helper()
-	m, err := newMuxListener("127.0.0.1:0", "")
+	m, err := newMuxListener("127.0.0.1:0", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

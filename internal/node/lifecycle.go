@@ -296,7 +296,12 @@ type controllerClient struct {
 	// maxResponse bounds an answer's size before it is read (0:
 	// maxControllerResponse); replica fetchers read record batches.
 	maxResponse int32
+	// dial opens the connection (nil: a TCP dial); Options.Dial.
+	dial dialFunc
 }
+
+// dialFunc opens a connection to another node (Options.Dial).
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 func (c *controllerClient) close() {
 	if c.conn != nil {
@@ -308,8 +313,14 @@ func (c *controllerClient) close() {
 func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Request, resp kmsg.Response) error {
 	if c.conn == nil || c.addr != addr {
 		c.close()
-		d := net.Dialer{Timeout: c.timeout}
-		nc, err := d.DialContext(ctx, "tcp", addr)
+		dial := c.dial
+		if dial == nil {
+			d := net.Dialer{Timeout: c.timeout}
+			dial = d.DialContext
+		}
+		dctx, cancel := context.WithTimeout(ctx, c.timeout)
+		nc, err := dial(dctx, "tcp", addr)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -385,10 +396,10 @@ type forwarder struct {
 	idle        chan *controllerClient // capacity forwarderConns
 }
 
-func newForwarder(nodeID int32, controllers *controllers, leader func() (int32, bool)) *forwarder {
+func newForwarder(nodeID int32, controllers *controllers, leader func() (int32, bool), dial dialFunc) *forwarder {
 	f := &forwarder{controllers: controllers, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
 	for range forwarderConns {
-		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID))}
+		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID)), dial: dial}
 	}
 	return f
 }

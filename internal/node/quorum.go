@@ -84,7 +84,7 @@ const probeTimeout = time.Second
 // rejoins without voting until caught up (controller.Config.Rejoin). When
 // no peer answers as active (the cluster is forming, or has no leader) it
 // bootstraps, as every voter of a new cluster does.
-func quorumRunning(ctx context.Context, self int32, voters map[int32]string) bool {
+func quorumRunning(ctx context.Context, self int32, voters map[int32]string, dial dialFunc) bool {
 	for _, id := range slices.Sorted(maps.Keys(voters)) {
 		if id == self {
 			continue
@@ -95,7 +95,7 @@ func quorumRunning(ctx context.Context, self int32, voters map[int32]string) boo
 		rt.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
 		req.Topics = append(req.Topics, rt)
 		var resp kmsg.DescribeQuorumResponse
-		c := controllerClient{timeout: probeTimeout, clientID: "gregor-probe-" + strconv.Itoa(int(self))}
+		c := controllerClient{timeout: probeTimeout, clientID: "gregor-probe-" + strconv.Itoa(int(self)), dial: dial}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		err := c.request(pctx, voters[id], req, &resp)
 		cancel()
