@@ -216,6 +216,27 @@ func TestRolesBrokerOnlyAndControllerOnly(t *testing.T) {
 	t.Logf("broker 4 led partition %d", leaderOn4)
 	produce(40, 80)
 
+	// Broker 4 comes back with its data (its Raft stores included): it
+	// rejoins as an observer, registers again, catches up and rejoins
+	// every ISR.
+	n4, err := c.start(roleNode{4, "broker"})
+	if err != nil {
+		t.Fatalf("restart broker 4: %v", err)
+	}
+	t.Cleanup(func() { n4.Close() })
+	checkFor(t, "broker 4 back in every ISR", func() bool {
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil || td[topic].Err != nil {
+			return false
+		}
+		for _, p := range td[topic].Partitions {
+			if len(p.ISR) != len(p.Replicas) {
+				return false
+			}
+		}
+		return true
+	})
+
 	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds[0], seeds[1], seeds[3]),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
