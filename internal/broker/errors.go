@@ -62,6 +62,7 @@ var errorCodes = []struct {
 	{controller.ErrDuplicateVoter, kerr.DuplicateVoter},
 	{controller.ErrVoterNotFound, kerr.VoterNotFound},
 	{controller.ErrNotObserver, kerr.InvalidRequest},
+	{controller.ErrUnreachable, kerr.InvalidRequest},
 	{controller.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
 	{controller.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{controller.ErrEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},

@@ -13,7 +13,8 @@ package broker
 // answered zero and not checked on removal): a voter is its node id.
 // AddRaftVoter takes the voter's controller listener from the listener
 // named CONTROLLER, or the only one given; hashicorp/raft adds it as a
-// voter at once, so the node must be running, and the change is answered
+// voter at once, so the node must be running (an unreachable one is
+// refused, INVALID_REQUEST), and the change is answered
 // once committed (AckWhenCommitted is always honoured).
 
 import (

@@ -41,6 +41,7 @@ func TestE2ECLIQuorum(t *testing.T) {
 
 	r.fail(1, []string{"VOTER_NOT_FOUND"}, "", "quorum", "remove-voter", "--id", "9")
 	r.fail(1, []string{"DUPLICATE_VOTER"}, "", "quorum", "add-voter", "--id", "1", "--controller-addr", "127.0.0.1:1")
+	r.fail(1, []string{"INVALID_REQUEST", "unreachable"}, "", "quorum", "add-voter", "--id", "4", "--controller-addr", "127.0.0.1:1")
 	r.fail(1, []string{"INVALID_REQUEST", "last voter"}, "", "quorum", "remove-voter", "--id", "1")
 	r.fail(2, []string{"--controller-addr"}, "", "quorum", "add-voter", "--id", "4", "--controller-addr", "nope")
 }

@@ -24,7 +24,11 @@ var (
 	ErrDuplicateVoter = errors.New("controller: already a voter")
 	ErrVoterNotFound  = errors.New("controller: not a voter")
 	ErrNotObserver    = errors.New("controller: not an observer")
+	ErrUnreachable    = errors.New("controller: new voter unreachable")
 )
+
+// reachTimeout bounds the check that a new voter listens.
+const reachTimeout = 3 * time.Second
 
 // membershipTimeout bounds a Raft configuration change: it commits once
 // the new configuration's majority has it.
@@ -112,6 +116,14 @@ func (c *Controller) AddVoter(ctx context.Context, id int32, addr string) error 
 				return nil, fmt.Errorf("%w: node %d is a broker-only observer", ErrDuplicateVoter, id)
 			}
 		}
+		// hashicorp/raft counts a new voter at once; one that is not
+		// running (a mistyped address, a node not started) would leave the
+		// quorum one failure closer to a stall, so it is refused.
+		nc, err := c.mux.Dial(raft.ServerAddress(addr), reachTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("%w: node %d at %s: %v", ErrUnreachable, id, addr, err)
+		}
+		nc.Close()
 		return c.raft.AddVoter(serverID(id), raft.ServerAddress(addr), 0, membershipTimeout), nil
 	})
 }
