@@ -63,6 +63,8 @@ var errorCodes = []struct {
 	{controller.ErrVoterNotFound, kerr.VoterNotFound},
 	{controller.ErrNotObserver, kerr.InvalidRequest},
 	{controller.ErrUnreachable, kerr.InvalidRequest},
+	{controller.ErrNoReassignmentInProgress, kerr.NoReassignmentInProgress},
+	{controller.ErrBrokerNotRegistered, kerr.BrokerIDNotRegistered},
 	{controller.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
 	{controller.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{controller.ErrEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},

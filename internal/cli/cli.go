@@ -77,7 +77,8 @@ Kafka protocol to any broker given with -b/--brokers (gregor or Kafka).`,
 	pf.StringVar(&a.clientID, "client-id", defaultClientID, "Kafka client.id sent to the brokers")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
-	root.AddCommand(a.serveCmd(), a.topicCmd(), a.produceCmd(), a.consumeCmd(), a.benchCmd(), a.groupCmd(), a.clusterCmd(), a.quorumCmd())
+	root.AddCommand(a.serveCmd(), a.topicCmd(), a.produceCmd(), a.consumeCmd(), a.benchCmd(), a.groupCmd(), a.clusterCmd())
+	root.AddCommand(a.reassignCmd(), a.quorumCmd())
 	return root
 }
 
