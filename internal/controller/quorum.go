@@ -162,6 +162,16 @@ func (c *Controller) RemoveObserver(ctx context.Context, id int32) error {
 	})
 }
 
+// forgetObserver drops an unregistered broker-only node from the Raft
+// configuration, so the leader stops replicating to it; if it is still
+// running, its next registration adds it back.
+func (c *Controller) forgetObserver(ctx context.Context, id int32) error {
+	if err := c.RemoveObserver(ctx, id); err != nil && !errors.Is(err, ErrNotObserver) {
+		return err
+	}
+	return nil
+}
+
 // changeServers runs one configuration change under the command lock, on
 // the active controller. change returns nil for "nothing to do".
 func (c *Controller) changeServers(ctx context.Context, change func([]raft.Server) (raft.IndexFuture, error)) error {

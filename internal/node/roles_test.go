@@ -314,4 +314,22 @@ func TestRolesControllerOnlyActive(t *testing.T) {
 	if q.LeaderID != 1 || !slices.Equal(quorumVoters(q), []int32{1}) || !slices.Equal(observers, []int32{2, 3}) {
 		t.Fatalf("DescribeQuorum: leader %d voters %v observers %v", q.LeaderID, quorumVoters(q), observers)
 	}
+
+	// Broker 3 retires: once unregistered it is no observer either.
+	if err := c.nodes[3].Close(); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrUnregisterBrokerRequest()
+	req.BrokerID = 3
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("unregister broker 3: %v", err)
+	}
+	q, err = describeQuorum(ctx, cl)
+	if err != nil || len(q.Observers) != 1 || q.Observers[0].ReplicaID != 2 {
+		t.Fatalf("observers after unregistering broker 3: %+v %v", q.Observers, err)
+	}
 }
