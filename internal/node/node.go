@@ -75,7 +75,6 @@ type Node struct {
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
-	roles    config.Roles
 	kafkaLn  net.Listener // bound before the server owns it
 	kafka    *server.Server
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
@@ -168,7 +167,6 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if err != nil {
 		return nil, err
 	}
-	n.roles = roles
 	quorum, err := cfg.QuorumVoters()
 	if err != nil {
 		return nil, err
