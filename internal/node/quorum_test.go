@@ -297,3 +297,58 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestQuorumReplaceLostVoterSameID replaces a voter that lost its disk by a
+// new node with the same id: remove-voter first, then the new node starts
+// with bootstrap servers and is added.
+func TestQuorumReplaceLostVoterSameID(t *testing.T) {
+	c := startCluster(t, map[string]string{"broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "200"})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.nodes[0].KafkaAddr().String(), c.nodes[1].KafkaAddr().String()),
+		kgo.RetryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := testCtx(t, 90*time.Second)
+	if err := c.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeRaftVoter(ctx, cl, 3); err != nil {
+		t.Fatalf("remove voter 3: %v", err)
+	}
+	cfg := clusterNodeConfig(t.TempDir(), 3, c.ctrlPorts[2], "", map[string]string{
+		"controller.quorum.bootstrap.servers": fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1]),
+		"broker.session.timeout.ms":           "2000", "broker.heartbeat.interval.ms": "200",
+	})
+	type started struct {
+		n   *node.Node
+		err error
+	}
+	startedc := make(chan started, 1)
+	go func() {
+		n, err := node.Start(ctx, cfg, testLogger())
+		startedc <- started{n, err}
+	}()
+	testkit.Eventually(t, 30*time.Second, "add the new voter 3", func() error { return addRaftVoter(ctx, cl, 3, c.ctrlPorts[2]) })
+	s := <-startedc
+	if s.err != nil {
+		t.Fatalf("new node 3: %v", s.err)
+	}
+	defer s.n.Close()
+	checkFor(t, "voters 1, 2, 3, all caught up", func() bool {
+		q, err := describeQuorum(ctx, cl)
+		if err != nil || !slices.Equal(quorumVoters(q), []int32{1, 2, 3}) {
+			return false
+		}
+		for _, v := range q.CurrentVoters {
+			if v.LogEndOffset < q.HighWatermark {
+				return false
+			}
+		}
+		return true
+	})
+	checkFor(t, "the new node 3 is a broker again", func() bool {
+		ids, _, err := describe(t, s.n)
+		return err == nil && slices.Equal(ids, []int32{1, 2, 3})
+	})
+}
