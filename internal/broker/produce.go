@@ -2,7 +2,8 @@ package broker
 
 // Produce (key 0) v3-12: record batch v2 only.
 //
-// Handle does the ordered part: for each partition it validates the single
+// Handle does the ordered part (its partitions side by side, see
+// appendJobs): for each partition it validates the single
 // batch over its raw bytes (sizes, magic, CRC-32C, record framing, no control
 // batches from clients, a producer id on transactional batches), checks
 // idempotent-producer sequence and epoch (a transactional batch also opens
