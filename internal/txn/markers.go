@@ -80,6 +80,9 @@ const (
 type markerState struct {
 	mu    sync.Mutex
 	stuck map[*entry]struct{}
+	// retryTimeout bounds one background attempt (0: markerRetryTimeout;
+	// tests shorten it).
+	retryTimeout time.Duration
 }
 
 // writeMarkers writes the end marker of e's prepared transaction m on all
@@ -194,7 +197,11 @@ func (c *Coordinator) completeStuck() {
 			c.cfg.Partition(Topic, e.partition) != nil
 		done := !prepared
 		if prepared {
-			ctx, cancel := context.WithTimeout(context.Background(), markerRetryTimeout)
+			d := c.markers.retryTimeout
+			if d <= 0 {
+				d = markerRetryTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d)
 			err := c.finish(ctx, e)
 			cancel()
 			done = err == nil || errors.Is(err, ErrMarkerFenced) || errors.Is(err, ErrNotCoordinator)
