@@ -151,13 +151,19 @@ func TestClusterTxnMarkersAcrossBrokers(t *testing.T) {
 	produceTxn(t, p, "txc", true, "c1", "c2", "c3", "c4", "c5", "c6")
 	produceTxn(t, p, "txc", false, "a1", "a2", "a3")
 	produceTxn(t, p, "txc", true, "d1", "d2", "d3")
+	// A transactions v1 producer (AddPartitionsToTxn from the client,
+	// Produce v11: the leaders verify with verify_only), as librdkafka.
+	p1 := clusterClient(t, c, kgo.TransactionalID("txc-producer-v1"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(30*time.Second), txnV1)
+	produceTxn(t, p1, "txc", false, "a4", "a5", "a6")
+	produceTxn(t, p1, "txc", true, "e1", "e2", "e3")
 	checkStable(t, c, "txc")
 
-	want := []string{"c1", "c2", "c3", "c4", "c5", "c6", "d1", "d2", "d3"}
+	want := []string{"c1", "c2", "c3", "c4", "c5", "c6", "d1", "d2", "d3", "e1", "e2", "e3"}
 	if got := readAll(t, c, "txc", kgo.ReadCommitted(), len(want)); !slices.Equal(got, want) {
 		t.Fatalf("read_committed read %v, want %v", got, want)
 	}
-	all := append(slices.Clone(want), "a1", "a2", "a3")
+	all := append(slices.Clone(want), "a1", "a2", "a3", "a4", "a5", "a6")
 	slices.Sort(all)
 	if got := readAll(t, c, "txc", kgo.ReadUncommitted(), len(all)); !slices.Equal(got, all) {
 		t.Fatalf("read_uncommitted read %v, want %v", got, all)
