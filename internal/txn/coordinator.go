@@ -211,16 +211,20 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 	c.mu.Unlock()
 	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", len(pending))
 	// A crash between Prepare* and Complete*: the decision is durable, so
-	// write the markers again and complete.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// write the markers again and complete. Leaders on other brokers may
+	// not serve yet (a whole cluster restarting): what does not complete
+	// within loadFinishTimeout is left to completeStuck, not a failed load.
+	ctx, cancel := context.WithTimeout(context.Background(), loadFinishTimeout)
 	defer cancel()
-	var errs []error
 	for _, e := range pending {
 		e.mu.Lock()
-		errs = append(errs, c.finish(ctx, e))
+		if err := c.finish(ctx, e); err != nil {
+			c.logger.Warn("completing a prepared transaction at load failed; retrying in the background",
+				"transactional_id", e.m.ID, "err", err)
+		}
 		e.mu.Unlock()
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*Metadata, error) {

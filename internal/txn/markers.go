@@ -72,6 +72,11 @@ const (
 	// long one such attempt may hold the transactional id.
 	markerRetryInterval = time.Second
 	markerRetryTimeout  = 10 * time.Second
+	// loadFinishTimeout bounds the completion of the transactions a
+	// partition's load finds prepared, before the rest is left to
+	// completeStuck (a node's start must not wait for peers that may be
+	// starting too).
+	loadFinishTimeout = 5 * time.Second
 )
 
 // markerState is the coordinator's list of transactions left prepared by a
