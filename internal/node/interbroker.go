@@ -52,6 +52,7 @@ var errNoPeer = errors.New("node: broker not registered")
 type peerClients struct {
 	nodeID int32
 	image  func() *metadata.Image
+	dial   dialFunc // Options.Dial
 	logger *slog.Logger
 
 	mu struct {
@@ -61,8 +62,8 @@ type peerClients struct {
 	}
 }
 
-func newPeerClients(nodeID int32, image func() *metadata.Image, logger *slog.Logger) *peerClients {
-	pc := &peerClients{nodeID: nodeID, image: image, logger: logger.With("component", "inter-broker")}
+func newPeerClients(nodeID int32, image func() *metadata.Image, dial dialFunc, logger *slog.Logger) *peerClients {
+	pc := &peerClients{nodeID: nodeID, image: image, dial: dial, logger: logger.With("component", "inter-broker")}
 	pc.mu.pools = map[int32]chan *controllerClient{}
 	return pc
 }
@@ -77,7 +78,7 @@ func (pc *peerClients) pool(broker int32) (chan *controllerClient, error) {
 	if p == nil {
 		p = make(chan *controllerClient, peerConns)
 		for range peerConns {
-			p <- &controllerClient{timeout: peerRequestTimeout, maxResponse: peerMaxResponse,
+			p <- &controllerClient{timeout: peerRequestTimeout, maxResponse: peerMaxResponse, dial: pc.dial,
 				clientID: "gregor-broker-" + strconv.Itoa(int(pc.nodeID))}
 		}
 		pc.mu.pools[broker] = p

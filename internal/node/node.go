@@ -93,7 +93,8 @@ type Node struct {
 type Options struct {
 	// Dial opens every connection this node makes to another node: replica
 	// fetches, broker registration and heartbeats, AlterPartition,
-	// forwarded admin requests and the metadata quorum's Raft traffic. nil
+	// forwarded admin requests, inter-broker requests (transaction markers
+	// and verifications) and the metadata quorum's Raft traffic. nil
 	// dials TCP. The in-process cluster harness cuts links through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -239,7 +240,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
-	n.peers = newPeerClients(cfg.NodeID, n.ctrl.Image, logger)
+	n.peers = newPeerClients(cfg.NodeID, n.ctrl.Image, opts.Dial, logger)
 	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, n.writeMarkers, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
