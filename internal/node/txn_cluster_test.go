@@ -590,3 +590,78 @@ func liveLeaderOf(c cluster, topic string, p int32) *node.Node {
 	}
 	return nil
 }
+
+// TestClusterTxnMarkersRetriedAcrossCutLink: the link from the
+// transaction's coordinator to one partition leader is cut while the
+// transaction commits. The markers reach the two other leaders, the cut
+// partition stays unstable (its last stable offset below its high
+// watermark: nothing of the transaction visible to read_committed there),
+// and the coordinator keeps resending its marker; once the link heals the
+// marker lands and the commit answers.
+func TestClusterTxnMarkersRetriedAcrossCutLink(t *testing.T) {
+	fc := startFaultCluster(t, txnClusterProps)
+	c := fc.cluster
+	spreadLeaders(t, c, "txf")
+	const id = "txf-producer"
+	p := clusterClient(t, c, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(60*time.Second))
+	produceTxn(t, p, "txf", true, "c1", "c2", "c3")
+	checkStable(t, c, "txf")
+
+	ctx := testCtx(t, 60*time.Second)
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i, v := range []string{"d1", "d2", "d3"} {
+		recs = append(recs, &kgo.Record{Topic: "txf", Partition: int32(i), Value: []byte(v)})
+	}
+	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	coord := txnCoordinatorOf(t, p, id)
+	var cutPart int32 = -1
+	for part := range int32(3) {
+		if l := leaderOf(c, "txf", part).NodeID(); l != coord {
+			cutPart = part
+			fc.net.cutLink(coord, l)
+			break
+		}
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- p.EndTransaction(ctx, kgo.TryCommit) }()
+
+	adm := kadm.NewClient(clusterClient(t, c))
+	stable := func(part int32) bool {
+		lso, err1 := adm.ListCommittedOffsets(ctx, "txf")
+		hw, err2 := adm.ListEndOffsets(ctx, "txf")
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		l, ok1 := lso.Lookup("txf", part)
+		h, ok2 := hw.Lookup("txf", part)
+		return ok1 && ok2 && l.Err == nil && h.Err == nil && l.Offset == h.Offset
+	}
+	for part := range int32(3) {
+		if part != cutPart {
+			checkFor(t, fmt.Sprintf("txf[%d]'s marker while the link is cut", part), func() bool { return stable(part) })
+		}
+	}
+	select {
+	case err := <-ended:
+		t.Fatalf("the commit answered (%v) while a partition's leader was unreachable", err)
+	default:
+	}
+	if stable(cutPart) {
+		t.Fatalf("txf[%d] is stable although its leader never got the marker", cutPart)
+	}
+	fc.net.heal()
+	if err := <-ended; err != nil {
+		t.Fatalf("commit after the link healed: %v", err)
+	}
+	checkStable(t, c, "txf")
+	want := []string{"c1", "c2", "c3", "d1", "d2", "d3"}
+	if got := readAll(t, c, "txf", kgo.ReadCommitted(), len(want)); !slices.Equal(got, want) {
+		t.Fatalf("read_committed read %v, want %v", got, want)
+	}
+}
