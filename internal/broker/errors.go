@@ -60,6 +60,8 @@ var errorCodes = []struct {
 	{controller.ErrInvalidConfigResource, kerr.InvalidRequest},
 	{controller.ErrInvalidChange, kerr.InvalidRequest},
 	{controller.ErrInvalidConfig, kerr.InvalidConfig},
+	{controller.ErrNoReassignmentInProgress, kerr.NoReassignmentInProgress},
+	{controller.ErrBrokerNotRegistered, kerr.BrokerIDNotRegistered},
 	{controller.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
 	{controller.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{controller.ErrEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},

@@ -298,7 +298,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	img := n.ctrl.Image()
 	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
 		t := img.Topics[topic]
-		return t != nil && int(p) < len(t.Partitions)
+		return t != nil && int(p) < len(t.Partitions) && slices.Contains(t.Partitions[p].Replicas, cfg.NodeID)
 	})
 	if err := n.reconcile(img); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -238,5 +240,41 @@ func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 	}
 	if r.HighWatermark() != 4 {
 		t.Fatalf("high watermark %d once the follower has everything, want 4", r.HighWatermark())
+	}
+}
+
+// TestReplicationRemovedReplicaDeleted: a partition whose replicas no
+// longer list this node (a completed reassignment) is closed and its
+// directory deleted, while the topic lives on elsewhere.
+func TestReplicationRemovedReplicaDeleted(t *testing.T) {
+	dir := t.TempDir()
+	var id [16]byte
+	id[0] = 7
+	tp := TopicPartition{"moved", 0}
+	m := NewManager(ManagerConfig{DataDir: dir, NodeID: 1})
+	defer m.Close()
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 0,
+		Replicas: []int32{2, 1}, ISR: []int32{2, 1}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Get("moved", 0)
+	if p == nil {
+		t.Fatal("follower partition not opened")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moved-0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 1,
+		Replicas: []int32{2, 3}, ISR: []int32{2, 3}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Get("moved", 0) != nil {
+		t.Fatal("partition still hosted after leaving its replicas")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moved-0")); !os.IsNotExist(err) {
+		t.Fatalf("directory of the removed replica: %v, want it deleted", err)
+	}
+	if _, err := p.AppendReplicated(nil); err != ErrClosed {
+		t.Fatalf("append to the removed replica: %v, want ErrClosed", err)
 	}
 }

@@ -206,7 +206,7 @@ func (c *Coordinator) completeStuck() {
 			if d <= 0 {
 				d = markerRetryTimeout
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), d)
+			ctx, cancel := c.untilClose(d)
 			err := c.finish(ctx, e)
 			cancel()
 			done = err == nil || errors.Is(err, ErrMarkerFenced) || errors.Is(err, ErrNotCoordinator)
@@ -221,4 +221,20 @@ func (c *Coordinator) completeStuck() {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// untilClose is a context of at most d that Close also ends, so that a
+// background attempt waiting on another broker does not hold Close up.
+// Its goroutine lives until the returned cancel is called.
+func (c *Coordinator) untilClose(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-c.stopc:
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
 }
