@@ -322,7 +322,14 @@ func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 // completeStuck. e is locked.
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
-	err := c.writeMarkers(ctx, e, m)
+	coordEpoch := int32(-1)
+	if part := c.cfg.Partition(Topic, e.partition); part != nil {
+		coordEpoch = part.LeaderEpoch()
+	}
+	err := c.writeMarkers(ctx, m, coordEpoch, func() bool {
+		part := c.cfg.Partition(Topic, e.partition)
+		return part != nil && part.LeaderEpoch() == coordEpoch
+	})
 	if err == nil {
 		err = c.persist(ctx, e, completed(m, c.cfg.Now()))
 	}

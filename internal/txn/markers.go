@@ -90,15 +90,16 @@ type markerState struct {
 	retryTimeout time.Duration
 }
 
-// writeMarkers writes the end marker of e's prepared transaction m on all
-// of its partitions, retrying as the file comment says, until each has it
-// or ctx ends. e is locked.
-func (c *Coordinator) writeMarkers(ctx context.Context, e *entry, m Metadata) error {
-	commit := m.State == PrepareCommit
-	coordEpoch := int32(0)
-	if part := c.cfg.Partition(Topic, e.partition); part != nil {
-		coordEpoch = part.LeaderEpoch()
+// writeMarkers writes the end marker of the prepared transaction m on all
+// of its partitions, with coordinator epoch coordEpoch, retrying as the
+// file comment says, until each has it or ctx ends. leads reports whether
+// this node still coordinates m's id at coordEpoch; once it does not, the
+// retries stop (ErrNotCoordinator). It runs with the id held.
+func (c *Coordinator) writeMarkers(ctx context.Context, m Metadata, coordEpoch int32, leads func() bool) error {
+	if !leads() {
+		return ErrNotCoordinator
 	}
+	commit := m.State == PrepareCommit
 	write := c.cfg.WriteMarkers
 	if write == nil {
 		write = c.writeLocalMarkers
@@ -129,7 +130,7 @@ func (c *Coordinator) writeMarkers(ctx context.Context, e *entry, m Metadata) er
 		}
 		// Markers of an epoch this node no longer leads at would be
 		// fenced anyway: the new coordinator completes the transaction.
-		if part := c.cfg.Partition(Topic, e.partition); part == nil || part.LeaderEpoch() != coordEpoch {
+		if !leads() {
 			return fmt.Errorf("%w: %w", ErrNotCoordinator, last)
 		}
 		c.logger.Debug("retrying transaction markers", "transactional_id", m.ID, "partitions", len(retry),
