@@ -56,6 +56,11 @@ type Config struct {
 	// Transactions is the transaction coordinator; nil answers the
 	// transaction APIs COORDINATOR_NOT_AVAILABLE.
 	Transactions *txn.Coordinator
+	// Voters is the number of controller quorum voters: a cluster of one
+	// voter with a lone broker caps the internal topics' replication
+	// factor at its brokers, so a zero-config node serves groups and
+	// transactions (internalCoordinator).
+	Voters int
 	// Forward sends a request to the active controller's controller
 	// listener and returns its answer (KIP-590 forwarding of admin
 	// requests that reach another broker). nil handles everything locally.

@@ -97,6 +97,7 @@ var errorCodes = []struct {
 	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
 	{txn.ErrNotCoordinator, kerr.NotCoordinator},
 	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{txn.ErrCoordinatorLoading, kerr.CoordinatorLoadInProgress},
 	{txn.ErrClosed, kerr.NotCoordinator},
 	{txn.ErrTransactionAbortable, kerr.TransactionAbortable},
 	{replica.ErrTxnNotVerified, kerr.InvalidTxnState},

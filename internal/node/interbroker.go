@@ -37,8 +37,12 @@ const (
 	// peerConns bounds the connections (and requests in flight) from this
 	// broker to each other broker; more concurrent requests wait.
 	peerConns = 4
-	// peerRequestTimeout caps one request when ctx has no earlier deadline.
-	peerRequestTimeout = 60 * time.Second
+	// peerRequestTimeout caps one dial and one request when ctx has no
+	// earlier deadline: a broker cut off without a reset (a partition, a
+	// dead machine) must not hold a transaction's end for the whole request
+	// timeout while its partitions' new leaders are reachable, since the
+	// coordinator resends to the leaders of the metadata at each attempt.
+	peerRequestTimeout = 15 * time.Second
 	// peerMaxResponse bounds an answer before it is read: marker and
 	// verification answers list partitions and error codes only.
 	peerMaxResponse = 16 << 20

@@ -297,7 +297,8 @@ func TestClusterReassignOntoNewBroker(t *testing.T) {
 // TestClusterReassignAwayWhileDown: a stopped broker's replica is
 // reassigned away (RF 3 to 2: its peers are the ISR, so the move completes
 // at once); when the broker starts again it deletes the directory the
-// metadata no longer assigns it, and a cancel finds nothing to cancel.
+// metadata no longer assigns it. Meanwhile a move back onto the stopped
+// broker stays in progress until cancelled.
 func TestClusterReassignAwayWhileDown(t *testing.T) {
 	c := startCluster(t, nil)
 	const topic = "shrink"
@@ -333,6 +334,38 @@ func TestClusterReassignAwayWhileDown(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("the stopped broker's directory before its restart: %v", err)
 	}
+
+	// Back onto the stopped broker: it cannot catch up, so the move stays
+	// in progress, listed, counted by the leader's metrics (and not as
+	// under-replicated: Kafka leaves the adding replicas out); a cancel
+	// reverts it.
+	var back3 kadm.AlterPartitionAssignmentsReq
+	back3.Assign(topic, 0, append(slices.Clone(target), sid))
+	if res, err := adm.AlterPartitionAssignments(ctx, back3); err != nil || res[topic][0].Err != nil {
+		t.Fatalf("reassign onto the stopped broker: %v %+v", err, res)
+	}
+	l, err = adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if got := l.Sorted(); err != nil || len(got) != 1 || !slices.Equal(got[0].AddingReplicas, []int32{sid}) || len(got[0].RemovingReplicas) != 0 {
+		t.Fatalf("in progress: %v %+v", err, got)
+	}
+	metric := func(series string) float64 {
+		v, _ := scrapeMetric(t, leader, series)
+		return v
+	}
+	checkFor(t, "the leader's reassignment metrics", func() bool {
+		return metric("gregor_partitions_reassigning") == 1 && metric("gregor_partitions_under_replicated") == 0
+	})
+	var undo kadm.AlterPartitionAssignmentsReq
+	undo.Assign(topic, 0, nil)
+	if res, err := adm.AlterPartitionAssignments(ctx, undo); err != nil || res[topic][0].Err != nil {
+		t.Fatalf("cancel: %v %+v", err, res)
+	}
+	// Any broker answers Metadata: poll until it applied the cancel.
+	checkFor(t, "the replicas back to the shrunk set", func() bool {
+		md, err := adm.Metadata(ctx, topic)
+		return err == nil && slices.Equal(md.Topics[topic].Partitions[0].Replicas, target)
+	})
+	checkFor(t, "no reassignment counted", func() bool { return metric("gregor_partitions_reassigning") == 0 })
 
 	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
 	back, err := node.Start(ctx, clusterNodeConfig(c.dirs[idx], sid, c.ctrlPorts[idx], voters,

@@ -130,20 +130,32 @@ type StateRecord struct {
 // watermark in offset order, end-transaction markers included. An error
 // from fn stops the scan and is returned.
 func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
-	off, hw := p.LogStartOffset(), p.HighWatermark()
-	for off < hw {
-		data, err := p.Read(off, 1<<20)
+	_, err := p.scanStateLog(p.HighWatermark(), fn)
+	return err
+}
+
+// ScanStateLogToEnd is ScanStateLog up to the log end at the call, not the
+// high watermark: a new leader loading a coordinator's state replays what
+// its followers will copy. It returns the offset after the last batch read.
+func (p *Partition) ScanStateLogToEnd(fn func(r StateRecord) error) (int64, error) {
+	return p.scanStateLog(p.log.LogEndOffset(), fn)
+}
+
+func (p *Partition) scanStateLog(end int64, fn func(r StateRecord) error) (int64, error) {
+	off := p.LogStartOffset()
+	for off < end {
+		data, err := p.read(off, 1<<20, end)
 		if err != nil {
-			return fmt.Errorf("replica: scan %s-%d at %d: %w", p.Topic, p.Index, off, err)
+			return off, fmt.Errorf("replica: scan %s-%d at %d: %w", p.Topic, p.Index, off, err)
 		}
 		if len(data) == 0 {
-			return nil
+			return off, nil
 		}
 		sp := record.Split(data)
 		for b, ok := sp.Next(); ok; b, ok = sp.Next() {
 			h, err := record.ParseHeader(b)
 			if err != nil {
-				return err
+				return off, err
 			}
 			off = h.NextOffset()
 			r := StateRecord{Offset: h.BaseOffset, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
@@ -158,7 +170,7 @@ func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
 				}
 				r.Marker, r.Commit, r.Transactional = true, commit, false
 				if err := fn(r); err != nil {
-					return err
+					return off, err
 				}
 				continue
 			}
@@ -166,14 +178,14 @@ func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
 				r.Offset, r.Key, r.Value = h.BaseOffset+int64(rec.OffsetDelta), rec.Key, rec.Value
 				return fn(r)
 			}); err != nil {
-				return err
+				return off, err
 			}
 		}
 		if err := sp.Err(); err != nil {
-			return err
+			return off, err
 		}
 	}
-	return nil
+	return off, nil
 }
 
 // ScanKeyValues calls fn with the key and value of every record from the log

@@ -72,16 +72,11 @@ const (
 	// long one such attempt may hold the transactional id.
 	markerRetryInterval = time.Second
 	markerRetryTimeout  = 10 * time.Second
-	// loadFinishTimeout bounds the completion of the transactions a
-	// partition's load finds prepared, before the rest is left to
-	// completeStuck (a node's start must not wait for peers that may be
-	// starting too).
-	loadFinishTimeout = 5 * time.Second
 )
 
 // markerState is the coordinator's list of transactions left prepared by a
-// failed end (stuck), retried by completeStuck. Lock order: an entry's
-// mutex before markerState.mu.
+// failed end (stuck), retried by completeStuck. mu is taken on an id's
+// actor and never held while waiting on one.
 type markerState struct {
 	mu    sync.Mutex
 	stuck map[*entry]struct{}
@@ -173,8 +168,8 @@ func (c *Coordinator) writeLocalMarkers(ctx context.Context, m Marker) map[Topic
 	return out
 }
 
-// noteStuck records that e's end failed short of its completion; e is
-// locked.
+// noteStuck records that e's end failed short of its completion. It runs
+// on e's actor.
 func (c *Coordinator) noteStuck(e *entry) {
 	c.markers.mu.Lock()
 	defer c.markers.mu.Unlock()
@@ -185,9 +180,10 @@ func (c *Coordinator) noteStuck(e *entry) {
 }
 
 // completeStuck finishes the transactions a failed end left prepared: the
-// markers again, then Complete*. An id that is busy is left for the next
-// round; one no longer prepared here (completed by a retry of its
-// producer, removed, or moved to another coordinator) is forgotten.
+// markers again, then Complete*, on the id's actor when it is idle (a busy
+// id is left for the next round). An id no longer prepared here (completed
+// by a retry of its producer, removed, or moved to another coordinator) is
+// forgotten.
 func (c *Coordinator) completeStuck() {
 	c.markers.mu.Lock()
 	es := make([]*entry, 0, len(c.markers.stuck))
@@ -196,46 +192,40 @@ func (c *Coordinator) completeStuck() {
 	}
 	c.markers.mu.Unlock()
 	for _, e := range es {
-		if !e.mu.TryLock() {
-			continue
-		}
-		prepared := !e.gone && (e.m.State == PrepareCommit || e.m.State == PrepareAbort) &&
-			c.cfg.Partition(Topic, e.partition) != nil
-		done := !prepared
-		if prepared {
+		done := e.stopped()
+		e.tryDo(func() {
+			if e.m.State != PrepareCommit && e.m.State != PrepareAbort || !c.leadsAt(e) {
+				done = true
+				return
+			}
 			d := c.markers.retryTimeout
 			if d <= 0 {
 				d = markerRetryTimeout
 			}
-			ctx, cancel := c.untilClose(d)
+			ctx, cancel := context.WithTimeout(c.ctx, d)
 			err := c.finish(ctx, e)
 			cancel()
 			done = err == nil || errors.Is(err, ErrMarkerFenced) || errors.Is(err, ErrNotCoordinator)
 			if err != nil {
 				c.logger.Info("completing a prepared transaction failed; retrying", "transactional_id", e.m.ID, "err", err)
 			}
-		}
+		})
 		if done {
 			c.markers.mu.Lock()
 			delete(c.markers.stuck, e)
 			c.markers.mu.Unlock()
 		}
-		e.mu.Unlock()
 	}
 }
 
-// untilClose is a context of at most d that Close also ends, so that a
-// background attempt waiting on another broker does not hold Close up.
-// Its goroutine lives until the returned cancel is called.
-func (c *Coordinator) untilClose(d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-c.stopc:
-			cancel()
-		case <-done:
-		}
-	}()
-	return ctx, func() { close(done); cancel() }
+// leadsAt reports whether this node still coordinates e's partition under
+// the leader epoch e's Log was made for (the epoch its markers carry).
+func (c *Coordinator) leadsAt(e *entry) bool {
+	if e.stopped() {
+		return false
+	}
+	c.mu.Lock()
+	l := c.mu.active[e.partition]
+	c.mu.Unlock()
+	return l != nil && l.Epoch() == e.log.Epoch()
 }

@@ -71,6 +71,10 @@ func TestTxnMarkersRetriedUntilWritten(t *testing.T) {
 	c.markers.retryTimeout = 3 * markerRetryBackoff
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	c.Start()
+	if _, err := c.owner.WaitLoaded(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	pid, epoch, err := c.InitProducerID(ctx, "id", time.Minute, -1, -1)
 	if err != nil {
 		t.Fatal(err)
