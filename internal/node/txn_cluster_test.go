@@ -527,21 +527,6 @@ func TestClusterTxnCoordinatorMovesFencesOldEpoch(t *testing.T) {
 	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	// The coordinator answers once its state write is fsynced locally, and
-	// a new coordinator loads its replica up to its high watermark: the
-	// followers must have the write below their high watermark before the
-	// coordinator goes (until coordinator writes wait for the high
-	// watermark and loads read to the log end, issue 9 item 7).
-	checkFor(t, "__transaction_state replicated", func() bool {
-		lead, _ := c.nodes[coord-1].Replica("__transaction_state", tsp)
-		for _, n := range c.nodes {
-			if st, ok := n.Replica("__transaction_state", tsp); !ok || st.LogEndOffset != lead.LogEndOffset ||
-				st.HighWatermark != lead.LogEndOffset {
-				return false
-			}
-		}
-		return true
-	})
 	if err := c.nodes[coord-1].Close(); err != nil {
 		t.Fatal(err)
 	}
