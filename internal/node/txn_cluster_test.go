@@ -187,10 +187,10 @@ func TestClusterTxnMarkersFollowLeaderChange(t *testing.T) {
 	spreadLeaders(t, c, "txl")
 	const id = "txl-producer"
 	p := clusterClient(t, c, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionTimeout(60*time.Second))
+		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second))
 	produceTxn(t, p, "txl", true, "c1", "c2", "c3")
 
-	ctx := testCtx(t, 30*time.Second)
+	ctx := testCtx(t, 90*time.Second)
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestClusterTxnCoordinatorMovesFencesOldEpoch(t *testing.T) {
 	spreadLeaders(t, c, "txm")
 	const id = "txm-producer"
 	p := clusterClient(t, c, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionTimeout(60*time.Second))
+		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second))
 	produceTxn(t, p, "txm", true, "c1", "c2", "c3")
 	coord := txnCoordinatorOf(t, p, id)
 	var tsp int32 = -1 // the id's __transaction_state partition
@@ -516,7 +516,7 @@ func TestClusterTxnCoordinatorMovesFencesOldEpoch(t *testing.T) {
 	}
 	old, _ := c.nodes[coord-1].Replica("__transaction_state", tsp)
 
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 90*time.Second)
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -531,9 +531,11 @@ func TestClusterTxnCoordinatorMovesFencesOldEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.nodes[coord-1] = nil
+	stopped := time.Now()
 	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit after the coordinator %d stopped: %v", coord, err)
 	}
+	t.Logf("coordinator %d stopped: commit answered by its successor after %v", coord, time.Since(stopped).Round(time.Millisecond))
 	if now := txnCoordinatorOf(t, p, id); now == coord {
 		t.Fatalf("coordinator still %d after it stopped", coord)
 	}
@@ -589,7 +591,7 @@ func TestClusterTxnMarkersRetriedAcrossCutLink(t *testing.T) {
 	spreadLeaders(t, c, "txf")
 	const id = "txf-producer"
 	p := clusterClient(t, c, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionTimeout(60*time.Second))
+		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second))
 	produceTxn(t, p, "txf", true, "c1", "c2", "c3")
 	checkStable(t, c, "txf")
 
