@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
 )
@@ -247,8 +248,10 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 			if node, _, _, cerr := b.txnCoordinator(ctx, req.TransactionalID); cerr == nil && node != b.cfg.NodeID {
 				// The transaction's coordinator is another broker: verify
 				// there, then write here (txnremote.go).
-				if err = b.verifyTxnOffsetCommit(ctx, req); err == nil {
-					res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
+				var guard replica.VerificationGuard
+				if guard, err = b.verifyTxnOffsetCommit(ctx, req); err == nil {
+					res, err = b.groups.CommitVerifiedTxnOffsets(ctx, uint64(guard), req.Group, member, instance, gen,
+						req.ProducerID, req.ProducerEpoch, offs)
 				}
 				c = nil
 			}

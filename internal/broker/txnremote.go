@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/replica"
 )
 
 // verifyTxnOffsetCommit checks a TxnOffsetCommit whose transactional id is
@@ -17,13 +18,22 @@ import (
 // with AddPartitionsToTxn v5. A partition not in the transaction is
 // INVALID_TXN_STATE before v5, as the local check answers.
 //
-// Unlike the local check, the transaction is not held during the write
-// that follows: a transaction the coordinator ends (timeout, fencing) in
-// between leaves the offsets pending after its marker. Kafka closes that
-// window with the partition's verification guard; the group coordinator's
-// write does not take one yet.
-func (b *Broker) verifyTxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) error {
+// The transaction is not held during the write that follows, so the check
+// takes the partition's verification guard first and the write presents it
+// (group.CommitVerifiedTxnOffsets): an end marker of the producer written
+// in between voids it and the write is refused (INVALID_TXN_STATE) instead
+// of landing after the marker, where the offsets would hang. A
+// transaction already open on the partition needs no round trip.
+func (b *Broker) verifyTxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) (replica.VerificationGuard, error) {
 	p := group.PartitionFor(req.Group, b.groups.NumPartitions())
+	part := b.replicas.Get(group.Topic, p)
+	if part == nil {
+		return 0, group.ErrNotCoordinator
+	}
+	guard := part.StartTxnVerification(req.ProducerID, req.ProducerEpoch)
+	if guard == replica.NoVerification {
+		return guard, nil
+	}
 	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch = req.TransactionalID, req.ProducerID, req.ProducerEpoch
 	tr.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: group.Topic, Partitions: []int32{p}}}
@@ -50,5 +60,9 @@ func (b *Broker) verifyTxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetC
 	if code == kerr.TransactionAbortable.Code && req.Version < 5 {
 		code = kerr.InvalidTxnState.Code
 	}
-	return kerr.ErrorForCode(code)
+	if err := kerr.ErrorForCode(code); err != nil {
+		part.CancelTxnVerification(req.ProducerID, guard)
+		return 0, err
+	}
+	return guard, nil
 }

@@ -435,3 +435,43 @@ func TestReplicaTxnIndexDecode(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaTxnKeyValuesVerified: a group coordinator's transactional
+// write verified with a transaction coordinator on another broker
+// (KIP-890) presents the partition's verification guard: an end marker of
+// the producer written after the guard was taken voids it, so the offsets
+// cannot land after the marker; a transaction already open here needs no
+// guard while it stays open.
+func TestReplicaTxnKeyValuesVerified(t *testing.T) {
+	p := openTestPartition(t, t.TempDir())
+	defer p.close()
+	kv := KeyValue{Key: []byte("k"), Value: []byte("v")}
+	now := time.Now()
+
+	g := p.StartTxnVerification(9, 0)
+	if g == NoVerification {
+		t.Fatal("no transaction is open: a verification is needed")
+	}
+	mustMarker(t, p, 9, 0, false) // the transaction ended meanwhile
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, g, kv); !errors.Is(err, ErrTxnNotVerified) {
+		t.Fatalf("write after a marker voided the guard: %v, want ErrTxnNotVerified", err)
+	}
+
+	g = p.StartTxnVerification(9, 0)
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, g, kv); err != nil {
+		t.Fatalf("write with a current guard: %v", err)
+	}
+	if g := p.StartTxnVerification(9, 0); g != NoVerification {
+		t.Fatalf("guard %d with the transaction open here, want NoVerification", g)
+	}
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, NoVerification, kv); err != nil {
+		t.Fatalf("write in the open transaction: %v", err)
+	}
+	mustMarker(t, p, 9, 0, true)
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, NoVerification, kv); !errors.Is(err, ErrTxnNotVerified) {
+		t.Fatalf("write without a guard after the marker: %v, want ErrTxnNotVerified", err)
+	}
+	if lso, hw := p.LastStableOffset(), p.HighWatermark(); lso != hw {
+		t.Fatalf("last stable offset %d below the high watermark %d: a refused write opened a transaction", lso, hw)
+	}
+}
