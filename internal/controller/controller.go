@@ -122,6 +122,10 @@ type Config struct {
 	// Dial opens Raft's connections to the other voters (nil: a TCP
 	// dial). Tests cut links between nodes through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// dropAppend, in tests, refuses the AppendEntries it returns true for
+	// (heartbeats take Raft's fast path and still arrive).
+	dropAppend func() bool
 }
 
 // Validate checks the config.
@@ -272,6 +276,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	})
 	closers = append(closers, c.transport)
 	c.progress = newProgressTransport(c.transport)
+	c.progress.dropAppend = cfg.dropAppend
 	c.wg.Go(func() { c.progress.filterLoop(c.stopc) })
 	closers = append(closers, closerFunc(func() error { close(c.stopc); c.wg.Wait(); return nil }))
 
@@ -453,6 +458,19 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		}
 		c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
 	} else {
+		// A follower learns the leader from its first heartbeat, which
+		// carries no commit index, and its commit index starts at 0
+		// after a restart whatever snapshot it restored: wait for an
+		// AppendEntries to set it. It then covers every entry this node
+		// applied before it stopped (the smaller of the leader's commit
+		// index and this log's end); a target of 0 left the image at the
+		// snapshot's, where a broker takes the partitions created since
+		// for strays.
+		for c.raft.CommitIndex() == 0 {
+			if err := sleep(); err != nil {
+				return err
+			}
+		}
 		target := c.raft.CommitIndex()
 		c.startCommit.Store(max(target, 1))
 		for c.raft.AppliedIndex() < target {

@@ -273,6 +273,8 @@ type progressTransport struct {
 	// stores; see Config.Rejoin.
 	voteFloor atomic.Uint64
 	rpcs      chan raft.RPC
+	// dropAppend is Config.dropAppend (tests only; nil otherwise).
+	dropAppend func() bool
 }
 
 type peerProgress struct {
@@ -280,6 +282,8 @@ type peerProgress struct {
 	lastFetch    time.Time
 	lastCaughtUp time.Time
 }
+
+var errAppendDropped = errors.New("controller: AppendEntries dropped (test)")
 
 func newProgressTransport(t *raft.NetworkTransport) *progressTransport {
 	return &progressTransport{NetworkTransport: t, peers: map[raft.ServerID]peerProgress{}, rpcs: make(chan raft.RPC)}
@@ -309,6 +313,11 @@ func (t *progressTransport) filterLoop(stopc <-chan struct{}) {
 		case *raft.RequestPreVoteRequest:
 			if req.Term <= floor {
 				rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: req.Term}, nil)
+				continue
+			}
+		case *raft.AppendEntriesRequest:
+			if t.dropAppend != nil && t.dropAppend() {
+				rpc.Respond(nil, errAppendDropped)
 				continue
 			}
 		}
