@@ -263,17 +263,7 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 		// One top-level error code, as Kafka's controller answers them.
 		setTopLevelError(r, code)
 	case *kmsg.ElectLeadersResponse:
-		r.ErrorCode = code
-		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewElectLeadersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			r.Topics = append(r.Topics, rt)
-		}
+		setElectLeadersError(r, req.(*kmsg.ElectLeadersRequest), code)
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
 			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
