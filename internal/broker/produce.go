@@ -70,7 +70,7 @@ var (
 type pendingDurable struct {
 	p      *replica.Partition
 	offset int64
-	epoch  int32 // the leader epoch of the append: a later one acknowledges nothing
+	epoch  int32 // the leader epoch of the append: a leader deposed since acknowledges nothing
 	resp   *kmsg.ProduceResponseTopicPartition
 }
 

@@ -58,10 +58,10 @@
 // FetchPosition (leader, leader epoch, fsynced log end, last epoch) and its
 // answer is applied (AppendFetched, TruncateFetched,
 // SetFetchedHighWatermark) only while the partition is still there; an
-// acks=all produce is acknowledged only while its node leads in the
-// append's epoch (WaitReplicatedInEpoch), so a deposed leader acknowledges
-// nothing. A leader also tracks when each
-// follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
+// acks=all produce is acknowledged only while its node has led without a
+// break since the append's epoch (WaitReplicatedInEpoch), so a deposed
+// leader acknowledges nothing. A leader also tracks when each follower last
+// caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
 // replicas that reached the high watermark join. High watermarks are
 // checkpointed (checkpoint.go, replication-offset-checkpoint) and a

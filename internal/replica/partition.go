@@ -48,7 +48,7 @@ type AppendResult struct {
 	Duplicate bool
 	// LeaderEpoch is the leader epoch the batch was appended in (for a
 	// duplicate, the current one): WaitReplicatedInEpoch acknowledges it
-	// only while this node still leads in that epoch.
+	// only while this node has led without a break since that epoch.
 	LeaderEpoch int32
 }
 
@@ -73,6 +73,12 @@ type Partition struct {
 	// feeds the log through AppendReplicated.
 	follower atomic.Bool
 	leader   atomic.Int32
+	// ledSince is the leader epoch from which this node has led the
+	// partition without a break (a leader epoch bumped while it stays
+	// leader keeps it): records it appended in any epoch since are still
+	// at their offsets, so their acks=all produce may be acknowledged.
+	// Written before follower is cleared; meaningless while following.
+	ledSince atomic.Int32
 	// gone is set, with mu.closed, when the partition is closed or
 	// deleted, so that parked acks=all produces see it without the lock.
 	gone atomic.Bool
@@ -88,6 +94,7 @@ type Partition struct {
 		lastFlush       time.Time
 		snapshotSegment int
 		closed          bool
+		leading         bool // becomeLeader ran since the last becomeFollower
 		// syncing counts the fsyncs in flight (flush.messages, markers)
 		// that hold the high watermark back: while one is, every append
 		// waits for an fsync covering it before the high watermark moves
