@@ -20,6 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/testkit"
 )
@@ -198,13 +199,18 @@ func TestE2EClusterLocal(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// A raw Metadata request each time: kadm's BrokerMetadata answers from
+	// franz-go's metadata cache, which may hold an answer from before the
+	// last broker's unfencing reached the broker that answered.
 	testkit.Eventually(t, 30*time.Second, "three brokers in Metadata", func() error {
-		md, err := adm.BrokerMetadata(ctx)
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
 			return err
 		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("brokers %v", md.Brokers.NodeIDs())
+		if len(resp.Brokers) != 3 {
+			return fmt.Errorf("%d brokers", len(resp.Brokers))
 		}
 		return nil
 	})
@@ -249,13 +255,23 @@ func TestE2EClusterLocal(t *testing.T) {
 	if err := again.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	againReady := make(chan error, 1)
 	go func() {
-		_ = json.NewDecoder(out).Decode(&again.summary)
+		againReady <- json.NewDecoder(out).Decode(&again.summary)
 		_, _ = bytes.NewBuffer(nil).ReadFrom(out)
 		again.exitErr = again.cmd.Wait()
 		close(again.exited)
 	}()
 	t.Cleanup(func() { again.cmd.Process.Kill(); <-again.exited })
+	select {
+	case err := <-againReady:
+		if err != nil {
+			<-again.exited
+			t.Fatalf("--only 3: %v %v\n%s", err, again.exitErr, again.stderrText())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("--only 3 not ready within 90s")
+	}
 	testkit.Eventually(t, 60*time.Second, "node 3 back in the ISR of every partition", func() error {
 		select {
 		case <-again.exited:
