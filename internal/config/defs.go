@@ -353,6 +353,7 @@ type Topic struct {
 	IndexInterval     int64
 	DeleteRetentionMs int64
 	MaxTimestampDelta int64
+	Preallocate       bool
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
@@ -386,6 +387,7 @@ func (l Layers) ResolveTopic() Topic {
 		IndexInterval:     num("index.interval.bytes"),
 		DeleteRetentionMs: num("delete.retention.ms"),
 		MaxTimestampDelta: num("message.timestamp.difference.max.ms"),
+		Preallocate:       strings.EqualFold(strings.TrimSpace(get("preallocate")), "true"),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
 		MinCompactionLagMs:     num("min.compaction.lag.ms"),

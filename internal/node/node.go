@@ -32,7 +32,8 @@
 // stopped by itself when it has nothing to fetch, and by Close before the
 // partitions close) and the ISR updater (isr.go: AlterPartition to the
 // active controller); all stop on Close. The forwarder keeps at most
-// forwarderConns connections to the active controller.
+// forwarderConns connections to the active controller, the inter-broker
+// client (interbroker.go) at most peerConns to each other broker.
 package node
 
 import (
@@ -80,6 +81,8 @@ type Node struct {
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
 	forwarder *forwarder
+	// peers sends inter-broker requests (interbroker.go).
+	peers *peerClients
 	// stopLifecycle stops the broker's heartbeats, asking the controller
 	// to fence it first; nil until registration starts.
 	stopLifecycle func()
@@ -100,7 +103,8 @@ type Node struct {
 type Options struct {
 	// Dial opens every connection this node makes to another node: replica
 	// fetches, broker registration and heartbeats, AlterPartition,
-	// forwarded admin requests and the metadata quorum's Raft traffic. nil
+	// forwarded admin requests, inter-broker requests (transaction markers
+	// and verifications) and the metadata quorum's Raft traffic. nil
 	// dials TCP. The in-process cluster harness cuts links through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -294,12 +298,14 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
-	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
+	n.peers = newPeerClients(cfg.NodeID, n.ctrl.Image, opts.Dial, logger)
+	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, n.writeMarkers, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
 		Voters:                 len(voterAddrs),
 		Forward:                n.forwarder.forward,
+		SendToBroker:           n.peers.request,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	ctrlAPIs.SetBroker(n.broker)
@@ -490,6 +496,9 @@ func (n *Node) Close() error {
 		}
 		if n.txns != nil {
 			n.txns.Close()
+		}
+		if n.peers != nil {
+			n.peers.close()
 		}
 		if n.groups != nil {
 			n.groups.Close()
