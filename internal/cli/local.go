@@ -72,7 +72,8 @@ HOST:BASE+(i-1)*STEP, the controller on the port after it and HTTP on the
 one after that (9092/9093/9094, 9192/..., 9292/... by default), and one
 controller.quorum.voters list. --config and --set are passed to every node.
 Each node's log goes to DIR/node-i.log. Data directories are reused, so
-running the command again restarts the same cluster.
+running the command again with the same --data-dir, --nodes and ports
+restarts the same cluster (the voters' addresses are part of it).
 
 Once every node answers /readyz it prints the bootstrap servers and each
 node's serve command. SIGINT or SIGTERM stops every node cleanly. A node
