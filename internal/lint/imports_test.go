@@ -20,11 +20,11 @@ const module = "github.com/gregor-dev/gregor/internal/"
 // only so that its one error table can name the log's errors.
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
-	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata"},
+	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "vfs"},
 	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog"},
 	"group":      {"replica", "metadata", "record", "config"},
 	"txn":        {"replica", "metadata", "record"},
-	"controller": {"metadata"},
+	"controller": {"metadata", "vfs"},
 	"replica":    {"commitlog", "record", "metadata", "config", "vfs"},
 	"commitlog":  {"record", "vfs"},
 	"bench":      {},
@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"httpapi":    {},
 	"record":     {},
 	"metadata":   {},
-	"config":     {},
+	"config":     {"vfs"},
 	"lint":       {},
 	"vfs":        {},
 	"chaintest":  {},

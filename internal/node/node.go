@@ -52,12 +52,16 @@ import (
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Node is a running Gregor node.
 type Node struct {
 	cfg    config.Node
 	logger *slog.Logger
+	// fs holds everything the node stores: meta.properties, the metadata
+	// log's Raft stores, the partitions and the checkpoints.
+	fs vfs.FS
 
 	lock     *os.File
 	ctrl     *controller.Controller
@@ -95,10 +99,32 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	return n.Close()
 }
 
+// Option changes how Start builds a node.
+type Option func(*options)
+
+type options struct {
+	fs vfs.FS
+}
+
+// WithFS stores all of the node's data (cfg.DataDir is a path in fs) through
+// fs instead of the operating system: tests give each node a vfs.MemFS to
+// simulate a power loss, or a vfs.FaultFS to fail its disk. The data
+// directory's lock file is taken only on the operating system's
+// filesystem.
+func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
+
 // Start builds and starts a node. The returned node serves until Close.
-func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, err error) {
+func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Option) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	fs := o.fs
+	if fs == nil {
+		fs = vfs.Default
 	}
 	logger = logger.With("node_id", cfg.NodeID)
 	if err := cfg.Validate(); err != nil {
@@ -107,24 +133,26 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	if err := validateProps(cfg.Props, logger); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: logger}
+	n := &Node{cfg: cfg, logger: logger, fs: fs}
 	defer func() {
 		if err != nil {
 			n.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
-		return nil, err
+	if fs == vfs.Default {
+		if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
 	// Storage identity: a directory formatted for another node is refused
 	// before anything in it is opened.
-	meta, err := config.ReadMetaProperties(cfg.DataDir)
+	meta, err := config.ReadMetaPropertiesFS(fs, cfg.DataDir)
 	formatted := err == nil
 	switch {
 	case formatted:
@@ -153,6 +181,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		Formatted:      formatted,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
 		Logger:         logger,
+		FS:             fs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
@@ -195,7 +224,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, clusterID); err != nil {
 			return nil, err
 		}
-	} else if err := config.WriteMetaProperties(cfg.DataDir, config.MetaProperties{
+	} else if err := config.WriteMetaPropertiesFS(fs, cfg.DataDir, config.MetaProperties{
 		ClusterID: clusterID, NodeID: cfg.NodeID, DirectoryID: config.NewDirectoryID(),
 	}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -204,7 +233,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger) (_ *Node, 
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
-		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
+		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff, FS: fs})
 	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, logger)
 
 	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -208,7 +207,8 @@ func (m *Manager) drop(tp TopicPartition, p *Partition) {
 // RemoveStrayDirs deletes partition directories under the data dir that the
 // metadata does not know (a topic deleted while this node was down).
 func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool) {
-	ents, err := os.ReadDir(m.cfg.DataDir)
+	fs := m.fs()
+	ents, err := fs.ReadDir(m.cfg.DataDir)
 	if err != nil {
 		return
 	}
@@ -224,12 +224,12 @@ func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool
 		if err != nil {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(m.cfg.DataDir, e.Name(), partitionMetadataFile)); err != nil {
+		if _, err := fs.Stat(filepath.Join(m.cfg.DataDir, e.Name(), partitionMetadataFile)); err != nil {
 			continue
 		}
 		if !known(e.Name()[:i], int32(n)) {
 			m.logger.Info("removing partition of deleted topic", "dir", e.Name())
-			os.RemoveAll(filepath.Join(m.cfg.DataDir, e.Name()))
+			fs.RemoveAll(filepath.Join(m.cfg.DataDir, e.Name()))
 		}
 	}
 }
