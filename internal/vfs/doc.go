@@ -11,6 +11,13 @@
 // removes) durable, and MemFS.CrashClone keeps only what was made durable.
 // Nothing here knows of logs, segments or Kafka.
 //
-// Lock order: FaultFS.mu and MemFS.mu are leaves; FaultFS.mu is never held
-// while an operation of the wrapped FS runs or while a Fault blocks.
+// The node takes one FS for everything it stores (node.WithFS): the
+// partitions, checkpoints, meta.properties and the metadata log's Raft
+// stores, so a test can cut the power of a whole cluster at one instant
+// (CrashCloneAll).
+//
+// Lock order: FaultFS.mu and MemFS.mu are leaves, except that CrashCloneAll
+// holds the MemFS.mu of every filesystem it clones (taken in argument
+// order); FaultFS.mu is never held while an operation of the wrapped FS
+// runs or while a Fault blocks.
 package vfs
