@@ -238,6 +238,10 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		switch {
 		case topic == nil || fp.partition < 0 || int(fp.partition) >= len(topic.Partitions):
 			rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case b.replicas.Offline() != nil:
+			// Kafka's offline log directory: clients and followers
+			// retry elsewhere once the controller moved leadership.
+			rp.ErrorCode = kerr.KafkaStorageError.Code
 		default:
 			if p = b.replicas.Get(fp.topic, fp.partition); p == nil {
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code

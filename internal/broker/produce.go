@@ -110,7 +110,9 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 				continue
 			}
 			p := b.replicas.Get(t.Topic, tp.Partition)
-			if p == nil {
+			if off := b.replicas.Offline(); off != nil {
+				err = off
+			} else if p == nil {
 				err = replica.ErrNotLeader
 			}
 			var res replica.AppendResult

@@ -20,8 +20,14 @@
 // the replica manager's loop, one replica fetcher per leader broker this
 // node follows partitions of (fetcher.go, started after each reconcile,
 // stopped by itself when it has nothing to fetch, and by Close before the
-// partitions close) and the ISR updater (isr.go: AlterPartition to the
-// active controller); all stop on Close. The forwarder keeps at most
+// partitions close), the ISR updater (isr.go: AlterPartition to the
+// active controller) and the storage watcher (offline.go: a failed write or
+// fsync takes the log directory offline and fences the broker); all stop on
+// Close.
+//
+// Storage: everything the node stores goes through one vfs.FS (WithFS; the
+// operating system's by default), wrapped in a vfs.WatchFS that reports I/O
+// failures. The forwarder keeps at most
 // forwarderConns connections to the active controller.
 package node
 
@@ -60,8 +66,13 @@ type Node struct {
 	cfg    config.Node
 	logger *slog.Logger
 	// fs holds everything the node stores: meta.properties, the metadata
-	// log's Raft stores, the partitions and the checkpoints.
+	// log's Raft stores, the partitions and the checkpoints. It reports
+	// every failed write or fsync to storageFailed.
 	fs vfs.FS
+	// offlinec is closed by the first storage failure (offline.go).
+	offlinec    chan struct{}
+	offlineOnce sync.Once
+	offlineErr  error // set before offlinec closes
 
 	lock     *os.File
 	ctrl     *controller.Controller
@@ -133,7 +144,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 	if err := validateProps(cfg.Props, logger); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: logger, fs: fs}
+	n := &Node{cfg: cfg, logger: logger, offlinec: make(chan struct{})}
+	osFS := fs == vfs.Default
+	fs = vfs.NewWatchFS(fs, n.storageFailed)
+	n.fs = fs
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -142,7 +156,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 	if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	if fs == vfs.Default {
+	if osFS {
 		if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
@@ -290,6 +304,8 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 
+	n.wg.Go(func() { n.watchStorage(runCtx) })
+
 	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
 	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, logger)
 	n.wg.Go(func() { isr.run(runCtx) })
@@ -347,6 +363,9 @@ func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
 func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
 
 func (n *Node) ready() error {
+	if err := n.replicas.Offline(); err != nil {
+		return err
+	}
 	if _, ok := n.ctrl.Leader(); !ok {
 		return errors.New("no active controller")
 	}
@@ -361,6 +380,9 @@ func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
 func (n *Node) reconcile(img *metadata.Image) error {
 	n.reconcileMu.Lock()
 	defer n.reconcileMu.Unlock()
+	if n.replicas.Offline() != nil {
+		return nil // the partitions stay as they were, unserved
+	}
 	if cur := n.ctrl.Image(); cur.LastOffset > img.LastOffset {
 		img = cur
 	}

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/vfs"
 )
@@ -48,6 +50,33 @@ type Manager struct {
 	// checkpoint is the high watermark checkpoint read at the first
 	// Reconcile (nil before), for the replicated partitions it opens.
 	checkpoint map[TopicPartition]int64
+	// offline is the error that took the data directory offline (a
+	// failed write or fsync anywhere in it); nil while online.
+	offline atomic.Pointer[error]
+}
+
+// ErrLogDirOffline is the error of every partition operation once the data
+// directory is offline: KAFKA_STORAGE_ERROR, as commitlog.ErrLogFailed.
+var ErrLogDirOffline = fmt.Errorf("%w: the log directory is offline", commitlog.ErrLogFailed)
+
+// SetOffline takes the data directory offline after an I/O error in it, as
+// Kafka's LogDirFailureChannel does: from here on Offline reports it, and
+// the node stops serving, fetching and reconciling its partitions. It
+// stays offline until the node restarts.
+func (m *Manager) SetOffline(cause error) {
+	err := fmt.Errorf("%w (%w)", ErrLogDirOffline, cause)
+	if m.offline.CompareAndSwap(nil, &err) {
+		m.logger.Error("log directory offline", "dir", m.cfg.DataDir, "err", cause)
+	}
+}
+
+// Offline returns nil while the data directory is online, else an error
+// wrapping ErrLogDirOffline.
+func (m *Manager) Offline() error {
+	if e := m.offline.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (m *Manager) fs() vfs.FS {
