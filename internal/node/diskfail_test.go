@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,14 +17,29 @@ import (
 	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
-// TestClusterFailingDisk: the fsyncs of the partition leader's segment
-// files start failing (EIO) under an idempotent acks=all producer. The
-// leader's log directory goes offline: it answers KAFKA_STORAGE_ERROR,
-// asks the controller to fence it, and the controller elects another ISR
-// member at once; the producer carries on through the new leader, and
-// every acknowledged record is read back once at its offset from the two
-// healthy replicas, which are byte-identical.
+// TestClusterFailingDisk: the fsyncs or the writes of one broker's segment
+// files start failing (EIO, a full disk) under an idempotent acks=all
+// producer. That broker's log directory goes offline: it answers
+// KAFKA_STORAGE_ERROR and asks the controller to fence it, which drops it
+// from the ISR at once and, when it led the partition, elects another ISR
+// member. The producer carries on, and every acknowledged record is read
+// back once at its offset from the two healthy replicas, which are
+// byte-identical.
 func TestClusterFailingDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		leader bool
+		op     vfs.Op
+	}{
+		{"leader fsync", true, vfs.OpSync},
+		{"leader write", true, vfs.OpWrite},
+		{"follower fsync", false, vfs.OpSync},
+	} {
+		t.Run(tc.name, func(t *testing.T) { failingDisk(t, tc.leader, tc.op) })
+	}
+}
+
+func failingDisk(t *testing.T, victimLeads bool, op vfs.Op) {
 	const topic = "diskfail"
 	ffs := []*vfs.FaultFS{vfs.NewFaultFS(vfs.NewMemFS()), vfs.NewFaultFS(vfs.NewMemFS()), vfs.NewFaultFS(vfs.NewMemFS())}
 	// A long session: leadership must move because the broker fences
@@ -31,7 +47,11 @@ func TestClusterFailingDisk(t *testing.T) {
 	c := startFSCluster(t, map[string]string{"broker.session.timeout.ms": "60000", "broker.heartbeat.interval.ms": "300"},
 		[]vfs.FS{ffs[0], ffs[1], ffs[2]})
 	createReplicated(t, c.cluster, topic, 1, map[string]*string{"min.insync.replicas": strp("2")})
-	old := leaderOf(c.cluster, topic, 0)
+	leader0 := leaderOf(c.cluster, topic, 0)
+	old := leader0
+	if !victimLeads {
+		old = c.nodes[(leaderIndex(c.cluster, leader0)+1)%3]
+	}
 	oi := leaderIndex(c.cluster, old)
 	var survivors []*node.Node
 	for _, n := range c.nodes {
@@ -78,18 +98,26 @@ func TestClusterFailingDisk(t *testing.T) {
 	}
 	checkFor(t, "300 acknowledged records", func() bool { return count() >= 300 })
 
-	flt := ffs[oi].Add(&vfs.Fault{Op: vfs.OpSync, Match: vfs.Suffix(".log"), Fail: true})
+	flt := ffs[oi].Add(&vfs.Fault{Op: op, Match: vfs.Suffix(".log"), Fail: true})
 	defer ffs[oi].Clear(flt)
 	failedAt := time.Now()
 	<-flt.Hit()
 	var newID, newEpoch int32
-	checkFor(t, "a new leader in Metadata", func() bool {
-		newID, newEpoch = metadataLeader(t, survivors[0], topic, 0)
-		return newID >= 0 && newID != old.NodeID()
-	})
-	t.Logf("disk of broker %d failed; broker %d leads at epoch %d after %v", old.NodeID(), newID, newEpoch, time.Since(failedAt))
-	if newEpoch <= oldEpoch {
-		t.Fatalf("leader epoch %d, was %d", newEpoch, oldEpoch)
+	if victimLeads {
+		checkFor(t, "a new leader in Metadata", func() bool {
+			newID, newEpoch = metadataLeader(t, survivors[0], topic, 0)
+			return newID >= 0 && newID != old.NodeID()
+		})
+		t.Logf("disk of broker %d failed; broker %d leads at epoch %d after %v", old.NodeID(), newID, newEpoch, time.Since(failedAt))
+		if newEpoch <= oldEpoch {
+			t.Fatalf("leader epoch %d, was %d", newEpoch, oldEpoch)
+		}
+	} else {
+		newID = leader0.NodeID()
+		checkFor(t, "the offline follower to leave the ISR", func() bool {
+			return !slices.Contains(isrOf(t, leader0, topic, 0), old.NodeID())
+		})
+		t.Logf("disk of follower %d failed; out of the ISR after %v", old.NodeID(), time.Since(failedAt))
 	}
 
 	// The offline broker answers KAFKA_STORAGE_ERROR.
@@ -102,7 +130,8 @@ func TestClusterFailingDisk(t *testing.T) {
 	pp.Records = rawBatch(t, -1, -1, -1, 1, "offline")
 	pt.Partitions = append(pt.Partitions, pp)
 	preq.Topics = append(preq.Topics, pt)
-	presp, err := preq.RequestWith(testCtx(t, 10*time.Second), ocl.Broker(int(old.NodeID())))
+	// To the seed: a fenced broker is not in Metadata, so not by its id.
+	presp, err := preq.RequestWith(testCtx(t, 10*time.Second), ocl.SeedBrokers()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
@@ -113,9 +115,11 @@ func powerLoss(t *testing.T, seed uint64) {
 	const topic, partitions = "powerloss", 3
 	mems := []*vfs.MemFS{vfs.NewMemFS(), vfs.NewMemFS(), vfs.NewMemFS()}
 	props := map[string]string{
-		"broker.session.timeout.ms":    "2000",
-		"broker.heartbeat.interval.ms": "300",
-		"log.segment.bytes":            fmt.Sprint(8<<10 + rng.IntN(32<<10)),
+		"broker.session.timeout.ms":        "2000",
+		"broker.heartbeat.interval.ms":     "300",
+		"log.segment.bytes":                fmt.Sprint(8<<10 + rng.IntN(32<<10)),
+		"offsets.topic.num.partitions":     "3",
+		"offsets.topic.replication.factor": "3",
 	}
 	c := startFSCluster(t, props, []vfs.FS{mems[0], mems[1], mems[2]})
 	createReplicated(t, c.cluster, topic, partitions, map[string]*string{"min.insync.replicas": strp("2")})
@@ -156,11 +160,38 @@ func powerLoss(t *testing.T, seed uint64) {
 			}
 		}
 	})
+	// Offsets of a group committed alongside (the group coordinator's
+	// state is records of __consumer_offsets, RF=3 here).
+	var lastCommit, maxCommit int64
+	acl := newClient(t, c.nodes[1])
+	adm := kadm.NewClient(acl)
+	pwg.Go(func() {
+		for j := int64(1); ; j++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var offs kadm.Offsets
+			offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: j, LeaderEpoch: -1})
+			mu.Lock()
+			maxCommit = j
+			mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := adm.CommitOffsets(ctx, "powerloss-group", offs)
+			cancel()
+			if err == nil && resp.Ok() {
+				mu.Lock()
+				lastCommit = j
+				mu.Unlock()
+			}
+		}
+	})
 	want := 300 + rng.IntN(1500)
-	checkFor(t, fmt.Sprintf("%d acknowledged records", want), func() bool {
+	checkFor(t, fmt.Sprintf("%d acknowledged records and a committed offset", want), func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(acked) >= want
+		return len(acked) >= want && lastCommit > 0
 	})
 
 	// The power loss: the acknowledgements seen so far are the ones that
@@ -172,15 +203,17 @@ func powerLoss(t *testing.T, seed uint64) {
 	for v, a := range acked {
 		mustHave[v] = a
 	}
+	mustCommit, nProduced := lastCommit, produced
 	mu.Unlock()
 	close(stop)
-	t.Logf("power loss after %d acknowledged records (%d produced)", len(mustHave), produced)
+	t.Logf("power loss after %d acknowledged records (%d produced), offset %d committed", len(mustHave), nProduced, mustCommit)
 	// What the old nodes do from here on reaches only the old filesystems.
 	var cwg sync.WaitGroup
 	for _, n := range c.nodes {
 		cwg.Go(func() { n.Close() })
 	}
 	cl.Close()
+	acl.Close()
 	pwg.Wait()
 	cwg.Wait()
 
@@ -193,6 +226,27 @@ func powerLoss(t *testing.T, seed uint64) {
 			return leaderOf(c.cluster, topic, p) != nil
 		})
 	}
+
+	// The committed offset survived: the last acknowledged commit or a
+	// later one whose answer the power loss cut off.
+	acl2 := newClient(t, c.nodes[2])
+	adm2 := kadm.NewClient(acl2)
+	testkit.Eventually(t, 30*time.Second, "the group's committed offset", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := adm2.FetchOffsets(ctx, "powerloss-group")
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return err
+		}
+		o, ok := resp.Lookup(topic, 0)
+		if !ok || o.At < mustCommit || o.At > maxCommit {
+			return fmt.Errorf("committed offset %d (found %v), want %d..%d", o.At, ok, mustCommit, maxCommit)
+		}
+		return nil
+	})
 
 	// Production resumes; these acknowledgements must survive too.
 	cl2 := newClient(t, c.nodes[0], kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
