@@ -29,6 +29,7 @@ type Controller interface {
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
 	AlterConfigs(ctx context.Context, resourceType int8, name string, set map[string]*string, replaceAll bool) error
+	ElectLeaders(ctx context.Context, typ int8, partitions controller.TopicPartitions, dryRun bool) ([]controller.ElectionResult, error)
 }
 
 // Config configures a Broker.
@@ -151,9 +152,10 @@ var apis = map[int16]api{
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs
 	37: {0, 3, handleCreatePartitions},        // CreatePartitions
 	42: {0, 2, handleDeleteGroups},            // DeleteGroups
+	43: {0, 2, handleElectLeaders},            // ElectLeaders: forwarded to the active controller
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
-	60: {0, 1, handleDescribeCluster},         // DescribeCluster
+	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
 	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
@@ -192,6 +194,7 @@ var forwarded = map[int16]bool{
 	20: true, // DeleteTopics
 	33: true, // AlterConfigs
 	37: true, // CreatePartitions
+	43: true, // ElectLeaders
 	44: true, // IncrementalAlterConfigs
 }
 

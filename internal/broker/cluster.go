@@ -1,8 +1,10 @@
 package broker
 
-// DescribeCluster (key 60) v0-1 and DescribeLogDirs (key 35) v0-4.
+// DescribeCluster (key 60) v0-2 and DescribeLogDirs (key 35) v0-4.
 //
-// DescribeCluster lists the unfenced brokers (endpoint type 1); controller
+// DescribeCluster lists the unfenced brokers (endpoint type 1) and names the
+// active controller (-1 during an election); v2 with include_fenced_brokers
+// (KIP-1073) lists the fenced ones too, flagged is_fenced. Controller
 // endpoints (type 2, KIP-919) are not exposed and answer
 // UNSUPPORTED_ENDPOINT_TYPE. DescribeLogDirs reports this node's one data
 // directory with each hosted partition's size, and its total and usable bytes
@@ -10,6 +12,8 @@ package broker
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,9 +35,17 @@ func handleDescribeCluster(b *Broker, ctx context.Context, sreq *server.Request)
 	resp.ClusterID = img.ClusterID
 	resp.ControllerID = b.controllerID()
 	resp.ClusterAuthorizedOperations = authorizedOpsUnset
-	for _, mb := range b.metadataBrokers(img) {
+	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
+		br := img.Brokers[id]
+		if br.Fenced && !req.IncludeFencedBrokers {
+			continue
+		}
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port, db.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		db.NodeID, db.Host, db.Port, db.IsFenced = br.NodeID, br.Host, br.Port, br.Fenced
+		if br.Rack != "" {
+			rack := br.Rack
+			db.Rack = &rack
+		}
 		resp.Brokers = append(resp.Brokers, db)
 	}
 	return done(resp)

@@ -16,7 +16,7 @@ package broker
 // stored yet; every heartbeat is answered caught up.
 //
 // The admin requests brokers forward (CreateTopics, DeleteTopics,
-// CreatePartitions, AlterConfigs, IncrementalAlterConfigs) are answered here
+// CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders) are answered here
 // by the broker's own handlers, without an Envelope (no principal to carry
 // while Gregor has no authentication); a controller that is not active
 // answers them NOT_CONTROLLER.
@@ -227,6 +227,18 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 			rr := kmsg.NewAlterConfigsResponseResource()
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
 			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.ElectLeadersResponse:
+		r.ErrorCode = code
+		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {
+			rt := kmsg.NewElectLeadersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
 		}
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {

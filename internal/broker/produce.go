@@ -67,6 +67,7 @@ var (
 type pendingDurable struct {
 	p      *replica.Partition
 	offset int64
+	epoch  int32 // the leader epoch of the append: a later one acknowledges nothing
 	resp   *kmsg.ProduceResponseTopicPartition
 }
 
@@ -132,7 +133,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			}
 			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 			if req.Acks == -1 {
-				waits = append(waits, pendingDurable{p: p, offset: res.LastOffset + 1, resp: rp})
+				waits = append(waits, pendingDurable{p: p, offset: res.LastOffset + 1, epoch: res.LeaderEpoch, resp: rp})
 			}
 		}
 	}
@@ -158,7 +159,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			wait := func() {
 				err := w.p.WaitDurable(ctx, w.offset)
 				if err == nil {
-					err = w.p.WaitReplicated(ctx, w.offset)
+					err = w.p.WaitReplicatedInEpoch(ctx, w.offset, w.epoch)
 				}
 				if err != nil {
 					w.resp.ErrorCode = b.produceErrorCode(err)

@@ -937,7 +937,11 @@ func (l *Log) EnforceRetention() (int, error) {
 // TruncateTo removes every batch holding offsets >= off (follower
 // divergence, KIP-101). A batch straddling off goes whole, so the new log
 // end offset is that batch's base offset. The leader epoch cache is cut to
-// match.
+// match, even when no batch goes (off at or past the log end): a replica
+// elected leader that appended nothing before it was deposed keeps an entry
+// starting at its log end, and a follower that kept it would send that
+// epoch as its last fetched one forever and never stop diverging (Kafka's
+// UnifiedLog.truncateTo does the same).
 func (l *Log) TruncateTo(off int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -947,8 +951,8 @@ func (l *Log) TruncateTo(off int64) error {
 	if f := l.failed.Load(); f != nil {
 		return f
 	}
-	if off >= l.leo.Load() {
-		return nil
+	if leo := l.leo.Load(); off >= leo {
+		return l.truncateEpochsLocked(leo)
 	}
 	if off < l.logStart.Load() {
 		return l.resetLocked(off)

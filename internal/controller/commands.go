@@ -104,15 +104,11 @@ func planTopic(img *metadata.Image, spec TopicSpec) ([]metadata.Record, error) {
 		if spec.NumPartitions <= 0 {
 			return nil, fmt.Errorf("%w: %d", ErrInvalidPartitions, spec.NumPartitions)
 		}
-		brokers := img.UnfencedBrokers()
-		rf := int(spec.ReplicationFactor)
-		if rf <= 0 || rf > len(brokers) {
-			return nil, fmt.Errorf("%w: %d with %d available brokers", ErrInvalidReplicationFactor, rf, len(brokers))
+		var err error
+		assignment, err = newPlacement(img).place(int(spec.NumPartitions), int(spec.ReplicationFactor))
+		if err != nil {
+			return nil, err
 		}
-		// Start the ring at a different broker for each topic so that many
-		// single-partition topics do not all lead on the lowest id.
-		start := len(img.Topics) % len(brokers)
-		assignment = assignRing(brokers, start, 0, int(spec.NumPartitions), rf)
 	}
 
 	id := newTopicID(img)
@@ -125,24 +121,6 @@ func planTopic(img *metadata.Image, spec TopicSpec) ([]metadata.Record, error) {
 		})
 	}
 	return recs, nil
-}
-
-// assignRing assigns count partitions starting at partition id first: the
-// replicas of partition p are rf consecutive brokers of the ring starting at
-// brokers[(start+p) % n], so leaders (first replicas) and replicas spread
-// evenly.
-func assignRing(brokers []int32, start, first, count, rf int) [][]int32 {
-	n := len(brokers)
-	out := make([][]int32, count)
-	for i := range out {
-		p := first + i
-		replicas := make([]int32, rf)
-		for j := range replicas {
-			replicas[j] = brokers[(start+p+j)%n]
-		}
-		out[i] = replicas
-	}
-	return out
 }
 
 // checkAssignment validates manual assignments: each of size rf, without
@@ -223,18 +201,10 @@ func (c *Controller) CreatePartitions(ctx context.Context, name string, newTotal
 				return nil, err
 			}
 		} else {
-			brokers := img.UnfencedBrokers()
-			if rf > len(brokers) {
-				return nil, fmt.Errorf("%w: %d with %d available brokers", ErrInvalidReplicationFactor, rf, len(brokers))
+			var err error
+			if assignments, err = newPlacement(img).place(count, rf); err != nil {
+				return nil, err
 			}
-			// Continue the ring where partition 0's leader sits.
-			start := 0
-			if current > 0 {
-				if i := slices.Index(brokers, t.Partitions[0].Leader); i >= 0 {
-					start = i
-				}
-			}
-			assignments = assignRing(brokers, start, int(current), count, rf)
 		}
 		if validateOnly {
 			return nil, nil

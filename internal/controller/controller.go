@@ -92,11 +92,19 @@ type Config struct {
 	// SessionTimeout is broker.session.timeout.ms: the active controller
 	// fences a broker that has not heartbeated for this long. 0 means 9 s.
 	SessionTimeout time.Duration
+	// Props are the node's static broker properties (file and --set); the
+	// controller reads the ones its decisions depend on
+	// (unclean.leader.election.enable, auto.leader.rebalance.enable,
+	// leader.imbalance.*) below the dynamic configs in the image.
+	Props map[string]string
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
 	// FS holds the Raft log, stable store and snapshots (raftstore.go,
 	// snapstore.go); nil is the operating system's.
 	FS vfs.FS
+	// Dial opens Raft's connections to the other voters (nil: a TCP
+	// dial). Tests cut links between nodes through it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Validate checks the config.
@@ -129,6 +137,9 @@ type Controller struct {
 	mux       *muxListener
 
 	image atomic.Pointer[metadata.Image]
+	// startCommit is the commit index WaitReady learnt (0 before); the
+	// node is caught up once it applied that far (CaughtUp).
+	startCommit atomic.Uint64
 
 	// sem is the command lock: commands run one at a time.
 	sem chan struct{}
@@ -162,6 +173,9 @@ type Controller struct {
 	notifyMu sync.Mutex
 	queue    []imageChange
 	notifyc  chan struct{} // capacity 1: "queue is non-empty"
+	// fenceWake (capacity 1) wakes the fence loop when this node takes
+	// over as active controller.
+	fenceWake chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -205,6 +219,8 @@ func Open(cfg Config) (_ *Controller, err error) {
 		stopc:   make(chan struct{}),
 		subs:    make(map[uint64]func(prev, next *metadata.Image)),
 		notifyc: make(chan struct{}, 1),
+
+		fenceWake: make(chan struct{}, 1),
 	}
 	c.image.Store(&metadata.Image{})
 	c.baseCtx, c.cancel = context.WithCancel(context.Background())
@@ -234,7 +250,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 			advertise = v.Addr
 		}
 	}
-	c.mux, err = newMuxListener(cfg.Addr, advertise)
+	c.mux, err = newMuxListener(cfg.Addr, advertise, cfg.Dial)
 	if err != nil {
 		return nil, fmt.Errorf("controller: listen %s: %w", cfg.Addr, err)
 	}
@@ -294,6 +310,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	c.wg.Go(c.leadershipLoop)
 	c.wg.Go(c.dispatchLoop)
 	c.wg.Go(c.fenceLoop)
+	c.wg.Go(c.rebalanceLoop)
 	return c, nil
 }
 
@@ -350,6 +367,27 @@ func (c *Controller) Leader() (int32, bool) {
 	return int32(n), true
 }
 
+// CaughtUp reports whether this node has applied the metadata log up to
+// the commit index it learnt when it started (WaitReady): before that its
+// image may lag what the quorum decided.
+func (c *Controller) CaughtUp() bool {
+	target := c.startCommit.Load()
+	return target > 0 && c.raft.AppliedIndex() >= target
+}
+
+// MetadataLag is how many committed metadata log entries this node knows of
+// and has not applied yet.
+func (c *Controller) MetadataLag() uint64 {
+	commit, applied := c.raft.CommitIndex(), c.raft.AppliedIndex()
+	if commit <= applied {
+		return 0
+	}
+	return commit - applied
+}
+
+// AppliedOffset is the Raft index of the last metadata entry applied.
+func (c *Controller) AppliedOffset() uint64 { return c.raft.AppliedIndex() }
+
 // readyPoll is how often WaitReady re-checks leadership and apply progress;
 // it only runs while a node starts.
 const readyPoll = 5 * time.Millisecond
@@ -382,8 +420,10 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		if _, err := c.await(ctx, c.raft.Barrier(0), nil); err != nil {
 			return mapRaftErr(err)
 		}
+		c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
 	} else {
 		target := c.raft.CommitIndex()
+		c.startCommit.Store(max(target, 1))
 		for c.raft.AppliedIndex() < target {
 			if err := sleep(); err != nil {
 				return err
@@ -505,6 +545,7 @@ func (c *Controller) leadershipLoop() {
 				continue
 			}
 			c.log.Info("became active controller", "term", c.raft.CurrentTerm())
+			c.startSessions()
 			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
 				if img.ClusterID != "" {
 					return nil, nil

@@ -39,8 +39,14 @@
 // every ISR it is in, in the same batch, and a partition it led gets the
 // first unfenced ISR member in replica order (leader and partition epochs
 // bumped); the last ISR member is kept and its partition left offline
-// (leader -1) until that member is unfenced, which elects it. Unclean
-// election is not built.
+// (leader -1) until that member is unfenced, which elects it, unless
+// unclean.leader.election.enable holds for the topic: then the first
+// unfenced out-of-sync replica leads and is the whole ISR (at fencing, at
+// unfencing and at every session check of the active controller).
+//
+// Placement (placement.go) gives new partitions replicas on unfenced
+// brokers: rack-aware (distinct racks while racks remain), then balanced by
+// the cluster's counts of preferred leaders and replicas per broker.
 //
 // # Commands
 //
@@ -62,8 +68,11 @@
 //
 // Besides Raft's own: the leadership loop (writes the ClusterRecord when the
 // image has none), the subscriber dispatcher (calls Subscribe callbacks in
-// apply order), the fence loop (expires broker sessions on the active
-// controller), the controller listener's accept loop with one router per
+// apply order), the fence loop (expires broker sessions, and elects
+// uncleanly where allowed, on the active controller), the rebalance loop
+// (auto.leader.rebalance.enable: preferred elections every
+// leader.imbalance.check.interval.seconds; not started when disabled), the
+// controller listener's accept loop with one router per
 // connection until its first byte arrives (bounded by sniffTimeout), and one
 // waiter per outstanding Raft future whose caller gave up; all stop by Close,
 // the waiters because Raft shutdown resolves every future.

@@ -81,3 +81,74 @@ func TestControllerElectsLeaderOnFencing(t *testing.T) {
 	}
 	want("3 registered again", 0, metadata.NoLeader, 5, 5, 3)
 }
+
+// TestControllerUncleanElection checks unclean.leader.election.enable: when
+// the last ISR member is fenced, a topic with the option (topic config, or
+// the cluster default set later) gets its first unfenced out-of-sync
+// replica as leader and sole ISR member, at fencing, at the periodic check
+// and at unfencing, with the leader epoch bumped; without it the partition
+// stays offline.
+func TestControllerUncleanElection(t *testing.T) {
+	c := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	registerBrokers(t, c, 1, 2, 3)
+	ctx := testCtx(t)
+	u, err := c.CreateTopic(ctx, TopicSpec{Name: "u", Assignments: map[int32][]int32{0: {1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.CreateTopic(ctx, TopicSpec{Name: "v", Assignments: map[int32][]int32{0: {1, 2, 3}},
+		Configs: map[string]string{"unclean.leader.election.enable": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochs := map[[16]byte]int32{}
+	want := func(what string, topic metadata.Topic, leader int32, isr ...int32) {
+		t.Helper()
+		p, _ := c.Image().Partition(topic.ID, 0)
+		if p.Leader != leader || !slices.Equal(p.ISR, isr) {
+			t.Fatalf("%s: %s-0 is %+v; want leader %d, ISR %v", what, topic.Name, p, leader, isr)
+		}
+		if p.LeaderEpoch < epochs[topic.ID] {
+			t.Fatalf("%s: leader epoch went back", what)
+		}
+		epochs[topic.ID] = p.LeaderEpoch
+	}
+	heartbeat := func(id int32, fence bool) {
+		t.Helper()
+		if _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, fence); err != nil {
+			t.Fatalf("heartbeat of %d (fence %v): %v", id, fence, err)
+		}
+	}
+
+	heartbeat(2, true)
+	heartbeat(3, true)
+	heartbeat(2, false)
+	want("2 back but out of sync", u, 1, 1)
+	want("2 back but out of sync", v, 1, 1)
+	before := epochs[v.ID]
+
+	heartbeat(1, true)
+	want("the last ISR member fenced, clean only", u, metadata.NoLeader, 1)
+	want("the last ISR member fenced, unclean", v, 2, 2)
+	if epochs[v.ID] != before+1 {
+		t.Fatalf("unclean election: leader epoch %d, want %d", epochs[v.ID], before+1)
+	}
+	c.maybeElectUnclean()
+	want("the periodic check leaves a clean-only topic offline", u, metadata.NoLeader, 1)
+
+	if err := c.AlterConfigs(ctx, metadata.ResourceBroker, "", map[string]*string{"unclean.leader.election.enable": strp("true")}, false); err != nil {
+		t.Fatal(err)
+	}
+	c.maybeElectUnclean()
+	want("the cluster default enabled: the periodic check elects", u, 2, 2)
+
+	heartbeat(2, true)
+	want("the unclean leader fenced with nobody left", u, metadata.NoLeader, 2)
+	want("the unclean leader fenced with nobody left", v, metadata.NoLeader, 2)
+	heartbeat(3, false)
+	want("3 unfenced elects it uncleanly", u, 3, 3)
+	want("3 unfenced elects it uncleanly", v, 3, 3)
+	heartbeat(1, false)
+	heartbeat(2, false)
+	want("others back: the leader stays", u, 3, 3)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
@@ -76,7 +77,7 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 			// clean shutdown (Kafka's handleBrokerUncleanShutdown): it
 			// leaves its leaderships and ISRs as on fencing, and catches
 			// up as a follower before it rejoins.
-			recs = leaveRecords(img, r.NodeID)
+			recs = leaveRecords(img, r.NodeID, c.uncleanFor(img))
 		}
 		return append(recs, metadata.RegisterBrokerRecord{
 			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
@@ -113,76 +114,161 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 		fenced = wantFence
 		switch {
 		case b.Fenced && !wantFence:
-			return unfenceRecords(img, b), nil
+			return unfenceRecords(img, b, c.uncleanFor(img)), nil
 		case !b.Fenced && wantFence:
 			// A controlled shutdown: the broker's partitions move now,
 			// not a session later.
-			return fenceRecords(img, b), nil
+			return fenceRecords(img, b, c.uncleanFor(img)), nil
 		}
 		return nil, nil
 	})
 	return fenced, err
 }
 
-// fenceCheckDivisor sets how often the active controller looks for expired
-// sessions: SessionTimeout/fenceCheckDivisor, so a broker is fenced at most
-// that much later than its session ends.
-const fenceCheckDivisor = 8
+// fenceRetry is the pause before fencing a broker again after the command
+// failed (a Raft error other than lost leadership).
+const fenceRetry = 100 * time.Millisecond
 
 // fenceLoop fences, on the active controller, every unfenced broker whose
-// session expired.
+// session expired, at the moment it expires: its timer is set to the
+// earliest session end (a heartbeat only moves a session's end later, so
+// waking at the earliest end and looking again misses none). Off the
+// active controller it sleeps a session timeout at a time, and wakes when
+// this node takes over (startSessions).
 func (c *Controller) fenceLoop() {
-	t := time.NewTicker(max(c.sessionTimeout()/fenceCheckDivisor, 10*time.Millisecond))
+	t := time.NewTimer(c.sessionTimeout())
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stopc:
 			return
 		case <-t.C:
+		case <-c.fenceWake:
 		}
 		if !c.IsActive() {
+			t.Reset(c.sessionTimeout())
 			continue
 		}
-		for _, id := range c.expired() {
+		c.maybeElectUnclean()
+		expired, _ := c.sessions(time.Now())
+		failed := false
+		for _, id := range expired {
 			err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
 				b, ok := img.Brokers[id]
-				if !ok || b.Fenced || !slices.Contains(c.expired(), id) {
+				if !ok || b.Fenced {
 					return nil, nil
 				}
-				return fenceRecords(img, b), nil
+				if exp, _ := c.sessions(time.Now()); !slices.Contains(exp, id) {
+					return nil, nil // a heartbeat arrived meanwhile
+				}
+				return fenceRecords(img, b, c.uncleanFor(img)), nil
 			})
 			switch {
 			case err == nil:
 				c.log.Info("fenced broker: session expired", "broker", id, "session_timeout", c.sessionTimeout())
 			case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrNotController):
 			default:
+				failed = true
 				c.log.Warn("fence broker failed", "broker", id, "err", err)
 			}
 		}
+		_, next := c.sessions(time.Now())
+		if failed {
+			next = max(next, fenceRetry)
+		}
+		t.Reset(next)
 	}
 }
 
-// expired lists the unfenced brokers whose last heartbeat (or, never seen
-// in this term, the start of the term) is older than the session timeout.
-func (c *Controller) expired() []int32 {
+// startSessions starts every broker's session now, when this node has just
+// become the active controller: it knows no heartbeat times of the
+// previous controller's, and fencing on them would fence every broker
+// (Kafka's BrokerHeartbeatManager starts them at activation too). A
+// heartbeat that reached this term first already started them.
+func (c *Controller) startSessions() {
+	term := c.raft.CurrentTerm()
+	c.members.Lock()
+	c.resetIfNewTermLocked(term, time.Now())
+	c.members.Unlock()
+	select {
+	case c.fenceWake <- struct{}{}:
+	default:
+	}
+}
+
+// sessions lists the unfenced brokers whose session has ended at now and
+// how long until the next session ends (the session timeout when none is
+// running).
+func (c *Controller) sessions(now time.Time) (expired []int32, next time.Duration) {
 	img := c.Image()
-	now := time.Now()
 	term := c.raft.CurrentTerm()
 	c.members.Lock()
 	defer c.members.Unlock()
 	c.resetIfNewTermLocked(term, now)
-	var out []int32
-	for id, b := range img.Brokers {
+	return sessionExpiry(img.Brokers, c.members.seen, c.members.since, c.sessionTimeout(), now)
+}
+
+// sessionExpiry decides, for the unfenced brokers, whose session has ended
+// at now (the last heartbeat, or since when none was seen in this term,
+// is at least timeout old) and how long until the next end among the
+// others (timeout when no session runs).
+func sessionExpiry(brokers map[int32]metadata.Broker, seen map[int32]time.Time, since time.Time, timeout time.Duration,
+	now time.Time) (expired []int32, next time.Duration) {
+	next = timeout
+	for id, b := range brokers {
 		if b.Fenced {
 			continue
 		}
-		last, ok := c.members.seen[id]
+		last, ok := seen[id]
 		if !ok {
-			last = c.members.since
+			last = since
 		}
-		if now.Sub(last) > c.sessionTimeout() {
-			out = append(out, id)
+		left := last.Add(timeout).Sub(now)
+		if left <= 0 {
+			expired = append(expired, id)
+			continue
 		}
+		next = min(next, left)
 	}
-	return out
+	slices.Sort(expired)
+	return expired, next
+}
+
+// maybeElectUnclean elects leaders for the offline partitions of topics
+// with unclean leader election enabled, when an unfenced replica can lead
+// (Kafka's maybeElectUncleanLeaders). The image is checked first without
+// the command lock, so a cluster without such partitions pays a scan.
+func (c *Controller) maybeElectUnclean() {
+	if len(uncleanSweepRecords(c.Image(), c.uncleanFor(c.Image()))) == 0 {
+		return
+	}
+	var n int
+	err := c.exec(c.baseCtx, func(img *metadata.Image) ([]metadata.Record, error) {
+		recs := uncleanSweepRecords(img, c.uncleanFor(img))
+		n = len(recs)
+		return recs, nil
+	})
+	switch {
+	case err == nil && n > 0:
+		c.log.Warn("unclean leader election: offline partitions got leaders outside their ISR", "partitions", n)
+	case err == nil, errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, ErrNotController):
+	default:
+		c.log.Warn("unclean leader election failed", "err", err)
+	}
+}
+
+// uncleanFor resolves unclean.leader.election.enable for a topic as Kafka's
+// controller does: the topic's config, else this controller's dynamic
+// broker config or the cluster default, else its static property.
+func (c *Controller) uncleanFor(img *metadata.Image) uncleanFunc {
+	return func(t *metadata.Topic) bool {
+		const key = "unclean.leader.election.enable"
+		if v, ok := t.Configs[key]; ok {
+			return strings.EqualFold(v, "true")
+		}
+		if v, ok := img.BrokerConfig(c.cfg.NodeID, key); ok {
+			return strings.EqualFold(v, "true")
+		}
+		return strings.EqualFold(c.cfg.Props[key], "true")
+	}
 }

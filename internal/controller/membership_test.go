@@ -5,10 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
 )
 
 func TestControllerMembershipRegisterHeartbeatFence(t *testing.T) {
@@ -168,5 +171,39 @@ func TestControllerWarnsWhenVotersDifferFromTheQuorum(t *testing.T) {
 	openNode(t, Config{NodeID: 1, Dir: dir, Addr: addrs[0], Voters: []Voter{{1, addrs[0]}, {2, addrs[1]}}, Logger: logger})
 	if !strings.Contains(logs.String(), "controller.quorum.voters differs") {
 		t.Fatalf("no warning for a voters list the quorum does not have:\n%s", logs.String())
+	}
+}
+
+// TestControllerSessionExpiry: the fence loop's decision. A session ends
+// a session timeout after the broker's last heartbeat, or after the
+// moment this controller took over when it has seen none (so a new
+// controller fences nobody before a full session passed); the loop sleeps
+// exactly until the next end.
+func TestControllerSessionExpiry(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	const timeout = 9 * time.Second
+	brokers := map[int32]metadata.Broker{1: {NodeID: 1}, 2: {NodeID: 2}, 3: {NodeID: 3, Fenced: true}}
+	cases := []struct {
+		name        string
+		seen        map[int32]time.Time
+		now         time.Time
+		wantExpired []int32
+		wantNext    time.Duration
+	}{
+		{"takeover: none heard, sessions start at it", nil, t0.Add(time.Second), nil, 8 * time.Second},
+		{"takeover: a full session later both end", nil, t0.Add(timeout), []int32{1, 2}, timeout},
+		{"a heartbeat moves one end", map[int32]time.Time{1: t0.Add(4 * time.Second)}, t0.Add(timeout), []int32{2}, 4 * time.Second},
+		{"the next end is the earliest", map[int32]time.Time{1: t0.Add(3 * time.Second), 2: t0.Add(5 * time.Second)},
+			t0.Add(10 * time.Second), nil, 2 * time.Second},
+		{"fenced brokers have no session", map[int32]time.Time{1: t0.Add(20 * time.Second), 2: t0.Add(20 * time.Second)},
+			t0.Add(21 * time.Second), nil, 8 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			expired, next := sessionExpiry(brokers, tc.seen, t0, timeout, tc.now)
+			if !slices.Equal(expired, tc.wantExpired) || next != tc.wantNext {
+				t.Fatalf("expired %v next %v, want %v and %v", expired, next, tc.wantExpired, tc.wantNext)
+			}
+		})
 	}
 }

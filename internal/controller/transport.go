@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,14 +36,19 @@ type muxListener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-func newMuxListener(addr string, advertise string) (*muxListener, error) {
+func newMuxListener(addr string, advertise string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	m := &muxListener{ln: ln, advertise: ln.Addr(), raftc: make(chan net.Conn), closed: make(chan struct{})}
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	m := &muxListener{ln: ln, advertise: ln.Addr(), raftc: make(chan net.Conn), closed: make(chan struct{}), dial: dial}
 	if advertise != "" {
 		if a, err := net.ResolveTCPAddr("tcp", advertise); err == nil {
 			m.advertise = a
@@ -127,7 +133,9 @@ func (m *muxListener) Addr() net.Addr { return m.advertise }
 
 // Dial implements raft.StreamLayer: a Raft connection with its preamble.
 func (m *muxListener) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	nc, err := net.DialTimeout("tcp", string(address), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	nc, err := m.dial(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,7 +27,9 @@ import (
 // offset, which is read from the durable offset. The current leader epoch
 // of each partition is read at every request, so a leader epoch change
 // restarts that partition's fetch from its own log; a divergent tail is cut
-// at the diverging epoch the leader answers (Fetch v12+).
+// at the diverging epoch the leader answers (Fetch v12+). An answer is
+// applied to a partition only while it still follows the same leader in
+// the same epoch from the same log end as when the request was built.
 
 const (
 	replicaFetchVersion  = 12
@@ -44,6 +47,7 @@ const (
 
 type replicaFetchers struct {
 	nodeID   int32
+	dial     dialFunc
 	replicas *replica.Manager
 	image    func() *metadata.Image
 	logger   *slog.Logger
@@ -58,8 +62,8 @@ type replicaFetchers struct {
 	}
 }
 
-func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, logger *slog.Logger) *replicaFetchers {
-	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image,
+func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, dial dialFunc, logger *slog.Logger) *replicaFetchers {
+	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image, dial: dial,
 		logger: logger.With("component", "replica-fetcher")}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.mu.running = make(map[int32]bool)
@@ -107,7 +111,7 @@ func (f *replicaFetchers) idle(leader int32) bool {
 
 func (f *replicaFetchers) run(leader int32) {
 	c := &controllerClient{timeout: replicaFetchMaxWait + 10*time.Second,
-		clientID: fmt.Sprintf("gregor-replica-fetcher-%d", f.nodeID), maxResponse: replicaFetchMaxResponse}
+		clientID: fmt.Sprintf("gregor-replica-fetcher-%d", f.nodeID), maxResponse: replicaFetchMaxResponse, dial: f.dial}
 	defer c.close()
 	logger := f.logger.With("leader", leader)
 	for f.ctx.Err() == nil {
@@ -151,7 +155,11 @@ type fetchedKey struct {
 }
 
 // fetchOnce sends one fetch for parts and applies its answer. It reports
-// whether a partition failed (the caller backs off).
+// whether a partition failed (the caller backs off). Each partition's
+// answer is applied only while the partition is still where the request
+// left it (replica.FetchPosition: same leader, leader epoch and log end):
+// the answer to a request sent before a leader change or a truncation is
+// dropped.
 func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*replica.Partition, logger *slog.Logger) (bool, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = replicaFetchVersion
@@ -160,10 +168,21 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	req.MinBytes = 1
 	req.MaxBytes = replicaFetchMaxBytes
 	req.SessionID, req.SessionEpoch = 0, -1
-	byKey := make(map[fetchedKey]*replica.Partition, len(parts))
+	type sent struct {
+		p   *replica.Partition
+		pos replica.FetchPosition
+	}
+	byKey := make(map[fetchedKey]sent, len(parts))
 	topicAt := make(map[string]int)
+	failed := false
 	for _, p := range parts {
-		byKey[fetchedKey{p.Topic, p.Index}] = p
+		pos, err := p.FollowerPosition()
+		if err != nil {
+			// Moved on since FollowedFrom, or its fsync failed.
+			failed = true
+			continue
+		}
+		byKey[fetchedKey{p.Topic, p.Index}] = sent{p, pos}
 		ti, ok := topicAt[p.Topic]
 		if !ok {
 			ti = len(req.Topics)
@@ -174,13 +193,17 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.Index
-		rp.CurrentLeaderEpoch = p.LeaderEpoch()
-		// Only what is on disk is reported: the leader counts it as replicated.
-		rp.FetchOffset = p.DurableOffset()
-		rp.LastFetchedEpoch = p.LatestEpoch()
+		rp.CurrentLeaderEpoch = pos.LeaderEpoch
+		// Only what is on disk is reported: the leader counts it as
+		// replicated. FollowerPosition fsynced the whole log first.
+		rp.FetchOffset = pos.FetchOffset
+		rp.LastFetchedEpoch = pos.LastFetchedEpoch
 		rp.LogStartOffset = p.LogStartOffset()
 		rp.PartitionMaxBytes = replicaFetchPartMax
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+	if len(byKey) == 0 {
+		return true, nil
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, replicaFetchMaxWait+10*time.Second)
 	defer cancel()
@@ -191,9 +214,8 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	if resp.ErrorCode != 0 {
 		return true, kerr.ErrorForCode(resp.ErrorCode)
 	}
-	failed := false
 	type applied struct {
-		p  *replica.Partition
+		sent
 		hw int64
 	}
 	var got []applied
@@ -201,10 +223,11 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
-			p := byKey[fetchedKey{t.Topic, rp.Partition}]
-			if p == nil {
+			s, ok := byKey[fetchedKey{t.Topic, rp.Partition}]
+			if !ok {
 				continue
 			}
+			p := s.p
 			if rp.ErrorCode != 0 {
 				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH: the metadata
 				// image brings the new leader and epoch; retry after it.
@@ -214,7 +237,7 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 				continue
 			}
 			if d := rp.DivergingEpoch; d.Epoch >= 0 || d.EndOffset >= 0 {
-				if err := truncateDiverging(p, d.Epoch, d.EndOffset); err != nil {
+				if err := p.TruncateFetched(s.pos, d.Epoch, d.EndOffset); err != nil && !errors.Is(err, replica.ErrStaleFetch) {
 					logger.Error("truncating a divergent log failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
 					failed = true
 				}
@@ -222,8 +245,11 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 			}
 			if len(rp.RecordBatches) > 0 {
 				before := p.LogEndOffset()
-				leo, err := p.AppendReplicated(rp.RecordBatches)
-				if err != nil {
+				leo, err := p.AppendFetched(s.pos, rp.RecordBatches)
+				switch {
+				case errors.Is(err, replica.ErrStaleFetch):
+					continue
+				case err != nil:
 					logger.Error("replicated append failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
 					failed = true
 				}
@@ -231,7 +257,7 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 					appended = append(appended, p)
 				}
 			}
-			got = append(got, applied{p, rp.HighWatermark})
+			got = append(got, applied{s, rp.HighWatermark})
 		}
 	}
 	// One fsync per partition that got records, side by side (separate
@@ -246,22 +272,7 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	}
 	wg.Wait()
 	for _, a := range got {
-		a.p.SetFollowerHighWatermark(a.hw)
+		a.p.SetFetchedHighWatermark(a.pos, a.hw)
 	}
 	return failed, nil
-}
-
-// truncateDiverging cuts a follower's log where it diverges from the
-// leader's (Kafka's getOffsetTruncationState): the leader's end offset for
-// the diverging epoch, capped by this log's end for that epoch; without a
-// usable answer, at the high watermark.
-func truncateDiverging(p *replica.Partition, epoch int32, leaderEnd int64) error {
-	if epoch < 0 || leaderEnd < 0 {
-		return p.TruncateTo(p.HighWatermark())
-	}
-	_, localEnd := p.EndOffsetForEpoch(epoch)
-	if localEnd < 0 {
-		localEnd = p.HighWatermark()
-	}
-	return p.TruncateTo(min(leaderEnd, localEnd))
 }

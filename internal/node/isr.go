@@ -44,11 +44,12 @@ type sentISR struct {
 const isrResend = 2 * time.Second
 
 func newISRUpdater(nodeID int32, replicas *replica.Manager, lagMax time.Duration, epoch func() int64,
-	leader func() (int32, bool), voters map[int32]string, logger *slog.Logger) *isrUpdater {
+	leader func() (int32, bool), voters map[int32]string, dial dialFunc, logger *slog.Logger) *isrUpdater {
 	u := &isrUpdater{nodeID: nodeID, replicas: replicas, lagMax: lagMax, epoch: epoch, leader: leader, voters: voters,
 		logger: logger.With("component", "isr"), sent: make(map[replica.TopicPartition]sentISR)}
 	u.client.timeout = 10 * time.Second
 	u.client.clientID = "gregor-isr-" + strconv.Itoa(int(nodeID))
+	u.client.dial = dial
 	return u
 }
 

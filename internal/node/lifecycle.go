@@ -246,7 +246,12 @@ type controllerClient struct {
 	// maxResponse bounds an answer's size before it is read (0:
 	// maxControllerResponse); replica fetchers read record batches.
 	maxResponse int32
+	// dial opens the connection (nil: a TCP dial); Options.Dial.
+	dial dialFunc
 }
+
+// dialFunc opens a connection to another node (Options.Dial).
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 func (c *controllerClient) close() {
 	if c.conn != nil {
@@ -258,8 +263,14 @@ func (c *controllerClient) close() {
 func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Request, resp kmsg.Response) error {
 	if c.conn == nil || c.addr != addr {
 		c.close()
-		d := net.Dialer{Timeout: c.timeout}
-		nc, err := d.DialContext(ctx, "tcp", addr)
+		dial := c.dial
+		if dial == nil {
+			d := net.Dialer{Timeout: c.timeout}
+			dial = d.DialContext
+		}
+		dctx, cancel := context.WithTimeout(ctx, c.timeout)
+		nc, err := dial(dctx, "tcp", addr)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -335,10 +346,10 @@ type forwarder struct {
 	idle   chan *controllerClient // capacity forwarderConns
 }
 
-func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, bool)) *forwarder {
+func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, bool), dial dialFunc) *forwarder {
 	f := &forwarder{voters: voters, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
 	for range forwarderConns {
-		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID))}
+		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID)), dial: dial}
 	}
 	return f
 }

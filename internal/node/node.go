@@ -25,7 +25,7 @@
 // fsync takes the log directory offline and fences the broker); all stop on
 // Close.
 //
-// Storage: everything the node stores goes through one vfs.FS (WithFS; the
+// Storage: everything the node stores goes through one vfs.FS (Options.FS; the
 // operating system's by default), wrapped in a vfs.WatchFS that reports I/O
 // failures. The forwarder keeps at most
 // forwarderConns connections to the active controller.
@@ -89,6 +89,7 @@ type Node struct {
 	// to fence it first; nil until registration starts.
 	stopLifecycle func()
 	requests      *requestMetrics
+	health        *clusterHealth // replication and controller metrics (health.go)
 	http          *httpapi.Server
 
 	cancel      context.CancelFunc
@@ -97,6 +98,22 @@ type Node struct {
 	reconcileMu sync.Mutex
 	closeOnce   sync.Once
 	closeErr    error
+}
+
+// Options are the seams of a node that tests use; the zero value is what
+// `gregor serve` runs with.
+type Options struct {
+	// Dial opens every connection this node makes to another node: replica
+	// fetches, broker registration and heartbeats, AlterPartition,
+	// forwarded admin requests and the metadata quorum's Raft traffic. nil
+	// dials TCP. The in-process cluster harness cuts links through it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// FS stores all of the node's data (cfg.DataDir is a path in it)
+	// instead of the operating system: tests give each node a vfs.MemFS
+	// to cut its power (MemFS.CrashClone, vfs.CrashCloneAll), or a
+	// vfs.FaultFS to fail its disk. The data directory's lock file is
+	// taken only on the operating system's filesystem. nil: vfs.Default.
+	FS vfs.FS
 }
 
 // Run starts a node and serves until ctx ends, then shuts down cleanly.
@@ -110,30 +127,19 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	return n.Close()
 }
 
-// Option changes how Start builds a node.
-type Option func(*options)
-
-type options struct {
-	fs vfs.FS
-}
-
-// WithFS stores all of the node's data (cfg.DataDir is a path in fs) through
-// fs instead of the operating system: tests give each node a vfs.MemFS to
-// simulate a power loss, or a vfs.FaultFS to fail its disk. The data
-// directory's lock file is taken only on the operating system's
-// filesystem.
-func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
-
 // Start builds and starts a node. The returned node serves until Close.
-func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Option) (_ *Node, err error) {
+// At most one Options may be given.
+func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ...Options) (_ *Node, err error) {
+	var opts Options
+	if len(options) > 1 {
+		return nil, errors.New("node: more than one Options")
+	} else if len(options) == 1 {
+		opts = options[0]
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	fs := o.fs
+	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
@@ -194,8 +200,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 		Voters:         voters,
 		Formatted:      formatted,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
+		Props:          cfg.Props,
 		Logger:         logger,
 		FS:             fs,
+		Dial:           opts.Dial,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
@@ -248,9 +256,9 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff, FS: fs})
-	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, logger)
+	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, opts.Dial, logger)
 
-	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader)
+	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader, opts.Dial)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 		if errors.Is(err, controller.ErrNotController) {
@@ -294,6 +302,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
 		logger: logger.With("component", "broker-lifecycle"),
 	})
+	lc.client.dial = opts.Dial
 	lcCtx, lcCancel := context.WithCancel(runCtx)
 	lcDone := make(chan struct{})
 	n.stopLifecycle = func() { lcCancel(); <-lcDone }
@@ -307,11 +316,12 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 	n.wg.Go(func() { n.watchStorage(runCtx) })
 
 	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
-	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, logger)
+	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, opts.Dial, logger)
 	n.wg.Go(func() { isr.run(runCtx) })
 
 	// Partitions follow the metadata log from here on.
-	n.unsubscribe = n.ctrl.Subscribe(func(_, next *metadata.Image) { n.reconcile(next) })
+	n.health = newClusterHealth(n)
+	n.unsubscribe = n.ctrl.Subscribe(func(prev, next *metadata.Image) { n.health.observe(prev, next); n.reconcile(next) })
 	img := n.ctrl.Image()
 	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
 		t := img.Topics[topic]
@@ -338,7 +348,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Op
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(n), n.requests.vec)
+		newCollector(n), n.health, n.requests.vec)
 	n.http = httpapi.New(httpapi.Config{Addr: listenAddr(cfg.HTTPAddr), Registry: reg, Ready: n.ready,
 		Logger: logger.With("component", "http")})
 	if err := n.http.Listen(); err != nil {
@@ -368,6 +378,9 @@ func (n *Node) ready() error {
 	}
 	if _, ok := n.ctrl.Leader(); !ok {
 		return errors.New("no active controller")
+	}
+	if !n.ctrl.CaughtUp() {
+		return errors.New("catching up with the metadata log")
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // fsCluster is three combined nodes whose data directories are on in-memory
-// filesystems (node.WithFS), so that a test can cut the power of all three.
+// filesystems (node.Options.FS), so that a test can cut the power of all three.
 type fsCluster struct {
 	cluster
 	fss   []vfs.FS
@@ -39,7 +39,7 @@ func (c *fsCluster) startNodeOn(i int) (*node.Node, error) {
 	for k, v := range c.props {
 		p[k] = v
 	}
-	return node.Start(ctx, clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], c.voters(), p), nil, node.WithFS(c.fss[i]))
+	return node.Start(ctx, clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], c.voters(), p), nil, node.Options{FS: c.fss[i]})
 }
 
 // startAll starts the three nodes concurrently on c.fss.

@@ -56,7 +56,13 @@
 // aborted-transaction index rewound). A replica elected leader starts its
 // new epoch in the epoch cache at its log end at once (as Kafka's
 // makeLeader), so OffsetForLeaderEpoch and a returning old leader's fetch
-// see where the old epoch ended here. A leader also tracks when each
+// see where the old epoch ended here. A follower's fetch starts at its
+// FetchPosition (leader, leader epoch, fsynced log end, last epoch) and its
+// answer is applied (AppendFetched, TruncateFetched,
+// SetFetchedHighWatermark) only while the partition is still there; an
+// acks=all produce is acknowledged only while its node leads in the
+// append's epoch (WaitReplicatedInEpoch), so a deposed leader acknowledges
+// nothing. A leader also tracks when each
 // follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
 // replicas that reached the high watermark join. High watermarks are

@@ -43,6 +43,10 @@ type AppendResult struct {
 	// Duplicate is set when the batch was a retry of one already written: the
 	// offsets are the original ones and nothing was appended.
 	Duplicate bool
+	// LeaderEpoch is the leader epoch the batch was appended in (for a
+	// duplicate, the current one): WaitReplicatedInEpoch acknowledges it
+	// only while this node still leads in that epoch.
+	LeaderEpoch int32
 }
 
 // Partition is one partition hosted on this node.
@@ -326,7 +330,7 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 		if errors.Is(err, ErrDuplicateSequence) {
 			p.mu.Unlock()
 			return AppendResult{BaseOffset: dup.FirstOffset, LastOffset: dup.LastOffset, LogAppendTime: -1,
-				LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
+				LogStartOffset: p.log.LogStartOffset(), Duplicate: true, LeaderEpoch: p.leaderEpoch.Load()}, nil
 		}
 		if err != nil {
 			p.mu.Unlock()
@@ -339,7 +343,8 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 			}
 		}
 	}
-	info, err := p.log.Append(batch, p.leaderEpoch.Load(), appendTime)
+	epoch := p.leaderEpoch.Load()
+	info, err := p.log.Append(batch, epoch, appendTime)
 	if err != nil {
 		p.mu.Unlock()
 		return AppendResult{}, err
@@ -364,7 +369,7 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 		lat = info.LogAppendTime
 	}
 	res := AppendResult{BaseOffset: info.BaseOffset, LastOffset: info.LastOffset, LogAppendTime: lat,
-		LogStartOffset: p.log.LogStartOffset()}
+		LogStartOffset: p.log.LogStartOffset(), LeaderEpoch: epoch}
 	if err := p.publishLocked(info.LastOffset+1, int64(h.NumRecords), cfg.FlushMessages); err != nil {
 		return AppendResult{}, err
 	}
@@ -466,6 +471,11 @@ func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
 	for p.log.DurableOffset() < offset {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if p.log.LogEndOffset() < offset {
+			// Truncated away: this node was deposed and its tail cut. Not
+			// an error to spin on until ctx ends.
+			return ErrNotLeader
 		}
 		if err := p.log.Sync(); err != nil {
 			return err

@@ -158,18 +158,29 @@ func (p *Partition) UpdateFollower(replicaID int32, fetchOffset int64) error {
 // single replica returns at once: its high watermark moved when the append
 // was published.
 func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
-	if err := p.replicatedTo(offset); err != errNotYet {
+	return p.WaitReplicatedInEpoch(ctx, offset, -1)
+}
+
+// WaitReplicatedInEpoch is WaitReplicated for records appended as leader in
+// leader epoch epoch (AppendResult.LeaderEpoch; -1: any): it fails with
+// ErrNotLeader as soon as this node no longer leads in that epoch, whatever
+// the high watermark says. A deposed leader's high watermark comes from
+// the new leader and may pass offset before its own tail is truncated, and
+// a deposed leader elected again has a high watermark over other records
+// at the same offsets: neither says that this produce's records were
+// replicated, so neither may acknowledge them (the producer retries on the
+// leader, and idempotence answers a retry of a replicated batch from its
+// producer state).
+func (p *Partition) WaitReplicatedInEpoch(ctx context.Context, offset int64, epoch int32) error {
+	if err := p.replicatedTo(offset, epoch); err != errNotYet {
 		return err
 	}
 	wake := make(chan struct{}, 1)
 	p.AddWaiter(wake)
 	defer p.RemoveWaiter(wake)
 	for {
-		if err := p.replicatedTo(offset); err != errNotYet {
+		if err := p.replicatedTo(offset, epoch); err != errNotYet {
 			return err
-		}
-		if p.follower.Load() {
-			return ErrNotLeader
 		}
 		select {
 		case <-wake:
@@ -181,7 +192,12 @@ func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
 
 var errNotYet = errors.New("replica: not replicated yet")
 
-func (p *Partition) replicatedTo(offset int64) error {
+func (p *Partition) replicatedTo(offset int64, epoch int32) error {
+	// Leadership first: the high watermark of a follower is another
+	// leader's (see WaitReplicatedInEpoch).
+	if p.follower.Load() || (epoch >= 0 && p.leaderEpoch.Load() != epoch) {
+		return ErrNotLeader
+	}
 	if p.highWatermark.Load() < offset {
 		return errNotYet
 	}
@@ -207,6 +223,26 @@ func (p *Partition) ReadRangeForFollower(offset int64, maxBytes int) (commitlog.
 func (p *Partition) AppendReplicated(records []byte) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.appendReplicatedLocked(records)
+}
+
+// AppendFetched is AppendReplicated for the answer to a fetch sent at pos:
+// it appends nothing and fails with ErrStaleFetch unless the partition
+// still follows the same leader in the same epoch from the same log end.
+// An answer that crossed a leader change (the fetcher of the old leader
+// still had a request in flight) or a truncation would otherwise put
+// another leader's batches after this log's, where no epoch check finds
+// them (Kafka's fetcher drops such answers the same way).
+func (p *Partition) AppendFetched(pos FetchPosition, records []byte) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.checkPositionLocked(pos, true); err != nil {
+		return p.log.LogEndOffset(), err
+	}
+	return p.appendReplicatedLocked(records)
+}
+
+func (p *Partition) appendReplicatedLocked(records []byte) (int64, error) {
 	if p.mu.closed {
 		return 0, ErrClosed
 	}
@@ -251,9 +287,21 @@ func (p *Partition) DurableOffset() int64 { return p.log.DurableOffset() }
 // SetFollowerHighWatermark takes the leader's high watermark from a fetch
 // response, capped by this follower's durable log end. It never moves back.
 func (p *Partition) SetFollowerHighWatermark(leaderHW int64) {
+	p.setFollowerHighWatermark(nil, leaderHW)
+}
+
+// SetFetchedHighWatermark is SetFollowerHighWatermark for the answer to a
+// fetch sent at pos: ignored unless the partition still follows the same
+// leader in the same epoch (another leader's high watermark says nothing
+// about this log).
+func (p *Partition) SetFetchedHighWatermark(pos FetchPosition, leaderHW int64) {
+	p.setFollowerHighWatermark(&pos, leaderHW)
+}
+
+func (p *Partition) setFollowerHighWatermark(pos *FetchPosition, leaderHW int64) {
 	p.mu.Lock()
 	moved := false
-	if p.follower.Load() && !p.mu.closed {
+	if p.follower.Load() && !p.mu.closed && (pos == nil || p.checkPositionLocked(*pos, false) == nil) {
 		moved = p.advanceHighWatermarkLocked(min(leaderHW, p.log.DurableOffset()))
 	}
 	p.mu.Unlock()
@@ -270,11 +318,16 @@ func (p *Partition) SetFollowerHighWatermark(leaderHW int64) {
 func (p *Partition) TruncateTo(off int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.truncateToLocked(off)
+}
+
+func (p *Partition) truncateToLocked(off int64) error {
 	if p.mu.closed {
 		return ErrClosed
 	}
 	if off >= p.log.LogEndOffset() {
-		return nil
+		// Nothing to cut but the epoch cache's entries at the log end.
+		return p.log.TruncateTo(off)
 	}
 	if err := p.log.TruncateTo(off); err != nil {
 		return err
@@ -304,6 +357,93 @@ func (p *Partition) TruncateTo(off int64) error {
 	p.mu.snapshotSegment = p.log.NumSegments()
 	p.logger.Info("truncated divergent log tail", "topic", p.Topic, "partition", p.Index, "log_end_offset", leo)
 	return nil
+}
+
+// FetchPosition is where a follower's fetch of one partition starts: the
+// leader and leader epoch it follows, its log end offset (fsynced: the
+// leader counts it as replicated) and the epoch of its last batch (Fetch
+// v12 last_fetched_epoch). The answer to the fetch is applied only while
+// the partition is still at this position.
+type FetchPosition struct {
+	Leader           int32
+	LeaderEpoch      int32
+	FetchOffset      int64
+	LastFetchedEpoch int32
+}
+
+// ErrStaleFetch: a fetch answer reached a partition that has since changed
+// leader, leader epoch or log end; it is dropped and the fetch sent again.
+var ErrStaleFetch = errors.New("replica: fetch answer for an older leader, leader epoch or log end")
+
+// FollowerPosition returns where the next fetch of this follower starts;
+// ok is false when the partition is not a follower with a leader. The
+// fetch offset is the log end, fsynced first if it is not yet: a deposed
+// leader's tail appended but not fsynced when it was deposed would
+// otherwise sit between its fetch offset (the durable end) and its log
+// end, where the new leader's divergence check (which compares the fetch
+// offset) never looks, and the batches the new leader sends for those
+// offsets would be skipped as already present. So the fetch offset and the
+// log end are the same offset, and the check covers every batch.
+func (p *Partition) FollowerPosition() (FetchPosition, error) {
+	if p.log.DurableOffset() < p.log.LogEndOffset() {
+		if err := p.log.Sync(); err != nil {
+			return FetchPosition{}, err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return FetchPosition{}, ErrClosed
+	}
+	if !p.follower.Load() || p.leader.Load() < 0 {
+		return FetchPosition{}, ErrNotFollower
+	}
+	leo := p.log.LogEndOffset()
+	if p.log.DurableOffset() < leo {
+		// An append raced with the fsync above: fetch again next round.
+		return FetchPosition{}, ErrStaleFetch
+	}
+	return FetchPosition{Leader: p.leader.Load(), LeaderEpoch: p.leaderEpoch.Load(), FetchOffset: leo,
+		LastFetchedEpoch: p.log.LatestEpoch()}, nil
+}
+
+// checkPositionLocked fails with ErrStaleFetch unless the partition still
+// follows pos's leader in pos's epoch (and, with atEnd, its log still ends
+// at pos's fetch offset).
+func (p *Partition) checkPositionLocked(pos FetchPosition, atEnd bool) error {
+	if p.mu.closed {
+		return ErrClosed
+	}
+	if !p.follower.Load() || p.leader.Load() != pos.Leader || p.leaderEpoch.Load() != pos.LeaderEpoch {
+		return ErrStaleFetch
+	}
+	if atEnd && p.log.LogEndOffset() != pos.FetchOffset {
+		return ErrStaleFetch
+	}
+	return nil
+}
+
+// TruncateFetched is TruncateTo for a diverging epoch answered to a fetch
+// sent at pos: it cuts the log where it diverges from the leader's
+// (Kafka's getOffsetTruncationState): the leader's end offset for the
+// diverging epoch, capped by this log's own end for that epoch; without a
+// usable answer (epoch or end offset -1), at the high watermark. It fails
+// with ErrStaleFetch when the partition has moved on from pos.
+func (p *Partition) TruncateFetched(pos FetchPosition, epoch int32, leaderEnd int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.checkPositionLocked(pos, true); err != nil {
+		return err
+	}
+	off := p.highWatermark.Load()
+	if epoch >= 0 && leaderEnd >= 0 {
+		_, localEnd := p.log.EndOffsetForEpoch(epoch)
+		if localEnd < 0 {
+			localEnd = off
+		}
+		off = min(leaderEnd, localEnd)
+	}
+	return p.truncateToLocked(off)
 }
 
 // followerFetch is what the leader remembers of a follower's fetches.

@@ -11,7 +11,7 @@
 // removes) durable, and MemFS.CrashClone keeps only what was made durable.
 // Nothing here knows of logs, segments or Kafka.
 //
-// The node takes one FS for everything it stores (node.WithFS): the
+// The node takes one FS for everything it stores (node.Options.FS): the
 // partitions, checkpoints, meta.properties and the metadata log's Raft
 // stores, so a test can cut the power of a whole cluster at one instant
 // (CrashCloneAll).

@@ -221,6 +221,7 @@ func TestE2EClusterThreeProcesses(t *testing.T) {
 	if d := time.Since(killedAt); d < 8*time.Second {
 		t.Errorf("the killed broker was fenced after %v, before its 9 s session could expire", d)
 	}
+	checkFencedVisible(t, survivors[0].kafkaAddr, leader, newLeader, procs[int(newLeader)].httpAddr)
 
 	// The killed node restarts on its data: same cluster, a new broker
 	// epoch, listed again by everyone.

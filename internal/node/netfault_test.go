@@ -1,0 +1,205 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/node"
+)
+
+// netFaults is the in-process harness's network seam: every node of a
+// fault cluster makes its connections to the other nodes (replica fetches,
+// heartbeats, AlterPartition, forwarding, Raft) through node.Options.Dial,
+// and a test cuts links between chosen nodes. A cut link from a to b fails
+// every connection a opens to b, new or established (an established one is
+// closed, so its peer sees it end too). Cutting a to b alone is a one-way
+// partition at the request level: a cannot reach b, while b still opens
+// connections to a and is answered. Clients of the test are not affected.
+type netFaults struct {
+	mu    sync.Mutex
+	owner map[int]int32 // loopback port -> node id
+	cut   map[[2]int32]bool
+	conns map[*faultConn]struct{}
+}
+
+func newNetFaults() *netFaults {
+	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), conns: make(map[*faultConn]struct{})}
+}
+
+// own records that port belongs to node id.
+func (f *netFaults) own(id int32, ports ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range ports {
+		f.owner[p] = id
+	}
+}
+
+var errLinkCut = errors.New("netfaults: link cut")
+
+// dialer is node from's Options.Dial.
+func (f *netFaults) dialer(from int32) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		to := f.nodeOf(addr)
+		if f.isCut(from, to) {
+			return nil, fmt.Errorf("dial %s from node %d: %w", addr, from, errLinkCut)
+		}
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := &faultConn{Conn: nc, f: f, from: from, to: to}
+		f.mu.Lock()
+		f.conns[c] = struct{}{}
+		cut := f.cut[[2]int32{from, to}]
+		f.mu.Unlock()
+		if cut { // cut while dialing
+			c.Close()
+			return nil, errLinkCut
+		}
+		return c, nil
+	}
+}
+
+func (f *netFaults) nodeOf(addr string) int32 {
+	_, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return -1
+	}
+	p, _ := strconv.Atoi(ps)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id, ok := f.owner[p]; ok {
+		return id
+	}
+	return -1
+}
+
+func (f *netFaults) isCut(from, to int32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut[[2]int32{from, to}]
+}
+
+// cutLink cuts the link from a to b (one way; call twice for both).
+func (f *netFaults) cutLink(a, b int32) {
+	f.mu.Lock()
+	f.cut[[2]int32{a, b}] = true
+	var doomed []*faultConn
+	for c := range f.conns {
+		if c.from == a && c.to == b {
+			doomed = append(doomed, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range doomed {
+		c.Close()
+	}
+}
+
+// isolate cuts node id from every other node of ids, both ways.
+func (f *netFaults) isolate(id int32, ids ...int32) {
+	for _, o := range ids {
+		if o != id {
+			f.cutLink(id, o)
+			f.cutLink(o, id)
+		}
+	}
+}
+
+// heal restores every link.
+func (f *netFaults) heal() {
+	f.mu.Lock()
+	clear(f.cut)
+	f.mu.Unlock()
+}
+
+// faultConn is a connection opened through netFaults.
+type faultConn struct {
+	net.Conn
+	f        *netFaults
+	from, to int32
+	once     sync.Once
+}
+
+func (c *faultConn) Read(p []byte) (int, error) {
+	if c.f.isCut(c.from, c.to) {
+		c.Close()
+		return 0, errLinkCut
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *faultConn) Write(p []byte) (int, error) {
+	if c.f.isCut(c.from, c.to) {
+		c.Close()
+		return 0, errLinkCut
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *faultConn) Close() error {
+	c.once.Do(func() {
+		c.f.mu.Lock()
+		delete(c.f.conns, c)
+		c.f.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// faultCluster is three combined nodes whose node-to-node links go
+// through one netFaults. Kafka ports are reserved up front so that every
+// address a node dials is known to belong to its node.
+type faultCluster struct {
+	cluster
+	net        *netFaults
+	kafkaPorts []int
+	props      map[string]string
+}
+
+func startFaultCluster(t *testing.T, props map[string]string) *faultCluster {
+	t.Helper()
+	ports := freePorts(t, 6)
+	c := &faultCluster{cluster: cluster{nodes: make([]*node.Node, 3), ctrlPorts: ports[:3]},
+		net: newNetFaults(), kafkaPorts: ports[3:], props: props}
+	for i := range 3 {
+		c.dirs = append(c.dirs, t.TempDir())
+		c.net.own(int32(i+1), c.ctrlPorts[i], c.kafkaPorts[i])
+	}
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { c.nodes[i], errs[i] = c.start(i) })
+	}
+	wg.Wait()
+	for i, n := range c.nodes {
+		if n != nil {
+			t.Cleanup(func() { n.Close() })
+		}
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i+1, errs[i])
+		}
+	}
+	return c
+}
+
+// start starts node i+1 (again) on its directory and ports.
+func (c *faultCluster) start(i int) (*node.Node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := map[string]string{"broker.rack": fmt.Sprintf("rack-%d", i+1)}
+	for k, v := range c.props {
+		p[k] = v
+	}
+	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
+	cfg := clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p)
+	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", c.kafkaPorts[i])
+	return node.Start(ctx, cfg, nil, node.Options{Dial: c.net.dialer(int32(i + 1))})
+}
