@@ -374,12 +374,29 @@ func (c *Coordinator) appendRecords(p int32, kvs ...replica.KeyValue) (int64, er
 	return part.AppendKeyValues(c.now(), kvs...)
 }
 
+// waitDurable waits until the records below next are fsynced here and on
+// every ISR member (the high watermark passed them), as Kafka's coordinator
+// appends with acks=all. Local durability alone lost acknowledged commits:
+// after a power loss of the whole cluster another replica, without them,
+// could lead the partition (TestClusterPowerLoss). Errors are Kafka's
+// coordinator mapping: a lost leadership is NOT_COORDINATOR, too few
+// replicas COORDINATOR_NOT_AVAILABLE.
 func (c *Coordinator) waitDurable(ctx context.Context, p int32, next int64) error {
 	part := c.cfg.Partition(p)
 	if part == nil {
 		return ErrNotCoordinator
 	}
-	return part.WaitDurable(ctx, next)
+	err := part.WaitDurable(ctx, next)
+	if err == nil {
+		err = part.WaitReplicated(ctx, next)
+	}
+	switch {
+	case errors.Is(err, replica.ErrNotLeader):
+		return ErrNotCoordinator
+	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotEnoughReplicasAfterAppend):
+		return ErrCoordinatorNotAvailable
+	}
+	return err
 }
 
 // writeGroup persists a group's metadata (a tombstone once Dead) and waits

@@ -288,6 +288,25 @@ func (e *entry) known() *Metadata {
 	return &e.m
 }
 
+// waitReplicated waits until the records below next are fsynced here and
+// on every ISR member (the high watermark passed them), as Kafka's
+// coordinator appends with acks=all: local durability alone can lose a
+// state change when another replica, without it, leads next (a power loss
+// of the whole cluster). Errors are Kafka's coordinator mapping.
+func waitReplicated(ctx context.Context, part *replica.Partition, next int64) error {
+	err := part.WaitDurable(ctx, next)
+	if err == nil {
+		err = part.WaitReplicated(ctx, next)
+	}
+	switch {
+	case errors.Is(err, replica.ErrNotLeader):
+		return ErrNotCoordinator
+	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotEnoughReplicasAfterAppend):
+		return ErrCoordinatorNotAvailable
+	}
+	return err
+}
+
 // persist writes m durably to the entry's partition and makes it current.
 func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 	part := c.cfg.Partition(Topic, e.partition)
@@ -298,7 +317,7 @@ func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
 	if err != nil {
 		return err
 	}
-	if err := part.WaitDurable(ctx, next); err != nil {
+	if err := waitReplicated(ctx, part, next); err != nil {
 		return err
 	}
 	e.m = m
@@ -579,7 +598,7 @@ func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
 	if err != nil {
 		return err
 	}
-	if err := part.WaitDurable(ctx, next); err != nil {
+	if err := waitReplicated(ctx, part, next); err != nil {
 		return err
 	}
 	e.gone = true
