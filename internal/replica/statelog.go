@@ -126,13 +126,22 @@ type StateRecord struct {
 	Key, Value []byte
 }
 
-// ScanStateLog calls fn for every record from the log start to the high
-// watermark in offset order, end-transaction markers included. An error
-// from fn stops the scan and is returned.
+// ScanStateLog calls fn for every record from the log start to the log end
+// in offset order, end-transaction markers included. An error from fn stops
+// the scan and is returned.
+//
+// To the log end, not the high watermark, as Kafka's coordinator loader
+// reads: a coordinator loads its partition when it leads it, and a leader
+// just elected or restarted may not know the high watermark yet (it
+// reopens at its checkpoint, or at the log start when the checkpoint lacks
+// the partition, until the followers fetch). Stopping there loaded an
+// empty group after a power loss and never looked again
+// (TestClusterPowerLoss); every acknowledged state record is in the
+// leader's log.
 func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
-	off, hw := p.LogStartOffset(), p.HighWatermark()
-	for off < hw {
-		data, err := p.Read(off, 1<<20)
+	off, end := p.LogStartOffset(), p.LogEndOffset()
+	for off < end {
+		data, err := p.read(off, 1<<20, end)
 		if err != nil {
 			return fmt.Errorf("replica: scan %s-%d at %d: %w", p.Topic, p.Index, off, err)
 		}
@@ -177,7 +186,8 @@ func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
 }
 
 // ScanKeyValues calls fn with the key and value of every record from the log
-// start to the high watermark, in offset order, skipping control batches.
+// start to the log end (see ScanStateLog), in offset order, skipping control
+// batches.
 // key and value are valid only during the call. An error from fn stops the
 // scan and is returned.
 func (p *Partition) ScanKeyValues(fn func(key, value []byte) error) error {
