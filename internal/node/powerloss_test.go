@@ -239,6 +239,18 @@ func powerLoss(t *testing.T, seed uint64) {
 			err = resp.Error()
 		}
 		if err != nil {
+			// Each node's view of the brokers, to tell a stale image
+			// (an old endpoint) from a coordinator that cannot load.
+			for i, n := range c.nodes {
+				mcl, _ := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()))
+				md, merr := kadm.NewClient(mcl).BrokerMetadata(ctx)
+				mcl.Close()
+				var ports []string
+				for _, b := range md.Brokers {
+					ports = append(ports, fmt.Sprintf("%d@%d", b.NodeID, b.Port))
+				}
+				t.Logf("node %d (%s) lists brokers %v, controller %d (%v)", i+1, n.KafkaAddr(), ports, md.Controller, merr)
+			}
 			return err
 		}
 		o, ok := resp.Lookup(topic, 0)
