@@ -29,6 +29,8 @@ type Controller interface {
 	DeleteTopic(ctx context.Context, name string) error
 	CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error
 	AlterConfigs(ctx context.Context, resourceType int8, name string, set map[string]*string, replaceAll bool) error
+	AlterReassignments(ctx context.Context, rs []controller.Reassignment) ([]error, error)
+	UnregisterBroker(ctx context.Context, id int32) error
 	ElectLeaders(ctx context.Context, typ int8, partitions controller.TopicPartitions, dryRun bool) ([]controller.ElectionResult, error)
 }
 
@@ -54,6 +56,11 @@ type Config struct {
 	// Transactions is the transaction coordinator; nil answers the
 	// transaction APIs COORDINATOR_NOT_AVAILABLE.
 	Transactions *txn.Coordinator
+	// Voters is the number of controller quorum voters: a cluster of one
+	// voter with a lone broker caps the internal topics' replication
+	// factor at its brokers, so a zero-config node serves groups and
+	// transactions (internalCoordinator).
+	Voters int
 	// Forward sends a request to the active controller's controller
 	// listener and returns its answer (KIP-590 forwarding of admin
 	// requests that reach another broker). nil handles everything locally.
@@ -154,11 +161,14 @@ var apis = map[int16]api{
 	42: {0, 2, handleDeleteGroups},            // DeleteGroups
 	43: {0, 2, handleElectLeaders},            // ElectLeaders: forwarded to the active controller
 	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
+	45: {0, 0, handleAlterReassignments},      // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
+	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
 	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
 	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
+	64: {0, 0, handleUnregisterBroker},        // UnregisterBroker
 }
 
 // APIVersions implements server.Handler.
@@ -196,6 +206,9 @@ var forwarded = map[int16]bool{
 	37: true, // CreatePartitions
 	43: true, // ElectLeaders
 	44: true, // IncrementalAlterConfigs
+	45: true, // AlterPartitionReassignments
+	46: true, // ListPartitionReassignments
+	64: true, // UnregisterBroker
 }
 
 // forward sends req to the active controller when that is another node. It

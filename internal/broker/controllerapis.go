@@ -16,7 +16,9 @@ package broker
 // stored yet; every heartbeat is answered caught up.
 //
 // The admin requests brokers forward (CreateTopics, DeleteTopics,
-// CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders) are answered here
+// CreatePartitions, AlterConfigs, IncrementalAlterConfigs, ElectLeaders,
+// AlterPartitionReassignments, ListPartitionReassignments,
+// UnregisterBroker) are answered here
 // by the broker's own handlers, without an Envelope (no principal to carry
 // while Gregor has no authentication); a controller that is not active
 // answers them NOT_CONTROLLER.
@@ -193,6 +195,17 @@ func (h *ControllerAPIs) alterPartition(ctx context.Context, req *kmsg.AlterPart
 	return done(resp)
 }
 
+func setTopLevelError(resp kmsg.Response, code int16) {
+	switch r := resp.(type) {
+	case *kmsg.AlterPartitionAssignmentsResponse:
+		r.ErrorCode = code
+	case *kmsg.ListPartitionReassignmentsResponse:
+		r.ErrorCode = code
+	case *kmsg.UnregisterBrokerResponse:
+		r.ErrorCode = code
+	}
+}
+
 // notControllerResponse answers a forwarded admin request NOT_CONTROLLER
 // for every resource it names.
 func notControllerResponse(req kmsg.Request) kmsg.Response {
@@ -228,6 +241,9 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
 			r.Resources = append(r.Resources, rr)
 		}
+	case *kmsg.AlterPartitionAssignmentsResponse, *kmsg.ListPartitionReassignmentsResponse, *kmsg.UnregisterBrokerResponse:
+		// One top-level error code, as Kafka's controller answers them.
+		setTopLevelError(r, code)
 	case *kmsg.ElectLeadersResponse:
 		r.ErrorCode = code
 		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {

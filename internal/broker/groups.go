@@ -22,6 +22,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -94,7 +95,7 @@ func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request)
 // leading the group's partition.
 func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string, int32, error) {
 	return b.internalCoordinator(ctx, id, group.Topic, "offsets.topic.num.partitions",
-		"offsets.topic.replication.factor", group.ErrCoordinatorNotAvailable)
+		"offsets.topic.replication.factor", group.ErrCoordinatorNotAvailable, b.groups.Serving)
 }
 
 // internalCoordinator finds the broker leading key's partition of a
@@ -105,16 +106,29 @@ func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string
 // retry. Waiting for the creation instead held the client's connection for
 // seconds, and the heartbeats queued behind it on that connection starved
 // until the group expired the member. Any failure is unavailable.
+//
+// The replication factor (Kafka's default 3) is capped at the registered
+// brokers only on a cluster of one voter, so that a zero-config node works;
+// elsewhere, as Kafka, the topic is created once enough brokers registered.
+// min.insync.replicas is transaction.state.log.min.isr (2) capped at the
+// replication factor, for both topics: a coordinator write is answered once
+// on that many disks.
 func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsProp, replicationProp string,
-	unavailable error) (int32, string, int32, error) {
+	unavailable error, serving func(partition int32) bool) (int32, string, int32, error) {
 	img := b.image()
 	t := img.Topics[topic]
 	if t == nil {
+		rf := b.brokerInt(img, replicationProp)
+		if n := int64(len(img.Brokers)); b.cfg.Voters <= 1 && n >= 1 && n < rf {
+			rf = n
+		}
+		minISR := min(b.brokerInt(img, "transaction.state.log.min.isr"), rf)
 		b.createInternalTopic(controller.TopicSpec{
 			Name:              topic,
 			NumPartitions:     int32(b.brokerInt(img, partitionsProp)),
-			ReplicationFactor: int16(b.brokerInt(img, replicationProp)),
-			Configs:           map[string]string{"cleanup.policy": "compact"},
+			ReplicationFactor: int16(rf),
+			Configs: map[string]string{"cleanup.policy": "compact",
+				"min.insync.replicas": strconv.FormatInt(minISR, 10)},
 		})
 		return -1, "", -1, unavailable
 	}
@@ -126,6 +140,11 @@ func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsPr
 	// node leads in the image but has not opened), as Metadata does.
 	br, ok := img.Brokers[t.Partitions[p].Leader]
 	if !ok || br.Fenced || !b.canLead(t, t.Partitions[p]) {
+		return -1, "", -1, unavailable
+	}
+	// Nor this node while it loads the partition: clients would be
+	// answered COORDINATOR_LOAD_IN_PROGRESS until it has.
+	if br.NodeID == b.cfg.NodeID && serving != nil && !serving(p) {
 		return -1, "", -1, unavailable
 	}
 	return br.NodeID, br.Host, br.Port, nil

@@ -299,10 +299,18 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if !existing {
 		conf, member := c.bootstrapConfiguration()
 		if member {
-			if err := c.raft.BootstrapCluster(conf).Error(); err != nil {
+			switch err := c.raft.BootstrapCluster(conf).Error(); {
+			case errors.Is(err, raft.ErrCantBootstrap):
+				// Between NewRaft and here the running quorum's leader
+				// already replicated to this node (it lists us as a
+				// voter): the stores hold its entries, so this node
+				// joined the cluster it was configured for.
+				c.log.Info("metadata quorum reached this node before bootstrap; joined it")
+			case err != nil:
 				return nil, fmt.Errorf("controller: bootstrap: %w", err)
+			default:
+				c.log.Info("bootstrapped metadata quorum", "voters", len(conf.Servers))
 			}
-			c.log.Info("bootstrapped metadata quorum", "voters", len(conf.Servers))
 		}
 	}
 

@@ -48,6 +48,11 @@
 // brokers: rack-aware (distinct racks while racks remain), then balanced by
 // the cluster's counts of preferred leaders and replicas per broker.
 //
+// Partition reassignment (reassign.go) follows KRaft: the target replicas
+// are added with adding/removing replicas in the partition, and the ISR
+// change that holds every target completes it; UnregisterBroker removes a
+// registration after the broker leaves every ISR.
+//
 // # Commands
 //
 // Commands run one at a time on the active controller (the command lock,

@@ -73,12 +73,17 @@ func (c *Controller) AlterPartition(ctx context.Context, r ISRChange) (metadata.
 		return p, !same, nil
 	}
 	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
-		_, change, err := check(img)
+		p, change, err := check(img)
 		if err != nil || !change {
 			return nil, err
 		}
-		return []metadata.Record{metadata.PartitionChangeRecord{TopicID: r.TopicID, Partition: r.Partition,
-			ISR: slices.Clone(r.NewISR)}}, nil
+		// Through the change builder: an ISR that now holds every target
+		// replica completes a reassignment in progress (reassign.go).
+		rec, ok := partitionChange(img, r.TopicID, p, p.Replicas, r.NewISR, p.AddingReplicas, p.RemovingReplicas)
+		if !ok {
+			return nil, nil
+		}
+		return []metadata.Record{rec}, nil
 	})
 	if err != nil {
 		return metadata.Partition{}, err

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime/pprof"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // errGroupGone is returned by do when the group's actor has stopped (the
@@ -20,7 +22,10 @@ const maxDrainBeforeTick = 64
 type group struct {
 	id        string
 	partition int32
-	c         *Coordinator
+	// log is the partition's Log for the leader epoch the group was
+	// loaded (or made) under; it fails once leadership moves.
+	log statelog.Log
+	c   *Coordinator
 
 	inbox chan func(now time.Time)
 	stopc chan struct{}
@@ -34,8 +39,8 @@ type group struct {
 	pending map[int64]map[TopicPartition]Offset
 }
 
-func newGroup(c *Coordinator, id string, partition int32, now time.Time) *group {
-	return &group{id: id, partition: partition, c: c, inbox: make(chan func(time.Time)),
+func newGroup(c *Coordinator, id string, partition int32, l statelog.Log, now time.Time) *group {
+	return &group{id: id, partition: partition, log: l, c: c, inbox: make(chan func(time.Time)),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		st: newGroupState(id, c.cfg.Limits, now), offsets: map[TopicPartition]Offset{},
 		pending: map[int64]map[TopicPartition]Offset{}}
@@ -106,6 +111,18 @@ func (g *group) memberIDs() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// stop stops the actor (an unload) and waits for it: parked joins and
+// syncs get ErrNotCoordinator. An actor that already stopped (its group
+// died) is left as it is.
+func (g *group) stop() {
+	select {
+	case <-g.donec:
+	default:
+		close(g.stopc)
+		<-g.donec
+	}
 }
 
 // failParked answers every parked join and sync on shutdown.

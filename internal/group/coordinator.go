@@ -12,7 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // Topic is the internal topic holding groups and offsets.
@@ -29,9 +29,9 @@ type Config struct {
 	RetentionCheckInterval time.Duration
 	// MaxOffsetMetadataBytes is offset.metadata.max.bytes.
 	MaxOffsetMetadataBytes int
-	// Partition returns the __consumer_offsets partition this node leads,
-	// or nil.
-	Partition func(partition int32) *replica.Partition
+	// Log returns the Log of the __consumer_offsets partition when this
+	// node leads it, else nil (statelog.NewReplica in a node).
+	Log func(partition int32) statelog.Log
 	// PartitionCount is the number of partitions of a topic, 0 when the
 	// topic does not exist.
 	PartitionCount func(topic string) int32
@@ -48,9 +48,16 @@ type Coordinator struct {
 	cfg    Config
 	logger *slog.Logger
 	stopc  chan struct{}
+	// ctx ends at Close: a write waiting to be committed (a persist on a
+	// group's actor) stops waiting, so shutting down never waits for
+	// followers that are gone.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	loadMu sync.Mutex // serialises partition loads
+	// owner loads a partition's groups when this node becomes its
+	// leader and unloads them when leadership moves.
+	owner *statelog.Owner
 	// txnMu guards txnGroups: for each producer id with pending
 	// transactional offsets, the groups holding them and their partition
 	// (txn.go; the offsets themselves belong to the group actors). Never
@@ -60,7 +67,10 @@ type Coordinator struct {
 	mu        struct {
 		sync.Mutex
 		groups map[string]*group
-		loaded map[int32]bool
+		// active holds the Log of each loaded partition: a group is
+		// made only in a partition found here, under mu, so an unload
+		// (which deletes it under mu) sees every group of it.
+		active map[int32]statelog.Log
 		closed bool
 	}
 }
@@ -94,8 +104,8 @@ func New(cfg Config) *Coordinator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Partition == nil {
-		cfg.Partition = func(int32) *replica.Partition { return nil }
+	if cfg.Log == nil {
+		cfg.Log = func(int32) statelog.Log { return nil }
 	}
 	if cfg.PartitionCount == nil {
 		cfg.PartitionCount = func(string) int32 { return 0 }
@@ -104,8 +114,11 @@ func New(cfg Config) *Coordinator {
 		cfg.LogEndOffset = func(string, int32) (int64, bool) { return 0, false }
 	}
 	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "group"), stopc: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.groups = map[string]*group{}
-	c.mu.loaded = map[int32]bool{}
+	c.mu.active = map[int32]statelog.Log{}
+	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "group", Partitions: cfg.NumPartitions, Log: cfg.Log,
+		Load: c.load, Unload: c.unload, Logger: c.logger})
 	return c
 }
 
@@ -114,8 +127,10 @@ func (c *Coordinator) now() time.Time { return c.cfg.Now() }
 // NumPartitions is the partition count of __consumer_offsets.
 func (c *Coordinator) NumPartitions() int32 { return c.cfg.NumPartitions }
 
-// Start runs offset expiry until Close.
+// Start loads the partitions this node leads, follows leadership from
+// then on (LeadershipChanged), and runs offset expiry, until Close.
 func (c *Coordinator) Start() {
+	c.owner.Start()
 	c.wg.Go(func() {
 		t := time.NewTicker(c.cfg.RetentionCheckInterval)
 		defer t.Stop()
@@ -130,8 +145,8 @@ func (c *Coordinator) Start() {
 	})
 }
 
-// Close stops every group actor; parked joins and syncs get
-// ErrNotCoordinator.
+// Close unloads every partition: group actors stop, parked joins and syncs
+// get ErrNotCoordinator.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -139,47 +154,31 @@ func (c *Coordinator) Close() {
 		return
 	}
 	c.mu.closed = true
-	gs := make([]*group, 0, len(c.mu.groups))
-	for _, g := range c.mu.groups {
-		gs = append(gs, g)
-	}
 	c.mu.Unlock()
 	close(c.stopc)
-	for _, g := range gs {
-		close(g.stopc)
-		<-g.donec
-	}
+	c.cancel()
+	c.owner.Close()
 	c.wg.Wait()
 }
 
-// LoadAll loads every hosted __consumer_offsets partition (node start).
-func (c *Coordinator) LoadAll() error {
-	var errs []error
-	for p := range c.cfg.NumPartitions {
-		if part := c.cfg.Partition(p); part != nil {
-			errs = append(errs, c.ensureLoaded(p, part))
-		}
-	}
-	return errors.Join(errs...)
+// Serving reports whether this node has loaded __consumer_offsets
+// partition p and serves it.
+func (c *Coordinator) Serving(p int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.active[p] != nil
 }
 
-// ensureLoaded replays a partition into groups the first time it is used.
-func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
-	c.mu.Lock()
-	done := c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
-	c.mu.Lock()
-	done = c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	gs, err := c.replay(p, part)
+// LeadershipChanged tells the coordinator that the leaders of
+// __consumer_offsets may have changed (after a metadata change): it loads
+// the partitions this node now leads and unloads the others, in the
+// background. It never blocks.
+func (c *Coordinator) LeadershipChanged() { c.owner.Update() }
+
+// load replays partition p into groups and makes them serve (the owner's
+// Load).
+func (c *Coordinator) load(ctx context.Context, p int32, l statelog.Log) error {
+	gs, err := c.replay(p, l)
 	if err != nil {
 		return err
 	}
@@ -189,15 +188,52 @@ func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
 		return ErrNotCoordinator
 	}
 	for _, g := range gs {
+		if old := c.mu.groups[g.id]; old != nil {
+			// Cannot happen (an unload removes a partition's groups
+			// before it loads again); never run two actors for one id.
+			c.logger.Error("group loaded twice", "group", g.id, "partition", p)
+			continue
+		}
 		c.mu.groups[g.id] = g
 		c.wg.Go(g.run)
 	}
-	c.mu.loaded[p] = true
-	c.logger.Info("loaded groups", "partition", p, "groups", len(gs))
+	c.mu.active[p] = l
+	c.logger.Info("loaded groups", "partition", p, "groups", len(gs), "epoch", l.Epoch())
 	return nil
 }
 
-func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error) {
+// unload stops the groups of partition p (the owner's Unload): their parked
+// joins and syncs, and every later request, get ErrNotCoordinator.
+func (c *Coordinator) unload(p int32) {
+	c.mu.Lock()
+	delete(c.mu.active, p)
+	var gs []*group
+	for id, g := range c.mu.groups {
+		if g.partition == p {
+			gs = append(gs, g)
+			delete(c.mu.groups, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range gs {
+		g.stop()
+	}
+	c.txnMu.Lock()
+	for pid, ids := range c.txnGroups {
+		for id, gp := range ids {
+			if gp == p {
+				delete(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			delete(c.txnGroups, pid)
+		}
+	}
+	c.txnMu.Unlock()
+	c.logger.Info("unloaded groups", "partition", p, "groups", len(gs))
+}
+
+func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 	type acc struct {
 		meta    *kmsg.GroupMetadataValue
 		offsets map[TopicPartition]Offset
@@ -214,7 +250,7 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error)
 	}
 	// open: the groups holding offsets pending for each producer id.
 	open := map[int64]map[string]struct{}{}
-	err := part.ScanStateLog(func(r replica.StateRecord) error {
+	_, err := l.Scan(func(r statelog.Record) error {
 		if r.Marker {
 			for id := range open[r.ProducerID] {
 				a := accs[id]
@@ -262,7 +298,7 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*group, error)
 		if a.meta == nil && len(a.offsets) == 0 && len(a.pending) == 0 {
 			continue
 		}
-		g := newGroup(c, id, p, now)
+		g := newGroup(c, id, p, l, now)
 		g.offsets, g.pending = a.offsets, a.pending
 		for pid := range a.pending {
 			c.notePending(pid, id, p)
@@ -309,21 +345,21 @@ func (c *Coordinator) lookup(id string, create bool) (*group, error) {
 		return nil, ErrInvalidGroupID
 	}
 	p := PartitionFor(id, c.cfg.NumPartitions)
-	part := c.cfg.Partition(p)
-	if part == nil {
-		return nil, ErrNotCoordinator
-	}
-	if err := c.ensureLoaded(p, part); err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
 		return nil, ErrNotCoordinator
 	}
+	l := c.mu.active[p]
+	if l == nil {
+		c.mu.Unlock()
+		_, err := c.owner.Log(p)
+		c.mu.Lock()
+		return nil, logErr(err)
+	}
 	g := c.mu.groups[id]
 	if g == nil && create {
-		g = newGroup(c, id, p, c.now())
+		g = newGroup(c, id, p, l, c.now())
 		c.mu.groups[id] = g
 		c.wg.Go(g.run)
 	}
@@ -364,37 +400,36 @@ func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(
 	return ErrCoordinatorNotAvailable
 }
 
-// appendRecords writes key/value records (nil value: tombstone) to a
-// partition and returns the offset after them.
-func (c *Coordinator) appendRecords(p int32, kvs ...replica.KeyValue) (int64, error) {
-	part := c.cfg.Partition(p)
-	if part == nil {
-		return 0, ErrNotCoordinator
-	}
-	return part.AppendKeyValues(c.now(), kvs...)
+// appendRecords writes key/value records (nil value: tombstone) to the
+// group's partition and returns the offset after them (not committed yet:
+// waitCommitted).
+func (c *Coordinator) appendRecords(g *group, kvs ...statelog.KeyValue) (int64, error) {
+	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: -1, ProducerEpoch: -1, Records: kvs})
+	return next, logErr(err)
 }
 
-// waitDurable waits until the records below next are fsynced here and on
-// every ISR member (the high watermark passed them), as Kafka's coordinator
-// appends with acks=all. Local durability alone lost acknowledged commits:
-// after a power loss of the whole cluster another replica, without them,
-// could lead the partition (TestClusterPowerLoss). Errors are Kafka's
-// coordinator mapping: a lost leadership is NOT_COORDINATOR, too few
-// replicas COORDINATOR_NOT_AVAILABLE.
-func (c *Coordinator) waitDurable(ctx context.Context, p int32, next int64) error {
-	part := c.cfg.Partition(p)
-	if part == nil {
-		return ErrNotCoordinator
-	}
-	err := part.WaitDurable(ctx, next)
-	if err == nil {
-		err = part.WaitReplicated(ctx, next)
-	}
+// waitCommitted waits until the records below next are committed (the high
+// watermark passed them): only then is a write answered.
+func (c *Coordinator) waitCommitted(ctx context.Context, l statelog.Log, next int64) error {
+	return logErr(l.WaitCommitted(ctx, next))
+}
+
+// logErr maps a state log's errors as Kafka's group coordinator maps a
+// failed append (GroupMetadataManager.appendForGroup, and
+// CoordinatorRuntime in Kafka 4): not the leader (or a failed disk, which
+// moves leadership) is NOT_COORDINATOR, too few in-sync replicas or a
+// timeout is COORDINATOR_NOT_AVAILABLE, a partition still loading is
+// COORDINATOR_LOAD_IN_PROGRESS.
+func logErr(err error) error {
 	switch {
-	case errors.Is(err, replica.ErrNotLeader):
-		return ErrNotCoordinator
-	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotEnoughReplicasAfterAppend):
-		return ErrCoordinatorNotAvailable
+	case err == nil:
+		return nil
+	case errors.Is(err, statelog.ErrLoading):
+		return ErrCoordinatorLoading
+	case errors.Is(err, statelog.ErrNotLeader), errors.Is(err, statelog.ErrStorage):
+		return fmt.Errorf("%w: %w", ErrNotCoordinator, err)
+	case errors.Is(err, statelog.ErrNotEnoughReplicas), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrCoordinatorNotAvailable, err)
 	}
 	return err
 }
@@ -406,13 +441,13 @@ func (c *Coordinator) writeGroup(g *group) error {
 	if g.st.state != Dead {
 		v = groupValue(g.st)
 	}
-	next, err := c.appendRecords(g.partition, replica.KeyValue{Key: groupKey(g.id), Value: v})
+	next, err := c.appendRecords(g, statelog.KeyValue{Key: groupKey(g.id), Value: v})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	return c.waitDurable(ctx, g.partition, next)
+	return c.waitCommitted(ctx, g.log, next)
 }
 
 func waitReply[T any](ctx context.Context, g *group, ch chan T, gone T) T {
@@ -513,7 +548,7 @@ func (c *Coordinator) Leave(ctx context.Context, id string, members []MemberLeav
 func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID string, generation int32, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
 	out := make(map[TopicPartition]error, len(offsets))
 	var next int64
-	var part int32
+	var log statelog.Log
 	err := c.with(ctx, id, true, func(g *group, now time.Time) {
 		st := g.st
 		// As Kafka: a generation below 0 commits freely to an Empty
@@ -536,7 +571,7 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			c.logger.Debug("offset commit", "group", id, "member_id", memberID, "generation", generation,
 				"state", st.state.String(), "group_generation", st.generation, "partitions", len(offsets), "err", gerr)
 		}
-		var kvs []replica.KeyValue
+		var kvs []statelog.KeyValue
 		var ok []TopicPartition
 		for tp, o := range offsets {
 			switch {
@@ -549,14 +584,14 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			default:
 				o.CommitTimestamp = now.UnixMilli()
 				offsets[tp] = o
-				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
 				ok = append(ok, tp)
 			}
 		}
 		if len(kvs) == 0 {
 			return
 		}
-		n, err := c.appendRecords(g.partition, kvs...)
+		n, err := c.appendRecords(g, kvs...)
 		if err != nil {
 			for _, tp := range ok {
 				out[tp] = err
@@ -570,13 +605,13 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			g.offsets[tp] = o
 			out[tp] = nil
 		}
-		next, part = n, g.partition
+		next, log = n, g.log
 	})
 	if err != nil {
 		return nil, err
 	}
 	if next > 0 {
-		if err := c.waitDurable(ctx, part, next); err != nil {
+		if err := c.waitCommitted(ctx, log, next); err != nil {
 			return nil, err
 		}
 	}
@@ -710,9 +745,9 @@ func (c *Coordinator) Delete(ctx context.Context, id string) error {
 // tombstone too: a replay drops pending offsets at their tombstone, so the
 // transaction's marker no longer brings them back.
 func (g *group) die(now time.Time) error {
-	kvs := []replica.KeyValue{}
+	kvs := []statelog.KeyValue{}
 	for tp := range g.offsets {
-		kvs = append(kvs, replica.KeyValue{Key: offsetKey(g.id, tp)})
+		kvs = append(kvs, statelog.KeyValue{Key: offsetKey(g.id, tp)})
 	}
 	var pids []int64
 	seen := map[TopicPartition]bool{}
@@ -721,12 +756,12 @@ func (g *group) die(now time.Time) error {
 		for tp := range offs {
 			if _, ok := g.offsets[tp]; !ok && !seen[tp] {
 				seen[tp] = true
-				kvs = append(kvs, replica.KeyValue{Key: offsetKey(g.id, tp)})
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(g.id, tp)})
 			}
 		}
 	}
-	kvs = append(kvs, replica.KeyValue{Key: groupKey(g.id)})
-	next, err := g.c.appendRecords(g.partition, kvs...)
+	kvs = append(kvs, statelog.KeyValue{Key: groupKey(g.id)})
+	next, err := g.c.appendRecords(g, kvs...)
 	if err != nil {
 		return err
 	}
@@ -736,9 +771,9 @@ func (g *group) die(now time.Time) error {
 		g.c.forgetPending(pid, g.id)
 	}
 	g.st.transition(Dead, now)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(g.c.ctx, 30*time.Second)
 	defer cancel()
-	return g.c.waitDurable(ctx, g.partition, next)
+	return g.c.waitCommitted(ctx, g.log, next)
 }
 
 // DeleteOffsets deletes committed offsets (OffsetDelete). A partition of a
@@ -746,6 +781,8 @@ func (g *group) die(now time.Time) error {
 func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicPartition) (map[TopicPartition]error, error) {
 	out := map[TopicPartition]error{}
 	var gerr error
+	var next int64
+	var log statelog.Log
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
 		st := g.st
 		subscribed := map[string]bool{}
@@ -763,7 +800,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 				}
 			}
 		}
-		var kvs []replica.KeyValue
+		var kvs []statelog.KeyValue
 		for _, tp := range tps {
 			if subscribed[tp.Topic] {
 				out[tp] = ErrGroupSubscribedToTopic
@@ -771,16 +808,18 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 			}
 			out[tp] = nil
 			if _, ok := g.offsets[tp]; ok {
-				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp)})
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
 			}
 		}
 		if len(kvs) == 0 {
 			return
 		}
-		if _, err := c.appendRecords(g.partition, kvs...); err != nil {
+		n, err := c.appendRecords(g, kvs...)
+		if err != nil {
 			gerr = err
 			return
 		}
+		next, log = n, g.log
 		for _, tp := range tps {
 			if out[tp] == nil {
 				delete(g.offsets, tp)
@@ -793,6 +832,9 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 	}
 	if err != nil {
 		return nil, err
+	}
+	if gerr == nil && next > 0 {
+		gerr = c.waitCommitted(ctx, log, next)
 	}
 	return out, gerr
 }
@@ -807,14 +849,14 @@ func (c *Coordinator) ExpireOffsets() {
 		ids = append(ids, id)
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, id := range ids {
 		err := c.with(ctx, id, false, func(g *group, now time.Time) {
 			if g.st.state != Empty {
 				return
 			}
-			var kvs []replica.KeyValue
+			var kvs []statelog.KeyValue
 			var gone []TopicPartition
 			for tp, o := range g.offsets {
 				if hasPending(g.pending, tp) {
@@ -825,7 +867,7 @@ func (c *Coordinator) ExpireOffsets() {
 					ref = g.st.stateTime
 				}
 				if !now.Before(ref.Add(c.cfg.OffsetsRetention)) {
-					kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp)})
+					kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
 					gone = append(gone, tp)
 				}
 			}
@@ -838,7 +880,7 @@ func (c *Coordinator) ExpireOffsets() {
 			if len(kvs) == 0 {
 				return
 			}
-			if _, err := c.appendRecords(g.partition, kvs...); err != nil {
+			if _, err := c.appendRecords(g, kvs...); err != nil {
 				c.logger.Warn("expire offsets failed", "group", id, "err", err)
 				return
 			}

@@ -10,7 +10,9 @@
 //     it with scripted events and a fake clock.
 //   - actor.go: one goroutine per group runs the state machine: it receives
 //     events, fires the single timer derived from the state's next deadline,
-//     and executes the actions (persist, then reply) in order.
+//     and executes the actions (persist, then reply) in order. The
+//     transaction coordinator uses the same idiom, an actor per
+//     transactional id (see package txn for why).
 //
 // # Liveness
 //
@@ -25,7 +27,14 @@
 // protocols change the protocol the group selects; its metadata bytes are
 // not compared (clients put their generation in them).
 //   - coordinator.go: routes groups to __consumer_offsets partitions, loads a
-//     partition's groups and offsets by replaying it, expires offsets.
+//     partition's groups and offsets by replaying it to its log end when
+//     this node becomes the partition's leader and stops them when
+//     leadership moves (statelog.Owner; COORDINATOR_LOAD_IN_PROGRESS while
+//     loading, NOT_COORDINATOR after), expires offsets. Every write goes
+//     through the partition's statelog.Log and is answered only once
+//     committed (the high watermark passed it); a failed write is mapped as
+//     Kafka maps it (not the leader: NOT_COORDINATOR; too few in-sync
+//     replicas or a timeout: COORDINATOR_NOT_AVAILABLE).
 //   - txn.go: transactional offset commits (TxnOffsetCommit): written at
 //     once as the producer's transactional records, pending until the
 //     transaction's marker on the partition commits or drops them.

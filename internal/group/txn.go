@@ -31,7 +31,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // CommitTxnOffsets handles a TxnOffsetCommit: it validates the member and
@@ -43,10 +43,10 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 	pid int64, epoch int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
 	out := make(map[TopicPartition]error, len(offsets))
 	var next int64
-	var part int32
+	var log statelog.Log
 	run := func(g *group, now time.Time) {
 		gerr := g.st.validateTxnOffsetCommit(memberID, instanceID, generation)
-		var kvs []replica.KeyValue
+		var kvs []statelog.KeyValue
 		var ok []TopicPartition
 		for tp, o := range offsets {
 			switch {
@@ -59,14 +59,14 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 			default:
 				o.CommitTimestamp = now.UnixMilli()
 				offsets[tp] = o
-				kvs = append(kvs, replica.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp), Value: offsetValue(o)})
 				ok = append(ok, tp)
 			}
 		}
 		if len(kvs) == 0 {
 			return
 		}
-		n, err := c.appendTxnRecords(g.partition, pid, epoch, kvs...)
+		n, err := c.appendTxnRecords(g, pid, epoch, kvs...)
 		if err != nil {
 			for _, tp := range ok {
 				out[tp] = err
@@ -81,7 +81,7 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 			out[tp] = nil
 		}
 		c.notePending(pid, id, g.partition)
-		next, part = n, g.partition
+		next, log = n, g.log
 	}
 	err := c.with(ctx, id, false, run)
 	if errors.Is(err, ErrGroupIDNotFound) {
@@ -100,7 +100,7 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 		return nil, err
 	}
 	if next > 0 {
-		if err := c.waitDurable(ctx, part, next); err != nil {
+		if err := c.waitCommitted(ctx, log, next); err != nil {
 			return nil, err
 		}
 	}
@@ -111,15 +111,16 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 // ABORT) of producer pid that the transaction coordinator has appended to
 // __consumer_offsets partition partition: every group of that partition
 // holding offsets pending for pid commits them or drops them. A partition
-// that is not loaded yet is only loaded: its replay meets the marker.
-// Applying a marker twice is harmless (nothing is pending the second time).
+// still loading is waited for (its replay may have read the log before the
+// marker); one not led here is left alone: whoever loads it replays the
+// marker. Applying a marker twice is harmless (nothing is pending the
+// second time).
 func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, pid int64, commit bool) error {
-	part := c.cfg.Partition(partition)
-	if part == nil {
-		return nil // not ours: whoever loads the partition replays the marker
-	}
-	if err := c.ensureLoaded(partition, part); err != nil {
-		return err
+	if _, err := c.owner.WaitLoaded(ctx, partition); err != nil {
+		if errors.Is(err, statelog.ErrNotLeader) {
+			return nil
+		}
+		return logErr(err)
 	}
 	c.txnMu.Lock()
 	var ids []string
@@ -180,12 +181,9 @@ func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, genera
 }
 
 // appendTxnRecords writes offset records as a transactional batch of pid.
-func (c *Coordinator) appendTxnRecords(p int32, pid int64, epoch int16, kvs ...replica.KeyValue) (int64, error) {
-	part := c.cfg.Partition(p)
-	if part == nil {
-		return 0, ErrNotCoordinator
-	}
-	return part.AppendTxnKeyValues(c.now(), pid, epoch, kvs...)
+func (c *Coordinator) appendTxnRecords(g *group, pid int64, epoch int16, kvs ...statelog.KeyValue) (int64, error) {
+	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: pid, ProducerEpoch: epoch, Records: kvs})
+	return next, logErr(err)
 }
 
 // notePending records that group id (of partition p) holds offsets pending

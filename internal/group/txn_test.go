@@ -8,6 +8,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // txnHarness is a coordinator over a real __consumer_offsets partition on
@@ -39,15 +40,17 @@ func newTxnHarness(t *testing.T) *txnHarness {
 // restarted node's does.
 func (h *txnHarness) newCoordinator() *Coordinator {
 	c := New(Config{NumPartitions: 1,
-		Partition: func(p int32) *replica.Partition {
+		Log: func(p int32) statelog.Log {
 			if p == 0 {
-				return h.part
+				return statelog.NewReplica(h.part)
 			}
 			return nil
 		},
 		PartitionCount: func(string) int32 { return 8 },
 	})
 	h.t.Cleanup(c.Close)
+	c.Start()
+	waitLoaded(h.t, c, 0)
 	return c
 }
 
@@ -233,5 +236,15 @@ func TestGroupValidateTxnOffsetCommit(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// waitLoaded waits until the coordinator has loaded partition p.
+func waitLoaded(t *testing.T, c *Coordinator, p int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.owner.WaitLoaded(ctx, p); err != nil {
+		t.Fatalf("load partition %d: %v", p, err)
 	}
 }

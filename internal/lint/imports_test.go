@@ -20,10 +20,11 @@ const module = "github.com/gregor-dev/gregor/internal/"
 // only so that its one error table can name the log's errors.
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
-	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "vfs"},
+	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
 	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog"},
-	"group":      {"replica", "metadata", "record", "config"},
-	"txn":        {"replica", "metadata", "record"},
+	"group":      {"statelog", "metadata", "record", "config"},
+	"txn":        {"replica", "statelog", "metadata", "record"},
+	"statelog":   {"replica", "commitlog"},
 	"controller": {"metadata", "vfs"},
 	"replica":    {"commitlog", "record", "metadata", "config", "vfs"},
 	"commitlog":  {"record", "vfs"},

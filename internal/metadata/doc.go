@@ -21,7 +21,7 @@
 // "uvarint" is encoding/binary's unsigned varint, a "varint" its signed
 // (zig-zag) varint.
 //
-//	record  = version:uint8 (0) type:uint8 fields...
+//	record  = version:uint8 (0, or 1 below) type:uint8 fields...
 //	string  = len:uvarint bytes[len]
 //	nstring = len:varint (-1 = null) bytes[len]
 //	int32s  = count:varint (-1 = null) int32[count]
@@ -42,6 +42,13 @@
 //	8 Config           resource_type:int8 resource_name:string name:string value:nstring
 //	9 ProducerIDs      broker_id:int32 next_producer_id:int64
 //	10 Cluster         cluster_id:string
+//	11 UnregisterBroker node_id:int32 epoch:int64
+//
+// A PartitionRecord or PartitionChangeRecord that carries a reassignment
+// (adding or removing replicas, KRaft's fields) is written as version 1:
+// the version 0 fields followed by adding:int32s removing:int32s. Every
+// other record, and every record written before reassignments existed, is
+// version 0, so old logs and snapshots decode unchanged.
 //
 // A record must be consumed exactly: trailing bytes are an error. Every
 // length and count is checked against the bytes left before anything is
@@ -63,5 +70,7 @@
 // not fit (unknown topic, stale broker epoch, ISR outside the replicas, ...)
 // returns an error and, inside ApplyBatch, makes the whole batch fail with no
 // effect. PartitionChangeRecord follows KRaft: a leader change bumps the
-// leader epoch, and every change bumps the partition epoch.
+// leader epoch, and so does a change whose replica set drops a replica (as
+// KRaft's controller bumps it when a reassignment completes, so a removed
+// replica can no longer fetch); every change bumps the partition epoch.
 package metadata

@@ -50,6 +50,17 @@ type Partition struct {
 	PartitionEpoch int32
 	Replicas       []int32
 	ISR            []int32
+	// AddingReplicas and RemovingReplicas are set while a reassignment is
+	// in progress (KRaft's fields): Replicas is then the target replicas
+	// followed by RemovingReplicas; AddingReplicas are the targets that
+	// were not replicas before. Both nil otherwise.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
 // Image is an immutable snapshot of the cluster metadata. Nothing reachable
@@ -216,6 +227,16 @@ func (b *builder) apply(rec Record) error {
 		}
 		b.img.NextProducerID = r.NextProducerID
 		return nil
+	case UnregisterBrokerRecord:
+		br, ok := b.img.Brokers[r.NodeID]
+		if !ok {
+			return fmt.Errorf("%w: %d", ErrUnknownBroker, r.NodeID)
+		}
+		if br.Epoch != r.Epoch {
+			return fmt.Errorf("%w: broker %d epoch %d, registered with %d", ErrStaleBrokerEpoch, r.NodeID, r.Epoch, br.Epoch)
+		}
+		delete(b.brokers(), r.NodeID)
+		return nil
 	case ClusterRecord:
 		if r.ClusterID == "" {
 			return fmt.Errorf("%w: empty cluster id", ErrInvalidRecord)
@@ -298,6 +319,32 @@ func checkReplicas(replicas, isr []int32, leader int32) error {
 	return nil
 }
 
+// checkReassignment validates the adding and removing replicas of a
+// partition: disjoint sets of its replicas.
+func checkReassignment(replicas, adding, removing []int32) error {
+	for _, set := range [][]int32{adding, removing} {
+		for i, r := range set {
+			if !slices.Contains(replicas, r) || slices.Contains(set[:i], r) {
+				return fmt.Errorf("%w: adding %v / removing %v not sets of replicas %v", ErrInvalidRecord, adding, removing, replicas)
+			}
+		}
+	}
+	for _, r := range adding {
+		if slices.Contains(removing, r) {
+			return fmt.Errorf("%w: replica %d both added and removed", ErrInvalidRecord, r)
+		}
+	}
+	return nil
+}
+
+// nilIfEmpty keeps "no reassignment" one value (nil) in images.
+func nilIfEmpty(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}
+
 func (b *builder) setPartition(r PartitionRecord) error {
 	t := b.img.TopicsByID[r.TopicID]
 	if t == nil {
@@ -309,9 +356,13 @@ func (b *builder) setPartition(r PartitionRecord) error {
 	if err := checkReplicas(r.Replicas, r.ISR, r.Leader); err != nil {
 		return err
 	}
+	if err := checkReassignment(r.Replicas, r.AddingReplicas, r.RemovingReplicas); err != nil {
+		return err
+	}
 	p := Partition{
 		Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch,
 		Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
+		AddingReplicas: nilIfEmpty(r.AddingReplicas), RemovingReplicas: nilIfEmpty(r.RemovingReplicas),
 	}
 	if p.ISR == nil {
 		p.ISR = []int32{}
@@ -334,17 +385,33 @@ func (b *builder) changePartition(r PartitionChangeRecord) error {
 		return fmt.Errorf("%w: partition %d of %q", ErrUnknownPartition, r.Partition, t.Name)
 	}
 	p := t.Partitions[r.Partition]
+	bump := false
 	if r.Replicas != nil {
+		for _, id := range p.Replicas {
+			bump = bump || !slices.Contains(r.Replicas, id)
+		}
 		p.Replicas = slices.Clone(r.Replicas)
 	}
 	if r.ISR != nil {
 		p.ISR = slices.Clone(r.ISR)
 	}
+	if r.AddingReplicas != nil {
+		p.AddingReplicas = nilIfEmpty(r.AddingReplicas)
+	}
+	if r.RemovingReplicas != nil {
+		p.RemovingReplicas = nilIfEmpty(r.RemovingReplicas)
+	}
 	if r.Leader != nil && *r.Leader != p.Leader {
 		p.Leader = *r.Leader
+		bump = true
+	}
+	if bump {
 		p.LeaderEpoch++
 	}
 	if err := checkReplicas(p.Replicas, p.ISR, p.Leader); err != nil {
+		return err
+	}
+	if err := checkReassignment(p.Replicas, p.AddingReplicas, p.RemovingReplicas); err != nil {
 		return err
 	}
 	p.PartitionEpoch++
@@ -441,6 +508,7 @@ func (img *Image) Records() []Record {
 			recs = append(recs, PartitionRecord{
 				TopicID: t.ID, Partition: p.Partition, Replicas: p.Replicas, ISR: p.ISR,
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas,
 			})
 		}
 		for _, k := range slices.Sorted(maps.Keys(t.Configs)) {

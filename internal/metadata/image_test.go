@@ -309,3 +309,65 @@ func TestImageEncodeRoundTrip(t *testing.T) {
 		t.Fatalf("bad magic: %v", err)
 	}
 }
+
+// TestImageReassignment walks a reassignment of a/0 from 1,2,3 to 1,2,4
+// through the records KRaft's controller writes, and the apply rules they
+// rely on: adding and removing replicas are disjoint sets of the replicas,
+// and a replica set that drops a replica bumps the leader epoch.
+func TestImageReassignment(t *testing.T) {
+	img := mustApply(t, &Image{}, append(baseRecords(), RegisterBrokerRecord{NodeID: 4, Host: "h4", Port: 9092, Epoch: 1})...)
+	start := img.Topic("a").Partitions[0]
+
+	img = mustApply(t, img, PartitionChangeRecord{TopicID: idA, Replicas: []int32{1, 2, 4, 3},
+		AddingReplicas: []int32{4}, RemovingReplicas: []int32{3}})
+	p := img.Topic("a").Partitions[0]
+	if !p.Reassigning() || !reflect.DeepEqual(p.AddingReplicas, []int32{4}) || !reflect.DeepEqual(p.RemovingReplicas, []int32{3}) {
+		t.Fatalf("in progress: %+v", p)
+	}
+	if p.LeaderEpoch != start.LeaderEpoch || p.PartitionEpoch != start.PartitionEpoch+1 {
+		t.Fatalf("adding a replica: epochs %d/%d, from %d/%d", p.LeaderEpoch, p.PartitionEpoch, start.LeaderEpoch, start.PartitionEpoch)
+	}
+	// The snapshot keeps the reassignment.
+	round, err := DecodeImage(img.Encode())
+	if err != nil || !reflect.DeepEqual(round.Topic("a").Partitions[0], p) {
+		t.Fatalf("snapshot: %v %+v", err, round.Topic("a").Partitions[0])
+	}
+	// An ISR change leaves the reassignment alone (nil fields).
+	img = mustApply(t, img, PartitionChangeRecord{TopicID: idA, ISR: []int32{1, 2, 3, 4}})
+	if p := img.Topic("a").Partitions[0]; !p.Reassigning() {
+		t.Fatalf("ISR change cleared the reassignment: %+v", p)
+	}
+	// Completion: 3 leaves the replicas; the leader epoch is bumped.
+	img = mustApply(t, img, PartitionChangeRecord{TopicID: idA, Replicas: []int32{1, 2, 4}, ISR: []int32{1, 2, 4},
+		AddingReplicas: []int32{}, RemovingReplicas: []int32{}})
+	p = img.Topic("a").Partitions[0]
+	if p.Reassigning() || p.AddingReplicas != nil || p.LeaderEpoch != start.LeaderEpoch+1 || p.Leader != 1 {
+		t.Fatalf("completed: %+v", p)
+	}
+
+	bad := map[string]Record{
+		"adding outside replicas":    PartitionChangeRecord{TopicID: idA, AddingReplicas: []int32{3}},
+		"removing twice":             PartitionChangeRecord{TopicID: idA, RemovingReplicas: []int32{1, 1}},
+		"added and removed":          PartitionChangeRecord{TopicID: idA, AddingReplicas: []int32{2}, RemovingReplicas: []int32{2}},
+		"partition adding elsewhere": PartitionRecord{TopicID: idA, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, AddingReplicas: []int32{2}},
+	}
+	for name, rec := range bad {
+		if _, err := img.Apply(rec); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestImageUnregisterBroker(t *testing.T) {
+	img := mustApply(t, &Image{}, baseRecords()...)
+	if _, err := img.Apply(UnregisterBrokerRecord{NodeID: 3, Epoch: 2}); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("stale epoch: %v", err)
+	}
+	if _, err := img.Apply(UnregisterBrokerRecord{NodeID: 9, Epoch: 1}); !errors.Is(err, ErrUnknownBroker) {
+		t.Fatalf("unknown broker: %v", err)
+	}
+	next := mustApply(t, img, UnregisterBrokerRecord{NodeID: 3, Epoch: 1})
+	if _, ok := next.Brokers[3]; ok || len(img.Brokers) != 3 {
+		t.Fatalf("broker 3 still registered, or the old image changed: %v %v", next.Brokers, img.Brokers)
+	}
+}

@@ -12,20 +12,26 @@ type RecordType uint8
 
 // Record types. The numbers are part of the on-disk format: never reuse one.
 const (
-	TypeRegisterBroker  RecordType = 1
-	TypeFenceBroker     RecordType = 2
-	TypeUnfenceBroker   RecordType = 3
-	TypeTopic           RecordType = 4
-	TypePartition       RecordType = 5
-	TypePartitionChange RecordType = 6
-	TypeRemoveTopic     RecordType = 7
-	TypeConfig          RecordType = 8
-	TypeProducerIDs     RecordType = 9
-	TypeCluster         RecordType = 10
+	TypeRegisterBroker   RecordType = 1
+	TypeFenceBroker      RecordType = 2
+	TypeUnfenceBroker    RecordType = 3
+	TypeTopic            RecordType = 4
+	TypePartition        RecordType = 5
+	TypePartitionChange  RecordType = 6
+	TypeRemoveTopic      RecordType = 7
+	TypeConfig           RecordType = 8
+	TypeProducerIDs      RecordType = 9
+	TypeCluster          RecordType = 10
+	TypeUnregisterBroker RecordType = 11
 )
 
-// recordVersion is the only record version written and read.
-const recordVersion = 0
+// recordVersion is the version of every record but a PartitionRecord or
+// PartitionChangeRecord that carries a reassignment: those are written as
+// reassignVersion, which appends the adding and removing replicas.
+const (
+	recordVersion   = 0
+	reassignVersion = 1
+)
 
 // Config resource types, numbered as Kafka's ConfigResource types.
 const (
@@ -83,17 +89,26 @@ type PartitionRecord struct {
 	Leader         int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress, as KRaft's fields of the same names: Replicas holds the
+	// target replicas followed by the ones being removed.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
 }
 
 // PartitionChangeRecord changes the leader, ISR or replicas of a partition.
-// Nil fields are unchanged. A leader change bumps LeaderEpoch; every change
-// bumps PartitionEpoch.
+// Nil fields are unchanged (an empty AddingReplicas or RemovingReplicas
+// clears it). A leader change bumps LeaderEpoch, and so does a replica set
+// that drops a replica (KRaft's bump that fences a removed replica's
+// fetches); every change bumps PartitionEpoch.
 type PartitionChangeRecord struct {
-	TopicID   [16]byte
-	Partition int32
-	Leader    *int32
-	ISR       []int32
-	Replicas  []int32
+	TopicID          [16]byte
+	Partition        int32
+	Leader           *int32
+	ISR              []int32
+	Replicas         []int32
+	AddingReplicas   []int32
+	RemovingReplicas []int32
 }
 
 // RemoveTopicRecord deletes a topic, its partitions and its configs.
@@ -116,6 +131,13 @@ type ConfigRecord struct {
 type ProducerIDsRecord struct {
 	BrokerID       int32
 	NextProducerID int64
+}
+
+// UnregisterBrokerRecord removes a broker's registration (UnregisterBroker,
+// key 64). Epoch must be the registered epoch.
+type UnregisterBrokerRecord struct {
+	NodeID int32
+	Epoch  int64
 }
 
 // ClusterRecord sets the cluster id, once, at bootstrap.
@@ -153,6 +175,28 @@ func (ProducerIDsRecord) Type() RecordType { return TypeProducerIDs }
 // Type implements Record.
 func (ClusterRecord) Type() RecordType { return TypeCluster }
 
+// Type implements Record.
+func (UnregisterBrokerRecord) Type() RecordType { return TypeUnregisterBroker }
+
+func (r UnregisterBrokerRecord) appendFields(b []byte) []byte {
+	return appendInt64(appendInt32(b, r.NodeID), r.Epoch)
+}
+
+// version is the encoding version of rec.
+func version(rec Record) uint8 {
+	switch r := rec.(type) {
+	case PartitionRecord:
+		if len(r.AddingReplicas) > 0 || len(r.RemovingReplicas) > 0 {
+			return reassignVersion
+		}
+	case PartitionChangeRecord:
+		if r.AddingReplicas != nil || r.RemovingReplicas != nil {
+			return reassignVersion
+		}
+	}
+	return recordVersion
+}
+
 func (r RegisterBrokerRecord) appendFields(b []byte) []byte {
 	b = appendInt32(b, r.NodeID)
 	b = appendString(b, r.Host)
@@ -181,7 +225,12 @@ func (r PartitionRecord) appendFields(b []byte) []byte {
 	b = appendInt32s(b, r.ISR)
 	b = appendInt32(b, r.Leader)
 	b = appendInt32(b, r.LeaderEpoch)
-	return appendInt32(b, r.PartitionEpoch)
+	b = appendInt32(b, r.PartitionEpoch)
+	if version(r) == reassignVersion {
+		b = appendInt32s(b, r.AddingReplicas)
+		b = appendInt32s(b, r.RemovingReplicas)
+	}
+	return b
 }
 
 func (r PartitionChangeRecord) appendFields(b []byte) []byte {
@@ -192,7 +241,12 @@ func (r PartitionChangeRecord) appendFields(b []byte) []byte {
 		b = appendInt32(b, *r.Leader)
 	}
 	b = appendInt32s(b, r.ISR)
-	return appendInt32s(b, r.Replicas)
+	b = appendInt32s(b, r.Replicas)
+	if version(r) == reassignVersion {
+		b = appendInt32s(b, r.AddingReplicas)
+		b = appendInt32s(b, r.RemovingReplicas)
+	}
+	return b
 }
 
 func (r RemoveTopicRecord) appendFields(b []byte) []byte { return append(b, r.TopicID[:]...) }
@@ -221,7 +275,7 @@ func Encode(rec Record) []byte {
 
 // AppendRecord appends the encoded form of rec to dst.
 func AppendRecord(dst []byte, rec Record) []byte {
-	dst = append(dst, recordVersion, byte(rec.Type()))
+	dst = append(dst, version(rec), byte(rec.Type()))
 	return rec.appendFields(dst)
 }
 
@@ -240,8 +294,9 @@ func Decode(b []byte) (Record, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: record shorter than its header", ErrCorrupt)
 	}
-	if b[0] != recordVersion {
-		return nil, fmt.Errorf("%w: record version %d", ErrUnknownVersion, b[0])
+	v := b[0]
+	if v != recordVersion && !(v == reassignVersion && (RecordType(b[1]) == TypePartition || RecordType(b[1]) == TypePartitionChange)) {
+		return nil, fmt.Errorf("%w: record version %d of type %d", ErrUnknownVersion, v, b[1])
 	}
 	r := reader{b: b[2:]}
 	var rec Record
@@ -258,10 +313,14 @@ func Decode(b []byte) (Record, error) {
 	case TypeTopic:
 		rec = TopicRecord{Name: r.string(), ID: r.uuid()}
 	case TypePartition:
-		rec = PartitionRecord{
+		pr := PartitionRecord{
 			TopicID: r.uuid(), Partition: r.int32(), Replicas: r.int32s(), ISR: r.int32s(),
 			Leader: r.int32(), LeaderEpoch: r.int32(), PartitionEpoch: r.int32(),
 		}
+		if v == reassignVersion {
+			pr.AddingReplicas, pr.RemovingReplicas = r.int32s(), r.int32s()
+		}
+		rec = pr
 	case TypePartitionChange:
 		pc := PartitionChangeRecord{TopicID: r.uuid(), Partition: r.int32()}
 		if r.bool() {
@@ -270,6 +329,9 @@ func Decode(b []byte) (Record, error) {
 		}
 		pc.ISR = r.int32s()
 		pc.Replicas = r.int32s()
+		if v == reassignVersion {
+			pc.AddingReplicas, pc.RemovingReplicas = r.int32s(), r.int32s()
+		}
 		rec = pc
 	case TypeRemoveTopic:
 		rec = RemoveTopicRecord{TopicID: r.uuid()}
@@ -279,6 +341,8 @@ func Decode(b []byte) (Record, error) {
 		rec = ProducerIDsRecord{BrokerID: r.int32(), NextProducerID: r.int64()}
 	case TypeCluster:
 		rec = ClusterRecord{ClusterID: r.string()}
+	case TypeUnregisterBroker:
+		rec = UnregisterBrokerRecord{NodeID: r.int32(), Epoch: r.int64()}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownRecordType, b[1])
 	}

@@ -23,6 +23,27 @@ func sampleRecords() []Record {
 		ConfigRecord{ResourceType: ResourceBroker, ResourceName: "1", Name: "x"},
 		ProducerIDsRecord{BrokerID: 3, NextProducerID: 1 << 40},
 		ClusterRecord{ClusterID: "MkU3OEVBNTcwNTJENDM2Qg"},
+		PartitionRecord{TopicID: [16]byte{1}, Replicas: []int32{1, 4, 3}, ISR: []int32{1, 3}, Leader: 1,
+			AddingReplicas: []int32{4}, RemovingReplicas: []int32{3}},
+		PartitionChangeRecord{TopicID: [16]byte{1}, Replicas: []int32{1, 4, 3}, AddingReplicas: []int32{4}, RemovingReplicas: []int32{3}},
+		PartitionChangeRecord{TopicID: [16]byte{1}, AddingReplicas: []int32{}, RemovingReplicas: nil},
+		UnregisterBrokerRecord{NodeID: 4, Epoch: 9},
+	}
+}
+
+// TestRecordReassignmentVersion checks that only records carrying a
+// reassignment use version 1, so logs written before it decode unchanged.
+func TestRecordReassignmentVersion(t *testing.T) {
+	plain := Encode(PartitionChangeRecord{TopicID: [16]byte{1}, ISR: []int32{1}})
+	moving := Encode(PartitionChangeRecord{TopicID: [16]byte{1}, AddingReplicas: []int32{}})
+	created := Encode(PartitionRecord{TopicID: [16]byte{1}, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, AddingReplicas: []int32{}})
+	if plain[0] != 0 || moving[0] != 1 || created[0] != 0 {
+		t.Fatalf("versions %d %d %d, want 0 1 0", plain[0], moving[0], created[0])
+	}
+	v1 := Encode(UnregisterBrokerRecord{NodeID: 1})
+	v1[0] = 1
+	if _, err := Decode(v1); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("version 1 of another type: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 	"github.com/gregor-dev/gregor/internal/txn"
 )
 
@@ -30,17 +31,7 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 		OffsetsRetention:       time.Duration(config.Int64(props(p, "offsets.retention.minutes"), 10080)) * time.Minute,
 		RetentionCheckInterval: ms("offsets.retention.check.interval.ms", 600000),
 		MaxOffsetMetadataBytes: int(config.Int64(props(p, "offset.metadata.max.bytes"), 4096)),
-		Partition: func(partition int32) *replica.Partition {
-			part := replicas.Get(group.Topic, partition)
-			if part == nil {
-				return nil
-			}
-			t := ctrl.Image().Topics[group.Topic]
-			if t == nil || int(partition) >= len(t.Partitions) || t.Partitions[partition].Leader != nodeID {
-				return nil
-			}
-			return part
-		},
+		Log:                    func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, group.Topic, partition) },
 		PartitionCount: func(topic string) int32 {
 			if t := ctrl.Image().Topics[topic]; t != nil {
 				return int32(len(t.Partitions))
@@ -82,6 +73,7 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 			}
 			return part
 		},
+		Log: func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, txn.Topic, partition) },
 		GroupPartition: func(g string) txn.TopicPartition {
 			return txn.TopicPartition{Topic: group.Topic, Partition: group.PartitionFor(g, groups.NumPartitions())}
 		},
@@ -93,4 +85,23 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 		},
 		Logger: logger,
 	})
+}
+
+// stateLog is the Log of a coordinator's state partition when this node
+// leads it, by the metadata image and by the replica itself at the image's
+// leader epoch (the partition has applied the image), else nil.
+func stateLog(nodeID int32, ctrl *controller.Controller, replicas *replica.Manager, topic string, partition int32) statelog.Log {
+	t := ctrl.Image().Topics[topic]
+	if t == nil || int(partition) >= len(t.Partitions) {
+		return nil
+	}
+	ip := t.Partitions[partition]
+	part := replicas.Get(topic, partition)
+	if ip.Leader != nodeID || part == nil || part.TopicID != t.ID || part.LeaderEpoch() != ip.LeaderEpoch {
+		return nil
+	}
+	if l := statelog.NewReplica(part); l != nil {
+		return l
+	}
+	return nil
 }

@@ -15,7 +15,10 @@ import (
 // KafkaController, under Gregor's gregor_ prefix):
 //
 //   - gregor_partitions_under_replicated: partitions this broker leads whose
-//     ISR is smaller than their replica set (UnderReplicatedPartitions);
+//     ISR is smaller than their replica set (UnderReplicatedPartitions; as
+//     Kafka, the replicas a reassignment is adding do not count);
+//   - gregor_partitions_reassigning: partitions this broker leads with a
+//     reassignment in progress (ReassigningPartitions);
 //   - gregor_partitions_leader: partitions this broker leads (LeaderCount);
 //   - gregor_isr_shrinks_total, gregor_isr_expands_total: ISR changes of
 //     partitions this broker leads (IsrShrinksPerSec, IsrExpandsPerSec, as
@@ -39,6 +42,7 @@ type clusterHealth struct {
 	n                 *Node
 	shrinks, expands  atomic.Int64
 	underReplicated   *prometheus.Desc
+	reassigning       *prometheus.Desc
 	leaders           *prometheus.Desc
 	shrinksDesc       *prometheus.Desc
 	expandsDesc       *prometheus.Desc
@@ -56,6 +60,7 @@ func newClusterHealth(n *Node) *clusterHealth {
 		n:               n,
 		underReplicated: d("gregor_partitions_under_replicated", "Partitions this broker leads whose ISR is smaller than their replica set."),
 		leaders:         d("gregor_partitions_leader", "Partitions this broker leads."),
+		reassigning:     d("gregor_partitions_reassigning", "Partitions this broker leads with a reassignment in progress."),
 		shrinksDesc:     d("gregor_isr_shrinks_total", "ISR shrinks of partitions this broker leads."),
 		expandsDesc:     d("gregor_isr_expands_total", "ISR expansions of partitions this broker leads."),
 		followerLag:     d("gregor_partition_max_follower_lag", "Messages the furthest-behind replica of a partition this broker leads lacks.", "topic", "partition"),
@@ -98,7 +103,7 @@ func (h *clusterHealth) observe(prev, next *metadata.Image) {
 }
 
 func (h *clusterHealth) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{h.underReplicated, h.leaders, h.shrinksDesc, h.expandsDesc, h.followerLag,
+	for _, d := range []*prometheus.Desc{h.underReplicated, h.reassigning, h.leaders, h.shrinksDesc, h.expandsDesc, h.followerLag,
 		h.offline, h.fenced, h.active, h.metaLag, h.metaLast} {
 		ch <- d
 	}
@@ -110,7 +115,7 @@ func (h *clusterHealth) Collect(ch chan<- prometheus.Metric) {
 	}
 	img := h.n.ctrl.Image()
 	me := h.n.cfg.NodeID
-	var under, leads, offline int
+	var under, leads, offline, reassigning int
 	for _, t := range img.Topics {
 		for _, p := range t.Partitions {
 			if p.Leader == metadata.NoLeader {
@@ -120,13 +125,17 @@ func (h *clusterHealth) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			leads++
-			if len(p.ISR) < len(p.Replicas) {
+			if len(p.ISR) < len(p.Replicas)-len(p.AddingReplicas) {
 				under++
+			}
+			if p.Reassigning() {
+				reassigning++
 			}
 		}
 	}
 	gauge(h.underReplicated, float64(under))
 	gauge(h.leaders, float64(leads))
+	gauge(h.reassigning, float64(reassigning))
 	ch <- prometheus.MustNewConstMetric(h.shrinksDesc, prometheus.CounterValue, float64(h.shrinks.Load()))
 	ch <- prometheus.MustNewConstMetric(h.expandsDesc, prometheus.CounterValue, float64(h.expands.Load()))
 	for _, p := range h.n.replicas.All() {

@@ -15,6 +15,30 @@ import (
 	"github.com/gregor-dev/gregor/internal/node"
 )
 
+// seedLeader is metadataLeader asking n itself (its client's seed), so it
+// needs no metadata of the client's first.
+func seedLeader(t *testing.T, n *node.Node, topic string, partition int32) (leader, epoch int32) {
+	t.Helper()
+	cl := newClient(t, n)
+	defer cl.Close()
+	md := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	md.Topics = append(md.Topics, mt)
+	resp, err := md.RequestWith(testCtx(t, 5*time.Second), cl.SeedBrokers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rt.Topic != nil && *rt.Topic == topic && rp.Partition == partition {
+				return rp.Leader, rp.LeaderEpoch
+			}
+		}
+	}
+	return -1, -1
+}
+
 // createAssigned creates a one-partition topic whose replicas are replicas
 // in order (the first leads) and waits until that replica leads it.
 func createAssigned(t *testing.T, c *faultCluster, topic string, replicas []int32, configs map[string]string) {
@@ -88,7 +112,7 @@ func TestClusterIsolatedLeaderDeposed(t *testing.T) {
 	old := c.nodes[leaderID-1]
 	const topic = "isolated"
 	createAssigned(t, c, topic, replicas, map[string]string{"min.insync.replicas": "2"})
-	_, oldEpoch := metadataLeader(t, old, topic, 0)
+	_, oldEpoch := seedLeader(t, old, topic, 0)
 
 	var acked []string
 	produce := func(cl *kgo.Client, from, to int) {
@@ -149,7 +173,7 @@ func TestClusterIsolatedLeaderDeposed(t *testing.T) {
 
 	var newID, newEpoch int32
 	checkFor(t, "a new leader elected by the controller", func() bool {
-		newID, newEpoch = metadataLeader(t, survivors[0], topic, 0)
+		newID, newEpoch = seedLeader(t, survivors[0], topic, 0)
 		return newID >= 0 && newID != leaderID
 	})
 	if newEpoch <= oldEpoch {
@@ -199,5 +223,106 @@ func TestClusterIsolatedLeaderDeposed(t *testing.T) {
 	}
 	if lst.HighWatermark != int64(len(acked)) {
 		t.Fatalf("high watermark %d, want %d (the acknowledged records only)", lst.HighWatermark, len(acked))
+	}
+}
+
+// TestClusterLeaderCutFromControllerDeposed: a one-way partition. The
+// partition's leader can no longer reach the active controller (its
+// heartbeats fail), while the controller still reaches it (Raft keeps its
+// metadata current) and the followers still fetch from it. The controller
+// fences it when its session ends and elects a follower; the old leader
+// learns it at once from the metadata log, stops acknowledging, follows
+// the new leader and truncates nothing it should keep. Healed, it is
+// unfenced by its next heartbeat and rejoins the ISR; every acknowledged
+// record is read once at its offset and the logs are byte-identical.
+func TestClusterLeaderCutFromControllerDeposed(t *testing.T) {
+	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300",
+		"replica.lag.time.max.ms": "3000"}
+	c := startFaultCluster(t, props)
+	var ctrl int32
+	checkFor(t, "an active controller", func() bool {
+		_, id, err := describe(t, c.nodes[0])
+		ctrl = id
+		return err == nil && id > 0
+	})
+	// Replicas: the leader, then the node elected next, neither the
+	// controller (the cut link is to the controller's node, its Kafka
+	// listener included), then the controller.
+	var replicas []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != ctrl {
+			replicas = append(replicas, id)
+		}
+	}
+	replicas = append(replicas, ctrl)
+	leaderID := replicas[0]
+	const topic = "oneway"
+	createAssigned(t, c, topic, replicas, map[string]string{"min.insync.replicas": "2"})
+	old := c.nodes[leaderID-1]
+	_, oldEpoch := seedLeader(t, old, topic, 0)
+
+	var all []string
+	for _, nd := range c.nodes {
+		all = append(all, nd.KafkaAddr().String())
+	}
+	cl := newClient(t, old, kgo.SeedBrokers(all...), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+	var acked []*kgo.Record
+	produce := func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for k := from; k < to; k++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprintf("acked-%d", k))})
+		}
+		if err := cl.ProduceSync(testCtx(t, 30*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d-%d: %v", from, to, err)
+		}
+		acked = append(acked, recs...)
+	}
+	produce(0, 30)
+
+	c.net.cutLink(leaderID, ctrl) // one way: the leader cannot reach the controller
+	var newID, newEpoch int32
+	checkFor(t, "a new leader, known to the old one", func() bool {
+		newID, newEpoch = seedLeader(t, old, topic, 0)
+		st, _ := old.Replica(topic, 0)
+		return newID >= 0 && newID != leaderID && !st.Leader
+	})
+	if newEpoch <= oldEpoch {
+		t.Fatalf("leader epoch %d after the election, was %d", newEpoch, oldEpoch)
+	}
+	produce(30, 60)
+	leader := c.nodes[newID-1]
+	checkFor(t, "the old leader to catch up as a follower", func() bool {
+		st, _ := old.Replica(topic, 0)
+		lst, _ := leader.Replica(topic, 0)
+		return st.LogEndOffset == lst.LogEndOffset
+	})
+	if isr := isrOf(t, leader, topic, 0); slices.Contains(isr, leaderID) {
+		t.Fatalf("ISR %v holds the fenced broker %d", isr, leaderID)
+	}
+
+	c.net.heal()
+	checkFor(t, "the old leader to rejoin the ISR", func() bool {
+		return len(isrOf(t, leader, topic, 0)) == 3
+	})
+	lst, _ := leader.Replica(topic, 0)
+	want := segmentBytes(t, lst.Dir)
+	for _, nd := range c.nodes {
+		checkFor(t, fmt.Sprintf("node %d's replica to catch up", nd.NodeID()), func() bool {
+			st, _ := nd.Replica(topic, 0)
+			return st.LogEndOffset == lst.LogEndOffset && st.HighWatermark == lst.HighWatermark
+		})
+		st, _ := nd.Replica(topic, 0)
+		if !bytes.Equal(segmentBytes(t, st.Dir), want) {
+			t.Fatalf("node %d's log differs from the leader's", nd.NodeID())
+		}
+	}
+	recs := consumePartitions(t, leader, topic, []int32{0}, len(acked))
+	for i, r := range recs {
+		if string(r.Value) != string(acked[i].Value) || r.Offset != acked[i].Offset {
+			t.Fatalf("record %d: %q at offset %d, acknowledged %q at %d", i, r.Value, r.Offset, acked[i].Value, acked[i].Offset)
+		}
 	}
 }

@@ -271,6 +271,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
+		Voters:                 len(voterAddrs),
 		Forward:                n.forwarder.forward,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
@@ -325,18 +326,15 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	img := n.ctrl.Image()
 	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
 		t := img.Topics[topic]
-		return t != nil && int(p) < len(t.Partitions)
+		return t != nil && int(p) < len(t.Partitions) && slices.Contains(t.Partitions[p].Replicas, cfg.NodeID)
 	})
 	if err := n.reconcile(img); err != nil {
 		return nil, err
 	}
-	if err := n.groups.LoadAll(); err != nil {
-		return nil, fmt.Errorf("node: load groups: %w", err)
-	}
+	// The coordinators load the partitions this node leads in the
+	// background (clients meanwhile get COORDINATOR_LOAD_IN_PROGRESS), and
+	// follow leadership from then on (reconcile).
 	n.groups.Start()
-	if err := n.txns.LoadAll(); err != nil {
-		return nil, fmt.Errorf("node: load transactions: %w", err)
-	}
 	n.txns.Start()
 
 	n.wg.Go(func() { n.replicas.Run(runCtx) })
@@ -416,6 +414,12 @@ func (n *Node) reconcile(img *metadata.Image) error {
 	}
 	err := n.replicas.Reconcile(want)
 	n.fetchers.update()
+	if n.groups != nil {
+		n.groups.LeadershipChanged()
+	}
+	if n.txns != nil {
+		n.txns.LeadershipChanged()
+	}
 	return err
 }
 

@@ -91,7 +91,7 @@ func memSegmentBytes(t *testing.T, fs vfs.FS, dir string) []byte {
 	return out
 }
 
-type ackedRecord struct {
+type powerAck struct {
 	partition int32
 	offset    int64
 }
@@ -126,7 +126,7 @@ func powerLoss(t *testing.T, seed uint64) {
 
 	var (
 		mu       sync.Mutex
-		acked    = map[string]ackedRecord{}
+		acked    = map[string]powerAck{}
 		produced int
 	)
 	cl := newClient(t, c.nodes[0], kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -149,7 +149,7 @@ func powerLoss(t *testing.T, seed uint64) {
 					return
 				}
 				mu.Lock()
-				acked[v] = ackedRecord{r.Partition, r.Offset}
+				acked[v] = powerAck{r.Partition, r.Offset}
 				mu.Unlock()
 			})
 			if i%64 == 63 {
@@ -199,7 +199,7 @@ func powerLoss(t *testing.T, seed uint64) {
 	// callback counted here ran after them.
 	mu.Lock()
 	clones := vfs.CrashCloneAll(mems...)
-	mustHave := make(map[string]ackedRecord, len(acked))
+	mustHave := make(map[string]powerAck, len(acked))
 	for v, a := range acked {
 		mustHave[v] = a
 	}
@@ -270,7 +270,7 @@ func powerLoss(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatalf("produce after the restart: %v", err)
 		}
-		mustHave[v] = ackedRecord{r.Partition, r.Offset}
+		mustHave[v] = powerAck{r.Partition, r.Offset}
 	}
 
 	// Read everything up to each partition's high watermark.
@@ -282,13 +282,13 @@ func powerLoss(t *testing.T, seed uint64) {
 		total += st.HighWatermark
 	}
 	recs := consumePartitions(t, c.nodes[0], topic, []int32{0, 1, 2}, int(total))
-	seen := map[string]ackedRecord{}
+	seen := map[string]powerAck{}
 	for _, r := range recs {
 		v := string(r.Value)
 		if prev, dup := seen[v]; dup {
 			t.Fatalf("%q at %d/%d and at %d/%d", v, prev.partition, prev.offset, r.Partition, r.Offset)
 		}
-		seen[v] = ackedRecord{r.Partition, r.Offset}
+		seen[v] = powerAck{r.Partition, r.Offset}
 	}
 	lost := 0
 	for v, a := range mustHave {

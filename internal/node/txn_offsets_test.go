@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // Transactional offset commits (TxnOffsetCommit) are written to
@@ -130,11 +131,21 @@ func offsetFetch(t *testing.T, cl *kgo.Client, group, topic string, parts []int3
 // (-1: none).
 func committed(t *testing.T, cl *kgo.Client, group, topic string) int64 {
 	t.Helper()
-	got := offsetFetch(t, cl, group, topic, []int32{0}, true)[0]
-	if got.code != 0 {
-		t.Fatalf("committed offset of %s: %v", group, kerr.ErrorForCode(got.code))
-	}
-	return got.offset
+	// A transaction a restart found prepared is completed in the
+	// background after the load: clients retry UNSTABLE_OFFSET_COMMIT.
+	var off int64
+	testkit.Eventually(t, 20*time.Second, "a stable committed offset", func() error {
+		got := offsetFetch(t, cl, group, topic, []int32{0}, true)[0]
+		if got.code == kerr.UnstableOffsetCommit.Code {
+			return kerr.ErrorForCode(got.code)
+		}
+		if got.code != 0 {
+			t.Fatalf("committed offset of %s: %v", group, kerr.ErrorForCode(got.code))
+		}
+		off = got.offset
+		return nil
+	})
+	return off
 }
 
 func commitPlain(t *testing.T, adm *kadm.Client, group, topic string, at int64) {

@@ -135,8 +135,9 @@ type PartitionState struct {
 }
 
 // Reconcile makes the hosted partitions match the metadata: it opens
-// partitions this node now leads, updates epochs and configs, and closes and
-// deletes partitions whose topic is gone. It is called in metadata apply order.
+// partitions this node is now a replica of, updates epochs and configs, and
+// closes and deletes partitions whose topic is gone or that no longer list
+// this node as a replica. It is called in metadata apply order.
 func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 	var firstErr error
 	if m.checkpoint == nil {
@@ -144,6 +145,14 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 	}
 	for tp, st := range want {
 		if !contains(st.Replicas, m.cfg.NodeID) {
+			// No longer a replica (a completed reassignment moved it
+			// away): stop it and delete its copy, as Kafka's brokers
+			// delete a replica the metadata no longer assigns them.
+			if p := m.Get(tp.Topic, tp.Partition); p != nil {
+				m.logger.Info("deleting a replica this node no longer holds", "topic", tp.Topic, "partition", tp.Partition,
+					"replicas", st.Replicas)
+				m.drop(tp, p)
+			}
 			continue
 		}
 		p := m.Get(tp.Topic, tp.Partition)
@@ -234,7 +243,8 @@ func (m *Manager) drop(tp TopicPartition, p *Partition) {
 }
 
 // RemoveStrayDirs deletes partition directories under the data dir that the
-// metadata does not know (a topic deleted while this node was down).
+// metadata does not assign to this node (a topic deleted, or the replica
+// reassigned away, while this node was down).
 func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool) {
 	fs := m.fs()
 	ents, err := fs.ReadDir(m.cfg.DataDir)

@@ -361,8 +361,8 @@ func (p *Partition) truncateToLocked(off int64) error {
 
 // FetchPosition is where a follower's fetch of one partition starts: the
 // leader and leader epoch it follows, its log end offset (fsynced: the
-// leader counts it as replicated) and the epoch of its last batch (Fetch
-// v12 last_fetched_epoch). The answer to the fetch is applied only while
+// leader counts it as replicated) and the latest epoch of its epoch cache
+// (Fetch v12 last_fetched_epoch, as Kafka's follower sends it). The answer to the fetch is applied only while
 // the partition is still at this position.
 type FetchPosition struct {
 	Leader           int32
@@ -375,8 +375,8 @@ type FetchPosition struct {
 // leader, leader epoch or log end; it is dropped and the fetch sent again.
 var ErrStaleFetch = errors.New("replica: fetch answer for an older leader, leader epoch or log end")
 
-// FollowerPosition returns where the next fetch of this follower starts;
-// ok is false when the partition is not a follower with a leader. The
+// FollowerPosition returns where the next fetch of this follower starts,
+// or ErrNotFollower when the partition has no other leader to follow. The
 // fetch offset is the log end, fsynced first if it is not yet: a deposed
 // leader's tail appended but not fsynced when it was deposed would
 // otherwise sit between its fetch offset (the durable end) and its log

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -241,6 +243,42 @@ func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 	}
 }
 
+// TestReplicationRemovedReplicaDeleted: a partition whose replicas no
+// longer list this node (a completed reassignment) is closed and its
+// directory deleted, while the topic lives on elsewhere.
+func TestReplicationRemovedReplicaDeleted(t *testing.T) {
+	dir := t.TempDir()
+	var id [16]byte
+	id[0] = 7
+	tp := TopicPartition{"moved", 0}
+	m := NewManager(ManagerConfig{DataDir: dir, NodeID: 1})
+	defer m.Close()
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 0,
+		Replicas: []int32{2, 1}, ISR: []int32{2, 1}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Get("moved", 0)
+	if p == nil {
+		t.Fatal("follower partition not opened")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moved-0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 1,
+		Replicas: []int32{2, 3}, ISR: []int32{2, 3}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Get("moved", 0) != nil {
+		t.Fatal("partition still hosted after leaving its replicas")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moved-0")); !os.IsNotExist(err) {
+		t.Fatalf("directory of the removed replica: %v, want it deleted", err)
+	}
+	if _, err := p.AppendReplicated(nil); err != ErrClosed {
+		t.Fatalf("append to the removed replica: %v, want ErrClosed", err)
+	}
+}
+
 // TestReplicationStateLogScanPastHighWatermark: a coordinator loading its
 // partition reads to the log end, as Kafka's loader does. A leader that
 // just restarted may sit at a high watermark below records every ISR member
@@ -257,7 +295,7 @@ func TestReplicationStateLogScanPastHighWatermark(t *testing.T) {
 		t.Fatalf("high watermark %d already at %d: the follower has not fetched", hw, next)
 	}
 	var keys []string
-	if err := leader.ScanKeyValues(func(k, _ []byte) error { keys = append(keys, string(k)); return nil }); err != nil {
+	if _, err := leader.ScanStateLogToEnd(func(r StateRecord) error { keys = append(keys, string(r.Key)); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 2 {

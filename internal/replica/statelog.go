@@ -126,33 +126,36 @@ type StateRecord struct {
 	Key, Value []byte
 }
 
-// ScanStateLog calls fn for every record from the log start to the log end
-// in offset order, end-transaction markers included. An error from fn stops
-// the scan and is returned.
-//
-// To the log end, not the high watermark, as Kafka's coordinator loader
-// reads: a coordinator loads its partition when it leads it, and a leader
-// just elected or restarted may not know the high watermark yet (it
-// reopens at its checkpoint, or at the log start when the checkpoint lacks
-// the partition, until the followers fetch). Stopping there loaded an
-// empty group after a power loss and never looked again
-// (TestClusterPowerLoss); every acknowledged state record is in the
-// leader's log.
+// ScanStateLog calls fn for every record from the log start to the high
+// watermark in offset order, end-transaction markers included. An error
+// from fn stops the scan and is returned.
 func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
-	off, end := p.LogStartOffset(), p.LogEndOffset()
+	_, err := p.scanStateLog(p.HighWatermark(), fn)
+	return err
+}
+
+// ScanStateLogToEnd is ScanStateLog up to the log end at the call, not the
+// high watermark: a new leader loading a coordinator's state replays what
+// its followers will copy. It returns the offset after the last batch read.
+func (p *Partition) ScanStateLogToEnd(fn func(r StateRecord) error) (int64, error) {
+	return p.scanStateLog(p.log.LogEndOffset(), fn)
+}
+
+func (p *Partition) scanStateLog(end int64, fn func(r StateRecord) error) (int64, error) {
+	off := p.LogStartOffset()
 	for off < end {
 		data, err := p.read(off, 1<<20, end)
 		if err != nil {
-			return fmt.Errorf("replica: scan %s-%d at %d: %w", p.Topic, p.Index, off, err)
+			return off, fmt.Errorf("replica: scan %s-%d at %d: %w", p.Topic, p.Index, off, err)
 		}
 		if len(data) == 0 {
-			return nil
+			return off, nil
 		}
 		sp := record.Split(data)
 		for b, ok := sp.Next(); ok; b, ok = sp.Next() {
 			h, err := record.ParseHeader(b)
 			if err != nil {
-				return err
+				return off, err
 			}
 			off = h.NextOffset()
 			r := StateRecord{Offset: h.BaseOffset, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
@@ -167,7 +170,7 @@ func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
 				}
 				r.Marker, r.Commit, r.Transactional = true, commit, false
 				if err := fn(r); err != nil {
-					return err
+					return off, err
 				}
 				continue
 			}
@@ -175,19 +178,18 @@ func (p *Partition) ScanStateLog(fn func(r StateRecord) error) error {
 				r.Offset, r.Key, r.Value = h.BaseOffset+int64(rec.OffsetDelta), rec.Key, rec.Value
 				return fn(r)
 			}); err != nil {
-				return err
+				return off, err
 			}
 		}
 		if err := sp.Err(); err != nil {
-			return err
+			return off, err
 		}
 	}
-	return nil
+	return off, nil
 }
 
 // ScanKeyValues calls fn with the key and value of every record from the log
-// start to the log end (see ScanStateLog), in offset order, skipping control
-// batches.
+// start to the high watermark, in offset order, skipping control batches.
 // key and value are valid only during the call. An error from fn stops the
 // scan and is returned.
 func (p *Partition) ScanKeyValues(fn func(key, value []byte) error) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/replica"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // Topic is the internal topic holding transaction states.
@@ -34,9 +35,13 @@ type Config struct {
 	RemoveInterval time.Duration
 	// ProducerIDs hands out producer ids.
 	ProducerIDs *ProducerIDs
-	// Partition returns a partition this node leads (of __transaction_state
-	// or of a data topic), or nil.
+	// Partition returns a data partition this node leads (for markers), or
+	// nil.
 	Partition func(topic string, partition int32) *replica.Partition
+	// Log returns the Log of the __transaction_state partition when this
+	// node leads it, else nil. nil: statelog.NewReplica of
+	// Partition(Topic, partition).
+	Log func(partition int32) statelog.Log
 	// GroupPartition is the __consumer_offsets partition of a consumer
 	// group: AddOffsetsToTxn adds it to the transaction, as Kafka does, so
 	// that the transaction's markers reach the group's transactional
@@ -53,27 +58,25 @@ type Config struct {
 	Now func() time.Time
 }
 
-// entry is one transactional id; mu serialises its requests (held across
-// the durable writes and the markers of a transaction's end).
-type entry struct {
-	mu        sync.Mutex
-	partition int32
-	m         Metadata
-	gone      bool // removed (partition unloaded): look it up again
-}
-
 // Coordinator is the transaction coordinator of one node.
 type Coordinator struct {
 	cfg    Config
 	logger *slog.Logger
 	stopc  chan struct{}
+	// ctx ends at Close: background completions stop waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	loadMu sync.Mutex // serialises partition loads
-	mu     struct {
+	// owner loads a partition's ids when this node becomes its leader
+	// and unloads them when leadership moves.
+	owner *statelog.Owner
+	mu    struct {
 		sync.Mutex
-		ids    map[string]*entry
-		loaded map[int32]bool
+		ids map[string]*entry
+		// active holds the Log of each loaded partition: an entry is
+		// made only in a partition found here, under mu.
+		active map[int32]statelog.Log
 		closed bool
 	}
 }
@@ -104,12 +107,24 @@ func New(cfg Config) *Coordinator {
 	if cfg.Partition == nil {
 		cfg.Partition = func(string, int32) *replica.Partition { return nil }
 	}
+	if cfg.Log == nil {
+		part := cfg.Partition
+		cfg.Log = func(p int32) statelog.Log {
+			if r := statelog.NewReplica(part(Topic, p)); r != nil {
+				return r
+			}
+			return nil
+		}
+	}
 	if cfg.MarkerWritten == nil {
 		cfg.MarkerWritten = func(context.Context, TopicPartition, int64, bool) error { return nil }
 	}
 	c := &Coordinator{cfg: cfg, logger: cfg.Logger.With("component", "txn"), stopc: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.ids = map[string]*entry{}
-	c.mu.loaded = map[int32]bool{}
+	c.mu.active = map[int32]statelog.Log{}
+	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "txn", Partitions: cfg.NumPartitions, Log: cfg.Log,
+		Load: c.load, Unload: c.unload, Logger: c.logger})
 	return c
 }
 
@@ -121,9 +136,12 @@ func (c *Coordinator) PartitionFor(id string) int32 {
 	return metadata.PartitionFor(id, c.cfg.NumPartitions)
 }
 
-// Start aborts timed-out transactions every AbortInterval and removes
-// expired transactional ids every RemoveInterval, until Close.
+// Start loads the partitions this node leads and follows leadership from
+// then on (LeadershipChanged); it aborts timed-out transactions every
+// AbortInterval and removes expired transactional ids every RemoveInterval,
+// until Close.
 func (c *Coordinator) Start() {
+	c.owner.Start()
 	c.every(c.cfg.AbortInterval, c.AbortTimedOut)
 	c.every(c.cfg.RemoveInterval, c.RemoveExpired)
 }
@@ -143,7 +161,8 @@ func (c *Coordinator) every(d time.Duration, fn func()) {
 	})
 }
 
-// Close stops the background work; requests in flight finish.
+// Close stops the background work and unloads every partition; requests
+// in flight finish.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -153,73 +172,96 @@ func (c *Coordinator) Close() {
 	c.mu.closed = true
 	c.mu.Unlock()
 	close(c.stopc)
+	c.cancel()
+	c.owner.Close()
 	c.wg.Wait()
 }
 
-// LoadAll loads every hosted __transaction_state partition (node start) and
-// finishes the transactions a crash left prepared.
-func (c *Coordinator) LoadAll() error {
-	var errs []error
-	for p := range c.cfg.NumPartitions {
-		if part := c.cfg.Partition(Topic, p); part != nil {
-			errs = append(errs, c.ensureLoaded(p, part))
-		}
-	}
-	return errors.Join(errs...)
+// Serving reports whether this node has loaded __transaction_state
+// partition p and serves it.
+func (c *Coordinator) Serving(p int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.active[p] != nil
 }
 
-func (c *Coordinator) ensureLoaded(p int32, part *replica.Partition) error {
-	c.mu.Lock()
-	done := c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	c.loadMu.Lock()
-	defer c.loadMu.Unlock()
-	c.mu.Lock()
-	done = c.mu.loaded[p]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
-	ms, err := c.replay(p, part)
+// LeadershipChanged tells the coordinator that the leaders of
+// __transaction_state may have changed (after a metadata change): it loads
+// the partitions this node now leads and unloads the others, in the
+// background. It never blocks.
+func (c *Coordinator) LeadershipChanged() { c.owner.Update() }
+
+// load replays partition p into entries and makes them serve (the owner's
+// Load); transactions a crash or a leader change left prepared are then
+// finished in the background: the decision is durable, so their markers
+// are written again and they complete.
+func (c *Coordinator) load(ctx context.Context, p int32, l statelog.Log) error {
+	ms, err := c.replay(p, l)
 	if err != nil {
 		return err
 	}
-	var pending []*entry
+	pending := 0
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		return ErrNotCoordinator
 	}
 	for _, m := range ms {
-		e := &entry{partition: p, m: *m}
-		c.mu.ids[m.ID] = e
-		if m.State == PrepareCommit || m.State == PrepareAbort {
-			pending = append(pending, e)
+		if old := c.mu.ids[m.ID]; old != nil {
+			old.stop() // cannot happen: an unload removed it
 		}
+		e := newEntry(p, l, *m)
+		c.mu.ids[m.ID] = e
+		var first func()
+		if m.State == PrepareCommit || m.State == PrepareAbort {
+			// Completed by the actor before any request: requests on
+			// the id wait for the end of its transaction.
+			pending++
+			first = func() { c.finishLoaded(e) }
+		}
+		c.wg.Go(func() { e.run(first) })
 	}
-	c.mu.loaded[p] = true
+	c.mu.active[p] = l
 	c.mu.Unlock()
-	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", len(pending))
-	// A crash between Prepare* and Complete*: the decision is durable, so
-	// write the markers again and complete.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var errs []error
-	for _, e := range pending {
-		e.mu.Lock()
-		errs = append(errs, c.finish(ctx, e))
-		e.mu.Unlock()
-	}
-	return errors.Join(errs...)
+	c.logger.Info("loaded transactional ids", "partition", p, "ids", len(ms), "completing", pending,
+		"epoch", l.Epoch())
+	return nil
 }
 
-func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*Metadata, error) {
+// finishLoaded completes a prepared transaction a load found (on its actor).
+func (c *Coordinator) finishLoaded(e *entry) {
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	if err := c.finish(ctx, e); err != nil {
+		c.logger.Warn("completing a loaded transaction failed", "transactional_id", e.m.ID, "err", err)
+	}
+}
+
+// unload stops partition p's actors (the owner's Unload). It does not wait
+// for what they are running: their writes fail, the Log being deposed, and
+// Close waits for them.
+func (c *Coordinator) unload(p int32) {
+	c.mu.Lock()
+	delete(c.mu.active, p)
+	n := 0
+	for id, e := range c.mu.ids {
+		if e.partition == p {
+			e.stop()
+			delete(c.mu.ids, id)
+			n++
+		}
+	}
+	c.mu.Unlock()
+	c.logger.Info("unloaded transactional ids", "partition", p, "ids", n)
+}
+
+func (c *Coordinator) replay(p int32, l statelog.Log) ([]*Metadata, error) {
 	latest := map[string]*Metadata{}
-	err := part.ScanKeyValues(func(key, value []byte) error {
-		id, m, err := decodeRecord(bytes.Clone(key), bytes.Clone(value))
+	_, err := l.Scan(func(r statelog.Record) error {
+		if r.Marker {
+			return nil
+		}
+		id, m, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
 		if err != nil {
 			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
 			return nil
@@ -241,43 +283,34 @@ func (c *Coordinator) replay(p int32, part *replica.Partition) ([]*Metadata, err
 	return out, nil
 }
 
-// lookup returns id's entry, locked, creating an unpersisted one when
-// create (its m.ProducerID is then -1). The caller unlocks it.
+// lookup returns id's actor, making one for an unpersisted id when create
+// (its m.ProducerID is then -1).
 func (c *Coordinator) lookup(id string, create bool) (*entry, error) {
 	if id == "" {
 		return nil, ErrTransactionalIDNotFound
 	}
 	p := c.PartitionFor(id)
-	part := c.cfg.Partition(Topic, p)
-	if part == nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
 		return nil, ErrNotCoordinator
 	}
-	if err := c.ensureLoaded(p, part); err != nil {
-		return nil, err
+	l := c.mu.active[p]
+	if l == nil {
+		_, err := c.owner.Log(p)
+		return nil, logErr(err)
 	}
-	for {
-		c.mu.Lock()
-		if c.mu.closed {
-			c.mu.Unlock()
-			return nil, ErrNotCoordinator
+	e := c.mu.ids[id]
+	if e == nil {
+		if !create {
+			return nil, ErrTransactionalIDNotFound
 		}
-		e := c.mu.ids[id]
-		if e == nil {
-			if !create {
-				c.mu.Unlock()
-				return nil, ErrTransactionalIDNotFound
-			}
-			e = &entry{partition: p, m: Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
-				PreviousProducerID: -1, NextProducerID: -1}}
-			c.mu.ids[id] = e
-		}
-		c.mu.Unlock()
-		e.mu.Lock()
-		if !e.gone {
-			return e, nil
-		}
-		e.mu.Unlock()
+		e = newEntry(p, l, Metadata{ID: id, ProducerID: -1, ProducerEpoch: -1,
+			PreviousProducerID: -1, NextProducerID: -1})
+		c.mu.ids[id] = e
+		c.wg.Go(func() { e.run(nil) })
 	}
+	return e, nil
 }
 
 // known is e's metadata, nil when never persisted.
@@ -288,52 +321,53 @@ func (e *entry) known() *Metadata {
 	return &e.m
 }
 
-// waitReplicated waits until the records below next are fsynced here and
-// on every ISR member (the high watermark passed them), as Kafka's
-// coordinator appends with acks=all: local durability alone can lose a
-// state change when another replica, without it, leads next (a power loss
-// of the whole cluster). Errors are Kafka's coordinator mapping.
-func waitReplicated(ctx context.Context, part *replica.Partition, next int64) error {
-	err := part.WaitDurable(ctx, next)
-	if err == nil {
-		err = part.WaitReplicated(ctx, next)
-	}
-	switch {
-	case errors.Is(err, replica.ErrNotLeader):
-		return ErrNotCoordinator
-	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotEnoughReplicasAfterAppend):
-		return ErrCoordinatorNotAvailable
-	}
-	return err
-}
-
-// persist writes m durably to the entry's partition and makes it current.
+// persist writes m to the entry's partition, waits until it is committed
+// (on disk on every in-sync replica) and makes it current.
 func (c *Coordinator) persist(ctx context.Context, e *entry, m Metadata) error {
-	part := c.cfg.Partition(Topic, e.partition)
-	if part == nil {
-		return ErrNotCoordinator
-	}
-	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(m.ID), Value: encodeValue(m)})
-	if err != nil {
-		return err
-	}
-	if err := waitReplicated(ctx, part, next); err != nil {
+	if err := c.write(ctx, e, statelog.KeyValue{Key: encodeKey(m.ID), Value: encodeValue(m)}); err != nil {
 		return err
 	}
 	e.m = m
 	return nil
 }
 
+// write appends kv to the entry's partition and waits until it is
+// committed.
+func (c *Coordinator) write(ctx context.Context, e *entry, kv statelog.KeyValue) error {
+	next, err := e.log.Append(statelog.Batch{Now: c.cfg.Now(), ProducerID: -1, ProducerEpoch: -1,
+		Records: []statelog.KeyValue{kv}})
+	if err != nil {
+		return logErr(err)
+	}
+	return logErr(e.log.WaitCommitted(ctx, next))
+}
+
+// logErr maps a state log's errors as Kafka's transaction coordinator maps
+// a failed append (TransactionStateManager.appendTransactionToLog): not the
+// leader (or a failed disk, which moves leadership) is NOT_COORDINATOR, too
+// few in-sync replicas or a timeout is COORDINATOR_NOT_AVAILABLE, a
+// partition still loading is COORDINATOR_LOAD_IN_PROGRESS.
+func logErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, statelog.ErrLoading):
+		return ErrCoordinatorLoading
+	case errors.Is(err, statelog.ErrNotLeader), errors.Is(err, statelog.ErrStorage):
+		return fmt.Errorf("%w: %w", ErrNotCoordinator, err)
+	case errors.Is(err, statelog.ErrNotEnoughReplicas), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrCoordinatorNotAvailable, err)
+	}
+	return err
+}
+
 // finish completes a prepared transaction: markers on every partition
 // (the __consumer_offsets partitions of its groups included), then
-// Complete*. e is locked.
+// Complete*. It runs on e's actor.
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
 	commit := m.State == PrepareCommit
-	coordEpoch := int32(0)
-	if part := c.cfg.Partition(Topic, e.partition); part != nil {
-		coordEpoch = part.LeaderEpoch()
-	}
+	coordEpoch := e.log.Epoch()
 	var errs []error
 	for _, tp := range m.SortedPartitions() {
 		part := c.cfg.Partition(tp.Topic, tp.Partition)
@@ -358,7 +392,7 @@ func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 }
 
 // endLocked writes Prepare* (or, fencing, a bumped PrepareAbort), then
-// finishes. e is locked.
+// finishes. It runs on e's actor.
 func (c *Coordinator) endLocked(ctx context.Context, e *entry, m Metadata) error {
 	if err := c.persist(ctx, e, m); err != nil {
 		return err
@@ -374,36 +408,39 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 	if timeout <= 0 || timeout > c.cfg.MaxTimeout {
 		return -1, -1, ErrInvalidTransactionTimeout
 	}
-	e, err := c.lookup(id, true)
+	pid, epoch := int64(-1), int16(-1)
+	err := c.with(ctx, id, true, func(e *entry) error {
+		d, err := planInit(e.known(), timeout, c.cfg.MaxTimeout, reqPID, reqEpoch)
+		if err != nil {
+			return err
+		}
+		now := c.cfg.Now()
+		if d.abortFirst {
+			if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
+				return err
+			}
+		}
+		newPID := int64(-1)
+		if d.newPID {
+			if newPID, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
+				return err
+			}
+		}
+		base := e.m
+		if base.ProducerID < 0 {
+			base = Metadata{ID: id}
+		}
+		if err := c.persist(ctx, e, bumped(base, newPID, timeout, now)); err != nil {
+			return err
+		}
+		c.logger.Debug("init producer id", "transactional_id", id, "producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
+		pid, epoch = e.m.ProducerID, e.m.ProducerEpoch
+		return nil
+	})
 	if err != nil {
 		return -1, -1, err
 	}
-	defer e.mu.Unlock()
-	d, err := planInit(e.known(), timeout, c.cfg.MaxTimeout, reqPID, reqEpoch)
-	if err != nil {
-		return -1, -1, err
-	}
-	now := c.cfg.Now()
-	if d.abortFirst {
-		if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
-			return -1, -1, err
-		}
-	}
-	newPID := int64(-1)
-	if d.newPID {
-		if newPID, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
-			return -1, -1, err
-		}
-	}
-	base := e.m
-	if base.ProducerID < 0 {
-		base = Metadata{ID: id}
-	}
-	if err := c.persist(ctx, e, bumped(base, newPID, timeout, now)); err != nil {
-		return -1, -1, err
-	}
-	c.logger.Debug("init producer id", "transactional_id", id, "producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
-	return e.m.ProducerID, e.m.ProducerEpoch, nil
+	return pid, epoch, nil
 }
 
 // AddPartitions adds partitions to the producer's transaction (opening it).
@@ -426,53 +463,56 @@ func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoc
 	return c.add(ctx, id, pid, epoch, tps, []string{group}, tv2)
 }
 
+// withKnown is with for requests naming an existing id: an unknown one is
+// ErrInvalidProducerIDMapping.
+func (c *Coordinator) withKnown(ctx context.Context, id string, fn func(e *entry) error) error {
+	err := c.with(ctx, id, false, fn)
+	if errors.Is(err, ErrTransactionalIDNotFound) {
+		return ErrInvalidProducerIDMapping
+	}
+	return err
+}
+
 // VerifyPartitions answers a verify_only AddPartitionsToTxn (KIP-890 part
 // 1): the error for the whole transaction (a wrong producer, or an end in
 // progress), else for each partition nil when it is in the ongoing
 // transaction and ErrTransactionAbortable when it is not. It writes nothing.
 func (c *Coordinator) VerifyPartitions(id string, pid int64, epoch int16, tps []TopicPartition) (map[TopicPartition]error, error) {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return nil, ErrInvalidProducerIDMapping
-	}
+	var out map[TopicPartition]error
+	err := c.withKnown(context.Background(), id, func(e *entry) error {
+		if err := checkProducer(e.known(), pid, epoch); err != nil {
+			return err
+		}
+		if s := e.m.State; s == PrepareCommit || s == PrepareAbort {
+			return ErrConcurrentTransactions
+		}
+		out = make(map[TopicPartition]error, len(tps))
+		for _, tp := range tps {
+			out[tp] = ErrTransactionAbortable
+			if _, ok := e.m.Partitions[tp]; ok && e.m.State == Ongoing {
+				out[tp] = nil
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer e.mu.Unlock()
-	if err := checkProducer(e.known(), pid, epoch); err != nil {
-		return nil, err
-	}
-	if s := e.m.State; s == PrepareCommit || s == PrepareAbort {
-		return nil, ErrConcurrentTransactions
-	}
-	out := make(map[TopicPartition]error, len(tps))
-	for _, tp := range tps {
-		out[tp] = ErrTransactionAbortable
-		if _, ok := e.m.Partitions[tp]; ok && e.m.State == Ongoing {
-			out[tp] = nil
-		}
 	}
 	return out, nil
 }
 
 func (c *Coordinator) add(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, groups []string, tv2 bool) error {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return err
-	}
-	defer e.mu.Unlock()
-	n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, tv2, c.cfg.Now())
-	if err != nil {
-		return err
-	}
-	if !changed {
-		e.m = n // groups only: memory
-		return nil
-	}
-	return c.persist(ctx, e, n)
+	return c.withKnown(ctx, id, func(e *entry) error {
+		n, changed, err := planAddPartitions(e.known(), pid, epoch, tps, groups, tv2, c.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if !changed {
+			e.m = n // groups only: memory
+			return nil
+		}
+		return c.persist(ctx, e, n)
+	})
 }
 
 // CheckOffsetCommit validates a TxnOffsetCommit's producer against the
@@ -482,32 +522,26 @@ func (c *Coordinator) CheckOffsetCommit(id string, pid int64, epoch int16, group
 }
 
 // CommitOffsets is CheckOffsetCommit followed by write (the group
-// coordinator's transactional write of the offsets) with the transaction
-// held: the transaction cannot end between the check and the write, so
-// offsets are never written after the transaction's marker, where they
-// would wait for the producer's next transaction.
+// coordinator's transactional write of the offsets) on the id's actor: the
+// transaction cannot end between the check and the write, so offsets are
+// never written after the transaction's marker, where they would wait for
+// the producer's next transaction.
 func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group string, write func() error) error {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return err
-	}
-	defer e.mu.Unlock()
-	if err := checkProducer(e.known(), pid, epoch); err != nil {
-		return err
-	}
-	_, ok := e.m.Groups[group]
-	if !ok && c.cfg.GroupPartition != nil {
-		// Groups are not persisted; the group's partition is (a restart
-		// while the transaction is open).
-		_, ok = e.m.Partitions[c.cfg.GroupPartition(group)]
-	}
-	if !ok || e.m.State != Ongoing {
-		return ErrInvalidTxnState
-	}
-	return write()
+	return c.withKnown(context.Background(), id, func(e *entry) error {
+		if err := checkProducer(e.known(), pid, epoch); err != nil {
+			return err
+		}
+		_, ok := e.m.Groups[group]
+		if !ok && c.cfg.GroupPartition != nil {
+			// Groups are not persisted; the group's partition is (a
+			// restart while the transaction is open).
+			_, ok = e.m.Partitions[c.cfg.GroupPartition(group)]
+		}
+		if !ok || e.m.State != Ongoing {
+			return ErrInvalidTxnState
+		}
+		return write()
+	})
 }
 
 // EndTxn commits or aborts the producer's transaction: PrepareCommit or
@@ -518,42 +552,42 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group str
 // aborting with nothing open is allowed. It returns the producer id and
 // epoch the producer continues with.
 func (c *Coordinator) EndTxn(ctx context.Context, id string, pid int64, epoch int16, commit, tv2 bool) (int64, int16, error) {
-	e, err := c.lookup(id, false)
-	if errors.Is(err, ErrTransactionalIDNotFound) {
-		return -1, -1, ErrInvalidProducerIDMapping
-	}
-	if err != nil {
-		return -1, -1, err
-	}
-	defer e.mu.Unlock()
-	act, err := planEnd(e.known(), pid, epoch, commit, tv2)
-	if err != nil {
-		return -1, -1, err
-	}
-	if act != endNothing {
-		now := c.cfg.Now()
-		n := prepared(e.m, commit, now)
-		if tv2 {
-			next := int64(-1)
-			if epochExhausted(&e.m) {
-				if next, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
-					return -1, -1, err
+	outPID, outEpoch := int64(-1), int16(-1)
+	err := c.withKnown(ctx, id, func(e *entry) error {
+		act, err := planEnd(e.known(), pid, epoch, commit, tv2)
+		if err != nil {
+			return err
+		}
+		if act != endNothing {
+			now := c.cfg.Now()
+			n := prepared(e.m, commit, now)
+			if tv2 {
+				next := int64(-1)
+				if epochExhausted(&e.m) {
+					if next, err = c.cfg.ProducerIDs.Next(ctx); err != nil {
+						return err
+					}
 				}
+				n = preparedV2(e.m, commit, next, now)
 			}
-			n = preparedV2(e.m, commit, next, now)
+			if act == endEmptyAbort {
+				// Nothing was written: no partition needs a marker.
+				n.Partitions = map[TopicPartition]struct{}{}
+			}
+			if err := c.endLocked(ctx, e, n); err != nil {
+				return err
+			}
 		}
-		if act == endEmptyAbort {
-			// Nothing was written: no partition needs a marker.
-			n.Partitions = map[TopicPartition]struct{}{}
-		}
-		if err := c.endLocked(ctx, e, n); err != nil {
-			return -1, -1, err
-		}
+		outPID, outEpoch = e.m.ProducerID, e.m.ProducerEpoch
+		return nil
+	})
+	if err != nil {
+		return -1, -1, err
 	}
-	return e.m.ProducerID, e.m.ProducerEpoch, nil
+	return outPID, outEpoch, nil
 }
 
-// entries snapshots the ids' entries, so a sweep locks each one without
+// entries snapshots the ids' actors, so a sweep visits each one without
 // holding Coordinator.mu.
 func (c *Coordinator) entries() []*entry {
 	c.mu.Lock()
@@ -568,40 +602,32 @@ func (c *Coordinator) entries() []*entry {
 // RemoveExpired removes the transactional ids idle for longer than
 // IDExpiration (a tombstone on __transaction_state), as Kafka's
 // TransactionStateManager does; a later InitProducerId for one starts over
-// with a new producer id.
+// with a new producer id. A busy id is not idle: it is skipped.
 func (c *Coordinator) RemoveExpired() {
 	es := c.entries()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, e := range es {
-		if !e.mu.TryLock() {
-			continue // busy: not idle
-		}
-		if !e.gone && e.known() != nil && expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+		e.tryDo(func() {
+			if e.known() == nil || !expired(&e.m, c.cfg.Now(), c.cfg.IDExpiration) {
+				return
+			}
 			if err := c.removeLocked(ctx, e); err != nil {
 				c.logger.Warn("remove expired transactional id failed", "txn_id", e.m.ID, "err", err)
 			} else {
 				c.logger.Info("removed expired transactional id", "txn_id", e.m.ID, "producer_id", e.m.ProducerID)
 			}
-		}
-		e.mu.Unlock()
+		})
 	}
 }
 
-// removeLocked writes e's tombstone durably and forgets it. e is locked.
+// removeLocked writes e's tombstone durably, forgets it and stops its
+// actor. It runs on e's actor.
 func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
-	part := c.cfg.Partition(Topic, e.partition)
-	if part == nil {
-		return ErrNotCoordinator
-	}
-	next, err := part.AppendKeyValues(c.cfg.Now(), replica.KeyValue{Key: encodeKey(e.m.ID)})
-	if err != nil {
+	if err := c.write(ctx, e, statelog.KeyValue{Key: encodeKey(e.m.ID)}); err != nil {
 		return err
 	}
-	if err := waitReplicated(ctx, part, next); err != nil {
-		return err
-	}
-	e.gone = true
+	e.stop()
 	c.mu.Lock()
 	if c.mu.ids[e.m.ID] == e {
 		delete(c.mu.ids, e.m.ID)
@@ -611,38 +637,38 @@ func (c *Coordinator) removeLocked(ctx context.Context, e *entry) error {
 }
 
 // AbortTimedOut aborts every open transaction older than its timeout,
-// bumping the epoch so that its producer is fenced (as Kafka does).
+// bumping the epoch so that its producer is fenced (as Kafka does). A busy
+// id (a request on it) is left to the next round.
 func (c *Coordinator) AbortTimedOut() {
 	es := c.entries()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, e := range es {
-		if !e.mu.TryLock() {
-			continue // busy: a request is on it; next round
-		}
-		now := c.cfg.Now()
-		if !e.gone && e.known() != nil && timedOut(&e.m, now) {
+		e.tryDo(func() {
+			now := c.cfg.Now()
+			if e.known() == nil || !timedOut(&e.m, now) {
+				return
+			}
 			c.logger.Info("aborting timed-out transaction", "transactional_id", e.m.ID,
 				"producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch)
 			if err := c.endLocked(ctx, e, fenced(e.m, now)); err != nil {
 				c.logger.Warn("abort timed-out transaction failed", "transactional_id", e.m.ID, "err", err)
 			}
-		}
-		e.mu.Unlock()
+		})
 	}
 }
 
 // Describe returns the metadata of a transactional id.
 func (c *Coordinator) Describe(id string) (Metadata, error) {
-	e, err := c.lookup(id, false)
-	if err != nil {
-		return Metadata{}, err
-	}
-	defer e.mu.Unlock()
-	if e.known() == nil {
-		return Metadata{}, ErrTransactionalIDNotFound
-	}
-	return e.m.clone(), nil
+	var m Metadata
+	err := c.with(context.Background(), id, false, func(e *entry) error {
+		if e.known() == nil {
+			return ErrTransactionalIDNotFound
+		}
+		m = e.m.clone()
+		return nil
+	})
+	return m, err
 }
 
 // List returns the transactional ids coordinated here, filtered by states
@@ -651,10 +677,12 @@ func (c *Coordinator) List(states []State, pids []int64) []Metadata {
 	es := c.entries()
 	var out []Metadata
 	for _, e := range es {
-		e.mu.Lock()
-		m, ok := e.m.clone(), e.known() != nil && !e.gone
-		e.mu.Unlock()
-		if !ok || (len(states) > 0 && !contains(states, m.State)) || (len(pids) > 0 && !contains(pids, m.ProducerID)) {
+		var m Metadata
+		var ok bool
+		if err := e.do(context.Background(), func() { m, ok = e.m.clone(), e.known() != nil }); err != nil || !ok {
+			continue
+		}
+		if (len(states) > 0 && !contains(states, m.State)) || (len(pids) > 0 && !contains(pids, m.ProducerID)) {
 			continue
 		}
 		out = append(out, m)

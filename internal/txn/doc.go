@@ -16,23 +16,39 @@
 //     while prepared, PreviousProducerID after, so a retried EndTxn is
 //     recognised); a TV2 producer may abort with nothing open.
 //   - coordinator.go: routes ids to __transaction_state partitions, persists
-//     each state change (Append + WaitDurable) before answering, loads a
-//     partition by replaying it (finishing transactions a crash left
-//     prepared), writes the COMMIT/ABORT markers through
+//     each state change through a statelog.Log and answers only once it is
+//     committed (the high watermark passed it: on disk on every in-sync
+//     replica), loads a partition when this node becomes its leader
+//     (statelog.Owner; replaying it to its log end and finishing the
+//     transactions a crash or a leader change left prepared) and unloads it
+//     when leadership moves, writes the COMMIT/ABORT markers through
 //     replica.Partition.AppendTxnMarker, aborts timed-out transactions, and
 //     removes ids idle (Empty, CompleteCommit, CompleteAbort) for longer
 //     than transactional.id.expiration.ms with a tombstone, checked every
 //     transaction.remove.expired.transaction.cleanup.interval.ms.
+//   - actor.go: the actor of one transactional id.
 //   - codec.go: Kafka's record formats (TxnMetadataKey v0, TxnMetadataValue
 //     v0, and v1 with the KIP-890 tagged fields for TV2 transactions; a null
 //     value deletes the id).
 //
-// Each transactional id has one mutex held across a request's durable
-// writes, so a transaction's end (prepare, markers, complete) is atomic to
-// the id's other requests, a TxnOffsetCommit's write included
-// (CommitOffsets); Coordinator.mu is never held while
-// waiting on an id (lock order: an id's mutex before Coordinator.mu, which
-// removing an expired id takes to forget it). As in Kafka, AddOffsetsToTxn adds the group's
+// # Concurrency: one actor per transactional id
+//
+// Each transactional id is owned by an actor goroutine that runs its
+// requests one at a time, each to its end, so a transaction's end (prepare,
+// markers, complete) is atomic to the id's other requests, a
+// TxnOffsetCommit's write included (CommitOffsets). It is the group
+// coordinator's idiom (one actor per group), chosen for both over a mutex
+// per id held across the writes: no lock is held across I/O, an unload
+// stops an id's actor without waiting for what it runs (its Log is deposed,
+// so its writes fail: NOT_COORDINATOR), a loaded prepared transaction is
+// completed by its actor before any request, and a sweep (timeouts,
+// expiry) runs on an id only when its actor is idle. An idle actor costs a
+// goroutine per loaded id. Coordinator.mu is never held while waiting on an
+// actor; an actor takes it (forgetting an expired id). A TxnOffsetCommit
+// waits, on the id's actor, for the group's actor: txn actor, then group
+// actor, then partition, never the other way.
+//
+// As in Kafka, AddOffsetsToTxn adds the group's
 // __consumer_offsets partition (Config.GroupPartition) to the transaction,
 // where the group coordinator writes the transactional offsets; its marker
 // makes them committed or drops them, and Config.MarkerWritten tells the

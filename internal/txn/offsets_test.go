@@ -46,6 +46,10 @@ func TestTxnOffsetsMarkerOnGroupPartition(t *testing.T) {
 	t.Cleanup(c.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	c.Start()
+	if _, err := c.owner.WaitLoaded(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	pid, epoch, err := c.InitProducerID(ctx, "id", time.Minute, -1, -1)
 	if err != nil {
 		t.Fatal(err)

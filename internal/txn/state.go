@@ -55,6 +55,7 @@ var (
 	ErrTransactionalIDNotFound   = errors.New("txn: transactional id not found")
 	ErrNotCoordinator            = errors.New("txn: not the coordinator")
 	ErrCoordinatorNotAvailable   = errors.New("txn: coordinator not available")
+	ErrCoordinatorLoading        = errors.New("txn: coordinator load in progress")
 	ErrCorruptRecord             = errors.New("txn: corrupt __transaction_state record")
 	ErrClosed                    = errors.New("txn: coordinator closed")
 	// ErrTransactionAbortable: a verified partition is not in the ongoing

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -395,6 +396,21 @@ func TestE2EFaultsControllerKilled(t *testing.T) {
 		t.Fatal(adminErr)
 	}
 	mu.Unlock()
+	// Every topic the loop created it deleted: none is left, on any node.
+	for id, p := range c.procs {
+		eventually(t, 15*time.Second, fmt.Sprintf("no admin topic left on node %d", id), func() error {
+			md, err := kadm.NewClient(newClient(t, p)).Metadata(testCtx(t, 5*time.Second))
+			if err != nil {
+				return err
+			}
+			for name := range md.Topics {
+				if strings.HasPrefix(name, "admin-") {
+					return fmt.Errorf("topic %s still exists", name)
+				}
+			}
+			return nil
+		})
+	}
 	c.awaitISR(t, 1, 2, 3)
 	c.checkAcked(t, int(c.leader), s.finish(t))
 }

@@ -1,0 +1,96 @@
+package statelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/replica"
+)
+
+// Replica is the Log over a replica partition this node leads, for the
+// leader epoch it had when the Log was made.
+type Replica struct {
+	p     *replica.Partition
+	epoch int32
+}
+
+// NewReplica makes the Log of p for its current leader epoch, nil when this
+// node does not lead p.
+func NewReplica(p *replica.Partition) *Replica {
+	if p == nil || !p.IsLeader() {
+		return nil
+	}
+	return &Replica{p: p, epoch: p.LeaderEpoch()}
+}
+
+// Epoch implements Log.
+func (r *Replica) Epoch() int32 { return r.epoch }
+
+// current reports whether the partition is still led here under r's epoch.
+func (r *Replica) current() bool { return r.p.IsLeader() && r.p.LeaderEpoch() == r.epoch }
+
+// Append implements Log. It refuses the batch with ErrNotEnoughReplicas when
+// the ISR is below min.insync.replicas (as an acks=all produce).
+func (r *Replica) Append(b Batch) (int64, error) {
+	if !r.current() {
+		return 0, ErrNotLeader
+	}
+	kvs := make([]replica.KeyValue, len(b.Records))
+	for i, kv := range b.Records {
+		kvs[i] = replica.KeyValue{Key: kv.Key, Value: kv.Value}
+	}
+	var next int64
+	var err error
+	if b.ProducerID >= 0 {
+		next, err = r.p.AppendTxnKeyValues(b.Now, b.ProducerID, b.ProducerEpoch, kvs...)
+	} else {
+		next, err = r.p.AppendKeyValues(b.Now, kvs...)
+	}
+	return next, mapErr(err)
+}
+
+// WaitCommitted implements Log: the leader's own fsync, then the high
+// watermark (every ISR member has it on disk).
+func (r *Replica) WaitCommitted(ctx context.Context, next int64) error {
+	if !r.current() {
+		return ErrNotLeader
+	}
+	if err := r.p.WaitDurable(ctx, next); err != nil {
+		return mapErr(err)
+	}
+	if err := r.p.WaitReplicated(ctx, next); err != nil {
+		return mapErr(err)
+	}
+	if !r.current() {
+		// The high watermark passed next, but under another epoch: the
+		// record may be one a new leader truncated and reused the offset of.
+		return ErrNotLeader
+	}
+	return nil
+}
+
+// Scan implements Log.
+func (r *Replica) Scan(fn func(Record) error) (int64, error) {
+	end, err := r.p.ScanStateLogToEnd(func(sr replica.StateRecord) error {
+		return fn(Record{Offset: sr.Offset, ProducerID: sr.ProducerID, ProducerEpoch: sr.ProducerEpoch,
+			Transactional: sr.Transactional, Marker: sr.Marker, Commit: sr.Commit, Key: sr.Key, Value: sr.Value})
+	})
+	return end, mapErr(err)
+}
+
+// mapErr translates the replica's errors to the Log's, keeping the cause.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotEnoughReplicasAfterAppend):
+		return fmt.Errorf("%w: %w", ErrNotEnoughReplicas, err)
+	case errors.Is(err, commitlog.ErrLogFailed):
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return err
+}

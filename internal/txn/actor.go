@@ -1,0 +1,137 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"runtime/pprof"
+	"sync"
+
+	"github.com/gregor-dev/gregor/internal/statelog"
+)
+
+// errEntryGone: the id's actor stopped (its partition was unloaded, or the
+// id expired) before it ran the request; the request looks the id up again.
+var errEntryGone = errors.New("txn: transactional id actor stopped")
+
+// entry is one transactional id's actor: a goroutine that owns m and runs
+// the id's requests one at a time, each to its end (the durable writes and
+// the markers of a transaction's end included), as the group coordinator's
+// actor does for a group. An unload or the id's removal stops it.
+type entry struct {
+	partition int32
+	// log is the partition's Log for the leader epoch the entry was
+	// loaded (or made) under; its writes fail once leadership moves.
+	log statelog.Log
+
+	inbox    chan func()
+	stopc    chan struct{}
+	donec    chan struct{}
+	stopOnce sync.Once
+
+	// m is owned by the actor goroutine (and by the loader before it
+	// starts).
+	m Metadata
+}
+
+func newEntry(p int32, l statelog.Log, m Metadata) *entry {
+	return &entry{partition: p, log: l, m: m, inbox: make(chan func()), stopc: make(chan struct{}),
+		donec: make(chan struct{})}
+}
+
+// run is the actor: first (a transaction a load found prepared: its
+// completion) runs before any request.
+func (e *entry) run(first func()) {
+	defer close(e.donec)
+	pprof.Do(context.Background(), pprof.Labels("txn_id", e.m.ID), func(context.Context) {
+		if first != nil {
+			first()
+		}
+		for {
+			select {
+			case fn := <-e.inbox:
+				fn()
+			case <-e.stopc:
+				return
+			}
+		}
+	})
+}
+
+// stop makes the actor stop after what it is running; it does not wait
+// (an unload must not wait for a transaction's markers). Idempotent.
+func (e *entry) stop() { e.stopOnce.Do(func() { close(e.stopc) }) }
+
+func (e *entry) stopped() bool {
+	select {
+	case <-e.stopc:
+		return true
+	default:
+		return false
+	}
+}
+
+// do runs fn on the actor and waits for it to end; errEntryGone when the
+// actor stopped first. ctx bounds the wait for the actor to take fn, not fn
+// (which gets its own context from the request).
+func (e *entry) do(ctx context.Context, fn func()) error {
+	ran := make(chan bool, 1)
+	wrapped := func() {
+		if e.stopped() {
+			ran <- false
+			return
+		}
+		fn()
+		ran <- true
+	}
+	select {
+	case e.inbox <- wrapped:
+	case <-e.stopc:
+		return errEntryGone
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !<-ran {
+		return errEntryGone
+	}
+	return nil
+}
+
+// tryDo runs fn on the actor only when it is idle (a sweep skips a busy id
+// until its next round), and waits for it; false when it did not run.
+func (e *entry) tryDo(fn func()) bool {
+	ran := make(chan bool, 1)
+	wrapped := func() {
+		if e.stopped() {
+			ran <- false
+			return
+		}
+		fn()
+		ran <- true
+	}
+	select {
+	case e.inbox <- wrapped:
+		return <-ran
+	default:
+		return false
+	}
+}
+
+// with runs fn on id's actor (making the id when create) and returns fn's
+// error; an id whose actor stopped in between is looked up again.
+func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(e *entry) error) error {
+	for range 3 {
+		e, err := c.lookup(id, create)
+		if err != nil {
+			return err
+		}
+		var res error
+		err = e.do(ctx, func() { res = fn(e) })
+		if !errors.Is(err, errEntryGone) {
+			if err != nil {
+				return err
+			}
+			return res
+		}
+	}
+	return ErrCoordinatorNotAvailable
+}
