@@ -137,6 +137,9 @@ func TestVFSWatchFSReportsIOErrors(t *testing.T) {
 	if err := f.Sync(); err == nil {
 		t.Fatal("Sync of a closed file succeeded")
 	}
+	if err := w.SyncDir("/d/gone"); err == nil {
+		t.Fatal("SyncDir of a missing directory succeeded")
+	}
 	if len(got) != 1 || got[0] != "/d/a.log" {
 		t.Fatalf("reported %v, want the failed fsync of /d/a.log only", got)
 	}

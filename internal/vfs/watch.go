@@ -37,9 +37,10 @@ func (w *WatchFS) Open(name string) (File, error) { return w.OpenFile(name, os.O
 func (w *WatchFS) SyncDir(dir string) error { return w.check(dir, w.FS.SyncDir(dir)) }
 
 func (w *WatchFS) check(name string, err error) error {
-	// A file closed under a late fsync (a segment swapped out) is the
-	// caller's race, not the disk's.
-	if err != nil && !errors.Is(err, os.ErrClosed) {
+	// A file closed under a late fsync (a segment swapped out), or a
+	// directory removed before its fsync (a partition deleted while it
+	// wrote a checkpoint), is the caller's race, not the disk's.
+	if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, os.ErrNotExist) {
 		w.onErr(name, err)
 	}
 	return err
