@@ -42,6 +42,10 @@ var errorCodes = []struct {
 	{record.ErrCorrupt, kerr.CorruptMessage},
 	{commitlog.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{commitlog.ErrLogFailed, kerr.KafkaStorageError},
+	// A log closed under a request: its partition was deleted (moved off
+	// this broker, or its topic deleted) or the node is stopping. The
+	// client is to find the partition elsewhere, as Kafka answers.
+	{commitlog.ErrClosed, kerr.NotLeaderForPartition},
 	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
 	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{controller.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},

@@ -37,6 +37,10 @@ type group struct {
 	// pending: transactional offsets by producer id, committed or dropped
 	// by the transaction's marker (txn.go).
 	pending map[int64]map[TopicPartition]Offset
+	// written is the offset after the group's last write to its
+	// partition (at a load, the log end): a read of its offsets is
+	// answered once that is committed.
+	written int64
 }
 
 func newGroup(c *Coordinator, id string, partition int32, l statelog.Log, now time.Time) *group {
@@ -163,16 +167,28 @@ func (g *group) do(ctx context.Context, fn func(now time.Time)) error {
 }
 
 // exec carries out the state machine's actions in order: a persist comes
-// before the replies that follow it.
+// before the replies that follow it, and a persist that failed (not
+// committed) turns them into its error. As Kafka's storeGroup callback
+// does for an assignment, the group then rebalances again: the members
+// were told their assignment failed and rejoin, so a coordinator that
+// loads the partition later never misses an assignment a member was given.
 func (g *group) exec(acts []action) {
+	var failed error
+	assignFailed := false
 	for _, a := range acts {
 		switch a := a.(type) {
 		case replyJoin:
+			if failed != nil && a.res.Err == nil {
+				a.res = JoinResult{Err: failed, MemberID: a.res.MemberID, Generation: -1}
+			}
 			select {
 			case a.ch <- a.res:
 			default: // already answered: a bug, but never block the actor
 			}
 		case replySync:
+			if failed != nil && a.res.Err == nil {
+				a.res, assignFailed = SyncResult{Err: failed}, true
+			}
 			select {
 			case a.ch <- a.res:
 			default:
@@ -182,11 +198,19 @@ func (g *group) exec(acts []action) {
 		case persistGroup:
 			start := time.Now()
 			if err := g.c.writeGroup(g); err != nil {
-				g.c.logger.Error("persist group failed", "group", g.id, "err", err)
+				g.c.logger.Warn("persist group failed", "group", g.id, "err", err)
+				failed = err
 			}
 			if d := time.Since(start); d > 100*time.Millisecond {
 				g.c.logger.Warn("slow group persist", "group", g.id, "duration", d)
 			}
 		}
+	}
+	if assignFailed && g.st.state == Stable {
+		for _, m := range g.st.members {
+			m.assignment = nil
+		}
+		g.st.prepareRebalance(g.c.now())
+		g.exec(g.st.take())
 	}
 }

@@ -250,7 +250,7 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 	}
 	// open: the groups holding offsets pending for each producer id.
 	open := map[int64]map[string]struct{}{}
-	_, err := l.Scan(func(r statelog.Record) error {
+	end, err := l.Scan(func(r statelog.Record) error {
 		if r.Marker {
 			for id := range open[r.ProducerID] {
 				a := accs[id]
@@ -299,6 +299,7 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 			continue
 		}
 		g := newGroup(c, id, p, l, now)
+		g.written = end // the log end may not be committed yet
 		g.offsets, g.pending = a.offsets, a.pending
 		for pid := range a.pending {
 			c.notePending(pid, id, p)
@@ -405,6 +406,9 @@ func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(
 // waitCommitted).
 func (c *Coordinator) appendRecords(g *group, kvs ...statelog.KeyValue) (int64, error) {
 	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: -1, ProducerEpoch: -1, Records: kvs})
+	if err == nil {
+		g.written = next
+	}
 	return next, logErr(err)
 }
 
@@ -633,7 +637,10 @@ func (c *Coordinator) Fetch(ctx context.Context, id string, tps []TopicPartition
 func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPartition, requireStable bool) (offsets map[TopicPartition]Offset, unstable map[TopicPartition]bool, err error) {
 	out := map[TopicPartition]Offset{}
 	unstable = map[TopicPartition]bool{}
+	var written int64
+	var log statelog.Log
 	err = c.with(ctx, id, false, func(g *group, now time.Time) {
+		written, log = g.written, g.log
 		if tps == nil {
 			for tp, o := range g.offsets {
 				if requireStable && hasPending(g.pending, tp) {
@@ -657,7 +664,16 @@ func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPa
 	if errors.Is(err, ErrGroupIDNotFound) {
 		return out, unstable, nil
 	}
-	return out, unstable, err
+	if err == nil && written > 0 {
+		// The offsets read include the group's writes not committed yet
+		// (a commit waiting for the followers): show them only once they
+		// are, so no reader sees an offset a new leader may not have.
+		err = c.waitCommitted(ctx, log, written)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, unstable, nil
 }
 
 // MemberDescription describes one member.

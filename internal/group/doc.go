@@ -65,7 +65,9 @@
 // completed by events or by the group's timer.
 //
 // Lock order: Coordinator.mu and Coordinator.txnMu are never held while
-// calling into a group actor. A TxnOffsetCommit runs with its transaction
-// held by the transaction coordinator (txn entry, then group actor, then
-// partition), the order in which that coordinator reports a marker.
+// calling into a group actor or the statelog.Owner. A TxnOffsetCommit runs
+// on its transactional id's actor in the transaction coordinator (txn
+// actor, then group actor, then partition), the order in which that
+// coordinator reports a marker; a group actor never calls the transaction
+// coordinator.
 package group

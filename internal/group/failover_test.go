@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -120,9 +121,21 @@ func TestGroupCommitAnsweredOnlyWhenCommitted(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, func() bool { return mem.Len() == 1 }) // appended, not committed
+	// A reader does not see the offset before it is committed either.
+	fetched := make(chan error, 1)
+	go func() {
+		offs, err := c.Fetch(testCtx(t), "g", []TopicPartition{tp})
+		if err == nil {
+			err = fmt.Errorf("fetch answered %v before the commit was committed", offs)
+		}
+		fetched <- err
+	}()
 	mem.Depose()
 	if err := <-done; !errors.Is(err, ErrNotCoordinator) {
 		t.Fatalf("commit when leadership moved before it committed: %v, want ErrNotCoordinator", err)
+	}
+	if err := <-fetched; !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("fetch of an uncommitted offset when leadership moved: %v, want ErrNotCoordinator", err)
 	}
 }
 
@@ -135,4 +148,74 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		return nil
 	})
+}
+
+// slowLog is a Log whose Scan (a load) waits for release.
+type slowLog struct {
+	*statelog.Memory
+	release chan struct{}
+}
+
+func (s slowLog) Scan(fn func(statelog.Record) error) (int64, error) {
+	<-s.release
+	return s.Memory.Scan(fn)
+}
+
+// TestGroupCoordinatorLoadInProgress: while the partition this node now
+// leads is loading, requests get COORDINATOR_LOAD_IN_PROGRESS; once it is
+// loaded they are served from what it replayed.
+func TestGroupCoordinatorLoadInProgress(t *testing.T) {
+	mem := statelog.NewMemory(1)
+	c0 := newMemCoordinator(t, &leadership{l: mem})
+	tp := TopicPartition{Topic: "t", Partition: 1}
+	if _, err := c0.Commit(testCtx(t), "g", "", "", -1, map[TopicPartition]Offset{tp: {Offset: 9, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	mem.Depose()
+
+	ld := &leadership{}
+	c := newMemCoordinator(t, ld) // leads nothing yet
+	if _, err := c.Fetch(testCtx(t), "g", nil); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("before leading: %v, want ErrNotCoordinator", err)
+	}
+	slow := slowLog{Memory: mem.Reopen(2), release: make(chan struct{})}
+	ld.set(slow)
+	c.LeadershipChanged()
+	if _, err := c.Fetch(testCtx(t), "g", nil); !errors.Is(err, ErrCoordinatorLoading) {
+		t.Fatalf("while loading: %v, want ErrCoordinatorLoading", err)
+	}
+	close(slow.release)
+	waitFor(t, func() bool {
+		offs, err := c.Fetch(testCtx(t), "g", []TopicPartition{tp})
+		return err == nil && offs[tp].Offset == 9
+	})
+}
+
+// TestGroupSyncFailsWhenAssignmentNotCommitted: the leader's SyncGroup
+// whose assignment the log did not commit (too few in-sync replicas) gets
+// COORDINATOR_NOT_AVAILABLE, and the group rebalances again (Kafka's
+// storeGroup callback), so no member holds an assignment a new coordinator
+// would not know.
+func TestGroupSyncFailsWhenAssignmentNotCommitted(t *testing.T) {
+	mem := statelog.NewMemory(1)
+	lim := DefaultLimits()
+	lim.InitialRebalanceDelay = 0
+	c := New(Config{NumPartitions: 1, Limits: lim, Log: (&leadership{l: mem}).log})
+	t.Cleanup(c.Close)
+	c.Start()
+	j := c.Join(testCtx(t), "g", JoinRequest{ProtocolType: "consumer", Protocols: []Protocol{{Name: "range"}},
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: time.Minute})
+	if j.Err != nil || j.LeaderID != j.MemberID {
+		t.Fatalf("join: %+v", j)
+	}
+	mem.Fail(statelog.ErrNotEnoughReplicas)
+	s := c.Sync(testCtx(t), "g", SyncRequest{MemberID: j.MemberID, Generation: j.Generation,
+		Assignments: map[string][]byte{j.MemberID: []byte("a")}})
+	if !errors.Is(s.Err, ErrCoordinatorNotAvailable) {
+		t.Fatalf("sync whose assignment was not committed: %+v, want ErrCoordinatorNotAvailable", s)
+	}
+	d, err := c.Describe(testCtx(t), "g")
+	if err != nil || d.State != PreparingRebalance.String() {
+		t.Fatalf("group after the failed sync: %+v %v, want PreparingRebalance", d, err)
+	}
 }

@@ -183,6 +183,9 @@ func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, genera
 // appendTxnRecords writes offset records as a transactional batch of pid.
 func (c *Coordinator) appendTxnRecords(g *group, pid int64, epoch int16, kvs ...statelog.KeyValue) (int64, error) {
 	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: pid, ProducerEpoch: epoch, Records: kvs})
+	if err == nil {
+		g.written = next
+	}
 	return next, logErr(err)
 }
 

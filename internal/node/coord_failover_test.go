@@ -150,6 +150,24 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 			t.Fatalf("node %d holds no replica of %s-%d: the internal topic is not replicated", nd.NodeID(), group.Topic, p)
 		}
 	}
+	adm0 := kadm.NewClient(newClient(t, c.nodes[0]))
+	rcs, err := adm0.DescribeTopicConfigs(testCtx(t, 10*time.Second), group.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On(group.Topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minISR := "absent"
+	for _, cfg := range rc.Configs {
+		if cfg.Key == "min.insync.replicas" {
+			minISR = cfg.MaybeValue()
+		}
+	}
+	if minISR != "2" {
+		t.Fatalf("%s min.insync.replicas %s, want 2 (transaction.state.log.min.isr)", group.Topic, minISR)
+	}
 	rest := stopNode(t, c, old)
 
 	checkFor(t, "another coordinator", func() bool { return coordinatorOf(t, rest[0], groupID, 0) != old })

@@ -70,6 +70,9 @@ type Partition struct {
 	// feeds the log through AppendReplicated.
 	follower atomic.Bool
 	leader   atomic.Int32
+	// gone is set, with mu.closed, when the partition is closed or
+	// deleted, so that parked acks=all produces see it without the lock.
+	gone atomic.Bool
 
 	// mu is the append lock: it serialises appends and guards the producer
 	// state, the flush counters and the high watermark's writers. Reads
@@ -653,6 +656,7 @@ func (p *Partition) close() error {
 		return nil
 	}
 	p.mu.closed = true
+	p.gone.Store(true)
 	p.writeSnapshotLocked()
 	return p.log.Close()
 }
@@ -661,6 +665,7 @@ func (p *Partition) close() error {
 func (p *Partition) delete() error {
 	p.mu.Lock()
 	p.mu.closed = true
+	p.gone.Store(true)
 	p.mu.Unlock()
 	p.notify()
 	return p.log.Delete()

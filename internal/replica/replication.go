@@ -198,6 +198,12 @@ func (p *Partition) replicatedTo(offset int64, epoch int32) error {
 	if p.follower.Load() || (epoch >= 0 && p.leaderEpoch.Load() != epoch) {
 		return ErrNotLeader
 	}
+	if p.gone.Load() {
+		// No longer a replica at all (deleted: a reassignment moved it
+		// away, or the topic went), or stopping: no high watermark will
+		// come. The producer finds the partition's leader again.
+		return ErrNotLeader
+	}
 	if p.highWatermark.Load() < offset {
 		return errNotYet
 	}

@@ -279,6 +279,46 @@ func TestReplicationRemovedReplicaDeleted(t *testing.T) {
 	}
 }
 
+// TestReplicationParkedProduceOnRemovedReplica: an acks=all produce parked
+// on a leader whose replica is then deleted (a reassignment moved the
+// partition off this node) is answered ErrNotLeader at once, so the
+// producer retries on the new leader, instead of waiting out its timeout.
+func TestReplicationParkedProduceOnRemovedReplica(t *testing.T) {
+	var id [16]byte
+	id[0] = 8
+	tp := TopicPartition{"leaving", 0}
+	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1})
+	defer m.Close()
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 1,
+		Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Get("leaving", 0)
+	b, h := idempotentBatch(t, -1, -1, -1, 2)
+	res := mustAppend(t, p, b, h)
+	done := make(chan error, 1)
+	go func() {
+		done <- p.WaitReplicatedInEpoch(context.Background(), res.LastOffset+1, res.LeaderEpoch)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("answered before the follower fetched: %v", err)
+	case <-time.After(50 * time.Millisecond): // parked: the follower never fetches
+	}
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 1,
+		Replicas: []int32{2, 3}, ISR: []int32{2, 3}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("parked produce on the removed replica: %v, want ErrNotLeader", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("parked produce still waiting after its replica was deleted")
+	}
+}
+
 // TestReplicationStateLogScanPastHighWatermark: a coordinator loading its
 // partition reads to the log end, as Kafka's loader does. A leader that
 // just restarted may sit at a high watermark below records every ISR member

@@ -461,14 +461,15 @@ func TestE2EFaultsFollowerStopped(t *testing.T) {
 }
 
 // TestE2EFaultsDivergentTail: the leader writes a batch no follower
-// fetched (both followers are stopped with SIGSTOP once their parked
-// fetches were answered; the acks=all produce times out unacknowledged),
+// fetched (both followers are stopped with SIGSTOP, and the batch is
+// written once their parked fetches were answered; the acks=all produce
+// times out unacknowledged),
 // then it is killed with SIGKILL and the followers continue. A follower is
 // elected and takes new writes; the old leader, restarted, truncates the
 // batch only it had: it is nowhere, and the logs are byte-identical.
 func TestE2EFaultsDivergentTail(t *testing.T) {
-	// A 3 s session: the followers are stopped for about a second.
-	c := startReplicatedCluster(t, "broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500")
+	// A 4 s session: the followers are stopped for about two seconds.
+	c := startReplicatedCluster(t, "broker.session.timeout.ms=4000", "broker.heartbeat.interval.ms=500")
 	s := startStream(t, c, "v-")
 	s.awaitAcks(t, time.Time{}, 50)
 	acked := s.finish(t)
@@ -489,7 +490,10 @@ func TestE2EFaultsDivergentTail(t *testing.T) {
 	}
 	// A fetch parked on the leader waits at most 500 ms (the followers'
 	// max wait); once it is answered, a stopped follower sends no other.
-	time.Sleep(700 * time.Millisecond) // not synchronisation: lets parked fetches expire so none carries the batch
+	// Nothing outside the leader shows that its parked fetches were
+	// answered, so this waits three times their longest wait: an answer
+	// still parked when the batch arrives would carry it to a follower.
+	time.Sleep(1500 * time.Millisecond)
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks, req.TimeoutMillis = -1, 300
 	rt := kmsg.NewProduceRequestTopic()
