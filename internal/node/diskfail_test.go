@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -137,6 +138,16 @@ func failingDisk(t *testing.T, victimLeads bool, op vfs.Op) {
 	}
 	if code := presp.Topics[0].Partitions[0].ErrorCode; code != kerr.KafkaStorageError.Code {
 		t.Fatalf("produce to the offline broker: %v, want KAFKA_STORAGE_ERROR", kerr.ErrorForCode(code))
+	}
+
+	// And is not ready.
+	hresp, err := http.Get("http://" + old.HTTPAddr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	if hresp.StatusCode == http.StatusOK {
+		t.Fatal("/readyz of the offline broker answers 200")
 	}
 
 	// Production goes on through the new leader.
