@@ -6,7 +6,8 @@
 // errors to Kafka error codes.
 //
 // On a cluster, admin requests (CreateTopics, DeleteTopics, CreatePartitions,
-// AlterConfigs, IncrementalAlterConfigs) that reach a broker that is not the
+// AlterConfigs, IncrementalAlterConfigs, and the quorum's DescribeQuorum,
+// AddRaftVoter and RemoveRaftVoter of quorum.go) that reach a broker that is not the
 // active controller are forwarded to it (Config.Forward, KIP-590), and topic
 // creation the broker triggers itself (auto-creation, internal topics) goes
 // the same way (forward.go). ControllerAPIs (controllerapis.go) is the other

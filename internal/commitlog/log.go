@@ -206,6 +206,7 @@ func (l *Log) recoverSegment(s *segment) error {
 		if err := s.f.Truncate(end); err != nil {
 			return err
 		}
+		s.alloc = end
 		if err := l.disk.sync(s.f); err != nil {
 			return err
 		}
@@ -299,6 +300,9 @@ func (l *Log) append(batch []byte, leaderEpoch int32, logAppendTime int64, repli
 	if pos == 0 {
 		seg.created = l.cfg.Now()
 	}
+	if l.cfg.Preallocate {
+		seg.reserve(pos+int64(len(batch)), l.cfg.SegmentBytes)
+	}
 	if _, err := seg.f.WriteAt(batch, pos); err != nil {
 		return AppendInfo{}, l.failLocked(err)
 	}
@@ -342,6 +346,9 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 // one at base.
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
+	if err := old.trim(); err != nil {
+		return nil, err
+	}
 	if err := l.disk.sync(old.f); err != nil {
 		return nil, err
 	}
@@ -1038,7 +1045,8 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 }
 
 // SetConfig applies the dynamic settings of cfg: SegmentBytes, SegmentMs,
-// RetentionBytes, RetentionMs and IndexIntervalBytes. Others are ignored.
+// RetentionBytes, RetentionMs, IndexIntervalBytes and Preallocate (from the
+// next append on). Others are ignored.
 func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
@@ -1048,6 +1056,7 @@ func (l *Log) SetConfig(cfg Config) {
 	l.cfg.RetentionBytes = cfg.RetentionBytes
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes
+	l.cfg.Preallocate = cfg.Preallocate
 }
 
 // Size returns the bytes held in all segments.
@@ -1096,7 +1105,10 @@ func (l *Log) Close() error {
 	var err error
 	if l.failed.Load() == nil {
 		s := l.activeLocked()
-		err = l.disk.sync(s.f)
+		err = s.trim()
+		if err == nil {
+			err = l.disk.sync(s.f)
+		}
 		if err == nil {
 			err = s.writeIndexes(l.disk)
 		}

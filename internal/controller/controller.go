@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -89,6 +90,25 @@ type Config struct {
 	// lost its metadata log: it refuses to start rather than bootstrap a
 	// second cluster or vote as a new member (see ErrMetadataLost).
 	Formatted bool
+	// Observer makes this node a non-voting member (a broker-only node):
+	// it never bootstraps, and the active controller adds it to the Raft
+	// configuration as a non-voter when it registers (AddObserver). Its
+	// Raft stores may be lost freely: it never voted.
+	Observer bool
+	// Join makes a controller that is not in Voters wait to be added by
+	// AddRaftVoter (KIP-853) instead of bootstrapping a quorum of its own.
+	Join bool
+	// Rejoin says the quorum this voter belongs to is already running (the
+	// node found an active controller before opening). With empty Raft
+	// stores it then neither bootstraps nor votes until it has caught up
+	// with the leader, and afterwards votes only in later terms: it may be
+	// a voter whose data directory was lost with the votes it cast, which
+	// must not vote twice in one term (KIP-853 keys voters by directory id
+	// for this; hashicorp/raft has no such key).
+	Rejoin bool
+	// Advertise is the Raft address peers dial when it differs from the
+	// voters entry and the bound address (a wildcard bind).
+	Advertise string
 	// SessionTimeout is broker.session.timeout.ms: the active controller
 	// fences a broker that has not heartbeated for this long. 0 means 9 s.
 	SessionTimeout time.Duration
@@ -134,6 +154,7 @@ type Controller struct {
 	raft      *raft.Raft
 	store     *raftStore
 	transport *raft.NetworkTransport
+	progress  *progressTransport // transport wrapper: followers' log ends
 	mux       *muxListener
 
 	image atomic.Pointer[metadata.Image]
@@ -244,7 +265,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: open snapshot store: %w", err)
 	}
-	var advertise string
+	advertise := cfg.Advertise
 	for _, v := range cfg.Voters {
 		if v.ID == cfg.NodeID {
 			advertise = v.Addr
@@ -259,6 +280,9 @@ func Open(cfg Config) (_ *Controller, err error) {
 		Stream: c.mux, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog,
 	})
 	closers = append(closers, c.transport)
+	c.progress = newProgressTransport(c.transport)
+	c.wg.Go(func() { c.progress.filterLoop(c.stopc) })
+	closers = append(closers, closerFunc(func() error { close(c.stopc); c.wg.Wait(); return nil }))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)
@@ -279,7 +303,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: read raft state: %w", err)
 	}
-	if !existing && cfg.Formatted {
+	if !existing && cfg.Formatted && !cfg.Observer {
 		// The directory was part of a cluster but its Raft stores are gone
 		// (wiped, or replaced). Bootstrapping would start a second cluster;
 		// joining empty would forget the votes this voter cast, so it could
@@ -290,13 +314,17 @@ func Open(cfg Config) (_ *Controller, err error) {
 			"this node lost its metadata log and must not bootstrap or vote as new; restore %s, or move the data directory away to start a new cluster",
 			ErrMetadataLost, cfg.Dir, cfg.Dir)
 	}
-	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.transport)
+	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.progress)
 	if err != nil {
 		return nil, fmt.Errorf("controller: start raft: %w", err)
 	}
 	closers = append(closers, closerFunc(func() error { return c.raft.Shutdown().Error() }))
 
-	if !existing {
+	if !existing && cfg.Rejoin && !cfg.Observer {
+		c.progress.voteFloor.Store(math.MaxUint64)
+		c.log.Info("rejoining a running quorum with empty metadata stores: no vote until caught up")
+	}
+	if !existing && !cfg.Observer && !cfg.Join && !cfg.Rejoin {
 		conf, member := c.bootstrapConfiguration()
 		if member {
 			switch err := c.raft.BootstrapCluster(conf).Error(); {
@@ -348,6 +376,10 @@ func (c *Controller) bootstrapConfiguration() (raft.Configuration, bool) {
 
 // Addr returns the address the controller listener is bound to.
 func (c *Controller) Addr() string { return c.mux.ln.Addr().String() }
+
+// AdvertisedAddr is the address peers reach this node's Raft (and
+// controller listener) at.
+func (c *Controller) AdvertisedAddr() string { return string(c.transport.LocalAddr()) }
 
 // KafkaListener returns the Kafka half of the controller listener: the
 // connections that did not open with the Raft preamble. Accept fails with
@@ -442,6 +474,9 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		if err := sleep(); err != nil {
 			return err
 		}
+	}
+	if term := c.raft.CurrentTerm(); c.progress.voteFloor.CompareAndSwap(math.MaxUint64, term) {
+		c.log.Info("caught up with the quorum; voting again from the next term", "term", term)
 	}
 	c.checkVoters()
 	return nil

@@ -181,6 +181,7 @@ func logConfig(fs vfs.FS, dir string, c config.Topic, logger *slog.Logger) commi
 		RetentionMs:        retentionMs,
 		IndexIntervalBytes: int(c.IndexInterval),
 		MaxBatchBytes:      int(max(c.MaxMessageBytes, 1<<20)) + 1<<20,
+		Preallocate:        c.Preallocate,
 		Logger:             logger,
 		FS:                 fs,
 	}
