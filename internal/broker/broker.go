@@ -66,6 +66,11 @@ type Config struct {
 	// requests that reach another broker). nil handles everything locally.
 	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 	Logger  *slog.Logger
+
+	// SendToBroker sends an inter-broker request (AddPartitionsToTxn
+	// verifications) to another broker's Kafka listener and returns its
+	// answer. nil: a coordinator on another broker is unavailable.
+	SendToBroker func(ctx context.Context, broker int32, req kmsg.Request) (kmsg.Response, error)
 }
 
 // Broker handles Kafka requests for one node.
@@ -153,6 +158,7 @@ var apis = map[int16]api{
 	24: {0, 5, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
 	25: {0, 4, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
 	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
+	27: {0, 1, handleWriteTxnMarkers},         // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
 	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs

@@ -15,6 +15,11 @@
 // BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and the forwarded
 // admin requests.
 //
+// WriteTxnMarkers (txnmarkers.go) is the inter-broker side of transactions:
+// the markers a transaction coordinator, here or on another broker, writes
+// on the partitions this broker leads. AddPartitionsToTxn verifications for
+// a coordinator on another broker go through Config.SendToBroker.
+//
 // The broker never decodes record batches beyond their headers and never
 // re-encodes them: produce validates and appends the bytes it received, fetch
 // returns the bytes the log holds.

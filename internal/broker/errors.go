@@ -34,6 +34,7 @@ var errorCodes = []struct {
 	{replica.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{replica.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{replica.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{replica.ErrCoordinatorFenced, kerr.TransactionCoordinatorFenced},
 	{record.ErrCRCMismatch, kerr.CorruptMessage},
 	{record.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
 	{record.ErrUnknownCodec, kerr.CorruptMessage},

@@ -451,14 +451,22 @@ func produceVerifyCode(code, version int16) (int16, string) {
 // sendAddPartitionsToTxn sends a broker-to-coordinator AddPartitionsToTxn
 // (v4+) for transactional id id. The coordinator is the leader of the id's
 // __transaction_state partition; on this node the request is handled in
-// process by the same code that answers it over the wire. Gregor has no
-// inter-broker client yet, so a coordinator elsewhere is unavailable.
+// process by the same code that answers it over the wire, on another it
+// goes there through Config.SendToBroker. A coordinator that cannot be
+// reached is COORDINATOR_NOT_AVAILABLE for every partition (retried).
 func (b *Broker) sendAddPartitionsToTxn(ctx context.Context, id string, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
 	ctx, cancel := requestTimeout(ctx, 0)
 	defer cancel()
 	node, _, _, err := b.txnCoordinator(ctx, id)
 	if err == nil && node == b.cfg.NodeID {
 		return b.addPartitionsToTxn(ctx, req)
+	}
+	if err == nil && b.cfg.SendToBroker != nil {
+		var r kmsg.Response
+		if r, err = b.cfg.SendToBroker(ctx, node, req); err == nil {
+			return r.(*kmsg.AddPartitionsToTxnResponse)
+		}
+		b.logger.Debug("transaction verification with a remote coordinator failed", "txn_id", id, "broker", node, "err", err)
 	}
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -33,12 +33,13 @@
 // partitions close), the ISR updater (isr.go: AlterPartition to the
 // active controller) and the storage watcher (offline.go: a failed write or
 // fsync takes the log directory offline and fences the broker); all stop on
-// Close.
+// Close. The forwarder keeps at most forwarderConns connections to the
+// active controller, the inter-broker client (interbroker.go) at most
+// peerConns to each other broker.
 //
-// Storage: everything the node stores goes through one vfs.FS (Options.FS; the
-// operating system's by default), wrapped in a vfs.WatchFS that reports I/O
-// failures. The forwarder keeps at most
-// forwarderConns connections to the active controller.
+// Storage: everything the node stores goes through one vfs.FS (Options.FS;
+// the operating system's by default), wrapped in a vfs.WatchFS that reports
+// I/O failures.
 package node
 
 import (
@@ -95,6 +96,8 @@ type Node struct {
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
 	forwarder *forwarder
+	// peers sends inter-broker requests (interbroker.go).
+	peers *peerClients
 	// stopLifecycle stops the broker's heartbeats, asking the controller
 	// to fence it first; nil until registration starts.
 	stopLifecycle func()
@@ -115,7 +118,8 @@ type Node struct {
 type Options struct {
 	// Dial opens every connection this node makes to another node: replica
 	// fetches, broker registration and heartbeats, AlterPartition,
-	// forwarded admin requests and the metadata quorum's Raft traffic. nil
+	// forwarded admin requests, inter-broker requests (transaction markers
+	// and verifications) and the metadata quorum's Raft traffic. nil
 	// dials TCP. The in-process cluster harness cuts links through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// FS stores all of the node's data (cfg.DataDir is a path in it)
@@ -325,12 +329,14 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
-	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
+	n.peers = newPeerClients(cfg.NodeID, n.ctrl.Image, opts.Dial, logger)
+	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, n.writeMarkers, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
 		Voters:                 len(voterAddrs),
 		Forward:                n.forwarder.forward,
+		SendToBroker:           n.peers.request,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	ctrlAPIs.SetBroker(n.broker)
@@ -529,6 +535,9 @@ func (n *Node) Close() error {
 		}
 		if n.txns != nil {
 			n.txns.Close()
+		}
+		if n.peers != nil {
+			n.peers.close()
 		}
 		if n.groups != nil {
 			n.groups.Close()

@@ -32,6 +32,9 @@ var (
 	ErrNotEnoughReplicasAfterAppend = errors.New("replica: in-sync replicas fell below min.insync.replicas after the append")
 	// ErrNotFollower: replicated batches reached a partition this node leads.
 	ErrNotFollower = errors.New("replica: not a follower of this partition")
+	// ErrCoordinatorFenced: an end-transaction marker carries an older
+	// transaction coordinator epoch than the producer's last marker here.
+	ErrCoordinatorFenced = errors.New("replica: transaction coordinator epoch is older than the producer's last marker")
 )
 
 // AppendResult is what a produce learns about its batch.
