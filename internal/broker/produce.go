@@ -114,10 +114,16 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 				continue
 			}
 			p := b.replicas.Get(t.Topic, tp.Partition)
-			if p == nil {
-				rp.ErrorCode = b.produceErrorCode(replica.ErrNotLeader)
+			var perr error
+			if off := b.replicas.Offline(); off != nil {
+				perr = off // KAFKA_STORAGE_ERROR: the log directory is offline
+			} else if p == nil {
+				perr = replica.ErrNotLeader
+			}
+			if perr != nil {
+				rp.ErrorCode = b.produceErrorCode(perr)
 				if req.Version >= 8 {
-					rp.ErrorMessage = errorMessage(replica.ErrNotLeader)
+					rp.ErrorMessage = errorMessage(perr)
 				}
 				continue
 			}

@@ -22,7 +22,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		RunE:  helpOrUnknown,
 	}
 	cmd.AddCommand(a.clusterDescribeCmd(), a.clusterElectLeadersCmd())
-	cmd.AddCommand(a.clusterDrainCmd(), a.clusterUnregisterCmd())
+	cmd.AddCommand(a.clusterDrainCmd(), a.clusterUnregisterCmd(), a.clusterLocalCmd())
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package commitlog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -615,12 +616,14 @@ func (s *segment) find(offset, limit int64) (int64, int, error) {
 
 // Chunk is a byte range of a segment file, for zero-copy sends with a
 // positional sendfile. File must not be read with its shared offset. File
-// is nil when Config.FS has no operating-system files (vfs.OSFile); such a
-// log is for tests and serves fetches through ReadUpTo only.
+// is nil when Config.FS has no operating-system files (vfs.OSFile, an
+// in-memory FS of tests): the caller then copies the range out of Reader,
+// which is the same file.
 type Chunk struct {
-	File *os.File
-	Pos  int64
-	Len  int64
+	File   *os.File
+	Reader io.ReaderAt
+	Pos    int64
+	Len    int64
 }
 
 // RangeResult is the result of ReadRange. Release must be called once the
@@ -681,7 +684,7 @@ func (l *Log) ReadRange(offset int64, maxBytes int, limitOffset int64) (RangeRes
 				s.unref()
 				return res, err
 			}
-			res.Chunks = []Chunk{{File: vfs.OSFile(s.f), Pos: pos, Len: end - pos}}
+			res.Chunks = []Chunk{{File: vfs.OSFile(s.f), Reader: s.f, Pos: pos, Len: end - pos}}
 			res.NextOffset, res.seg = next, s
 			return res, nil
 		}
@@ -1083,7 +1086,7 @@ func (l *Log) Segments() []SegmentInfo {
 	for i, s := range segs {
 		out[i] = SegmentInfo{BaseOffset: s.base, Size: s.size.Load()}
 		// By path, not by s.f: the file may be closed by a concurrent swap.
-		if fi, err := os.Stat(s.path); err == nil {
+		if fi, err := l.disk.fs.Stat(s.path); err == nil {
 			out[i].LastModified = fi.ModTime()
 		}
 	}
@@ -1111,9 +1114,6 @@ func (l *Log) Close() error {
 		}
 		if err == nil {
 			err = l.disk.writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil)
-		}
-		if err == nil {
-			err = l.disk.syncDir(l.dir)
 		}
 		if err == nil {
 			l.advanceDurable(l.leo.Load())

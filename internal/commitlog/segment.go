@@ -492,8 +492,10 @@ func (d disk) syncDir(dir string) error {
 	return d.fs.SyncDir(dir)
 }
 
-// writeFileAtomic writes data to path through a fsynced temporary file and
-// a rename.
+// writeFileAtomic writes data to path through a fsynced temporary file, a
+// rename and an fsync of the directory: without the last a crash can bring
+// the old file back (an older leader-epoch checkpoint, whose lost entries
+// would answer OffsetForLeaderEpoch wrongly, or an older log start).
 func (d disk) writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := d.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -510,7 +512,10 @@ func (d disk) writeFileAtomic(path string, data []byte) error {
 		_ = d.fs.Remove(tmp)
 		return err
 	}
-	return d.fs.Rename(tmp, path)
+	if err := d.fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	return d.syncDir(filepath.Dir(path))
 }
 
 // retentionTime is the segment's max timestamp in milliseconds, or its file

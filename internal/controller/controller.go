@@ -12,7 +12,6 @@ import (
 	"maps"
 	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,9 +21,9 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/vfs"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Errors returned by the controller. Errors caused by a record that does not
@@ -75,7 +74,8 @@ type Voter struct {
 type Config struct {
 	// NodeID is this node's id; it is also its Raft server id.
 	NodeID int32
-	// Dir holds raft.db and the snapshots: <data-dir>/__cluster_metadata.
+	// Dir holds the Raft log (raft.wal), stable store (raft.stable) and
+	// the snapshots: <data-dir>/__cluster_metadata.
 	Dir string
 	// Addr is the Raft bind address, also advertised to peers. Port 0 picks
 	// a free port (see Controller.Addr).
@@ -119,6 +119,9 @@ type Config struct {
 	Props map[string]string
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
+	// FS holds the Raft log, stable store and snapshots (raftstore.go,
+	// snapstore.go); nil is the operating system's.
+	FS vfs.FS
 	// Dial opens Raft's connections to the other voters (nil: a TCP
 	// dial). Tests cut links between nodes through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -153,7 +156,7 @@ type Controller struct {
 	cfg       Config
 	log       *slog.Logger
 	raft      *raft.Raft
-	store     *raftboltdb.BoltStore
+	store     *raftStore
 	transport *raft.NetworkTransport
 	progress  *progressTransport // transport wrapper: followers' log ends
 	mux       *muxListener
@@ -218,7 +221,13 @@ func Open(cfg Config) (_ *Controller, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "controller")
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if err := cfg.FS.SyncDir(filepath.Dir(cfg.Dir)); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{
@@ -251,12 +260,12 @@ func Open(cfg Config) (_ *Controller, err error) {
 		}
 	}()
 
-	c.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	c.store, err = openRaftStore(cfg.FS, cfg.Dir, logger)
 	if err != nil {
 		return nil, fmt.Errorf("controller: open raft store: %w", err)
 	}
 	closers = append(closers, c.store)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog)
+	snaps, err := openSnapStore(cfg.FS, cfg.Dir, snapshotsRetained, logger)
 	if err != nil {
 		return nil, fmt.Errorf("controller: open snapshot store: %w", err)
 	}

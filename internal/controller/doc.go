@@ -1,6 +1,7 @@
-// Package controller runs the metadata quorum: it wires hashicorp/raft (a
-// BoltDB log and stable store, file snapshots, a TCP transport on the
-// controller address) to the metadata state machine, publishes the resulting
+// Package controller runs the metadata quorum: it wires hashicorp/raft (its
+// log, stable and snapshot stores are ours, on the vfs seam: raftstore.go,
+// snapstore.go; a TCP transport on the controller address) to the metadata
+// state machine, publishes the resulting
 // immutable *metadata.Image to the rest of the node, and, on the Raft leader
 // (the active controller), turns commands (create topic, alter configs,
 // allocate producer ids, ...) into metadata records.

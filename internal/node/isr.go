@@ -69,6 +69,11 @@ func (u *isrUpdater) run(ctx context.Context) {
 }
 
 func (u *isrUpdater) step(ctx context.Context, now time.Time) {
+	if u.replicas.Offline() != nil {
+		// An offline broker leads nothing: it must not shrink an ISR
+		// to itself while the controller moves leadership away.
+		return
+	}
 	var props []replica.ISRProposal
 	for _, p := range u.replicas.All() {
 		prop, ok := p.ProposeISR(now, u.lagMax)

@@ -331,7 +331,11 @@ func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Re
 		deadline = d
 	}
 	_ = c.conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Now()) })
+	// The connection, not c.conn: the func may run after this request
+	// returned and the caller's close set c.conn to nil (a nil
+	// dereference that crashed a node closing mid-heartbeat).
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
 	c.corr++

@@ -30,10 +30,16 @@
 // the replica manager's loop, one replica fetcher per leader broker this
 // node follows partitions of (fetcher.go, started after each reconcile,
 // stopped by itself when it has nothing to fetch, and by Close before the
-// partitions close) and the ISR updater (isr.go: AlterPartition to the
-// active controller); all stop on Close. The forwarder keeps at most
-// forwarderConns connections to the active controller, the inter-broker
-// client (interbroker.go) at most peerConns to each other broker.
+// partitions close), the ISR updater (isr.go: AlterPartition to the
+// active controller) and the storage watcher (offline.go: a failed write or
+// fsync takes the log directory offline and fences the broker); all stop on
+// Close. The forwarder keeps at most forwarderConns connections to the
+// active controller, the inter-broker client (interbroker.go) at most
+// peerConns to each other broker.
+//
+// Storage: everything the node stores goes through one vfs.FS (Options.FS;
+// the operating system's by default), wrapped in a vfs.WatchFS that reports
+// I/O failures.
 package node
 
 import (
@@ -62,12 +68,21 @@ import (
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Node is a running Gregor node.
 type Node struct {
 	cfg    config.Node
 	logger *slog.Logger
+	// fs holds everything the node stores: meta.properties, the metadata
+	// log's Raft stores, the partitions and the checkpoints. It reports
+	// every failed write or fsync to storageFailed.
+	fs vfs.FS
+	// offlinec is closed by the first storage failure (offline.go).
+	offlinec    chan struct{}
+	offlineOnce sync.Once
+	offlineErr  error // set before offlinec closes
 
 	lock     *os.File
 	ctrl     *controller.Controller
@@ -107,6 +122,12 @@ type Options struct {
 	// and verifications) and the metadata quorum's Raft traffic. nil
 	// dials TCP. The in-process cluster harness cuts links through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// FS stores all of the node's data (cfg.DataDir is a path in it)
+	// instead of the operating system: tests give each node a vfs.MemFS
+	// to cut its power (MemFS.CrashClone, vfs.CrashCloneAll), or a
+	// vfs.FaultFS to fail its disk. The data directory's lock file is
+	// taken only on the operating system's filesystem. nil: vfs.Default.
+	FS vfs.FS
 }
 
 // Run starts a node and serves until ctx ends, then shuts down cleanly.
@@ -132,6 +153,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
 	logger = logger.With("node_id", cfg.NodeID)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -139,24 +164,29 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if err := validateProps(cfg.Props, logger); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: logger}
+	n := &Node{cfg: cfg, logger: logger, offlinec: make(chan struct{})}
+	osFS := fs == vfs.Default
+	fs = vfs.NewWatchFS(fs, n.storageFailed)
+	n.fs = fs
 	defer func() {
 		if err != nil {
 			n.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
-		return nil, err
+	if osFS {
+		if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
 	// Storage identity: a directory formatted for another node is refused
 	// before anything in it is opened.
-	meta, err := config.ReadMetaProperties(cfg.DataDir)
+	meta, err := config.ReadMetaPropertiesFS(fs, cfg.DataDir)
 	formatted := err == nil
 	switch {
 	case formatted:
@@ -211,6 +241,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
 		Props:          cfg.Props,
 		Logger:         logger,
+		FS:             fs,
 		Dial:           opts.Dial,
 	})
 	if err != nil {
@@ -277,7 +308,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, clusterID); err != nil {
 			return nil, err
 		}
-	} else if err := config.WriteMetaProperties(cfg.DataDir, config.MetaProperties{
+	} else if err := config.WriteMetaPropertiesFS(fs, cfg.DataDir, config.MetaProperties{
 		ClusterID: clusterID, NodeID: cfg.NodeID, DirectoryID: config.NewDirectoryID(),
 	}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -286,7 +317,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
-		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
+		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff, FS: fs})
 	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, opts.Dial, logger)
 
 	n.forwarder = newForwarder(cfg.NodeID, ctrls, n.ctrl.Leader, opts.Dial)
@@ -338,6 +369,8 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		if err := lc.waitUnfenced(regCtx); err != nil {
 			return nil, err
 		}
+
+		n.wg.Go(func() { n.watchStorage(runCtx) })
 
 		lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
 		isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, ctrls, opts.Dial, logger)
@@ -412,6 +445,9 @@ func (n *Node) ControllerAddr() string { return n.ctrl.Addr() }
 func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
 
 func (n *Node) ready() error {
+	if err := n.replicas.Offline(); err != nil {
+		return err
+	}
 	if _, ok := n.ctrl.Leader(); !ok {
 		return errors.New("no active controller")
 	}
@@ -429,6 +465,9 @@ func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
 func (n *Node) reconcile(img *metadata.Image) error {
 	n.reconcileMu.Lock()
 	defer n.reconcileMu.Unlock()
+	if n.replicas.Offline() != nil {
+		return nil // the partitions stay as they were, unserved
+	}
 	if cur := n.ctrl.Image(); cur.LastOffset > img.LastOffset {
 		img = cur
 	}

@@ -35,7 +35,9 @@
 // such an fsync is in flight every other append waits for an fsync covering
 // it too (group commit) before it becomes visible. A failed write or fsync
 // is sticky in the log (commitlog.ErrLogFailed, KAFKA_STORAGE_ERROR at the
-// broker): the partition refuses writes until it is reopened, and a retry
+// broker), and the node takes the whole data directory offline
+// (Manager.SetOffline, ErrLogDirOffline) until it restarts: the partition
+// refuses writes until it is reopened, and a retry
 // is refused before the duplicate check, so it can neither duplicate the
 // batch nor be answered as written. A transaction ended by a marker keeps
 // pinning the LSO until the high watermark passes its marker (Kafka's

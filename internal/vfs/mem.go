@@ -42,6 +42,28 @@ func NewMemFS() *MemFS {
 func (m *MemFS) CrashClone() *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.crashCloneLocked()
+}
+
+// CrashCloneAll is CrashClone of several filesystems at one instant, as a
+// power loss of every machine at once: no operation on any of them runs
+// between the first clone and the last. It must not run concurrently with
+// another CrashCloneAll of an overlapping set.
+func CrashCloneAll(ms ...*MemFS) []*MemFS {
+	for _, m := range ms {
+		m.mu.Lock()
+	}
+	out := make([]*MemFS, len(ms))
+	for i, m := range ms {
+		out[i] = m.crashCloneLocked()
+	}
+	for _, m := range ms {
+		m.mu.Unlock()
+	}
+	return out
+}
+
+func (m *MemFS) crashCloneLocked() *MemFS {
 	c := NewMemFS()
 	for d := range m.dirs {
 		c.dirs[d] = true
