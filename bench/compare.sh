@@ -7,6 +7,12 @@
 #   bash bench/compare.sh [PAIRS] -- <gregor bench produce flags>
 #   bash bench/compare.sh 5 -- --partitions 8 --size 1024 --records 500000 --acks all
 #
+# METRIC (env) picks the JSON field compared: records_per_sec (default) or a
+# latency such as p99_ns (then a ratio below 1 favours gregor). CONSUME=1
+# measures the catch-up re-read instead: each run produces the topic with
+# the flags (untimed), then one consumer reads it all from the start
+# (`gregor bench consume`). Each broker's peak RSS (VmHWM) closes the report.
+#
 # Needs: go. Uses ports 19092 (gregor) and 19192 (kfake) on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,20 +41,31 @@ pids+=($!)
 pids+=($!)
 sleep 2
 
-run() { # run ADDR TOPIC -> records/s
-	"$work/gregor" bench produce -b "$1" --topic "$2" --progress never --json "${flags[@]}" 2>/dev/null |
-		sed -n 's/.*"records_per_sec":\([0-9.e+]*\).*/\1/p'
+metric=${METRIC:-records_per_sec}
+run() { # run ADDR TOPIC -> the metric
+	if [[ -n ${CONSUME:-} ]]; then
+		"$work/gregor" bench produce -b "$1" --topic "$2" --progress never --json "${flags[@]}" >/dev/null 2>&1
+		"$work/gregor" bench consume -b "$1" --topic "$2" --progress never --json 2>/dev/null |
+			sed -n "s/.*\"$metric\":\([0-9.e+-]*\).*/\1/p"
+	else
+		"$work/gregor" bench produce -b "$1" --topic "$2" --progress never --json "${flags[@]}" 2>/dev/null |
+			sed -n "s/.*\"$metric\":\([0-9.e+-]*\).*/\1/p"
+	fi
+	# kfake keeps every record in memory and gregor's disk is shared: drop each topic.
+	"$work/gregor" topic delete -b "$1" "$2" >/dev/null 2>&1 || true
 }
 
-echo "warming: gregor $(run 127.0.0.1:19092 warm-g) rec/s, kfake $(run 127.0.0.1:19192 warm-k) rec/s"
+echo "warming: gregor $(run 127.0.0.1:19092 warm-g), kfake $(run 127.0.0.1:19192 warm-k) ($metric)"
 ratios=()
 for i in $(seq 1 "$pairs"); do
 	g=$(run 127.0.0.1:19092 "cmp-g-$i")
 	k=$(run 127.0.0.1:19192 "cmp-k-$i")
 	r=$(awk -v g="$g" -v k="$k" 'BEGIN { printf "%.2f", g / k }')
 	ratios+=("$r")
-	printf 'pair %d: gregor %.0f rec/s, kfake %.0f rec/s, ratio %s\n' "$i" "$g" "$k" "$r"
+	printf 'pair %d: gregor %.0f, kfake %.0f (%s), ratio %s (load %s)\n' "$i" "$g" "$k" "$metric" "$r" "$(cut -d' ' -f1 /proc/loadavg)"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END {
 	m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
 	printf "median ratio gregor/kfake over %d pairs: %.2f (range %.2f-%.2f)\n", NR, m, a[1], a[NR] }'
+printf 'peak RSS: gregor %s MiB, kfake %s MiB\n' "$(awk '/VmHWM/ {print int($2/1024)}' /proc/${pids[0]}/status)" \
+	"$(awk '/VmHWM/ {print int($2/1024)}' /proc/${pids[1]}/status)"

@@ -157,12 +157,14 @@ EOS
 	BROKER_COUNT='import sys; from confluent_kafka.admin import AdminClient
 print(len(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=3).brokers))'
 	export INTEROP_FAULT="bash $HERE/cluster_fault.sh"
-	for c in franz-go confluent-kafka-python kafkajs; do
+	for c in franz-go confluent-kafka-python kafkajs sarama kafka-go kafka-python; do
 		if ! cluster_ready; then
 			echo "FAIL $c: the 3-node cluster did not become ready" | tee -a "$RESULTS"; continue
 		fi
 		case $c in
-		franz-go) if [ "$GOCLIENTS_OK" = 1 ]; then run_check "$c" "$ROOT/bin/interop-goclients" cluster; fi ;;
+		franz-go | sarama | kafka-go) # one Go client per run, so each starts on a whole cluster
+			if [ "$GOCLIENTS_OK" = 1 ]; then run_check "$c" env INTEROP_ONLY="$c: cluster" "$ROOT/bin/interop-goclients" cluster; fi ;;
+		kafka-python) run_check "$c" $PY "$HERE/python/kafkapython_cluster.py" ;;
 		confluent-kafka-python) run_check "$c" $PY "$HERE/python/confluent_cluster.py" ;;
 		kafkajs) run_check "$c" node "$HERE/node/cluster.js" ;;
 		esac

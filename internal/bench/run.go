@@ -49,9 +49,10 @@ const timestampBytes = 8
 type Config struct {
 	Brokers           []string
 	Topic             string
-	Partitions        int32 // partitions of a created topic; default 1
-	ReplicationFactor int16 // of a created topic; default 1
-	NoCreate          bool  // do not create the topic
+	Partitions        int32              // partitions of a created topic; default 1
+	ReplicationFactor int16              // of a created topic; default 1
+	NoCreate          bool               // do not create the topic
+	TopicConfigs      map[string]*string // configs of a created topic (preallocate=true, ...)
 
 	Records     int64         // records to produce or consume; default 1,000,000
 	RecordSize  int           // value bytes per record; default 100 (at least 8 in e2e)
@@ -224,7 +225,7 @@ func createTopic(ctx context.Context, cfg Config) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	_, err = adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, cfg.Topic)
+	_, err = adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, cfg.TopicConfigs, cfg.Topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("bench: create topic %s: %w", cfg.Topic, err)
 	}

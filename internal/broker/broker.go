@@ -66,6 +66,11 @@ type Config struct {
 	// requests that reach another broker). nil handles everything locally.
 	Forward func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 	Logger  *slog.Logger
+
+	// SendToBroker sends an inter-broker request (AddPartitionsToTxn
+	// verifications) to another broker's Kafka listener and returns its
+	// answer. nil: a coordinator on another broker is unavailable.
+	SendToBroker func(ctx context.Context, broker int32, req kmsg.Request) (kmsg.Response, error)
 }
 
 // Broker handles Kafka requests for one node.
@@ -153,6 +158,7 @@ var apis = map[int16]api{
 	24: {0, 5, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
 	25: {0, 4, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
 	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
+	27: {0, 1, handleWriteTxnMarkers},         // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
 	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
@@ -164,10 +170,13 @@ var apis = map[int16]api{
 	45: {0, 0, handleAlterReassignments},      // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
 	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
+	55: {0, 2, handleDescribeQuorum},          // DescribeQuorum: forwarded to the active controller
 	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
 	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
+	80: {0, 1, handleAddRaftVoter},            // AddRaftVoter (KIP-853): forwarded
+	81: {0, 0, handleRemoveRaftVoter},         // RemoveRaftVoter (KIP-853): forwarded
 	64: {0, 0, handleUnregisterBroker},        // UnregisterBroker
 }
 
@@ -206,6 +215,9 @@ var forwarded = map[int16]bool{
 	37: true, // CreatePartitions
 	43: true, // ElectLeaders
 	44: true, // IncrementalAlterConfigs
+	55: true, // DescribeQuorum: only the active controller knows the followers
+	80: true, // AddRaftVoter
+	81: true, // RemoveRaftVoter
 	45: true, // AlterPartitionReassignments
 	46: true, // ListPartitionReassignments
 	64: true, // UnregisterBroker
@@ -247,12 +259,19 @@ func done(resp kmsg.Response) server.Completion {
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
 
 // controllerID is the active controller's id for Metadata and
-// DescribeCluster, -1 (Kafka's "none") during an election.
+// DescribeCluster, -1 (Kafka's "none") during an election. A
+// controller-only node serves no clients, so when it is the active
+// controller this broker names itself, as a Kafka broker names a live
+// broker: it forwards the admin requests a client sends there.
 func (b *Broker) controllerID() int32 {
-	if id, ok := b.ctrl.Leader(); ok {
-		return id
+	id, ok := b.ctrl.Leader()
+	if !ok {
+		return -1
 	}
-	return -1
+	if _, broker := b.image().Brokers[id]; !broker {
+		return b.cfg.NodeID
+	}
+	return id
 }
 
 // topicLayers resolves where a topic's configs come from.

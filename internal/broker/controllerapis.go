@@ -12,7 +12,10 @@ package broker
 // registered one (or with no registration), and INCONSISTENT_CLUSTER_ID for a
 // registration naming another cluster. Gregor records one client listener
 // per broker: the first listener of the registration that is not named
-// CONTROLLER. Features, log dirs and the incarnation id are accepted and not
+// CONTROLLER. A CONTROLLER listener is a broker-only node's Raft listener:
+// the node is added to the quorum as a non-voter (an observer of the
+// metadata log) before the registration is checked, also when it names no
+// cluster id yet. Features, log dirs and the incarnation id are accepted and not
 // stored yet; every heartbeat is answered caught up.
 //
 // The admin requests brokers forward (CreateTopics, DeleteTopics,
@@ -27,6 +30,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -43,6 +48,7 @@ type Membership interface {
 	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
 	AllocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error)
 	AlterPartition(ctx context.Context, r controller.ISRChange) (metadata.Partition, error)
+	AddObserver(ctx context.Context, id int32, addr string) error
 	Image() *metadata.Image
 }
 
@@ -108,10 +114,12 @@ func (h *ControllerAPIs) Handle(ctx context.Context, req *server.Request) server
 func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrationRequest) server.Completion {
 	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
 	reg := controller.Registration{NodeID: req.BrokerID, ClusterID: req.ClusterID, Port: -1}
+	var raftAddr string
 	for _, l := range req.Listeners {
-		if l.Name != "CONTROLLER" {
+		if l.Name == "CONTROLLER" {
+			raftAddr = net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+		} else if reg.Port < 0 {
 			reg.Host, reg.Port = l.Host, int32(l.Port)
-			break
 		}
 	}
 	if req.Rack != nil {
@@ -120,6 +128,16 @@ func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrat
 	if reg.NodeID < 0 || reg.Port < 0 || reg.Host == "" {
 		resp.ErrorCode = kerr.InvalidRegistration.Code
 		return done(resp)
+	}
+	// A broker-only node names its Raft listener: it becomes an observer
+	// of the metadata quorum first, even before it knows the cluster id
+	// (it learns it from the log), so that it can catch up and register.
+	if raftAddr != "" && (reg.ClusterID == "" || reg.ClusterID == h.m.Image().ClusterID) {
+		if err := h.m.AddObserver(ctx, reg.NodeID, raftAddr); err != nil {
+			resp.ErrorCode = h.err.errorCode(err)
+			resp.BrokerEpoch = -1
+			return done(resp)
+		}
 	}
 	epoch, err := h.m.Register(ctx, reg)
 	resp.ErrorCode = h.err.errorCode(err)
@@ -245,17 +263,7 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 		// One top-level error code, as Kafka's controller answers them.
 		setTopLevelError(r, code)
 	case *kmsg.ElectLeadersResponse:
-		r.ErrorCode = code
-		for _, t := range req.(*kmsg.ElectLeadersRequest).Topics {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewElectLeadersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			r.Topics = append(r.Topics, rt)
-		}
+		setElectLeadersError(r, req.(*kmsg.ElectLeadersRequest), code)
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for _, c := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
 			rr := kmsg.NewIncrementalAlterConfigsResponseResource()

@@ -6,13 +6,19 @@
 // errors to Kafka error codes.
 //
 // On a cluster, admin requests (CreateTopics, DeleteTopics, CreatePartitions,
-// AlterConfigs, IncrementalAlterConfigs) that reach a broker that is not the
+// AlterConfigs, IncrementalAlterConfigs, and the quorum's DescribeQuorum,
+// AddRaftVoter and RemoveRaftVoter of quorum.go) that reach a broker that is not the
 // active controller are forwarded to it (Config.Forward, KIP-590), and topic
 // creation the broker triggers itself (auto-creation, internal topics) goes
 // the same way (forward.go). ControllerAPIs (controllerapis.go) is the other
 // side: the handler of the controller listener, which answers
 // BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and the forwarded
 // admin requests.
+//
+// WriteTxnMarkers (txnmarkers.go) is the inter-broker side of transactions:
+// the markers a transaction coordinator, here or on another broker, writes
+// on the partitions this broker leads. AddPartitionsToTxn verifications for
+// a coordinator on another broker go through Config.SendToBroker.
 //
 // The broker never decodes record batches beyond their headers and never
 // re-encodes them: produce validates and appends the bytes it received, fetch

@@ -38,18 +38,7 @@ func handleElectLeaders(b *Broker, ctx context.Context, sreq *server.Request) se
 		if errors.Is(err, controller.ErrInvalidElectionType) {
 			code = kerr.InvalidRequest.Code
 		}
-		// v0 has no top-level error: every named partition carries it.
-		resp.ErrorCode = code
-		for _, t := range req.Topics {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewElectLeadersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+		setElectLeadersError(resp, req, code)
 		return done(resp)
 	}
 	b.cfg.OnMetadataChange()
@@ -73,4 +62,20 @@ func handleElectLeaders(b *Broker, ctx context.Context, sreq *server.Request) se
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, rp)
 	}
 	return done(resp)
+}
+
+// setElectLeadersError fails the whole request with code: v0 has no
+// top-level error, so every named partition carries it too.
+func setElectLeadersError(resp *kmsg.ElectLeadersResponse, req *kmsg.ElectLeadersRequest, code int16) {
+	resp.ErrorCode = code
+	for _, t := range req.Topics {
+		rt := kmsg.NewElectLeadersResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewElectLeadersResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
 }

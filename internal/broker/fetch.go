@@ -238,6 +238,10 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		switch {
 		case topic == nil || fp.partition < 0 || int(fp.partition) >= len(topic.Partitions):
 			rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case b.replicas.Offline() != nil:
+			// Kafka's offline log directory: clients and followers
+			// retry elsewhere once the controller moved leadership.
+			rp.ErrorCode = kerr.KafkaStorageError.Code
 		default:
 			if p = b.replicas.Get(fp.topic, fp.partition); p == nil {
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
@@ -305,6 +309,21 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 // until the response is written, sent with sendfile in place of rp's
 // records.
 func (res *fetchResult) attach(i int, rp *kmsg.FetchResponseTopicPartition, rr *commitlog.RangeResult) {
+	if rr.Chunks[0].File == nil {
+		// A log on an in-memory filesystem (crash tests): no descriptor
+		// to sendfile from, so the bytes are copied into the response.
+		var buf []byte
+		for _, c := range rr.Chunks {
+			b := make([]byte, c.Len)
+			n, _ := c.Reader.ReadAt(b, c.Pos)
+			buf = append(buf, b[:n]...)
+		}
+		rr.Release()
+		rp.RecordBatches = buf
+		res.bytes[i] += len(buf)
+		res.total += len(buf)
+		return
+	}
 	res.held = append(res.held, rr)
 	sp := &server.Splice{Marker: server.NewMarker()}
 	for _, c := range rr.Chunks {

@@ -36,6 +36,9 @@ func (b *Broker) partitionFor(img *metadata.Image, topic string, partition int32
 	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
 		return nil, kerr.UnknownTopicOrPartition.Code
 	}
+	if b.replicas.Offline() != nil {
+		return nil, kerr.KafkaStorageError.Code
+	}
 	p := b.replicas.Get(topic, partition)
 	if p == nil || !p.IsLeader() {
 		return nil, kerr.NotLeaderForPartition.Code

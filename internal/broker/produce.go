@@ -2,7 +2,8 @@ package broker
 
 // Produce (key 0) v3-12: record batch v2 only.
 //
-// Handle does the ordered part: for each partition it validates the single
+// Handle does the ordered part (its partitions side by side, see
+// appendJobs): for each partition it validates the single
 // batch over its raw bytes (sizes, magic, CRC-32C, record framing, no control
 // batches from clients, a producer id on transactional batches), checks
 // idempotent-producer sequence and epoch (a transactional batch also opens
@@ -32,7 +33,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -67,7 +70,7 @@ var (
 type pendingDurable struct {
 	p      *replica.Partition
 	offset int64
-	epoch  int32 // the leader epoch of the append: a later one acknowledges nothing
+	epoch  int32 // the leader epoch of the append: a leader deposed since acknowledges nothing
 	resp   *kmsg.ProduceResponseTopicPartition
 }
 
@@ -77,6 +80,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 	img := b.image()
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	var waits []pendingDurable
+	var jobs []produceJob
 	verified, verr := b.verifyTxnProduce(ctx, req, img)
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
@@ -90,7 +94,6 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = tp.Partition
 			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
-			var err error
 			switch {
 			case !validAcks:
 				rp.ErrorCode = kerr.InvalidRequiredAcks.Code
@@ -111,28 +114,41 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 				continue
 			}
 			p := b.replicas.Get(t.Topic, tp.Partition)
-			if p == nil {
-				err = replica.ErrNotLeader
+			var perr error
+			if off := b.replicas.Offline(); off != nil {
+				perr = off // KAFKA_STORAGE_ERROR: the log directory is offline
+			} else if p == nil {
+				perr = replica.ErrNotLeader
 			}
-			var res replica.AppendResult
-			if err == nil {
-				guard := (*replica.VerificationGuard)(nil)
-				if verify {
-					guard = &v.guard
-				}
-				res, err = b.appendBatch(p, tp.Records, req.Acks, guard)
-			}
-			if err != nil {
-				rp.ErrorCode = b.produceErrorCode(err)
+			if perr != nil {
+				rp.ErrorCode = b.produceErrorCode(perr)
 				if req.Version >= 8 {
-					rp.ErrorMessage = errorMessage(err)
+					rp.ErrorMessage = errorMessage(perr)
 				}
 				continue
 			}
-			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
-			if req.Acks == -1 {
-				waits = append(waits, pendingDurable{p: p, offset: res.LastOffset + 1, epoch: res.LeaderEpoch, resp: rp})
+			guard := (*replica.VerificationGuard)(nil)
+			if verify {
+				guard = &v.guard
 			}
+			jobs = append(jobs, produceJob{p: p, records: tp.Records, guard: guard, resp: rp})
+		}
+	}
+	b.appendJobs(jobs, req.Acks)
+	for i := range jobs {
+		j := &jobs[i]
+		rp := j.resp
+		if j.err != nil {
+			rp.ErrorCode = b.produceErrorCode(j.err)
+			if req.Version >= 8 {
+				rp.ErrorMessage = errorMessage(j.err)
+			}
+			continue
+		}
+		res := j.res
+		rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
+		if req.Acks == -1 {
+			waits = append(waits, pendingDurable{p: j.p, offset: res.LastOffset + 1, epoch: res.LeaderEpoch, resp: rp})
 		}
 	}
 	if req.Acks == 0 {
@@ -173,6 +189,68 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 		wg.Wait()
 		return resp
 	}
+}
+
+// produceJob is one partition's batch of a produce: its append and outcome.
+type produceJob struct {
+	p       *replica.Partition
+	records []byte
+	guard   *replica.VerificationGuard
+	resp    *kmsg.ProduceResponseTopicPartition
+	res     replica.AppendResult
+	err     error
+}
+
+// appendJobs validates and appends every job's batch. Different partitions
+// are different logs with their own append locks, so their CRC checks and
+// page-cache writes run side by side on up to GOMAXPROCS goroutines (the
+// caller's among them): a request's latency is then about its largest
+// partition's write, not the sum of all of them. A request naming one
+// partition twice is appended in request order instead. Either way every
+// append ends before Handle returns, so the next request of the connection
+// still appends after this one.
+func (b *Broker) appendJobs(jobs []produceJob, acks int16) {
+	run := func(j *produceJob) { j.res, j.err = b.appendBatch(j.p, j.records, acks, j.guard) }
+	workers := min(len(jobs), runtime.GOMAXPROCS(0))
+	if workers <= 1 || hasDuplicatePartition(jobs) {
+		for i := range jobs {
+			run(&jobs[i])
+		}
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+			run(&jobs[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+func hasDuplicatePartition(jobs []produceJob) bool {
+	if len(jobs) > 16 {
+		seen := make(map[*replica.Partition]struct{}, len(jobs))
+		for _, j := range jobs {
+			if _, ok := seen[j.p]; ok {
+				return true
+			}
+			seen[j.p] = struct{}{}
+		}
+		return false
+	}
+	for i := range jobs {
+		for j := range i {
+			if jobs[i].p == jobs[j].p {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // appendBatch validates the raw batch and appends it. It decodes nothing
@@ -373,14 +451,22 @@ func produceVerifyCode(code, version int16) (int16, string) {
 // sendAddPartitionsToTxn sends a broker-to-coordinator AddPartitionsToTxn
 // (v4+) for transactional id id. The coordinator is the leader of the id's
 // __transaction_state partition; on this node the request is handled in
-// process by the same code that answers it over the wire. Gregor has no
-// inter-broker client yet, so a coordinator elsewhere is unavailable.
+// process by the same code that answers it over the wire, on another it
+// goes there through Config.SendToBroker. A coordinator that cannot be
+// reached is COORDINATOR_NOT_AVAILABLE for every partition (retried).
 func (b *Broker) sendAddPartitionsToTxn(ctx context.Context, id string, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
 	ctx, cancel := requestTimeout(ctx, 0)
 	defer cancel()
 	node, _, _, err := b.txnCoordinator(ctx, id)
 	if err == nil && node == b.cfg.NodeID {
 		return b.addPartitionsToTxn(ctx, req)
+	}
+	if err == nil && b.cfg.SendToBroker != nil {
+		var r kmsg.Response
+		if r, err = b.cfg.SendToBroker(ctx, node, req); err == nil {
+			return r.(*kmsg.AddPartitionsToTxnResponse)
+		}
+		b.logger.Debug("transaction verification with a remote coordinator failed", "txn_id", id, "broker", node, "err", err)
 	}
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
 )
@@ -243,12 +244,24 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 		defer cancel()
 		var res map[group.TopicPartition]error
 		c, err := b.txns()
-		if err == nil && req.Version >= 5 {
+		if err == nil {
+			if node, _, _, cerr := b.txnCoordinator(ctx, req.TransactionalID); cerr == nil && node != b.cfg.NodeID {
+				// The transaction's coordinator is another broker: verify
+				// there, then write here (txnremote.go).
+				var guard replica.VerificationGuard
+				if guard, err = b.verifyTxnOffsetCommit(ctx, req); err == nil {
+					res, err = b.groups.CommitVerifiedTxnOffsets(ctx, uint64(guard), req.Group, member, instance, gen,
+						req.ProducerID, req.ProducerEpoch, offs)
+				}
+				c = nil
+			}
+		}
+		if c != nil && err == nil && req.Version >= 5 {
 			// transaction.version 2 producers send no AddOffsetsToTxn: the
 			// commit adds the group to the transaction (KIP-890 part 2).
 			err = c.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, true)
 		}
-		if err == nil {
+		if c != nil && err == nil {
 			err = c.CommitOffsets(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, func() (err error) {
 				res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
 				return err

@@ -39,12 +39,19 @@ summary to stderr.`,
 func (a *app) benchRunCmd(mode bench.Mode, short string) *cobra.Command {
 	var cfg bench.Config
 	var progress string
+	var topicConfigs map[string]string
 	cmd := &cobra.Command{
 		Use:   string(mode),
 		Short: short,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Brokers = splitList(a.brokers)
+			if len(topicConfigs) > 0 {
+				cfg.TopicConfigs = map[string]*string{}
+				for k, v := range topicConfigs {
+					cfg.TopicConfigs[k] = &v
+				}
+			}
 			cfg.ClientOpts = []kgo.Opt{kgo.ClientID(a.clientID), kgo.DialTimeout(a.timeout)}
 			if err := cfg.Validate(mode); err != nil {
 				return &usageError{err}
@@ -87,6 +94,7 @@ func (a *app) benchRunCmd(mode bench.Mode, short string) *cobra.Command {
 	f.Int32Var(&cfg.Partitions, "partitions", 1, "partitions when creating the topic")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor when creating the topic")
 	f.BoolVar(&cfg.NoCreate, "no-create", false, "do not create the topic")
+	f.StringToStringVar(&topicConfigs, "topic-config", nil, "config of a created topic, key=value (repeatable), e.g. preallocate=true")
 	f.Int64Var(&cfg.Records, "records", 1_000_000, "records to produce (consume: at most, stopping when caught up)")
 	f.IntVar(&cfg.RecordSize, "size", 100, "value bytes per record (e2e: at least 8)")
 	f.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "time limit of the load phase")

@@ -22,7 +22,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		RunE:  helpOrUnknown,
 	}
 	cmd.AddCommand(a.clusterDescribeCmd(), a.clusterElectLeadersCmd())
-	cmd.AddCommand(a.clusterDrainCmd(), a.clusterUnregisterCmd())
+	cmd.AddCommand(a.clusterDrainCmd(), a.clusterUnregisterCmd(), a.clusterLocalCmd())
 	return cmd
 }
 
@@ -52,6 +52,9 @@ type clusterSummary struct {
 	Brokers    []brokerSummary `json:"brokers"`
 	Topics     int             `json:"topics"`
 	Partitions int             `json:"partitions"`
+	// Quorum is the metadata quorum (DescribeQuorum); absent when the
+	// cluster does not answer it.
+	Quorum *quorumSummary `json:"quorum,omitempty"`
 	// UnderReplicated are the partitions whose ISR is smaller than their
 	// replica set; Offline those without a leader.
 	UnderReplicated []partitionHealth `json:"under_replicated"`
@@ -139,13 +142,14 @@ func (a *app) clusterDescribeCmd() *cobra.Command {
 				sort.Slice(s.Brokers, func(i, j int) bool { return s.Brokers[i].NodeID < s.Brokers[j].NodeID })
 			}
 			summarizeCluster(&s, md)
-			// The quorum (leader, voters, observers and their lag) is
-			// another section, from DescribeQuorum: add it next to this
-			// one, in its own function, and to the JSON as its own key.
+			s.Quorum = clusterQuorum(ctx, cl)
 			if a.json {
 				return a.writeJSON(s)
 			}
-			return a.printCluster(s)
+			if err := a.printCluster(s); err != nil {
+				return err
+			}
+			return a.printClusterQuorum(s.Quorum)
 		},
 	}
 }
@@ -373,4 +377,25 @@ func planElections(ctx context.Context, adm *kadm.Client, how kadm.ElectLeadersH
 func hasPartition(set kadm.TopicsSet, topic string, p int32) bool {
 	_, ok := set[topic][p]
 	return ok
+}
+
+// clusterQuorum is the quorum part of 'cluster describe': leader, voters,
+// observers and their lag. It is nil when the cluster does not answer
+// DescribeQuorum (a Kafka broker older than 3.3), which leaves the rest of
+// the description intact.
+func clusterQuorum(ctx context.Context, cl *kgo.Client) *quorumSummary {
+	q, err := describeQuorum(ctx, cl)
+	if err != nil {
+		return nil
+	}
+	return q
+}
+
+func (a *app) printClusterQuorum(q *quorumSummary) error {
+	if q == nil {
+		fmt.Fprintln(a.stdout, "\nQuorum: not described (DescribeQuorum failed)")
+		return nil
+	}
+	fmt.Fprintln(a.stdout)
+	return a.printQuorum(q)
 }

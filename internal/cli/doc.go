@@ -7,7 +7,8 @@
 // consume, kadm for administration), so the same commands work against gregor
 // and against any Kafka cluster. serve only builds a config.Node from defaults,
 // a server.properties file and flags, and hands it to RunNode; it must not
-// know how a node is put together.
+// know how a node is put together. cluster local runs nodes as child
+// processes of this same binary (its serve command), never in process.
 //
 // The package holds no global state other than RunNode: Main builds a fresh
 // command tree per call, so tests run many invocations in one process.

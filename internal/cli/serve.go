@@ -34,7 +34,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run a gregor node (broker and controller)",
+		Short: "Run a gregor node (broker, controller or both: process.roles)",
 		Long: `Run a gregor node until interrupted (SIGINT or SIGTERM).
 
 The configuration is built from, lowest precedence first:
@@ -53,6 +53,11 @@ Logs go to stderr as slog text at --log-level.`,
   # one of three combined nodes (start all three, in any order)
   gregor serve --node-id 2 --data-dir ./data-2 --kafka-addr 127.0.0.1:9192 \
     --controller-addr 127.0.0.1:9193 --http-addr 127.0.0.1:9194 \
+    --set controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293
+
+  # a broker-only node of that cluster (process.roles: broker, controller or both)
+  gregor serve --node-id 4 --data-dir ./data-4 --kafka-addr 127.0.0.1:9492 \
+    --controller-addr 127.0.0.1:9493 --http-addr 127.0.0.1:9494 --set process.roles=broker \
     --set controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -51,8 +51,15 @@ func BenchmarkReadUpToTail(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendSync is the floor of an acks=all produce: one append and
+// its fdatasync; the Preallocate variant appends into fallocate'd space.
 func BenchmarkAppendSync(b *testing.B) {
-	l := openLogFsync(b, Config{})
+	b.Run("grow", func(b *testing.B) { benchAppendSync(b, false) })
+	b.Run("preallocate", func(b *testing.B) { benchAppendSync(b, true) })
+}
+
+func benchAppendSync(b *testing.B, prealloc bool) {
+	l := openLogFsync(b, Config{Preallocate: prealloc})
 	batch := makeBatch(b, 1, 1024-100, 1)
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()

@@ -53,7 +53,11 @@
 // Close fsyncs and writes .clean-shutdown; Open removes it. Without the
 // marker, Open validates every batch of the last segment (length, magic,
 // CRC-32C, increasing offsets) and truncates the file at the first torn or
-// corrupt batch, rebuilding that segment's indexes. Older segments were
+// corrupt batch, rebuilding that segment's indexes. With Config.Preallocate
+// (Kafka's preallocate) the active segment's file runs past its batches
+// into reserved zeros; a zero batch length ends the scan like a torn batch,
+// so the zeros are cut, and a roll or Close cuts them before the segment's
+// fsync, so a closed segment's file is exactly its batches. Older segments were
 // fsynced when they were rolled, so they need no scan.
 //
 // # Compaction

@@ -103,3 +103,42 @@ func TestLogCrashKeepsSynced(t *testing.T) {
 		})
 	}
 }
+
+// TestLogCrashKeepsCheckpointRenames: a checkpoint written through a
+// temporary file and a rename (the leader-epoch checkpoint, the log start
+// after DeleteRecords) survives a crash right after the call returned: the
+// rename is made durable by an fsync of the directory. Before that fsync
+// the old checkpoint came back, so a new leader forgot the epoch it had
+// started at its log end.
+func TestLogCrashKeepsCheckpointRenames(t *testing.T) {
+	mem := vfs.NewMemFS()
+	cfg := Config{Dir: "/data/t-0", FS: mem}
+	l := openLogFsync(t, cfg)
+	mustAppend(t, l, makeBatch(t, 1, 100, 0), 0)
+	mustAppend(t, l, makeBatch(t, 1, 100, 1), 0)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AssignEpoch(3); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, makeBatch(t, 1, 100, 2), 3)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetLogStartOffset(1); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.FS = mem.CrashClone()
+	r := openLogFsync(t, cfg)
+	if got := r.LatestEpoch(); got != 3 {
+		t.Fatalf("latest epoch after crash %d, want 3", got)
+	}
+	if e, end := r.EndOffsetForEpoch(0); e != 0 || end != 2 {
+		t.Fatalf("EndOffsetForEpoch(0) after crash = %d, %d; want 0, 2", e, end)
+	}
+	if got := r.LogStartOffset(); got != 1 {
+		t.Fatalf("log start after crash %d, want 1", got)
+	}
+}

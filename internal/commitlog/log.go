@@ -3,6 +3,7 @@ package commitlog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -205,6 +206,7 @@ func (l *Log) recoverSegment(s *segment) error {
 		if err := s.f.Truncate(end); err != nil {
 			return err
 		}
+		s.alloc = end
 		if err := l.disk.sync(s.f); err != nil {
 			return err
 		}
@@ -298,6 +300,9 @@ func (l *Log) append(batch []byte, leaderEpoch int32, logAppendTime int64, repli
 	if pos == 0 {
 		seg.created = l.cfg.Now()
 	}
+	if l.cfg.Preallocate {
+		seg.reserve(pos+int64(len(batch)), l.cfg.SegmentBytes)
+	}
 	if _, err := seg.f.WriteAt(batch, pos); err != nil {
 		return AppendInfo{}, l.failLocked(err)
 	}
@@ -341,6 +346,9 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 // one at base.
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
+	if err := old.trim(); err != nil {
+		return nil, err
+	}
 	if err := l.disk.sync(old.f); err != nil {
 		return nil, err
 	}
@@ -608,12 +616,14 @@ func (s *segment) find(offset, limit int64) (int64, int, error) {
 
 // Chunk is a byte range of a segment file, for zero-copy sends with a
 // positional sendfile. File must not be read with its shared offset. File
-// is nil when Config.FS has no operating-system files (vfs.OSFile); such a
-// log is for tests and serves fetches through ReadUpTo only.
+// is nil when Config.FS has no operating-system files (vfs.OSFile, an
+// in-memory FS of tests): the caller then copies the range out of Reader,
+// which is the same file.
 type Chunk struct {
-	File *os.File
-	Pos  int64
-	Len  int64
+	File   *os.File
+	Reader io.ReaderAt
+	Pos    int64
+	Len    int64
 }
 
 // RangeResult is the result of ReadRange. Release must be called once the
@@ -674,7 +684,7 @@ func (l *Log) ReadRange(offset int64, maxBytes int, limitOffset int64) (RangeRes
 				s.unref()
 				return res, err
 			}
-			res.Chunks = []Chunk{{File: vfs.OSFile(s.f), Pos: pos, Len: end - pos}}
+			res.Chunks = []Chunk{{File: vfs.OSFile(s.f), Reader: s.f, Pos: pos, Len: end - pos}}
 			res.NextOffset, res.seg = next, s
 			return res, nil
 		}
@@ -1035,7 +1045,8 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 }
 
 // SetConfig applies the dynamic settings of cfg: SegmentBytes, SegmentMs,
-// RetentionBytes, RetentionMs and IndexIntervalBytes. Others are ignored.
+// RetentionBytes, RetentionMs, IndexIntervalBytes and Preallocate (from the
+// next append on). Others are ignored.
 func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
@@ -1045,6 +1056,7 @@ func (l *Log) SetConfig(cfg Config) {
 	l.cfg.RetentionBytes = cfg.RetentionBytes
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes
+	l.cfg.Preallocate = cfg.Preallocate
 }
 
 // Size returns the bytes held in all segments.
@@ -1074,7 +1086,7 @@ func (l *Log) Segments() []SegmentInfo {
 	for i, s := range segs {
 		out[i] = SegmentInfo{BaseOffset: s.base, Size: s.size.Load()}
 		// By path, not by s.f: the file may be closed by a concurrent swap.
-		if fi, err := os.Stat(s.path); err == nil {
+		if fi, err := l.disk.fs.Stat(s.path); err == nil {
 			out[i].LastModified = fi.ModTime()
 		}
 	}
@@ -1093,15 +1105,15 @@ func (l *Log) Close() error {
 	var err error
 	if l.failed.Load() == nil {
 		s := l.activeLocked()
-		err = l.disk.sync(s.f)
+		err = s.trim()
+		if err == nil {
+			err = l.disk.sync(s.f)
+		}
 		if err == nil {
 			err = s.writeIndexes(l.disk)
 		}
 		if err == nil {
 			err = l.disk.writeFileAtomic(filepath.Join(l.dir, cleanShutdown), nil)
-		}
-		if err == nil {
-			err = l.disk.syncDir(l.dir)
 		}
 		if err == nil {
 			l.advanceDurable(l.leo.Load())

@@ -56,6 +56,9 @@ type segment struct {
 	// Appender-only state (Log.mu).
 	created         time.Time // wall clock of the first append (segment.ms)
 	bytesSinceIndex int
+	// alloc is the file's length, past size when space is preallocated
+	// (Config.Preallocate): the bytes in [size, alloc) are zeros, not data.
+	alloc int64
 
 	mu   sync.RWMutex
 	idx  []offsetEntry
@@ -117,6 +120,7 @@ func openSegment(fs vfs.FS, dir string, base int64, create bool) (*segment, erro
 	}
 	s := &segment{base: base, path: path, fs: fs, f: f, osf: vfs.OSFile(f)}
 	s.size.Store(fi.Size())
+	s.alloc = fi.Size()
 	s.next.Store(base)
 	s.maxTs.Store(-1)
 	s.offMaxTs.Store(-1)
@@ -423,8 +427,40 @@ func (s *segment) truncate(pos int64, interval, maxBatch int) error {
 	if err := s.f.Truncate(pos); err != nil {
 		return err
 	}
+	s.alloc = pos
 	_, err := s.rebuild(false, interval, maxBatch)
 	return err
+}
+
+// reserve makes the file at least end bytes long, preallocating up to the
+// next step boundary but not past limit (appender only). A filesystem that
+// cannot preallocate, or a full disk, leaves the file to grow with its
+// writes: preallocation is an optimisation, the write itself decides.
+func (s *segment) reserve(end, limit int64) {
+	if end <= s.alloc {
+		return
+	}
+	want := min((end+PreallocateStep-1)/PreallocateStep*PreallocateStep, limit)
+	if want < end {
+		want = end
+	}
+	if err := s.f.Allocate(s.alloc, want-s.alloc); err == nil {
+		s.alloc = want
+	}
+}
+
+// trim cuts a preallocated zero tail off the file, so that a closed segment
+// (or the active one at Close) is exactly its batches on disk (appender only).
+func (s *segment) trim() error {
+	size := s.size.Load()
+	if s.alloc <= size {
+		return nil
+	}
+	if err := s.f.Truncate(size); err != nil {
+		return err
+	}
+	s.alloc = size
+	return nil
 }
 
 // disk is the log's filesystem (Config.FS) with its fsync policy: every
@@ -456,8 +492,10 @@ func (d disk) syncDir(dir string) error {
 	return d.fs.SyncDir(dir)
 }
 
-// writeFileAtomic writes data to path through a fsynced temporary file and
-// a rename.
+// writeFileAtomic writes data to path through a fsynced temporary file, a
+// rename and an fsync of the directory: without the last a crash can bring
+// the old file back (an older leader-epoch checkpoint, whose lost entries
+// would answer OffsetForLeaderEpoch wrongly, or an older log start).
 func (d disk) writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := d.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -474,7 +512,10 @@ func (d disk) writeFileAtomic(path string, data []byte) error {
 		_ = d.fs.Remove(tmp)
 		return err
 	}
-	return d.fs.Rename(tmp, path)
+	if err := d.fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	return d.syncDir(filepath.Dir(path))
 }
 
 // retentionTime is the segment's max timestamp in milliseconds, or its file

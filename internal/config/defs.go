@@ -117,7 +117,8 @@ var TopicDefs = defsByName([]Def{
 // topic-level counterpart supply that topic config's default.
 var BrokerDefs = defsByName([]Def{
 	{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true", Doc: "Metadata requests create unknown topics"},
-	{Name: "process.roles", Type: TypeList, Default: "broker,controller", Enum: []string{"broker", "controller"}, Doc: "roles of this node; only the combined broker,controller is supported today"},
+	{Name: "process.roles", Type: TypeList, Default: "broker,controller", Enum: []string{"broker", "controller"}, Doc: "roles of this node: broker (follows the metadata log, hosts partitions), controller (votes in the metadata quorum) or both"},
+	{Name: "controller.quorum.bootstrap.servers", Type: TypeList, Default: "", Doc: "controller listeners (host:port) to reach the metadata quorum through, for a node not named in controller.quorum.voters (KIP-853)"},
 	{Name: "broker.rack", Type: TypeString, Default: "", Doc: "rack of this broker, reported in Metadata and DescribeCluster"},
 	{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", Min: 1, Max: math.MaxInt32, Doc: "the active controller fences a broker whose heartbeats stop for this long"},
 	{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", Min: 1, Max: math.MaxInt32, Doc: "interval between a broker's heartbeats to the active controller"},
@@ -352,6 +353,7 @@ type Topic struct {
 	IndexInterval     int64
 	DeleteRetentionMs int64
 	MaxTimestampDelta int64
+	Preallocate       bool
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
@@ -385,6 +387,7 @@ func (l Layers) ResolveTopic() Topic {
 		IndexInterval:     num("index.interval.bytes"),
 		DeleteRetentionMs: num("delete.retention.ms"),
 		MaxTimestampDelta: num("message.timestamp.difference.max.ms"),
+		Preallocate:       strings.EqualFold(strings.TrimSpace(get("preallocate")), "true"),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
 		MinCompactionLagMs:     num("min.compaction.lag.ms"),

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // MetaPropertiesFile is the name of the storage identity file in a data
@@ -38,8 +40,13 @@ type MetaProperties struct {
 // error wrapping os.ErrNotExist; a file that is not version=1 with a
 // cluster.id and a node.id wraps ErrStorageIdentity.
 func ReadMetaProperties(dir string) (MetaProperties, error) {
+	return ReadMetaPropertiesFS(vfs.Default, dir)
+}
+
+// ReadMetaPropertiesFS is ReadMetaProperties on fs.
+func ReadMetaPropertiesFS(fs vfs.FS, dir string) (MetaProperties, error) {
 	path := filepath.Join(dir, MetaPropertiesFile)
-	f, err := os.Open(path)
+	f, err := fs.Open(path)
 	if err != nil {
 		return MetaProperties{}, fmt.Errorf("config: %w", err)
 	}
@@ -67,16 +74,21 @@ func ReadMetaProperties(dir string) (MetaProperties, error) {
 // atomically: a temporary file is fsynced, renamed over the old one and the
 // directory fsynced, so a crash leaves either the old file or the new one.
 func WriteMetaProperties(dir string, m MetaProperties) error {
+	return WriteMetaPropertiesFS(vfs.Default, dir, m)
+}
+
+// WriteMetaPropertiesFS is WriteMetaProperties on fs.
+func WriteMetaPropertiesFS(fs vfs.FS, dir string, m MetaProperties) error {
 	var b strings.Builder
 	b.WriteString("#\n#" + time.Now().UTC().Format("Mon Jan 02 15:04:05 MST 2006") + "\n")
 	fmt.Fprintf(&b, "cluster.id=%s\ndirectory.id=%s\nnode.id=%d\nversion=1\n", m.ClusterID, m.DirectoryID, m.NodeID)
 	path := filepath.Join(dir, MetaPropertiesFile)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("config: write %s: %w", path, err)
 	}
-	_, err = f.WriteString(b.String())
+	_, err = f.Write([]byte(b.String()))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -84,18 +96,13 @@ func WriteMetaProperties(dir string, m MetaProperties) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fs.Rename(tmp, path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = fs.Remove(tmp)
 		return fmt.Errorf("config: write %s: %w", path, err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("config: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("config: sync %s: %w", dir, err)
 	}
 	return nil

@@ -74,17 +74,23 @@ func TestCheckMetaProperties(t *testing.T) {
 
 func TestNodeProcessRolesAndVoters(t *testing.T) {
 	cases := []struct {
-		name    string
-		id      int32
-		roles   string // "" = unset
-		voters  string
-		wantErr string
+		name      string
+		id        int32
+		roles     string // "" = unset
+		voters    string
+		bootstrap string
+		wantErr   string
 	}{
 		{name: "default combined", id: 1},
 		{name: "combined explicit", id: 1, roles: "broker,controller"},
 		{name: "combined reversed", id: 2, roles: "controller, broker", voters: "1@h:1,2@h:2,3@h:3"},
-		{name: "broker only", id: 1, roles: "broker", wantErr: "only broker,controller"},
-		{name: "controller only", id: 1, roles: "controller", wantErr: "only broker,controller"},
+		{name: "broker only", id: 4, roles: "broker", voters: "1@h:1,2@h:2,3@h:3"},
+		{name: "broker only, bootstrap servers", id: 4, roles: "broker", bootstrap: "h:1,h:2"},
+		{name: "broker only alone", id: 4, roles: "broker", wantErr: "a broker-only node needs the controllers"},
+		{name: "broker only among voters", id: 3, roles: "broker", voters: "1@h:1,2@h:2,3@h:3", wantErr: "has no controller role"},
+		{name: "controller only", id: 1, roles: "controller", voters: "1@h:1,2@h:2,3@h:3"},
+		{name: "controller joining", id: 5, roles: "controller", bootstrap: "h:1"},
+		{name: "bad bootstrap server", id: 4, roles: "broker", bootstrap: "h", wantErr: "controller.quorum.bootstrap.servers entry"},
 		{name: "unknown role", id: 1, roles: "broker,zookeeper", wantErr: `unknown role "zookeeper"`},
 		{name: "not a voter", id: 4, voters: "1@h:1,2@h:2,3@h:3", wantErr: "not in controller.quorum.voters"},
 	}
@@ -95,6 +101,9 @@ func TestNodeProcessRolesAndVoters(t *testing.T) {
 			n.Voters = tc.voters
 			if tc.roles != "" {
 				n.Props[PropProcessRoles] = tc.roles
+			}
+			if tc.bootstrap != "" {
+				n.Props[PropQuorumBootstrapServers] = tc.bootstrap
 			}
 			err := n.Validate()
 			if tc.wantErr == "" {

@@ -391,8 +391,19 @@ func (n *Node) Validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if roles.Controller && len(voters) > 0 && !slices.ContainsFunc(voters, func(v Voter) bool { return v.ID == n.NodeID }) {
-		errs = append(errs, fmt.Errorf("%w: node.id %d has the controller role but is not in %s %q", ErrInvalidNode, n.NodeID, PropQuorumVoters, n.Voters))
+	bootstrap, err := n.BootstrapServers()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	inVoters := slices.ContainsFunc(voters, func(v Voter) bool { return v.ID == n.NodeID })
+	switch {
+	case roles.Controller && len(voters) > 0 && !inVoters:
+		errs = append(errs, fmt.Errorf("%w: node.id %d has the controller role but is not in %s %q (a controller joining a running quorum names it with %s instead)",
+			ErrInvalidNode, n.NodeID, PropQuorumVoters, n.Voters, PropQuorumBootstrapServers))
+	case !roles.Controller && inVoters:
+		errs = append(errs, fmt.Errorf("%w: node.id %d is in %s but %s=%q has no controller role", ErrInvalidNode, n.NodeID, PropQuorumVoters, PropProcessRoles, n.Props[PropProcessRoles]))
+	case !roles.Controller && len(voters) == 0 && len(bootstrap) == 0:
+		errs = append(errs, fmt.Errorf("%w: a broker-only node needs the controllers: set %s or %s", ErrInvalidNode, PropQuorumVoters, PropQuorumBootstrapServers))
 	}
 	return errors.Join(errs...)
 }
@@ -422,13 +433,13 @@ func checkAddr(addr string, listen bool) error {
 // PropProcessRoles is Kafka's process.roles; it stays in Props.
 const PropProcessRoles = "process.roles"
 
-// Roles are the parsed process.roles of a node.
+// Roles are the parsed process.roles of a node. A broker-only node follows
+// the metadata log as a non-voting member and hosts partitions; a
+// controller-only node votes and hosts none.
 type Roles struct{ Broker, Controller bool }
 
 // ProcessRoles parses process.roles ("broker", "controller" or both, comma
-// separated; default both). Every node is combined today: a broker-only or
-// controller-only node is refused with an error saying so, rather than
-// started half-built.
+// separated; default both).
 func (n Node) ProcessRoles() (Roles, error) {
 	v, ok := n.Props[PropProcessRoles]
 	if !ok {
@@ -448,8 +459,22 @@ func (n Node) ProcessRoles() (Roles, error) {
 	if !r.Broker && !r.Controller {
 		return r, fmt.Errorf("%w: %s is empty", ErrInvalidNode, PropProcessRoles)
 	}
-	if !r.Broker || !r.Controller {
-		return r, fmt.Errorf("%w: %s=%q: only broker,controller (combined) nodes are supported yet", ErrInvalidNode, PropProcessRoles, v)
-	}
 	return r, nil
+}
+
+// PropQuorumBootstrapServers is Kafka's controller.quorum.bootstrap.servers
+// (KIP-853): controller listeners to find the quorum through, without
+// naming the voters. It stays in Props.
+const PropQuorumBootstrapServers = "controller.quorum.bootstrap.servers"
+
+// BootstrapServers parses controller.quorum.bootstrap.servers ("host:port,...").
+func (n Node) BootstrapServers() ([]string, error) {
+	var out []string
+	for _, addr := range splitList(n.Props[PropQuorumBootstrapServers]) {
+		if err := checkAddr(addr, false); err != nil {
+			return nil, fmt.Errorf("%w: %s entry %q: %v", ErrInvalidNode, PropQuorumBootstrapServers, addr, err)
+		}
+		out = append(out, addr)
+	}
+	return out, nil
 }

@@ -10,8 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/vfs"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Errors returned by the controller. Errors caused by a record that does not
@@ -74,7 +74,8 @@ type Voter struct {
 type Config struct {
 	// NodeID is this node's id; it is also its Raft server id.
 	NodeID int32
-	// Dir holds raft.db and the snapshots: <data-dir>/__cluster_metadata.
+	// Dir holds the Raft log (raft.wal), stable store (raft.stable) and
+	// the snapshots: <data-dir>/__cluster_metadata.
 	Dir string
 	// Addr is the Raft bind address, also advertised to peers. Port 0 picks
 	// a free port (see Controller.Addr).
@@ -89,6 +90,25 @@ type Config struct {
 	// lost its metadata log: it refuses to start rather than bootstrap a
 	// second cluster or vote as a new member (see ErrMetadataLost).
 	Formatted bool
+	// Observer makes this node a non-voting member (a broker-only node):
+	// it never bootstraps, and the active controller adds it to the Raft
+	// configuration as a non-voter when it registers (AddObserver). Its
+	// Raft stores may be lost freely: it never voted.
+	Observer bool
+	// Join makes a controller that is not in Voters wait to be added by
+	// AddRaftVoter (KIP-853) instead of bootstrapping a quorum of its own.
+	Join bool
+	// Rejoin says the quorum this voter belongs to is already running (the
+	// node found an active controller before opening). With empty Raft
+	// stores it then neither bootstraps nor votes until it has caught up
+	// with the leader, and afterwards votes only in later terms: it may be
+	// a voter whose data directory was lost with the votes it cast, which
+	// must not vote twice in one term (KIP-853 keys voters by directory id
+	// for this; hashicorp/raft has no such key).
+	Rejoin bool
+	// Advertise is the Raft address peers dial when it differs from the
+	// voters entry and the bound address (a wildcard bind).
+	Advertise string
 	// SessionTimeout is broker.session.timeout.ms: the active controller
 	// fences a broker that has not heartbeated for this long. 0 means 9 s.
 	SessionTimeout time.Duration
@@ -99,9 +119,16 @@ type Config struct {
 	Props map[string]string
 	// Logger receives the controller's and Raft's logs; nil discards.
 	Logger *slog.Logger
+	// FS holds the Raft log, stable store and snapshots (raftstore.go,
+	// snapstore.go); nil is the operating system's.
+	FS vfs.FS
 	// Dial opens Raft's connections to the other voters (nil: a TCP
 	// dial). Tests cut links between nodes through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// dropAppend, in tests, refuses the AppendEntries it returns true for
+	// (heartbeats take Raft's fast path and still arrive).
+	dropAppend func() bool
 }
 
 // Validate checks the config.
@@ -129,8 +156,9 @@ type Controller struct {
 	cfg       Config
 	log       *slog.Logger
 	raft      *raft.Raft
-	store     *raftboltdb.BoltStore
+	store     *raftStore
 	transport *raft.NetworkTransport
+	progress  *progressTransport // transport wrapper: followers' log ends
 	mux       *muxListener
 
 	image atomic.Pointer[metadata.Image]
@@ -193,7 +221,13 @@ func Open(cfg Config) (_ *Controller, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "controller")
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if err := cfg.FS.SyncDir(filepath.Dir(cfg.Dir)); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{
@@ -226,16 +260,16 @@ func Open(cfg Config) (_ *Controller, err error) {
 		}
 	}()
 
-	c.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	c.store, err = openRaftStore(cfg.FS, cfg.Dir, logger)
 	if err != nil {
 		return nil, fmt.Errorf("controller: open raft store: %w", err)
 	}
 	closers = append(closers, c.store)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog)
+	snaps, err := openSnapStore(cfg.FS, cfg.Dir, snapshotsRetained, logger)
 	if err != nil {
 		return nil, fmt.Errorf("controller: open snapshot store: %w", err)
 	}
-	var advertise string
+	advertise := cfg.Advertise
 	for _, v := range cfg.Voters {
 		if v.ID == cfg.NodeID {
 			advertise = v.Addr
@@ -250,6 +284,10 @@ func Open(cfg Config) (_ *Controller, err error) {
 		Stream: c.mux, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog,
 	})
 	closers = append(closers, c.transport)
+	c.progress = newProgressTransport(c.transport)
+	c.progress.dropAppend = cfg.dropAppend
+	c.wg.Go(func() { c.progress.filterLoop(c.stopc) })
+	closers = append(closers, closerFunc(func() error { close(c.stopc); c.wg.Wait(); return nil }))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)
@@ -270,7 +308,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: read raft state: %w", err)
 	}
-	if !existing && cfg.Formatted {
+	if !existing && cfg.Formatted && !cfg.Observer {
 		// The directory was part of a cluster but its Raft stores are gone
 		// (wiped, or replaced). Bootstrapping would start a second cluster;
 		// joining empty would forget the votes this voter cast, so it could
@@ -281,13 +319,17 @@ func Open(cfg Config) (_ *Controller, err error) {
 			"this node lost its metadata log and must not bootstrap or vote as new; restore %s, or move the data directory away to start a new cluster",
 			ErrMetadataLost, cfg.Dir, cfg.Dir)
 	}
-	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.transport)
+	c.raft, err = raft.NewRaft(rc, (*fsm)(c), logs, c.store, snaps, c.progress)
 	if err != nil {
 		return nil, fmt.Errorf("controller: start raft: %w", err)
 	}
 	closers = append(closers, closerFunc(func() error { return c.raft.Shutdown().Error() }))
 
-	if !existing {
+	if !existing && cfg.Rejoin && !cfg.Observer {
+		c.progress.voteFloor.Store(math.MaxUint64)
+		c.log.Info("rejoining a running quorum with empty metadata stores: no vote until caught up")
+	}
+	if !existing && !cfg.Observer && !cfg.Join && !cfg.Rejoin {
 		conf, member := c.bootstrapConfiguration()
 		if member {
 			switch err := c.raft.BootstrapCluster(conf).Error(); {
@@ -339,6 +381,10 @@ func (c *Controller) bootstrapConfiguration() (raft.Configuration, bool) {
 
 // Addr returns the address the controller listener is bound to.
 func (c *Controller) Addr() string { return c.mux.ln.Addr().String() }
+
+// AdvertisedAddr is the address peers reach this node's Raft (and
+// controller listener) at.
+func (c *Controller) AdvertisedAddr() string { return string(c.transport.LocalAddr()) }
 
 // KafkaListener returns the Kafka half of the controller listener: the
 // connections that did not open with the Raft preamble. Accept fails with
@@ -421,6 +467,19 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		}
 		c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
 	} else {
+		// A follower learns the leader from its first heartbeat, which
+		// carries no commit index, and its commit index starts at 0
+		// after a restart whatever snapshot it restored: wait for an
+		// AppendEntries to set it. It then covers every entry this node
+		// applied before it stopped (the smaller of the leader's commit
+		// index and this log's end); a target of 0 left the image at the
+		// snapshot's, where a broker takes the partitions created since
+		// for strays.
+		for c.raft.CommitIndex() == 0 {
+			if err := sleep(); err != nil {
+				return err
+			}
+		}
 		target := c.raft.CommitIndex()
 		c.startCommit.Store(max(target, 1))
 		for c.raft.AppliedIndex() < target {
@@ -433,6 +492,9 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		if err := sleep(); err != nil {
 			return err
 		}
+	}
+	if term := c.raft.CurrentTerm(); c.progress.voteFloor.CompareAndSwap(math.MaxUint64, term) {
+		c.log.Info("caught up with the quorum; voting again from the next term", "term", term)
 	}
 	c.checkVoters()
 	return nil

@@ -1,6 +1,7 @@
-// Package controller runs the metadata quorum: it wires hashicorp/raft (a
-// BoltDB log and stable store, file snapshots, a TCP transport on the
-// controller address) to the metadata state machine, publishes the resulting
+// Package controller runs the metadata quorum: it wires hashicorp/raft (its
+// log, stable and snapshot stores are ours, on the vfs seam: raftstore.go,
+// snapstore.go; a TCP transport on the controller address) to the metadata
+// state machine, publishes the resulting
 // immutable *metadata.Image to the rest of the node, and, on the Raft leader
 // (the active controller), turns commands (create topic, alter configs,
 // allocate producer ids, ...) into metadata records.
@@ -19,6 +20,21 @@
 // node once it knows the cluster id) but whose Raft stores are empty lost its
 // metadata log: Open refuses it (ErrMetadataLost) instead of bootstrapping a
 // second cluster or voting with a forgotten vote.
+// A voter with a new data directory whose node found the quorum running
+// (Config.Rejoin) does not bootstrap, and its transport refuses vote
+// requests until WaitReady has seen it catch up, then those for terms up
+// to the one it caught up in.
+//
+// # Quorum membership (quorum.go)
+//
+// Broker-only nodes are Raft non-voters (Config.Observer): they never
+// bootstrap, and the active controller adds them (AddObserver) when they
+// register. A controller joining a running quorum (Config.Join) waits for
+// AddVoter (KIP-853 AddRaftVoter); RemoveVoter removes one. Configuration
+// changes run under the command lock like commands. The Raft transport is
+// wrapped (progressTransport) to record each follower's log end from its
+// AppendEntries answers, for Quorum (DescribeQuorum), and to filter vote
+// requests; pipelining is off so every answer passes through it.
 //
 // # Controller listener
 //
@@ -79,7 +95,8 @@
 // controller listener's accept loop with one router per
 // connection until its first byte arrives (bounded by sniffTimeout), and one
 // waiter per outstanding Raft future whose caller gave up; all stop by Close,
-// the waiters because Raft shutdown resolves every future.
+// the waiters because Raft shutdown resolves every future, and the
+// transport's RPC filter (stopped by closing stopc).
 //
 // # Lock order
 //

@@ -229,13 +229,17 @@ func maybeComplete(replicas, isr, adding, removing []int32) (_, _, _, _ []int32)
 // again. Replicas assigned to the broker stay assigned: move them first
 // (a drain).
 func (c *Controller) UnregisterBroker(ctx context.Context, id int32) error {
-	return c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		b, ok := img.Brokers[id]
 		if !ok {
 			return nil, fmt.Errorf("%w: %d", ErrBrokerNotRegistered, id)
 		}
 		return append(leaveRecords(img, id, c.uncleanFor(img)), metadata.UnregisterBrokerRecord{NodeID: id, Epoch: b.Epoch}), nil
 	})
+	if err != nil {
+		return err
+	}
+	return c.forgetObserver(ctx, id)
 }
 
 // sortedDiff is the ids of a not in b, ascending (Kafka's TreeSet).

@@ -41,6 +41,21 @@ import (
 // returns an error per partition (nil: written and durable).
 func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instanceID string, generation int32,
 	pid int64, epoch int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
+	return c.commitTxnOffsets(ctx, nil, id, memberID, instanceID, generation, pid, epoch, offsets)
+}
+
+// CommitVerifiedTxnOffsets is CommitTxnOffsets for a transaction verified
+// with a coordinator on another broker: the write carries guard, the
+// __consumer_offsets partition's verification guard taken before the
+// verification (statelog.Batch.Guard), so that offsets are not written
+// after an end marker the verification did not see.
+func (c *Coordinator) CommitVerifiedTxnOffsets(ctx context.Context, guard uint64, id, memberID, instanceID string, generation int32,
+	pid int64, epoch int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
+	return c.commitTxnOffsets(ctx, &guard, id, memberID, instanceID, generation, pid, epoch, offsets)
+}
+
+func (c *Coordinator) commitTxnOffsets(ctx context.Context, guard *uint64, id, memberID, instanceID string, generation int32,
+	pid int64, epoch int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
 	out := make(map[TopicPartition]error, len(offsets))
 	var next int64
 	var log statelog.Log
@@ -66,7 +81,7 @@ func (c *Coordinator) CommitTxnOffsets(ctx context.Context, id, memberID, instan
 		if len(kvs) == 0 {
 			return
 		}
-		n, err := c.appendTxnRecords(g, pid, epoch, kvs...)
+		n, err := c.appendTxnRecords(g, pid, epoch, guard, kvs...)
 		if err != nil {
 			for _, tp := range ok {
 				out[tp] = err
@@ -181,8 +196,8 @@ func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, genera
 }
 
 // appendTxnRecords writes offset records as a transactional batch of pid.
-func (c *Coordinator) appendTxnRecords(g *group, pid int64, epoch int16, kvs ...statelog.KeyValue) (int64, error) {
-	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: pid, ProducerEpoch: epoch, Records: kvs})
+func (c *Coordinator) appendTxnRecords(g *group, pid int64, epoch int16, guard *uint64, kvs ...statelog.KeyValue) (int64, error) {
+	next, err := g.log.Append(statelog.Batch{Now: c.now(), ProducerID: pid, ProducerEpoch: epoch, Records: kvs, Guard: guard})
 	if err == nil {
 		g.written = next
 	}

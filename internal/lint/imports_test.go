@@ -20,12 +20,12 @@ const module = "github.com/gregor-dev/gregor/internal/"
 // only so that its one error table can name the log's errors.
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
-	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog"},
+	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
 	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog"},
 	"group":      {"statelog", "metadata", "record", "config"},
 	"txn":        {"replica", "statelog", "metadata", "record"},
 	"statelog":   {"replica", "commitlog"},
-	"controller": {"metadata"},
+	"controller": {"metadata", "vfs"},
 	"replica":    {"commitlog", "record", "metadata", "config", "vfs"},
 	"commitlog":  {"record", "vfs"},
 	"bench":      {},
@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"httpapi":    {},
 	"record":     {},
 	"metadata":   {},
-	"config":     {},
+	"config":     {"vfs"},
 	"lint":       {},
 	"vfs":        {},
 	"chaintest":  {},

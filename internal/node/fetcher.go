@@ -22,7 +22,10 @@ import (
 // partition this node follows from that broker. Each response is applied in
 // three steps, in this order because acks=all means "on disk on every ISR
 // member" (ARCHITECTURE.md): append the leader's batches unchanged, fsync
-// every partition that got records, then take the leader's high watermark.
+// every partition that got records (each partition's append and fsync on
+// its own goroutine), then take the leader's high watermark. The next fetch
+// is not sent before the fsyncs end: its fetch offsets are what the leader
+// counts as replicated, so pipelining it would acknowledge unsynced bytes.
 // The new log end reaches the leader only as the next request's fetch
 // offset, which is read from the durable offset. The current leader epoch
 // of each partition is read at every request, so a leader epoch change
@@ -218,8 +221,13 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 		sent
 		hw int64
 	}
+	type fetchedBatches struct {
+		applied
+		records []byte
+		stale   bool
+	}
 	var got []applied
-	var appended []*replica.Partition
+	var work []fetchedBatches
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
@@ -244,33 +252,47 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 				continue
 			}
 			if len(rp.RecordBatches) > 0 {
-				before := p.LogEndOffset()
-				leo, err := p.AppendFetched(s.pos, rp.RecordBatches)
-				switch {
-				case errors.Is(err, replica.ErrStaleFetch):
-					continue
-				case err != nil:
-					logger.Error("replicated append failed", "topic", t.Topic, "partition", rp.Partition, "err", err)
-					failed = true
-				}
-				if leo > before {
-					appended = append(appended, p)
-				}
+				work = append(work, fetchedBatches{applied: applied{s, rp.HighWatermark}, records: rp.RecordBatches})
+				continue
 			}
 			got = append(got, applied{s, rp.HighWatermark})
 		}
 	}
-	// One fsync per partition that got records, side by side (separate
-	// files), before anything of them counts as replicated.
+	// Each partition that got records is appended and fsynced on its own
+	// goroutine (separate files and locks), so a response spanning many
+	// partitions costs about its largest partition's write and fsync, not
+	// their sum; nothing of it counts as replicated before its fsync.
 	var wg sync.WaitGroup
-	for _, p := range appended {
+	var mu sync.Mutex
+	for i := range work {
+		w := &work[i]
 		wg.Go(func() {
-			if err := p.Sync(); err != nil {
-				logger.Error("replica fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			p := w.p
+			before := p.LogEndOffset()
+			leo, err := p.AppendFetched(w.pos, w.records)
+			switch {
+			case errors.Is(err, replica.ErrStaleFetch):
+				w.stale = true
+				return
+			case err != nil:
+				logger.Error("replicated append failed", "topic", p.Topic, "partition", p.Index, "err", err)
+				mu.Lock()
+				failed = true
+				mu.Unlock()
+			}
+			if leo > before {
+				if err := p.Sync(); err != nil {
+					logger.Error("replica fsync failed", "topic", p.Topic, "partition", p.Index, "err", err)
+				}
 			}
 		})
 	}
 	wg.Wait()
+	for _, w := range work {
+		if !w.stale {
+			got = append(got, w.applied)
+		}
+	}
 	for _, a := range got {
 		a.p.SetFetchedHighWatermark(a.pos, a.hw)
 	}

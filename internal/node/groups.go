@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -51,7 +50,7 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 // newTxnCoordinator builds the transaction coordinator from the broker
 // properties (read once: changing them needs a restart).
 func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Controller, replicas *replica.Manager,
-	pids *txn.ProducerIDs, groups *group.Coordinator, logger *slog.Logger) *txn.Coordinator {
+	pids *txn.ProducerIDs, groups *group.Coordinator, markers txn.MarkerWriter, logger *slog.Logger) *txn.Coordinator {
 	ms := func(name string, def int64) time.Duration {
 		return time.Duration(config.Int64(props(p, name), def)) * time.Millisecond
 	}
@@ -73,15 +72,13 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 			}
 			return part
 		},
-		Log: func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, txn.Topic, partition) },
+		// Markers go to every partition's leader as WriteTxnMarkers; the
+		// leader of a __consumer_offsets partition applies them to its
+		// groups' transactional offsets.
+		WriteMarkers: markers,
+		Log:          func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, txn.Topic, partition) },
 		GroupPartition: func(g string) txn.TopicPartition {
 			return txn.TopicPartition{Topic: group.Topic, Partition: group.PartitionFor(g, groups.NumPartitions())}
-		},
-		MarkerWritten: func(ctx context.Context, tp txn.TopicPartition, pid int64, commit bool) error {
-			if tp.Topic != group.Topic {
-				return nil
-			}
-			return groups.CompleteTxn(ctx, tp.Partition, pid, commit)
 		},
 		Logger: logger,
 	})

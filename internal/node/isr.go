@@ -26,7 +26,7 @@ type isrUpdater struct {
 	lagMax   time.Duration
 	epoch    func() int64 // this broker's epoch; 0 while unregistered
 	leader   func() (int32, bool)
-	voters   map[int32]string
+	ctrls    *controllers
 	logger   *slog.Logger
 	client   controllerClient
 	// sent remembers the partition epoch of each change sent, so an
@@ -44,8 +44,8 @@ type sentISR struct {
 const isrResend = 2 * time.Second
 
 func newISRUpdater(nodeID int32, replicas *replica.Manager, lagMax time.Duration, epoch func() int64,
-	leader func() (int32, bool), voters map[int32]string, dial dialFunc, logger *slog.Logger) *isrUpdater {
-	u := &isrUpdater{nodeID: nodeID, replicas: replicas, lagMax: lagMax, epoch: epoch, leader: leader, voters: voters,
+	leader func() (int32, bool), ctrls *controllers, dial dialFunc, logger *slog.Logger) *isrUpdater {
+	u := &isrUpdater{nodeID: nodeID, replicas: replicas, lagMax: lagMax, epoch: epoch, leader: leader, ctrls: ctrls,
 		logger: logger.With("component", "isr"), sent: make(map[replica.TopicPartition]sentISR)}
 	u.client.timeout = 10 * time.Second
 	u.client.clientID = "gregor-isr-" + strconv.Itoa(int(nodeID))
@@ -69,6 +69,11 @@ func (u *isrUpdater) run(ctx context.Context) {
 }
 
 func (u *isrUpdater) step(ctx context.Context, now time.Time) {
+	if u.replicas.Offline() != nil {
+		// An offline broker leads nothing: it must not shrink an ISR
+		// to itself while the controller moves leadership away.
+		return
+	}
 	var props []replica.ISRProposal
 	for _, p := range u.replicas.All() {
 		prop, ok := p.ProposeISR(now, u.lagMax)
@@ -83,7 +88,7 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 	}
 	epoch := u.epoch()
 	id, ok := u.leader()
-	addr := u.voters[id]
+	addr, _ := u.ctrls.addr(id)
 	if len(props) == 0 || epoch == 0 || !ok || addr == "" {
 		return
 	}

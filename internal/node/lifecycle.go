@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,10 +35,13 @@ type brokerLifecycle struct {
 	port      int32
 	rack      string
 	interval  time.Duration
-	voters    map[int32]string // controller id -> controller listener address
-	order     []int32
-	leader    func() (int32, bool)
-	logger    *slog.Logger
+	// raftAddr, on a broker-only node, is its Raft listener: the
+	// registration carries it as the CONTROLLER listener, and the active
+	// controller adds the node to the quorum as an observer.
+	raftAddr    string
+	controllers *controllers
+	leader      func() (int32, bool)
+	logger      *slog.Logger
 
 	client controllerClient
 
@@ -142,27 +146,10 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 	epoch := l.mu.epoch
 	l.mu.Unlock()
 	if epoch == 0 {
-		req := kmsg.NewPtrBrokerRegistrationRequest()
-		req.Version = 3
-		req.BrokerID = l.nodeID
-		req.ClusterID = l.clusterID
-		req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: l.host, Port: uint16(l.port), SecurityProtocol: 0}}
-		if l.rack != "" {
-			req.Rack = &l.rack
-		}
-		req.PreviousBrokerEpoch = -1
-		var resp kmsg.BrokerRegistrationResponse
-		if err := l.exchange(ctx, req, &resp); err != nil {
+		if err := l.register(ctx); err != nil {
 			return err
 		}
-		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-			return fmt.Errorf("broker registration: %w", err)
-		}
-		l.mu.Lock()
-		l.mu.epoch = resp.BrokerEpoch
-		l.mu.Unlock()
-		l.logger.Info("registered with the controller", "broker_epoch", resp.BrokerEpoch)
-		epoch = resp.BrokerEpoch
+		epoch = l.brokerEpoch()
 	}
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.Version = 1
@@ -194,6 +181,71 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 	return nil
 }
 
+// register sends one BrokerRegistration.
+func (l *brokerLifecycle) register(ctx context.Context) error {
+	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.Version = 3
+	req.BrokerID = l.nodeID
+	req.ClusterID = l.clusterID
+	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: l.host, Port: uint16(l.port), SecurityProtocol: 0}}
+	if l.raftAddr != "" {
+		host, portStr, err := net.SplitHostPort(l.raftAddr)
+		port, perr := strconv.ParseUint(portStr, 10, 16)
+		if err != nil || perr != nil {
+			return fmt.Errorf("node: raft address %q", l.raftAddr)
+		}
+		req.Listeners = append(req.Listeners, kmsg.BrokerRegistrationRequestListener{Name: "CONTROLLER", Host: host, Port: uint16(port)})
+	}
+	if l.rack != "" {
+		req.Rack = &l.rack
+	}
+	req.PreviousBrokerEpoch = -1
+	var resp kmsg.BrokerRegistrationResponse
+	if err := l.exchange(ctx, req, &resp); err != nil {
+		return err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("broker registration: %w", err)
+	}
+	l.mu.Lock()
+	l.mu.epoch = resp.BrokerEpoch
+	l.mu.Unlock()
+	l.logger.Info("registered with the controller", "broker_epoch", resp.BrokerEpoch)
+	return nil
+}
+
+// join makes a broker-only node an observer of the metadata quorum before
+// it knows the metadata log: its registration carries its Raft listener,
+// and the active controller adds it as a non-voter before checking the
+// registration. A node that does not know its cluster id yet (a new data
+// directory) registers with none; the refusal (INCONSISTENT_CLUSTER_ID)
+// still means it was added, and it registers for real once it has caught
+// up. A registration refused for another cluster id fails.
+func (l *brokerLifecycle) join(ctx context.Context) error {
+	for {
+		err := l.register(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, kerr.InconsistentClusterID) && l.clusterID == "":
+			return nil
+		case errors.Is(err, kerr.InconsistentClusterID):
+			return fmt.Errorf("node: the controllers refused this broker's cluster id %s (meta.properties): %w", l.clusterID, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("node: joining the metadata quorum: %w (last error: %v)", context.Cause(ctx), err)
+		}
+		l.logger.Debug("joining the metadata quorum failed", "err", err)
+		l.client.close()
+		t := time.NewTimer(lifecycleRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
 // exchange sends req to a controller and decodes its answer into resp,
 // moving to the next controller on NOT_CONTROLLER.
 func (l *brokerLifecycle) exchange(ctx context.Context, req kmsg.Request, resp kmsg.Response) error {
@@ -221,13 +273,11 @@ func (l *brokerLifecycle) pick() string {
 		return a
 	}
 	if id, ok := l.leader(); ok {
-		if a, ok := l.voters[id]; ok {
+		if a, ok := l.controllers.addr(id); ok {
 			return a
 		}
 	}
-	id := l.order[0]
-	l.order = append(l.order[1:], id)
-	return l.voters[id]
+	return l.controllers.nextAddr()
 }
 
 // maxControllerResponse bounds a controller's answer before it is read:
@@ -281,7 +331,11 @@ func (c *controllerClient) request(ctx context.Context, addr string, req kmsg.Re
 		deadline = d
 	}
 	_ = c.conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Now()) })
+	// The connection, not c.conn: the func may run after this request
+	// returned and the caller's close set c.conn to nil (a nil
+	// dereference that crashed a node closing mid-heartbeat).
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
 	c.corr++
@@ -341,13 +395,13 @@ const forwardTimeout = 30 * time.Second
 // forwarder sends admin requests that reached this broker to the active
 // controller's controller listener (KIP-590), over a few reused connections.
 type forwarder struct {
-	voters map[int32]string
-	leader func() (int32, bool)
-	idle   chan *controllerClient // capacity forwarderConns
+	controllers *controllers
+	leader      func() (int32, bool)
+	idle        chan *controllerClient // capacity forwarderConns
 }
 
-func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, bool), dial dialFunc) *forwarder {
-	f := &forwarder{voters: voters, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
+func newForwarder(nodeID int32, controllers *controllers, leader func() (int32, bool), dial dialFunc) *forwarder {
+	f := &forwarder{controllers: controllers, leader: leader, idle: make(chan *controllerClient, forwarderConns)}
 	for range forwarderConns {
 		f.idle <- &controllerClient{timeout: forwardTimeout, clientID: "gregor-forward-" + strconv.Itoa(int(nodeID)), dial: dial}
 	}
@@ -356,8 +410,11 @@ func newForwarder(nodeID int32, voters map[int32]string, leader func() (int32, b
 
 func (f *forwarder) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	id, ok := f.leader()
-	addr, known := f.voters[id]
-	if !ok || !known {
+	if !ok {
+		return nil, fmt.Errorf("node: no active controller to forward to")
+	}
+	addr, known := f.controllers.addr(id)
+	if !known {
 		return nil, fmt.Errorf("node: no active controller to forward to")
 	}
 	var c *controllerClient

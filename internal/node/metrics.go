@@ -55,10 +55,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(p.HighWatermark()), p.Topic, part)
 		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Size()), p.Topic, part)
 	}
-	st := c.n.kafka.Stats()
-	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.OpenConnections))
-	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.AcceptedConnections))
-	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.RequestsServed))
+	if c.n.kafka != nil { // a controller-only node has no client listener
+		st := c.n.kafka.Stats()
+		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.OpenConnections))
+		ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.AcceptedConnections))
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.RequestsServed))
+	}
 	active := 0.0
 	if c.n.ctrl.IsActive() {
 		active = 1

@@ -8,21 +8,38 @@
 // Start order: the data directory's lock and storage identity
 // (meta.properties: a directory of another node id is refused before
 // anything opens; of another cluster, once the quorum names its cluster id;
-// a new directory gets one then), the controller and the Kafka half of the
-// controller listener, the quorum (a multi-voter node waits for its peers as
+// a new directory gets one then), a broker's client listener (bound, not
+// yet served), the controller (a voter with a new directory first asks its
+// peers whether the quorum runs: quorum.go) and the Kafka half of the
+// controller listener, a broker-only node's join (its registration makes
+// it a Raft observer), the quorum (a multi-voter node waits for its peers as
 // long as it takes), the broker, its registration with the active controller
 // (lifecycle.go: BrokerRegistration, then BrokerHeartbeat every
 // broker.heartbeat.interval.ms; Start returns once the controller unfenced
 // it), then the partitions this broker hosts, the coordinators and the
 // listeners.
 //
+// process.roles picks the parts: a controller-only node has no client
+// listener, registration or ISR updater (it hosts no partitions, so its
+// replica manager and coordinators stay empty, and its broker only answers
+// forwarded admin requests); a broker-only node's controller is a Raft
+// non-voter. Controllers are found through the Raft configuration
+// (quorum.go), so voters added at runtime are reached too.
+//
 // Goroutines: the broker lifecycle loop (one), the listeners' serve loops,
 // the replica manager's loop, one replica fetcher per leader broker this
 // node follows partitions of (fetcher.go, started after each reconcile,
 // stopped by itself when it has nothing to fetch, and by Close before the
-// partitions close) and the ISR updater (isr.go: AlterPartition to the
-// active controller); all stop on Close. The forwarder keeps at most
-// forwarderConns connections to the active controller.
+// partitions close), the ISR updater (isr.go: AlterPartition to the
+// active controller) and the storage watcher (offline.go: a failed write or
+// fsync takes the log directory offline and fences the broker); all stop on
+// Close. The forwarder keeps at most forwarderConns connections to the
+// active controller, the inter-broker client (interbroker.go) at most
+// peerConns to each other broker.
+//
+// Storage: everything the node stores goes through one vfs.FS (Options.FS;
+// the operating system's by default), wrapped in a vfs.WatchFS that reports
+// I/O failures.
 package node
 
 import (
@@ -30,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,12 +68,21 @@ import (
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
+	"github.com/gregor-dev/gregor/internal/vfs"
 )
 
 // Node is a running Gregor node.
 type Node struct {
 	cfg    config.Node
 	logger *slog.Logger
+	// fs holds everything the node stores: meta.properties, the metadata
+	// log's Raft stores, the partitions and the checkpoints. It reports
+	// every failed write or fsync to storageFailed.
+	fs vfs.FS
+	// offlinec is closed by the first storage failure (offline.go).
+	offlinec    chan struct{}
+	offlineOnce sync.Once
+	offlineErr  error // set before offlinec closes
 
 	lock     *os.File
 	ctrl     *controller.Controller
@@ -66,10 +91,13 @@ type Node struct {
 	broker   *broker.Broker
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
+	kafkaLn  net.Listener // bound before the server owns it
 	kafka    *server.Server
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
 	forwarder *forwarder
+	// peers sends inter-broker requests (interbroker.go).
+	peers *peerClients
 	// stopLifecycle stops the broker's heartbeats, asking the controller
 	// to fence it first; nil until registration starts.
 	stopLifecycle func()
@@ -90,9 +118,16 @@ type Node struct {
 type Options struct {
 	// Dial opens every connection this node makes to another node: replica
 	// fetches, broker registration and heartbeats, AlterPartition,
-	// forwarded admin requests and the metadata quorum's Raft traffic. nil
+	// forwarded admin requests, inter-broker requests (transaction markers
+	// and verifications) and the metadata quorum's Raft traffic. nil
 	// dials TCP. The in-process cluster harness cuts links through it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// FS stores all of the node's data (cfg.DataDir is a path in it)
+	// instead of the operating system: tests give each node a vfs.MemFS
+	// to cut its power (MemFS.CrashClone, vfs.CrashCloneAll), or a
+	// vfs.FaultFS to fail its disk. The data directory's lock file is
+	// taken only on the operating system's filesystem. nil: vfs.Default.
+	FS vfs.FS
 }
 
 // Run starts a node and serves until ctx ends, then shuts down cleanly.
@@ -118,6 +153,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
 	logger = logger.With("node_id", cfg.NodeID)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -125,24 +164,29 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if err := validateProps(cfg.Props, logger); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: logger}
+	n := &Node{cfg: cfg, logger: logger, offlinec: make(chan struct{})}
+	osFS := fs == vfs.Default
+	fs = vfs.NewWatchFS(fs, n.storageFailed)
+	n.fs = fs
 	defer func() {
 		if err != nil {
 			n.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := fs.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
-		return nil, err
+	if osFS {
+		if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 
 	// Storage identity: a directory formatted for another node is refused
 	// before anything in it is opened.
-	meta, err := config.ReadMetaProperties(cfg.DataDir)
+	meta, err := config.ReadMetaPropertiesFS(fs, cfg.DataDir)
 	formatted := err == nil
 	switch {
 	case formatted:
@@ -153,7 +197,15 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		return nil, err
 	}
 
+	roles, err := cfg.ProcessRoles()
+	if err != nil {
+		return nil, err
+	}
 	quorum, err := cfg.QuorumVoters()
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := cfg.BootstrapServers()
 	if err != nil {
 		return nil, err
 	}
@@ -163,23 +215,42 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		voters[i] = controller.Voter{ID: v.ID, Addr: listenAddr(v.Addr)}
 		voterAddrs[v.ID] = listenAddr(v.Addr)
 	}
+	// A broker binds its client listener first: a broker-only node's
+	// registration, which makes it an observer, names it.
+	if roles.Broker {
+		if n.kafkaLn, err = net.Listen("tcp", listenAddr(cfg.KafkaAddr)); err != nil {
+			return nil, fmt.Errorf("node: kafka listener: %w", err)
+		}
+	}
+	// A controller named in no voters list joins a running quorum: it waits
+	// for AddRaftVoter rather than bootstrapping one of its own.
+	joining := roles.Controller && len(quorum) == 0 && len(bootstrap) > 0
+	// A voter of a larger quorum with a new data directory asks its peers
+	// first: see quorumRunning.
+	rejoin := roles.Controller && !formatted && len(quorum) > 1 && quorumRunning(ctx, cfg.NodeID, voterAddrs, opts.Dial)
 	n.ctrl, err = controller.Open(controller.Config{
 		NodeID:         cfg.NodeID,
 		Dir:            filepath.Join(cfg.DataDir, "__cluster_metadata"),
 		Addr:           listenAddr(cfg.ControllerAddr),
+		Advertise:      raftAdvertised(cfg),
 		Voters:         voters,
 		Formatted:      formatted,
+		Observer:       !roles.Controller,
+		Join:           joining,
+		Rejoin:         rejoin,
 		SessionTimeout: time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond,
 		Props:          cfg.Props,
 		Logger:         logger,
+		FS:             fs,
 		Dial:           opts.Dial,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: controller: %w", err)
 	}
-	if len(voterAddrs) == 0 {
+	if len(voterAddrs) == 0 && len(bootstrap) == 0 {
 		voterAddrs[cfg.NodeID] = n.ctrl.Addr()
 	}
+	ctrls := &controllers{static: voterAddrs, bootstrap: bootstrap, ctrl: n.ctrl, self: cfg.NodeID}
 	// The controller listener's Kafka half: broker registrations and
 	// heartbeats, served before the quorum is up so that peers get
 	// NOT_CONTROLLER rather than a silent port.
@@ -197,16 +268,38 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		}
 	})
 
+	var lc *brokerLifecycle
+	if roles.Broker {
+		host, port := advertised(cfg.Advertised(), n.kafkaLn.Addr())
+		lc = newBrokerLifecycle(&brokerLifecycle{
+			nodeID: cfg.NodeID, clusterID: meta.ClusterID, host: host, port: port,
+			rack:        props(cfg.Props, "broker.rack"),
+			interval:    time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
+			controllers: ctrls, leader: n.ctrl.Leader,
+			logger: logger.With("component", "broker-lifecycle"),
+		})
+		lc.client.dial = opts.Dial
+	}
 	// One voter elects itself at once, so a missing leader after a minute is
 	// a fault; a larger quorum waits for its peers as long as it takes, as
-	// they may be started in any order.
+	// they may be started in any order, and so do nodes that join one.
 	readyCtx, readyCancel := context.WithCancel(ctx)
-	if len(quorum) <= 1 {
+	if len(quorum) <= 1 && len(bootstrap) == 0 {
 		readyCtx, readyCancel = context.WithTimeout(ctx, 60*time.Second)
 	} else {
-		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters)
+		logger.Info("waiting for the metadata quorum", "voters", cfg.Voters, "bootstrap_servers", bootstrap)
 	}
 	defer readyCancel()
+	if !roles.Controller {
+		// A broker-only node asks to follow the metadata log (KIP-853
+		// observer); it registers for real once it has caught up.
+		lc.raftAddr = n.ctrl.AdvertisedAddr()
+		if err := lc.join(readyCtx); err != nil {
+			return nil, err
+		}
+	} else if joining {
+		logger.Info("waiting to be added to the metadata quorum (AddRaftVoter)", "controller", n.ctrl.AdvertisedAddr())
+	}
 	if err := n.ctrl.WaitReady(readyCtx); err != nil {
 		return nil, fmt.Errorf("node: waiting for the metadata quorum: %w", err)
 	}
@@ -215,7 +308,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		if err := config.CheckMetaProperties(meta, cfg.DataDir, cfg.NodeID, clusterID); err != nil {
 			return nil, err
 		}
-	} else if err := config.WriteMetaProperties(cfg.DataDir, config.MetaProperties{
+	} else if err := config.WriteMetaPropertiesFS(fs, cfg.DataDir, config.MetaProperties{
 		ClusterID: clusterID, NodeID: cfg.NodeID, DirectoryID: config.NewDirectoryID(),
 	}); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
@@ -224,10 +317,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	retentionCheck := time.Duration(config.Int64(props(cfg.Props, "log.retention.check.interval.ms"), 300000)) * time.Millisecond
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
-		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff})
+		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff, FS: fs})
 	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, opts.Dial, logger)
 
-	n.forwarder = newForwarder(cfg.NodeID, voterAddrs, n.ctrl.Leader, opts.Dial)
+	n.forwarder = newForwarder(cfg.NodeID, ctrls, n.ctrl.Leader, opts.Dial)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 		if errors.Is(err, controller.ErrNotController) {
@@ -236,56 +329,53 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		return first, count, err
 	})
 	n.groups = newGroupCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, logger)
-	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, logger)
+	n.peers = newPeerClients(cfg.NodeID, n.ctrl.Image, opts.Dial, logger)
+	n.txns = newTxnCoordinator(cfg.NodeID, cfg.Props, n.ctrl, n.replicas, pids, n.groups, n.writeMarkers, logger)
 	n.broker = broker.New(broker.Config{NodeID: cfg.NodeID, LogDir: absPath(cfg.DataDir), Static: cfg.Props,
 		FetchSessionCacheSlots: int(config.Int64(props(cfg.Props, "max.incremental.fetch.session.cache.slots"), 1000)),
 		Transactions:           n.txns,
 		Voters:                 len(voterAddrs),
 		Forward:                n.forwarder.forward,
+		SendToBroker:           n.peers.request,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
-	n.kafka = server.New(server.Config{
-		Addr:                listenAddr(cfg.KafkaAddr),
-		MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
-		MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
-		MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
-		MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
-		IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
-		Observe:             n.requests.observe,
-		Logger:              logger,
-	}, n.broker)
-	if err := n.kafka.Listen(); err != nil {
-		return nil, fmt.Errorf("node: kafka listener: %w", err)
-	}
+	if roles.Broker {
+		n.kafka = server.New(server.Config{
+			Listener:            n.kafkaLn,
+			MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
+			MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
+			MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
+			MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
+			IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
+			Observe:             n.requests.observe,
+			Logger:              logger,
+		}, n.broker)
+		if err := n.kafka.Listen(); err != nil {
+			return nil, fmt.Errorf("node: kafka listener: %w", err)
+		}
 
-	// Register with the active controller, with the advertised address
-	// (port 0, in tests, advertises the bound port), and wait to be
-	// unfenced, as a KRaft broker does before it serves.
-	host, port := advertised(cfg.Advertised(), n.kafka.Addr())
-	order := slices.Sorted(maps.Keys(voterAddrs))
-	lc := newBrokerLifecycle(&brokerLifecycle{
-		nodeID: cfg.NodeID, clusterID: clusterID, host: host, port: port,
-		rack:     props(cfg.Props, "broker.rack"),
-		interval: time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
-		voters:   voterAddrs, order: order, leader: n.ctrl.Leader,
-		logger: logger.With("component", "broker-lifecycle"),
-	})
-	lc.client.dial = opts.Dial
-	lcCtx, lcCancel := context.WithCancel(runCtx)
-	lcDone := make(chan struct{})
-	n.stopLifecycle = func() { lcCancel(); <-lcDone }
-	n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
-	regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
-	defer regCancel()
-	if err := lc.waitUnfenced(regCtx); err != nil {
-		return nil, err
-	}
+		// Register with the active controller, with the advertised
+		// address (port 0, in tests, advertises the bound port), and wait
+		// to be unfenced, as a KRaft broker does before it serves.
+		lc.clusterID = clusterID
+		lcCtx, lcCancel := context.WithCancel(runCtx)
+		lcDone := make(chan struct{})
+		n.stopLifecycle = func() { lcCancel(); <-lcDone }
+		n.wg.Go(func() { defer close(lcDone); lc.run(lcCtx) })
+		regCtx, regCancel := context.WithTimeout(ctx, 60*time.Second)
+		defer regCancel()
+		if err := lc.waitUnfenced(regCtx); err != nil {
+			return nil, err
+		}
 
-	lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
-	isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, voterAddrs, opts.Dial, logger)
-	n.wg.Go(func() { isr.run(runCtx) })
+		n.wg.Go(func() { n.watchStorage(runCtx) })
+
+		lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
+		isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, ctrls, opts.Dial, logger)
+		n.wg.Go(func() { isr.run(runCtx) })
+	}
 
 	// Partitions follow the metadata log from here on.
 	n.health = newClusterHealth(n)
@@ -305,11 +395,13 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	n.txns.Start()
 
 	n.wg.Go(func() { n.replicas.Run(runCtx) })
-	n.wg.Go(func() {
-		if err := n.kafka.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-			logger.Error("kafka listener stopped", "err", err)
-		}
-	})
+	if n.kafka != nil {
+		n.wg.Go(func() {
+			if err := n.kafka.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				logger.Error("kafka listener stopped", "err", err)
+			}
+		})
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -324,20 +416,38 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 			logger.Error("http listener stopped", "err", err)
 		}
 	})
-	logger.Info("gregor node started",
-		"kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
-		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID)
+	// The order of the first attributes is relied on by scripts and the
+	// spawned-binary tests: kafka before http.
+	var attrs []any
+	if lc != nil {
+		attrs = append(attrs, "kafka", n.kafka.Addr().String(), "advertised", net.JoinHostPort(lc.host, strconv.Itoa(int(lc.port))))
+	}
+	attrs = append(attrs, "controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
+		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID, "roles", props(cfg.Props, config.PropProcessRoles))
+	logger.Info("gregor node started", attrs...)
 	return n, nil
 }
 
-// KafkaAddr is the bound Kafka listener address.
-func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
+// KafkaAddr is the bound Kafka listener address; nil on a controller-only
+// node, which serves no clients.
+func (n *Node) KafkaAddr() net.Addr {
+	if n.kafka == nil {
+		return nil
+	}
+	return n.kafka.Addr()
+}
+
+// ControllerAddr is the bound controller listener address (Raft and the
+// broker-to-controller requests).
+func (n *Node) ControllerAddr() string { return n.ctrl.Addr() }
 
 // HTTPAddr is the bound admin listener address.
 func (n *Node) HTTPAddr() net.Addr { return n.http.Addr() }
 
 func (n *Node) ready() error {
+	if err := n.replicas.Offline(); err != nil {
+		return err
+	}
 	if _, ok := n.ctrl.Leader(); !ok {
 		return errors.New("no active controller")
 	}
@@ -355,6 +465,9 @@ func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
 func (n *Node) reconcile(img *metadata.Image) error {
 	n.reconcileMu.Lock()
 	defer n.reconcileMu.Unlock()
+	if n.replicas.Offline() != nil {
+		return nil // the partitions stay as they were, unserved
+	}
 	if cur := n.ctrl.Image(); cur.LastOffset > img.LastOffset {
 		img = cur
 	}
@@ -401,6 +514,8 @@ func (n *Node) Close() error {
 		}
 		if n.kafka != nil {
 			errs = append(errs, n.kafka.Shutdown(ctx))
+		} else if n.kafkaLn != nil {
+			n.kafkaLn.Close()
 		}
 		if n.broker != nil {
 			n.broker.Close()
@@ -420,6 +535,9 @@ func (n *Node) Close() error {
 		}
 		if n.txns != nil {
 			n.txns.Close()
+		}
+		if n.peers != nil {
+			n.peers.close()
 		}
 		if n.groups != nil {
 			n.groups.Close()
@@ -531,4 +649,19 @@ func (n *Node) Replica(topic string, partition int32) (ReplicaState, bool) {
 	}
 	return ReplicaState{Leader: p.IsLeader(), LeaderEpoch: p.LeaderEpoch(), HighWatermark: p.HighWatermark(),
 		LogEndOffset: p.LogEndOffset(), Dir: p.Dir()}, true
+}
+
+// raftAdvertised is the Raft address to advertise when the controller
+// listener binds a wildcard host: the advertised client host with the
+// controller port. Otherwise the bound address is advertised as is.
+func raftAdvertised(cfg config.Node) string {
+	host, port, err := net.SplitHostPort(cfg.ControllerAddr)
+	if err != nil || port == "0" || (host != "" && host != "0.0.0.0" && host != "::") {
+		return ""
+	}
+	advHost, _, err := net.SplitHostPort(cfg.Advertised())
+	if err != nil || advHost == "" {
+		advHost = "localhost"
+	}
+	return net.JoinHostPort(advHost, port)
 }

@@ -385,3 +385,34 @@ func TestReplicationNewLeaderHighWatermarkLagging(t *testing.T) {
 		t.Fatalf("new leader 2 still lagging after its followers fetched: high watermark %d", ps[2].HighWatermark())
 	}
 }
+
+// TestReplicationLeaderKeptAcrossEpochAcknowledges: a reassignment that
+// removes a replica bumps the leader epoch also when the leader stays
+// (metadata apply rule). A leader that never stopped leading still has its
+// records at their offsets, so an acks=all produce appended in the old
+// epoch is acknowledged once the followers fetched past it in the new one,
+// as Kafka's DelayedProduce (which checks leadership, not the epoch) does.
+// It used to fail NOT_LEADER_OR_FOLLOWER, and a producer without
+// idempotence wrote a committed record again.
+func TestReplicationLeaderKeptAcrossEpochAcknowledges(t *testing.T) {
+	ps := trio(t)
+	elect(ps, 1, 1, 1, 2, 3)
+	b, h := valueBatch(t, "kept", 2)
+	res := mustAppend(t, ps[1], b, h)
+	if err := ps[1].WaitDurable(context.Background(), res.LastOffset+1); err != nil {
+		t.Fatal(err)
+	}
+	// Replica 3 leaves: 1 leads at epoch 2 with replicas and ISR [1, 2].
+	ps[1].becomeLeader(2, 2, []int32{1, 2}, []int32{1, 2})
+	ps[2].becomeFollower(2, 1)
+	fetchRound(t, ps, 1, 2)
+	fetchRound(t, ps, 1, 2) // the leader learns 2's end
+	if hw := ps[1].HighWatermark(); hw < res.LastOffset+1 {
+		t.Fatalf("setup: high watermark %d, want >= %d", hw, res.LastOffset+1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ps[1].WaitReplicatedInEpoch(ctx, res.LastOffset+1, res.LeaderEpoch); err != nil {
+		t.Fatalf("wait of the epoch-1 append on the leader kept at epoch 2: %v, want nil", err)
+	}
+}

@@ -35,7 +35,9 @@
 // such an fsync is in flight every other append waits for an fsync covering
 // it too (group commit) before it becomes visible. A failed write or fsync
 // is sticky in the log (commitlog.ErrLogFailed, KAFKA_STORAGE_ERROR at the
-// broker): the partition refuses writes until it is reopened, and a retry
+// broker), and the node takes the whole data directory offline
+// (Manager.SetOffline, ErrLogDirOffline) until it restarts: the partition
+// refuses writes until it is reopened, and a retry
 // is refused before the duplicate check, so it can neither duplicate the
 // batch nor be answered as written. A transaction ended by a marker keeps
 // pinning the LSO until the high watermark passes its marker (Kafka's
@@ -58,10 +60,10 @@
 // FetchPosition (leader, leader epoch, fsynced log end, last epoch) and its
 // answer is applied (AppendFetched, TruncateFetched,
 // SetFetchedHighWatermark) only while the partition is still there; an
-// acks=all produce is acknowledged only while its node leads in the
-// append's epoch (WaitReplicatedInEpoch), so a deposed leader acknowledges
-// nothing. A leader also tracks when each
-// follower last caught up (Kafka's lastCaughtUpTime) and proposes ISR
+// acks=all produce is acknowledged only while its node has led without a
+// break since the append's epoch (WaitReplicatedInEpoch), so a deposed
+// leader acknowledges nothing. A leader also tracks when each follower last
+// caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
 // replicas that reached the high watermark join. High watermarks are
 // checkpointed (checkpoint.go, replication-offset-checkpoint) and a

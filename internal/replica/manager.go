@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/gregor-dev/gregor/internal/commitlog"
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/vfs"
 )
@@ -49,6 +50,33 @@ type Manager struct {
 	// checkpoint is the high watermark checkpoint read at the first
 	// Reconcile (nil before), for the replicated partitions it opens.
 	checkpoint map[TopicPartition]int64
+	// offline is the error that took the data directory offline (a
+	// failed write or fsync anywhere in it); nil while online.
+	offline atomic.Pointer[error]
+}
+
+// ErrLogDirOffline is the error of every partition operation once the data
+// directory is offline: KAFKA_STORAGE_ERROR, as commitlog.ErrLogFailed.
+var ErrLogDirOffline = fmt.Errorf("%w: the log directory is offline", commitlog.ErrLogFailed)
+
+// SetOffline takes the data directory offline after an I/O error in it, as
+// Kafka's LogDirFailureChannel does: from here on Offline reports it, and
+// the node stops serving, fetching and reconciling its partitions. It
+// stays offline until the node restarts.
+func (m *Manager) SetOffline(cause error) {
+	err := fmt.Errorf("%w (%w)", ErrLogDirOffline, cause)
+	if m.offline.CompareAndSwap(nil, &err) {
+		m.logger.Error("log directory offline", "dir", m.cfg.DataDir, "err", cause)
+	}
+}
+
+// Offline returns nil while the data directory is online, else an error
+// wrapping ErrLogDirOffline.
+func (m *Manager) Offline() error {
+	if e := m.offline.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (m *Manager) fs() vfs.FS {
@@ -218,7 +246,8 @@ func (m *Manager) drop(tp TopicPartition, p *Partition) {
 // metadata does not assign to this node (a topic deleted, or the replica
 // reassigned away, while this node was down).
 func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool) {
-	ents, err := os.ReadDir(m.cfg.DataDir)
+	fs := m.fs()
+	ents, err := fs.ReadDir(m.cfg.DataDir)
 	if err != nil {
 		return
 	}
@@ -234,12 +263,12 @@ func (m *Manager) RemoveStrayDirs(known func(topic string, partition int32) bool
 		if err != nil {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(m.cfg.DataDir, e.Name(), partitionMetadataFile)); err != nil {
+		if _, err := fs.Stat(filepath.Join(m.cfg.DataDir, e.Name(), partitionMetadataFile)); err != nil {
 			continue
 		}
 		if !known(e.Name()[:i], int32(n)) {
 			m.logger.Info("removing partition of deleted topic", "dir", e.Name())
-			os.RemoveAll(filepath.Join(m.cfg.DataDir, e.Name()))
+			fs.RemoveAll(filepath.Join(m.cfg.DataDir, e.Name()))
 		}
 	}
 }

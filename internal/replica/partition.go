@@ -32,6 +32,9 @@ var (
 	ErrNotEnoughReplicasAfterAppend = errors.New("replica: in-sync replicas fell below min.insync.replicas after the append")
 	// ErrNotFollower: replicated batches reached a partition this node leads.
 	ErrNotFollower = errors.New("replica: not a follower of this partition")
+	// ErrCoordinatorFenced: an end-transaction marker carries an older
+	// transaction coordinator epoch than the producer's last marker here.
+	ErrCoordinatorFenced = errors.New("replica: transaction coordinator epoch is older than the producer's last marker")
 )
 
 // AppendResult is what a produce learns about its batch.
@@ -45,7 +48,7 @@ type AppendResult struct {
 	Duplicate bool
 	// LeaderEpoch is the leader epoch the batch was appended in (for a
 	// duplicate, the current one): WaitReplicatedInEpoch acknowledges it
-	// only while this node still leads in that epoch.
+	// only while this node has led without a break since that epoch.
 	LeaderEpoch int32
 }
 
@@ -70,6 +73,12 @@ type Partition struct {
 	// feeds the log through AppendReplicated.
 	follower atomic.Bool
 	leader   atomic.Int32
+	// ledSince is the leader epoch from which this node has led the
+	// partition without a break (a leader epoch bumped while it stays
+	// leader keeps it): records it appended in any epoch since are still
+	// at their offsets, so their acks=all produce may be acknowledged.
+	// Written before follower is cleared; meaningless while following.
+	ledSince atomic.Int32
 	// gone is set, with mu.closed, when the partition is closed or
 	// deleted, so that parked acks=all produces see it without the lock.
 	gone atomic.Bool
@@ -85,6 +94,7 @@ type Partition struct {
 		lastFlush       time.Time
 		snapshotSegment int
 		closed          bool
+		leading         bool // becomeLeader ran since the last becomeFollower
 		// syncing counts the fsyncs in flight (flush.messages, markers)
 		// that hold the high watermark back: while one is, every append
 		// waits for an fsync covering it before the high watermark moves
@@ -181,6 +191,7 @@ func logConfig(fs vfs.FS, dir string, c config.Topic, logger *slog.Logger) commi
 		RetentionMs:        retentionMs,
 		IndexIntervalBytes: int(c.IndexInterval),
 		MaxBatchBytes:      int(max(c.MaxMessageBytes, 1<<20)) + 1<<20,
+		Preallocate:        c.Preallocate,
 		Logger:             logger,
 		FS:                 fs,
 	}

@@ -44,6 +44,11 @@ type producerEntry struct {
 	// transaction on this partition, -1 when none is open. It pins the last
 	// stable offset.
 	CurrentTxnFirstOffset int64
+	// CoordinatorEpoch is the transaction coordinator epoch of the
+	// producer's last end-transaction marker here, -1 before any: a marker
+	// from an older coordinator epoch is fenced (Kafka's
+	// ProducerStateEntry.coordinatorEpoch).
+	CoordinatorEpoch int32
 }
 
 // Transaction verification (KIP-890 part 1). Before a transactional batch
@@ -172,7 +177,7 @@ func (ps producerStates) check(pid int64, epoch int16, firstSeq, lastSeq int32) 
 func (ps producerStates) record(pid int64, epoch int16, m batchMeta) {
 	e := ps[pid]
 	if e == nil {
-		e = &producerEntry{Epoch: epoch, CurrentTxnFirstOffset: -1}
+		e = &producerEntry{Epoch: epoch, CurrentTxnFirstOffset: -1, CoordinatorEpoch: -1}
 		ps[pid] = e
 	}
 	if epoch != e.Epoch {
@@ -189,13 +194,16 @@ func (ps producerStates) record(pid int64, epoch int16, m batchMeta) {
 
 // Snapshot file format (all big endian), written atomically (tmp + rename):
 //
-//	magic "GPS2" | offset int64 | count int32 | entries... | crc32c uint32 (over all before)
-//	entry: pid int64 | epoch int16 | lastTimestamp int64 | txnFirstOffset int64 | n int8 | n x (firstSeq int32 lastSeq int32 firstOffset int64 lastOffset int64 timestamp int64)
+//	magic "GPS3" | offset int64 | count int32 | entries... | crc32c uint32 (over all before)
+//	entry: pid int64 | epoch int16 | lastTimestamp int64 | txnFirstOffset int64 | coordinatorEpoch int32 | n int8 | n x (firstSeq int32 lastSeq int32 firstOffset int64 lastOffset int64 timestamp int64)
 //
-// "GPS1" (written before transactions) is the same without txnFirstOffset;
-// it is still read, its producers having no open transaction.
+// "GPS2" (written before markers were fenced by coordinator epoch) is the
+// same without coordinatorEpoch, and "GPS1" (before transactions) also
+// without txnFirstOffset; both are still read, their producers having no
+// known coordinator epoch (and, GPS1, no open transaction).
 const (
-	snapshotMagic   = "GPS2"
+	snapshotMagic   = "GPS3"
+	snapshotMagicV2 = "GPS2"
 	snapshotMagicV1 = "GPS1"
 )
 
@@ -216,6 +224,7 @@ func (ps producerStates) encode(offset int64) []byte {
 		b = binary.BigEndian.AppendUint16(b, uint16(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.CurrentTxnFirstOffset))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.CoordinatorEpoch))
 		b = append(b, byte(len(e.Batches)))
 		for _, m := range e.Batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(m.FirstSeq))
@@ -231,12 +240,18 @@ func (ps producerStates) encode(offset int64) []byte {
 var errBadSnapshot = errors.New("replica: corrupt producer snapshot")
 
 func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
-	if len(b) < len(snapshotMagic)+16 || (string(b[:4]) != snapshotMagic && string(b[:4]) != snapshotMagicV1) {
+	if len(b) < len(snapshotMagic)+16 {
 		return nil, 0, errBadSnapshot
 	}
-	txnLen := 8
-	if string(b[:4]) == snapshotMagicV1 {
-		txnLen = 0
+	var txnLen, coordLen int
+	switch string(b[:4]) {
+	case snapshotMagic:
+		txnLen, coordLen = 8, 4
+	case snapshotMagicV2:
+		txnLen = 8
+	case snapshotMagicV1:
+	default:
+		return nil, 0, errBadSnapshot
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
@@ -247,7 +262,7 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 	n := int(binary.BigEndian.Uint32(r[8:]))
 	r = r[12:]
 	const metaLen = 4 + 4 + 8 + 8 + 8
-	entryHead := 8 + 2 + 8 + txnLen + 1
+	entryHead := 8 + 2 + 8 + txnLen + coordLen + 1
 	if n < 0 || n > len(r)/entryHead {
 		return nil, 0, errBadSnapshot
 	}
@@ -261,6 +276,7 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 			Epoch:                 int16(binary.BigEndian.Uint16(r[8:])),
 			LastTimestamp:         int64(binary.BigEndian.Uint64(r[10:])),
 			CurrentTxnFirstOffset: -1,
+			CoordinatorEpoch:      -1,
 		}
 		if txnLen > 0 {
 			e.CurrentTxnFirstOffset = int64(binary.BigEndian.Uint64(r[18:]))
@@ -268,7 +284,13 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 				return nil, 0, errBadSnapshot
 			}
 		}
-		k := int(r[18+txnLen])
+		if coordLen > 0 {
+			e.CoordinatorEpoch = int32(binary.BigEndian.Uint32(r[18+txnLen:]))
+			if e.CoordinatorEpoch < -1 {
+				return nil, 0, errBadSnapshot
+			}
+		}
+		k := int(r[18+txnLen+coordLen])
 		r = r[entryHead:]
 		if k > batchesKept || len(r) < k*metaLen {
 			return nil, 0, errBadSnapshot

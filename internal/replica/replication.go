@@ -57,6 +57,10 @@ func (p *Partition) becomeLeader(epoch, partitionEpoch int32, isr, replicas []in
 	p.mu.isr = slices.Clone(isr)
 	p.mu.replicas = slices.Clone(replicas)
 	p.isrSize.Store(int32(len(isr)))
+	if p.follower.Load() || !p.mu.leading {
+		p.ledSince.Store(epoch)
+	}
+	p.mu.leading = true
 	p.leaderEpoch.Store(epoch)
 	p.leader.Store(p.nodeID)
 	p.follower.Store(false)
@@ -76,6 +80,7 @@ func (p *Partition) becomeFollower(epoch, leader int32) {
 	p.leaderEpoch.Store(epoch)
 	p.leader.Store(leader)
 	p.follower.Store(true)
+	p.mu.leading = false
 	p.mu.isr, p.mu.replicas, p.mu.followerLEO, p.mu.followerFetch = nil, nil, nil, nil
 	p.mu.Unlock()
 	if changed {
@@ -163,8 +168,10 @@ func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
 
 // WaitReplicatedInEpoch is WaitReplicated for records appended as leader in
 // leader epoch epoch (AppendResult.LeaderEpoch; -1: any): it fails with
-// ErrNotLeader as soon as this node no longer leads in that epoch, whatever
-// the high watermark says. A deposed leader's high watermark comes from
+// ErrNotLeader as soon as this node has stopped leading since that epoch,
+// whatever the high watermark says. A later epoch of a leader that never
+// stopped (a reassignment removing a replica bumps it) keeps its records at
+// their offsets, and acknowledges them as Kafka does. A deposed leader's high watermark comes from
 // the new leader and may pass offset before its own tail is truncated, and
 // a deposed leader elected again has a high watermark over other records
 // at the same offsets: neither says that this produce's records were
@@ -195,7 +202,7 @@ var errNotYet = errors.New("replica: not replicated yet")
 func (p *Partition) replicatedTo(offset int64, epoch int32) error {
 	// Leadership first: the high watermark of a follower is another
 	// leader's (see WaitReplicatedInEpoch).
-	if p.follower.Load() || (epoch >= 0 && p.leaderEpoch.Load() != epoch) {
+	if p.follower.Load() || (epoch >= 0 && epoch < p.ledSince.Load()) {
 		return ErrNotLeader
 	}
 	if p.gone.Load() {

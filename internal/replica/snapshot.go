@@ -110,11 +110,11 @@ func (p *Partition) replayBatchLocked(b []byte, h record.Header) bool {
 	if h.IsControl() {
 		// An end-transaction marker closes the producer's transaction;
 		// an ABORT the index lacks (crash before its entry) is added.
-		commit, ok := markerType(b, h)
+		commit, coordEpoch, ok := markerInfo(b, h)
 		if !ok {
 			return false
 		}
-		if first := p.mu.producers.endTxn(h.ProducerID, h.ProducerEpoch); first >= 0 && !commit {
+		if first := p.mu.producers.endTxn(h.ProducerID, h.ProducerEpoch, coordEpoch); first >= 0 && !commit {
 			return p.addAborted(abortedEntry{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset})
 		}
 		return false

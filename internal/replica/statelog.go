@@ -59,6 +59,19 @@ func (p *Partition) AppendKeyValues(now time.Time, kvs ...KeyValue) (next int64,
 // the batch; record i has offset next-len(kvs)+i; WaitDurable(next) makes it
 // durable.
 func (p *Partition) AppendTxnKeyValues(now time.Time, pid int64, epoch int16, kvs ...KeyValue) (next int64, err error) {
+	return p.appendTxnKeyValues(now, pid, epoch, nil, kvs)
+}
+
+// AppendTxnKeyValuesVerified is AppendTxnKeyValues for a write whose
+// transaction was verified with a coordinator on another broker (KIP-890):
+// a batch that would open its producer's transaction here fails with
+// ErrTxnNotVerified unless guard, from StartTxnVerification, is still
+// current (no end marker of the producer was written since it was taken).
+func (p *Partition) AppendTxnKeyValuesVerified(now time.Time, pid int64, epoch int16, guard VerificationGuard, kvs ...KeyValue) (next int64, err error) {
+	return p.appendTxnKeyValues(now, pid, epoch, &guard, kvs)
+}
+
+func (p *Partition) appendTxnKeyValues(now time.Time, pid int64, epoch int16, guard *VerificationGuard, kvs []KeyValue) (next int64, err error) {
 	recs := make([]record.Record, len(kvs))
 	for i, kv := range kvs {
 		recs[i] = record.Record{Key: kv.Key, Value: kv.Value}
@@ -92,11 +105,18 @@ func (p *Partition) AppendTxnKeyValues(now time.Time, pid int64, epoch int16, kv
 		p.mu.Unlock()
 		return 0, ErrNotLeader
 	}
+	if guard != nil {
+		if err := p.checkVerifiedLocked(pid, epoch, *guard); err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), 0)
 	if err != nil {
 		p.mu.Unlock()
 		return 0, err
 	}
+	p.clearVerificationLocked(pid)
 	p.mu.producers.record(pid, epoch, batchMeta{FirstSeq: h.BaseSequence,
 		LastSeq:     lastSequence(h.BaseSequence, h.LastOffsetDelta),
 		FirstOffset: info.BaseOffset, LastOffset: info.LastOffset, Timestamp: h.MaxTimestamp})

@@ -108,6 +108,15 @@ func markerBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, no
 // markerType reads the type of a control batch's marker; ok is false for a
 // control record that is not an end-transaction marker.
 func markerType(b []byte, h record.Header) (commit, ok bool) {
+	commit, _, ok = markerInfo(b, h)
+	return commit, ok
+}
+
+// markerInfo reads a control batch's end-transaction marker: its type and
+// the coordinator epoch in its value (version int16 | coordinator epoch
+// int32; -1 when the value is too short to hold one).
+func markerInfo(b []byte, h record.Header) (commit bool, coordinatorEpoch int32, ok bool) {
+	coordinatorEpoch = -1
 	_ = record.Records(b, h, 1<<20, func(r record.Record) error {
 		if len(r.Key) >= 4 && !ok {
 			switch int16(binary.BigEndian.Uint16(r.Key[2:])) {
@@ -116,10 +125,13 @@ func markerType(b []byte, h record.Header) (commit, ok bool) {
 			case markerAbort:
 				ok = true
 			}
+			if ok && len(r.Value) >= 6 {
+				coordinatorEpoch = int32(binary.BigEndian.Uint32(r.Value[2:]))
+			}
 		}
 		return nil
 	})
-	return commit, ok
+	return commit, coordinatorEpoch, ok
 }
 
 // endedTxn is a transaction ended by the marker at MarkerOffset; FirstOffset
@@ -131,9 +143,15 @@ type endedTxn struct {
 // AppendTxnMarker appends an end-transaction marker (COMMIT when commit,
 // else ABORT) for the producer, ends its ongoing transaction on this
 // partition and moves the last stable offset. It returns the marker's offset
-// once the marker (and, for an abort, its index entry) is durable. An epoch
-// older than the producer's current one fails with ErrInvalidProducerEpoch.
-// A marker for a producer with no ongoing transaction is still written.
+// once the marker (and, for an abort, its index entry) is durable on this
+// node; WaitReplicated(offset+1) waits for the ISR, as the acks=all append
+// of Kafka's WriteTxnMarkers. An epoch older than the producer's current
+// one fails with ErrInvalidProducerEpoch; a coordinator epoch older than
+// the one of the producer's last marker here (a deposed transaction
+// coordinator, Kafka keeps it in the producer state) fails with
+// ErrCoordinatorFenced; an ISR below min.insync.replicas, with
+// ErrNotEnoughReplicas. A marker for a producer with no ongoing transaction
+// is still written.
 //
 // The order follows Kafka's append of a completed transaction (txn index
 // append, completeTxn, then the LSO moves only once the high watermark
@@ -166,21 +184,29 @@ func (p *Partition) AppendTxnMarker(producerID int64, producerEpoch int16, commi
 		p.mu.Unlock()
 		return -1, err
 	}
+	if p.follower.Load() {
+		p.mu.Unlock()
+		return -1, ErrNotLeader
+	}
 	e := p.mu.producers[producerID]
 	if e != nil && producerEpoch < e.Epoch && e.Epoch != noEpoch {
 		p.mu.Unlock()
 		return -1, ErrInvalidProducerEpoch
 	}
-	if p.follower.Load() {
+	if e != nil && coordinatorEpoch < e.CoordinatorEpoch {
 		p.mu.Unlock()
-		return -1, ErrNotLeader
+		return -1, ErrCoordinatorFenced
+	}
+	if int64(p.isrSize.Load()) < p.cfg.Load().MinInsyncReplicas {
+		p.mu.Unlock()
+		return -1, ErrNotEnoughReplicas
 	}
 	info, err := p.log.Append(batch, p.leaderEpoch.Load(), 0)
 	if err != nil {
 		p.mu.Unlock()
 		return -1, err
 	}
-	first := p.mu.producers.endTxn(producerID, producerEpoch)
+	first := p.mu.producers.endTxn(producerID, producerEpoch, coordinatorEpoch)
 	p.clearVerificationLocked(producerID) // a verification from before the marker is stale
 	if first >= 0 {
 		p.mu.ended = append(p.mu.ended, endedTxn{FirstOffset: first, MarkerOffset: info.BaseOffset})
@@ -309,14 +335,17 @@ func (ps producerStates) beginTxn(pid int64, offset int64) {
 }
 
 // endTxn applies an end-transaction marker: the producer's transaction (if
-// any) ends and a newer epoch becomes current. It returns the first offset
-// of the ended transaction, -1 when none was open.
-func (ps producerStates) endTxn(pid int64, epoch int16) int64 {
+// any) ends, a newer epoch becomes current and the marker's coordinator
+// epoch is remembered (never moving back: a replicated or replayed marker
+// of an older coordinator is kept, as Kafka only warns about it). It returns
+// the first offset of the ended transaction, -1 when none was open.
+func (ps producerStates) endTxn(pid int64, epoch int16, coordinatorEpoch int32) int64 {
 	e := ps[pid]
 	if e == nil {
-		ps[pid] = &producerEntry{Epoch: epoch, CurrentTxnFirstOffset: -1}
+		ps[pid] = &producerEntry{Epoch: epoch, CurrentTxnFirstOffset: -1, CoordinatorEpoch: coordinatorEpoch}
 		return -1
 	}
+	e.CoordinatorEpoch = max(e.CoordinatorEpoch, coordinatorEpoch)
 	first := e.CurrentTxnFirstOffset
 	e.CurrentTxnFirstOffset = -1
 	if epoch > e.Epoch {

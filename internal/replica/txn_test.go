@@ -3,6 +3,7 @@ package replica
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"reflect"
@@ -316,8 +317,29 @@ func TestReplicaTxnSnapshotFormats(t *testing.T) {
 	ps.record(3, 2, batchMeta{FirstSeq: 0, LastSeq: 9, FirstOffset: 100, LastOffset: 109, Timestamp: 55})
 	ps.beginTxn(3, 100)
 	ps.record(4, 0, batchMeta{FirstSeq: 0, LastSeq: 0, FirstOffset: 110, LastOffset: 110, Timestamp: 56})
-	got, off, err := decodeProducerSnapshot(ps.encode(111))
-	if err != nil || off != 111 || got[3].CurrentTxnFirstOffset != 100 || got[4].CurrentTxnFirstOffset != -1 {
+	ps.endTxn(4, 0, 6)
+	enc := ps.encode(111)
+	got, off, err := decodeProducerSnapshot(enc)
+	if err != nil || off != 111 || got[3].CurrentTxnFirstOffset != 100 || got[4].CurrentTxnFirstOffset != -1 ||
+		got[3].CoordinatorEpoch != -1 || got[4].CoordinatorEpoch != 6 {
+		t.Fatalf("GPS3 decode = %+v %d %v", got, off, err)
+	}
+
+	// A GPS2 snapshot (no coordinator epoch) still loads: GPS3 without
+	// the four bytes after each entry's txnFirstOffset.
+	body := enc[:len(enc)-4]
+	v2 := append([]byte("GPS2"), body[4:16]...)
+	r := body[16:]
+	for range 2 {
+		n := int(r[8+2+8+8+4])
+		v2 = append(v2, r[:8+2+8+8]...)
+		v2 = append(v2, r[8+2+8+8+4:8+2+8+8+4+1+n*32]...)
+		r = r[8+2+8+8+4+1+n*32:]
+	}
+	v2 = binary.BigEndian.AppendUint32(v2, crc32.Checksum(v2, castagnoli))
+	got, off, err = decodeProducerSnapshot(v2)
+	if err != nil || off != 111 || got[3].CurrentTxnFirstOffset != 100 || got[4].CoordinatorEpoch != -1 ||
+		got[3].Batches[0].LastOffset != 109 {
 		t.Fatalf("GPS2 decode = %+v %d %v", got, off, err)
 	}
 
@@ -342,6 +364,54 @@ func TestReplicaTxnSnapshotFormats(t *testing.T) {
 	}
 }
 
+// TestReplicaTxnMarkerCoordinatorFenced: as Kafka's ProducerAppendInfo, a
+// marker whose transaction coordinator epoch is older than that of the
+// producer's last marker on the partition is refused (a deposed
+// coordinator), and the epoch survives a restart, from the producer
+// snapshot and from a replay of the log.
+func TestReplicaTxnMarkerCoordinatorFenced(t *testing.T) {
+	for _, replay := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replay=%v", replay), func(t *testing.T) {
+			dir := t.TempDir()
+			p := openTestPartition(t, dir)
+			b, h := txnBatch(t, 1, 0, 0, 2)
+			mustAppend(t, p, b, h)
+			if _, err := p.AppendTxnMarker(1, 0, true, 5); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.AppendTxnMarker(1, 0, false, 4); !errors.Is(err, ErrCoordinatorFenced) {
+				t.Fatalf("marker of coordinator epoch 4 after 5: %v, want ErrCoordinatorFenced", err)
+			}
+			leo := p.LogEndOffset()
+			if err := p.close(); err != nil {
+				t.Fatal(err)
+			}
+			if replay {
+				for _, off := range p.snapshots() {
+					if err := os.Remove(p.snapshotPath(off)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			p = openTestPartition(t, dir)
+			defer p.close()
+			if got := p.LogEndOffset(); got != leo {
+				t.Fatalf("log end %d after reopening, want %d", got, leo)
+			}
+			if _, err := p.AppendTxnMarker(1, 0, false, 4); !errors.Is(err, ErrCoordinatorFenced) {
+				t.Fatalf("after reopening, marker of coordinator epoch 4: %v, want ErrCoordinatorFenced", err)
+			}
+			if _, err := p.AppendTxnMarker(1, 0, false, 5); err != nil {
+				t.Fatalf("marker of the current coordinator epoch: %v", err)
+			}
+			// Another producer has no coordinator epoch yet.
+			if _, err := p.AppendTxnMarker(2, 0, false, 0); err != nil {
+				t.Fatalf("marker of another producer: %v", err)
+			}
+		})
+	}
+}
+
 func TestReplicaTxnIndexDecode(t *testing.T) {
 	good := abortedEntry{1, 2, 3}.encode(abortedEntry{4, 0, 1}.encode(nil))
 	cases := []struct {
@@ -363,5 +433,45 @@ func TestReplicaTxnIndexDecode(t *testing.T) {
 				t.Fatalf("decode = %v, %v", ents, err)
 			}
 		})
+	}
+}
+
+// TestReplicaTxnKeyValuesVerified: a group coordinator's transactional
+// write verified with a transaction coordinator on another broker
+// (KIP-890) presents the partition's verification guard: an end marker of
+// the producer written after the guard was taken voids it, so the offsets
+// cannot land after the marker; a transaction already open here needs no
+// guard while it stays open.
+func TestReplicaTxnKeyValuesVerified(t *testing.T) {
+	p := openTestPartition(t, t.TempDir())
+	defer p.close()
+	kv := KeyValue{Key: []byte("k"), Value: []byte("v")}
+	now := time.Now()
+
+	g := p.StartTxnVerification(9, 0)
+	if g == NoVerification {
+		t.Fatal("no transaction is open: a verification is needed")
+	}
+	mustMarker(t, p, 9, 0, false) // the transaction ended meanwhile
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, g, kv); !errors.Is(err, ErrTxnNotVerified) {
+		t.Fatalf("write after a marker voided the guard: %v, want ErrTxnNotVerified", err)
+	}
+
+	g = p.StartTxnVerification(9, 0)
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, g, kv); err != nil {
+		t.Fatalf("write with a current guard: %v", err)
+	}
+	if g := p.StartTxnVerification(9, 0); g != NoVerification {
+		t.Fatalf("guard %d with the transaction open here, want NoVerification", g)
+	}
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, NoVerification, kv); err != nil {
+		t.Fatalf("write in the open transaction: %v", err)
+	}
+	mustMarker(t, p, 9, 0, true)
+	if _, err := p.AppendTxnKeyValuesVerified(now, 9, 0, NoVerification, kv); !errors.Is(err, ErrTxnNotVerified) {
+		t.Fatalf("write without a guard after the marker: %v, want ErrTxnNotVerified", err)
+	}
+	if lso, hw := p.LastStableOffset(), p.HighWatermark(); lso != hw {
+		t.Fatalf("last stable offset %d below the high watermark %d: a refused write opened a transaction", lso, hw)
 	}
 }

@@ -314,12 +314,20 @@ func (c *conn) writeFrame(b []byte) error {
 }
 
 // readFrameBody reads a frame body of size bytes. Small frames use a pooled
-// buffer; a large one grows by doubling as its bytes arrive, so a client
-// that announces a 100 MiB frame and sends nothing costs 1 MiB, not 100:
-// memory follows the bytes actually received, never the length field.
+// buffer; a large one takes an idle pooled buffer of its size class, or else
+// grows by doubling as its bytes arrive, so a client that announces a 100 MiB
+// frame and sends nothing costs 1 MiB, not 100: new memory follows the bytes
+// actually received, never the length field.
 func readFrameBody(r io.Reader, size int) (*[]byte, error) {
 	if size <= maxPooledBufBytes {
 		bp := getBuf(size)
+		if _, err := io.ReadFull(r, *bp); err != nil {
+			putBuf(bp)
+			return nil, err
+		}
+		return bp, nil
+	}
+	if bp := getFrame(size); bp != nil {
 		if _, err := io.ReadFull(r, *bp); err != nil {
 			putBuf(bp)
 			return nil, err
@@ -337,7 +345,9 @@ func readFrameBody(r io.Reader, size int) (*[]byte, error) {
 		if n == size {
 			return &b, nil
 		}
-		grown := make([]byte, min(2*len(b), size))
+		// The capacity of a pooled size, so that putBuf can keep it.
+		l := min(2*len(b), size)
+		grown := make([]byte, l, frameCap(l))
 		copy(grown, b[:n])
 		b = grown
 	}

@@ -43,7 +43,9 @@ func (r *Replica) Append(b Batch) (int64, error) {
 	}
 	var next int64
 	var err error
-	if b.ProducerID >= 0 {
+	if b.ProducerID >= 0 && b.Guard != nil {
+		next, err = r.p.AppendTxnKeyValuesVerified(b.Now, b.ProducerID, b.ProducerEpoch, replica.VerificationGuard(*b.Guard), kvs...)
+	} else if b.ProducerID >= 0 {
 		next, err = r.p.AppendTxnKeyValues(b.Now, b.ProducerID, b.ProducerEpoch, kvs...)
 	} else {
 		next, err = r.p.AppendKeyValues(b.Now, kvs...)

@@ -52,6 +52,12 @@ type Batch struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	Records       []KeyValue
+	// Guard, on a transactional batch, is the partition's KIP-890
+	// verification guard (replica.VerificationGuard) taken before its
+	// transaction was verified with a coordinator on another broker: the
+	// batch is refused unless no end marker of its producer was written
+	// since. nil: not checked.
+	Guard *uint64
 }
 
 // Log is one state partition, as the coordinator that leads it sees it.

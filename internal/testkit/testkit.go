@@ -5,7 +5,14 @@
 package testkit
 
 import (
+	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,23 +34,61 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() error) {
 	}
 }
 
-// FreePorts reserves n loopback TCP ports by binding and releasing them: a
-// voters list names every controller's port before any node starts, so
-// those listeners cannot bind port 0.
+// FreePorts reserves n loopback TCP ports: a voters list names every
+// controller's port before any node starts, so those listeners cannot bind
+// port 0. A port that was free when checked can still be taken before the
+// node binds it, by anything that gets an ephemeral port (a listener on
+// port 0, or the local end of an outgoing connection). So ports come from
+// below the kernel's ephemeral range, which those never use, and each is
+// held under an flock for the test's lifetime, so test processes running
+// side by side never pick the same one (the lock ends with the process,
+// even on kill -9).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	lns := make([]net.Listener, 0, n)
+	dir := filepath.Join(os.TempDir(), "gregor-test-ports")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := reservedPortRange()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for attempts := 0; len(ports) < n; attempts++ {
+		if attempts > 10000 {
+			t.Fatalf("no free loopback port in [%d, %d)", lo, hi)
+		}
+		p := lo + rand.IntN(hi-lo)
+		if slices.Contains(ports, p) {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close() // another test process holds it
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			f.Close() // in use outside the tests
+			continue
+		}
 		ln.Close()
+		t.Cleanup(func() { f.Close() })
+		ports = append(ports, p)
 	}
 	return ports
+}
+
+// reservedPortRange is the range FreePorts draws from: below the kernel's
+// ephemeral range (ip_local_port_range), above the well-known ports.
+func reservedPortRange() (lo, hi int) {
+	lo, hi = 10000, 32768 // Linux's default ephemeral range starts at 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if start, err := strconv.Atoi(f[0]); err == nil && start-lo >= 1000 {
+				hi = start
+			}
+		}
+	}
+	return lo, hi
 }

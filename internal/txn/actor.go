@@ -74,15 +74,7 @@ func (e *entry) stopped() bool {
 // actor stopped first. ctx bounds the wait for the actor to take fn, not fn
 // (which gets its own context from the request).
 func (e *entry) do(ctx context.Context, fn func()) error {
-	ran := make(chan bool, 1)
-	wrapped := func() {
-		if e.stopped() {
-			ran <- false
-			return
-		}
-		fn()
-		ran <- true
-	}
+	wrapped, ran := e.guarded(fn)
 	select {
 	case e.inbox <- wrapped:
 	case <-e.stopc:
@@ -96,18 +88,24 @@ func (e *entry) do(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// tryDo runs fn on the actor only when it is idle (a sweep skips a busy id
-// until its next round), and waits for it; false when it did not run.
-func (e *entry) tryDo(fn func()) bool {
-	ran := make(chan bool, 1)
-	wrapped := func() {
+// guarded wraps fn to run only while the actor has not stopped; ran says
+// whether it did.
+func (e *entry) guarded(fn func()) (wrapped func(), ran <-chan bool) {
+	ch := make(chan bool, 1)
+	return func() {
 		if e.stopped() {
-			ran <- false
+			ch <- false
 			return
 		}
 		fn()
-		ran <- true
-	}
+		ch <- true
+	}, ch
+}
+
+// tryDo runs fn on the actor only when it is idle (a sweep skips a busy id
+// until its next round), and waits for it; false when it did not run.
+func (e *entry) tryDo(fn func()) bool {
+	wrapped, ran := e.guarded(fn)
 	select {
 	case e.inbox <- wrapped:
 		return <-ran

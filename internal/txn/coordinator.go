@@ -47,9 +47,13 @@ type Config struct {
 	// that the transaction's markers reach the group's transactional
 	// offsets. nil: a group adds no partition.
 	GroupPartition func(group string) TopicPartition
-	// MarkerWritten is called once a marker is durable on a partition of
-	// the transaction, before Complete* is logged: the group coordinator
-	// applies the markers written to __consumer_offsets (Kafka's
+	// WriteMarkers writes a transaction's end markers on its partitions,
+	// wherever they are led (markers.go). nil: only the partitions
+	// Partition returns get theirs, followed by MarkerWritten.
+	WriteMarkers MarkerWriter
+	// MarkerWritten is called, without WriteMarkers, once a marker is
+	// durable on a partition of the transaction, before Complete* is
+	// logged: the group coordinator applies the markers written to __consumer_offsets (Kafka's
 	// onTransactionCompleted). A crash before the call loses nothing: the
 	// marker is in the log, which the group coordinator replays. nil: none.
 	MarkerWritten func(ctx context.Context, tp TopicPartition, pid int64, commit bool) error
@@ -67,6 +71,8 @@ type Coordinator struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	markers markerState // transactions left prepared (markers.go)
 
 	// owner loads a partition's ids when this node becomes its leader
 	// and unloads them when leadership moves.
@@ -144,6 +150,7 @@ func (c *Coordinator) Start() {
 	c.owner.Start()
 	c.every(c.cfg.AbortInterval, c.AbortTimedOut)
 	c.every(c.cfg.RemoveInterval, c.RemoveExpired)
+	c.every(markerRetryInterval, c.completeStuck)
 }
 
 func (c *Coordinator) every(d time.Duration, fn func()) {
@@ -362,33 +369,19 @@ func logErr(err error) error {
 }
 
 // finish completes a prepared transaction: markers on every partition
-// (the __consumer_offsets partitions of its groups included), then
-// Complete*. It runs on e's actor.
+// (the __consumer_offsets partitions of its groups included, markers.go),
+// then Complete*. A failure short of a fence leaves the transaction for
+// completeStuck. It runs on e's actor.
 func (c *Coordinator) finish(ctx context.Context, e *entry) error {
 	m := e.m
-	commit := m.State == PrepareCommit
-	coordEpoch := e.log.Epoch()
-	var errs []error
-	for _, tp := range m.SortedPartitions() {
-		part := c.cfg.Partition(tp.Topic, tp.Partition)
-		if part == nil {
-			// Deleted topic or partition not led here: nothing to mark.
-			c.logger.Warn("transaction marker skipped", "transactional_id", m.ID, "topic", tp.Topic,
-				"partition", tp.Partition)
-			continue
-		}
-		if _, err := part.AppendTxnMarker(m.ProducerID, m.ProducerEpoch, commit, coordEpoch); err != nil {
-			errs = append(errs, fmt.Errorf("txn: marker on %s-%d: %w", tp.Topic, tp.Partition, err))
-			continue
-		}
-		if err := c.cfg.MarkerWritten(ctx, tp, m.ProducerID, commit); err != nil {
-			errs = append(errs, fmt.Errorf("txn: marker on %s-%d: %w", tp.Topic, tp.Partition, err))
-		}
+	err := c.writeMarkers(ctx, m, e.log.Epoch(), func() bool { return c.leadsAt(e) })
+	if err == nil {
+		err = c.persist(ctx, e, completed(m, c.cfg.Now()))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if err != nil && !errors.Is(err, ErrMarkerFenced) && !errors.Is(err, ErrNotCoordinator) {
+		c.noteStuck(e)
 	}
-	return c.persist(ctx, e, completed(m, c.cfg.Now()))
+	return err
 }
 
 // endLocked writes Prepare* (or, fencing, a bumped PrepareAbort), then

@@ -21,12 +21,20 @@
 //     replica), loads a partition when this node becomes its leader
 //     (statelog.Owner; replaying it to its log end and finishing the
 //     transactions a crash or a leader change left prepared) and unloads it
-//     when leadership moves, writes the COMMIT/ABORT markers through
-//     replica.Partition.AppendTxnMarker, aborts timed-out transactions, and
+//     when leadership moves, ends transactions with markers (markers.go),
+//     aborts timed-out transactions, and
 //     removes ids idle (Empty, CompleteCommit, CompleteAbort) for longer
 //     than transactional.id.expiration.ms with a tombstone, checked every
 //     transaction.remove.expired.transaction.cleanup.interval.ms.
 //   - actor.go: the actor of one transactional id.
+//   - markers.go: a transaction's COMMIT/ABORT markers on its partitions
+//     through Config.WriteMarkers (the node sends WriteTxnMarkers to each
+//     leader, carrying the coordinator epoch), resending the ones that
+//     failed with a retriable error until every partition has its marker
+//     (as Kafka's TransactionMarkerRequestCompletionHandler); a fenced
+//     answer stops the end; transactions an end left prepared (a request
+//     deadline, leaders unreachable) are completed in the background every
+//     second, on their actor when it is idle.
 //   - codec.go: Kafka's record formats (TxnMetadataKey v0, TxnMetadataValue
 //     v0, and v1 with the KIP-890 tagged fields for TV2 transactions; a null
 //     value deletes the id).
@@ -44,14 +52,16 @@
 // completed by its actor before any request, and a sweep (timeouts,
 // expiry) runs on an id only when its actor is idle. An idle actor costs a
 // goroutine per loaded id. Coordinator.mu is never held while waiting on an
-// actor; an actor takes it (forgetting an expired id). A TxnOffsetCommit
+// actor; an actor takes it (forgetting an expired id), and markerState.mu
+// (noting a transaction left prepared), which is never held while waiting. A TxnOffsetCommit
 // waits, on the id's actor, for the group's actor: txn actor, then group
 // actor, then partition, never the other way.
 //
 // As in Kafka, AddOffsetsToTxn adds the group's
 // __consumer_offsets partition (Config.GroupPartition) to the transaction,
 // where the group coordinator writes the transactional offsets; its marker
-// makes them committed or drops them, and Config.MarkerWritten tells the
-// group coordinator once each marker is durable. The package never mentions
+// makes them committed or drops them (the partition's leader applies it
+// as it writes it; without WriteMarkers, Config.MarkerWritten tells the
+// group coordinator once each marker is durable). The package never mentions
 // Kafka error codes: the broker maps the sentinel errors.
 package txn

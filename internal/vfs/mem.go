@@ -42,6 +42,28 @@ func NewMemFS() *MemFS {
 func (m *MemFS) CrashClone() *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.crashCloneLocked()
+}
+
+// CrashCloneAll is CrashClone of several filesystems at one instant, as a
+// power loss of every machine at once: no operation on any of them runs
+// between the first clone and the last. It must not run concurrently with
+// another CrashCloneAll of an overlapping set.
+func CrashCloneAll(ms ...*MemFS) []*MemFS {
+	for _, m := range ms {
+		m.mu.Lock()
+	}
+	out := make([]*MemFS, len(ms))
+	for i, m := range ms {
+		out[i] = m.crashCloneLocked()
+	}
+	for _, m := range ms {
+		m.mu.Unlock()
+	}
+	return out
+}
+
+func (m *MemFS) crashCloneLocked() *MemFS {
 	c := NewMemFS()
 	for d := range m.dirs {
 		c.dirs[d] = true
@@ -351,6 +373,21 @@ func (f *memFile) Truncate(size int64) error {
 		f.n.data = f.n.data[:size]
 	} else {
 		f.n.data = append(f.n.data, make([]byte, size-int64(len(f.n.data)))...)
+	}
+	return nil
+}
+
+// Allocate extends the file with zeros to off+n; like a write, the new
+// length is durable only after Sync.
+func (f *memFile) Allocate(off, n int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check(true); err != nil {
+		return err
+	}
+	if end := off + n; end > int64(len(f.n.data)) {
+		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
+		f.n.modTime = time.Now()
 	}
 	return nil
 }

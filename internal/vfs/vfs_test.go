@@ -109,3 +109,38 @@ func TestVFSMemFSCrashClone(t *testing.T) {
 		t.Fatalf("live /d/c = %q", got)
 	}
 }
+
+func TestVFSWatchFSReportsIOErrors(t *testing.T) {
+	ffs := NewFaultFS(NewMemFS())
+	ffs.MkdirAll("/d", 0o755)
+	var got []string
+	w := NewWatchFS(ffs, func(name string, err error) { got = append(got, name) })
+	if _, err := w.Open("/d/missing"); err == nil {
+		t.Fatal("opened a missing file")
+	}
+	f, err := w.OpenFile("/d/a.log", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("reported %v before any I/O error", got)
+	}
+	flt := ffs.Add(&Fault{Op: OpSync, Match: Suffix(".log"), Fail: true})
+	if err := f.Sync(); !errors.Is(err, ErrInjected) {
+		t.Fatalf("Sync = %v", err)
+	}
+	ffs.Clear(flt)
+	f.Close()
+	if err := f.Sync(); err == nil {
+		t.Fatal("Sync of a closed file succeeded")
+	}
+	if err := w.SyncDir("/d/gone"); err == nil {
+		t.Fatal("SyncDir of a missing directory succeeded")
+	}
+	if len(got) != 1 || got[0] != "/d/a.log" {
+		t.Fatalf("reported %v, want the failed fsync of /d/a.log only", got)
+	}
+}

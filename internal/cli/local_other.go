@@ -1,0 +1,7 @@
+//go:build !unix
+
+package cli
+
+import "syscall"
+
+func childProcAttr() *syscall.SysProcAttr { return nil }

@@ -1,0 +1,190 @@
+package commitlog
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gregor-dev/gregor/internal/vfs"
+)
+
+func fileLen(t *testing.T, fs vfs.FS, path string) int64 {
+	t.Helper()
+	fi, err := fs.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// checkLog reads the whole log back and checks it holds exactly the batches
+// with the given base offsets and that no read sees past the log end.
+func checkLog(t *testing.T, l *Log, bases []int64) {
+	t.Helper()
+	got := readAll(t, l)
+	if len(got) != len(bases) {
+		t.Fatalf("read %d batches %v, want %v", len(got), got, bases)
+	}
+	for i := range got {
+		if got[i] != bases[i] {
+			t.Fatalf("batch %d at offset %d, want %d", i, got[i], bases[i])
+		}
+	}
+	res, err := l.Read(l.LogEndOffset(), 1<<20)
+	if err != nil || len(res.Data) != 0 {
+		t.Fatalf("read at the log end: %d bytes, %v; want none", len(res.Data), err)
+	}
+}
+
+// TestPreallocate: with Config.Preallocate the active segment's file is
+// reserved ahead of the batches (zeros), readers see only the batches, and
+// a roll and Close cut every file to its batches.
+func TestPreallocate(t *testing.T) {
+	mem := vfs.NewMemFS()
+	cfg := Config{Dir: "/data/t-0", FS: mem, Preallocate: true, SegmentBytes: 64 << 10}
+	l := openLogFsync(t, cfg)
+	var bases []int64
+	for i := range 3 {
+		bases = append(bases, mustAppend(t, l, makeBatch(t, 2, 100, int64(i)), 0).BaseOffset)
+	}
+	active := segmentPath(cfg.Dir, 0, logExt)
+	if n := fileLen(t, mem, active); n != cfg.SegmentBytes {
+		t.Fatalf("active segment file is %d bytes, want it reserved to segment.bytes %d", n, cfg.SegmentBytes)
+	}
+	if l.Size() >= cfg.SegmentBytes {
+		t.Fatalf("Size %d counts the reserved tail", l.Size())
+	}
+	checkLog(t, l, bases)
+	// Fill past segment.bytes: the closed segment is cut to its batches.
+	for l.NumSegments() < 3 {
+		bases = append(bases, mustAppend(t, l, makeBatch(t, 10, 1000, 5), 0).BaseOffset)
+	}
+	segs := l.segments()
+	for _, s := range segs[:len(segs)-1] {
+		if n := fileLen(t, mem, s.path); n != s.size.Load() {
+			t.Fatalf("closed segment %d: file %d bytes, batches %d", s.base, n, s.size.Load())
+		}
+	}
+	checkLog(t, l, bases)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	last := segs[len(segs)-1]
+	if n := fileLen(t, mem, last.path); n != last.size.Load() {
+		t.Fatalf("after Close the active segment file is %d bytes, batches %d", n, last.size.Load())
+	}
+	r := openLogFsync(t, cfg)
+	checkLog(t, r, bases)
+	bases = append(bases, mustAppend(t, r, makeBatch(t, 1, 10, 9), 0).BaseOffset)
+	checkLog(t, r, bases)
+}
+
+// TestPreallocateCrash: power loss with a preallocated segment. What was
+// fsynced survives, the reserved zeros after it are not taken for data (the
+// recovered log end is the synced one, the file is cut there) and the log
+// appends on; also after a roll, and after a truncation of the tail.
+func TestPreallocateCrash(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		segBytes int64
+		truncate bool
+	}{
+		{"one segment", 0, false},
+		{"after a roll", 4 << 10, false},
+		{"after a truncation", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMemFS()
+			cfg := Config{Dir: "/data/t-0", FS: mem, Preallocate: true, SegmentBytes: tc.segBytes}
+			l := openLogFsync(t, cfg)
+			var bases []int64
+			for i := range 8 {
+				bases = append(bases, mustAppend(t, l, makeBatch(t, 3, 300, int64(i)), 0).BaseOffset)
+			}
+			if tc.segBytes > 0 && l.NumSegments() < 2 {
+				t.Fatalf("%d segments, want a roll", l.NumSegments())
+			}
+			if tc.truncate {
+				if err := l.TruncateTo(bases[5]); err != nil {
+					t.Fatal(err)
+				}
+				bases = bases[:5]
+				bases = append(bases, mustAppend(t, l, makeBatch(t, 2, 50, 6), 0).BaseOffset)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			synced := l.LogEndOffset()
+			mustAppend(t, l, makeBatch(t, 1, 100, 9), 0) // not synced: lost
+			segs := l.segments()
+			active := segs[len(segs)-1]
+			if !tc.truncate && active.alloc <= active.size.Load() {
+				t.Fatalf("active segment not preallocated: alloc %d, size %d", active.alloc, active.size.Load())
+			}
+
+			cfg.FS = mem.CrashClone()
+			r := openLogFsync(t, cfg)
+			if got := r.LogEndOffset(); got != synced {
+				t.Fatalf("log end after the crash %d, want the synced %d", got, synced)
+			}
+			checkLog(t, r, bases)
+			rs := r.segments()
+			ra := rs[len(rs)-1]
+			if n := fileLen(t, cfg.FS, ra.path); n != ra.size.Load() {
+				t.Fatalf("recovered active segment: file %d bytes, batches %d (zero tail kept)", n, ra.size.Load())
+			}
+			bases = append(bases, mustAppend(t, r, makeBatch(t, 1, 100, 10), 0).BaseOffset)
+			if err := r.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			// A second crash right after: the new batch follows the old ones.
+			cfg.FS = cfg.FS.(*vfs.MemFS).CrashClone()
+			r2 := openLogFsync(t, cfg)
+			checkLog(t, r2, bases)
+		})
+	}
+}
+
+// TestPreallocateOS: on the operating system's filesystem (fallocate) the
+// file is reserved ahead and the zero-copy range of a read stops at the log
+// end.
+func TestPreallocateOS(t *testing.T) {
+	dir := t.TempDir()
+	l := openLogFsync(t, Config{Dir: dir, Preallocate: true})
+	var bases []int64
+	for i := range 4 {
+		bases = append(bases, mustAppend(t, l, makeBatch(t, 5, 200, int64(i)), 0).BaseOffset)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "00000000000000000000.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() == l.Size() {
+		t.Skip("the filesystem does not preallocate (fallocate unsupported)")
+	}
+	if fi.Size() != PreallocateStep {
+		t.Fatalf("file %d bytes, want %d reserved", fi.Size(), PreallocateStep)
+	}
+	checkLog(t, l, bases)
+	rr, err := l.ReadRange(0, 1<<30, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent int64
+	for _, c := range rr.Chunks {
+		sent += c.Len
+	}
+	rr.Release()
+	if sent != l.Size() || rr.NextOffset != l.LogEndOffset() {
+		t.Fatalf("zero-copy range: %d bytes up to offset %d, want %d bytes up to %d", sent, rr.NextOffset, l.Size(), l.LogEndOffset())
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+	r := openLogFsync(t, Config{Dir: dir, Preallocate: true})
+	checkLog(t, r, bases)
+	if fi, _ := os.Stat(filepath.Join(dir, "00000000000000000000.log")); fi.Size() != r.Size() {
+		t.Fatalf("after recovery the file is %d bytes, batches %d", fi.Size(), r.Size())
+	}
+}
