@@ -71,6 +71,12 @@ type Config struct {
 	// verifications) to another broker's Kafka listener and returns its
 	// answer. nil: a coordinator on another broker is unavailable.
 	SendToBroker func(ctx context.Context, broker int32, req kmsg.Request) (kmsg.Response, error)
+
+	// LeaseHeld reports whether this broker's lease (renewed by the
+	// controller's heartbeat answers) still runs; when it does not, the
+	// partitions it leads answer Produce, Fetch and ListOffsets with
+	// NOT_LEADER_OR_FOLLOWER, as it may have been deposed. nil: always.
+	LeaseHeld func() bool
 }
 
 // Broker handles Kafka requests for one node.
@@ -257,6 +263,10 @@ func done(resp kmsg.Response) server.Completion {
 
 // image is the current metadata image.
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
+
+// leaseHeld reports whether this broker may serve as a partition leader
+// (Config.LeaseHeld).
+func (b *Broker) leaseHeld() bool { return b.cfg.LeaseHeld == nil || b.cfg.LeaseHeld() }
 
 // controllerID is the active controller's id for Metadata and
 // DescribeCluster, -1 (Kafka's "none") during an election. A

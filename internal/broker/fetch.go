@@ -253,6 +253,11 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 				// follower fetching).
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 				p = nil
+			} else if !b.leaseHeld() {
+				// Possibly deposed: its high watermark may be stale,
+				// and a follower must not copy from it either.
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				p = nil
 			}
 		}
 		if p == nil {

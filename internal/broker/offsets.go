@@ -40,7 +40,7 @@ func (b *Broker) partitionFor(img *metadata.Image, topic string, partition int32
 		return nil, kerr.KafkaStorageError.Code
 	}
 	p := b.replicas.Get(topic, partition)
-	if p == nil || !p.IsLeader() {
+	if p == nil || !p.IsLeader() || !b.leaseHeld() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
 	return p, 0

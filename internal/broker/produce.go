@@ -117,8 +117,8 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			var perr error
 			if off := b.replicas.Offline(); off != nil {
 				perr = off // KAFKA_STORAGE_ERROR: the log directory is offline
-			} else if p == nil {
-				perr = replica.ErrNotLeader
+			} else if p == nil || !b.leaseHeld() {
+				perr = replica.ErrNotLeader // no lease: possibly deposed
 			}
 			if perr != nil {
 				rp.ErrorCode = b.produceErrorCode(perr)

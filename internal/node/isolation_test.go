@@ -64,9 +64,14 @@ func createAssigned(t *testing.T, c *faultCluster, topic string, replicas []int3
 	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
 		t.Fatalf("create %s: %v", topic, err)
 	}
-	checkFor(t, fmt.Sprintf("%s led by %d on every node", topic, replicas[0]), func() bool {
-		l := leaderOf(c.cluster, topic, 0)
-		return l != nil && l.NodeID() == replicas[0]
+	checkFor(t, fmt.Sprintf("%s led by %d on every replica", topic, replicas[0]), func() bool {
+		for _, id := range replicas {
+			st, ok := c.nodes[id-1].Replica(topic, 0)
+			if !ok || st.Leader != (id == replicas[0]) {
+				return false
+			}
+		}
+		return true
 	})
 }
 

@@ -42,6 +42,8 @@ type brokerLifecycle struct {
 	controllers *controllers
 	leader      func() (int32, bool)
 	logger      *slog.Logger
+	// lease is renewed by every heartbeat answered unfenced (nil: none).
+	lease *brokerLease
 
 	client controllerClient
 
@@ -101,6 +103,7 @@ func (l *brokerLifecycle) run(ctx context.Context) {
 			l.client.close()
 			wait = lifecycleRetry
 		}
+		l.lease.held() // logs the lease's expiry when no request asks
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -157,6 +160,9 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 	req.BrokerEpoch = epoch
 	req.CurrentMetadataOffset = -1
 	var resp kmsg.BrokerHeartbeatResponse
+	// The lease counts from the send: the controller's session counts
+	// from its receipt, which is later (see brokerLease).
+	sent := time.Now()
 	if err := l.exchange(ctx, req, &resp); err != nil {
 		return err
 	}
@@ -171,6 +177,7 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 		return fmt.Errorf("broker heartbeat: %w", err)
 	}
 	if !resp.IsFenced {
+		l.lease.renew(sent)
 		l.mu.Lock()
 		if !l.mu.closed {
 			l.mu.closed = true

@@ -19,6 +19,7 @@ type collector struct {
 	isController               *prometheus.Desc
 	groupCommitted, groupLag   *prometheus.Desc
 	fetchSessions              *prometheus.Desc
+	leaseExpired               *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -34,6 +35,8 @@ func newCollector(n *Node) *collector {
 		requests:      prometheus.NewDesc("gregor_requests_total", "Kafka requests handled.", nil, nil),
 		isController:  prometheus.NewDesc("gregor_controller_active", "1 when this node is the active controller.", nil, nil),
 		fetchSessions: prometheus.NewDesc("gregor_fetch_sessions", "Open incremental fetch sessions (KIP-227).", nil, nil),
+		leaseExpired: prometheus.NewDesc("gregor_broker_lease_expired",
+			"1 while the broker lease has run out (no unfenced heartbeat answer for the lease time): partitions it leads are not served.", nil, nil),
 		groupCommitted: prometheus.NewDesc("gregor_group_committed_offset", "Offset a consumer group committed for a partition.",
 			[]string{"group", "topic", "partition"}, nil),
 		groupLag: prometheus.NewDesc("gregor_group_lag", "Log end offset minus the group's committed offset.",
@@ -42,7 +45,7 @@ func newCollector(n *Node) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController, c.groupCommitted, c.groupLag, c.fetchSessions} {
+	for _, d := range []*prometheus.Desc{c.logEnd, c.logStart, c.hw, c.size, c.conns, c.accepted, c.requests, c.isController, c.groupCommitted, c.groupLag, c.fetchSessions, c.leaseExpired} {
 		ch <- d
 	}
 }
@@ -67,6 +70,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.isController, prometheus.GaugeValue, active)
 	ch <- prometheus.MustNewConstMetric(c.fetchSessions, prometheus.GaugeValue, float64(c.n.broker.FetchSessions()))
+	expired := 0.0
+	if !c.n.lease.held() {
+		expired = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leaseExpired, prometheus.GaugeValue, expired)
 	if c.n.groups != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -83,6 +83,9 @@ type Node struct {
 	offlinec    chan struct{}
 	offlineOnce sync.Once
 	offlineErr  error // set before offlinec closes
+	// lease gates leader service on heartbeats (lease.go); nil on a
+	// controller-only node.
+	lease *brokerLease
 
 	lock     *os.File
 	ctrl     *controller.Controller
@@ -279,6 +282,9 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 			logger: logger.With("component", "broker-lifecycle"),
 		})
 		lc.client.dial = opts.Dial
+		session := time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond
+		n.lease = newBrokerLease(session, lc.interval, n.loneVoter, logger.With("component", "broker-lease"))
+		lc.lease = n.lease
 	}
 	// One voter elects itself at once, so a missing leader after a minute is
 	// a fault; a larger quorum waits for its peers as long as it takes, as
@@ -337,6 +343,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		Voters:                 len(voterAddrs),
 		Forward:                n.forwarder.forward,
 		SendToBroker:           n.peers.request,
+		LeaseHeld:              n.lease.held,
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	ctrlAPIs.SetBroker(n.broker)

@@ -1,0 +1,134 @@
+package node_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestClusterLeaseStopsIsolatedLeader: the leader of a partition is cut
+// from the controller and the other nodes while a client stays connected
+// to it. Its metadata is frozen, so it still believes it leads; once its
+// lease (session minus margin, counted from its last answered heartbeat)
+// has run out, it answers Fetch, ListOffsets and Produce with
+// NOT_LEADER_OR_FOLLOWER rather than serve a high watermark that may be
+// stale, and reports the expiry in gregor_broker_lease_expired. The
+// partition has one replica, so the controller, which fences the node at
+// the end of its session, can elect no other leader: the refusal comes
+// from the lease, never from a metadata change. Healed, the node is
+// unfenced, leads again and serves its records.
+func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
+	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300"}
+	c := startFaultCluster(t, props)
+	ids := []int32{1, 2, 3}
+	var ctrl int32
+	checkFor(t, "an active controller", func() bool {
+		_, id, err := describe(t, c.nodes[0])
+		ctrl = id
+		return err == nil && id > 0
+	})
+	leaderID := ctrl%3 + 1 // not the controller: its isolation moves no quorum
+	old := c.nodes[leaderID-1]
+	const topic = "leased"
+	createAssigned(t, c, topic, []int32{leaderID}, nil)
+	const n = 5
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprintf("r-%d", i))})
+	}
+	if err := newClient(t, old, kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(testCtx(t, 20*time.Second), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cl := newClient(t, old)
+	broker := cl.Broker(int(leaderID))
+	fetch := func() kmsg.FetchResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 12
+		req.ReplicaID, req.MaxBytes, req.MaxWaitMillis = -1, 1<<20, 0
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+		fp.CurrentLeaderEpoch, fp.LogStartOffset = -1, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp, err := broker.Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		return resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	}
+	listOffsets := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := broker.Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			t.Fatalf("list offsets: %v", err)
+		}
+		return resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	produce := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 1000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = rawBatch(t, -1, -1, -1, 1, "isolated")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := broker.Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	if r := fetch(); r.ErrorCode != 0 || r.HighWatermark != n {
+		t.Fatalf("before the cut: fetch %v, high watermark %d", kerr.ErrorForCode(r.ErrorCode), r.HighWatermark)
+	}
+	if v, ok := scrapeMetric(t, old, "gregor_broker_lease_expired"); !ok || v != 0 {
+		t.Fatalf("gregor_broker_lease_expired = %v (present %v) while heartbeats are answered", v, ok)
+	}
+
+	c.net.isolate(leaderID, ids...)
+	checkFor(t, "the isolated leader to refuse fetches", func() bool {
+		return fetch().ErrorCode == kerr.NotLeaderForPartition.Code
+	})
+	if st, _ := old.Replica(topic, 0); !st.Leader {
+		t.Fatal("the isolated node no longer believes it leads: the refusal is not the lease's")
+	}
+	if code := listOffsets(); code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("list offsets after the lease: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	if code := produce(); code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce after the lease: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	if v, _ := scrapeMetric(t, old, "gregor_broker_lease_expired"); v != 1 {
+		t.Fatalf("gregor_broker_lease_expired = %v after the lease ended", v)
+	}
+
+	c.net.heal()
+	checkFor(t, "the healed leader to serve again", func() bool {
+		r := fetch()
+		return r.ErrorCode == 0 && r.HighWatermark == n && len(r.RecordBatches) > 0
+	})
+	if v, _ := scrapeMetric(t, old, "gregor_broker_lease_expired"); v != 0 {
+		t.Fatalf("gregor_broker_lease_expired = %v after heal", v)
+	}
+	if got := consumePartitions(t, old, topic, []int32{0}, n); len(got) != n {
+		t.Fatalf("%d records after heal, want %d", len(got), n)
+	}
+}
