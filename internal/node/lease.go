@@ -42,15 +42,26 @@ type brokerLease struct {
 }
 
 // leaseDuration is the session timeout minus the margin for clock-rate
-// drift and scheduling: a tenth of the session, at least half a
-// heartbeat interval (with Kafka's defaults, 9 s - 1 s = 8 s).
-func leaseDuration(session, interval time.Duration) time.Duration {
-	margin := max(session/10, interval/2)
-	return max(session-margin, 0)
+// drift, scheduling pauses between the check and the read, and the short
+// overlap in which a deposed Raft leader still answers as the controller
+// (up to about its leader lease, 150 ms, before the new one is active): a
+// tenth of the session, at least minLeaseMargin (with Kafka's defaults,
+// 9 s - 0.9 s = 8.1 s). The margin does not depend on the heartbeat
+// interval: the lease counts from the send, so a long interval needs no
+// extra room, and a margin of half an interval would leave a session of 3 s
+// with 2 s heartbeats (valid in Kafka) a lease no longer than the interval,
+// expiring between every two heartbeats. A very short session keeps at
+// least half of itself.
+func leaseDuration(session time.Duration) time.Duration {
+	margin := max(session/10, minLeaseMargin)
+	return max(session-margin, session/2)
 }
 
-func newBrokerLease(session, interval time.Duration, lone func() bool, logger *slog.Logger) *brokerLease {
-	return &brokerLease{duration: leaseDuration(session, interval), lone: lone, logger: logger, now: time.Now}
+// minLeaseMargin is the smallest margin between the lease and the session.
+const minLeaseMargin = 500 * time.Millisecond
+
+func newBrokerLease(session time.Duration, lone func() bool, logger *slog.Logger) *brokerLease {
+	return &brokerLease{duration: leaseDuration(session), lone: lone, logger: logger, now: time.Now}
 }
 
 // renew extends the lease to sent+duration: sent is when the heartbeat

@@ -283,8 +283,12 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		})
 		lc.client.dial = opts.Dial
 		session := time.Duration(config.Int64(props(cfg.Props, "broker.session.timeout.ms"), 9000)) * time.Millisecond
-		n.lease = newBrokerLease(session, lc.interval, n.loneVoter, logger.With("component", "broker-lease"))
+		n.lease = newBrokerLease(session, n.loneVoter, logger.With("component", "broker-lease"))
 		lc.lease = n.lease
+		if n.lease.duration <= lc.interval {
+			logger.Warn("broker lease not longer than the heartbeat interval: the broker will stop serving its partitions between heartbeats",
+				"lease", n.lease.duration, "broker.heartbeat.interval.ms", lc.interval)
+		}
 	}
 	// One voter elects itself at once, so a missing leader after a minute is
 	// a fault; a larger quorum waits for its peers as long as it takes, as
