@@ -225,17 +225,22 @@ var forwarded = map[int16]bool{
 
 // forward sends req to the active controller when that is another node. It
 // reports false when the request is to be handled here: this node is the
-// active controller, none is known, or the controller could not be reached
-// (the local handler then answers NOT_CONTROLLER, which clients retry).
+// active controller, or nothing forwards (a node without a controller
+// channel). A controller that cannot be reached, or answers NOT_CONTROLLER
+// (it lost leadership), is tried again until forwardTimeout, then the
+// client gets REQUEST_TIMED_OUT: as Kafka's forwarding, a broker never
+// hands a client NOT_CONTROLLER for a request it forwards.
 func (b *Broker) forward(ctx context.Context, req *server.Request) (kmsg.Response, bool) {
-	id, ok := b.ctrl.Leader()
-	if b.cfg.Forward == nil || !ok || id == b.cfg.NodeID {
+	if b.cfg.Forward == nil {
 		return nil, false
 	}
-	resp, err := b.cfg.Forward(ctx, req.Body)
-	if err != nil {
-		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "controller", id, "err", err)
+	resp, local, err := b.toController(ctx, req.Body)
+	switch {
+	case local:
 		return nil, false
+	case err != nil:
+		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "err", err)
+		return errorResponse(req.Body, b.errorCode(err)), true
 	}
 	return resp, true
 }

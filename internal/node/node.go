@@ -324,7 +324,17 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 		if errors.Is(err, controller.ErrNotController) {
-			return n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+			first, count, err = n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+		}
+		if err != nil && ctx.Err() == nil {
+			// As Kafka's RPCProducerIdManager: a broker without a
+			// block of ids answers COORDINATOR_LOAD_IN_PROGRESS,
+			// which clients retry, while the controller cannot give
+			// one (an election); never NOT_CONTROLLER, which is not
+			// a client's answer (kgo gave up InitProducerId on it).
+			// The cause is kept as text so the error table does not
+			// match it first.
+			return 0, 0, fmt.Errorf("%w: no producer id block from the controller: %v", txn.ErrCoordinatorLoading, err)
 		}
 		return first, count, err
 	})
