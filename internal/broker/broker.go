@@ -263,20 +263,36 @@ func done(resp kmsg.Response) server.Completion {
 // image is the current metadata image.
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
 
-// controllerID is the active controller's id for Metadata and
-// DescribeCluster, -1 (Kafka's "none") during an election. A
-// controller-only node serves no clients, so when it is the active
-// controller this broker names itself, as a Kafka broker names a live
-// broker: it forwards the admin requests a client sends there.
-func (b *Broker) controllerID() int32 {
+// controllerID is the controller id Metadata and DescribeCluster name from
+// img, -1 (Kafka's "none") during an election: the active controller when
+// it is a broker this answer lists (registered and unfenced), else a listed
+// broker, this one first, as a Kafka broker names a live broker: the admin
+// requests a client sends there are forwarded. An id the answer does not
+// list (a controller-only node, or a broker fenced in this image) leaves a
+// client unable to reach its controller: kafkajs retried createTopics on
+// "broker not found" until it gave up.
+func (b *Broker) controllerID(img *metadata.Image) int32 {
 	id, ok := b.ctrl.Leader()
 	if !ok {
 		return -1
 	}
-	if _, broker := b.image().Brokers[id]; !broker {
+	listed := func(id int32) bool {
+		br, ok := img.Brokers[id]
+		return ok && !br.Fenced
+	}
+	switch {
+	case listed(id):
+		return id
+	case listed(b.cfg.NodeID):
 		return b.cfg.NodeID
 	}
-	return id
+	alive := int32(-1)
+	for id := range img.Brokers {
+		if listed(id) && (alive < 0 || id < alive) {
+			alive = id
+		}
+	}
+	return alive
 }
 
 // topicLayers resolves where a topic's configs come from.

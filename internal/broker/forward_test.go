@@ -19,11 +19,15 @@ import (
 type leaderCtrl struct {
 	Controller
 	leader int32
+	img    *metadata.Image
 }
 
 func (c *leaderCtrl) Leader() (int32, bool) { return c.leader, c.leader >= 0 }
 func (c *leaderCtrl) Image() *metadata.Image {
-	return &metadata.Image{}
+	if c.img == nil {
+		return &metadata.Image{}
+	}
+	return c.img
 }
 func (c *leaderCtrl) CreateTopic(context.Context, controller.TopicSpec) (metadata.Topic, error) {
 	return metadata.Topic{}, controller.ErrNotController

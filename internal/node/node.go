@@ -379,6 +379,17 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		if err := lc.waitUnfenced(regCtx); err != nil {
 			return nil, err
 		}
+		// The controller committed the unfencing; this node's image
+		// may not have applied it (nor the registration: after a
+		// restart on a new port it still holds the old endpoint).
+		// Until it has, this node's Metadata would leave itself out,
+		// or name its dead endpoint, to the clients it now serves.
+		if err := waitImage(regCtx, n.ctrl, func(img *metadata.Image) bool {
+			br, ok := img.Brokers[cfg.NodeID]
+			return ok && !br.Fenced && br.Epoch == lc.brokerEpoch()
+		}); err != nil {
+			return nil, fmt.Errorf("node: waiting for this node's metadata to show it unfenced: %w", err)
+		}
 
 		n.wg.Go(func() { n.watchStorage(runCtx) })
 
@@ -674,4 +685,24 @@ func raftAdvertised(cfg config.Node) string {
 		advHost = "localhost"
 	}
 	return net.JoinHostPort(advHost, port)
+}
+
+// waitImage waits until cond holds for ctrl's image.
+func waitImage(ctx context.Context, ctrl *controller.Controller, cond func(*metadata.Image) bool) error {
+	changed := make(chan struct{}, 1)
+	cancel := ctrl.Subscribe(func(_, _ *metadata.Image) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	defer cancel()
+	for !cond(ctrl.Image()) {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
 }
