@@ -489,8 +489,9 @@ type ISRProposal struct {
 // maybeShrinkIsr/maybeExpandIsr): ISR followers that have not caught up
 // within lagMax (replica.lag.time.max.ms) leave; replicas outside the ISR
 // whose log end reached the high watermark and that caught up within
-// lagMax join. ok is false when the ISR is right as it is or this node
-// does not lead the partition.
+// lagMax join. Members a pending change adds count as members (see
+// ISRProposalSent). ok is false when the ISR is right as it is or this
+// node does not lead the partition.
 func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -561,8 +562,8 @@ func (p *Partition) ISRProposalSent(prop ISRProposal) {
 // nothing: the metadata log will bring the controller's ISR.
 func (p *Partition) ISRProposalAnswered(prop ISRProposal, accepted bool) {
 	p.mu.Lock()
-	if p.follower.Load() || prop.LeaderEpoch != p.leaderEpoch.Load() || prop.PartitionEpoch != p.mu.partitionEpoch ||
-		prop.PartitionEpoch != p.mu.pendingEpoch {
+	if p.follower.Load() || p.mu.closed || prop.LeaderEpoch != p.leaderEpoch.Load() ||
+		prop.PartitionEpoch != p.mu.partitionEpoch || prop.PartitionEpoch != p.mu.pendingEpoch {
 		p.mu.Unlock()
 		return
 	}
