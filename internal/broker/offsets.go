@@ -73,9 +73,15 @@ func handleListOffsets(b *Broker, ctx context.Context, sreq *server.Request) ser
 				continue
 			}
 			rp.LeaderEpoch = p.LeaderEpoch()
+			// A new leader whose high watermark has not caught up yet could
+			// answer "latest" (or a timestamp past what it can serve) below
+			// an answer its predecessor gave: Kafka's OFFSET_NOT_AVAILABLE.
+			lagging := p.HighWatermarkLagging()
 			switch ts := tp.Timestamp; {
 			case ts == -2:
 				rp.Offset = p.LogStartOffset()
+			case ts == -1 && lagging:
+				rp.ErrorCode = kerr.OffsetNotAvailable.Code
 			case ts == -1 && req.IsolationLevel == 1:
 				rp.Offset = p.LastStableOffset()
 			case ts == -1:
@@ -93,6 +99,8 @@ func handleListOffsets(b *Broker, ctx context.Context, sreq *server.Request) ser
 				}
 				if off, bts, ok := p.OffsetForTimestamp(ts); ok && off < visible {
 					rp.Offset, rp.Timestamp = off, bts
+				} else if lagging {
+					rp.ErrorCode = kerr.OffsetNotAvailable.Code
 				}
 			}
 			rt.Partitions = append(rt.Partitions, rp)

@@ -50,6 +50,18 @@ type Config struct {
 	// session fails the test, unless the group only dropped the member
 	// (lostMembership, a bounded number of times).
 	Restart bool
+	// Seeds, when set, are the brokers the clients start from instead of
+	// Addr alone (a cluster whose nodes come and go).
+	Seeds []string
+	// Replicas is the replication factor of the chain's topics (0: 1).
+	Replicas int16
+}
+
+func (cfg Config) seeds() []string {
+	if len(cfg.Seeds) > 0 {
+		return cfg.Seeds
+	}
+	return []string{cfg.Addr}
 }
 
 // Topic is the name of stage i's input topic (i = Stages: the output).
@@ -80,7 +92,7 @@ type Chain struct {
 // Setup creates the chain's topics and produces the input to Topic(0).
 func Setup(t testing.TB, cfg Config) *Chain {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Addr), kgo.DefaultProduceTopic(Topic(0)), kgo.RetryTimeout(20*time.Second))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.seeds()...), kgo.DefaultProduceTopic(Topic(0)), kgo.RetryTimeout(20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +101,7 @@ func Setup(t testing.TB, cfg Config) *Chain {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for s := 0; s <= cfg.Stages; s++ {
-		resp, err := adm.CreateTopic(ctx, cfg.Partitions, 1, nil, Topic(s))
+		resp, err := adm.CreateTopic(ctx, cfg.Partitions, max(cfg.Replicas, 1), nil, Topic(s))
 		if err == nil {
 			err = resp.Err
 		}
@@ -226,7 +238,7 @@ func lostMembership(err error) bool {
 // member has run its transactions, or the session fails.
 func (c *Chain) runSession(ctx context.Context, stage int, spec memberSpec, n *int) error {
 	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(c.cfg.Addr),
+		kgo.SeedBrokers(c.cfg.seeds()...),
 		kgo.TransactionalID(spec.name),
 		kgo.ConsumerGroup(group(stage)),
 		kgo.ConsumeTopics(Topic(stage)),
@@ -346,7 +358,7 @@ func (c *Chain) Start() {
 	c.stopWatch, c.watchDone = cancel, make(chan struct{})
 	go func() {
 		defer close(c.watchDone)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Addr), kgo.ConsumeTopics(Topic(c.cfg.Stages)),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.seeds()...), kgo.ConsumeTopics(Topic(c.cfg.Stages)),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
@@ -373,6 +385,24 @@ func (c *Chain) Seen() int {
 	defer c.mu.Unlock()
 	return len(c.seen)
 }
+
+// AbortedReads counts the transactions that aborted although a
+// read_committed consumer was served one of their records; safe for
+// concurrent use.
+func (c *Chain) AbortedReads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for tag := range c.read {
+		if c.outcome[tag] == -1 {
+			n++
+		}
+	}
+	return n
+}
+
+// Total is how many records the last topic must hold.
+func (c *Chain) Total() int { return c.cfg.Keys * c.cfg.PerKey }
 
 // WaitDone waits until the last topic holds every record (read_committed).
 func (c *Chain) WaitDone(t testing.TB, d time.Duration) {
@@ -465,7 +495,7 @@ func (c *Chain) readLog(t testing.TB, topic string, isolation kgo.IsolationLevel
 		return out
 	}
 	left := len(offs)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Addr), kgo.KeepControlRecords(), kgo.FetchIsolationLevel(isolation),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.seeds()...), kgo.KeepControlRecords(), kgo.FetchIsolationLevel(isolation),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -541,7 +571,7 @@ func committedView(t testing.TB, log []logRecord) []logRecord {
 func (c *Chain) checkTopic(t testing.TB, stage int) {
 	t.Helper()
 	topic := Topic(stage)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Addr))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.seeds()...))
 	if err != nil {
 		t.Fatal(err)
 	}

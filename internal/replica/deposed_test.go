@@ -349,6 +349,43 @@ func TestReplicationWaitDurableTruncated(t *testing.T) {
 	}
 }
 
+// TestReplicationNewLeaderHighWatermarkLagging: a new leader's high
+// watermark is below the start of its epoch until its followers fetched
+// from it (it learns what its predecessor committed only then); while it
+// is, HighWatermarkLagging holds, so ListOffsets answers
+// OFFSET_NOT_AVAILABLE rather than a "latest" below one already given out
+// (the chaos suite's linearizability check saw a new leader answer 397
+// after its predecessor had acknowledged offset 398).
+func TestReplicationNewLeaderHighWatermarkLagging(t *testing.T) {
+	ps := trio(t)
+	elect(ps, 1, 1, 1, 2, 3)
+	if ps[1].HighWatermarkLagging() {
+		t.Fatal("a leader at epoch 1 of an empty log is lagging")
+	}
+	b, h := valueBatch(t, "first", 3)
+	mustAppend(t, ps[1], b, h)
+	if err := ps[1].Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fetchRound(t, ps, 1, 2) // both followers have 0-2; the high watermark
+	fetchRound(t, ps, 1, 3) // reaches them only with their next fetch
+	if hw := ps[2].HighWatermark(); hw >= 3 {
+		t.Fatalf("follower 2 already has the high watermark %d", hw)
+	}
+	elect(ps, 2, 2, 1, 2, 3)
+	if !ps[2].HighWatermarkLagging() {
+		t.Fatalf("new leader 2 with high watermark %d below its epoch start 3 is not lagging", ps[2].HighWatermark())
+	}
+	if ps[1].HighWatermarkLagging() || ps[3].HighWatermarkLagging() {
+		t.Fatal("a follower reports lagging")
+	}
+	converge(t, ps, 2)
+	converge(t, ps, 2) // the second round carries the moved high watermark
+	if ps[2].HighWatermarkLagging() || ps[2].HighWatermark() != 3 {
+		t.Fatalf("new leader 2 still lagging after its followers fetched: high watermark %d", ps[2].HighWatermark())
+	}
+}
+
 // TestReplicationLeaderKeptAcrossEpochAcknowledges: a reassignment that
 // removes a replica bumps the leader epoch also when the leader stays
 // (metadata apply rule). A leader that never stopped leading still has its

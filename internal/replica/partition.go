@@ -260,6 +260,21 @@ func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
 // HighWatermark is the offset below which records are committed and visible to consumers.
 func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
 
+// HighWatermarkLagging reports whether this node leads with a high
+// watermark still below the start of its leader epoch. A new leader learns
+// how far its predecessor had committed only from its followers' next
+// fetches, so until then its high watermark can be below one a client was
+// already given. ListOffsets answers OFFSET_NOT_AVAILABLE (retriable) then,
+// as Kafka does, so that "latest" never goes back.
+func (p *Partition) HighWatermarkLagging() bool {
+	e := p.leaderEpoch.Load()
+	if p.follower.Load() || e <= 0 {
+		return false
+	}
+	_, start := p.log.EndOffsetForEpoch(e - 1)
+	return start > p.highWatermark.Load()
+}
+
 // LogStartOffset is the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
 

@@ -1,0 +1,177 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const groupName = "chaos-group"
+
+// groupWorkload is a consumer group on logTopic whose members commit after
+// every poll, while members leave and join every few seconds. A poller
+// reads the committed offsets (OffsetFetch) all along: they must never go
+// backwards.
+type groupWorkload struct {
+	r     *recorder
+	seeds []string
+	dial  kgo.Opt
+	rng   *rand.Rand
+
+	mu          sync.Mutex
+	commits     int               // successful commits
+	observed    map[int32]int64   // the latest committed offset fetched, per partition
+	regressions []string          // committed offsets seen going backwards
+	joins       int               // members started
+	errs        map[string]int    // commit errors by text, for the log
+	commitLog   map[int32][]int64 // successful commit offsets, per partition, in answer order
+	history     []string          // CSV lines: commits answered and offsets read, with times
+}
+
+func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand) *groupWorkload {
+	return &groupWorkload{r: r, seeds: seeds, dial: dial, rng: rng,
+		observed: map[int32]int64{}, errs: map[string]int{}, commitLog: map[int32][]int64{}}
+}
+
+type member struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (g *groupWorkload) startMember(ctx context.Context) *member {
+	mctx, cancel := context.WithCancel(ctx)
+	m := &member{cancel: cancel, done: make(chan struct{})}
+	g.mu.Lock()
+	g.joins++
+	g.mu.Unlock()
+	go func() {
+		defer close(m.done)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(g.seeds...), g.dial,
+			kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(logTopic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.DisableAutoCommit(), kgo.SessionTimeout(10*time.Second),
+			kgo.FetchMaxWait(500*time.Millisecond),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+				g.commit(ctx, cl)
+			}))
+		if err != nil {
+			return
+		}
+		defer cl.Close() // leaves the group
+		for mctx.Err() == nil {
+			fs := cl.PollRecords(mctx, 2000)
+			if mctx.Err() != nil {
+				break
+			}
+			_ = fs
+			g.commit(mctx, cl)
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.commit(cctx, cl)
+		ccancel()
+	}()
+	return m
+}
+
+// commit commits what cl polled and notes each successful commit.
+func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client) {
+	offs := cl.UncommittedOffsets()
+	if len(offs) == 0 {
+		return
+	}
+	call := g.r.now()
+	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if err != nil {
+			g.errs[err.Error()]++
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					g.errs[fmt.Sprintf("commit error code %d", p.ErrorCode)]++
+					continue
+				}
+				if o, ok := offs[t.Topic][p.Partition]; ok {
+					g.commits++
+					g.commitLog[p.Partition] = append(g.commitLog[p.Partition], o.Offset)
+					g.history = append(g.history, fmt.Sprintf("commit,%d,%d,%d,%d", call, g.r.now(), p.Partition, o.Offset))
+				}
+			}
+		}
+	})
+}
+
+// run keeps two to four members in the group, replacing or adding one
+// every 2-8 s, and polls the committed offsets every 200 ms.
+func (g *groupWorkload) run(ctx context.Context) error {
+	var members []*member
+	for range 3 {
+		members = append(members, g.startMember(ctx))
+	}
+	go g.poll(ctx)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(2000+g.rng.IntN(6000)) * time.Millisecond): // membership churn
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if len(members) > 2 && (len(members) >= 4 || g.rng.IntN(2) == 0) {
+			i := g.rng.IntN(len(members))
+			members[i].cancel()
+			members = append(members[:i], members[i+1:]...)
+		}
+		if len(members) < 4 {
+			members = append(members, g.startMember(ctx))
+		}
+	}
+	for _, m := range members {
+		m.cancel()
+		<-m.done
+	}
+	return nil
+}
+
+func (g *groupWorkload) poll(ctx context.Context) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(g.seeds...), g.dial, kgo.RetryTimeout(2*time.Second))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		call := g.r.now()
+		offs, err := adm.FetchOffsets(rctx, groupName)
+		ret := g.r.now()
+		cancel()
+		if err == nil {
+			g.mu.Lock()
+			offs.Each(func(o kadm.OffsetResponse) {
+				if o.Err != nil || o.Topic != logTopic {
+					return
+				}
+				if prev, ok := g.observed[o.Partition]; ok && o.At < prev {
+					g.regressions = append(g.regressions, fmt.Sprintf("%s[%d]: committed offset read as %d after %d (at %.1fs)",
+						logTopic, o.Partition, o.At, prev, g.r.now().Seconds()))
+				}
+				g.observed[o.Partition] = o.At
+				g.history = append(g.history, fmt.Sprintf("read,%d,%d,%d,%d", call, ret, o.Partition, o.At))
+			})
+			g.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond): // poll pacing
+		}
+	}
+}
