@@ -11,10 +11,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/txn"
 )
 
 // coordLoads counts a node's coordinator partition loads and unloads, by
@@ -228,4 +231,74 @@ func TestClusterGroupCoordinatorKeptAcrossEpochBump(t *testing.T) {
 		t.Fatalf("committed offset %+v, want %d", o, next)
 	}
 	t.Logf("%d commits across the epoch bump %d -> reassignment to %v", next, before.LeaderEpoch, keep)
+}
+
+// TestClusterTxnCoordinatorKeptAcrossEpochBump: a transaction is open (its
+// partition added, a record produced) when its __transaction_state
+// partition is reassigned to drop a follower, bumping the leader epoch
+// while the coordinator's node keeps leading. The coordinator stays loaded
+// (one load, no unload) and the commit completes; read_committed sees the
+// record.
+func TestClusterTxnCoordinatorKeptAcrossEpochBump(t *testing.T) {
+	c, loads := startClusterCounting(t, coordFailoverProps)
+	const topic, id = "bumped-txn", "bump-txn"
+	createReplicated(t, c, topic, 1, map[string]*string{"min.insync.replicas": strp("2")})
+	coord := coordinatorOf(t, c.nodes[0], id, 1)
+	p := metadata.PartitionFor(id, 3)
+	var lead *node.Node
+	for _, n := range c.nodes {
+		if n.NodeID() == coord {
+			lead = n
+		}
+	}
+	checkFor(t, txn.Topic+" fully in sync", func() bool { return len(isrOf(t, lead, txn.Topic, p)) == 3 })
+	loadEv := fmt.Sprintf("load txn %d", p)
+	if n := loads[coord].count(loadEv); n != 1 {
+		t.Fatalf("node %d loaded %s-%d %d times before the reassignment", coord, txn.Topic, p, n)
+	}
+	prod := clusterClient(t, c, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic))
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.ProduceSync(testCtx(t, 30*time.Second), &kgo.Record{Value: []byte("kept")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+
+	before, _ := lead.Replica(txn.Topic, p)
+	keep := []int32{coord}
+	for _, r := range replicasOf(t, lead, txn.Topic, p) {
+		if r != coord && len(keep) < 2 {
+			keep = append(keep, r)
+		}
+	}
+	adm, _ := newAdmin(t, lead)
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(txn.Topic, p, keep)
+	res, err := adm.AlterPartitionAssignments(testCtx(t, 15*time.Second), req)
+	if err == nil {
+		err = res[txn.Topic][p].Err
+	}
+	if err != nil {
+		t.Fatalf("reassign %s-%d to %v: %v", txn.Topic, p, keep, err)
+	}
+	checkFor(t, "the leader epoch bumped with the leader kept", func() bool {
+		st, _ := lead.Replica(txn.Topic, p)
+		return st.Leader && st.LeaderEpoch > before.LeaderEpoch
+	})
+	if err := prod.EndTransaction(testCtx(t, 30*time.Second), kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the bump: %v", err)
+	}
+	if n, u := loads[coord].count(loadEv), loads[coord].count(fmt.Sprintf("unload txn %d", p)); n != 1 || u != 0 {
+		t.Fatalf("node %d loaded %s-%d %d times and unloaded it %d times, want once and never", coord, txn.Topic, p, n, u)
+	}
+	cons := clusterClient(t, c, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx := testCtx(t, 20*time.Second)
+	var got []string
+	for len(got) == 0 && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if !slices.Equal(got, []string{"kept"}) {
+		t.Fatalf("read_committed read %q, want [kept]", got)
+	}
 }
