@@ -228,3 +228,25 @@ func TestStateLogOwnerKeepsLoadedAcrossEpochBump(t *testing.T) {
 		t.Fatalf("events %v, want %v", events, want)
 	}
 }
+
+// TestStateLogOwnerReloadsAnotherPartitionAtTheSameEpoch: a partition made
+// again (deleted and created: its epochs start over) is another
+// leadership, even at the epoch the loaded one had.
+func TestStateLogOwnerReloadsAnotherPartitionAtTheSameEpoch(t *testing.T) {
+	lead := &fakeLeadership{logs: map[int32]Log{}}
+	o := NewOwner(OwnerConfig{Name: "test", Partitions: 1, Log: lead.get, Recheck: time.Hour,
+		Load: func(context.Context, int32, Log) error { return nil }, Unload: func(int32) {}})
+	m := NewMemory(0)
+	lead.set(0, m)
+	o.Start()
+	t.Cleanup(o.Close)
+	again := NewMemory(0)
+	lead.set(0, again)
+	o.Update()
+	testkit.Eventually(t, 5*time.Second, "the new partition loaded", func() error {
+		if l, err := o.Log(0); err != nil || l != again {
+			return fmt.Errorf("partition 0: %v %v", l, err)
+		}
+		return nil
+	})
+}
