@@ -225,17 +225,22 @@ var forwarded = map[int16]bool{
 
 // forward sends req to the active controller when that is another node. It
 // reports false when the request is to be handled here: this node is the
-// active controller, none is known, or the controller could not be reached
-// (the local handler then answers NOT_CONTROLLER, which clients retry).
+// active controller, or nothing forwards (a node without a controller
+// channel). A controller that cannot be reached, or answers NOT_CONTROLLER
+// (it lost leadership), is tried again until forwardTimeout, then the
+// client gets REQUEST_TIMED_OUT: as Kafka's forwarding, a broker never
+// hands a client NOT_CONTROLLER for a request it forwards.
 func (b *Broker) forward(ctx context.Context, req *server.Request) (kmsg.Response, bool) {
-	id, ok := b.ctrl.Leader()
-	if b.cfg.Forward == nil || !ok || id == b.cfg.NodeID {
+	if b.cfg.Forward == nil {
 		return nil, false
 	}
-	resp, err := b.cfg.Forward(ctx, req.Body)
-	if err != nil {
-		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "controller", id, "err", err)
+	resp, local, err := b.toController(ctx, req.Body)
+	switch {
+	case local:
 		return nil, false
+	case err != nil:
+		b.logger.Warn("forwarding to the active controller failed", "api_key", req.Key, "err", err)
+		return errorResponse(req.Body, b.errorCode(err)), true
 	}
 	return resp, true
 }
@@ -258,20 +263,36 @@ func done(resp kmsg.Response) server.Completion {
 // image is the current metadata image.
 func (b *Broker) image() *metadata.Image { return b.ctrl.Image() }
 
-// controllerID is the active controller's id for Metadata and
-// DescribeCluster, -1 (Kafka's "none") during an election. A
-// controller-only node serves no clients, so when it is the active
-// controller this broker names itself, as a Kafka broker names a live
-// broker: it forwards the admin requests a client sends there.
-func (b *Broker) controllerID() int32 {
+// controllerID is the controller id Metadata and DescribeCluster name from
+// img, -1 (Kafka's "none") during an election: the active controller when
+// it is a broker this answer lists (registered and unfenced), else a listed
+// broker, this one first, as a Kafka broker names a live broker: the admin
+// requests a client sends there are forwarded. An id the answer does not
+// list (a controller-only node, or a broker fenced in this image) leaves a
+// client unable to reach its controller: kafkajs retried createTopics on
+// "broker not found" until it gave up.
+func (b *Broker) controllerID(img *metadata.Image) int32 {
 	id, ok := b.ctrl.Leader()
 	if !ok {
 		return -1
 	}
-	if _, broker := b.image().Brokers[id]; !broker {
+	listed := func(id int32) bool {
+		br, ok := img.Brokers[id]
+		return ok && !br.Fenced
+	}
+	switch {
+	case listed(id):
+		return id
+	case listed(b.cfg.NodeID):
 		return b.cfg.NodeID
 	}
-	return id
+	alive := int32(-1)
+	for id := range img.Brokers {
+		if listed(id) && (alive < 0 || id < alive) {
+			alive = id
+		}
+	}
+	return alive
 }
 
 // topicLayers resolves where a topic's configs come from.

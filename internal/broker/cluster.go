@@ -33,7 +33,7 @@ func handleDescribeCluster(b *Broker, ctx context.Context, sreq *server.Request)
 		return done(resp)
 	}
 	resp.ClusterID = img.ClusterID
-	resp.ControllerID = b.controllerID()
+	resp.ControllerID = b.controllerID(img)
 	resp.ClusterAuthorizedOperations = authorizedOpsUnset
 	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
 		br := img.Brokers[id]

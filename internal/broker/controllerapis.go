@@ -221,13 +221,24 @@ func setTopLevelError(resp kmsg.Response, code int16) {
 		r.ErrorCode = code
 	case *kmsg.UnregisterBrokerResponse:
 		r.ErrorCode = code
+	case *kmsg.DescribeQuorumResponse:
+		r.ErrorCode = code
+	case *kmsg.AddRaftVoterResponse:
+		r.ErrorCode = code
+	case *kmsg.RemoveRaftVoterResponse:
+		r.ErrorCode = code
 	}
 }
 
 // notControllerResponse answers a forwarded admin request NOT_CONTROLLER
 // for every resource it names.
 func notControllerResponse(req kmsg.Request) kmsg.Response {
-	code := kerr.NotController.Code
+	return errorResponse(req, kerr.NotController.Code)
+}
+
+// errorResponse answers a forwarded admin request with code for every
+// resource it names (Kafka's AbstractRequest.getErrorResponse).
+func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 	resp := req.ResponseKind()
 	switch r := resp.(type) {
 	case *kmsg.CreateTopicsResponse:
@@ -259,7 +270,8 @@ func notControllerResponse(req kmsg.Request) kmsg.Response {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = c.ResourceType, c.ResourceName, code
 			r.Resources = append(r.Resources, rr)
 		}
-	case *kmsg.AlterPartitionAssignmentsResponse, *kmsg.ListPartitionReassignmentsResponse, *kmsg.UnregisterBrokerResponse:
+	case *kmsg.AlterPartitionAssignmentsResponse, *kmsg.ListPartitionReassignmentsResponse, *kmsg.UnregisterBrokerResponse,
+		*kmsg.DescribeQuorumResponse, *kmsg.AddRaftVoterResponse, *kmsg.RemoveRaftVoterResponse:
 		// One top-level error code, as Kafka's controller answers them.
 		setTopLevelError(r, code)
 	case *kmsg.ElectLeadersResponse:

@@ -40,7 +40,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	img := b.image()
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = b.controllerID()
+	resp.ControllerID = b.controllerID(img)
 	resp.AuthorizedOperations = authorizedOpsUnset
 	resp.Brokers = b.metadataBrokers(img)
 

@@ -765,8 +765,14 @@ func mapRaftErr(err error) error {
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %w", ErrNotController, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		// The leader is still the leader, only busy: Kafka's controller
+		// answers a command that timed out REQUEST_TIMED_OUT, never
+		// NOT_CONTROLLER (clients would look for another controller and
+		// give up after their retries on a cluster that is fine).
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return fmt.Errorf("controller: raft: %w", err)
 }

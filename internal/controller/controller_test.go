@@ -12,6 +12,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/testkit"
+	"github.com/hashicorp/raft"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -472,5 +473,21 @@ func TestControllerQuorumFailover(t *testing.T) {
 	}
 	for _, c := range rest {
 		checkFor(t, "followers to apply", func() bool { return c.Image().NextProducerID == first+ProducerIDBlockSize })
+	}
+}
+
+// TestMapRaftErrBusyLeaderIsATimeout: a leader whose Raft queue did not
+// take a command in time is still the leader; answering NOT_CONTROLLER made
+// clients (kafkajs) hunt for another controller until they gave up, where
+// Kafka answers REQUEST_TIMED_OUT.
+func TestMapRaftErrBusyLeaderIsATimeout(t *testing.T) {
+	err := mapRaftErr(raft.ErrEnqueueTimeout)
+	if errors.Is(err, ErrNotController) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ErrEnqueueTimeout mapped to %v, want a deadline error", err)
+	}
+	for _, lost := range []error{raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress} {
+		if err := mapRaftErr(lost); !errors.Is(err, ErrNotController) {
+			t.Fatalf("%v mapped to %v, want ErrNotController", lost, err)
+		}
 	}
 }

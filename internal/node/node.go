@@ -324,7 +324,17 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {
 		first, count, err := n.ctrl.AllocateProducerIDs(ctx, cfg.NodeID)
 		if errors.Is(err, controller.ErrNotController) {
-			return n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+			first, count, err = n.forwarder.allocateProducerIDs(ctx, cfg.NodeID)
+		}
+		if err != nil && ctx.Err() == nil {
+			// As Kafka's RPCProducerIdManager: a broker without a
+			// block of ids answers COORDINATOR_LOAD_IN_PROGRESS,
+			// which clients retry, while the controller cannot give
+			// one (an election); never NOT_CONTROLLER, which is not
+			// a client's answer (kgo gave up InitProducerId on it).
+			// The cause is kept as text so the error table does not
+			// match it first.
+			return 0, 0, fmt.Errorf("%w: no producer id block from the controller: %v", txn.ErrCoordinatorLoading, err)
 		}
 		return first, count, err
 	})
@@ -368,6 +378,17 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		defer regCancel()
 		if err := lc.waitUnfenced(regCtx); err != nil {
 			return nil, err
+		}
+		// The controller committed the unfencing; this node's image
+		// may not have applied it (nor the registration: after a
+		// restart on a new port it still holds the old endpoint).
+		// Until it has, this node's Metadata would leave itself out,
+		// or name its dead endpoint, to the clients it now serves.
+		if err := waitImage(regCtx, n.ctrl, func(img *metadata.Image) bool {
+			br, ok := img.Brokers[cfg.NodeID]
+			return ok && !br.Fenced && br.Epoch == lc.brokerEpoch()
+		}); err != nil {
+			return nil, fmt.Errorf("node: waiting for this node's metadata to show it unfenced: %w", err)
 		}
 
 		n.wg.Go(func() { n.watchStorage(runCtx) })
@@ -664,4 +685,24 @@ func raftAdvertised(cfg config.Node) string {
 		advHost = "localhost"
 	}
 	return net.JoinHostPort(advHost, port)
+}
+
+// waitImage waits until cond holds for ctrl's image.
+func waitImage(ctx context.Context, ctrl *controller.Controller, cond func(*metadata.Image) bool) error {
+	changed := make(chan struct{}, 1)
+	cancel := ctrl.Subscribe(func(_, _ *metadata.Image) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	defer cancel()
+	for !cond(ctrl.Image()) {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
 }

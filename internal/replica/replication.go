@@ -97,6 +97,21 @@ func (p *Partition) becomeFollower(epoch, leader int32) {
 // IsLeader reports whether this node leads the partition.
 func (p *Partition) IsLeader() bool { return !p.follower.Load() }
 
+// LedSince is the leader epoch from which this node has led the partition
+// without a break (a leader epoch bumped while it stays leader keeps it),
+// or -1 while it follows: state read off the log while leading since then
+// is still what the log holds.
+func (p *Partition) LedSince() int32 {
+	if p.follower.Load() {
+		return -1
+	}
+	e := p.ledSince.Load()
+	if p.follower.Load() {
+		return -1
+	}
+	return e
+}
+
 // Leader is the node the partition follows, or this node when it leads.
 func (p *Partition) Leader() int32 { return p.leader.Load() }
 
