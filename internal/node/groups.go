@@ -85,8 +85,8 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 }
 
 // stateLog is the Log of a coordinator's state partition when this node
-// leads it, by the metadata image and by the replica itself at the image's
-// leader epoch (the partition has applied the image), else nil.
+// leads it, by the metadata image and by the replica itself (at the image's
+// leader epoch or an earlier one of the same unbroken leadership), else nil.
 func stateLog(nodeID int32, ctrl *controller.Controller, replicas *replica.Manager, topic string, partition int32) statelog.Log {
 	t := ctrl.Image().Topics[topic]
 	if t == nil || int(partition) >= len(t.Partitions) {
@@ -94,7 +94,12 @@ func stateLog(nodeID int32, ctrl *controller.Controller, replicas *replica.Manag
 	}
 	ip := t.Partitions[partition]
 	part := replicas.Get(topic, partition)
-	if ip.Leader != nodeID || part == nil || part.TopicID != t.ID || part.LeaderEpoch() != ip.LeaderEpoch {
+	// A replica behind the image on a leader epoch bump (it is applied
+	// after the image moved) still leads without a break: its Log is the
+	// one loaded, so the coordinator stays loaded. A replica that was
+	// deposed meanwhile has another LedSince once it catches up, and the
+	// coordinator reloads then (reconcile wakes it).
+	if ip.Leader != nodeID || part == nil || part.TopicID != t.ID || part.LeaderEpoch() > ip.LeaderEpoch {
 		return nil
 	}
 	if l := statelog.NewReplica(part); l != nil {

@@ -75,6 +75,7 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 		return
 	}
 	var props []replica.ISRProposal
+	parts := make(map[isrKey]*replica.Partition)
 	for _, p := range u.replicas.All() {
 		prop, ok := p.ProposeISR(now, u.lagMax)
 		if !ok {
@@ -85,6 +86,7 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 			continue
 		}
 		props = append(props, prop)
+		parts[isrKey{prop.TopicID, prop.Partition}] = p
 	}
 	epoch := u.epoch()
 	id, ok := u.leader()
@@ -109,6 +111,9 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = prop.Partition, prop.LeaderEpoch, prop.PartitionEpoch, prop.ISR
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
 		u.sent[replica.TopicPartition{Topic: prop.Topic, Partition: prop.Partition}] = sentISR{prop.PartitionEpoch, now}
+		// Before the request leaves: the controller may commit it, and
+		// elect a member it adds, without this node ever hearing back.
+		parts[isrKey{prop.TopicID, prop.Partition}].ISRProposalSent(prop)
 		u.logger.Info("proposing an ISR change", "topic", prop.Topic, "partition", prop.Partition, "isr", prop.ISR,
 			"leader_epoch", prop.LeaderEpoch, "partition_epoch", prop.PartitionEpoch)
 	}
@@ -124,11 +129,33 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 		u.logger.Warn("AlterPartition refused", "err", kerr.ErrorForCode(resp.ErrorCode))
 		return
 	}
+	asked := make(map[isrKey]replica.ISRProposal, len(props))
+	for _, prop := range props {
+		asked[isrKey{prop.TopicID, prop.Partition}] = prop
+	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
+			k := isrKey{t.TopidID, p.Partition} // kmsg spells it TopidID
+			prop, ok := asked[k]
 			if p.ErrorCode != 0 {
 				u.logger.Warn("ISR change refused", "partition", p.Partition, "err", kerr.ErrorForCode(p.ErrorCode))
 			}
+			if !ok {
+				continue
+			}
+			switch p.ErrorCode {
+			case 0:
+				parts[k].ISRProposalAnswered(prop, true)
+			case kerr.IneligibleReplica.Code, kerr.InvalidRequest.Code:
+				// Refused at the proposal's partition epoch: nothing
+				// was committed.
+				parts[k].ISRProposalAnswered(prop, false)
+			}
 		}
 	}
+}
+
+type isrKey struct {
+	topicID   [16]byte
+	partition int32
 }

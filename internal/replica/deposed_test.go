@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -414,5 +415,113 @@ func TestReplicationLeaderKeptAcrossEpochAcknowledges(t *testing.T) {
 	defer cancel()
 	if err := ps[1].WaitReplicatedInEpoch(ctx, res.LastOffset+1, res.LeaderEpoch); err != nil {
 		t.Fatalf("wait of the epoch-1 append on the leader kept at epoch 2: %v, want nil", err)
+	}
+}
+
+// TestReplicationPendingISRExpansionHoldsHighWatermark is the chaos soak's
+// bug 8 (seed 783223, chaos-log 0, offsets 82306-82310): leader 2 (ISR
+// [2 3]) proposed adding the caught-up replica 1 and was cut off. The
+// controller committed [1 2 3], fenced 2 and elected 1, whose log ended
+// before 2's last batches; but 2 still computed its high watermark over
+// [2 3], counted 3's fetch and acknowledged those batches, which 1's
+// epoch then overwrote. While an expansion is pending the added member
+// counts (Kafka's maximal ISR), until the controller answers or the
+// metadata log brings a newer partition epoch.
+func TestReplicationPendingISRExpansionHoldsHighWatermark(t *testing.T) {
+	ps := trio(t)
+	ps[2].becomeLeader(1, 1, []int32{2, 3}, []int32{1, 2, 3})
+	ps[1].becomeFollower(1, 2)
+	ps[3].becomeFollower(1, 2)
+	b, h := valueBatch(t, "acked", 2)
+	mustAppend(t, ps[2], b, h)
+	converge(t, ps, 2)
+	converge(t, ps, 2) // the high watermark 2 reaches every replica
+	prop, ok := ps[2].ProposeISR(time.Now(), time.Minute)
+	if !ok || len(prop.ISR) != 3 {
+		t.Fatalf("leader 2 proposes %v (%v), want replica 1 back in the ISR", prop.ISR, ok)
+	}
+	ps[2].ISRProposalSent(prop)
+
+	// Cut off from 1 (and, after this, from the controller) 2 takes a
+	// batch that 3 fetches and fsyncs.
+	b, h = valueBatch(t, "unsafe", 2)
+	res := mustAppend(t, ps[2], b, h)
+	if err := ps[2].WaitDurable(context.Background(), res.LastOffset+1); err != nil {
+		t.Fatal(err)
+	}
+	fetchRound(t, ps, 2, 3)
+	fetchRound(t, ps, 2, 3)
+	if ps[3].LogEndOffset() != res.LastOffset+1 {
+		t.Fatalf("setup: replica 3 ends at %d, want %d", ps[3].LogEndOffset(), res.LastOffset+1)
+	}
+	if hw := ps[2].HighWatermark(); hw > res.BaseOffset {
+		t.Fatalf("leader 2's high watermark %d passed %d with an expansion to replica 1 (end %d) pending",
+			hw, res.BaseOffset, ps[1].LogEndOffset())
+	}
+	if err := ps[2].replicatedTo(res.LastOffset+1, res.LeaderEpoch); !errors.Is(err, errNotYet) {
+		t.Fatalf("leader 2 would answer the acks=all produce: %v", err)
+	}
+
+	// The controller commits [1 2 3] (partition epoch 2), fences 2 and
+	// elects 1: the batch 2 never acknowledged is cut, nothing is lost.
+	ps[1].becomeLeader(2, 3, []int32{1, 3}, []int32{1, 2, 3})
+	ps[3].becomeFollower(2, 1)
+	ps[2].becomeFollower(2, 1)
+	converge(t, ps, 1)
+	if e := ps[3].LogEndOffset(); e != res.BaseOffset {
+		t.Fatalf("replica 3 ends at %d under the new leader, want %d", e, res.BaseOffset)
+	}
+}
+
+// TestReplicationPendingISRExpansionSettled: the added member stops
+// counting once the controller refused the change (INELIGIBLE_REPLICA) or
+// the metadata log brought a newer partition epoch without it, and a
+// pending member that fell behind is proposed out again.
+func TestReplicationPendingISRExpansionSettled(t *testing.T) {
+	for _, settle := range []string{"refused", "metadata", "lagging"} {
+		t.Run(settle, func(t *testing.T) {
+			ps := trio(t)
+			ps[2].becomeLeader(1, 1, []int32{2, 3}, []int32{1, 2, 3})
+			ps[1].becomeFollower(1, 2)
+			ps[3].becomeFollower(1, 2)
+			b, h := valueBatch(t, "first", 2)
+			mustAppend(t, ps[2], b, h)
+			converge(t, ps, 2)
+			now := time.Now()
+			prop, ok := ps[2].ProposeISR(now, time.Minute)
+			if !ok {
+				t.Fatal("no expansion proposed")
+			}
+			ps[2].ISRProposalSent(prop)
+			b, h = valueBatch(t, "second", 2)
+			res := mustAppend(t, ps[2], b, h)
+			if err := ps[2].Sync(); err != nil {
+				t.Fatal(err)
+			}
+			fetchRound(t, ps, 2, 3)
+			fetchRound(t, ps, 2, 3)
+			if hw := ps[2].HighWatermark(); hw > res.BaseOffset {
+				t.Fatalf("high watermark %d passed %d while replica 1 is pending", hw, res.BaseOffset)
+			}
+			switch settle {
+			case "refused":
+				ps[2].ISRProposalAnswered(prop, false)
+			case "metadata":
+				ps[2].becomeLeader(1, 2, []int32{2, 3}, []int32{1, 2, 3})
+			case "lagging":
+				// Replica 1 has not caught up for longer than the lag
+				// limit: the leader proposes the committed ISR back,
+				// and the controller accepts it unchanged.
+				out, ok := ps[2].ProposeISR(now.Add(2*time.Minute), time.Minute)
+				if !ok || slices.Contains(out.ISR, 1) {
+					t.Fatalf("leader proposes %v (%v), want the pending replica 1 out", out.ISR, ok)
+				}
+				ps[2].ISRProposalSent(out)
+				ps[2].ISRProposalAnswered(out, true)
+			}
+			if hw := ps[2].HighWatermark(); hw != res.LastOffset+1 {
+				t.Fatalf("high watermark %d once settled (%s), want %d", hw, settle, res.LastOffset+1)
+			}
+		})
 	}
 }

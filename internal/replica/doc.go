@@ -65,7 +65,9 @@
 // leader acknowledges nothing. A leader also tracks when each follower last
 // caught up (Kafka's lastCaughtUpTime) and proposes ISR
 // changes (ProposeISR): members behind for replica.lag.time.max.ms leave,
-// replicas that reached the high watermark join. High watermarks are
+// replicas that reached the high watermark join; the members a change in
+// flight adds count for the high watermark until it is settled
+// (ISRProposalSent, ISRProposalAnswered: Kafka's maximal ISR). High watermarks are
 // checkpointed (checkpoint.go, replication-offset-checkpoint) and a
 // replicated partition reopens at its checkpointed one. The network side, one
 // fetcher per leader broker and the AlterPartition sender, lives in

@@ -118,6 +118,15 @@ type Partition struct {
 		// lastCaughtUpTimeMs), and the partition epoch an ISR change must name.
 		followerFetch  map[int32]followerFetch
 		partitionEpoch int32
+		// pendingISR are the members an ISR change this leader sent adds
+		// (ISRProposalSent), based on partition epoch pendingEpoch. The
+		// controller may commit the change, and then elect one of them,
+		// before the metadata log brings it here, so the high watermark
+		// waits for them too until a newer partition epoch is applied or
+		// the controller refused the change (Kafka's maximal ISR of a
+		// PendingExpandIsr).
+		pendingISR   []int32
+		pendingEpoch int32
 	}
 
 	waitMu  sync.Mutex

@@ -53,6 +53,11 @@ func (p *Partition) becomeLeader(epoch, partitionEpoch int32, isr, replicas []in
 	if err := p.log.AssignEpoch(epoch); err != nil {
 		p.logger.Error("assign leader epoch failed", "topic", p.Topic, "partition", p.Index, "epoch", epoch, "err", err)
 	}
+	if partitionEpoch != p.mu.pendingEpoch || epoch != p.leaderEpoch.Load() || p.follower.Load() {
+		// The controller's decision on the pending change (or a later
+		// one) is in this ISR.
+		p.mu.pendingISR = nil
+	}
 	p.mu.partitionEpoch = partitionEpoch
 	p.mu.isr = slices.Clone(isr)
 	p.mu.replicas = slices.Clone(replicas)
@@ -82,6 +87,7 @@ func (p *Partition) becomeFollower(epoch, leader int32) {
 	p.follower.Store(true)
 	p.mu.leading = false
 	p.mu.isr, p.mu.replicas, p.mu.followerLEO, p.mu.followerFetch = nil, nil, nil, nil
+	p.mu.pendingISR = nil
 	p.mu.Unlock()
 	if changed {
 		p.notify()
@@ -91,6 +97,21 @@ func (p *Partition) becomeFollower(epoch, leader int32) {
 // IsLeader reports whether this node leads the partition.
 func (p *Partition) IsLeader() bool { return !p.follower.Load() }
 
+// LedSince is the leader epoch from which this node has led the partition
+// without a break (a leader epoch bumped while it stays leader keeps it),
+// or -1 while it follows: state read off the log while leading since then
+// is still what the log holds.
+func (p *Partition) LedSince() int32 {
+	if p.follower.Load() {
+		return -1
+	}
+	e := p.ledSince.Load()
+	if p.follower.Load() {
+		return -1
+	}
+	return e
+}
+
 // Leader is the node the partition follows, or this node when it leads.
 func (p *Partition) Leader() int32 { return p.leader.Load() }
 
@@ -99,19 +120,22 @@ func (p *Partition) Leader() int32 { return p.leader.Load() }
 func (p *Partition) LatestEpoch() int32 { return p.log.LatestEpoch() }
 
 // replicatedEndLocked is the high watermark the ISR allows: localEnd capped
-// by the log end of every other ISR member. An ISR follower not heard from
-// yet allows nothing past the current high watermark.
+// by the log end of every other member of the maximal ISR (the ISR and the
+// members a pending ISR change adds). An ISR follower not heard from yet
+// allows nothing past the current high watermark.
 func (p *Partition) replicatedEndLocked() int64 {
 	hw := p.mu.localEnd
-	for _, id := range p.mu.isr {
-		if id == p.nodeID {
-			continue
+	for _, ids := range [2][]int32{p.mu.isr, p.mu.pendingISR} {
+		for _, id := range ids {
+			if id == p.nodeID {
+				continue
+			}
+			leo, ok := p.mu.followerLEO[id]
+			if !ok {
+				return p.highWatermark.Load()
+			}
+			hw = min(hw, leo)
 		}
-		leo, ok := p.mu.followerLEO[id]
-		if !ok {
-			return p.highWatermark.Load()
-		}
-		hw = min(hw, leo)
 	}
 	return hw
 }
@@ -480,8 +504,9 @@ type ISRProposal struct {
 // maybeShrinkIsr/maybeExpandIsr): ISR followers that have not caught up
 // within lagMax (replica.lag.time.max.ms) leave; replicas outside the ISR
 // whose log end reached the high watermark and that caught up within
-// lagMax join. ok is false when the ISR is right as it is or this node
-// does not lead the partition.
+// lagMax join. Members a pending change adds count as members (see
+// ISRProposalSent). ok is false when the ISR is right as it is or this
+// node does not lead the partition.
 func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -495,7 +520,7 @@ func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal
 		if !inSync {
 			ff := p.mu.followerFetch[id]
 			recent := now.Sub(ff.caughtUp) <= lagMax
-			if slices.Contains(p.mu.isr, id) {
+			if slices.Contains(p.mu.isr, id) || slices.Contains(p.mu.pendingISR, id) {
 				inSync = recent
 			} else {
 				leo, fetched := p.mu.followerLEO[id]
@@ -506,13 +531,69 @@ func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal
 			isr = append(isr, id)
 		}
 	}
-	same := len(isr) == len(p.mu.isr)
+	// Against the maximal ISR: a pending member that fell behind is
+	// proposed out again, and the answer settles it.
+	maximal := slices.Concat(p.mu.isr, p.mu.pendingISR)
+	same := len(isr) == len(maximal)
 	for _, id := range isr {
-		same = same && slices.Contains(p.mu.isr, id)
+		same = same && slices.Contains(maximal, id)
 	}
 	if same {
 		return ISRProposal{}, false
 	}
 	return ISRProposal{TopicID: p.TopicID, Topic: p.Topic, Partition: p.Index, LeaderEpoch: p.leaderEpoch.Load(),
 		PartitionEpoch: p.mu.partitionEpoch, ISR: isr}, true
+}
+
+// ISRProposalSent records that prop is being sent to the controller: the
+// members it adds count for the high watermark from now on (see
+// pendingISR). The controller may commit it and elect an added member
+// while this leader, cut off, still has the old ISR; a high watermark over
+// the old ISR alone would then acknowledge records the new leader never
+// had (the chaos soak's bug 8). A proposal for another epoch is ignored.
+func (p *Partition) ISRProposalSent(prop ISRProposal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.follower.Load() || p.mu.closed || prop.LeaderEpoch != p.leaderEpoch.Load() || prop.PartitionEpoch != p.mu.partitionEpoch {
+		return
+	}
+	if p.mu.pendingEpoch != prop.PartitionEpoch {
+		p.mu.pendingISR = nil
+	}
+	p.mu.pendingEpoch = prop.PartitionEpoch
+	for _, id := range prop.ISR {
+		if !slices.Contains(p.mu.isr, id) && !slices.Contains(p.mu.pendingISR, id) {
+			p.mu.pendingISR = append(p.mu.pendingISR, id)
+		}
+	}
+}
+
+// ISRProposalAnswered settles the pending members of prop once the
+// controller answered it at its partition epoch: accepted (the
+// controller's ISR is now prop.ISR, committed or already so) leaves
+// pending only the members prop adds; refused for a reason that shows the
+// ISR was left as it is (INELIGIBLE_REPLICA, INVALID_REQUEST) leaves none.
+// Other answers (a stale partition epoch, a lost leadership) settle
+// nothing: the metadata log will bring the controller's ISR.
+func (p *Partition) ISRProposalAnswered(prop ISRProposal, accepted bool) {
+	p.mu.Lock()
+	if p.follower.Load() || p.mu.closed || prop.LeaderEpoch != p.leaderEpoch.Load() ||
+		prop.PartitionEpoch != p.mu.partitionEpoch || prop.PartitionEpoch != p.mu.pendingEpoch {
+		p.mu.Unlock()
+		return
+	}
+	var pending []int32
+	if accepted {
+		for _, id := range prop.ISR {
+			if !slices.Contains(p.mu.isr, id) {
+				pending = append(pending, id)
+			}
+		}
+	}
+	p.mu.pendingISR = pending
+	moved := p.advanceHighWatermarkLocked(p.replicatedEndLocked())
+	p.mu.Unlock()
+	if moved {
+		p.notify()
+	}
 }

@@ -342,3 +342,28 @@ func TestReplicationStateLogScanPastHighWatermark(t *testing.T) {
 		t.Fatalf("scan saw %v, want both records below the log end", keys)
 	}
 }
+
+// TestReplicaLedSince: a leader epoch bumped while the node keeps leading
+// keeps LedSince (coordinators stay loaded across it); following clears it;
+// leading again starts a new leadership at the new epoch.
+func TestReplicaLedSince(t *testing.T) {
+	leader, follower := replicaPair(t)
+	if got := leader.LedSince(); got != 0 {
+		t.Fatalf("leader LedSince %d, want 0", got)
+	}
+	if got := follower.LedSince(); got != -1 {
+		t.Fatalf("follower LedSince %d, want -1", got)
+	}
+	leader.becomeLeader(1, 1, []int32{1}, []int32{1}) // a reassignment dropped node 2
+	if got := leader.LedSince(); got != 0 {
+		t.Fatalf("LedSince after a same-leader bump %d, want 0", got)
+	}
+	leader.becomeFollower(2, 2)
+	if got := leader.LedSince(); got != -1 {
+		t.Fatalf("LedSince while following %d, want -1", got)
+	}
+	leader.becomeLeader(3, 3, []int32{1, 2}, []int32{1, 2})
+	if got := leader.LedSince(); got != 3 {
+		t.Fatalf("LedSince when elected again %d, want 3", got)
+	}
+}

@@ -9,12 +9,17 @@
 //     replica.Partition, Memory the one over a slice, so coordinator logic
 //     is tested without a disk or a cluster.
 //   - Owner: per coordinator, the load and unload of its partitions. When
-//     this node becomes leader of a partition (or leads it under a new
-//     leader epoch) the owner loads it, replaying it to its log end, and
+//     this node becomes leader of a partition (or is deposed and elected
+//     again) the owner loads it, replaying it to its log end, and
 //     requests meanwhile get ErrLoading (COORDINATOR_LOAD_IN_PROGRESS); when
 //     leadership moves away it unloads it, and requests get ErrNotLeader
-//     (NOT_COORDINATOR). Loads and unloads run on the owner's one goroutine,
-//     in the order leadership changed, never on the metadata apply path.
+//     (NOT_COORDINATOR). A leader epoch bumped while this node keeps leading
+//     (a reassignment dropping a follower) changes nothing: a Log stands
+//     for one unbroken leadership, named by the epoch it began in, so the
+//     state stays loaded and writes in flight are acknowledged, as Kafka's
+//     coordinators stay active then. Loads and unloads run on the owner's
+//     one goroutine, in the order leadership changed, never on the
+//     metadata apply path.
 //
 // # The idiom both coordinators share
 //

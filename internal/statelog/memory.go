@@ -20,7 +20,7 @@ type memData struct {
 	recs      []Record
 	next      int64
 	committed int64
-	epoch     int32 // the current leader epoch; -1: no leader here
+	epoch     int32 // the epoch the current leadership began in; -1: no leader here
 	hold      bool
 	fail      error
 	wake      chan struct{} // closed and replaced on every change
@@ -31,8 +31,9 @@ func NewMemory(epoch int32) *Memory {
 	return &Memory{d: &memData{epoch: epoch, wake: make(chan struct{})}, epoch: epoch}
 }
 
-// Reopen makes the partition led here again at epoch (a later one): the
-// Log returned sees every record; m and other older Logs are deposed.
+// Reopen makes the partition led here again at epoch (a later one), after
+// a break in leadership: the Log returned sees every record; m and other
+// older Logs are deposed.
 func (m *Memory) Reopen(epoch int32) *Memory {
 	d := m.d
 	d.mu.Lock()
@@ -40,6 +41,16 @@ func (m *Memory) Reopen(epoch int32) *Memory {
 	d.changedLocked()
 	d.mu.Unlock()
 	return &Memory{d: d, epoch: epoch}
+}
+
+// Bump is a leader epoch bump while this node keeps leading (a
+// reassignment dropping a follower): the Log returned is the one leadership
+// would offer now, and m keeps working, its writes in flight included.
+func (m *Memory) Bump() *Memory {
+	m.d.mu.Lock()
+	defer m.d.mu.Unlock()
+	m.d.changedLocked()
+	return &Memory{d: m.d, epoch: m.d.epoch}
 }
 
 // Depose moves leadership away: every Log of the partition fails with

@@ -177,16 +177,17 @@ func (o *Owner) run() {
 }
 
 // reconcile brings partition p in line with leadership: unload what is
-// no longer led here (or led under another epoch), load what is.
+// no longer led here (or led under another leadership), load what is.
 func (o *Owner) reconcile(p int32) {
 	want := o.cfg.Log(p)
 	o.mu.Lock()
 	cur, ok := o.mu.loaded[p]
-	if ok && (want == nil || want.Epoch() != cur.Epoch()) {
+	stale := ok && (want == nil || !sameLeadership(cur, want))
+	if stale {
 		delete(o.mu.loaded, p)
 	}
 	o.mu.Unlock()
-	if ok && (want == nil || want.Epoch() != cur.Epoch()) {
+	if stale {
 		o.cfg.Logger.Info("unloading coordinator partition", "coordinator", o.cfg.Name, "partition", p,
 			"epoch", cur.Epoch())
 		o.cfg.Unload(p)
@@ -217,4 +218,23 @@ func (o *Owner) reconcile(p int32) {
 	}
 	o.cfg.Logger.Info("loaded coordinator partition", "coordinator", o.cfg.Name, "partition", p,
 		"epoch", want.Epoch(), "duration", time.Since(start).String())
+}
+
+// sameLeadership reports whether want, the Log leadership offers now, stands
+// for the leadership cur was loaded under: the same epoch it began in, over
+// the same partition (a partition deleted and made again restarts its
+// epochs).
+func sameLeadership(cur, want Log) bool {
+	if cur.Epoch() != want.Epoch() {
+		return false
+	}
+	switch c := cur.(type) {
+	case *Replica:
+		w, ok := want.(*Replica)
+		return ok && w.p == c.p
+	case *Memory:
+		w, ok := want.(*Memory)
+		return ok && w.d == c.d
+	}
+	return true
 }

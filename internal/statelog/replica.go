@@ -10,26 +10,38 @@ import (
 )
 
 // Replica is the Log over a replica partition this node leads, for the
-// leader epoch it had when the Log was made.
+// leadership it had when the Log was made: the leader epoch from which the
+// node has led without a break (replica.Partition.LedSince). A leader epoch
+// bumped while the node stays leader (a reassignment that drops a
+// follower, an ISR-preserving change) keeps the Log working, as Kafka keeps
+// a coordinator loaded across such a bump; a node deposed and elected
+// again gets a new Log, and its coordinator reloads.
 type Replica struct {
 	p     *replica.Partition
 	epoch int32
 }
 
-// NewReplica makes the Log of p for its current leader epoch, nil when this
+// NewReplica makes the Log of p for its current leadership, nil when this
 // node does not lead p.
 func NewReplica(p *replica.Partition) *Replica {
-	if p == nil || !p.IsLeader() {
+	if p == nil {
 		return nil
 	}
-	return &Replica{p: p, epoch: p.LeaderEpoch()}
+	e := p.LedSince()
+	if e < 0 {
+		return nil
+	}
+	return &Replica{p: p, epoch: e}
 }
 
-// Epoch implements Log.
+// Epoch implements Log: the epoch the leadership began in, which is also
+// the coordinator epoch fencing transaction markers (it only grows from
+// one leadership to the next).
 func (r *Replica) Epoch() int32 { return r.epoch }
 
-// current reports whether the partition is still led here under r's epoch.
-func (r *Replica) current() bool { return r.p.IsLeader() && r.p.LeaderEpoch() == r.epoch }
+// current reports whether this node still leads the partition without a
+// break since r's epoch.
+func (r *Replica) current() bool { return r.p.LedSince() == r.epoch }
 
 // Append implements Log. It refuses the batch with ErrNotEnoughReplicas when
 // the ISR is below min.insync.replicas (as an acks=all produce).
@@ -62,12 +74,13 @@ func (r *Replica) WaitCommitted(ctx context.Context, next int64) error {
 	if err := r.p.WaitDurable(ctx, next); err != nil {
 		return mapErr(err)
 	}
-	if err := r.p.WaitReplicated(ctx, next); err != nil {
+	// Only while this node has led without a break since r's epoch: a
+	// deposed leader's high watermark may pass next over records a new
+	// leader wrote at the same offsets.
+	if err := r.p.WaitReplicatedInEpoch(ctx, next, r.epoch); err != nil {
 		return mapErr(err)
 	}
 	if !r.current() {
-		// The high watermark passed next, but under another epoch: the
-		// record may be one a new leader truncated and reused the offset of.
 		return ErrNotLeader
 	}
 	return nil

@@ -61,14 +61,16 @@ type Batch struct {
 }
 
 // Log is one state partition, as the coordinator that leads it sees it.
-// A Log is made for one leader epoch: once leadership moves (or the epoch
-// changes) its writes fail with ErrNotLeader, so a deposed coordinator
-// cannot write behind its successor's back.
+// A Log is made for one leadership: the leader epochs from the one this
+// node was elected in for as long as it leads without a break (an epoch
+// bumped meanwhile keeps it). Once leadership moves its writes fail with
+// ErrNotLeader, so a deposed coordinator cannot write behind its
+// successor's back, even if elected again.
 //
 // Methods are safe for concurrent use. Append's record bytes are copied
 // before it returns.
 type Log interface {
-	// Epoch is the partition's leader epoch this Log was made for (the
+	// Epoch is the leader epoch this Log's leadership began in (the
 	// coordinator epoch that fences transaction markers).
 	Epoch() int32
 	// Append writes b as one batch and returns the offset after it:

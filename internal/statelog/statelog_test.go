@@ -151,3 +151,102 @@ func TestStateLogOwnerFollowsLeadership(t *testing.T) {
 		t.Fatalf("events %v, want %v", events, want)
 	}
 }
+
+// TestStateLogOwnerKeepsLoadedAcrossEpochBump: a leader epoch bumped while
+// this node keeps leading (a reassignment dropping a follower) neither
+// unloads the partition nor fails a write in flight; a break in leadership
+// (deposed, elected again) reloads it and fences the old Log.
+func TestStateLogOwnerKeepsLoadedAcrossEpochBump(t *testing.T) {
+	lead := &fakeLeadership{logs: map[int32]Log{}}
+	var mu sync.Mutex
+	var events []string
+	record := func(s string) {
+		mu.Lock()
+		events = append(events, s)
+		mu.Unlock()
+	}
+	o := NewOwner(OwnerConfig{Name: "test", Partitions: 2, Log: lead.get, Recheck: time.Hour,
+		Load: func(_ context.Context, p int32, l Log) error {
+			record(fmt.Sprintf("load %d@%d", p, l.Epoch()))
+			return nil
+		},
+		Unload: func(p int32) { record(fmt.Sprintf("unload %d", p)) }})
+	m := NewMemory(3)
+	lead.set(0, m)
+	o.Start()
+	t.Cleanup(o.Close)
+
+	l, err := o.Log(0)
+	if err != nil || l != m {
+		t.Fatalf("partition 0 after Start: %v %v", l, err)
+	}
+	m.Hold(true)
+	next, err := l.Append(Batch{ProducerID: -1, Records: []KeyValue{{Key: []byte("g"), Value: []byte("offsets")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- l.WaitCommitted(ctx(t), next) }()
+
+	lead.set(0, m.Bump())
+	// Partition 1 gains a leader in the same change: once it is loaded,
+	// the owner has reconciled partition 0 after the bump too (one pass
+	// goes through the partitions in order).
+	lead.set(1, NewMemory(1))
+	o.Update()
+	if _, err := o.WaitLoaded(ctx(t), 1); err != nil {
+		t.Fatalf("partition 1: %v", err)
+	}
+	if got, err := o.Log(0); err != nil || got != m {
+		t.Fatalf("partition 0 after the bump: %v %v, want the Log loaded before it", got, err)
+	}
+	m.Hold(false)
+	if err := <-waited; err != nil {
+		t.Fatalf("write in flight across the bump: %v", err)
+	}
+	if _, err := l.Append(Batch{ProducerID: -1, Records: []KeyValue{{Key: []byte("g2")}}}); err != nil {
+		t.Fatalf("append after the bump: %v", err)
+	}
+
+	// Deposed and elected again: the old Log is fenced, the owner reloads.
+	m.Depose()
+	m2 := m.Reopen(5)
+	lead.set(0, m2)
+	o.Update()
+	testkit.Eventually(t, 5*time.Second, "the reload at epoch 5", func() error {
+		if got, err := o.Log(0); err != nil || got != m2 {
+			return fmt.Errorf("partition 0: %v %v", got, err)
+		}
+		return nil
+	})
+	if _, err := l.Append(Batch{ProducerID: -1}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append on the deposed leadership's Log: %v, want ErrNotLeader", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "[load 0@3 load 1@1 unload 0 load 0@5]"; fmt.Sprint(events) != want {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+}
+
+// TestStateLogOwnerReloadsAnotherPartitionAtTheSameEpoch: a partition made
+// again (deleted and created: its epochs start over) is another
+// leadership, even at the epoch the loaded one had.
+func TestStateLogOwnerReloadsAnotherPartitionAtTheSameEpoch(t *testing.T) {
+	lead := &fakeLeadership{logs: map[int32]Log{}}
+	o := NewOwner(OwnerConfig{Name: "test", Partitions: 1, Log: lead.get, Recheck: time.Hour,
+		Load: func(context.Context, int32, Log) error { return nil }, Unload: func(int32) {}})
+	m := NewMemory(0)
+	lead.set(0, m)
+	o.Start()
+	t.Cleanup(o.Close)
+	again := NewMemory(0)
+	lead.set(0, again)
+	o.Update()
+	testkit.Eventually(t, 5*time.Second, "the new partition loaded", func() error {
+		if l, err := o.Log(0); err != nil || l != again {
+			return fmt.Errorf("partition 0: %v %v", l, err)
+		}
+		return nil
+	})
+}

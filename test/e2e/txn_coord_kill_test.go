@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestE2EClusterTxnCoordinatorKilled: three processes, the internal topics
+// and a three-partition topic replicated on all of them. A transactional
+// producer has added every partition to a transaction and produced to them
+// (both written to __transaction_state and acknowledged) when the node
+// coordinating its transactional id is killed with SIGKILL, before EndTxn.
+//
+// What is correct: the transaction's Ongoing state, with its partitions,
+// was committed to __transaction_state (on every ISR member's disk) before
+// AddPartitionsToTxn and the produces were answered, so the node that now
+// leads the id's partition loads it, and franz-go's EndTransaction(commit),
+// which retries NOT_COORDINATOR, connection errors and
+// COORDINATOR_LOAD_IN_PROGRESS with a new FindCoordinator, commits it there
+// (Kafka's Java producer does the same). The producer then goes on with the
+// next transaction, and read_committed consumers see exactly the committed
+// records, none of an aborted transaction, with no transaction left open.
+func TestE2EClusterTxnCoordinatorKilled(t *testing.T) {
+	c := startReplicatedCluster(t, "broker.session.timeout.ms=2000", "broker.heartbeat.interval.ms=500",
+		"transaction.state.log.replication.factor=3", "transaction.state.log.num.partitions=3",
+		"offsets.topic.replication.factor=3", "offsets.topic.num.partitions=3")
+	const topic, id = "txk", "txk-producer"
+	resp, err := c.adm.CreateTopic(testCtx(t, 15*time.Second), 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	p := newClient(t, c.procs[1], c.seeds, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second))
+	produce := func(values ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i, v := range values {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(v)})
+		}
+		if err := p.ProduceSync(testCtx(t, 60*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %v: %v", values, err)
+		}
+	}
+	txn := func(commit bool, values ...string) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produce(values...)
+		if err := p.EndTransaction(testCtx(t, 90*time.Second), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end (commit=%v): %v", commit, err)
+		}
+	}
+	coordinator := func(via *proc) int32 {
+		t.Helper()
+		cl := newClient(t, via)
+		var coord int32
+		eventually(t, 30*time.Second, "a coordinator for "+id, func() error {
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{id}
+			fr, err := fc.RequestWith(testCtx(t, 5*time.Second), cl)
+			if err != nil {
+				return err
+			}
+			if len(fr.Coordinators) != 1 || fr.Coordinators[0].ErrorCode != 0 {
+				return fmt.Errorf("FindCoordinator: %+v", fr.Coordinators)
+			}
+			coord = fr.Coordinators[0].NodeID
+			return nil
+		})
+		return coord
+	}
+	txn(true, "c1", "c2", "c3")
+	txn(false, "a1", "a2", "a3")
+
+	// Mid-transaction: every partition added and written to.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce("d1", "d2", "d3")
+	coord := coordinator(c.procs[1])
+	c.procs[int(coord)].kill()
+	killed := time.Now()
+	if err := p.EndTransaction(testCtx(t, 90*time.Second), kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the coordinator (broker %d) was killed: %v", coord, err)
+	}
+	t.Logf("coordinator %d killed mid-transaction: commit answered after %v", coord, time.Since(killed).Round(time.Millisecond))
+	var alive *proc
+	for pid, pr := range c.procs {
+		if int32(pid) != coord {
+			alive = pr
+			break
+		}
+	}
+	if now := coordinator(alive); now == coord {
+		t.Fatalf("broker %d still named coordinator after it was killed", coord)
+	}
+	// The producer goes on through the new coordinator, and with the
+	// killed broker back.
+	txn(true, "e1", "e2", "e3")
+	txn(false, "b1", "b2", "b3")
+	restarted := c.start(int(coord))
+	restarted.awaitStarted(t)
+	waitReady(t, restarted)
+	txn(true, "f1", "f2", "f3")
+
+	want := []string{"c1", "c2", "c3", "d1", "d2", "d3", "e1", "e2", "e3", "f1", "f2", "f3"}
+	offs := map[int32]kgo.Offset{0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart(), 2: kgo.NewOffset().AtStart()}
+	cons := newClient(t, alive, c.seeds, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	rctx := testCtx(t, 30*time.Second)
+	var got []string
+	for len(got) < len(want) {
+		fs := cons.PollFetches(rctx)
+		if rctx.Err() != nil {
+			t.Fatalf("read_committed: %v before the deadline", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_committed read %v, want %v", got, want)
+	}
+	// Nothing more: the end offsets are reached, every transaction closed.
+	lso, err := c.adm.ListCommittedOffsets(testCtx(t, 10*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := c.adm.ListEndOffsets(testCtx(t, 10*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw.Each(func(o kadm.ListedOffset) {
+		if l, ok := lso.Lookup(topic, o.Partition); !ok || l.Offset != o.Offset {
+			t.Errorf("%s[%d]: last stable offset %+v, high watermark %d: a transaction left open", topic, o.Partition, l, o.Offset)
+		}
+	})
+	fs := cons.PollFetches(testCtx(t, time.Second))
+	fs.EachRecord(func(r *kgo.Record) { t.Errorf("read_committed read %s past the committed records", r.Value) })
+}
