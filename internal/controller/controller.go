@@ -454,19 +454,33 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		}
 	}
 	for {
-		if _, id := c.raft.LeaderWithID(); id != "" {
+		for {
+			if _, id := c.raft.LeaderWithID(); id != "" {
+				break
+			}
+			if err := sleep(); err != nil {
+				return err
+			}
+		}
+		if !c.IsActive() {
 			break
 		}
+		_, err := c.await(ctx, c.raft.Barrier(0), nil)
+		if err == nil {
+			c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
+			break
+		}
+		if !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrNotLeader) {
+			return mapRaftErr(err)
+		}
+		// Elected and deposed again while the quorum forms (several
+		// voters starting at once): wait for the next leader.
+		c.log.Info("lost the metadata leadership while starting; waiting for the next leader", "err", err)
 		if err := sleep(); err != nil {
 			return err
 		}
 	}
-	if c.IsActive() {
-		if _, err := c.await(ctx, c.raft.Barrier(0), nil); err != nil {
-			return mapRaftErr(err)
-		}
-		c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
-	} else {
+	if c.startCommit.Load() == 0 { // a follower: no Barrier set it
 		// A follower learns the leader from its first heartbeat, which
 		// carries no commit index, and its commit index starts at 0
 		// after a restart whatever snapshot it restored: wait for an
