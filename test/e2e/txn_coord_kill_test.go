@@ -39,7 +39,13 @@ func TestE2EClusterTxnCoordinatorKilled(t *testing.T) {
 		t.Fatalf("create topic: %v", err)
 	}
 	p := newClient(t, c.procs[1], c.seeds, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second))
+		kgo.TransactionTimeout(60*time.Second), kgo.RetryTimeout(60*time.Second),
+		// Until the killed coordinator is fenced, FindCoordinator still
+		// names it and each dial is refused at once: franz-go's default of
+		// 20 tries can run out within a second (seen under -race), where
+		// the Java client keeps retrying until the transaction timeout.
+		// RetryTimeout bounds the tries instead.
+		kgo.RequestRetries(10000))
 	produce := func(values ...string) {
 		t.Helper()
 		var recs []*kgo.Record
