@@ -318,7 +318,15 @@ func Decode(b []byte) (Record, error) {
 			Leader: r.int32(), LeaderEpoch: r.int32(), PartitionEpoch: r.int32(),
 		}
 		if v == reassignVersion {
-			pr.AddingReplicas, pr.RemovingReplicas = r.int32s(), r.int32s()
+			// An empty list is no move, as an absent one: nil, so the
+			// record reads the same after it is written again (at
+			// version 0, which has no lists).
+			if adding := r.int32s(); len(adding) > 0 {
+				pr.AddingReplicas = adding
+			}
+			if removing := r.int32s(); len(removing) > 0 {
+				pr.RemovingReplicas = removing
+			}
 		}
 		rec = pr
 	case TypePartitionChange:
