@@ -453,6 +453,7 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 			return ErrClosed
 		}
 	}
+	barrier := false // this node is the leader and its Barrier passed
 	for {
 		for {
 			if _, id := c.raft.LeaderWithID(); id != "" {
@@ -468,6 +469,7 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 		_, err := c.await(ctx, c.raft.Barrier(0), nil)
 		if err == nil {
 			c.startCommit.Store(max(c.raft.AppliedIndex(), 1))
+			barrier = true
 			break
 		}
 		if !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrNotLeader) {
@@ -480,7 +482,7 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 			return err
 		}
 	}
-	if c.startCommit.Load() == 0 { // a follower: no Barrier set it
+	if !barrier {
 		// A follower learns the leader from its first heartbeat, which
 		// carries no commit index, and its commit index starts at 0
 		// after a restart whatever snapshot it restored: wait for an
