@@ -42,6 +42,15 @@ func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand)
 type member struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// commitMu makes a member's commits monotonic: the offsets are read
+	// and committed under it. kgo serializes a client's commits but reads
+	// nothing itself, so a commit from OnPartitionsRevoked that took its
+	// snapshot while the poll loop's commit was in flight could be sent
+	// after the loop's next, newer one and set the offset back (seed
+	// 862804's four "regressions": the acknowledged commits themselves
+	// went 14518, then 14508). A broker must serve the last commit, so
+	// such a workload could not tell a broker bug from its own.
+	commitMu sync.Mutex
 }
 
 func (g *groupWorkload) startMember(ctx context.Context) *member {
@@ -58,7 +67,7 @@ func (g *groupWorkload) startMember(ctx context.Context) *member {
 			kgo.DisableAutoCommit(), kgo.SessionTimeout(10*time.Second),
 			kgo.FetchMaxWait(500*time.Millisecond),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-				g.commit(ctx, cl)
+				g.commit(ctx, cl, m)
 			}))
 		if err != nil {
 			return
@@ -70,17 +79,19 @@ func (g *groupWorkload) startMember(ctx context.Context) *member {
 				break
 			}
 			_ = fs
-			g.commit(mctx, cl)
+			g.commit(mctx, cl, m)
 		}
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-		g.commit(cctx, cl)
+		g.commit(cctx, cl, m)
 		ccancel()
 	}()
 	return m
 }
 
 // commit commits what cl polled and notes each successful commit.
-func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client) {
+func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client, m *member) {
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
 	offs := cl.UncommittedOffsets()
 	if len(offs) == 0 {
 		return
