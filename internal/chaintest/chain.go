@@ -55,6 +55,11 @@ type Config struct {
 	Seeds []string
 	// Replicas is the replication factor of the chain's topics (0: 1).
 	Replicas int16
+	// SessionTimeout is the members' group session timeout (0: 3 s). The
+	// broker refuses one below group.min.session.timeout.ms (6 s by
+	// default) with INVALID_SESSION_TIMEOUT, so a cluster on defaults
+	// needs at least that.
+	SessionTimeout time.Duration
 }
 
 func (cfg Config) seeds() []string {
@@ -81,9 +86,12 @@ type Chain struct {
 	read    map[string]string // tag -> where a read_committed consumer first read one of its records
 	errs    []string
 	lost    []string // sessions the group dropped, each replaced by a new one
-	members []*member
-	stopped bool            // Stop was called: no member starts any more
-	seen    map[string]bool // distinct values of the last topic a read_committed reader saw
+	// restarts counts, by error text, the sessions Restart replaced: a
+	// chain that makes no progress says why.
+	restarts map[string]int
+	members  []*member
+	stopped  bool            // Stop was called: no member starts any more
+	seen     map[string]bool // distinct values of the last topic a read_committed reader saw
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
@@ -119,7 +127,7 @@ func Setup(t testing.TB, cfg Config) *Chain {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce the input: %v", err)
 	}
-	return &Chain{cfg: cfg, outcome: map[string]int8{}, read: map[string]string{}, seen: map[string]bool{}}
+	return &Chain{cfg: cfg, outcome: map[string]int8{}, read: map[string]string{}, seen: map[string]bool{}, restarts: map[string]int{}}
 }
 
 func (c *Chain) fail(format string, args ...any) {
@@ -189,11 +197,13 @@ func (c *Chain) startMember(stage int, spec memberSpec) *member {
 				c.fail("%s: %v", spec.name, err)
 				return
 			}
+			c.mu.Lock()
 			if lost {
-				c.mu.Lock()
 				c.lost = append(c.lost, fmt.Sprintf("%s: %v", spec.name, err))
-				c.mu.Unlock()
+			} else {
+				c.restarts[err.Error()]++
 			}
+			c.mu.Unlock()
 			select { // the broker is restarting, or the group dropped us: retry with a new session
 			case <-ctx.Done():
 			case <-time.After(200 * time.Millisecond):
@@ -245,7 +255,7 @@ func (c *Chain) runSession(ctx context.Context, stage int, spec memberSpec, n *i
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.TransactionTimeout(30 * time.Second),
-		kgo.SessionTimeout(3 * time.Second),
+		kgo.SessionTimeout(c.sessionTimeout()),
 		kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.RetryTimeout(20 * time.Second),
@@ -304,6 +314,25 @@ func (c *Chain) runSession(ctx context.Context, stage int, spec memberSpec, n *i
 		}
 	}
 	return nil
+}
+
+func (c *Chain) sessionTimeout() time.Duration {
+	if c.cfg.SessionTimeout > 0 {
+		return c.cfg.SessionTimeout
+	}
+	return 3 * time.Second
+}
+
+// RestartErrors returns, by error text, how many sessions Restart replaced
+// after an error other than a lost membership; safe for concurrent use.
+func (c *Chain) RestartErrors() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.restarts))
+	for e, n := range c.restarts {
+		out[e] = n
+	}
+	return out
 }
 
 // Start starts every stage's members, the replacements that join later,

@@ -3,9 +3,11 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,8 +107,10 @@ func runInner(t *testing.T) {
 	if *flagTxn {
 		// Two chained exactly-once stages (internal/chaintest), RF 3, whose
 		// members restart their transactional session when a fault breaks it.
+		// The session is the broker's default minimum: the nodes run
+		// on default group settings.
 		chain = chaintest.Setup(t, chaintest.Config{Seeds: seeds, Stages: 2, Keys: 8, PerKey: 500,
-			Partitions: 3, Replicas: 3, Restart: true})
+			Partitions: 3, Replicas: 3, Restart: true, SessionTimeout: 6 * time.Second})
 		chain.Start()
 	}
 
@@ -170,6 +174,14 @@ func runInner(t *testing.T) {
 	if chain != nil {
 		chain.Stop()
 		res.abortedReads = chain.AbortedReads()
+		restarts := chain.RestartErrors()
+		whys := slices.SortedFunc(maps.Keys(restarts), func(a, b string) int { return restarts[b] - restarts[a] })
+		for i, e := range whys {
+			t.Logf("txn chain: %d sessions restarted after: %s", restarts[e], e)
+			if i < 10 { // the report keeps the commonest
+				res.notes = append(res.notes, fmt.Sprintf("txn chain: %d sessions restarted after: %s", restarts[e], e))
+			}
+		}
 		ok := t.Run("txn-chain", func(t *testing.T) { chain.Check(t) })
 		res.txn = fmt.Sprintf("%d of %d records through 2 exactly-once stages", chain.Seen(), chain.Total())
 		if !txnDone {
