@@ -3,8 +3,9 @@
 # machine with Go, git, apt and npm: it installs what the tests need when it
 # is missing (kcat and the Python clients from apt, kafkajs with npm ci).
 #
-#   bash scripts/test.sh            everything (about 15-25 minutes on 2 cores)
-#   QUICK=1 bash scripts/test.sh    skip the race detector and the interop suite
+#   bash scripts/test.sh            everything (about 25-35 minutes on 2 cores)
+#   QUICK=1 bash scripts/test.sh    skip the race detector, the interop suite and the chaos suite
+#   CHAOS=0 bash scripts/test.sh    skip only the chaos suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -34,4 +35,12 @@ bash scripts/fuzz.sh "${FUZZTIME:-5s}"
 if [ -z "${QUICK:-}" ]; then
 	step "interop suite: real clients against the real binary"
 	bash interop/run.sh
+fi
+
+if [ -z "${QUICK:-}" ] && [ "${CHAOS:-1}" != 0 ]; then
+	# Real processes in network namespaces under a seeded fault schedule
+	# (kill -9, SIGSTOP, partitions, slow links, corrupt segments), then
+	# the checker; it needs root and skips, saying so, without it.
+	step "fault-injection safety suite (make chaos)"
+	bash scripts/chaos.sh ci
 fi

@@ -22,13 +22,11 @@ var (
 	flagRecords  = flag.Int("chaos.records", 0, "minimum acknowledged records (0: the profile's)")
 	flagRate     = flag.Int("chaos.rate", 0, "target produce rate, records/s over all producers (0: the profile's)")
 	flagGroup    = flag.Bool("chaos.group", true, "run the consumer-group workload")
-	// Off until transaction markers reach partitions led by other brokers
-	// (WriteTxnMarkers): without them the chain makes no progress.
-	flagTxn   = flag.Bool("chaos.txn", false, "run the transactional chain workload")
-	flagLinks = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
-	flagOut   = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
-	flagNetID = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")
-	flagBin   = flag.String("chaos.bin", "", "a prebuilt gregor binary to test (default: build this module's)")
+	flagTxn      = flag.Bool("chaos.txn", true, "run the transactional chain workload")
+	flagLinks    = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
+	flagOut      = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
+	flagNetID    = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")
+	flagBin      = flag.String("chaos.bin", "", "a prebuilt gregor binary to test (default: build this module's)")
 )
 
 // profile sizes a run.
