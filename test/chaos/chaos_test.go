@@ -11,22 +11,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 var (
-	flagProfile  = flag.String("chaos.profile", "", "ci or soak; empty skips the suite")
-	flagSeed     = flag.Int64("chaos.seed", 0, "nemesis seed (0: from the clock); printed, give it back to replay a schedule")
-	flagNodes    = flag.Int("chaos.nodes", 3, "nodes, all voters and brokers (3 or 5)")
-	flagDuration = flag.Duration("chaos.duration", 0, "fault phase length (0: the profile's)")
-	flagFaults   = flag.Int("chaos.faults", 0, "minimum faults (0: the profile's)")
-	flagRecords  = flag.Int("chaos.records", 0, "minimum acknowledged records (0: the profile's)")
-	flagRate     = flag.Int("chaos.rate", 0, "target produce rate, records/s over all producers (0: the profile's)")
-	flagGroup    = flag.Bool("chaos.group", true, "run the consumer-group workload")
-	flagTxn      = flag.Bool("chaos.txn", true, "run the transactional chain workload")
-	flagLinks    = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
-	flagOut      = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
-	flagNetID    = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")
-	flagBin      = flag.String("chaos.bin", "", "a prebuilt gregor binary to test (default: build this module's)")
+	flagProfile    = flag.String("chaos.profile", "", "ci or soak; empty skips the suite")
+	flagSeed       = flag.Int64("chaos.seed", 0, "nemesis seed (0: from the clock); printed, give it back to replay a schedule")
+	flagNodes      = flag.Int("chaos.nodes", 3, "nodes, all voters and brokers (3 or 5)")
+	flagDuration   = flag.Duration("chaos.duration", 0, "fault phase length (0: the profile's)")
+	flagFaults     = flag.Int("chaos.faults", 0, "minimum faults (0: the profile's)")
+	flagRecords    = flag.Int("chaos.records", 0, "minimum acknowledged records (0: the profile's)")
+	flagRate       = flag.Int("chaos.rate", 0, "target produce rate, records/s over all producers (0: the profile's)")
+	flagGroup      = flag.Bool("chaos.group", true, "run the consumer-group workload")
+	flagTxn        = flag.Bool("chaos.txn", true, "run the transactional chain workload")
+	flagDiskWeight = flag.Int("chaos.diskweight", 1, "weight of the disk fault in the nemesis's choice (corrupt's is 1; 0: no disk fault)")
+	flagLinks      = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
+	flagOut        = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
+	flagNetID      = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")
+	flagBin        = flag.String("chaos.bin", "", "a prebuilt gregor binary to test (default: build this module's)")
 )
 
 // profile sizes a run.
@@ -95,9 +98,14 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ = filepath.Abs(out)
+	// Stale names, processes and mounts of an earlier run that died go
+	// first (its data directories may still be mounted).
+	if removed := append(teardownNetwork(), teardownDisks(out)...); len(removed) > 0 {
+		t.Logf("removed what an earlier run left: %s", strings.Join(removed, ", "))
+	}
 	// A new cluster every run: the last run's data, logs and report go.
 	var olds []string
-	for _, pat := range []string{"data-*", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "summary.txt", "gregor"} {
+	for _, pat := range []string{"data-*", "disk-*.img", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "summary.txt", "gregor"} {
 		m, _ := filepath.Glob(filepath.Join(out, pat))
 		olds = append(olds, m...)
 	}
@@ -108,11 +116,24 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("chaos: seed %d (replay with -chaos.seed=%d), output in %s", seed, seed, out)
 
-	// Stale names of an earlier run that died go first.
-	if removed := teardownNetwork(); len(removed) > 0 {
-		t.Logf("removed what an earlier run left: %s", strings.Join(removed, ", "))
-	}
-	// Torn down on every exit: the test's end, a failure, or a signal.
+	// Torn down on every exit: the test's end, a failure, or a signal. The
+	// disks after the network (cleanups run last first): tearing the
+	// network down kills every process that could hold a mount.
+	t.Cleanup(func() {
+		if done := teardownDisks(out); len(done) > 0 {
+			t.Logf("teardown: %s", strings.Join(done, ", "))
+		}
+		// A loop device detaches itself once its last mount is gone, which
+		// the kernel may finish a moment after umount returns.
+		testkit.Eventually(t, 10*time.Second, "loop devices detached after teardown", func() error {
+			for _, img := range suiteImages(out) {
+				if devs := loopDevices(img); len(devs) > 0 {
+					return fmt.Errorf("%s still on %v", img, devs)
+				}
+			}
+			return nil
+		})
+	})
 	t.Cleanup(func() {
 		removed := teardownNetwork()
 		t.Logf("teardown: %s", strings.Join(removed, ", "))
@@ -127,12 +148,18 @@ func TestChaos(t *testing.T) {
 		if s, ok := <-sigs; ok {
 			fmt.Fprintf(os.Stderr, "chaos: %v: tearing down\n", s)
 			teardownNetwork()
+			teardownDisks(out)
 			os.Exit(2)
 		}
 	}()
 
 	if err := setupNetwork(*flagNodes); err != nil {
 		t.Fatalf("network: %v", err)
+	}
+	disks := "mounted"
+	if err := setupDisks(out, *flagNodes); err != nil {
+		disks = fmt.Sprintf("the data directories are plain directories (no loop-mounted filesystem: %v), so no disk fault", err)
+		t.Logf("chaos: %s", disks)
 	}
 	bin := *flagBin
 	if bin == "" {
@@ -165,7 +192,7 @@ func TestChaos(t *testing.T) {
 	})
 	args = append(args, "-test.run=^TestChaos$", "-test.v=true", fmt.Sprintf("-chaos.seed=%d", seed), "-chaos.out="+out)
 	child := exec.Command("ip", args...)
-	child.Env = append(os.Environ(), childEnv+"=1", "GREGOR_CHAOS_BIN="+bin)
+	child.Env = append(os.Environ(), childEnv+"=1", "GREGOR_CHAOS_BIN="+bin, diskEnv+"="+disks)
 	child.Stdout, child.Stderr = os.Stdout, os.Stderr
 	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := child.Run(); err != nil {

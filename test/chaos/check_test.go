@@ -382,7 +382,7 @@ func (r *result) summary() string {
 	}
 	maxRec = max(maxRec, r.finalRecovery)
 	var parts []string
-	for _, k := range []string{"kill", "stop", "partition", "link", "corrupt"} {
+	for _, k := range []string{"kill", "stop", "partition", "link", "corrupt", "disk"} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, kinds[k]))
 	}
 	verdict := "ok"

@@ -211,7 +211,7 @@ func newCluster(bin, out string, n int) *cluster {
 	}
 	for id := 1; id <= n; id++ {
 		c.nodes = append(c.nodes, &node{id: id, bin: bin, voters: strings.Join(voters, ","),
-			dir:     filepath.Join(out, fmt.Sprintf("data-%d", id)),
+			dir:     dataDir(out, id),
 			logPath: filepath.Join(out, fmt.Sprintf("node-%d.log", id)),
 			sets:    sets})
 	}

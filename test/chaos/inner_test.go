@@ -119,7 +119,11 @@ func runInner(t *testing.T) {
 		t.Fatalf("no acknowledged write on every partition within 60s of the start")
 	}
 
-	nm := &nemesis{c: c, r: rec, rng: rand.New(rand.NewPCG(uint64(seed), 1)), adm: adm, logf: t.Logf}
+	nm := &nemesis{c: c, r: rec, rng: rand.New(rand.NewPCG(uint64(seed), 1)), adm: adm, kcl: admCl, logf: t.Logf,
+		disks: os.Getenv(diskEnv) == "mounted"}
+	if !nm.disks {
+		t.Logf("no disk fault: %s", os.Getenv(diskEnv))
+	}
 	if *flagLinks {
 		nm.proxies = proxies
 	}
@@ -171,6 +175,9 @@ func runInner(t *testing.T) {
 	res.seed = seed
 	res.nodes = len(c.nodes)
 	res.finalRecovery = finalRecovery
+	if !nm.disks {
+		res.notes = append(res.notes, "no disk fault: "+os.Getenv(diskEnv))
+	}
 	if chain != nil {
 		chain.Stop()
 		res.abortedReads = chain.AbortedReads()

@@ -15,6 +15,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // fault is one injected fault: from start to heal it is active; recovery is
@@ -22,7 +23,7 @@ import (
 // again (-1: not within recoveryLimit).
 type fault struct {
 	n        int
-	kind     string // kill, stop, partition, link, corrupt
+	kind     string // kill, stop, partition, link, corrupt, disk
 	desc     string
 	start    time.Duration
 	heal     time.Duration
@@ -39,6 +40,8 @@ type nemesis struct {
 	r       *recorder
 	rng     *rand.Rand
 	adm     *kadm.Client
+	kcl     *kgo.Client              // adm's client, for requests to one broker
+	disks   bool                     // the data directories are filesystems of their own: disk faults
 	proxies map[int]*toxiproxy.Proxy // node -> the clients' proxy to it; nil: no link faults
 	logf    func(format string, args ...any)
 
@@ -77,6 +80,9 @@ func (nm *nemesis) run(ctx context.Context, deadline time.Time, minFaults int, m
 	}
 	if nm.proxies != nil {
 		choices = append(choices, choice{3, nm.link})
+	}
+	if nm.disks && *flagDiskWeight > 0 {
+		choices = append(choices, choice{*flagDiskWeight, nm.disk})
 	}
 	total := 0
 	for _, c := range choices {
