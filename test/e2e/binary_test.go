@@ -124,7 +124,7 @@ func spawn(t *testing.T, dataDir string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("GREGOR_TEST_LOG") != "" {
 			t.Logf("gregor log (%s):\n%s", dataDir, p.logText())
 		}
 	})
@@ -275,4 +275,31 @@ func readAll(t *testing.T, p *proc, topic string) []*kgo.Record {
 		t.Fatalf("read %s: %d records, end offsets say %d", topic, len(out), want)
 	}
 	return out
+}
+
+// clientLog keeps a client's debug log and prints it if the test failed
+// or GREGOR_TEST_LOG is set, as spawn does with the nodes' logs.
+func clientLog(t *testing.T) kgo.Opt {
+	var mu sync.Mutex
+	var b strings.Builder
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("GREGOR_TEST_LOG") != "" {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("client log:\n%s", b.String())
+		}
+	})
+	return kgo.WithLogger(kgo.BasicLogger(&lockedWriter{mu: &mu, w: &b}, kgo.LogLevelDebug,
+		func() string { return time.Now().UTC().Format("15:04:05.000 ") }))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
