@@ -525,3 +525,41 @@ func TestReplicationPendingISRExpansionSettled(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicationPendingISRExpansionUnanswered: an expansion whose
+// AlterPartition got no answer (the controller's connection closed, as
+// when the active controller's node was stopped) is proposed again. Seen
+// by the chaos suite: the leader counted the unanswered members as
+// pending, so the ISR it wanted equalled the maximal one and it never
+// asked again; the committed ISR stayed [1], below min.insync.replicas,
+// and every partition it led refused writes for 60 s, until it lost
+// leadership.
+func TestReplicationPendingISRExpansionUnanswered(t *testing.T) {
+	ps := trio(t)
+	ps[1].becomeLeader(1, 1, []int32{1}, []int32{1, 2, 3})
+	ps[2].becomeFollower(1, 1)
+	ps[3].becomeFollower(1, 1)
+	b, h := valueBatch(t, "first", 1)
+	mustAppend(t, ps[1], b, h)
+	converge(t, ps, 1)
+	converge(t, ps, 1) // the followers report their log end
+	now := time.Now()
+	prop, ok := ps[1].ProposeISR(now, time.Minute)
+	if !ok || len(prop.ISR) != 3 {
+		t.Fatalf("leader 1 proposes %v (%v), want [1 2 3]", prop.ISR, ok)
+	}
+	ps[1].ISRProposalSent(prop)
+	// No answer; the followers stay caught up.
+	converge(t, ps, 1)
+	again, ok := ps[1].ProposeISR(now.Add(time.Second), time.Minute)
+	if !ok || len(again.ISR) != 3 || again.PartitionEpoch != prop.PartitionEpoch {
+		t.Fatalf("after an unanswered expansion leader 1 proposes %+v (%v), want [1 2 3] at partition epoch %d again",
+			again, ok, prop.PartitionEpoch)
+	}
+	// Once the metadata brings the committed ISR, nothing is pending and
+	// nothing more is proposed.
+	ps[1].becomeLeader(1, 2, []int32{1, 2, 3}, []int32{1, 2, 3})
+	if out, ok := ps[1].ProposeISR(now.Add(2*time.Second), time.Minute); ok {
+		t.Fatalf("leader 1 proposes %v with the full ISR committed", out.ISR)
+	}
+}

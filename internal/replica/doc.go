@@ -37,7 +37,9 @@
 // is sticky in the log (commitlog.ErrLogFailed, KAFKA_STORAGE_ERROR at the
 // broker), and the node takes the whole data directory offline
 // (Manager.SetOffline, ErrLogDirOffline) until it restarts: the partition
-// refuses writes until it is reopened, and a retry
+// refuses writes until it is reopened, a produce or coordinator write
+// parked for the high watermark fails with ErrLogDirOffline (no follower
+// or leadership change will end its wait), and a retry
 // is refused before the duplicate check, so it can neither duplicate the
 // batch nor be answered as written. A transaction ended by a marker keeps
 // pinning the LSO until the high watermark passes its marker (Kafka's

@@ -67,6 +67,11 @@ func (m *Manager) SetOffline(cause error) {
 	err := fmt.Errorf("%w (%w)", ErrLogDirOffline, cause)
 	if m.offline.CompareAndSwap(nil, &err) {
 		m.logger.Error("log directory offline", "dir", m.cfg.DataDir, "err", cause)
+		// Parked acks=all produces and coordinator writes wait for a
+		// high watermark that will not move now: wake them to fail.
+		for _, p := range m.All() {
+			p.notify()
+		}
 	}
 }
 
@@ -170,6 +175,7 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 				continue
 			}
 			np.nodeID = m.cfg.NodeID
+			np.dirOffline = &m.offline
 			if len(st.Replicas) > 1 {
 				hw, ok := m.checkpoint[tp]
 				delete(m.checkpoint, tp) // only this process's first open of it

@@ -82,6 +82,9 @@ type Partition struct {
 	// gone is set, with mu.closed, when the partition is closed or
 	// deleted, so that parked acks=all produces see it without the lock.
 	gone atomic.Bool
+	// dirOffline is the Manager's offline error (nil for a partition
+	// opened without a Manager): parked acks=all produces fail with it.
+	dirOffline *atomic.Pointer[error]
 
 	// mu is the append lock: it serialises appends and guards the producer
 	// state, the flush counters and the high watermark's writers. Reads

@@ -235,6 +235,16 @@ func (p *Partition) replicatedTo(offset int64, epoch int32) error {
 		// come. The producer finds the partition's leader again.
 		return ErrNotLeader
 	}
+	if p.dirOffline != nil {
+		if err := p.dirOffline.Load(); err != nil {
+			// The log directory went offline: followers are refused,
+			// so the high watermark stays, and the node no longer
+			// reconciles, so no new leader will come here either. As
+			// Kafka's DelayedProduce on an offline partition:
+			// KAFKA_STORAGE_ERROR.
+			return *err
+		}
+	}
 	if p.highWatermark.Load() < offset {
 		return errNotYet
 	}
@@ -538,7 +548,11 @@ func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal
 	for _, id := range isr {
 		same = same && slices.Contains(maximal, id)
 	}
-	if same {
+	// An expansion still pending was never answered (the request or its
+	// answer was lost, the controller moved): it is proposed again, or the
+	// committed ISR would stay short of its caught-up members, below
+	// min.insync.replicas, for as long as this node leads.
+	if same && len(p.mu.pendingISR) == 0 {
 		return ISRProposal{}, false
 	}
 	return ISRProposal{TopicID: p.TopicID, Topic: p.Topic, Partition: p.Index, LeaderEpoch: p.leaderEpoch.Load(),

@@ -367,3 +367,47 @@ func TestReplicaLedSince(t *testing.T) {
 		t.Fatalf("LedSince when elected again %d, want 3", got)
 	}
 }
+
+// TestReplicationParkedProduceOnOfflineLogDir: an acks=all produce (or a
+// coordinator's write) parked on a leader whose log directory then goes
+// offline fails with ErrLogDirOffline (KAFKA_STORAGE_ERROR) at once. Seen
+// by the chaos suite's full disk: the node stops reconciling and its
+// followers are refused, so no high watermark or leadership change would
+// ever end the wait; a group coordinator's write parked there kept the
+// group's unload, and so the node's shutdown, waiting until SIGKILL.
+func TestReplicationParkedProduceOnOfflineLogDir(t *testing.T) {
+	var id [16]byte
+	id[0] = 9
+	tp := TopicPartition{"failing", 0}
+	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1})
+	defer m.Close()
+	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 1,
+		Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Config: testConfig()}}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Get("failing", 0)
+	b, h := idempotentBatch(t, -1, -1, -1, 2)
+	res := mustAppend(t, p, b, h)
+	done := make(chan error, 1)
+	go func() {
+		done <- p.WaitReplicatedInEpoch(context.Background(), res.LastOffset+1, res.LeaderEpoch)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("answered before the follower fetched: %v", err)
+	case <-time.After(50 * time.Millisecond): // parked: the follower never fetches
+	}
+	m.SetOffline(errors.New("write: no space left on device"))
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLogDirOffline) || !errors.Is(err, commitlog.ErrLogFailed) {
+			t.Fatalf("parked produce on the offline log directory: %v, want ErrLogDirOffline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("parked produce still waiting after the log directory went offline")
+	}
+	// A produce parked after it fails at once too.
+	if err := p.WaitReplicatedInEpoch(context.Background(), res.LastOffset+1, res.LeaderEpoch); !errors.Is(err, ErrLogDirOffline) {
+		t.Fatalf("wait on the offline log directory: %v, want ErrLogDirOffline", err)
+	}
+}
