@@ -2,7 +2,9 @@
 // processes, each in its own network namespace on a private bridge, under a
 // seeded schedule of faults (kill -9, SIGSTOP, network partitions by
 // blackhole routes, slow and flaky client links through in-process
-// toxiproxy proxies, a corrupted follower segment) while idempotent
+// toxiproxy proxies, a corrupted follower segment, a full disk: every
+// node's data directory is a loop-mounted filesystem of its own, see
+// disk_test.go) while idempotent
 // producers, readers, a consumer group and a transactional chain run. A
 // checker then reads everything back and counts violations: lost or
 // duplicated acknowledged records, offsets holding two values, producer
@@ -18,9 +20,11 @@
 // namespace) builds the binary, creates the namespaces and the bridge, and
 // re-executes the test binary inside the client namespace, where every
 // client socket and every toxiproxy listener then lives. The outer process
-// tears the network down and kills any process left in a namespace, by PID,
-// whatever happened to the inner one; both clean up stale names of an
-// earlier run first.
+// also mounts the nodes' data directories before that (the namespace's
+// mount namespace is a copy). It tears the network down and kills any
+// process left in a namespace, by PID, then unmounts, whatever happened to
+// the inner one; both clean up stale names (and the outer one stale mounts
+// of the suite's images) of an earlier run first.
 //
 // Power loss (every node loses its unsynced writes at the same instant)
 // cannot be done with process signals; it runs in the in-process harness
