@@ -658,6 +658,7 @@ func (c *Controller) Close() error {
 		c.cancel()
 		errs := []error{c.raft.Shutdown().Error()}
 		c.wg.Wait()
+		c.progress.quiesce() // no heartbeat may write to the stores below
 		errs = append(errs, c.transport.Close(), c.store.Close())
 		c.closeErr = errors.Join(errs...)
 	})

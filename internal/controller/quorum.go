@@ -275,6 +275,42 @@ type progressTransport struct {
 	rpcs      chan raft.RPC
 	// dropAppend is Config.dropAppend (tests only; nil otherwise).
 	dropAppend func() bool
+
+	// hbMu guards the heartbeat fast path: Raft answers heartbeats on the
+	// transport's connection goroutines, which its Shutdown does not wait
+	// for, and one still in flight when Close closed the stores failed to
+	// save the term it carried, which Raft turns into a panic ("failed to
+	// save current term: controller: raft store closed", seen once in
+	// internal/node's tests). quiesce waits for those in flight and
+	// refuses the rest.
+	hbMu     sync.RWMutex
+	hbClosed bool
+}
+
+// SetHeartbeatHandler wraps the NetworkTransport's: Raft's heartbeat
+// handler runs under hbMu until quiesce.
+func (t *progressTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		t.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		t.hbMu.RLock()
+		defer t.hbMu.RUnlock()
+		if t.hbClosed {
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+			return
+		}
+		cb(rpc)
+	})
+}
+
+// quiesce waits for the heartbeats Raft is handling and refuses later
+// ones; Close calls it after Raft's shutdown and before closing the stores.
+func (t *progressTransport) quiesce() {
+	t.hbMu.Lock()
+	t.hbClosed = true
+	t.hbMu.Unlock()
 }
 
 type peerProgress struct {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,5 +51,59 @@ func TestControllerRejoinDoesNotVote(t *testing.T) {
 		if granted == rejoin {
 			t.Errorf("rejoin=%v: vote granted=%v", rejoin, granted)
 		}
+	}
+}
+
+// TestHeartbeatQuiesce: Close must not close the stores under a heartbeat
+// Raft is still handling (it saves the heartbeat's term, and a failed save
+// panics). quiesce waits for the one in flight and refuses later ones
+// without calling Raft's handler.
+func TestHeartbeatQuiesce(t *testing.T) {
+	srv, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pt := newProgressTransport(srv)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	pt.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		rpc.Respond(&raft.AppendEntriesResponse{Term: 5, Success: true}, nil)
+	})
+	cli, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	heartbeat := func() error {
+		req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax,
+			ID: []byte("1"), Addr: []byte(cli.LocalAddr())}, Term: 5}
+		var resp raft.AppendEntriesResponse
+		return cli.AppendEntries("2", srv.LocalAddr(), req, &resp)
+	}
+	first := make(chan error, 1)
+	go func() { first <- heartbeat() }()
+	<-entered
+	quiesced := make(chan struct{})
+	go func() { pt.quiesce(); close(quiesced) }()
+	select {
+	case <-quiesced:
+		t.Fatal("quiesce returned while a heartbeat was being handled")
+	case <-time.After(100 * time.Millisecond): // quiesce must still be waiting
+	}
+	close(release)
+	<-quiesced
+	if err := <-first; err != nil {
+		t.Fatalf("the heartbeat in flight: %v", err)
+	}
+	if err := heartbeat(); err == nil {
+		t.Fatal("a heartbeat after quiesce was answered")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("Raft's handler ran %d times, want 1 (none after quiesce)", n)
 	}
 }

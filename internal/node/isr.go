@@ -26,6 +26,9 @@ type isrUpdater struct {
 	lagMax   time.Duration
 	epoch    func() int64 // this broker's epoch; 0 while unregistered
 	leader   func() (int32, bool)
+	// eligible says whether a broker may join an ISR (KIP-841: registered
+	// and not fenced in this node's metadata image).
+	eligible func(id int32) bool
 	ctrls    *controllers
 	logger   *slog.Logger
 	client   controllerClient
@@ -44,8 +47,8 @@ type sentISR struct {
 const isrResend = 2 * time.Second
 
 func newISRUpdater(nodeID int32, replicas *replica.Manager, lagMax time.Duration, epoch func() int64,
-	leader func() (int32, bool), ctrls *controllers, dial dialFunc, logger *slog.Logger) *isrUpdater {
-	u := &isrUpdater{nodeID: nodeID, replicas: replicas, lagMax: lagMax, epoch: epoch, leader: leader, ctrls: ctrls,
+	leader func() (int32, bool), eligible func(int32) bool, ctrls *controllers, dial dialFunc, logger *slog.Logger) *isrUpdater {
+	u := &isrUpdater{nodeID: nodeID, replicas: replicas, lagMax: lagMax, epoch: epoch, leader: leader, eligible: eligible, ctrls: ctrls,
 		logger: logger.With("component", "isr"), sent: make(map[replica.TopicPartition]sentISR)}
 	u.client.timeout = 10 * time.Second
 	u.client.clientID = "gregor-isr-" + strconv.Itoa(int(nodeID))
@@ -77,7 +80,7 @@ func (u *isrUpdater) step(ctx context.Context, now time.Time) {
 	var props []replica.ISRProposal
 	parts := make(map[isrKey]*replica.Partition)
 	for _, p := range u.replicas.All() {
-		prop, ok := p.ProposeISR(now, u.lagMax)
+		prop, ok := p.ProposeISR(now, u.lagMax, u.eligible)
 		if !ok {
 			continue
 		}

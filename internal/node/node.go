@@ -405,7 +405,11 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		n.wg.Go(func() { n.watchStorage(runCtx) })
 
 		lagMax := time.Duration(config.Int64(props(cfg.Props, "replica.lag.time.max.ms"), 30000)) * time.Millisecond
-		isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, ctrls, opts.Dial, logger)
+		eligible := func(id int32) bool {
+			br, ok := n.ctrl.Image().Brokers[id]
+			return ok && !br.Fenced
+		}
+		isr := newISRUpdater(cfg.NodeID, n.replicas, lagMax, lc.brokerEpoch, n.ctrl.Leader, eligible, ctrls, opts.Dial, logger)
 		n.wg.Go(func() { isr.run(runCtx) })
 	}
 

@@ -436,7 +436,7 @@ func TestReplicationPendingISRExpansionHoldsHighWatermark(t *testing.T) {
 	mustAppend(t, ps[2], b, h)
 	converge(t, ps, 2)
 	converge(t, ps, 2) // the high watermark 2 reaches every replica
-	prop, ok := ps[2].ProposeISR(time.Now(), time.Minute)
+	prop, ok := ps[2].ProposeISR(time.Now(), time.Minute, nil)
 	if !ok || len(prop.ISR) != 3 {
 		t.Fatalf("leader 2 proposes %v (%v), want replica 1 back in the ISR", prop.ISR, ok)
 	}
@@ -488,7 +488,7 @@ func TestReplicationPendingISRExpansionSettled(t *testing.T) {
 			mustAppend(t, ps[2], b, h)
 			converge(t, ps, 2)
 			now := time.Now()
-			prop, ok := ps[2].ProposeISR(now, time.Minute)
+			prop, ok := ps[2].ProposeISR(now, time.Minute, nil)
 			if !ok {
 				t.Fatal("no expansion proposed")
 			}
@@ -512,7 +512,7 @@ func TestReplicationPendingISRExpansionSettled(t *testing.T) {
 				// Replica 1 has not caught up for longer than the lag
 				// limit: the leader proposes the committed ISR back,
 				// and the controller accepts it unchanged.
-				out, ok := ps[2].ProposeISR(now.Add(2*time.Minute), time.Minute)
+				out, ok := ps[2].ProposeISR(now.Add(2*time.Minute), time.Minute, nil)
 				if !ok || slices.Contains(out.ISR, 1) {
 					t.Fatalf("leader proposes %v (%v), want the pending replica 1 out", out.ISR, ok)
 				}
@@ -544,14 +544,14 @@ func TestReplicationPendingISRExpansionUnanswered(t *testing.T) {
 	converge(t, ps, 1)
 	converge(t, ps, 1) // the followers report their log end
 	now := time.Now()
-	prop, ok := ps[1].ProposeISR(now, time.Minute)
+	prop, ok := ps[1].ProposeISR(now, time.Minute, nil)
 	if !ok || len(prop.ISR) != 3 {
 		t.Fatalf("leader 1 proposes %v (%v), want [1 2 3]", prop.ISR, ok)
 	}
 	ps[1].ISRProposalSent(prop)
 	// No answer; the followers stay caught up.
 	converge(t, ps, 1)
-	again, ok := ps[1].ProposeISR(now.Add(time.Second), time.Minute)
+	again, ok := ps[1].ProposeISR(now.Add(time.Second), time.Minute, nil)
 	if !ok || len(again.ISR) != 3 || again.PartitionEpoch != prop.PartitionEpoch {
 		t.Fatalf("after an unanswered expansion leader 1 proposes %+v (%v), want [1 2 3] at partition epoch %d again",
 			again, ok, prop.PartitionEpoch)
@@ -559,7 +559,40 @@ func TestReplicationPendingISRExpansionUnanswered(t *testing.T) {
 	// Once the metadata brings the committed ISR, nothing is pending and
 	// nothing more is proposed.
 	ps[1].becomeLeader(1, 2, []int32{1, 2, 3}, []int32{1, 2, 3})
-	if out, ok := ps[1].ProposeISR(now.Add(2*time.Second), time.Minute); ok {
+	if out, ok := ps[1].ProposeISR(now.Add(2*time.Second), time.Minute, nil); ok {
 		t.Fatalf("leader 1 proposes %v with the full ISR committed", out.ISR)
+	}
+}
+
+// TestReplicationISRExpansionNeedsALiveEligibleFollower: a replica outside
+// the ISR is proposed back only while it fetches and only when eligible
+// (KIP-841: not fenced). A leader that proposed a dead follower counted it
+// in the high watermark while the proposal was out and stalled acks=all
+// writes (the proposal repeated every few seconds for lagMax, refused each
+// time with INELIGIBLE_REPLICA).
+func TestReplicationISRExpansionNeedsALiveEligibleFollower(t *testing.T) {
+	ps := trio(t)
+	ps[2].becomeLeader(1, 1, []int32{2, 3}, []int32{1, 2, 3})
+	ps[1].becomeFollower(1, 2)
+	ps[3].becomeFollower(1, 2)
+	b, h := valueBatch(t, "x", 2)
+	mustAppend(t, ps[2], b, h)
+	converge(t, ps, 2)
+	converge(t, ps, 2) // replica 1 caught up: a candidate
+	now := time.Now()
+	all := func(int32) bool { return true }
+	fenced1 := func(id int32) bool { return id != 1 }
+
+	if prop, ok := ps[2].ProposeISR(now, time.Minute, all); !ok || !slices.Contains(prop.ISR, 1) {
+		t.Fatalf("a caught-up, fetching, eligible replica 1: proposed %v (%v), want it in", prop.ISR, ok)
+	}
+	if prop, ok := ps[2].ProposeISR(now, time.Minute, fenced1); ok && slices.Contains(prop.ISR, 1) {
+		t.Fatalf("fenced replica 1 proposed into the ISR: %v", prop.ISR)
+	}
+	// Replica 1 stops fetching (killed); well inside lagMax its last
+	// catch-up is recent, but it no longer fetches.
+	later := now.Add(expandFetchWindow + time.Second)
+	if prop, ok := ps[2].ProposeISR(later, time.Minute, all); ok && slices.Contains(prop.ISR, 1) {
+		t.Fatalf("replica 1, silent for %v, proposed into the ISR: %v", expandFetchWindow+time.Second, prop.ISR)
 	}
 }

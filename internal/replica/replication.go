@@ -510,14 +510,28 @@ type ISRProposal struct {
 	ISR            []int32
 }
 
+// expandFetchWindow is how recently a replica outside the ISR must have
+// fetched to be proposed back in. Kafka expands an ISR only while it
+// handles that follower's fetch (maybeExpandIsr), so a follower that
+// stopped fetching (killed, cut off, stopped) is never proposed. Here the
+// proposal is made on a timer, from what the follower's fetches left
+// behind; without this bound a dead follower that had caught up stayed a
+// candidate for lagMax, and each proposal counted it in the high watermark
+// while it was out (pendingISR), stalling acks=all writes on a node that
+// would never fetch again. A live follower long-polls at most
+// replica.fetch.wait.max.ms (500 ms by default) between fetches.
+const expandFetchWindow = 2 * time.Second
+
 // ProposeISR computes the ISR this leader wants (Kafka's
 // maybeShrinkIsr/maybeExpandIsr): ISR followers that have not caught up
 // within lagMax (replica.lag.time.max.ms) leave; replicas outside the ISR
-// whose log end reached the high watermark and that caught up within
-// lagMax join. Members a pending change adds count as members (see
-// ISRProposalSent). ok is false when the ISR is right as it is or this
-// node does not lead the partition.
-func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal, bool) {
+// join when their log end reached the high watermark, they caught up
+// within lagMax, they fetched within expandFetchWindow, and eligible (nil:
+// all are) says they may: KIP-841, a fenced broker or one in controlled
+// shutdown is not added. Members a pending change adds count as members
+// (see ISRProposalSent). ok is false when the ISR is right as it is or
+// this node does not lead the partition.
+func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration, eligible func(id int32) bool) (ISRProposal, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.follower.Load() || p.mu.closed || p.mu.followerFetch == nil {
@@ -534,7 +548,8 @@ func (p *Partition) ProposeISR(now time.Time, lagMax time.Duration) (ISRProposal
 				inSync = recent
 			} else {
 				leo, fetched := p.mu.followerLEO[id]
-				inSync = recent && fetched && leo >= hw
+				inSync = recent && fetched && leo >= hw && now.Sub(ff.lastFetch) <= expandFetchWindow &&
+					(eligible == nil || eligible(id))
 			}
 		}
 		if inSync {
