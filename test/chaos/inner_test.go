@@ -122,7 +122,7 @@ func runInner(t *testing.T) {
 	nm := &nemesis{c: c, r: rec, rng: rand.New(rand.NewPCG(uint64(seed), 1)), adm: adm, kcl: admCl, logf: t.Logf,
 		disks: os.Getenv(diskEnv) == "mounted"}
 	if !nm.disks {
-		t.Logf("no disk fault: %s", os.Getenv(diskEnv))
+		t.Logf("%s", os.Getenv(diskEnv))
 	}
 	if *flagLinks {
 		nm.proxies = proxies
@@ -176,7 +176,7 @@ func runInner(t *testing.T) {
 	res.nodes = len(c.nodes)
 	res.finalRecovery = finalRecovery
 	if !nm.disks {
-		res.notes = append(res.notes, "no disk fault: "+os.Getenv(diskEnv))
+		res.notes = append(res.notes, os.Getenv(diskEnv))
 	}
 	if chain != nil {
 		chain.Stop()
