@@ -281,7 +281,12 @@ func (nm *nemesis) disk(ctx context.Context, f *fault) error {
 	filled := time.Now()
 	size, err := fillDisk(n.dir)
 	if err != nil {
+		// Part of the disk may have filled: the node may be down or
+		// offline all the same.
 		os.Remove(filepath.Join(n.dir, fillerName))
+		if _, _, rerr := nm.reviveAfterDisk(f, n); rerr != nil {
+			err = fmt.Errorf("%w; %w", err, rerr)
+		}
 		return fmt.Errorf("fill node %d's disk: %w", id, err)
 	}
 	moved := time.Duration(-1) // when the node was seen leading nothing
@@ -310,25 +315,9 @@ func (nm *nemesis) disk(ctx context.Context, f *fault) error {
 	if err := os.Remove(filepath.Join(n.dir, fillerName)); err != nil {
 		return fmt.Errorf("remove node %d's filler: %w", id, err)
 	}
-	var state string
-	failed := true
-	switch body, rerr := n.readyz(); {
-	case !n.running():
-		state = "the process exited; restarted"
-		if err := nm.restart(n); err != nil {
-			return err
-		}
-	case rerr == nil && strings.Contains(body, "log directory is offline"):
-		state = "its log directory went offline; restarted"
-		if err := n.terminate(20 * time.Second); err != nil {
-			nm.violations = append(nm.violations, fmt.Sprintf("fault %d: %v", f.n, err))
-		}
-		if err := nm.restart(n); err != nil {
-			return err
-		}
-	default:
-		failed = false
-		state = "no failed write seen: not restarted"
+	state, failed, err := nm.reviveAfterDisk(f, n)
+	if err != nil {
+		return err
 	}
 	lead := fmt.Sprintf("led no partition of %s %.1fs after the disk filled", logTopic, moved.Seconds())
 	switch {
@@ -350,6 +339,22 @@ func (nm *nemesis) disk(ctx context.Context, f *fault) error {
 	f.desc = fmt.Sprintf("disk of node %d (%s) full for %.1fs (a %d MiB filler), %s; %s",
 		id, why, d.Seconds(), size>>20, lead, state)
 	return nil
+}
+
+// reviveAfterDisk restarts a node whose disk was full if its process
+// exited or its log directory went offline, and says which (failed false:
+// neither).
+func (nm *nemesis) reviveAfterDisk(f *fault, n *node) (state string, failed bool, err error) {
+	switch body, rerr := n.readyz(); {
+	case !n.running():
+		return "the process exited; restarted", true, nm.restart(n)
+	case rerr == nil && strings.Contains(body, "log directory is offline"):
+		if err := n.terminate(20 * time.Second); err != nil {
+			nm.violations = append(nm.violations, fmt.Sprintf("fault %d: %v", f.n, err))
+		}
+		return "its log directory went offline; restarted", true, nm.restart(n)
+	}
+	return "no failed write seen: not restarted", false, nil
 }
 
 // ledBy lists the partitions of logTopic that node id leads by the metadata
