@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -16,27 +17,26 @@ const groupName = "chaos-group"
 
 // groupWorkload is a consumer group on logTopic whose members commit after
 // every poll, while members leave and join every few seconds. A poller
-// reads the committed offsets (OffsetFetch) all along: they must never go
-// backwards.
+// reads the committed offsets (OffsetFetch) all along; checkOffsets then
+// checks that the reads are explained by the commits (groupcheck_test.go).
 type groupWorkload struct {
 	r     *recorder
 	seeds []string
 	dial  kgo.Opt
 	rng   *rand.Rand
 
-	mu          sync.Mutex
-	commits     int               // successful commits
-	observed    map[int32]int64   // the latest committed offset fetched, per partition
-	regressions []string          // committed offsets seen going backwards
-	joins       int               // members started
-	errs        map[string]int    // commit errors by text, for the log
-	commitLog   map[int32][]int64 // successful commit offsets, per partition, in answer order
-	history     []string          // CSV lines: commits answered and offsets read, with times
+	mu      sync.Mutex
+	commits int                    // successful commits
+	joins   int                    // members started
+	errs    map[string]int         // commit errors by text, for the log
+	writes  map[int32][]groupWrite // commits acknowledged or of unknown outcome, per partition
+	reads   map[int32][]groupRead  // committed offsets fetched, per partition
+	history []string               // CSV lines: commits answered and offsets read, with times
 }
 
 func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand) *groupWorkload {
 	return &groupWorkload{r: r, seeds: seeds, dial: dial, rng: rng,
-		observed: map[int32]int64{}, errs: map[string]int{}, commitLog: map[int32][]int64{}}
+		errs: map[string]int{}, writes: map[int32][]groupWrite{}, reads: map[int32][]groupRead{}}
 }
 
 type member struct {
@@ -100,20 +100,39 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client, m *member) {
 	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		ret := g.r.now()
+		// unknown notes a commit that may have been written, or may be
+		// written later (it reached a coordinator, or may have).
+		unknown := func(p int32, why string) {
+			if o, ok := offs[logTopic][p]; ok {
+				g.writes[p] = append(g.writes[p], groupWrite{offset: o.Offset, call: call, ret: unknownReturn})
+				g.history = append(g.history, fmt.Sprintf("commit?,%d,,%d,%d", call, p, o.Offset))
+			}
+			g.errs[why]++
+		}
 		if err != nil {
-			g.errs[err.Error()]++
+			for p := range offs[logTopic] {
+				unknown(p, err.Error())
+			}
 			return
 		}
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
+				switch p.ErrorCode {
+				case 0:
+				case kerr.IllegalGeneration.Code, kerr.UnknownMemberID.Code, kerr.RebalanceInProgress.Code,
+					kerr.FencedInstanceID.Code:
+					// Refused before anything was written.
 					g.errs[fmt.Sprintf("commit error code %d", p.ErrorCode)]++
+					continue
+				default:
+					unknown(p.Partition, fmt.Sprintf("commit error code %d", p.ErrorCode))
 					continue
 				}
 				if o, ok := offs[t.Topic][p.Partition]; ok {
 					g.commits++
-					g.commitLog[p.Partition] = append(g.commitLog[p.Partition], o.Offset)
-					g.history = append(g.history, fmt.Sprintf("commit,%d,%d,%d,%d", call, g.r.now(), p.Partition, o.Offset))
+					g.writes[p.Partition] = append(g.writes[p.Partition], groupWrite{offset: o.Offset, call: call, ret: ret, acked: true})
+					g.history = append(g.history, fmt.Sprintf("commit,%d,%d,%d,%d", call, ret, p.Partition, o.Offset))
 				}
 			}
 		}
@@ -171,11 +190,7 @@ func (g *groupWorkload) poll(ctx context.Context) {
 				if o.Err != nil || o.Topic != logTopic {
 					return
 				}
-				if prev, ok := g.observed[o.Partition]; ok && o.At < prev {
-					g.regressions = append(g.regressions, fmt.Sprintf("%s[%d]: committed offset read as %d after %d (at %.1fs)",
-						logTopic, o.Partition, o.At, prev, g.r.now().Seconds()))
-				}
-				g.observed[o.Partition] = o.At
+				g.reads[o.Partition] = append(g.reads[o.Partition], groupRead{offset: o.At, call: call, ret: ret})
 				g.history = append(g.history, fmt.Sprintf("read,%d,%d,%d,%d", call, ret, o.Partition, o.At))
 			})
 			g.mu.Unlock()
@@ -185,4 +200,16 @@ func (g *groupWorkload) poll(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond): // poll pacing
 		}
 	}
+}
+
+// checkOffsets checks every partition's reads against its commits; call it
+// once the workload stopped.
+func (g *groupWorkload) checkOffsets() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for p := range int32(logPartitions) {
+		out = append(out, checkGroupOffsets(logTopic, p, g.writes[p], g.reads[p])...)
+	}
+	return out
 }
