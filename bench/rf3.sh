@@ -9,6 +9,7 @@
 #
 #   bash bench/rf3.sh [PAIRS] [BIN]          (BIN: a built gregor; default: build one)
 #   PARTITIONS=8 SIZE=1024 RECORDS=300000 RATE_RUNS=3 bash bench/rf3.sh 5
+#   RATES="10000 20000 40000" bash bench/rf3.sh 3     (also latency at these rates)
 #
 # Every topic is acks=all with min.insync.replicas=2 on the cluster, so an
 # answer means the batch is fsynced on every ISR member. Prints each pair,
@@ -77,6 +78,14 @@ half=$(awk -v m="$sus" 'BEGIN { printf "%d", m / 2 }')
 for i in $(seq 1 "$rateRuns"); do
 	j=$(run $cluster 3 "half-$i" --rate "$half" --duration 10s --records $((half * 10)))
 	printf 'RF=3 at %d rec/s (half): %s rec/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms (load %s)\n' "$half" \
+		"$(echo "$j" | field records_per_sec | cut -d. -f1)" "$(echo "$j" | field p50_ns | awk '{print $1/1e6}')" \
+		"$(echo "$j" | field p99_ns | awk '{print $1/1e6}')" "$(echo "$j" | field max_ns | awk '{print $1/1e6}')" \
+		"$(cut -d' ' -f1 /proc/loadavg)"
+done
+# Extra rate points (RATES="10000 20000 40000"): where the latency target holds.
+for r in ${RATES:-}; do
+	j=$(run $cluster 3 "rate-$r" --rate "$r" --duration 10s --records $((r * 10)))
+	printf 'RF=3 at %d rec/s: %s rec/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms (load %s)\n' "$r" \
 		"$(echo "$j" | field records_per_sec | cut -d. -f1)" "$(echo "$j" | field p50_ns | awk '{print $1/1e6}')" \
 		"$(echo "$j" | field p99_ns | awk '{print $1/1e6}')" "$(echo "$j" | field max_ns | awk '{print $1/1e6}')" \
 		"$(cut -d' ' -f1 /proc/loadavg)"

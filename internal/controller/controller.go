@@ -516,6 +516,32 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 	return nil
 }
 
+// Resign hands the active controller's Raft leadership to another voter
+// (a Raft leadership transfer) and waits for it, bounded by ctx: a node
+// shutting down resigns while it still answers, as Kafka's controller
+// does, instead of leaving the quorum to notice its silence. A no-op when
+// this node is not the active controller or is the only voter.
+func (c *Controller) Resign(ctx context.Context) error {
+	if c.raft.State() != raft.Leader {
+		return nil
+	}
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	_, err := c.await(ctx, c.raft.LeadershipTransfer(), nil)
+	return err
+}
+
 // checkVoters warns when the configured voters differ from the quorum's
 // configuration: the list only seeds a new cluster, so an edited list has
 // no effect, and voters bootstrapped from different lists disagree.

@@ -491,3 +491,60 @@ func TestMapRaftErrBusyLeaderIsATimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerResign: the active controller hands its leadership to
+// another voter and keeps running as a follower (a node shutting down
+// resigns while it still answers); a lone voter has nobody to resign to.
+func TestControllerResign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	addrs := freeAddrs(t, 3)
+	voters := []Voter{{1, addrs[0]}, {2, addrs[1]}, {3, addrs[2]}}
+	nodes := make([]*Controller, 3)
+	for i := range nodes {
+		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		nodes[i] = c
+	}
+	for _, c := range nodes {
+		if err := c.WaitReady(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leader *Controller
+	checkFor(t, "an active controller", func() bool {
+		for _, c := range nodes {
+			if c.IsActive() {
+				leader = c
+				return true
+			}
+		}
+		return false
+	})
+	if err := leader.Resign(testCtx(t)); err != nil {
+		t.Fatalf("resign: %v", err)
+	}
+	if leader.IsActive() {
+		t.Fatal("still the active controller after resigning")
+	}
+	checkFor(t, "another active controller", func() bool {
+		for _, c := range nodes {
+			if c != leader && c.IsActive() {
+				return true
+			}
+		}
+		return false
+	})
+	if err := nodes[0].Resign(testCtx(t)); err != nil && nodes[0] != leader {
+		t.Fatalf("resign on a follower: %v", err)
+	}
+
+	lone := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
+	if err := lone.Resign(testCtx(t)); err != nil || !lone.IsActive() {
+		t.Fatalf("a lone voter resigned: err %v, active %v", err, lone.IsActive())
+	}
+}

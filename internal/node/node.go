@@ -556,6 +556,17 @@ func (n *Node) Close() error {
 		if n.broker != nil {
 			n.broker.Close()
 		}
+		if n.ctrl != nil {
+			// While the controller listener still answers: the other
+			// brokers' heartbeats keep reaching an active controller
+			// until another voter leads (a slow shutdown of the rest of
+			// this node would otherwise fence them all).
+			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := n.ctrl.Resign(rctx); err != nil {
+				n.logger.Warn("resigning the metadata quorum leadership failed", "err", err)
+			}
+			rcancel()
+		}
 		if n.ctrlAPIs != nil {
 			errs = append(errs, n.ctrlAPIs.Shutdown(ctx))
 		}
