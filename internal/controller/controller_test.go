@@ -408,13 +408,15 @@ func freeAddrs(t *testing.T, n int) []string {
 	return addrs
 }
 
-func TestControllerQuorumFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-node quorum")
+// openQuorum starts n voters on loopback and waits until each is ready.
+func openQuorum(t *testing.T, n int) []*Controller {
+	t.Helper()
+	addrs := freeAddrs(t, n)
+	var voters []Voter
+	for i, a := range addrs {
+		voters = append(voters, Voter{int32(i + 1), a})
 	}
-	addrs := freeAddrs(t, 3)
-	voters := []Voter{{1, addrs[0]}, {2, addrs[1]}, {3, addrs[2]}}
-	nodes := make([]*Controller, 3)
+	nodes := make([]*Controller, n)
 	for i := range nodes {
 		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
 		if err != nil {
@@ -428,6 +430,14 @@ func TestControllerQuorumFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return nodes
+}
+
+func TestControllerQuorumFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	nodes := openQuorum(t, 3)
 	activeOf := func(cs []*Controller) *Controller {
 		var active *Controller
 		checkFor(t, "an active controller", func() bool {
@@ -499,22 +509,7 @@ func TestControllerResign(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node quorum")
 	}
-	addrs := freeAddrs(t, 3)
-	voters := []Voter{{1, addrs[0]}, {2, addrs[1]}, {3, addrs[2]}}
-	nodes := make([]*Controller, 3)
-	for i := range nodes {
-		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		nodes[i] = c
-	}
-	for _, c := range nodes {
-		if err := c.WaitReady(testCtx(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := openQuorum(t, 3)
 	var leader *Controller
 	checkFor(t, "an active controller", func() bool {
 		for _, c := range nodes {
