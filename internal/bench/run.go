@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Mode is what a run measures.
@@ -229,18 +230,20 @@ func createTopic(ctx context.Context, cfg Config) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("bench: create topic %s: %w", cfg.Topic, err)
 	}
-	return waitTopic(ctx, adm, cfg.Topic)
+	return waitTopic(ctx, cl, adm, cfg.Topic)
 }
 
 // topicWait bounds how long a run waits for a created topic to have a leader
 // for every partition.
 const topicWait = 30 * time.Second
 
-// waitTopic polls metadata until every partition of topic has a leader, so
-// that the clock of a run does not include the broker bringing a new topic
-// online (clients would otherwise retry UNKNOWN_TOPIC_OR_PARTITION with
-// backoff inside the measured time).
-func waitTopic(ctx context.Context, adm *kadm.Client, topic string) error {
+// waitTopic polls metadata until every broker names a leader for every
+// partition of topic, so that the clock of a run does not include the
+// cluster bringing a new topic online (clients would otherwise retry
+// UNKNOWN_TOPIC_OR_PARTITION with backoff inside the measured time). Every
+// broker is asked because each applies the metadata log on its own, and a
+// Gregor broker names itself leader only once it serves the partition.
+func waitTopic(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, topicWait)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -248,7 +251,8 @@ func waitTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 	for {
 		md, err := adm.Metadata(ctx, topic)
 		if err == nil {
-			if td, ok := md.Topics[topic]; ok && td.Err == nil && len(td.Partitions) > 0 && allLed(td.Partitions) {
+			if td, ok := md.Topics[topic]; ok && td.Err == nil && len(td.Partitions) > 0 && allLed(td.Partitions) &&
+				everyBrokerLeads(ctx, cl, md.Brokers, topic, len(td.Partitions)) {
 				return nil
 			}
 		}
@@ -258,6 +262,27 @@ func waitTopic(ctx context.Context, adm *kadm.Client, topic string) error {
 			return fmt.Errorf("bench: topic %s has no leader for every partition: %w", topic, ctx.Err())
 		}
 	}
+}
+
+// everyBrokerLeads reports whether each of brokers, asked directly, names a
+// leader for all partitions of topic.
+func everyBrokerLeads(ctx context.Context, cl *kgo.Client, brokers kadm.BrokerDetails, topic string, partitions int) bool {
+	for _, b := range brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != partitions {
+			return false
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 0 || p.Leader < 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func allLed(ps kadm.PartitionDetails) bool {

@@ -41,10 +41,12 @@ type Config struct {
 	LogDir string
 	// Static holds the broker properties from the config file and flags.
 	Static map[string]string
-	// OnMetadataChange is called after the broker's own metadata changes
-	// (topics created, configs altered) have applied, so that this node's
-	// partitions follow before the response: a client that creates a topic
-	// can produce to it at once.
+	// OnMetadataChange makes this node's partitions follow the current
+	// metadata image before it returns. It is called after the broker's own
+	// metadata changes (topics created, configs altered) have applied, so a
+	// client that creates a topic can produce to it at once, and when a
+	// request reaches a partition the image says this node leads before the
+	// node has reconciled to that image (leaderReplica).
 	OnMetadataChange func()
 	// FetchSessionCacheSlots bounds the incremental fetch sessions (KIP-227)
 	// the broker keeps: max.incremental.fetch.session.cache.slots. 0 (the

@@ -243,7 +243,7 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 			// retry elsewhere once the controller moved leadership.
 			rp.ErrorCode = kerr.KafkaStorageError.Code
 		default:
-			if p = b.replicas.Get(fp.topic, fp.partition); p == nil {
+			if p = b.leaderReplica(topic, fp.partition); p == nil {
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else if err := p.CheckLeaderEpoch(fp.leaderEpoch); err != nil {
 				rp.ErrorCode = b.errorCode(err)

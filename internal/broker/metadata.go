@@ -28,6 +28,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
@@ -188,6 +189,25 @@ func (b *Broker) canLead(t *metadata.Topic, p metadata.Partition) bool {
 	}
 	rp := b.replicas.Get(t.Name, p.Partition)
 	return rp != nil && rp.TopicID == t.ID && rp.LeaderEpoch() >= p.LeaderEpoch
+}
+
+// leaderReplica returns the hosted replica of partition of t (which the
+// caller has checked exists). When the image names this node the leader but
+// the replica is not leading at the image's epoch yet, the node reconciles
+// first: an image is published before the node reconciles to it, and a
+// client may arrive in between because another broker's Metadata already
+// named this one. Kafka answers it NOT_LEADER_OR_FOLLOWER, and the client
+// then backs off until its next metadata refresh: 5 s in franz-go, every
+// time a producer starts right after creating its topic on a cluster.
+func (b *Broker) leaderReplica(t *metadata.Topic, partition int32) *replica.Partition {
+	p := b.replicas.Get(t.Name, partition)
+	part := t.Partitions[partition]
+	if part.Leader != b.cfg.NodeID || b.cfg.OnMetadataChange == nil ||
+		(p != nil && p.IsLeader() && p.TopicID == t.ID && p.LeaderEpoch() >= part.LeaderEpoch) {
+		return p
+	}
+	b.cfg.OnMetadataChange()
+	return b.replicas.Get(t.Name, partition)
 }
 
 // allTopicOps is every topic operation (READ, WRITE, CREATE, DELETE, ALTER,

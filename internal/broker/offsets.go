@@ -39,7 +39,7 @@ func (b *Broker) partitionFor(img *metadata.Image, topic string, partition int32
 	if b.replicas.Offline() != nil {
 		return nil, kerr.KafkaStorageError.Code
 	}
-	p := b.replicas.Get(topic, partition)
+	p := b.leaderReplica(t, partition)
 	if p == nil || !p.IsLeader() || !b.leaseHeld() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}

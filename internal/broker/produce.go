@@ -113,7 +113,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 				}
 				continue
 			}
-			p := b.replicas.Get(t.Topic, tp.Partition)
+			p := b.leaderReplica(topic, tp.Partition)
 			var perr error
 			if off := b.replicas.Offline(); off != nil {
 				perr = off // KAFKA_STORAGE_ERROR: the log directory is offline
@@ -363,7 +363,7 @@ func (b *Broker) verifyTxnProduce(ctx context.Context, req *kmsg.ProduceRequest,
 				return nil, errMixedProducers
 			}
 			pid, epoch = h.ProducerID, h.ProducerEpoch
-			p := b.replicas.Get(t.Topic, tp.Partition)
+			p := b.leaderReplica(topic, tp.Partition)
 			if p == nil {
 				continue // not the leader: refused later
 			}

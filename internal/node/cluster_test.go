@@ -563,3 +563,81 @@ func TestClusterCleanShutdownFencesAtOnce(t *testing.T) {
 		return err == nil && len(brokers) == 2 && !slices.Contains(brokers, stopped.NodeID())
 	})
 }
+
+// TestClusterProduceRightAfterAnotherBrokerNamesTheLeader: as soon as any
+// broker's Metadata names the leader of a new topic's partition, a produce
+// sent straight to that leader succeeds. The leader may not have reconciled
+// to that image yet; it then does so before answering, where it used to
+// answer NOT_LEADER_OR_FOLLOWER, which sent franz-go producers into a 5 s
+// metadata backoff right after creating their topic. The leader's own image
+// may still lag the answering broker's: UNKNOWN_TOPIC_OR_PARTITION is
+// retried, as a client does.
+func TestClusterProduceRightAfterAnotherBrokerNamesTheLeader(t *testing.T) {
+	c := startCluster(t, nil)
+	direct := make(map[int32]*kgo.Broker)
+	for i, n := range c.nodes {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		direct[int32(i+1)] = cl.SeedBrokers()[0]
+	}
+	adm, _ := newAdmin(t, c.nodes[0])
+	const partitions = 48
+	for round := range 3 {
+		topic := fmt.Sprintf("named-%d", round)
+		asked := direct[int32(round%3+1)]
+		created := make(chan error, 1)
+		go func() {
+			resp, err := adm.CreateTopic(testCtx(t, 15*time.Second), partitions, 3, nil, topic)
+			if err == nil {
+				err = resp.Err
+			}
+			created <- err
+		}()
+		ready := map[int32]bool{}
+		deadline := time.Now().Add(15 * time.Second)
+		for len(ready) < partitions {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: partitions produced to %v before the deadline", topic, ready)
+			}
+			mreq := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = strp(topic)
+			mreq.Topics = append(mreq.Topics, mt)
+			md, err := mreq.RequestWith(testCtx(t, 5*time.Second), asked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mp := range md.Topics[0].Partitions {
+				if ready[mp.Partition] || mp.ErrorCode != 0 || mp.Leader < 0 {
+					continue
+				}
+				preq := kmsg.NewPtrProduceRequest()
+				preq.Acks, preq.TimeoutMillis = 1, 10000
+				rt := kmsg.NewProduceRequestTopic()
+				rt.Topic = topic
+				rp := kmsg.NewProduceRequestTopicPartition()
+				rp.Partition, rp.Records = mp.Partition, rawBatch(t, -1, -1, -1, 1, "x")
+				rt.Partitions = append(rt.Partitions, rp)
+				preq.Topics = append(preq.Topics, rt)
+				presp, err := preq.RequestWith(testCtx(t, 15*time.Second), direct[mp.Leader])
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch code := presp.Topics[0].Partitions[0].ErrorCode; code {
+				case 0:
+					ready[mp.Partition] = true
+				case kerr.UnknownTopicOrPartition.Code:
+				default:
+					t.Fatalf("%s[%d]: produce to leader %d right after Metadata named it: %v",
+						topic, mp.Partition, mp.Leader, kerr.ErrorForCode(code))
+				}
+			}
+		}
+		if err := <-created; err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+	}
+}

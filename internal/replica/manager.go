@@ -181,18 +181,19 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 				delete(m.checkpoint, tp) // only this process's first open of it
 				np.startFromCheckpoint(hw, ok)
 			}
+			// Its role first, then visible: a request in between
+			// would find an opened partition that is neither, and an
+			// acks=1 produce would append to it as a leader at epoch 0.
+			m.applyRole(np, st)
 			m.mu.Lock()
 			m.mu.parts[tp] = np
 			m.mu.Unlock()
-			p = np
-		} else if p.Config() != st.Config {
+			continue
+		}
+		if p.Config() != st.Config {
 			p.SetConfig(st.Config)
 		}
-		if st.Leader == m.cfg.NodeID {
-			p.becomeLeader(st.LeaderEpoch, st.PartitionEpoch, st.ISR, st.Replicas)
-		} else {
-			p.becomeFollower(st.LeaderEpoch, st.Leader)
-		}
+		m.applyRole(p, st)
 	}
 	for tp, p := range m.snapshot() {
 		if _, ok := want[tp]; !ok {
@@ -200,6 +201,15 @@ func (m *Manager) Reconcile(want map[TopicPartition]PartitionState) error {
 		}
 	}
 	return firstErr
+}
+
+// applyRole makes p lead or follow as st says.
+func (m *Manager) applyRole(p *Partition, st PartitionState) {
+	if st.Leader == m.cfg.NodeID {
+		p.becomeLeader(st.LeaderEpoch, st.PartitionEpoch, st.ISR, st.Replicas)
+	} else {
+		p.becomeFollower(st.LeaderEpoch, st.Leader)
+	}
 }
 
 // FollowedFrom lists the partitions this node follows whose leader is

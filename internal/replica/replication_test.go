@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -409,5 +410,62 @@ func TestReplicationParkedProduceOnOfflineLogDir(t *testing.T) {
 	// A produce parked after it fails at once too.
 	if err := p.WaitReplicatedInEpoch(context.Background(), res.LastOffset+1, res.LeaderEpoch); !errors.Is(err, ErrLogDirOffline) {
 		t.Fatalf("wait on the offline log directory: %v, want ErrLogDirOffline", err)
+	}
+}
+
+// TestReplicationNewPartitionVisibleWithItsRole: a partition Reconcile opens
+// is visible to Get only once it leads or follows as the metadata says.
+// Before, it was visible first, as neither: an acks=1 produce in between
+// appended to a future follower as if it led at epoch 0.
+func TestReplicationNewPartitionVisibleWithItsRole(t *testing.T) {
+	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1})
+	defer m.Close()
+	// The window was a few instructions wide: several rounds of many
+	// partitions give the watcher below a fair chance to land in it.
+	const n = 64
+	want := make(map[TopicPartition]PartitionState)
+	for round := range 4 {
+		topic := fmt.Sprintf("fresh-%d", round)
+		var id [16]byte
+		id[0], id[1] = 9, byte(round)
+		for i := range n {
+			want[TopicPartition{topic, int32(i)}] = PartitionState{TopicID: id, Leader: 2, LeaderEpoch: 3,
+				Replicas: []int32{2, 1}, ISR: []int32{2, 1}, Config: testConfig()}
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Reconcile(want) }()
+		seen, reconciled := 0, false
+		for seen < n {
+			if !reconciled {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					reconciled = true
+				default:
+				}
+			}
+			seen = 0
+			for i := range n {
+				p := m.Get(topic, int32(i))
+				if p == nil {
+					continue
+				}
+				seen++
+				if p.IsLeader() || p.Leader() != 2 || p.LeaderEpoch() != 3 {
+					t.Fatalf("%s[%d] visible as leader %v (leader %d, epoch %d), want a follower of 2 at epoch 3",
+						topic, i, p.IsLeader(), p.Leader(), p.LeaderEpoch())
+				}
+			}
+			if reconciled && seen < n {
+				t.Fatalf("%d of %d partitions of %s hosted after Reconcile", seen, n, topic)
+			}
+		}
+		if !reconciled {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
