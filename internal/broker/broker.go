@@ -168,6 +168,9 @@ var apis = map[int16]api{
 	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
 	27: {0, 1, handleWriteTxnMarkers},         // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
 	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
+	29: {0, 3, handleDescribeAcls},            // DescribeAcls: SECURITY_DISABLED, as Kafka without an authorizer
+	30: {0, 3, handleCreateAcls},              // CreateAcls: SECURITY_DISABLED
+	31: {0, 3, handleDeleteAcls},              // DeleteAcls: SECURITY_DISABLED
 	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},            // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs

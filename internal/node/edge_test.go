@@ -233,3 +233,34 @@ func TestE2ERestartAfterAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EACLsSecurityDisabled: the ACL APIs answer as a Kafka broker
+// without an authorizer: SECURITY_DISABLED for a describe, and for each
+// creation and deletion filter.
+func TestE2EACLsSecurityDisabled(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, _ := newAdmin(t, n)
+	ctx := testCtx(t, 10*time.Second)
+	b := kadm.NewACLs().Topics("t").Allow("User:alice").AllowHosts().Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
+	described, err := adm.DescribeACLs(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(described) != 1 || !errors.Is(described[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("DescribeACLs: %+v, want SECURITY_DISABLED", described)
+	}
+	created, err := adm.CreateACLs(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created) != 1 || !errors.Is(created[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("CreateACLs: %+v, want SECURITY_DISABLED", created)
+	}
+	deleted, err := adm.DeleteACLs(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || !errors.Is(deleted[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("DeleteACLs: %+v, want SECURITY_DISABLED", deleted)
+	}
+}
