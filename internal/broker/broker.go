@@ -94,14 +94,15 @@ type Broker struct {
 	decompressSlots chan struct{}
 	sessions        *fetchSessionCache
 	// bg owns the background work of request handlers: the creation of an
-	// internal topic a FindCoordinator asked for (groups.go).
+	// internal topic a FindCoordinator asked for, or of a topic a Metadata
+	// request auto-creates (topics.go).
 	bg struct {
 		ctx      context.Context
 		cancel   context.CancelFunc
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		closed   bool
-		creating map[string]bool
+		creating map[string]*creation
 	}
 }
 

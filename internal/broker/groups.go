@@ -123,7 +123,7 @@ func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsPr
 			rf = n
 		}
 		minISR := min(b.brokerInt(img, "transaction.state.log.min.isr"), rf)
-		b.createInternalTopic(controller.TopicSpec{
+		b.createTopicInBackground(controller.TopicSpec{
 			Name:              topic,
 			NumPartitions:     int32(b.brokerInt(img, partitionsProp)),
 			ReplicationFactor: int16(rf),
@@ -488,35 +488,4 @@ func handleOffsetDelete(b *Broker, ctx context.Context, sreq *server.Request) se
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return done(resp)
-}
-
-// createInternalTopic creates an internal topic in the background, once
-// at a time per name; Close waits for creations in flight.
-func (b *Broker) createInternalTopic(spec controller.TopicSpec) {
-	b.bg.mu.Lock()
-	defer b.bg.mu.Unlock()
-	if b.bg.closed || b.bg.creating[spec.Name] {
-		return
-	}
-	if b.bg.creating == nil {
-		b.bg.creating = map[string]bool{}
-	}
-	b.bg.creating[spec.Name] = true
-	b.bg.wg.Go(func() {
-		defer func() {
-			b.bg.mu.Lock()
-			delete(b.bg.creating, spec.Name)
-			b.bg.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		stop := context.AfterFunc(b.bg.ctx, cancel)
-		defer stop()
-		if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			b.logger.Warn("create internal topic failed", "topic", spec.Name, "err", err)
-			return
-		}
-		b.cfg.OnMetadataChange()
-		b.logger.Info("created internal topic", "topic", spec.Name, "partitions", spec.NumPartitions)
-	})
 }

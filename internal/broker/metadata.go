@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -102,21 +103,31 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	return done(resp)
 }
 
-// autoCreate creates a topic with the broker defaults and waits for this
-// node's partitions to follow, so the client's retry finds them ready.
+// autoCreateWait bounds how long a Metadata request waits for the topic it
+// auto-creates. Kafka's brokers do not wait (they send the creation to the
+// controller and answer); a short wait lets the client's first retry find
+// the partitions ready, and the bound keeps a Metadata request (and the
+// requests behind it on its connection) from hanging while no controller
+// answers.
+const autoCreateWait = time.Second
+
+// autoCreate creates a topic with the broker defaults in the background and
+// waits for it up to autoCreateWait. An error is returned only when the
+// creation ended in time with one.
 func (b *Broker) autoCreate(ctx context.Context, img *metadata.Image, name string) error {
-	spec := controller.TopicSpec{
+	c := b.createTopicInBackground(controller.TopicSpec{
 		Name:              name,
 		NumPartitions:     int32(b.brokerInt(img, "num.partitions")),
 		ReplicationFactor: int16(b.brokerInt(img, "default.replication.factor")),
+	})
+	t := time.NewTimer(autoCreateWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.err
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	if _, err := b.createTopic(ctx, spec); err != nil && !errors.Is(err, errCreatedOnController) {
-		// errCreatedOnController: LEADER_NOT_AVAILABLE until the topic
-		// reaches this node, as for any fresh topic.
-		return err
-	}
-	b.cfg.OnMetadataChange()
-	b.logger.Info("auto-created topic", "topic", name, "partitions", spec.NumPartitions)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -249,4 +250,59 @@ func requestTimeout(ctx context.Context, ms int32) (context.Context, context.Can
 		ms = 30_000
 	}
 	return context.WithTimeout(ctx, msDuration(ms))
+}
+
+// creation is a topic creation running in the background: done is closed
+// when it ends, and err is then its outcome (nil when the topic exists).
+type creation struct {
+	done chan struct{}
+	err  error
+}
+
+// createTopicInBackground creates a topic on the controller in the
+// background, one creation at a time per name (a second caller joins the
+// first), and makes this node's partitions follow once it exists. Close
+// waits for the creations in flight.
+func (b *Broker) createTopicInBackground(spec controller.TopicSpec) *creation {
+	b.bg.mu.Lock()
+	defer b.bg.mu.Unlock()
+	if c := b.bg.creating[spec.Name]; c != nil {
+		return c
+	}
+	c := &creation{done: make(chan struct{})}
+	if b.bg.closed {
+		close(c.done) // shutting down: the client retries elsewhere
+		return c
+	}
+	if b.bg.creating == nil {
+		b.bg.creating = map[string]*creation{}
+	}
+	b.bg.creating[spec.Name] = c
+	b.bg.wg.Go(func() {
+		defer func() {
+			b.bg.mu.Lock()
+			delete(b.bg.creating, spec.Name)
+			b.bg.mu.Unlock()
+			close(c.done)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stop := context.AfterFunc(b.bg.ctx, cancel)
+		defer stop()
+		_, err := b.createTopic(ctx, spec)
+		switch {
+		case errors.Is(err, controller.ErrTopicExists), errors.Is(err, errCreatedOnController):
+			// Created by another request, or by the controller and
+			// not here yet: LEADER_NOT_AVAILABLE until it arrives, as
+			// for any fresh topic.
+		case err != nil:
+			b.logger.Warn("creating a topic failed", "topic", spec.Name, "err", err)
+			c.err = err
+			return
+		default:
+			b.logger.Info("created topic", "topic", spec.Name, "partitions", spec.NumPartitions)
+		}
+		b.cfg.OnMetadataChange()
+	})
+	return c
 }

@@ -641,3 +641,40 @@ func TestClusterProduceRightAfterAnotherBrokerNamesTheLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterAutoCreateWithoutQuorum: a Metadata request that auto-creates
+// a topic while no controller can answer (two of the three voters are down)
+// is answered LEADER_NOT_AVAILABLE within about a second, as Kafka's broker
+// answers at once, instead of holding its connection until the creation
+// gives up (30 s).
+func TestClusterAutoCreateWithoutQuorum(t *testing.T) {
+	c := startCluster(t, nil)
+	for _, n := range c.nodes[1:] {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.nodes[0].KafkaAddr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for round := range 2 { // the second joins the creation still in flight
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = true
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = strp("nowhere")
+		req.Topics = append(req.Topics, mt)
+		start := time.Now()
+		resp, err := req.RequestWith(testCtx(t, 40*time.Second), cl.SeedBrokers()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("round %d: Metadata answered after %v without a quorum", round, took)
+		}
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.LeaderNotAvailable.Code {
+			t.Fatalf("round %d: %+v, want LEADER_NOT_AVAILABLE", round, resp.Topics)
+		}
+	}
+}
