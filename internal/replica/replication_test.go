@@ -280,21 +280,22 @@ func TestReplicationRemovedReplicaDeleted(t *testing.T) {
 	}
 }
 
-// TestReplicationParkedProduceOnRemovedReplica: an acks=all produce parked
-// on a leader whose replica is then deleted (a reassignment moved the
-// partition off this node) is answered ErrNotLeader at once, so the
-// producer retries on the new leader, instead of waiting out its timeout.
-func TestReplicationParkedProduceOnRemovedReplica(t *testing.T) {
+// parkProduce opens partition 0 of topic, led by node 1 with node 2 in the
+// ISR, appends a batch and parks an acks=all wait for it; node 2 never
+// fetches, so only what the caller does next ends the wait, whose outcome
+// arrives on the returned channel.
+func parkProduce(t *testing.T, topic string, idByte byte) (*Manager, TopicPartition, [16]byte, *Partition, AppendResult, <-chan error) {
+	t.Helper()
 	var id [16]byte
-	id[0] = 8
-	tp := TopicPartition{"leaving", 0}
+	id[0] = idByte
+	tp := TopicPartition{topic, 0}
 	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1})
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
 	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 1,
 		Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Config: testConfig()}}); err != nil {
 		t.Fatal(err)
 	}
-	p := m.Get("leaving", 0)
+	p := m.Get(topic, 0)
 	b, h := idempotentBatch(t, -1, -1, -1, 2)
 	res := mustAppend(t, p, b, h)
 	done := make(chan error, 1)
@@ -306,6 +307,15 @@ func TestReplicationParkedProduceOnRemovedReplica(t *testing.T) {
 		t.Fatalf("answered before the follower fetched: %v", err)
 	case <-time.After(50 * time.Millisecond): // parked: the follower never fetches
 	}
+	return m, tp, id, p, res, done
+}
+
+// TestReplicationParkedProduceOnRemovedReplica: an acks=all produce parked
+// on a leader whose replica is then deleted (a reassignment moved the
+// partition off this node) is answered ErrNotLeader at once, so the
+// producer retries on the new leader, instead of waiting out its timeout.
+func TestReplicationParkedProduceOnRemovedReplica(t *testing.T) {
+	m, tp, id, _, _, done := parkProduce(t, "leaving", 8)
 	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 2, LeaderEpoch: 1,
 		Replicas: []int32{2, 3}, ISR: []int32{2, 3}, Config: testConfig()}}); err != nil {
 		t.Fatal(err)
@@ -377,27 +387,7 @@ func TestReplicaLedSince(t *testing.T) {
 // ever end the wait; a group coordinator's write parked there kept the
 // group's unload, and so the node's shutdown, waiting until SIGKILL.
 func TestReplicationParkedProduceOnOfflineLogDir(t *testing.T) {
-	var id [16]byte
-	id[0] = 9
-	tp := TopicPartition{"failing", 0}
-	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1})
-	defer m.Close()
-	if err := m.Reconcile(map[TopicPartition]PartitionState{tp: {TopicID: id, Leader: 1,
-		Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Config: testConfig()}}); err != nil {
-		t.Fatal(err)
-	}
-	p := m.Get("failing", 0)
-	b, h := idempotentBatch(t, -1, -1, -1, 2)
-	res := mustAppend(t, p, b, h)
-	done := make(chan error, 1)
-	go func() {
-		done <- p.WaitReplicatedInEpoch(context.Background(), res.LastOffset+1, res.LeaderEpoch)
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("answered before the follower fetched: %v", err)
-	case <-time.After(50 * time.Millisecond): // parked: the follower never fetches
-	}
+	m, _, _, p, res, done := parkProduce(t, "failing", 9)
 	m.SetOffline(errors.New("write: no space left on device"))
 	select {
 	case err := <-done:
