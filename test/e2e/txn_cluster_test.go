@@ -21,17 +21,8 @@ import (
 // broker restarts, and read_committed consumers see exactly the committed
 // records.
 func TestE2EClusterTxnLeaderKilled(t *testing.T) {
-	c := startReplicatedCluster(t, "broker.session.timeout.ms=2000", "broker.heartbeat.interval.ms=500",
-		"transaction.state.log.replication.factor=3", "transaction.state.log.num.partitions=3",
-		"offsets.topic.replication.factor=3", "offsets.topic.num.partitions=3")
 	const topic, id = "txe", "txe-producer"
-	resp, err := c.adm.CreateTopic(testCtx(t, 15*time.Second), 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
+	c := startTxnCluster(t, topic)
 	leaders := func() map[int32]int32 {
 		t.Helper()
 		out := map[int32]int32{}
@@ -143,4 +134,23 @@ func TestE2EClusterTxnLeaderKilled(t *testing.T) {
 			t.Errorf("%s[%d]: last stable offset %+v, high watermark %d: a transaction left open", topic, o.Partition, l, o.Offset)
 		}
 	})
+}
+
+// startTxnCluster starts three processes whose internal topics are
+// replicated on all of them, with a 2 s broker session so a killed node is
+// fenced quickly, and creates topic: three partitions on all three nodes,
+// min.insync.replicas=2.
+func startTxnCluster(t *testing.T, topic string) *replicatedCluster {
+	t.Helper()
+	c := startReplicatedCluster(t, "broker.session.timeout.ms=2000", "broker.heartbeat.interval.ms=500",
+		"transaction.state.log.replication.factor=3", "transaction.state.log.num.partitions=3",
+		"offsets.topic.replication.factor=3", "offsets.topic.num.partitions=3")
+	resp, err := c.adm.CreateTopic(testCtx(t, 15*time.Second), 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	return c
 }

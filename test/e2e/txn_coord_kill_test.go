@@ -47,17 +47,8 @@ import (
 // or left open (the records read exactly once, the last stable offsets at
 // the high watermarks). Any other error fails the test.
 func TestE2EClusterTxnCoordinatorKilled(t *testing.T) {
-	c := startReplicatedCluster(t, "broker.session.timeout.ms=2000", "broker.heartbeat.interval.ms=500",
-		"transaction.state.log.replication.factor=3", "transaction.state.log.num.partitions=3",
-		"offsets.topic.replication.factor=3", "offsets.topic.num.partitions=3")
 	const topic, id = "txk", "txk-producer"
-	resp, err := c.adm.CreateTopic(testCtx(t, 15*time.Second), 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
+	c := startTxnCluster(t, topic)
 	p := newClient(t, c.procs[1], c.seeds, clientLog(t), kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.TransactionTimeout(60*time.Second),
 		// The coordinator moves once the killed node's session expires
@@ -115,7 +106,7 @@ func TestE2EClusterTxnCoordinatorKilled(t *testing.T) {
 	coord := coordinator(c.procs[1])
 	c.procs[int(coord)].kill()
 	killed := time.Now()
-	err = p.EndTransaction(testCtx(t, 90*time.Second), kgo.TryCommit)
+	err := p.EndTransaction(testCtx(t, 90*time.Second), kgo.TryCommit)
 	for attempt := 1; err != nil; attempt++ {
 		// The client gave up on a refused dial (see above): abort and
 		// produce again, as franz-go documents. Anything else is a
