@@ -210,7 +210,16 @@ type produceJob struct {
 // append ends before Handle returns, so the next request of the connection
 // still appends after this one.
 func (b *Broker) appendJobs(jobs []produceJob, acks int16) {
-	run := func(j *produceJob) { j.res, j.err = b.appendBatch(j.p, j.records, acks, j.guard) }
+	run := func(j *produceJob) {
+		j.res, j.err = b.appendBatch(j.p, j.records, acks, j.guard)
+		if acks == -1 && j.err == nil && !j.res.Duplicate && len(jobs) > 1 {
+			// Start this partition's fsync now, while the request's
+			// other partitions are still being written: the disk is
+			// otherwise idle until the last append ends. The
+			// completion's WaitDurable joins it (group commit).
+			go j.p.Sync()
+		}
+	}
 	workers := min(len(jobs), runtime.GOMAXPROCS(0))
 	if workers <= 1 || hasDuplicatePartition(jobs) {
 		for i := range jobs {
