@@ -158,7 +158,7 @@ var apis = map[int16]api{
 	13: {0, 5, handleLeaveGroup},              // LeaveGroup: v3+ batch members
 	14: {0, 5, handleSyncGroup},               // SyncGroup
 	15: {0, 5, handleDescribeGroups},          // DescribeGroups
-	16: {0, 4, handleListGroups},              // ListGroups: v4 states filter
+	16: {0, 5, handleListGroups},              // ListGroups: v4 states filter, v5 types filter (every group is classic)
 	19: {0, 7, handleCreateTopics},            // CreateTopics
 	20: {0, 6, handleDeleteTopics},            // DeleteTopics
 	21: {0, 2, handleDeleteRecords},           // DeleteRecords

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -435,16 +436,26 @@ func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) 
 func handleListGroups(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	want := map[string]bool{}
+	// Both filters compare case-insensitively, as Kafka 4's coordinator
+	// does. Every group here is a classic one (no KIP-848 protocol), so a
+	// types filter without "classic" lists nothing.
+	states := map[string]bool{}
 	for _, s := range req.StatesFilter {
-		want[s] = true
+		states[strings.ToLower(strings.TrimSpace(s))] = true
+	}
+	classic := len(req.TypesFilter) == 0
+	for _, t := range req.TypesFilter {
+		classic = classic || strings.EqualFold(strings.TrimSpace(t), "classic")
+	}
+	if !classic {
+		return done(resp)
 	}
 	for _, l := range b.groups.List(ctx) {
-		if len(want) > 0 && !want[l.State] {
+		if len(states) > 0 && !states[strings.ToLower(l.State)] {
 			continue
 		}
 		g := kmsg.NewListGroupsResponseGroup()
-		g.Group, g.ProtocolType, g.GroupState = l.ID, l.ProtocolType, l.State
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = l.ID, l.ProtocolType, l.State, "classic"
 		resp.Groups = append(resp.Groups, g)
 	}
 	return done(resp)

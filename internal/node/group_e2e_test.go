@@ -285,6 +285,30 @@ func TestE2EGroupOffsetsSurviveRestart(t *testing.T) {
 	if err != nil || !slices.Contains(groups.Groups(), "g-persist") {
 		t.Fatalf("list groups: %v %v", groups.Groups(), err)
 	}
+	// ListGroups v5 filters by type and state, case-insensitively as
+	// Kafka 4 does; every group here is classic.
+	_, raw := newAdmin(t, n2)
+	for _, c := range []struct {
+		types, states []string
+		want          bool
+	}{
+		{[]string{"CLASSIC"}, []string{"empty"}, true},
+		{[]string{"consumer"}, nil, false},
+		{nil, []string{"Stable"}, false},
+	} {
+		req := kmsg.NewPtrListGroupsRequest()
+		req.TypesFilter, req.StatesFilter = c.types, c.states
+		resp, err := req.RequestWith(testCtx(t, 10*time.Second), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := slices.ContainsFunc(resp.Groups, func(g kmsg.ListGroupsResponseGroup) bool {
+			return g.Group == "g-persist" && g.GroupType == "classic" && g.GroupState == "Empty"
+		})
+		if found != c.want {
+			t.Fatalf("ListGroups types %v states %v: %+v, want g-persist listed %v", c.types, c.states, resp.Groups, c.want)
+		}
+	}
 	if _, err := adm2.DeleteGroup(testCtx(t, 10*time.Second), "g-persist"); err != nil {
 		t.Fatalf("delete group: %v", err)
 	}
