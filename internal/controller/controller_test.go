@@ -433,25 +433,29 @@ func openQuorum(t *testing.T, n int) []*Controller {
 	return nodes
 }
 
+// activeController waits until one of cs is the active controller and
+// returns it.
+func activeController(t *testing.T, cs []*Controller) *Controller {
+	t.Helper()
+	var active *Controller
+	checkFor(t, "an active controller", func() bool {
+		for _, c := range cs {
+			if c.IsActive() {
+				active = c
+				return true
+			}
+		}
+		return false
+	})
+	return active
+}
+
 func TestControllerQuorumFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node quorum")
 	}
 	nodes := openQuorum(t, 3)
-	activeOf := func(cs []*Controller) *Controller {
-		var active *Controller
-		checkFor(t, "an active controller", func() bool {
-			for _, c := range cs {
-				if c.IsActive() {
-					active = c
-					return true
-				}
-			}
-			return false
-		})
-		return active
-	}
-	leader := activeOf(nodes)
+	leader := activeController(t, nodes)
 	registerBrokers(t, leader, 1, 2, 3)
 	topic, err := leader.CreateTopic(testCtx(t), TopicSpec{Name: "t", NumPartitions: 3, ReplicationFactor: 3})
 	if err != nil {
@@ -470,7 +474,7 @@ func TestControllerQuorumFailover(t *testing.T) {
 	if err := leader.Close(); err != nil {
 		t.Fatal(err)
 	}
-	next := activeOf(rest)
+	next := activeController(t, rest)
 	if err := next.WaitReady(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -510,16 +514,7 @@ func TestControllerResign(t *testing.T) {
 		t.Skip("multi-node quorum")
 	}
 	nodes := openQuorum(t, 3)
-	var leader *Controller
-	checkFor(t, "an active controller", func() bool {
-		for _, c := range nodes {
-			if c.IsActive() {
-				leader = c
-				return true
-			}
-		}
-		return false
-	})
+	leader := activeController(t, nodes)
 	if err := leader.Resign(testCtx(t)); err != nil {
 		t.Fatalf("resign: %v", err)
 	}

@@ -35,16 +35,7 @@ func TestControllerWaitReadyAfterRestartCoversItsLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var leader *Controller
-	checkFor(t, "an active controller", func() bool {
-		for _, c := range nodes {
-			if c.IsActive() {
-				leader = c
-				return true
-			}
-		}
-		return false
-	})
+	leader := activeController(t, nodes)
 	f := 0
 	for nodes[f] == leader {
 		f++
