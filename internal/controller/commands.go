@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
 )
@@ -69,7 +70,9 @@ func (c *Controller) CreateTopic(ctx context.Context, spec TopicSpec) (metadata.
 		}
 		return *scratch.Topic(spec.Name), nil
 	}
-	t := c.Image().Topic(spec.Name)
+	img := c.Image()
+	c.awaitFollowersCommit(ctx, img.LastOffset)
+	t := img.Topic(spec.Name)
 	if t == nil {
 		// Deleted again between apply and this read.
 		return metadata.Topic{}, ErrUnknownTopic
@@ -166,20 +169,24 @@ func newTopicID(img *metadata.Image) [16]byte {
 
 // DeleteTopic deletes the topic called name.
 func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
-	return c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		t := img.Topic(name)
 		if t == nil {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 		}
 		return []metadata.Record{metadata.RemoveTopicRecord{TopicID: t.ID}}, nil
 	})
+	if err == nil {
+		c.awaitFollowersCommit(ctx, c.Image().LastOffset)
+	}
+	return err
 }
 
 // CreatePartitions grows topic name to newTotal partitions. assignments, if
 // non-nil, gives the replicas of each new partition (len newTotal-current,
 // each of the topic's replication factor).
 func (c *Controller) CreatePartitions(ctx context.Context, name string, newTotal int32, assignments [][]int32, validateOnly bool) error {
-	return c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		t := img.Topic(name)
 		if t == nil {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -211,6 +218,40 @@ func (c *Controller) CreatePartitions(ctx context.Context, name string, newTotal
 		}
 		return partitionRecords(t.ID, current, assignments), nil
 	})
+	if err == nil && !validateOnly {
+		c.awaitFollowersCommit(ctx, c.Image().LastOffset)
+	}
+	return err
+}
+
+// followerCommitWait bounds how long a topic change waits for the other
+// nodes to learn that it committed.
+const followerCommitWait = time.Second
+
+// awaitFollowersCommit waits until every follower that answered Raft
+// recently has acknowledged a commit index of at least index (it has then
+// handed the entry to its image), so that a client told a topic exists finds
+// it in the Metadata answer of any live broker, not only the active
+// controller's: clients such as segmentio/kafka-go fail at once on an
+// unknown topic instead of retrying. A Kafka broker learns a commit in its
+// next metadata fetch, at once; a hashicorp/raft follower learns it in the
+// next AppendEntries, up to 2*commitTimeout later. Best effort, bounded by
+// followerCommitWait and ctx: a follower that stops answering is not
+// waited for.
+func (c *Controller) awaitFollowersCommit(ctx context.Context, index uint64) {
+	ctx, cancel := context.WithTimeout(ctx, followerCommitWait)
+	defer cancel()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for c.progress.lagging(index, time.Now().Add(-heartbeatTimeout)) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		case <-c.stopc:
+			return
+		}
+	}
 }
 
 // AlterConfigs changes the configs of a topic (resourceType

@@ -58,10 +58,13 @@ const (
 	heartbeatTimeout   = 300 * time.Millisecond
 	electionTimeout    = 300 * time.Millisecond
 	leaderLeaseTimeout = 150 * time.Millisecond
-	commitTimeout      = 50 * time.Millisecond
-	transportTimeout   = 10 * time.Second
-	transportPool      = 3
-	snapshotsRetained  = 2
+	// commitTimeout is how often an idle leader sends each follower an
+	// AppendEntries, which is how a follower learns of a commit: its
+	// image lags the active controller's by up to twice this.
+	commitTimeout     = 10 * time.Millisecond
+	transportTimeout  = 10 * time.Second
+	transportPool     = 3
+	snapshotsRetained = 2
 )
 
 // Voter is a member of the initial controller quorum.

@@ -317,6 +317,9 @@ type peerProgress struct {
 	lastLog      uint64
 	lastFetch    time.Time
 	lastCaughtUp time.Time
+	// commit is the commit index the follower has been told and
+	// acknowledged: it has queued every entry up to it for its image.
+	commit uint64
 }
 
 var errAppendDropped = errors.New("controller: AppendEntries dropped (test)")
@@ -377,7 +380,11 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 	sent := time.Now()
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 	if err == nil && resp.Success {
+		// A follower commits up to the leader's commit index or its own
+		// log end, whichever is lower, and hands those entries to its
+		// FSM before it answers.
 		t.record(id, resp.LastLog, want, sent)
+		t.recordCommit(id, min(args.LeaderCommitIndex, resp.LastLog))
 	}
 	return err
 }
@@ -409,6 +416,27 @@ func (t *progressTransport) record(id raft.ServerID, lastLog, sentUpTo uint64, s
 		p.lastCaughtUp = sent
 	}
 	t.peers[id] = p
+}
+
+func (t *progressTransport) recordCommit(id raft.ServerID, commit uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[id]
+	p.commit = max(p.commit, commit)
+	t.peers[id] = p
+}
+
+// lagging reports whether a follower that answered since liveSince has
+// not acknowledged a commit index of at least index.
+func (t *progressTransport) lagging(index uint64, liveSince time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.peers {
+		if p.lastFetch.After(liveSince) && p.commit < index {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *progressTransport) get(id raft.ServerID) (peerProgress, bool) {

@@ -678,3 +678,69 @@ func TestClusterAutoCreateWithoutQuorum(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered: once CreateTopics
+// (or CreatePartitions, DeleteTopics) has answered, every broker's Metadata
+// answer for all topics shows the change, whichever broker is asked.
+// segmentio/kafka-go's Writer reads the topic's partitions from such an
+// answer and fails at once when the topic is missing; before the controller
+// waited for its followers to learn the commit, a follower's image lagged
+// the answer by up to 100 ms.
+func TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered(t *testing.T) {
+	c := startCluster(t, nil)
+	direct := make([]*kgo.Broker, len(c.nodes))
+	for i, n := range c.nodes {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		direct[i] = cl.SeedBrokers()[0]
+	}
+	// partitions is each broker's count of topic's partitions in its
+	// all-topics Metadata answer, -1 when the topic is missing.
+	partitions := func(topic string) []int {
+		out := make([]int, len(direct))
+		for i, br := range direct {
+			md, err := kmsg.NewPtrMetadataRequest().RequestWith(testCtx(t, 5*time.Second), br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = -1
+			for _, mt := range md.Topics {
+				if mt.Topic != nil && *mt.Topic == topic {
+					out[i] = len(mt.Partitions)
+				}
+			}
+		}
+		return out
+	}
+	for round := range 6 {
+		adm, _ := newAdmin(t, c.nodes[round%3])
+		topic := fmt.Sprintf("visible-%d", round)
+		createTopic(t, adm, topic, 2, nil)
+		if got := partitions(topic); !slices.Equal(got, []int{2, 2, 2}) {
+			t.Fatalf("round %d: right after CreateTopics answered, brokers 1-3 list %s with partitions %v, want 2 each (-1: missing)", round, topic, got)
+		}
+		cp, err := adm.UpdatePartitions(testCtx(t, 10*time.Second), 3, topic)
+		if err == nil {
+			err = cp.Error()
+		}
+		if err != nil {
+			t.Fatalf("round %d: create partitions: %v", round, err)
+		}
+		if got := partitions(topic); !slices.Equal(got, []int{3, 3, 3}) {
+			t.Fatalf("round %d: right after CreatePartitions answered, brokers 1-3 list %s with partitions %v, want 3 each", round, topic, got)
+		}
+		resp, err := adm.DeleteTopics(testCtx(t, 10*time.Second), topic)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("round %d: delete: %v", round, err)
+		}
+		if got := partitions(topic); !slices.Equal(got, []int{-1, -1, -1}) {
+			t.Fatalf("round %d: right after DeleteTopics answered, brokers 1-3 list %s with partitions %v, want it missing everywhere", round, topic, got)
+		}
+	}
+}
