@@ -299,6 +299,14 @@ func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) se
 // fetchGroupOffsets answers one group of an OffsetFetch: topics nil means
 // every committed offset.
 func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+	if !b.leaseHeld() {
+		// Possibly deposed, as for Fetch: another node may lead the
+		// group's partition and have taken newer commits, so the
+		// offsets held here may be stale. The chaos suite read an
+		// older committed offset from an isolated coordinator after a
+		// newer commit had been answered by its successor.
+		return nil, group.ErrNotCoordinator
+	}
 	var tps []group.TopicPartition
 	if !all {
 		tps = []group.TopicPartition{}

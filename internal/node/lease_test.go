@@ -21,8 +21,16 @@ import (
 // the end of its session, can elect no other leader: the refusal comes
 // from the lease, never from a metadata change. Healed, the node is
 // unfenced, leads again and serves its records.
+//
+// The node is also the coordinator of a group (it leads the group's
+// __consumer_offsets partition, of one replica too): once the lease has
+// run out it answers OffsetFetch NOT_COORDINATOR rather than serve offsets
+// a successor may have overtaken (the chaos suite, seed 349440, read an
+// older committed offset from an isolated coordinator after its successor
+// had answered a newer commit).
 func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
-	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300"}
+	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300",
+		"offsets.topic.num.partitions": "3", "offsets.topic.replication.factor": "1"}
 	c := startFaultCluster(t, props)
 	ids := []int32{1, 2, 3}
 	var ctrl int32
@@ -31,7 +39,27 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 		ctrl = id
 		return err == nil && id > 0
 	})
-	leaderID := ctrl%3 + 1 // not the controller: its isolation moves no quorum
+	// The isolated node coordinates a group and leads the topic; it is
+	// not the controller, so its isolation moves no quorum.
+	var group string
+	var leaderID int32
+	finder := newClient(t, c.nodes[0])
+	for i := 0; group == ""; i++ {
+		if i == 100 {
+			t.Fatalf("none of 100 groups is coordinated by a node other than the controller %d", ctrl)
+		}
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKey = fmt.Sprintf("leased-group-%d", i)
+		var resp *kmsg.FindCoordinatorResponse
+		checkFor(t, "a coordinator for "+req.CoordinatorKey, func() bool {
+			r, err := req.RequestWith(testCtx(t, 10*time.Second), finder)
+			resp = r
+			return err == nil && r.ErrorCode == 0
+		})
+		if resp.NodeID != ctrl {
+			group, leaderID = req.CoordinatorKey, resp.NodeID
+		}
+	}
 	old := c.nodes[leaderID-1]
 	const topic = "leased"
 	createAssigned(t, c, topic, []int32{leaderID}, nil)
@@ -96,6 +124,42 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 		}
 		return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 	}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = group, -1
+	ct := kmsg.NewOffsetCommitRequestTopic()
+	ct.Topic = topic
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset = 0, 3
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	checkFor(t, "the offset commit to "+group, func() bool {
+		r, err := broker.Request(testCtx(t, 10*time.Second), commit)
+		return err == nil && r.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode == 0
+	})
+	// committed answers OffsetFetch for the group: the error, or the offset.
+	committed := func() (int16, int64) {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = 8
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		rg.Group = group
+		rt := kmsg.NewOffsetFetchRequestGroupTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		rg.Topics = append(rg.Topics, rt)
+		req.Groups = append(req.Groups, rg)
+		resp, err := broker.Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			t.Fatalf("offset fetch: %v", err)
+		}
+		g := resp.(*kmsg.OffsetFetchResponse).Groups[0]
+		if g.ErrorCode != 0 {
+			return g.ErrorCode, -1
+		}
+		return g.Topics[0].Partitions[0].ErrorCode, g.Topics[0].Partitions[0].Offset
+	}
+	if code, off := committed(); code != 0 || off != 3 {
+		t.Fatalf("before the cut: offset fetch %v, offset %d, want 3", kerr.ErrorForCode(code), off)
+	}
 	if r := fetch(); r.ErrorCode != 0 || r.HighWatermark != n {
 		t.Fatalf("before the cut: fetch %v, high watermark %d", kerr.ErrorForCode(r.ErrorCode), r.HighWatermark)
 	}
@@ -116,6 +180,9 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 	if code := produce(); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("produce after the lease: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
 	}
+	if code, _ := committed(); code != kerr.NotCoordinator.Code {
+		t.Fatalf("offset fetch after the lease: %v, want NOT_COORDINATOR", kerr.ErrorForCode(code))
+	}
 	if v, _ := scrapeMetric(t, old, "gregor_broker_lease_expired"); v != 1 {
 		t.Fatalf("gregor_broker_lease_expired = %v after the lease ended", v)
 	}
@@ -128,6 +195,10 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 	if v, _ := scrapeMetric(t, old, "gregor_broker_lease_expired"); v != 0 {
 		t.Fatalf("gregor_broker_lease_expired = %v after heal", v)
 	}
+	checkFor(t, "the healed coordinator to serve the committed offset", func() bool {
+		code, off := committed()
+		return code == 0 && off == 3
+	})
 	if got := consumePartitions(t, old, topic, []int32{0}, n); len(got) != n {
 		t.Fatalf("%d records after heal, want %d", len(got), n)
 	}
