@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -51,6 +52,17 @@ type member struct {
 	// went 14518, then 14508). A broker must serve the last commit, so
 	// such a workload could not tell a broker bug from its own.
 	commitMu sync.Mutex
+	// commitSends counts the OffsetCommit requests the member's client
+	// wrote to a broker, retries included (kgo retries a commit whose
+	// coordinator moved or whose connection broke).
+	commitSends atomic.Int64
+}
+
+// OnBrokerWrite implements kgo.HookBrokerWrite.
+func (m *member) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == kmsg.OffsetCommit.Int16() {
+		m.commitSends.Add(1)
+	}
 }
 
 func (g *groupWorkload) startMember(ctx context.Context) *member {
@@ -65,7 +77,7 @@ func (g *groupWorkload) startMember(ctx context.Context) *member {
 			kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(logTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.DisableAutoCommit(), kgo.SessionTimeout(10*time.Second),
-			kgo.FetchMaxWait(500*time.Millisecond),
+			kgo.FetchMaxWait(500*time.Millisecond), kgo.WithHooks(m),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
 				g.commit(ctx, cl, m)
 			}))
@@ -97,10 +109,18 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client, m *member) {
 		return
 	}
 	call := g.r.now()
+	sendsBefore := m.commitSends.Load()
 	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		ret := g.r.now()
+		// A refusal only proves nothing was written when the answer is
+		// to the one request sent: kgo retries a commit on another
+		// coordinator, and the first attempt may have been written
+		// (seed 556661: a coordinator whose disk filled exited after
+		// its commit had reached its followers, and the retry was
+		// refused by the next coordinator).
+		retried := m.commitSends.Load()-sendsBefore > 1
 		// unknown notes a commit that may have been written, or may be
 		// written later (it reached a coordinator, or may have).
 		unknown := func(p int32, why string) {
@@ -122,6 +142,10 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client, m *member) {
 				case 0:
 				case kerr.IllegalGeneration.Code, kerr.UnknownMemberID.Code, kerr.RebalanceInProgress.Code,
 					kerr.FencedInstanceID.Code:
+					if retried {
+						unknown(p.Partition, fmt.Sprintf("commit error code %d after a retry", p.ErrorCode))
+						continue
+					}
 					// Refused before anything was written.
 					g.errs[fmt.Sprintf("commit error code %d", p.ErrorCode)]++
 					continue
