@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop suite: real Kafka clients (kcat, librdkafka via confluent-kafka-python,
-# kafka-python, kafkajs, sarama, segmentio/kafka-go, franz-go, Burrow) against the real gregor
+# kafka-python, kafkajs, sarama, segmentio/kafka-go, franz-go, Burrow) and
+# franz-go's own test suite (franzgo_suite.sh) against the real gregor
 # binary over TCP. Prints one PASS/FAIL/SKIP line per check and a final
 # "N passed, M failed" line; exits non-zero when any check failed.
 set -uo pipefail
@@ -18,6 +19,9 @@ log() { echo "run.sh: $*" >&2; }
 # front so compilation time does not count against a check's time limit.
 GOCLIENTS_OK=1
 (cd "$HERE/goclients" && go build -o "$ROOT/bin/interop-goclients" .) || { log "go build interop/goclients failed"; GOCLIENTS_OK=0; }
+# franz-go's own test suite (pkg/kgo), compiled once for both phases.
+KGOSUITE_OK=1
+bash "$HERE/franzgo_suite.sh" build || { log "building franz-go's test suite failed"; KGOSUITE_OK=0; }
 
 # ---- dependencies (idempotent, quiet) ----------------------------------------
 apt_updated=0
@@ -121,6 +125,12 @@ if [ "${INTEROP_SINGLE:-1}" = 1 ]; then
 	else
 		echo "FAIL goclients: interop/goclients did not build" | tee -a "$RESULTS"
 	fi
+	if [ "$KGOSUITE_OK" = 1 ]; then
+		# Every test of the package: about 2 minutes on a quiet machine.
+		CHECK_TIMEOUT=600 run_check "franz-go suite" bash "$HERE/franzgo_suite.sh" run "1 node" 1 20000
+	else
+		echo "FAIL franz-go suite: franz-go's test suite did not build" | tee -a "$RESULTS"
+	fi
 fi
 
 # ---- cluster phase ----------------------------------------------------------------
@@ -157,7 +167,7 @@ EOS
 	BROKER_COUNT='import sys; from confluent_kafka.admin import AdminClient
 print(len(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=3).brokers))'
 	export INTEROP_FAULT="bash $HERE/cluster_fault.sh"
-	for c in franz-go confluent-kafka-python kafkajs sarama kafka-go kafka-python; do
+	for c in franz-go confluent-kafka-python kafkajs sarama kafka-go kafka-python franz-go-suite; do
 		if ! cluster_ready; then
 			echo "FAIL $c: the 3-node cluster did not become ready" | tee -a "$RESULTS"; continue
 		fi
@@ -167,6 +177,12 @@ print(len(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=3)
 		kafka-python) run_check "$c" $PY "$HERE/python/kafkapython_cluster.py" ;;
 		confluent-kafka-python) run_check "$c" $PY "$HERE/python/confluent_cluster.py" ;;
 		kafkajs) run_check "$c" node "$HERE/node/cluster.js" ;;
+		franz-go-suite) # exactly-once consume-transform-produce and group ETL on RF=3
+			# topics while kgo drops its own connections (KGO_TEST_CHAOS)
+			if [ "$KGOSUITE_OK" = 1 ]; then
+				CHECK_TIMEOUT=600 run_check "franz-go suite" env KGO_TEST_CHAOS=1 \
+					bash "$HERE/franzgo_suite.sh" run "3 nodes, kgo dropping connections" 3 50000 'TestGroupETL|TestTxnEtl'
+			fi ;;
 		esac
 	done
 	stop_cluster TERM
