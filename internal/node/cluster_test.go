@@ -681,11 +681,13 @@ func TestClusterAutoCreateWithoutQuorum(t *testing.T) {
 
 // TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered: once CreateTopics
 // (or CreatePartitions, DeleteTopics) has answered, every broker's Metadata
-// answer for all topics shows the change, whichever broker is asked.
-// segmentio/kafka-go's Writer reads the topic's partitions from such an
-// answer and fails at once when the topic is missing; before the controller
-// waited for its followers to learn the commit, a follower's image lagged
-// the answer by up to 100 ms.
+// answer for all topics shows the change, with a leader for every
+// partition, whichever broker is asked. segmentio/kafka-go's Writer reads
+// the topic's partitions from such an answer and fails at once when the
+// topic or a partition's leader is missing. Before the controller waited
+// for its followers to learn the commit, a follower's image lagged the
+// answer by up to 100 ms; before a leader reconciled when asked, it named
+// no leader for its own new partitions until its background reconcile.
 func TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered(t *testing.T) {
 	c := startCluster(t, nil)
 	direct := make([]*kgo.Broker, len(c.nodes))
@@ -698,7 +700,8 @@ func TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered(t *testing.T) {
 		direct[i] = cl.SeedBrokers()[0]
 	}
 	// partitions is each broker's count of topic's partitions in its
-	// all-topics Metadata answer, -1 when the topic is missing.
+	// all-topics Metadata answer, -1 when the topic is missing; a
+	// partition answered without a leader fails the test.
 	partitions := func(topic string) []int {
 		out := make([]int, len(direct))
 		for i, br := range direct {
@@ -708,8 +711,15 @@ func TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered(t *testing.T) {
 			}
 			out[i] = -1
 			for _, mt := range md.Topics {
-				if mt.Topic != nil && *mt.Topic == topic {
-					out[i] = len(mt.Partitions)
+				if mt.Topic == nil || *mt.Topic != topic {
+					continue
+				}
+				out[i] = len(mt.Partitions)
+				for _, mp := range mt.Partitions {
+					if mp.ErrorCode != 0 || mp.Leader < 0 {
+						t.Fatalf("broker %d names no leader for %s[%d] (leader %d, %v) in a Metadata answer after the change was answered",
+							i+1, topic, mp.Partition, mp.Leader, kerr.ErrorForCode(mp.ErrorCode))
+					}
 				}
 			}
 		}
@@ -718,19 +728,19 @@ func TestClusterTopicChangeVisibleOnEveryBrokerOnceAnswered(t *testing.T) {
 	for round := range 6 {
 		adm, _ := newAdmin(t, c.nodes[round%3])
 		topic := fmt.Sprintf("visible-%d", round)
-		createTopic(t, adm, topic, 2, nil)
-		if got := partitions(topic); !slices.Equal(got, []int{2, 2, 2}) {
-			t.Fatalf("round %d: right after CreateTopics answered, brokers 1-3 list %s with partitions %v, want 2 each (-1: missing)", round, topic, got)
+		createTopic(t, adm, topic, 12, nil)
+		if got := partitions(topic); !slices.Equal(got, []int{12, 12, 12}) {
+			t.Fatalf("round %d: right after CreateTopics answered, brokers 1-3 list %s with partitions %v, want 12 each (-1: missing)", round, topic, got)
 		}
-		cp, err := adm.UpdatePartitions(testCtx(t, 10*time.Second), 3, topic)
+		cp, err := adm.UpdatePartitions(testCtx(t, 10*time.Second), 15, topic)
 		if err == nil {
 			err = cp.Error()
 		}
 		if err != nil {
 			t.Fatalf("round %d: create partitions: %v", round, err)
 		}
-		if got := partitions(topic); !slices.Equal(got, []int{3, 3, 3}) {
-			t.Fatalf("round %d: right after CreatePartitions answered, brokers 1-3 list %s with partitions %v, want 3 each", round, topic, got)
+		if got := partitions(topic); !slices.Equal(got, []int{15, 15, 15}) {
+			t.Fatalf("round %d: right after CreatePartitions answered, brokers 1-3 list %s with partitions %v, want 15 each", round, topic, got)
 		}
 		resp, err := adm.DeleteTopics(testCtx(t, 10*time.Second), topic)
 		if err == nil {
