@@ -331,13 +331,19 @@ func (g *groupState) join(req JoinRequest, ch chan JoinResult, now time.Time) []
 		} else {
 			g.updateMember(m, req, ch, now)
 			g.prepareRebalance(now)
+			g.tryCompleteJoin(now)
 		}
 	case Stable:
 		if m.id == g.leader || !m.sameProtocols(req.Protocols) {
 			// The leader rejoins to trigger a rebalance (e.g. a metadata
 			// change it saw); anyone with new protocols needs one too.
+			// A lone member has then rejoined everyone: the join
+			// completes at once, as in Kafka, not at the rebalance
+			// timeout (librdkafka's 0045_subscribe_many_updates waited
+			// max.poll.interval.ms, 300 s, for its new subscription).
 			g.updateMember(m, req, ch, now)
 			g.prepareRebalance(now)
+			g.tryCompleteJoin(now)
 		} else {
 			m.expires = now.Add(m.session)
 			g.out = append(g.out, replyJoin{ch, g.joinResult(m, false)})
@@ -429,6 +435,7 @@ func (g *groupState) replaceStatic(req JoinRequest, old *member, id string, ch c
 	default:
 		g.updateMember(&m, req, ch, now)
 		g.prepareRebalance(now)
+		g.tryCompleteJoin(now)
 	}
 	return g.take()
 }

@@ -416,18 +416,24 @@ func TestGroupSyncKeepsMembersAlive(t *testing.T) {
 // rebalance deadline ends the join phase before the member rejoins with it,
 // as in Kafka (onCompleteJoin removes members that did not rejoin, never
 // pending ids). Dropping it answered the rejoin UNKNOWN_MEMBER_ID.
+//
+// The id is handed out before the leader rejoins: a pending id holds the
+// join phase open (a lone member rejoining otherwise completes it at once).
 func TestGroupKIP394PendingOutlivesJoinPhase(t *testing.T) {
 	g := newTestGroup()
 	a := joinStable(t, g, "")[0]
-	ja := join(g, joinReq(a, ""), t0.Add(500*time.Millisecond)) // the leader rejoins: a rebalance
-	if g.state != PreparingRebalance {
-		t.Fatalf("state %v, want PreparingRebalance", g.state)
-	}
-	r := got(t, join(g, joinReq("", ""), t0.Add(5*time.Second)))
+	first := joinReq("", "")
+	first.SessionTimeout = 10 * time.Second // outlives the join phase
+	r := got(t, join(g, first, t0.Add(400*time.Millisecond)))
 	if !errors.Is(r.Err, ErrMemberIDRequired) {
 		t.Fatalf("first join: %v", r.Err)
 	}
 	b := r.MemberID
+	ja := join(g, joinReq(a, ""), t0.Add(500*time.Millisecond)) // the leader rejoins: a rebalance
+	if g.state != PreparingRebalance {
+		t.Fatalf("state %v, want PreparingRebalance (an id is pending)", g.state)
+	}
+	parked(t, ja)
 	run(g.tick(t0.Add(5500 * time.Millisecond))) // the rebalance timeout ends the join phase
 	if r := got(t, ja); r.Err != nil || len(r.Members) != 1 {
 		t.Fatalf("leader's join: %+v", r)
@@ -443,5 +449,61 @@ func TestGroupKIP394PendingOutlivesJoinPhase(t *testing.T) {
 	ra, rb := got(t, ja), got(t, jb)
 	if ra.Err != nil || rb.Err != nil || ra.Generation != rb.Generation || len(ra.Members)+len(rb.Members) != 2 {
 		t.Fatalf("joins: %+v %+v", ra, rb)
+	}
+}
+
+// TestGroupLoneMemberRejoinCompletesAtOnce: the only member of a Stable
+// group rejoins with a new subscription (librdkafka does so when its
+// subscription or a matched regex changes). Every member has then
+// rejoined, so the join completes at once with a new generation, as in
+// Kafka, and not at the rebalance timeout: librdkafka's
+// 0045_subscribe_many_updates waited its max.poll.interval.ms (300 s).
+// The same holds for the leader rejoining with its protocols unchanged,
+// for a member rejoining with new protocols while the group completes a
+// rebalance, and for a static member replaced with new protocols.
+func TestGroupLoneMemberRejoinCompletesAtOnce(t *testing.T) {
+	newSub := func(req JoinRequest) JoinRequest {
+		req.Protocols = []Protocol{{Name: "range", Metadata: []byte("new subscription")}}
+		return req
+	}
+	for _, tc := range []struct {
+		name   string
+		static string
+		rejoin func(g *groupState, id string) chan JoinResult
+	}{
+		{"new protocols in Stable", "", func(g *groupState, id string) chan JoinResult {
+			return join(g, newSub(joinReq(id, "")), t0.Add(2*time.Second))
+		}},
+		{"leader, same protocols, in Stable", "", func(g *groupState, id string) chan JoinResult {
+			return join(g, joinReq(id, ""), t0.Add(2*time.Second))
+		}},
+		{"new protocols in CompletingRebalance", "", func(g *groupState, id string) chan JoinResult {
+			// A leader rejoin starts a rebalance that completes at once
+			// (CompletingRebalance), then the member rejoins again with
+			// a new subscription before it syncs.
+			got(t, join(g, joinReq(id, ""), t0.Add(2*time.Second)))
+			if g.state != CompletingRebalance {
+				t.Fatalf("state %v after the first rejoin, want CompletingRebalance", g.state)
+			}
+			return join(g, newSub(joinReq(id, "")), t0.Add(2*time.Second))
+		}},
+		{"static member replaced with new protocols", "inst", func(g *groupState, _ string) chan JoinResult {
+			// Preferring another protocol changes the one the group
+			// selects, which takes a rebalance.
+			req := joinReq("", "inst")
+			req.Protocols = []Protocol{{Name: "roundrobin", Metadata: []byte("m")}, {Name: "range", Metadata: []byte("m")}}
+			return join(g, req, t0.Add(2*time.Second))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newTestGroup()
+			ids := joinStable(t, g, tc.static)
+			gen := g.generation
+			r := got(t, tc.rejoin(g, ids[0]))
+			if r.Err != nil || r.Generation <= gen || g.state != CompletingRebalance {
+				t.Fatalf("rejoin: err %v generation %d (was %d), state %v; want an answer at once with a new generation",
+					r.Err, r.Generation, gen, g.state)
+			}
+		})
 	}
 }
