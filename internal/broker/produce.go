@@ -33,6 +33,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,15 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			rp.ErrorCode = b.produceErrorCode(j.err)
 			if req.Version >= 8 {
 				rp.ErrorMessage = errorMessage(j.err)
+				var nk *nullKeysError
+				if errors.As(j.err, &nk) {
+					msg := fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d.", j.p.Topic, j.p.Index)
+					for _, idx := range nk.records {
+						e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+						e.RelativeOffset, e.ErrorMessage = idx, &msg
+						rp.ErrorRecords = append(rp.ErrorRecords, e)
+					}
+				}
 			}
 			continue
 		}
@@ -313,15 +323,43 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16, g
 	return p.Append(records, h, acks)
 }
 
-// checkKeys refuses a batch for a compacted topic holding a record without
-// a key (the batch has passed ValidateRecords).
+// nullKeysError refuses a batch for a compacted topic: records lists the
+// index in the batch of every record without a key, which the Produce
+// response (v8+) reports one by one (KIP-467), as Kafka does, so that a
+// client fails only those records with INVALID_RECORD and the others of the
+// batch as collateral (librdkafka's 0011_produce_batch counts both).
+type nullKeysError struct{ records []int32 }
+
+// maxRecordErrors bounds the records one partition's Produce answer names
+// (a 1 MiB batch can hold 100,000 tiny records); the rest are failed with
+// the batch all the same.
+const maxRecordErrors = 10_000
+
+func (e *nullKeysError) Error() string {
+	return fmt.Sprintf("%v (the first at batch index %d)", errNullKeyCompacted, e.records[0])
+}
+
+func (e *nullKeysError) Unwrap() error { return errNullKeyCompacted }
+
+// checkKeys refuses a batch for a compacted topic holding records without a
+// key (a *nullKeysError naming each of them).
 func checkKeys(batch []byte, h record.Header) error {
-	return record.Records(batch, h, maxUncompressedBatch, func(r record.Record) error {
-		if r.Key == nil {
-			return errNullKeyCompacted
+	var missing []int32
+	var i int32
+	err := record.Records(batch, h, maxUncompressedBatch, func(r record.Record) error {
+		if r.Key == nil && len(missing) < maxRecordErrors {
+			missing = append(missing, i)
 		}
+		i++
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return &nullKeysError{records: missing}
+	}
+	return nil
 }
 
 type txnPartition struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-dev/gregor/internal/record"
 )
 
 // TestE2ECompaction: 1000 records over 20 keys to a compacted topic; once the
@@ -153,7 +156,10 @@ func TestE2ECompactionConsumerOffsetsReload(t *testing.T) {
 }
 
 // TestE2ECompactionRefusesKeylessRecords: as Kafka, a compacted topic
-// refuses records without a key with INVALID_RECORD.
+// refuses records without a key with INVALID_RECORD, and the Produce
+// response (v8+, KIP-467) names each keyless record of the batch by its
+// index, so that a client fails those and not the whole batch as invalid
+// (librdkafka's 0011_produce_batch counts 10 of 100).
 func TestE2ECompactionRefusesKeylessRecords(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	adm, _ := newAdmin(t, n)
@@ -165,5 +171,35 @@ func TestE2ECompactionRefusesKeylessRecords(t *testing.T) {
 	}
 	if err := cl.ProduceSync(testCtx(t, 10*time.Second), &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatalf("keyed record: %v", err)
+	}
+
+	// One batch of 10 records, of which 2, 5 and 9 have no key.
+	var recs []record.Record
+	for i := range 10 {
+		r := record.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("v")}
+		if i == 2 || i == 5 || i == 9 {
+			r.Key = nil
+		}
+		recs = append(recs, r)
+	}
+	batch, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, PartitionLeaderEpoch: -1, Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := newClient(t, n)
+	rp := rawProduce(t, raw, "keyed", batch)
+	var idx []int32
+	for _, e := range rp.ErrorRecords {
+		idx = append(idx, e.RelativeOffset)
+		if e.ErrorMessage == nil || !strings.Contains(*e.ErrorMessage, "without key") {
+			t.Fatalf("record %d's error message %v", e.RelativeOffset, e.ErrorMessage)
+		}
+	}
+	if rp.ErrorCode != kerr.InvalidRecord.Code || !slices.Equal(idx, []int32{2, 5, 9}) {
+		t.Fatalf("batch with keyless records 2, 5, 9: %v, record errors at %v", kerr.ErrorForCode(rp.ErrorCode), idx)
+	}
+	if got := endOffset(t, adm, "keyed", 0); got != 1 {
+		t.Fatalf("end offset %d after the refused batch, want 1", got)
 	}
 }
