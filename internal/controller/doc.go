@@ -33,8 +33,10 @@
 // AddVoter (KIP-853 AddRaftVoter); RemoveVoter removes one. Configuration
 // changes run under the command lock like commands. The Raft transport is
 // wrapped (progressTransport) to record each follower's log end from its
-// AppendEntries answers, for Quorum (DescribeQuorum), and to filter vote
-// requests; pipelining is off so every answer passes through it.
+// AppendEntries answers, for Quorum (DescribeQuorum), and the commit index
+// it acknowledged, which topic changes wait for (awaitFollowersCommit), and
+// to filter vote requests; pipelining is off so every answer passes
+// through it.
 //
 // # Controller listener
 //
