@@ -194,24 +194,18 @@ func (b *Broker) metadataTopic(img *metadata.Image, t *metadata.Topic, withOps b
 // canLead reports whether the partition's leader can serve it: for a
 // partition led here, whether the replica layer has it open for this topic
 // id at the image's leader epoch, after reconciling to the image if it was
-// not yet. Hiding such a leader (leader -1, LEADER_NOT_AVAILABLE) until the
-// background reconcile ran is what Gregor did before; segmentio/kafka-go's
-// Writer then fails at once ("topic partition has no leader") when it
-// creates its topic and its first Metadata answer comes from the new
-// leader. Kafka names the leader from its metadata image at once.
+// not yet (leaderReplica). Hiding such a leader (leader -1,
+// LEADER_NOT_AVAILABLE) until the background reconcile ran is what Gregor
+// did before; segmentio/kafka-go's Writer then fails at once ("topic
+// partition has no leader") when it creates its topic and its first
+// Metadata answer comes from the new leader. Kafka names the leader from its
+// metadata image at once.
 func (b *Broker) canLead(t *metadata.Topic, p metadata.Partition) bool {
 	if p.Leader != b.cfg.NodeID {
 		return true // another node's partitions are its own to serve
 	}
-	ready := func() bool {
-		rp := b.replicas.Get(t.Name, p.Partition)
-		return rp != nil && rp.TopicID == t.ID && rp.LeaderEpoch() >= p.LeaderEpoch
-	}
-	if ready() || b.cfg.OnMetadataChange == nil {
-		return ready()
-	}
-	b.cfg.OnMetadataChange()
-	return ready()
+	rp := b.leaderReplica(t, p.Partition)
+	return rp != nil && rp.TopicID == t.ID && rp.LeaderEpoch() >= p.LeaderEpoch
 }
 
 // leaderReplica returns the hosted replica of partition of t (which the
