@@ -10,7 +10,11 @@
 // intended send time, start + i/rate, not from the moment the client got
 // round to sending it: a stall in the broker then shows up in the latency of
 // every record that should have been sent during the stall (no coordinated
-// omission, the method of wrk2 and HdrHistogram).
+// omission, the method of wrk2 and HdrHistogram). The intended time travels
+// with the record at full precision, not in its Timestamp, which the client
+// truncates to milliseconds. It includes the load generator's own lateness
+// (a timer that fires late on a busy core), so it is an upper bound on what
+// the broker adds.
 //
 // It must not start goroutines it does not stop: every run owns its clients,
 // its producer goroutines and its progress ticker, and returns only after all

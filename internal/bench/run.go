@@ -411,9 +411,10 @@ func (p *producers) loop(sendCtx, ctx context.Context, cl *kgo.Client, value []b
 			copy(v, value)
 			binary.BigEndian.PutUint64(v, uint64(intended.UnixNano()))
 		}
-		// The record's Timestamp carries the intended send time to the
-		// promise (and, in milliseconds, to the broker as CreateTime).
-		cl.Produce(ctx, &kgo.Record{Value: v, Timestamp: intended}, promise)
+		// The intended send time goes to the broker as CreateTime and to
+		// the promise in the record's Context: kgo truncates Timestamp to
+		// milliseconds, which would add up to 1 ms to every latency.
+		cl.Produce(ctx, newTimedRecord(ctx, v, intended), promise)
 	}
 	if timer != nil {
 		timer.Stop()
@@ -423,8 +424,35 @@ func (p *producers) loop(sendCtx, ctx context.Context, cl *kgo.Client, value []b
 	}
 }
 
+// timedRecord is a record and its intended send time in one allocation.
+type timedRecord struct {
+	rec  kgo.Record
+	sent sentAt
+}
+
+// sentAt carries a record's intended send time, at full precision, from the
+// producer loop to its promise through the record's Context.
+type sentAt struct {
+	context.Context
+	at time.Time
+}
+
+// newTimedRecord returns a record of value v whose CreateTime is intended
+// (in milliseconds, as Kafka keeps it) and whose intendedSend is intended
+// to the nanosecond.
+func newTimedRecord(ctx context.Context, v []byte, intended time.Time) *kgo.Record {
+	tr := &timedRecord{sent: sentAt{Context: ctx, at: intended}}
+	tr.rec.Value = v
+	tr.rec.Timestamp = intended
+	tr.rec.Context = &tr.sent
+	return &tr.rec
+}
+
+// intendedSend is the send time newTimedRecord gave r.
+func intendedSend(r *kgo.Record) time.Time { return r.Context.(*sentAt).at }
+
 func (p *producers) promise(r *kgo.Record, err error) {
-	lat := time.Since(r.Timestamp)
+	lat := time.Since(intendedSend(r))
 	if err != nil {
 		p.c.errors.Add(1)
 		p.mu.Lock()
