@@ -52,7 +52,7 @@ func BenchmarkReadUpToTail(b *testing.B) {
 }
 
 // BenchmarkAppendSync is the floor of an acks=all produce: one append and
-// its fdatasync; the Preallocate variant appends into fallocate'd space.
+// its fdatasync; the Preallocate variant appends over zeros written ahead.
 func BenchmarkAppendSync(b *testing.B) {
 	b.Run("grow", func(b *testing.B) { benchAppendSync(b, false) })
 	b.Run("preallocate", func(b *testing.B) { benchAppendSync(b, true) })

@@ -17,10 +17,10 @@ const (
 	// DefaultMaxBatchBytes bounds one batch during recovery. Allocation is
 	// also bounded by the bytes actually present in the file.
 	DefaultMaxBatchBytes = math.MaxInt32
-	// PreallocateStep is how far ahead of the log end Preallocate reserves.
-	// Kafka reserves the whole segment.bytes at once with a sparse
-	// setLength; fallocate reserves real blocks, so a thousand idle
-	// partitions would otherwise hold a gigabyte each.
+	// PreallocateStep is how far ahead of the log end Preallocate keeps
+	// zeros. Kafka reserves the whole segment.bytes at once with a sparse
+	// setLength; zeros are real blocks, so a thousand partitions would
+	// otherwise hold a gigabyte each.
 	PreallocateStep = 8 << 20
 )
 
@@ -37,12 +37,12 @@ type Config struct {
 	MaxBatchBytes      int           // largest batch accepted during recovery
 	Logger             *slog.Logger
 	Now                func() time.Time // nil: time.Now
-	// Preallocate reserves segment file space ahead of the appends
-	// (preallocate), in steps of PreallocateStep up to SegmentBytes, so
-	// that an fdatasync after an append inside the reserved space has no
-	// growing file size to journal. The reserved tail reads as zeros and is
-	// not data: readers stop at the published size, a roll or Close cuts
-	// the file to its batches, and recovery cuts a zero tail like a torn one.
+	// Preallocate (preallocate) keeps up to PreallocateStep bytes of
+	// written, fsynced zeros ahead of the appends, up to SegmentBytes,
+	// filled in the background, so that the fdatasync after an append has
+	// no block allocation or file size to journal. The zero tail is not
+	// data: readers stop at the published size, a roll or Close cuts the
+	// file to its batches, and recovery cuts a zero tail like a torn one.
 	Preallocate bool
 	// UnsafeNoFsync skips every fsync (like etcd's --unsafe-no-fsync):
 	// for tests and benchmarks only; a crash may then lose acknowledged

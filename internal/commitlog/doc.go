@@ -55,7 +55,7 @@
 // CRC-32C, increasing offsets) and truncates the file at the first torn or
 // corrupt batch, rebuilding that segment's indexes. With Config.Preallocate
 // (Kafka's preallocate) the active segment's file runs past its batches
-// into reserved zeros; a zero batch length ends the scan like a torn batch,
+// into zeros written ahead; a zero batch length ends the scan like a torn batch,
 // so the zeros are cut, and a roll or Close cuts them before the segment's
 // fsync, so a closed segment's file is exactly its batches. Older segments were
 // fsynced when they were rolled, so they need no scan.
@@ -134,8 +134,11 @@
 // truncation is unlinked at once; its file descriptor is closed when the
 // last reference is released, so an in-flight read never breaks.
 //
-// Lock order: Log.cleanMu, then Log.mu, then Log.epochMu or segment.mu;
-// Log.syncMu is never held with another lock. Compact holds cleanMu for the
-// whole pass and Log.mu only for each swap. No lock is held across a channel operation, and
-// only Log.mu (the append lock, by design) is held across file I/O.
+// Lock order: Log.cleanMu, then Log.mu, then Log.epochMu, segment.mu or
+// segment.fillMu; Log.syncMu is never held with another lock. Compact holds
+// cleanMu for the whole pass and Log.mu only for each swap. Only Log.mu (the
+// append lock, by design) is held across file I/O, and across a channel
+// operation: the appender waits under it for a preallocation fill that
+// would write where it writes (segment.awaitFill), and a fill takes no lock
+// of the log until it has written.
 package commitlog

@@ -300,18 +300,21 @@ func (l *Log) append(batch []byte, leaderEpoch int32, logAppendTime int64, repli
 	if pos == 0 {
 		seg.created = l.cfg.Now()
 	}
-	if l.cfg.Preallocate {
-		seg.reserve(pos+int64(len(batch)), l.cfg.SegmentBytes)
-	}
+	end := pos + int64(len(batch))
+	// Whatever Preallocate says now: it may have been on when a fill began.
+	seg.awaitFill(end)
 	if _, err := seg.f.WriteAt(batch, pos); err != nil {
 		return AppendInfo{}, l.failLocked(err)
 	}
 	seg.trackBatch(h, pos, l.cfg.IndexIntervalBytes)
 	// Publish: size before the end offset, so a reader that sees the new
 	// end offset also sees the bytes.
-	seg.size.Store(pos + int64(len(batch)))
+	seg.size.Store(end)
 	seg.next.Store(info.LastOffset + 1)
 	l.leo.Store(info.LastOffset + 1)
+	if l.cfg.Preallocate && !l.disk.noSync {
+		seg.preallocate(end, l.cfg.SegmentBytes, l)
+	}
 
 	if leaderEpoch >= 0 && leaderEpoch > l.LatestEpoch() {
 		l.epochMu.Lock()
@@ -384,13 +387,22 @@ func (l *Log) advanceDurable(off int64) {
 // share fsyncs (group commit): a caller arriving while an fsync is in flight
 // waits for it, then for the next one, which covers everything appended
 // before that caller arrived, unless an fsync already did.
-func (l *Log) Sync() error {
+func (l *Log) Sync() error { return l.sync(false) }
+
+// syncFill fsyncs after a preallocation fill (segment.preallocate) even when
+// every record is already durable: the fill's zeros are not records. A
+// failure fails the log like any fsync's, since it may have lost records'
+// pages too.
+func (l *Log) syncFill() { _ = l.sync(true) }
+
+// sync is Sync; force makes it run an fsync that starts after the call.
+func (l *Log) sync(force bool) error {
 	target := l.leo.Load()
 	for {
 		if f := l.failed.Load(); f != nil {
 			return f
 		}
-		if l.durable.Load() >= target {
+		if !force && l.durable.Load() >= target {
 			return nil
 		}
 		l.syncMu.Lock()

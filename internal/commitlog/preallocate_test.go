@@ -1,8 +1,11 @@
 package commitlog
 
 import (
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/gregor-dev/gregor/internal/vfs"
@@ -15,6 +18,37 @@ func fileLen(t *testing.T, fs vfs.FS, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// settle waits for the active segment's preallocation fill, and its fsync,
+// and returns how far its file runs (alloc).
+func settle(l *Log) int64 {
+	segs := l.segments()
+	s := segs[len(segs)-1]
+	s.fills.Wait()
+	s.fillMu.Lock()
+	defer s.fillMu.Unlock()
+	return s.alloc
+}
+
+// checkZeroTail checks that the file holds only zeros past the batches.
+func checkZeroTail(t *testing.T, fs vfs.FS, s *segment) {
+	t.Helper()
+	f, err := fs.Open(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := fileLen(t, fs, s.path) - s.size.Load()
+	tail := make([]byte, n)
+	if _, err := f.ReadAt(tail, s.size.Load()); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	for i, b := range tail {
+		if b != 0 {
+			t.Fatalf("byte %d past the batches is %#x, want only zeros", s.size.Load()+int64(i), b)
+		}
+	}
 }
 
 // checkLog reads the whole log back and checks it holds exactly the batches
@@ -36,9 +70,9 @@ func checkLog(t *testing.T, l *Log, bases []int64) {
 	}
 }
 
-// TestPreallocate: with Config.Preallocate the active segment's file is
-// reserved ahead of the batches (zeros), readers see only the batches, and
-// a roll and Close cut every file to its batches.
+// TestPreallocate: with Config.Preallocate the active segment's file holds
+// written zeros ahead of the batches, readers see only the batches, and a
+// roll and Close cut every file to its batches.
 func TestPreallocate(t *testing.T) {
 	mem := vfs.NewMemFS()
 	cfg := Config{Dir: "/data/t-0", FS: mem, Preallocate: true, SegmentBytes: 64 << 10}
@@ -47,10 +81,14 @@ func TestPreallocate(t *testing.T) {
 	for i := range 3 {
 		bases = append(bases, mustAppend(t, l, makeBatch(t, 2, 100, int64(i)), 0).BaseOffset)
 	}
-	active := segmentPath(cfg.Dir, 0, logExt)
-	if n := fileLen(t, mem, active); n != cfg.SegmentBytes {
-		t.Fatalf("active segment file is %d bytes, want it reserved to segment.bytes %d", n, cfg.SegmentBytes)
+	// A 64 KiB segment has no room for preallocGap: the fill starts at the
+	// log end and runs to segment.bytes.
+	settle(l)
+	active := l.segments()[0]
+	if n := fileLen(t, mem, active.path); n != cfg.SegmentBytes {
+		t.Fatalf("active segment file is %d bytes, want it filled to segment.bytes %d", n, cfg.SegmentBytes)
 	}
+	checkZeroTail(t, mem, active)
 	if l.Size() >= cfg.SegmentBytes {
 		t.Fatalf("Size %d counts the reserved tail", l.Size())
 	}
@@ -76,6 +114,43 @@ func TestPreallocate(t *testing.T) {
 	r := openLogFsync(t, cfg)
 	checkLog(t, r, bases)
 	bases = append(bases, mustAppend(t, r, makeBatch(t, 1, 10, 9), 0).BaseOffset)
+	checkLog(t, r, bases)
+}
+
+// TestPreallocateAppendsRaceFills: appends that reach a running fill wait
+// for it, so no zero lands on a batch. Batches of 100-400 KiB into 6 MiB
+// segments meet fills at every distance: behind the gap, inside it, at a
+// segment's end, and across rolls; a config change turns preallocation off
+// and on midway, while a fill may still run. Every batch reads back whole
+// and every file past its batches holds zeros.
+func TestPreallocateAppendsRaceFills(t *testing.T) {
+	mem := vfs.NewMemFS()
+	cfg := Config{Dir: "/data/t-0", FS: mem, Preallocate: true, SegmentBytes: 6 << 20}
+	l := openLogFsync(t, cfg)
+	rng := rand.New(rand.NewPCG(7, 7))
+	var bases []int64
+	for i := range 120 {
+		if i == 40 || i == 80 {
+			c := cfg
+			c.Preallocate = i == 80
+			l.SetConfig(c)
+		}
+		b := makeBatch(t, 1+rng.IntN(4), 25<<10+rng.IntN(75<<10), int64(i))
+		bases = append(bases, mustAppend(t, l, b, 0).BaseOffset)
+	}
+	if l.NumSegments() < 3 {
+		t.Fatalf("%d segments, want rolls", l.NumSegments())
+	}
+	settle(l)
+	checkLog(t, l, bases)
+	for _, s := range l.segments() {
+		checkZeroTail(t, mem, s)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+	r := openLogFsync(t, Config{Dir: cfg.Dir, FS: mem.CrashClone(), Preallocate: true, SegmentBytes: cfg.SegmentBytes})
 	checkLog(t, r, bases)
 }
 
@@ -114,13 +189,17 @@ func TestPreallocateCrash(t *testing.T) {
 			if err := l.Sync(); err != nil {
 				t.Fatal(err)
 			}
-			synced := l.LogEndOffset()
-			mustAppend(t, l, makeBatch(t, 1, 100, 9), 0) // not synced: lost
 			segs := l.segments()
 			active := segs[len(segs)-1]
-			if !tc.truncate && active.alloc <= active.size.Load() {
-				t.Fatalf("active segment not preallocated: alloc %d, size %d", active.alloc, active.size.Load())
+			if alloc := settle(l); alloc <= active.size.Load() {
+				t.Fatalf("active segment not preallocated: alloc %d, size %d", alloc, active.size.Load())
 			}
+			// A fill's fsync would make the next batch durable too.
+			noFill := cfg
+			noFill.Preallocate = false
+			l.SetConfig(noFill)
+			synced := l.LogEndOffset()
+			mustAppend(t, l, makeBatch(t, 1, 100, 9), 0) // not synced: lost
 
 			cfg.FS = mem.CrashClone()
 			r := openLogFsync(t, cfg)
@@ -145,9 +224,10 @@ func TestPreallocateCrash(t *testing.T) {
 	}
 }
 
-// TestPreallocateOS: on the operating system's filesystem (fallocate) the
-// file is reserved ahead and the zero-copy range of a read stops at the log
-// end.
+// TestPreallocateOS: on the operating system's filesystem the zeros ahead
+// of the batches are written blocks, not a reservation (fallocate) or a hole,
+// so an append over them changes no file metadata; the zero-copy range of a
+// read stops at the log end, and recovery cuts the zeros.
 func TestPreallocateOS(t *testing.T) {
 	dir := t.TempDir()
 	l := openLogFsync(t, Config{Dir: dir, Preallocate: true})
@@ -155,15 +235,18 @@ func TestPreallocateOS(t *testing.T) {
 	for i := range 4 {
 		bases = append(bases, mustAppend(t, l, makeBatch(t, 5, 200, int64(i)), 0).BaseOffset)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "00000000000000000000.log"))
+	alloc := settle(l)
+	path := filepath.Join(dir, "00000000000000000000.log")
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() == l.Size() {
-		t.Skip("the filesystem does not preallocate (fallocate unsupported)")
+	// The first append started a fill preallocGap past its end.
+	if fi.Size() != alloc || alloc < preallocGap+preallocChunk {
+		t.Fatalf("file %d bytes, alloc %d: want at least %d filled", fi.Size(), alloc, preallocGap+preallocChunk)
 	}
-	if fi.Size() != PreallocateStep {
-		t.Fatalf("file %d bytes, want %d reserved", fi.Size(), PreallocateStep)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < preallocChunk {
+		t.Fatalf("file holds %d bytes of blocks: the zeros are a hole, not written", st.Blocks*512)
 	}
 	checkLog(t, l, bases)
 	rr, err := l.ReadRange(0, 1<<30, 1<<62)
@@ -184,7 +267,7 @@ func TestPreallocateOS(t *testing.T) {
 	crash(l)
 	r := openLogFsync(t, Config{Dir: dir, Preallocate: true})
 	checkLog(t, r, bases)
-	if fi, _ := os.Stat(filepath.Join(dir, "00000000000000000000.log")); fi.Size() != r.Size() {
+	if fi, _ := os.Stat(path); fi.Size() != r.Size() {
 		t.Fatalf("after recovery the file is %d bytes, batches %d", fi.Size(), r.Size())
 	}
 }

@@ -377,21 +377,6 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
-// Allocate extends the file with zeros to off+n; like a write, the new
-// length is durable only after Sync.
-func (f *memFile) Allocate(off, n int64) error {
-	f.fs.mu.Lock()
-	defer f.fs.mu.Unlock()
-	if err := f.check(true); err != nil {
-		return err
-	}
-	if end := off + n; end > int64(len(f.n.data)) {
-		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
-		f.n.modTime = time.Now()
-	}
-	return nil
-}
-
 func (f *memFile) Stat() (os.FileInfo, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,12 +25,6 @@ type File interface {
 	// back, durable (fdatasync). Failure is as for Sync.
 	SyncData() error
 	Truncate(size int64) error
-	// Allocate reserves the bytes [off, off+n) and extends the file to
-	// off+n when it is shorter (fallocate mode 0): the new bytes read as
-	// zeros. A later write inside them does not change the file's size, so
-	// its fdatasync has no size to journal. ErrUnsupported when the
-	// filesystem cannot.
-	Allocate(off, n int64) error
 	Stat() (os.FileInfo, error)
 }
 
@@ -106,11 +99,4 @@ type osFile struct{ *os.File }
 
 func (f osFile) SyncData() error { return unix.Fdatasync(int(f.Fd())) }
 
-func (f osFile) Allocate(off, n int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, off, n)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return errors.ErrUnsupported
-	}
-	return err
-}
 func (f osFile) OSFile() *os.File { return f.File }
