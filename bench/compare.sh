@@ -13,6 +13,9 @@
 # the flags (untimed), then one consumer reads it all from the start
 # (`gregor bench consume`). Each broker's peak RSS (VmHWM) closes the report.
 #
+# SET (env) is a space-separated list of broker configs given to gregor with
+# --set, such as SET="log.preallocate=true".
+#
 # Needs: go. Uses ports 19092 (gregor) and 19192 (kfake) on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,12 +33,14 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+sets=()
+for kv in ${SET:-}; do sets+=(--set "$kv"); done
 
 CGO_ENABLED=0 go build -trimpath -o "$work/gregor" ./cmd/gregor
 (cd bench && go build -o "$work/kfake" ./kfake)
 
 "$work/gregor" serve --data-dir "$work/data" --kafka-addr 127.0.0.1:19092 \
-	--controller-addr 127.0.0.1:19093 --http-addr 127.0.0.1:19094 >"$work/gregor.log" 2>&1 &
+	--controller-addr 127.0.0.1:19093 --http-addr 127.0.0.1:19094 "${sets[@]}" >"$work/gregor.log" 2>&1 &
 pids+=($!)
 "$work/kfake" --addr 127.0.0.1:19192 >"$work/kfake.log" 2>&1 &
 pids+=($!)

@@ -10,6 +10,7 @@
 #   bash bench/rf3.sh [PAIRS] [BIN]          (BIN: a built gregor; default: build one)
 #   PARTITIONS=8 SIZE=1024 RECORDS=300000 RATE_RUNS=3 bash bench/rf3.sh 5
 #   RATES="10000 20000 40000" bash bench/rf3.sh 3     (also latency at these rates)
+#   SET="log.preallocate=true" bash bench/rf3.sh 3    (broker configs, --set, on every node)
 #
 # Every topic is acks=all with min.insync.replicas=2 on the cluster, so an
 # answer means the batch is fsynced on every ISR member. Prints each pair,
@@ -28,17 +29,19 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+sets=()
+for kv in ${SET:-}; do sets+=(--set "$kv"); done
 if [[ -z $bin ]]; then
 	CGO_ENABLED=0 go build -trimpath -o "$work/gregor" ./cmd/gregor
 	bin=$work/gregor
 fi
 "$bin" serve --data-dir "$work/single" --kafka-addr 127.0.0.1:19592 \
-	--controller-addr 127.0.0.1:19593 --http-addr 127.0.0.1:19594 >"$work/single.log" 2>&1 &
+	--controller-addr 127.0.0.1:19593 --http-addr 127.0.0.1:19594 "${sets[@]}" >"$work/single.log" 2>&1 &
 pids+=($!)
 voters=controller.quorum.voters=1@127.0.0.1:19613,2@127.0.0.1:19623,3@127.0.0.1:19633
 for n in 1 2 3; do
 	"$bin" serve --node-id $n --data-dir "$work/n$n" --kafka-addr 127.0.0.1:196${n}2 \
-		--controller-addr 127.0.0.1:196${n}3 --http-addr 127.0.0.1:196${n}4 --set "$voters" >"$work/n$n.log" 2>&1 &
+		--controller-addr 127.0.0.1:196${n}3 --http-addr 127.0.0.1:196${n}4 --set "$voters" "${sets[@]}" >"$work/n$n.log" 2>&1 &
 	pids+=($!)
 done
 for port in 19594 19614 19624 19634; do
