@@ -271,3 +271,45 @@ func TestPreallocateOS(t *testing.T) {
 		t.Fatalf("after recovery the file is %d bytes, batches %d", fi.Size(), r.Size())
 	}
 }
+
+// TestPreallocateFillFails: a fill whose write fails (a full disk) leaves
+// the log appending as before, without preallocation, and the half-written
+// zeros it left past the batches are cut at Close and at recovery.
+func TestPreallocateFillFails(t *testing.T) {
+	fs := vfs.NewFaultFS(vfs.NewMemFS())
+	cfg := Config{Dir: "/data/t-0", FS: fs, Preallocate: true}
+	l := openLogFsync(t, cfg)
+	// The append's own write runs; the fill's first write fails.
+	flt := fs.Add(&vfs.Fault{Op: vfs.OpWrite, Match: vfs.Suffix(".log"), Skip: 1, Fail: true, Err: syscall.ENOSPC})
+	bases := []int64{mustAppend(t, l, makeBatch(t, 2, 100, 1), 0).BaseOffset}
+	alloc := settle(l)
+	select {
+	case <-flt.Hit():
+	default:
+		t.Fatal("no fill wrote after the append")
+	}
+	fs.Clear(flt)
+	seg := l.segments()[0]
+	if n := fileLen(t, fs, seg.path); n <= seg.size.Load() || alloc < n {
+		t.Fatalf("file %d bytes after the failed fill, batches %d, alloc %d: want a torn zero tail within alloc", n, seg.size.Load(), alloc)
+	}
+	for i := range 20 {
+		bases = append(bases, mustAppend(t, l, makeBatch(t, 3, 2000, int64(i)), 0).BaseOffset)
+	}
+	if got := settle(l); got != alloc {
+		t.Fatalf("a fill ran after one failed: alloc %d, was %d", got, alloc)
+	}
+	checkLog(t, l, bases)
+	checkZeroTail(t, fs, seg)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileLen(t, fs, seg.path); n != seg.size.Load() {
+		t.Fatalf("after Close the file is %d bytes, batches %d", n, seg.size.Load())
+	}
+	r := openLogFsync(t, cfg)
+	checkLog(t, r, bases)
+}

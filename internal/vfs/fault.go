@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrInjected is the error a Fault returns when it has no Err of its own.
@@ -30,6 +31,10 @@ type Fault struct {
 	Block bool
 	Fail  bool
 	Err   error // the failure; nil: ErrInjected
+	// Skip lets the first Skip matching operations run untouched.
+	Skip int
+
+	skipped atomic.Int64
 
 	once     sync.Once
 	hit      chan struct{}
@@ -52,6 +57,9 @@ func (f *Fault) Release() { f.relOnce.Do(func() { close(f.released) }) }
 // apply runs the fault for one operation: a non-nil error means the
 // operation fails with it.
 func (f *Fault) apply() error {
+	if f.skipped.Add(1) <= int64(f.Skip) {
+		return nil
+	}
 	f.once.Do(func() { close(f.hit) })
 	if f.Block {
 		<-f.released
