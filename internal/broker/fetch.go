@@ -289,6 +289,9 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		} else {
 			rr, err = p.ReadRange(fp.fetchOffset, max(limit, 1))
 		}
+		if err == nil {
+			rr = res.fit(rr, limit, fp.fetchOffset)
+		}
 		if committed && err == nil && len(rr.Chunks) > 0 {
 			for _, a := range p.AbortedTransactions(fp.fetchOffset, rr.NextOffset) {
 				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
@@ -308,6 +311,21 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		}
 	}
 	return res
+}
+
+// fit applies Kafka's size rule (KIP-74) to a partition's read: a read
+// returns at least one whole batch, however large, so that a consumer makes
+// progress, but only the first partition of a response that returns records
+// may go over the limits that way. A later partition whose next batch does
+// not fit in limit (its max bytes, or what is left of the response's)
+// returns no records this time; the fetch session moves it ahead of the
+// partitions that did return records.
+func (res *fetchResult) fit(rr commitlog.RangeResult, limit int, offset int64) commitlog.RangeResult {
+	if res.total == 0 || rr.Len() <= int64(limit) {
+		return rr
+	}
+	rr.Release()
+	return commitlog.RangeResult{NextOffset: offset}
 }
 
 // attach makes partition i's answer the file ranges rr read: held open
@@ -372,6 +390,9 @@ func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *r
 		return
 	}
 	rr, err := p.ReadRangeForFollower(fp.fetchOffset, max(limit, 1))
+	if err == nil {
+		rr = res.fit(rr, limit, fp.fetchOffset)
+	}
 	switch {
 	case err != nil:
 		rp.ErrorCode = b.errorCode(err)

@@ -647,6 +647,15 @@ type RangeResult struct {
 	seg        *segment
 }
 
+// Len is how many bytes the chunks hold.
+func (r *RangeResult) Len() int64 {
+	var n int64
+	for _, c := range r.Chunks {
+		n += c.Len
+	}
+	return n
+}
+
 // Release drops the segment reference held by the result.
 func (r *RangeResult) Release() {
 	if r.seg != nil {

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,5 +157,81 @@ func TestE2ELogAppendTime(t *testing.T) {
 	}
 	if got[0].Attrs.TimestampType() != 1 {
 		t.Fatalf("timestamp type %d, want 1 (LogAppendTime)", got[0].Attrs.TimestampType())
+	}
+}
+
+// TestE2EFetchLimitsAcrossPartitions checks KIP-74 across partitions: only
+// the first partition that returns records may go over the limits with its
+// first batch. librdkafka's 0082_fetch_max_bytes found a response of two
+// 900 KiB batches to a fetch.max.bytes of 1,000,000, which the client
+// refuses as larger than receive.message.max.bytes.
+func TestE2EFetchLimitsAcrossPartitions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, cl := newAdmin(t, n)
+	const topic = "limits-parts"
+	createTopic(t, adm, topic, 3, nil)
+	p := newClient(t, n, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t, 20*time.Second)
+	for i := range int32(3) {
+		r := &kgo.Record{Partition: i, Value: bytes.Repeat([]byte{byte('a' + i)}, 3000)}
+		if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(partMax, max int32) (batches []int, total int) {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, max, -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		for i := range int32(3) {
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset = i, partMax, -1, -1
+			ft.Partitions = append(ft.Partitions, fp)
+		}
+		req.Topics = append(req.Topics, ft)
+		resp := rawRequest[*kmsg.FetchResponse](t, cl, req)
+		batches = make([]int, 3)
+		for _, part := range resp.Topics[0].Partitions {
+			if part.ErrorCode != 0 {
+				t.Fatalf("fetch partition %d: %v", part.Partition, kerr.ErrorForCode(part.ErrorCode))
+			}
+			sp := record.Split(part.RecordBatches)
+			for {
+				b, ok := sp.Next()
+				if !ok {
+					break
+				}
+				if _, err := record.Validate(b); err != nil {
+					t.Fatalf("fetched batch: %v", err)
+				}
+				batches[part.Partition]++
+				total += len(b)
+			}
+		}
+		return batches, total
+	}
+	cases := []struct {
+		name         string
+		partMax, max int32
+		want         []int
+	}{
+		{"request limit below one batch", 1 << 20, 100, []int{1, 0, 0}},
+		{"request limit above one batch, below two", 1 << 20, 5000, []int{1, 0, 0}},
+		{"partition limit below one batch", 100, 1 << 20, []int{1, 0, 0}},
+		{"room for two", 1 << 20, 6500, []int{1, 1, 0}},
+		{"room for all", 1 << 20, 1 << 20, []int{1, 1, 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, total := fetch(c.partMax, c.max)
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("batches per partition %v (%d bytes), want %v", got, total, c.want)
+			}
+			if got[1]+got[2] > 0 && total > int(c.max) {
+				t.Fatalf("%d bytes of records from several partitions, over the limit of %d", total, c.max)
+			}
+		})
 	}
 }
