@@ -34,7 +34,7 @@ func handleDescribeCluster(b *Broker, ctx context.Context, sreq *server.Request)
 	}
 	resp.ClusterID = img.ClusterID
 	resp.ControllerID = b.controllerID(img)
-	resp.ClusterAuthorizedOperations = authorizedOpsUnset
+	resp.ClusterAuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, allClusterOps)
 	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
 		br := img.Brokers[id]
 		if br.Fenced && !req.IncludeFencedBrokers {

@@ -412,7 +412,7 @@ func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) 
 	for _, id := range req.Groups {
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
-		g.AuthorizedOperations = authorizedOpsUnset
+		g.AuthorizedOperations = authorizedOps(req.IncludeAuthorizedOperations, allGroupOps)
 		d, err := b.groups.Describe(ctx, id)
 		if err != nil {
 			g.ErrorCode = b.groupCode(err)

@@ -43,7 +43,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	clusterID := img.ClusterID
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.controllerID(img)
-	resp.AuthorizedOperations = authorizedOpsUnset
+	resp.AuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, allClusterOps)
 	resp.Brokers = b.metadataBrokers(img)
 
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
@@ -166,10 +166,7 @@ func (b *Broker) metadataTopic(img *metadata.Image, t *metadata.Topic, withOps b
 	mt.Topic = &name
 	mt.TopicID = t.ID
 	mt.IsInternal = isInternalTopic(t.Name)
-	mt.AuthorizedOperations = authorizedOpsUnset
-	if withOps {
-		mt.AuthorizedOperations = allTopicOps
-	}
+	mt.AuthorizedOperations = authorizedOps(withOps, allTopicOps)
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition
@@ -227,10 +224,31 @@ func (b *Broker) leaderReplica(t *metadata.Topic, partition int32) *replica.Part
 	return b.replicas.Get(t.Name, partition)
 }
 
-// allTopicOps is every topic operation (READ, WRITE, CREATE, DELETE, ALTER,
-// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS) as a bit set: with no
-// authorizer, everything is allowed.
-const allTopicOps = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+// The authorized operations of a resource, asked for with Metadata's,
+// DescribeCluster's or DescribeGroups' Include...AuthorizedOperations, are
+// a bit set of ACL operation codes (READ 3, WRITE 4, CREATE 5, DELETE 6,
+// ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS
+// 11, IDEMPOTENT_WRITE 12). With no authorizer Kafka answers every operation
+// the resource type supports, and so does Gregor.
+const (
+	// allTopicOps: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+	// DESCRIBE_CONFIGS, ALTER_CONFIGS.
+	allTopicOps = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	// allClusterOps: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+	// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+	allClusterOps = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+	// allGroupOps: READ, DELETE, DESCRIBE (groups have no configs here).
+	allGroupOps = 1<<3 | 1<<6 | 1<<8
+)
+
+// authorizedOps is ops when the request asked for them, else Kafka's "not
+// requested" value.
+func authorizedOps(asked bool, ops int32) int32 {
+	if asked {
+		return ops
+	}
+	return authorizedOpsUnset
+}
 
 func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
