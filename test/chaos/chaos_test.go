@@ -26,6 +26,7 @@ var (
 	flagGroup      = flag.Bool("chaos.group", true, "run the consumer-group workload")
 	flagTxn        = flag.Bool("chaos.txn", true, "run the transactional chain workload")
 	flagDiskWeight = flag.Int("chaos.diskweight", 1, "weight of the disk fault in the nemesis's choice (corrupt's is 1; 0: no disk fault)")
+	flagOnly       = flag.String("chaos.only", "", "comma-separated fault kinds to inject, the others left out (empty: all; kinds: kill, stop, partition, link, corrupt, disk, crash)")
 	flagLinks      = flag.Bool("chaos.links", true, "route clients through toxiproxy and inject link faults")
 	flagOut        = flag.String("chaos.out", "", "directory for the report, the timeline, node logs and data (default: a new temp dir; emptied first)")
 	flagNetID      = flag.Int("chaos.netid", 0, "namespace set: runs with different ids can run side by side")

@@ -383,7 +383,7 @@ func (r *result) summary() string {
 	}
 	maxRec = max(maxRec, r.finalRecovery)
 	var parts []string
-	for _, k := range []string{"kill", "stop", "partition", "link", "corrupt", "disk"} {
+	for _, k := range faultKinds {
 		parts = append(parts, fmt.Sprintf("%s %d", k, kinds[k]))
 	}
 	verdict := "ok"

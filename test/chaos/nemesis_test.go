@@ -23,7 +23,7 @@ import (
 // again (-1: not within recoveryLimit).
 type fault struct {
 	n        int
-	kind     string // kill, stop, partition, link, corrupt, disk
+	kind     string // one of faultKinds
 	desc     string
 	start    time.Duration
 	heal     time.Duration
@@ -31,6 +31,9 @@ type fault struct {
 }
 
 const recoveryLimit = 30 * time.Second
+
+// faultKinds are the kinds of fault, in the order reports list them.
+var faultKinds = []string{"kill", "stop", "partition", "link", "corrupt", "disk", "crash"}
 
 // nemesis injects faults from a seeded schedule. Everything it does is
 // decided by rng, so a seed replays the same choices (the cluster's answers,
@@ -69,20 +72,29 @@ func (nm *nemesis) ids() []int {
 // writes to resume.
 func (nm *nemesis) run(ctx context.Context, deadline time.Time, minFaults int, minRecords int64) {
 	type choice struct {
+		kind   string
 		weight int
 		f      func(ctx context.Context, f *fault) error
 	}
 	choices := []choice{
-		{2, nm.killRandom}, {2, nm.killLeader}, {1, nm.killController},
-		{3, nm.stop},
-		{2, nm.isolate}, {1, nm.bridge}, {1, nm.oneWay},
-		{1, nm.corrupt},
+		{"kill", 2, nm.killRandom}, {"kill", 2, nm.killLeader}, {"kill", 1, nm.killController},
+		{"crash", 1, nm.crash},
+		{"stop", 3, nm.stop},
+		{"partition", 2, nm.isolate}, {"partition", 1, nm.bridge}, {"partition", 1, nm.oneWay},
+		{"corrupt", 1, nm.corrupt},
 	}
 	if nm.proxies != nil {
-		choices = append(choices, choice{3, nm.link})
+		choices = append(choices, choice{"link", 3, nm.link})
 	}
 	if nm.disks && *flagDiskWeight > 0 {
-		choices = append(choices, choice{*flagDiskWeight, nm.disk})
+		choices = append(choices, choice{"disk", *flagDiskWeight, nm.disk})
+	}
+	if *flagOnly != "" {
+		only := strings.Split(*flagOnly, ",")
+		choices = slices.DeleteFunc(choices, func(c choice) bool { return !slices.Contains(only, c.kind) })
+		if len(choices) == 0 {
+			panic("-chaos.only names no fault kind of " + strings.Join(faultKinds, ", "))
+		}
 	}
 	total := 0
 	for _, c := range choices {
@@ -189,6 +201,41 @@ func (nm *nemesis) killController(ctx context.Context, f *fault) error {
 		return err
 	}
 	return nm.killNode(f, id, "active controller")
+}
+
+// crash kills a majority of the nodes, or all of them, with kill -9 a few
+// hundred milliseconds apart, keeps them down, and starts them all again
+// before waiting for any: a node alone is not ready without a quorum. While
+// they are down no partition has min.insync.replicas, so this checks that
+// the cluster comes back from losing its quorum, and its leaders, at once.
+func (nm *nemesis) crash(ctx context.Context, f *fault) error {
+	ids := nm.ids()
+	nm.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if nm.rng.IntN(2) == 0 {
+		ids = ids[:len(ids)/2+1] // a bare majority
+	}
+	down := nm.between(500*time.Millisecond, 6*time.Second)
+	f.kind = "crash"
+	f.desc = fmt.Sprintf("kill -9 nodes %v, down %.1fs, restarted together", ids, down.Seconds())
+	for i, id := range ids {
+		if i > 0 {
+			time.Sleep(nm.between(0, 300*time.Millisecond))
+		}
+		nm.c.node(id).kill()
+	}
+	time.Sleep(down)
+	f.heal = nm.r.now()
+	for _, id := range ids {
+		if err := nm.c.node(id).start(); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		if err := nm.c.node(id).ready(60 * time.Second); err != nil {
+			nm.violations = append(nm.violations, fmt.Sprintf("node %d did not become ready within 60s of its restart: %v", id, err))
+		}
+	}
+	return nil
 }
 
 func (nm *nemesis) stop(ctx context.Context, f *fault) error {

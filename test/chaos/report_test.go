@@ -11,7 +11,7 @@ import (
 )
 
 var faultColor = map[string]string{
-	"kill": "#e45756", "stop": "#f58518", "partition": "#4c78a8", "link": "#72b7b2", "corrupt": "#b279a2", "disk": "#9d755d",
+	"kill": "#e45756", "stop": "#f58518", "partition": "#4c78a8", "link": "#72b7b2", "corrupt": "#b279a2", "disk": "#9d755d", "crash": "#54a24b",
 }
 
 // writeReport writes report.md (the summary, every fault, every violation)
@@ -202,7 +202,7 @@ func timelineSVG(res *result, acks []int, p50, p99 []float64) string {
 	}
 	// Legend.
 	lx := left
-	for _, k := range []string{"kill", "stop", "partition", "link", "corrupt", "disk"} {
+	for _, k := range faultKinds {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s" fill-opacity="0.5"/><text x="%d" y="%d">%s</text>`+"\n",
 			lx, height-16, faultColor[k], lx+16, height-6, k)
 		lx += 100
