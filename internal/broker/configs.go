@@ -7,8 +7,9 @@ package broker
 // Every value is reported with its source (topic override, dynamic broker,
 // dynamic cluster default, static file, built-in default), synonyms when
 // asked (v1+), types and documentation (v3+). Changes are validated against
-// the config tables (unknown names: INVALID_CONFIG; static broker
-// properties: INVALID_REQUEST, they need a restart) and recorded in the
+// the config tables (unknown topic configs: INVALID_CONFIG; static broker
+// properties and bad broker values: INVALID_REQUEST; unknown broker names
+// are kept, as Kafka keeps them) and recorded in the
 // metadata log, so they survive restarts and reach every node. AlterConfigs
 // replaces a resource's whole override set; IncrementalAlterConfigs sets,
 // deletes, appends to or subtracts from single entries.
@@ -16,6 +17,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +42,9 @@ func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request)
 	for _, r := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		var defs map[string]config.Def
+		var names []string
 		var layers config.Layers
+		clusterDefault := false
 		switch r.ResourceType {
 		case resourceTopic:
 			t := img.Topics[r.ResourceName]
@@ -50,17 +53,35 @@ func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request)
 				resp.Resources = append(resp.Resources, rr)
 				continue
 			}
-			defs, layers = config.TopicDefs, b.topicLayers(img, t.Configs)
+			names, layers = config.SortedNames(config.TopicDefs), b.topicLayers(img, t.Configs)
 		case resourceBroker:
 			if code, msg := b.checkBrokerResource(r.ResourceName); code != 0 {
 				rr.ErrorCode, rr.ErrorMessage = code, &msg
 				resp.Resources = append(resp.Resources, rr)
 				continue
 			}
-			defs, layers = config.BrokerDefs, b.brokerLayers(img)
+			layers = b.brokerLayers(img)
 			if r.ResourceName == "" {
+				// The cluster default lists only what is set on it, as
+				// Kafka's does.
+				clusterDefault = true
 				layers.DynamicBroker = nil
+				names = slices.Sorted(maps.Keys(layers.DynamicDefault))
+				break
 			}
+			// Every property, and any unknown name set at runtime: Kafka
+			// stores those too and lists them.
+			names = config.SortedNames(config.BrokerDefs)
+			var unknown []string
+			for _, m := range []map[string]string{layers.DynamicBroker, layers.DynamicDefault} {
+				for n := range m {
+					if _, ok := config.BrokerDefs[n]; !ok && !slices.Contains(unknown, n) {
+						unknown = append(unknown, n)
+					}
+				}
+			}
+			slices.Sort(unknown)
+			names = append(names, unknown...)
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("resource type %d is not supported", r.ResourceType)
@@ -68,81 +89,131 @@ func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request)
 			resp.Resources = append(resp.Resources, rr)
 			continue
 		}
-		for _, name := range config.SortedNames(defs) {
+		for _, name := range names {
 			if r.ConfigNames != nil && !slices.Contains(r.ConfigNames, name) {
 				continue
 			}
-			rr.Configs = append(rr.Configs, describeConfig(req, defs[name], r.ResourceType, layers))
+			rr.Configs = append(rr.Configs, describeConfig(req, name, r.ResourceType, clusterDefault, layers))
 		}
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return done(resp)
 }
 
-func describeConfig(req *kmsg.DescribeConfigsRequest, d config.Def, resourceType kmsg.ConfigResourceType, layers config.Layers) kmsg.DescribeConfigsResponseResourceConfig {
+// describeConfig reports one config. Its source is that of the first of its
+// synonyms, as Kafka reports it (DEFAULT_CONFIG when there are none), and a
+// name the tables do not know is sensitive, as Kafka treats a config whose
+// type it cannot tell: its value is not shown.
+func describeConfig(req *kmsg.DescribeConfigsRequest, name string, resourceType kmsg.ConfigResourceType, clusterDefault bool, layers config.Layers) kmsg.DescribeConfigsResponseResourceConfig {
 	c := kmsg.NewDescribeConfigsResponseResourceConfig()
-	c.Name = d.Name
+	c.Name = name
+	var d config.Def
+	var known bool
 	var v string
 	var src config.Source
 	if resourceType == resourceTopic {
-		v, src = layers.TopicValue(d.Name)
-		c.ReadOnly = false
+		d, known = config.TopicDefs[name]
+		v, src = layers.TopicValue(name)
 	} else {
+		d, known = config.BrokerDefs[name]
+		c.ReadOnly = !d.Dynamic
 		var ok bool
-		v, src, ok = layers.BrokerValue(d.Name)
+		if clusterDefault {
+			v, ok = layers.DynamicDefault[name]
+			src = config.SourceDynamicDefaultBroker
+		} else {
+			v, src, ok = layers.BrokerValue(name)
+		}
 		if !ok {
 			v = ""
 		}
-		c.ReadOnly = !d.Dynamic
 	}
-	if v != "" || src != config.SourceDefault {
+	syns := synonyms(name, resourceType, clusterDefault, !known, layers)
+	switch {
+	case !known:
+		c.IsSensitive = true
+	case v != "" || src != config.SourceDefault:
 		c.Value = &v
 	}
-	c.Source = kmsg.ConfigSource(src)
-	c.IsDefault = src == config.SourceDefault
-	c.ConfigType = kmsg.ConfigType(d.Type)
+	c.Source = kmsg.ConfigSource(config.SourceDefault)
+	if len(syns) > 0 {
+		c.Source = syns[0].Source
+	}
+	c.IsDefault = c.Source == kmsg.ConfigSource(config.SourceDefault)
+	c.ConfigType = kmsg.ConfigType(d.Type) // 0 (UNKNOWN) for an unknown name
 	if req.IncludeDocumentation && d.Doc != "" {
 		doc := d.Doc
 		c.Documentation = &doc
 	}
 	if req.IncludeSynonyms {
-		c.ConfigSynonyms = synonyms(d, resourceType, layers)
+		c.ConfigSynonyms = syns
 	}
 	return c
 }
 
-// synonyms lists, most specific first, every place that sets the config.
-func synonyms(d config.Def, resourceType kmsg.ConfigResourceType, layers config.Layers) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
-	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
-	add := func(name, value string, src config.Source) {
+// synonyms lists where a config is set, as Kafka's DescribeConfigs does
+// (ConfigHelper.configSynonyms): for each source, most specific first, the
+// broker properties of the config's group (log.retention.ms, .minutes,
+// .hours) that the source sets; then everything before the first entry for
+// the config's own broker name is dropped, so a topic's retention.ms set
+// only through log.retention.hours has no synonyms. A topic override comes
+// first; the cluster default resource keeps only its own entries.
+func synonyms(name string, resourceType kmsg.ConfigResourceType, clusterDefault, sensitive bool, layers config.Layers) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	lead := name
+	if resourceType == resourceTopic {
+		lead = ""
+		if d := config.TopicDefs[name]; len(d.Synonyms) > 0 {
+			lead = d.Synonyms[0].Name
+		}
+	}
+	syn := func(name, value string, src config.Source) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
 		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
 		s.Name, s.Source = name, kmsg.ConfigSource(src)
-		s.Value = &value
-		out = append(out, s)
+		if !sensitive {
+			s.Value = &value
+		}
+		return s
 	}
-	names := []string{d.Name}
-	if resourceType == resourceTopic {
-		if v, ok := layers.Topic[d.Name]; ok {
-			add(d.Name, v, config.SourceTopic)
+	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(name, value string, src config.Source) { out = append(out, syn(name, value, src)) }
+	if lead != "" {
+		group := config.BrokerSynonyms(lead)
+		sources := []struct {
+			values map[string]string
+			src    config.Source
+		}{
+			{layers.DynamicBroker, config.SourceDynamicBroker},
+			{layers.DynamicDefault, config.SourceDynamicDefaultBroker},
+			{layers.Static, config.SourceStaticBroker},
 		}
-		names = names[:0]
-		for _, s := range d.Synonyms {
-			names = append(names, s.Name)
+		for _, s := range sources {
+			for _, n := range group {
+				if v, ok := s.values[n]; ok {
+					add(n, v, s.src)
+				}
+			}
+		}
+		for _, n := range group {
+			if bd, ok := config.BrokerDefs[n]; ok && bd.Default != "" {
+				add(n, bd.Default, config.SourceDefault)
+			}
+		}
+		i := slices.IndexFunc(out, func(s kmsg.DescribeConfigsResponseResourceConfigConfigSynonym) bool { return s.Name == lead })
+		if i < 0 {
+			i = len(out)
+		}
+		out = out[i:]
+		if clusterDefault {
+			out = slices.DeleteFunc(out, func(s kmsg.DescribeConfigsResponseResourceConfigConfigSynonym) bool {
+				return s.Source != kmsg.ConfigSource(config.SourceDynamicDefaultBroker)
+			})
 		}
 	}
-	for _, n := range names {
-		if v, ok := layers.DynamicBroker[n]; ok {
-			add(n, v, config.SourceDynamicBroker)
-		}
-		if v, ok := layers.DynamicDefault[n]; ok {
-			add(n, v, config.SourceDynamicDefaultBroker)
-		}
-		if v, ok := layers.Static[n]; ok {
-			add(n, v, config.SourceStaticBroker)
-		}
-		if bd, ok := config.BrokerDefs[n]; ok && bd.Default != "" {
-			add(n, bd.Default, config.SourceDefault)
-		}
+	if v, ok := layers.Topic[name]; ok && resourceType == resourceTopic {
+		out = slices.Insert(out, 0, syn(name, v, config.SourceTopic))
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -171,15 +242,20 @@ func (b *Broker) validateChange(resourceType kmsg.ConfigResourceType, name strin
 		}
 		err = config.CheckTopicConfig(name, *value)
 	case resourceBroker:
+		// As Kafka: a name it does not know is stored as given, one it
+		// knows must be dynamic, and a bad value is INVALID_REQUEST
+		// (KAFKA-13609 keeps that code for compatibility).
 		d, ok := config.BrokerDefs[name]
 		if !ok {
-			return kerr.InvalidConfig.Code, "unknown broker config " + name
+			return 0, ""
 		}
 		if !d.Dynamic {
 			return kerr.InvalidRequest.Code, "broker config " + name + " cannot be changed at runtime; set it in the properties file and restart"
 		}
 		if value != nil {
-			err = d.Check(*value)
+			if err := d.Check(*value); err != nil {
+				return kerr.InvalidRequest.Code, err.Error()
+			}
 		}
 	}
 	if err != nil {

@@ -262,6 +262,28 @@ func CheckBrokerConfig(name, value string) error {
 	return d.Check(value)
 }
 
+// BrokerSynonyms are the broker properties that set the same thing as name,
+// in Kafka's order of precedence (log.retention.ms, .minutes, .hours): the
+// topic configs' synonym lists, which hold every such group. A property of
+// no group is its own only synonym.
+func BrokerSynonyms(name string) []string {
+	for _, d := range TopicDefs {
+		if len(d.Synonyms) < 2 {
+			continue
+		}
+		for _, s := range d.Synonyms {
+			if s.Name == name {
+				names := make([]string, len(d.Synonyms))
+				for i, s := range d.Synonyms {
+					names[i] = s.Name
+				}
+				return names
+			}
+		}
+	}
+	return []string{name}
+}
+
 // Layers are the places a config value can come from, most specific first.
 // Any map may be nil.
 type Layers struct {

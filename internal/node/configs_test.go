@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -100,4 +101,146 @@ func TestE2EConfigEdges(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestE2EDescribeConfigsAsKafka checks the parts of DescribeConfigs and
+// AlterConfigs where Kafka's answers follow its implementation rather than
+// a rule a client could guess (kafkajs and librdkafka test them): synonyms
+// listed source by source from the config's own broker name on, a topic
+// config's source taken from its first synonym, the cluster default listing
+// only what is set on it, unknown broker configs stored, and a bad broker
+// value refused with INVALID_REQUEST.
+func TestE2EDescribeConfigsAsKafka(t *testing.T) {
+	n := startNode(t, t.TempDir(), map[string]string{"log.retention.hours": "24"})
+	adm, cl := newAdmin(t, n)
+	const topic = "synonymous"
+	createTopic(t, adm, topic, 1, nil)
+
+	type syn struct {
+		name, value string
+		src         kmsg.ConfigSource
+	}
+	describe := func(t *testing.T, typ kmsg.ConfigResourceType, resource string, names ...string) map[string]kmsg.DescribeConfigsResponseResourceConfig {
+		t.Helper()
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.IncludeSynonyms = true
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName, r.ConfigNames = typ, resource, names
+		req.Resources = append(req.Resources, r)
+		resp := rawRequest[*kmsg.DescribeConfigsResponse](t, cl, req)
+		if len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+			t.Fatalf("describe %s: %+v", resource, resp.Resources)
+		}
+		out := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+		for _, c := range resp.Resources[0].Configs {
+			out[c.Name] = c
+		}
+		return out
+	}
+	expect := func(t *testing.T, c kmsg.DescribeConfigsResponseResourceConfig, value string, src kmsg.ConfigSource, want ...syn) {
+		t.Helper()
+		var got []syn
+		for _, s := range c.ConfigSynonyms {
+			v := "<null>"
+			if s.Value != nil {
+				v = *s.Value
+			}
+			got = append(got, syn{s.Name, v, s.Source})
+		}
+		v := "<null>"
+		if c.Value != nil {
+			v = *c.Value
+		}
+		if v != value || c.Source != src || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %s (%v), synonyms %v; want %s (%v), synonyms %v", c.Name, v, c.Source, got, value, src, want)
+		}
+	}
+	alter := func(t *testing.T, typ kmsg.ConfigResourceType, resource, name string, value *string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = typ, resource
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value, c.Op = name, value, kmsg.IncrementalAlterConfigOpSet
+		if value == nil {
+			c.Op = kmsg.IncrementalAlterConfigOpDelete
+		}
+		r.Configs = append(r.Configs, c)
+		req.Resources = append(req.Resources, r)
+		resp := rawRequest[*kmsg.IncrementalAlterConfigsResponse](t, cl, req)
+		if len(resp.Resources) != 1 {
+			t.Fatalf("alter %s: %+v", name, resp.Resources)
+		}
+		return resp.Resources[0].ErrorCode
+	}
+	const (
+		topicT  = kmsg.ConfigResourceTypeTopic
+		brokerT = kmsg.ConfigResourceTypeBroker
+	)
+
+	// retention.ms takes 24 h from log.retention.hours, but Kafka's list
+	// starts at log.retention.ms, which nothing sets: no synonyms, and so
+	// the source is DEFAULT_CONFIG.
+	cs := describe(t, topicT, topic, "retention.ms", "segment.bytes")
+	expect(t, cs["retention.ms"], "86400000", kmsg.ConfigSourceDefaultConfig)
+	expect(t, cs["segment.bytes"], "1073741824", kmsg.ConfigSourceDefaultConfig,
+		syn{"log.segment.bytes", "1073741824", kmsg.ConfigSourceDefaultConfig})
+	bs := describe(t, brokerT, "1", "log.retention.hours")
+	expect(t, bs["log.retention.hours"], "24", kmsg.ConfigSourceStaticBrokerConfig,
+		syn{"log.retention.hours", "24", kmsg.ConfigSourceStaticBrokerConfig},
+		syn{"log.retention.hours", "168", kmsg.ConfigSourceDefaultConfig})
+
+	// Set on this broker, log.retention.ms leads the list: every source
+	// that sets a name of the group follows, source by source.
+	if code := alter(t, brokerT, "1", "log.retention.ms", strp("5000")); code != 0 {
+		t.Fatalf("set log.retention.ms: %v", kerr.ErrorForCode(code))
+	}
+	cs = describe(t, topicT, topic, "retention.ms")
+	expect(t, cs["retention.ms"], "5000", kmsg.ConfigSourceDynamicBrokerConfig,
+		syn{"log.retention.ms", "5000", kmsg.ConfigSourceDynamicBrokerConfig},
+		syn{"log.retention.hours", "24", kmsg.ConfigSourceStaticBrokerConfig},
+		syn{"log.retention.hours", "168", kmsg.ConfigSourceDefaultConfig})
+	if code := alter(t, topicT, topic, "retention.ms", strp("1000")); code != 0 {
+		t.Fatalf("set retention.ms: %v", kerr.ErrorForCode(code))
+	}
+	cs = describe(t, topicT, topic, "retention.ms")
+	expect(t, cs["retention.ms"], "1000", kmsg.ConfigSourceDynamicTopicConfig,
+		syn{"retention.ms", "1000", kmsg.ConfigSourceDynamicTopicConfig},
+		syn{"log.retention.ms", "5000", kmsg.ConfigSourceDynamicBrokerConfig},
+		syn{"log.retention.hours", "24", kmsg.ConfigSourceStaticBrokerConfig},
+		syn{"log.retention.hours", "168", kmsg.ConfigSourceDefaultConfig})
+
+	// The cluster default lists only what is set on it.
+	if cs := describe(t, brokerT, ""); len(cs) != 0 {
+		t.Errorf("cluster default with nothing set lists %d configs", len(cs))
+	}
+	if code := alter(t, brokerT, "", "num.partitions", strp("3")); code != 0 {
+		t.Fatalf("set the cluster default num.partitions: %v", kerr.ErrorForCode(code))
+	}
+	cs = describe(t, brokerT, "")
+	if len(cs) != 1 {
+		t.Errorf("cluster default lists %d configs, want 1 (num.partitions)", len(cs))
+	}
+	expect(t, cs["num.partitions"], "3", kmsg.ConfigSourceDynamicDefaultBrokerConfig,
+		syn{"num.partitions", "3", kmsg.ConfigSourceDynamicDefaultBrokerConfig})
+
+	// A broker config name Kafka's table has and ours does not is stored
+	// and listed, sensitive (its type is unknown) and read-only, as Kafka
+	// lists an unknown name; a bad value for a known one is INVALID_REQUEST.
+	const unknown = "sasl.kerberos.min.time.before.relogin"
+	if code := alter(t, brokerT, "1", unknown, strp("58000")); code != 0 {
+		t.Fatalf("set %s: %v", unknown, kerr.ErrorForCode(code))
+	}
+	bs = describe(t, brokerT, "1")
+	c, ok := bs[unknown]
+	if !ok || !c.IsSensitive || !c.ReadOnly || c.ConfigType != kmsg.ConfigTypeUnknown {
+		t.Errorf("%s after setting it: listed %v, %+v; want sensitive, read-only, type UNKNOWN", unknown, ok, c)
+	}
+	expect(t, c, "<null>", kmsg.ConfigSourceDynamicBrokerConfig, syn{unknown, "<null>", kmsg.ConfigSourceDynamicBrokerConfig})
+	if code := alter(t, brokerT, "1", "num.partitions", strp("abc")); code != kerr.InvalidRequest.Code {
+		t.Errorf("num.partitions=abc on a broker: %v, want INVALID_REQUEST", kerr.ErrorForCode(code))
+	}
+	if code := alter(t, topicT, topic, "retention.ms", strp("abc")); code != kerr.InvalidConfig.Code {
+		t.Errorf("retention.ms=abc on a topic: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
+	}
 }
