@@ -211,7 +211,11 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 		return nil
 	}
 	if forwarded[req.Key] {
-		if resp, ok := b.forward(ctx, req); ok {
+		forward := b.forward
+		if req.Key == 33 || req.Key == 44 { // AlterConfigs, IncrementalAlterConfigs
+			forward = b.forwardConfigs
+		}
+		if resp, ok := forward(ctx, req); ok {
 			return done(resp)
 		}
 	}
@@ -264,7 +268,16 @@ func (b *Broker) HandleForwarded(ctx context.Context, req *server.Request) serve
 	if !ok || !forwarded[req.Key] {
 		return nil
 	}
-	return a.fn(b, ctx, req)
+	return a.fn(b, context.WithValue(ctx, forwardedKey{}, true), req)
+}
+
+// forwardedKey marks the context of a request another broker forwarded.
+type forwardedKey struct{}
+
+// forwardedRequest reports whether ctx is that of a forwarded request.
+func forwardedRequest(ctx context.Context) bool {
+	v, _ := ctx.Value(forwardedKey{}).(bool)
+	return v
 }
 
 // done wraps an already computed response as a Completion.

@@ -55,7 +55,7 @@ func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request)
 			}
 			names, layers = config.SortedNames(config.TopicDefs), b.topicLayers(img, t.Configs)
 		case resourceBroker:
-			if code, msg := b.checkBrokerResource(r.ResourceName); code != 0 {
+			if code, msg := b.checkBrokerResource(r.ResourceName, false); code != 0 {
 				rr.ErrorCode, rr.ErrorMessage = code, &msg
 				resp.Resources = append(resp.Resources, rr)
 				continue
@@ -219,14 +219,22 @@ func synonyms(name string, resourceType kmsg.ConfigResourceType, clusterDefault,
 }
 
 // checkBrokerResource accepts this node's id or "" (the cluster default).
-func (b *Broker) checkBrokerResource(name string) (int16, string) {
+// A forwarded request was checked by the broker that received it, which
+// answered for any id but its own (Kafka's ConfigAdminManager.preprocess),
+// so the active controller accepts any broker id (as Kafka's controller
+// validates only that the name is one).
+func (b *Broker) checkBrokerResource(name string, forwarded bool) (int16, string) {
 	if name == "" || name == strconv.Itoa(int(b.cfg.NodeID)) {
 		return 0, ""
 	}
-	if _, err := strconv.Atoi(name); err != nil {
+	id, err := strconv.Atoi(name)
+	if err != nil || id < 0 {
 		return kerr.InvalidRequest.Code, "broker resource name must be a broker id, not " + strconv.Quote(name)
 	}
-	return kerr.InvalidRequest.Code, "broker " + name + " is not this broker; send the request to it"
+	if forwarded {
+		return 0, ""
+	}
+	return kerr.InvalidRequest.Code, fmt.Sprintf("Unexpected broker id, expected %d, but received %s: send the request to broker %s", b.cfg.NodeID, name, name)
 }
 
 // validateChange checks one new value for a resource.
@@ -265,7 +273,7 @@ func (b *Broker) validateChange(resourceType kmsg.ConfigResourceType, name strin
 }
 
 // checkResource validates the resource a change addresses.
-func (b *Broker) checkResource(img *metadata.Image, resourceType kmsg.ConfigResourceType, name string) (int16, string) {
+func (b *Broker) checkResource(img *metadata.Image, resourceType kmsg.ConfigResourceType, name string, forwarded bool) (int16, string) {
 	switch resourceType {
 	case resourceTopic:
 		if img.Topics[name] == nil {
@@ -273,26 +281,112 @@ func (b *Broker) checkResource(img *metadata.Image, resourceType kmsg.ConfigReso
 		}
 		return 0, ""
 	case resourceBroker:
-		return b.checkBrokerResource(name)
+		return b.checkBrokerResource(name, forwarded)
 	}
 	return kerr.InvalidRequest.Code, fmt.Sprintf("resource type %d cannot be altered", resourceType)
+}
+
+// resourceKey names a config resource, to find one named twice in a request.
+type resourceKey struct {
+	typ  kmsg.ConfigResourceType
+	name string
+}
+
+// twice marks the resources a request names more than once: Kafka refuses
+// all of them ("Each resource must appear at most once").
+func twice[R any](rs []R, key func(R) resourceKey) []bool {
+	seen := make(map[resourceKey]int, len(rs))
+	for _, r := range rs {
+		seen[key(r)]++
+	}
+	out := make([]bool, len(rs))
+	for i, r := range rs {
+		out[i] = seen[key(r)] > 1
+	}
+	return out
+}
+
+const msgTwice = "Each resource must appear at most once."
+
+func alterKey(r kmsg.AlterConfigsRequestResource) resourceKey {
+	return resourceKey{r.ResourceType, r.ResourceName}
+}
+
+func incrementalKey(r kmsg.IncrementalAlterConfigsRequestResource) resourceKey {
+	return resourceKey{r.ResourceType, r.ResourceName}
+}
+
+// checkAlter validates one resource of an AlterConfigs request and returns
+// the overrides it sets.
+func (b *Broker) checkAlter(img *metadata.Image, r kmsg.AlterConfigsRequestResource, forwarded bool) (map[string]*string, int16, string) {
+	code, msg := b.checkResource(img, r.ResourceType, r.ResourceName, forwarded)
+	set := make(map[string]*string, len(r.Configs))
+	for _, c := range r.Configs {
+		if code != 0 {
+			break
+		}
+		switch _, dup := set[c.Name]; {
+		case dup:
+			code, msg = kerr.InvalidRequest.Code, "Error due to duplicate config keys: "+c.Name
+		case c.Value == nil:
+			code, msg = kerr.InvalidRequest.Code, "Null value not supported for : "+c.Name
+		default:
+			code, msg = b.validateChange(r.ResourceType, c.Name, c.Value)
+		}
+		set[c.Name] = c.Value
+	}
+	return set, code, msg
+}
+
+// checkIncremental validates one resource of an IncrementalAlterConfigs
+// request and returns the entries it sets (nil: deletes).
+func (b *Broker) checkIncremental(img *metadata.Image, r kmsg.IncrementalAlterConfigsRequestResource, forwarded bool) (map[string]*string, int16, string) {
+	code, msg := b.checkResource(img, r.ResourceType, r.ResourceName, forwarded)
+	set := make(map[string]*string, len(r.Configs))
+	var current map[string]string
+	if code == 0 {
+		current = b.overrides(img, r.ResourceType, r.ResourceName)
+	}
+	for _, c := range r.Configs {
+		if code != 0 {
+			break
+		}
+		if _, dup := set[c.Name]; dup {
+			code, msg = kerr.InvalidRequest.Code, "Error due to duplicate config keys: "+c.Name
+			break
+		}
+		var v *string
+		switch c.Op {
+		case 0: // SET
+			v = c.Value
+			if v == nil {
+				code, msg = kerr.InvalidRequest.Code, "Null value not supported for : "+c.Name
+			}
+		case 1: // DELETE
+		case 2, 3: // APPEND, SUBTRACT: list configs only
+			v, code, msg = listOp(r.ResourceType, c, current)
+		default:
+			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("unknown operation %d", c.Op)
+		}
+		if code == 0 {
+			code, msg = b.validateChange(r.ResourceType, c.Name, v)
+		}
+		set[c.Name] = v
+	}
+	return set, code, msg
 }
 
 func handleAlterConfigs(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	img := b.image()
-	for _, r := range req.Resources {
+	dup := twice(req.Resources, alterKey)
+	for i, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := b.checkResource(img, r.ResourceType, r.ResourceName)
-		set := make(map[string]*string, len(r.Configs))
-		for _, c := range r.Configs {
-			if code != 0 {
-				break
-			}
-			code, msg = b.validateChange(r.ResourceType, c.Name, c.Value)
-			set[c.Name] = c.Value
+		set, code, msg := b.checkAlter(img, r, forwardedRequest(ctx))
+		if dup[i] {
+			code, msg = kerr.InvalidRequest.Code, msgTwice
 		}
 		rr.ErrorCode, rr.ErrorMessage = b.applyConfigs(ctx, r.ResourceType, r.ResourceName, set, true, req.ValidateOnly, code, msg)
 		resp.Resources = append(resp.Resources, rr)
@@ -304,45 +398,132 @@ func handleIncrementalAlterConfigs(b *Broker, ctx context.Context, sreq *server.
 	req := sreq.Body.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	img := b.image()
-	for _, r := range req.Resources {
+	dup := twice(req.Resources, incrementalKey)
+	for i, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-		code, msg := b.checkResource(img, r.ResourceType, r.ResourceName)
-		set := make(map[string]*string, len(r.Configs))
-		var current map[string]string
-		if code == 0 {
-			current = b.overrides(img, r.ResourceType, r.ResourceName)
-		}
-		for _, c := range r.Configs {
-			if code != 0 {
-				break
-			}
-			if _, dup := set[c.Name]; dup {
-				code, msg = kerr.InvalidRequest.Code, "config "+c.Name+" appears more than once"
-				break
-			}
-			var v *string
-			switch c.Op {
-			case 0: // SET
-				v = c.Value
-				if v == nil {
-					code, msg = kerr.InvalidRequest.Code, "null value for config "+c.Name
-				}
-			case 1: // DELETE
-			case 2, 3: // APPEND, SUBTRACT: list configs only
-				v, code, msg = listOp(r.ResourceType, c, current)
-			default:
-				code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("unknown operation %d", c.Op)
-			}
-			if code == 0 {
-				code, msg = b.validateChange(r.ResourceType, c.Name, v)
-			}
-			set[c.Name] = v
+		set, code, msg := b.checkIncremental(img, r, forwardedRequest(ctx))
+		if dup[i] {
+			code, msg = kerr.InvalidRequest.Code, msgTwice
 		}
 		rr.ErrorCode, rr.ErrorMessage = b.applyConfigs(ctx, r.ResourceType, r.ResourceName, set, false, req.ValidateOnly, code, msg)
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return done(resp)
+}
+
+// forwardConfigs forwards an AlterConfigs or IncrementalAlterConfigs
+// request as Kafka's brokers do (ConfigAdminManager.preprocess): the broker
+// that receives it answers for the broker resources itself where they fail
+// its checks (a name other than its own id or "", a bad value, a resource
+// named twice) and forwards the rest to the active controller, then answers
+// every resource in the order asked. It reports false when this node
+// handles the whole request (it is the active controller, or nothing
+// forwards).
+func (b *Broker) forwardConfigs(ctx context.Context, sreq *server.Request) (kmsg.Response, bool) {
+	if b.cfg.Forward == nil {
+		return nil, false
+	}
+	img := b.image()
+	sub := func(body kmsg.Request) *server.Request {
+		return &server.Request{Key: sreq.Key, Version: sreq.Version, Body: body}
+	}
+	switch req := sreq.Body.(type) {
+	case *kmsg.AlterConfigsRequest:
+		errs, rest := preprocess(req.Resources, alterKey, func(r kmsg.AlterConfigsRequestResource) (int16, string) {
+			_, code, msg := b.checkAlter(img, r, false)
+			return code, msg
+		})
+		resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+		var fwd []kmsg.AlterConfigsResponseResource
+		if len(rest) > 0 {
+			part := *req
+			part.Resources = rest
+			r, ok := b.forward(ctx, sub(&part))
+			if !ok {
+				return nil, false
+			}
+			resp.ThrottleMillis, fwd = r.(*kmsg.AlterConfigsResponse).ThrottleMillis, r.(*kmsg.AlterConfigsResponse).Resources
+		}
+		resp.Resources = mergePreprocessed(req.Resources, errs, fwd, func(r kmsg.AlterConfigsRequestResource, e preprocessed) kmsg.AlterConfigsResponseResource {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = r.ResourceType, r.ResourceName, e.code, &e.msg
+			return rr
+		})
+		return resp, true
+	case *kmsg.IncrementalAlterConfigsRequest:
+		errs, rest := preprocess(req.Resources, incrementalKey, func(r kmsg.IncrementalAlterConfigsRequestResource) (int16, string) {
+			_, code, msg := b.checkIncremental(img, r, false)
+			return code, msg
+		})
+		resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+		var fwd []kmsg.IncrementalAlterConfigsResponseResource
+		if len(rest) > 0 {
+			part := *req
+			part.Resources = rest
+			r, ok := b.forward(ctx, sub(&part))
+			if !ok {
+				return nil, false
+			}
+			resp.ThrottleMillis, fwd = r.(*kmsg.IncrementalAlterConfigsResponse).ThrottleMillis, r.(*kmsg.IncrementalAlterConfigsResponse).Resources
+		}
+		resp.Resources = mergePreprocessed(req.Resources, errs, fwd, func(r kmsg.IncrementalAlterConfigsRequestResource, e preprocessed) kmsg.IncrementalAlterConfigsResponseResource {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = r.ResourceType, r.ResourceName, e.code, &e.msg
+			return rr
+		})
+		return resp, true
+	}
+	return b.forward(ctx, sreq)
+}
+
+// preprocess runs the receiving broker's checks: on broker resources, and
+// for resources named twice. It returns each resource's error and the
+// resources to forward.
+func preprocess[R any](rs []R, key func(R) resourceKey, check func(R) (int16, string)) ([]preprocessed, []R) {
+	dup := twice(rs, key)
+	errs := make([]preprocessed, len(rs))
+	var rest []R
+	for i, r := range rs {
+		switch {
+		case dup[i]:
+			errs[i] = preprocessed{kerr.InvalidRequest.Code, msgTwice}
+		case key(r).typ == resourceBroker:
+			errs[i].code, errs[i].msg = check(r)
+		}
+		if errs[i].code == 0 {
+			rest = append(rest, r)
+		}
+	}
+	return errs, rest
+}
+
+// preprocessed is the receiving broker's answer for one resource (code 0:
+// forwarded).
+type preprocessed struct {
+	code int16
+	msg  string
+}
+
+// mergePreprocessed answers every resource in request order: the receiving
+// broker's error where it found one, else the controller's answer, which
+// lists the forwarded resources in order. A controller answer short of
+// resources (never expected) leaves the rest UNKNOWN_SERVER_ERROR rather
+// than unanswered.
+func mergePreprocessed[Req, Resp any](rs []Req, errs []preprocessed, fwd []Resp, answer func(Req, preprocessed) Resp) []Resp {
+	out := make([]Resp, 0, len(rs))
+	for i, r := range rs {
+		switch {
+		case errs[i].code != 0:
+			out = append(out, answer(r, errs[i]))
+		case len(fwd) > 0:
+			out = append(out, fwd[0])
+			fwd = fwd[1:]
+		default:
+			out = append(out, answer(r, preprocessed{kerr.UnknownServerError.Code, "the active controller did not answer for this resource"}))
+		}
+	}
+	return out
 }
 
 // applyConfigs records a validated change in the metadata log unless
