@@ -96,7 +96,7 @@ func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request)
 // leading the group's partition.
 func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string, int32, error) {
 	return b.internalCoordinator(ctx, id, group.Topic, "offsets.topic.num.partitions",
-		"offsets.topic.replication.factor", group.ErrCoordinatorNotAvailable, b.groups.Serving)
+		"offsets.topic.replication.factor", "", group.ErrCoordinatorNotAvailable, b.groups.Serving)
 }
 
 // internalCoordinator finds the broker leading key's partition of a
@@ -111,10 +111,12 @@ func (b *Broker) groupCoordinator(ctx context.Context, id string) (int32, string
 // The replication factor (Kafka's default 3) is capped at the registered
 // brokers only on a cluster of one voter, so that a zero-config node works;
 // elsewhere, as Kafka, the topic is created once enough brokers registered.
-// min.insync.replicas is transaction.state.log.min.isr (2) capped at the
-// replication factor, for both topics: a coordinator write is answered once
-// on that many disks.
-func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsProp, replicationProp string,
+// The topic's min.insync.replicas is the broker property minISRProp
+// (transaction.state.log.min.isr) capped at the replication factor, or,
+// with minISRProp "", the broker default min.insync.replicas: as Kafka,
+// which sets it on __transaction_state and not on __consumer_offsets, so
+// that offsets stay writable with one in-sync replica of three.
+func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsProp, replicationProp, minISRProp string,
 	unavailable error, serving func(partition int32) bool) (int32, string, int32, error) {
 	img := b.image()
 	t := img.Topics[topic]
@@ -123,13 +125,15 @@ func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsPr
 		if n := int64(len(img.Brokers)); b.cfg.Voters <= 1 && n >= 1 && n < rf {
 			rf = n
 		}
-		minISR := min(b.brokerInt(img, "transaction.state.log.min.isr"), rf)
+		configs := map[string]string{"cleanup.policy": "compact"}
+		if minISRProp != "" {
+			configs["min.insync.replicas"] = strconv.FormatInt(min(b.brokerInt(img, minISRProp), rf), 10)
+		}
 		b.createTopicInBackground(controller.TopicSpec{
 			Name:              topic,
 			NumPartitions:     int32(b.brokerInt(img, partitionsProp)),
 			ReplicationFactor: int16(rf),
-			Configs: map[string]string{"cleanup.policy": "compact",
-				"min.insync.replicas": strconv.FormatInt(minISR, 10)},
+			Configs:           configs,
 		})
 		return -1, "", -1, unavailable
 	}

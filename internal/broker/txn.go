@@ -51,7 +51,7 @@ func (b *Broker) txnCoordinator(ctx context.Context, id string) (int32, string, 
 		return -1, "", -1, txn.ErrCoordinatorNotAvailable
 	}
 	return b.internalCoordinator(ctx, id, txn.Topic, "transaction.state.log.num.partitions",
-		"transaction.state.log.replication.factor", txn.ErrCoordinatorNotAvailable, b.cfg.Transactions.Serving)
+		"transaction.state.log.replication.factor", "transaction.state.log.min.isr", txn.ErrCoordinatorNotAvailable, b.cfg.Transactions.Serving)
 }
 
 // initTransactional answers InitProducerId for a transactional id.
