@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -57,6 +58,8 @@ type Def struct {
 	// other broker configs need a restart.
 	Dynamic bool
 	Doc     string
+	// Valid, when set, checks the value further (after Type, bounds and Enum).
+	Valid func(value string) error
 }
 
 const (
@@ -80,8 +83,12 @@ var TopicDefs = defsByName([]Def{
 		Synonyms: []Synonym{{"log.flush.interval.messages", 1}}, Doc: "fsync after this many messages even without acks=all"},
 	{Name: "flush.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.flush.interval.ms", 1}}, Doc: "fsync at least this often"},
+	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Valid: throttledReplicas,
+		Doc: "accepted and reported; replication is not throttled"},
 	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", Min: 0, Max: math.MaxInt32,
 		Synonyms: []Synonym{{"log.index.interval.bytes", 1}}},
+	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Valid: throttledReplicas,
+		Doc: "accepted and reported; replication is not throttled"},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.cleaner.max.compaction.lag.ms", 1}}},
 	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32,
@@ -127,6 +134,12 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "leader.imbalance.per.broker.percentage", Type: TypeInt, Default: "10", Min: 0, Max: 100, Doc: "a broker's share of preferred leaderships it does not hold above which the controller rebalances"},
 	{Name: "replica.lag.time.max.ms", Type: TypeInt, Default: "30000", Min: 1, Max: math.MaxInt32, Doc: "a follower that has not caught up with its leader for this long leaves the ISR"},
 	{Name: "num.partitions", Type: TypeInt, Default: "1", Min: 1, Max: 1 << 20, Dynamic: true},
+	// Replication quotas: accepted and reported (kafka-reassign-partitions
+	// --throttle sets them), not enforced.
+	{Name: "leader.replication.throttled.rate", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true,
+		Doc: "accepted and reported; replication is not throttled"},
+	{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true,
+		Doc: "accepted and reported; replication is not throttled"},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt16, Dynamic: true},
 	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32, Dynamic: true},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Min: 1, Max: math.MaxInt32},
@@ -238,7 +251,35 @@ func (d Def) Check(value string) error {
 			}
 		}
 	}
+	if d.Valid != nil {
+		if err := d.Valid(value); err != nil {
+			return fmt.Errorf("config: %s %w, not %q", d.Name, err, value)
+		}
+	}
 	return nil
+}
+
+// throttledReplicas checks a replication throttle list as Kafka's
+// ThrottledReplicaListValidator: "*", or partition:broker pairs.
+func throttledReplicas(value string) error {
+	if strings.TrimSpace(value) == "*" {
+		return nil
+	}
+	for _, pair := range strings.Split(value, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		p, b, ok := strings.Cut(pair, ":")
+		if !ok || !digits(p) || !digits(b) {
+			return errors.New("must be the literal '*' or a list of replicas as [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+		}
+	}
+	return nil
+}
+
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // ErrUnknownConfig is returned for a config name that is not in the table.

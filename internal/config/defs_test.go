@@ -49,6 +49,12 @@ func TestConfigCheck(t *testing.T) {
 		{"bad enum", "cleanup.policy", "shred", false},
 		{"bool", "unclean.leader.election.enable", "yes", false},
 		{"timestamp type", "message.timestamp.type", "LogAppendTime", true},
+		{"throttle all", "leader.replication.throttled.replicas", " * ", true},
+		{"throttle pairs", "follower.replication.throttled.replicas", "0:1, 1:2,2:3", true},
+		{"throttle none", "leader.replication.throttled.replicas", "", true},
+		{"throttle no broker", "leader.replication.throttled.replicas", "0:", false},
+		{"throttle word", "follower.replication.throttled.replicas", "0:1,all", false},
+		{"throttle star in list", "leader.replication.throttled.replicas", "0:1,*", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
