@@ -62,7 +62,7 @@ var errorCodes = []struct {
 	{replica.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
 	{replica.ErrNotFollower, kerr.NotLeaderForPartition},
 	{replica.ErrMessageTooLarge, kerr.MessageTooLarge},
-	{replica.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{errInvalidTimestamp, kerr.InvalidTimestamp},
 	{replica.ErrClosed, kerr.NotLeaderForPartition},
 	{replica.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{replica.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},

@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
@@ -66,6 +68,7 @@ var (
 	// topics ("Compacted topic cannot accept message without key").
 	errNullKeyCompacted = errors.New("broker: compacted topic cannot accept a record without key")
 	errTxnNoProducer    = errors.New("broker: a transactional batch must carry a producer id")
+	errInvalidTimestamp = errors.New("broker: record timestamp outside the topic's message.timestamp bounds")
 )
 
 type pendingDurable struct {
@@ -297,25 +300,34 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16, g
 	if h.IsTransactional() && h.ProducerID < 0 {
 		return replica.AppendResult{}, errTxnNoProducer
 	}
-	compact := p.Config().Compact
+	cfg := p.Config()
+	var ts record.Timestamps
 	if h.Compression() != record.CodecNone {
 		// Each compressed batch may expand to maxUncompressedBatch while it is
 		// checked; the slots bound what all connections together can hold.
 		b.decompressSlots <- struct{}{}
-		err := record.ValidateRecords(records, h, maxUncompressedBatch)
-		if err == nil && compact {
+		var err error
+		ts, err = record.CheckRecords(records, h, maxUncompressedBatch)
+		if err == nil && cfg.Compact {
 			err = checkKeys(records, h)
 		}
 		<-b.decompressSlots
 		if err != nil {
 			return replica.AppendResult{}, err
 		}
-	} else if err := record.ValidateRecords(records, h, maxUncompressedBatch); err != nil {
-		return replica.AppendResult{}, err
-	} else if compact {
-		if err := checkKeys(records, h); err != nil {
+	} else {
+		var err error
+		if ts, err = record.CheckRecords(records, h, maxUncompressedBatch); err != nil {
 			return replica.AppendResult{}, err
 		}
+		if cfg.Compact {
+			if err := checkKeys(records, h); err != nil {
+				return replica.AppendResult{}, err
+			}
+		}
+	}
+	if err := checkTimestamps(cfg, ts, time.Now().UnixMilli()); err != nil {
+		return replica.AppendResult{}, err
 	}
 	if guard != nil {
 		return p.AppendVerified(records, h, acks, *guard)
@@ -376,6 +388,23 @@ type verification struct {
 }
 
 var errMixedProducers = errors.New("broker: transactional records of more than one producer in one produce")
+
+// checkTimestamps refuses a batch with a record timestamp outside the
+// topic's bounds (message.timestamp.before.max.ms, .after.max.ms), as
+// Kafka's LogValidator does for every record of a CreateTime topic; a
+// LogAppendTime topic overwrites the timestamps and checks nothing.
+func checkTimestamps(cfg config.Topic, ts record.Timestamps, now int64) error {
+	if cfg.LogAppendTime {
+		return nil
+	}
+	if cfg.TimestampBefore < now && ts.Min < now-cfg.TimestampBefore {
+		return fmt.Errorf("%w: timestamp %d is more than %d ms before the broker's %d", errInvalidTimestamp, ts.Min, cfg.TimestampBefore, now)
+	}
+	if cfg.TimestampAfter < math.MaxInt64-now && ts.Max > now+cfg.TimestampAfter {
+		return fmt.Errorf("%w: timestamp %d is more than %d ms after the broker's %d", errInvalidTimestamp, ts.Max, cfg.TimestampAfter, now)
+	}
+	return nil
+}
 
 // verifyTxnProduce checks, before anything is appended, the partitions on
 // which a transactional batch of req would open its producer's transaction

@@ -95,8 +95,12 @@ var TopicDefs = defsByName([]Def{
 		Synonyms: []Synonym{{"message.max.bytes", 1}}, Doc: "largest record batch accepted (MESSAGE_TOO_LARGE above)"},
 	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"},
 		Synonyms: []Synonym{{"log.message.timestamp.type", 1}}},
+	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.message.timestamp.after.max.ms", 1}}, Doc: "CreateTime records further in the future are refused (INVALID_TIMESTAMP)"},
+	{Name: "message.timestamp.before.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
+		Synonyms: []Synonym{{"log.message.timestamp.before.max.ms", 1}}, Doc: "CreateTime records further in the past are refused (INVALID_TIMESTAMP)"},
 	{Name: "message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
-		Synonyms: []Synonym{{"log.message.timestamp.difference.max.ms", 1}}},
+		Synonyms: []Synonym{{"log.message.timestamp.difference.max.ms", 1}}, Doc: "deprecated (KIP-937): the bound either way where the before/after configs are not set"},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5",
 		Synonyms: []Synonym{{"log.cleaner.min.cleanable.ratio", 1}}},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64,
@@ -158,6 +162,8 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"}, Dynamic: true},
 	{Name: "log.message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.message.timestamp.before.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	{Name: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Dynamic: true},
 	{Name: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Dynamic: true},
@@ -391,6 +397,15 @@ func scale(v string, by int64) string {
 	return strconv.FormatInt(n*by, 10)
 }
 
+// timestampBound is a before/after bound as Kafka 3.6+ resolves it
+// (KIP-937): the bound when set, else message.timestamp.difference.max.ms.
+func timestampBound(bound, difference int64) int64 {
+	if bound != math.MaxInt64 {
+		return bound
+	}
+	return difference
+}
+
 // Int64 parses a resolved numeric value, falling back to def when unparsable.
 func Int64(v string, def int64) int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
@@ -415,7 +430,10 @@ type Topic struct {
 	MinInsyncReplicas int64
 	IndexInterval     int64
 	DeleteRetentionMs int64
-	MaxTimestampDelta int64
+	// CreateTime records may be at most TimestampBefore ms older and
+	// TimestampAfter ms newer than the broker's clock.
+	TimestampBefore int64
+	TimestampAfter  int64
 	Preallocate       bool
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
@@ -449,7 +467,8 @@ func (l Layers) ResolveTopic() Topic {
 		MinInsyncReplicas: num("min.insync.replicas"),
 		IndexInterval:     num("index.interval.bytes"),
 		DeleteRetentionMs: num("delete.retention.ms"),
-		MaxTimestampDelta: num("message.timestamp.difference.max.ms"),
+		TimestampBefore:   timestampBound(num("message.timestamp.before.max.ms"), num("message.timestamp.difference.max.ms")),
+		TimestampAfter:    timestampBound(num("message.timestamp.after.max.ms"), num("message.timestamp.difference.max.ms")),
 		Preallocate:       strings.EqualFold(strings.TrimSpace(get("preallocate")), "true"),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),

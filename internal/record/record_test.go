@@ -304,3 +304,27 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// TestCheckRecordsTimestamps: the records' oldest and newest timestamps,
+// which the header does not give when records are out of time order (a
+// negative delta), from every codec's walk.
+func TestCheckRecordsTimestamps(t *testing.T) {
+	for _, codec := range []Codec{CodecNone, CodecGzip, CodecSnappy, CodecLZ4, CodecZstd} {
+		b, err := AppendBatch(nil, Batch{BaseTimestamp: 1_000_000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Compression: codec,
+			Records: []Record{{TimestampDelta: 0}, {TimestampDelta: -86_400_000}, {TimestampDelta: 5}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ValidateProduce(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := CheckRecords(b, h, 1<<20)
+		if err != nil {
+			t.Fatalf("%v: %v", codec, err)
+		}
+		if want := (Timestamps{Min: 1_000_000 - 86_400_000, Max: 1_000_005}); ts != want {
+			t.Errorf("%v: timestamps %+v, want %+v (header max %d)", codec, ts, want, h.MaxTimestamp)
+		}
+	}
+}

@@ -185,12 +185,24 @@ func recordsArea(b []byte, h Header, maxUncompressed int) (area []byte, release 
 // pooled buffer; either way the output is capped at maxUncompressed bytes
 // (ErrTooLarge). It does not allocate per record.
 func ValidateRecords(b []byte, h Header, maxUncompressed int) error {
+	_, err := CheckRecords(b, h, maxUncompressed)
+	return err
+}
+
+// Timestamps are the oldest and newest record timestamps of a batch, which
+// a producer's batch header does not give: records need not be in time
+// order, and a record's delta from the base timestamp may be negative.
+type Timestamps struct{ Min, Max int64 }
+
+// CheckRecords is ValidateRecords, also returning the records' timestamps
+// (the base timestamp for a batch without records).
+func CheckRecords(b []byte, h Header, maxUncompressed int) (Timestamps, error) {
 	if len(b) >= HeaderSize {
 		switch h.Compression() {
 		case CodecGzip, CodecLZ4, CodecZstd:
 			r, release, err := streamDecompressor(h.Compression(), b[HeaderSize:])
 			if err != nil {
-				return err
+				return Timestamps{}, err
 			}
 			defer release()
 			return validateStream(r, h, maxUncompressed)
@@ -198,29 +210,50 @@ func ValidateRecords(b []byte, h Header, maxUncompressed int) error {
 	}
 	area, release, err := recordsArea(b, h, maxUncompressed)
 	if err != nil {
-		return err
+		return Timestamps{}, err
 	}
 	defer release()
-	return validateArea(area, h.NumRecords)
+	return validateArea(area, h)
+}
+
+// tsSpan gathers the range of record timestamp deltas during a walk.
+type tsSpan struct {
+	min, max int64
+	any      bool
+}
+
+func (s *tsSpan) add(delta int64) {
+	if !s.any {
+		s.min, s.max, s.any = delta, delta, true
+		return
+	}
+	s.min, s.max = min(s.min, delta), max(s.max, delta)
+}
+
+func (s tsSpan) timestamps(h Header) Timestamps {
+	return Timestamps{Min: h.BaseTimestamp + s.min, Max: h.BaseTimestamp + s.max}
 }
 
 // validateArea walks the uncompressed records area of a batch.
-func validateArea(area []byte, numRecords int32) error {
+func validateArea(area []byte, h Header) (Timestamps, error) {
 	r := reader{b: area}
 	var count int32
+	var span tsSpan
 	for len(r.b) > 0 {
-		if count >= numRecords {
-			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, numRecords)
+		if count >= h.NumRecords {
+			return Timestamps{}, fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
 		}
-		if err := walkRecord(&r, count, nil, nil); err != nil {
-			return err
+		ts, err := walkRecord(&r, count, nil, nil)
+		if err != nil {
+			return Timestamps{}, err
 		}
+		span.add(ts)
 		count++
 	}
-	if count != numRecords {
-		return fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, numRecords)
+	if count != h.NumRecords {
+		return Timestamps{}, fmt.Errorf("%w: %d records, header says %d", ErrCorrupt, count, h.NumRecords)
 	}
-	return nil
+	return span.timestamps(h), nil
 }
 
 // deltaGaps lets walkRecord accept the offset gaps of a compacted batch:
@@ -233,13 +266,13 @@ type deltaGaps struct {
 // walkRecord reads one record from r. When rec is non-nil it is filled in
 // (its Headers slice reused). With gaps nil offset deltas must count up from
 // zero (produce rules); otherwise they may skip values (stored batches).
-func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) error {
+func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) (int64, error) {
 	length := r.varint("record length")
 	if r.err != nil {
-		return r.err
+		return 0, r.err
 	}
 	if length < 0 || int(length) > len(r.b) {
-		return fmt.Errorf("%w: record length %d with %d bytes left", ErrCorrupt, length, len(r.b))
+		return 0, fmt.Errorf("%w: record length %d with %d bytes left", ErrCorrupt, length, len(r.b))
 	}
 	body := reader{b: r.b[:length]}
 	r.b = r.b[length:]
@@ -252,7 +285,7 @@ func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) error {
 		bad = offDelta <= gaps.prev || offDelta > gaps.last
 	}
 	if body.err == nil && bad {
-		return fmt.Errorf("%w: offset delta %d at record %d", ErrCorrupt, offDelta, index)
+		return tsDelta, fmt.Errorf("%w: offset delta %d at record %d", ErrCorrupt, offDelta, index)
 	}
 	if gaps != nil {
 		gaps.prev = offDelta
@@ -261,11 +294,11 @@ func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) error {
 	value := body.bytes("value")
 	nh := body.varint("header count")
 	if body.err != nil {
-		return body.err
+		return tsDelta, body.err
 	}
 	// Every header takes at least two bytes: bound the count before use.
 	if nh < 0 || int(nh) > len(body.b)/2 {
-		return fmt.Errorf("%w: header count %d", ErrCorrupt, nh)
+		return tsDelta, fmt.Errorf("%w: header count %d", ErrCorrupt, nh)
 	}
 	if rec != nil {
 		rec.Attributes = attrs
@@ -279,19 +312,19 @@ func walkRecord(r *reader, index int32, rec *Record, gaps *deltaGaps) error {
 		hk := body.bytes("header key")
 		hv := body.bytes("header value")
 		if body.err != nil {
-			return body.err
+			return tsDelta, body.err
 		}
 		if hk == nil {
-			return fmt.Errorf("%w: null header key", ErrCorrupt)
+			return tsDelta, fmt.Errorf("%w: null header key", ErrCorrupt)
 		}
 		if rec != nil {
 			rec.Headers = append(rec.Headers, RecordHeader{Key: string(hk), Value: hv})
 		}
 	}
 	if len(body.b) != 0 {
-		return fmt.Errorf("%w: %d bytes left over in record %d", ErrCorrupt, len(body.b), index)
+		return tsDelta, fmt.Errorf("%w: %d bytes left over in record %d", ErrCorrupt, len(body.b), index)
 	}
-	return nil
+	return tsDelta, nil
 }
 
 // Records decodes the records of batch b (header h) and calls fn for each,
@@ -318,7 +351,7 @@ func Records(b []byte, h Header, maxUncompressed int, fn func(r Record) error) e
 		if count >= h.NumRecords {
 			return fmt.Errorf("%w: more records than the count %d", ErrCorrupt, h.NumRecords)
 		}
-		if err := walkRecord(&r, count, &rec, &gaps); err != nil {
+		if _, err := walkRecord(&r, count, &rec, &gaps); err != nil {
 			return err
 		}
 		if err := fn(rec); err != nil {

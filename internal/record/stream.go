@@ -89,9 +89,9 @@ func (c *streamCursor) varint(what string) (int32, int) {
 	return int32(uint32(u)>>1) ^ -int32(uint32(u)&1), n
 }
 
-func (c *streamCursor) varlong(what string) int {
-	_, n := c.uvarint(10, what)
-	return n
+func (c *streamCursor) varlong(what string) (int64, int) {
+	u, n := c.uvarint(10, what)
+	return int64(u>>1) ^ -int64(u&1), n
 }
 
 func (c *streamCursor) skip(n int64, what string) {
@@ -132,7 +132,13 @@ func (c *streamCursor) field(rest *int64, what string) bool {
 
 // validateStream walks the records of a compressed batch as they are
 // decompressed.
-func validateStream(r io.Reader, h Header, maxUncompressed int) error {
+func validateStream(r io.Reader, h Header, maxUncompressed int) (Timestamps, error) {
+	var span tsSpan
+	err := walkStream(r, h, maxUncompressed, &span)
+	return span.timestamps(h), err
+}
+
+func walkStream(r io.Reader, h Header, maxUncompressed int, span *tsSpan) error {
 	br := streamBufs.Get().(*bufio.Reader)
 	br.Reset(r)
 	defer func() {
@@ -164,7 +170,9 @@ func validateStream(r io.Reader, h Header, maxUncompressed int) error {
 		rest := int64(length)
 		c.readByte("record attributes")
 		rest--
-		rest -= int64(c.varlong("timestamp delta"))
+		ts, k := c.varlong("timestamp delta")
+		rest -= int64(k)
+		span.add(ts)
 		off, k := c.varint("offset delta")
 		rest -= int64(k)
 		if c.err == nil && off != count {

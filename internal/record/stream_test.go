@@ -25,10 +25,13 @@ func FuzzValidateStreamMatchesBuffered(f *testing.F) {
 	f.Add([]byte{}, int32(0))
 	f.Fuzz(func(t *testing.T, area []byte, n int32) {
 		const max = 1 << 20
-		buffered := validateArea(area, n)
-		streamed := validateStream(bytes.NewReader(area), Header{NumRecords: n}, max)
+		bts, buffered := validateArea(area, Header{NumRecords: n})
+		sts, streamed := validateStream(bytes.NewReader(area), Header{NumRecords: n}, max)
 		if (buffered == nil) != (streamed == nil) {
 			t.Fatalf("buffered: %v, streamed: %v", buffered, streamed)
+		}
+		if buffered == nil && bts != sts {
+			t.Fatalf("timestamps buffered %+v, streamed %+v", bts, sts)
 		}
 		if streamed != nil && !errors.Is(streamed, ErrCorrupt) && !errors.Is(streamed, ErrTooLarge) {
 			t.Fatalf("streamed error of unknown kind: %v", streamed)

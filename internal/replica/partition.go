@@ -22,7 +22,6 @@ var (
 	ErrNotLeader          = errors.New("replica: not the leader for this partition")
 	ErrNotEnoughReplicas  = errors.New("replica: fewer in-sync replicas than min.insync.replicas")
 	ErrMessageTooLarge    = errors.New("replica: record batch larger than max.message.bytes")
-	ErrInvalidTimestamp   = errors.New("replica: timestamp outside message.timestamp.difference.max.ms")
 	ErrClosed             = errors.New("replica: partition closed")
 	ErrOffsetOutOfRange   = errors.New("replica: offset out of range")
 	ErrFencedLeaderEpoch  = errors.New("replica: leader epoch is older than the current one")
@@ -342,10 +341,6 @@ func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *Ver
 	now := time.Now().UnixMilli()
 	if cfg.LogAppendTime {
 		appendTime = now
-	} else if cfg.MaxTimestampDelta >= 0 && cfg.MaxTimestampDelta < 1<<62 {
-		if d := h.MaxTimestamp - now; d > cfg.MaxTimestampDelta || -d > cfg.MaxTimestampDelta {
-			return AppendResult{}, ErrInvalidTimestamp
-		}
 	}
 	idempotent := h.ProducerID >= 0
 	lastSeq := lastSequence(h.BaseSequence, h.LastOffsetDelta)
