@@ -434,7 +434,7 @@ type Topic struct {
 	// TimestampAfter ms newer than the broker's clock.
 	TimestampBefore int64
 	TimestampAfter  int64
-	Preallocate       bool
+	Preallocate     bool
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
