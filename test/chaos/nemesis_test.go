@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -225,17 +226,16 @@ func (nm *nemesis) crash(ctx context.Context, f *fault) error {
 	}
 	time.Sleep(down)
 	f.heal = nm.r.now()
+	var errs []error
 	for _, id := range ids {
-		if err := nm.c.node(id).start(); err != nil {
-			return err
-		}
+		errs = append(errs, nm.c.node(id).start()) // every node, whatever one of them says
 	}
 	for _, id := range ids {
 		if err := nm.c.node(id).ready(60 * time.Second); err != nil {
 			nm.violations = append(nm.violations, fmt.Sprintf("node %d did not become ready within 60s of its restart: %v", id, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (nm *nemesis) stop(ctx context.Context, f *fault) error {
