@@ -668,7 +668,8 @@ func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPa
 		// The offsets read include the group's writes not committed yet
 		// (a commit waiting for the followers): show them only once they
 		// are, so no reader sees an offset a new leader may not have.
-		err = c.waitCommitted(ctx, log, written)
+		// Too few in-sync replicas fail the writes, not this read.
+		err = logErr(log.WaitReadable(ctx, written))
 	}
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -321,5 +322,76 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	recs := consumePartitions(t, nextNode, topic, []int32{0}, n, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if len(recs) != n {
 		t.Fatalf("read_committed read %d records, want %d", len(recs), n)
+	}
+}
+
+// TestClusterOffsetFetchWithTooFewInSyncReplicas: a group's
+// __consumer_offsets partition with fewer in-sync replicas than its
+// min.insync.replicas refuses new commits, but OffsetFetch still answers
+// the committed offsets, as in Kafka, where the minimum guards writes only.
+// It answered COORDINATOR_NOT_AVAILABLE (found by sarama's functional
+// TestFuncAdminListConsumerGroupOffsets, with a broker of the group's
+// partition stopped).
+func TestClusterOffsetFetchWithTooFewInSyncReplicas(t *testing.T) {
+	props := map[string]string{"replica.lag.time.max.ms": "1500"}
+	for k, v := range coordFailoverProps {
+		props[k] = v
+	}
+	c := startCluster(t, props)
+	const topic, groupID = "orders", "reader"
+	createReplicated(t, c, topic, 1, nil)
+	adm := kadm.NewClient(newClient(t, c.nodes[0]))
+	ctx := testCtx(t, 60*time.Second)
+	commit := func(at int64) error {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: topic, Partition: 0, At: at, LeaderEpoch: -1})
+		resp, err := adm.CommitOffsets(ctx, groupID, os)
+		if err == nil {
+			err = resp.Error()
+		}
+		return err
+	}
+	if err := commit(5); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	// The group's partition needs all three replicas; stop one that is
+	// not its leader and wait for the ISR to shrink.
+	p := group.PartitionFor(groupID, 3)
+	ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.insync.replicas", Value: strp("3")}}, group.Topic)
+	if err == nil {
+		err = ar[0].Err
+	}
+	if err != nil {
+		t.Fatalf("min.insync.replicas=3 on %s: %v", group.Topic, err)
+	}
+	coord := coordinatorOf(t, c.nodes[0], groupID, 0)
+	victim := int32(1)
+	for victim == coord {
+		victim++
+	}
+	rest := stopNode(t, c, victim)
+	adm = kadm.NewClient(newClient(t, rest[0]))
+	checkFor(t, fmt.Sprintf("%s-%d's ISR without node %d", group.Topic, p, victim), func() bool {
+		td, err := adm.ListTopics(ctx, group.Topic)
+		if err != nil {
+			return false
+		}
+		pd, ok := td[group.Topic].Partitions[p]
+		return ok && len(pd.ISR) == 2 && !slices.Contains(pd.ISR, victim)
+	})
+
+	if err := commit(6); err == nil {
+		t.Fatalf("a commit with 2 in-sync replicas of 3 required succeeded")
+	}
+	fetched, err := adm.FetchOffsets(ctx, groupID)
+	if err == nil {
+		err = fetched.Error()
+	}
+	if err != nil {
+		t.Fatalf("fetch offsets with too few in-sync replicas: %v, want the committed offsets", err)
+	}
+	if o, ok := fetched.Lookup(topic, 0); !ok || o.At != 5 {
+		t.Fatalf("fetched offset %+v (found %v), want 5", o, ok)
 	}
 }

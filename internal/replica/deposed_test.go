@@ -458,7 +458,7 @@ func TestReplicationPendingISRExpansionHoldsHighWatermark(t *testing.T) {
 		t.Fatalf("leader 2's high watermark %d passed %d with an expansion to replica 1 (end %d) pending",
 			hw, res.BaseOffset, ps[1].LogEndOffset())
 	}
-	if err := ps[2].replicatedTo(res.LastOffset+1, res.LeaderEpoch); !errors.Is(err, errNotYet) {
+	if err := ps[2].replicatedTo(res.LastOffset+1, res.LeaderEpoch, true); !errors.Is(err, errNotYet) {
 		t.Fatalf("leader 2 would answer the acks=all produce: %v", err)
 	}
 

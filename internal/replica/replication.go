@@ -203,14 +203,26 @@ func (p *Partition) WaitReplicated(ctx context.Context, offset int64) error {
 // leader, and idempotence answers a retry of a replicated batch from its
 // producer state).
 func (p *Partition) WaitReplicatedInEpoch(ctx context.Context, offset int64, epoch int32) error {
-	if err := p.replicatedTo(offset, epoch); err != errNotYet {
+	return p.waitReplicated(ctx, offset, epoch, true)
+}
+
+// WaitHighWatermarkInEpoch is WaitReplicatedInEpoch for a reader of what
+// was written: it waits for the high watermark alone. Too few in-sync
+// replicas fail a write (as Kafka's DelayedProduce), never a read of what
+// the in-sync replicas already hold.
+func (p *Partition) WaitHighWatermarkInEpoch(ctx context.Context, offset int64, epoch int32) error {
+	return p.waitReplicated(ctx, offset, epoch, false)
+}
+
+func (p *Partition) waitReplicated(ctx context.Context, offset int64, epoch int32, minISR bool) error {
+	if err := p.replicatedTo(offset, epoch, minISR); err != errNotYet {
 		return err
 	}
 	wake := make(chan struct{}, 1)
 	p.AddWaiter(wake)
 	defer p.RemoveWaiter(wake)
 	for {
-		if err := p.replicatedTo(offset, epoch); err != errNotYet {
+		if err := p.replicatedTo(offset, epoch, minISR); err != errNotYet {
 			return err
 		}
 		select {
@@ -223,7 +235,7 @@ func (p *Partition) WaitReplicatedInEpoch(ctx context.Context, offset int64, epo
 
 var errNotYet = errors.New("replica: not replicated yet")
 
-func (p *Partition) replicatedTo(offset int64, epoch int32) error {
+func (p *Partition) replicatedTo(offset int64, epoch int32, minISR bool) error {
 	// Leadership first: the high watermark of a follower is another
 	// leader's (see WaitReplicatedInEpoch).
 	if p.follower.Load() || (epoch >= 0 && epoch < p.ledSince.Load()) {
@@ -248,7 +260,7 @@ func (p *Partition) replicatedTo(offset int64, epoch int32) error {
 	if p.highWatermark.Load() < offset {
 		return errNotYet
 	}
-	if int64(p.isrSize.Load()) < p.cfg.Load().MinInsyncReplicas {
+	if minISR && int64(p.isrSize.Load()) < p.cfg.Load().MinInsyncReplicas {
 		return ErrNotEnoughReplicasAfterAppend
 	}
 	return nil

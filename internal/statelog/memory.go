@@ -140,6 +140,11 @@ func (m *Memory) Append(b Batch) (int64, error) {
 	return d.next, nil
 }
 
+// WaitReadable implements Log: Memory has no in-sync replicas to count.
+func (m *Memory) WaitReadable(ctx context.Context, next int64) error {
+	return m.WaitCommitted(ctx, next)
+}
+
 // WaitCommitted implements Log.
 func (m *Memory) WaitCommitted(ctx context.Context, next int64) error {
 	d := m.d

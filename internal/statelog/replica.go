@@ -68,6 +68,16 @@ func (r *Replica) Append(b Batch) (int64, error) {
 // WaitCommitted implements Log: the leader's own fsync, then the high
 // watermark (every ISR member has it on disk).
 func (r *Replica) WaitCommitted(ctx context.Context, next int64) error {
+	return r.wait(ctx, next, r.p.WaitReplicatedInEpoch)
+}
+
+// WaitReadable implements Log: WaitCommitted without the
+// min.insync.replicas check.
+func (r *Replica) WaitReadable(ctx context.Context, next int64) error {
+	return r.wait(ctx, next, r.p.WaitHighWatermarkInEpoch)
+}
+
+func (r *Replica) wait(ctx context.Context, next int64, replicated func(context.Context, int64, int32) error) error {
 	if !r.current() {
 		return ErrNotLeader
 	}
@@ -77,7 +87,7 @@ func (r *Replica) WaitCommitted(ctx context.Context, next int64) error {
 	// Only while this node has led without a break since r's epoch: a
 	// deposed leader's high watermark may pass next over records a new
 	// leader wrote at the same offsets.
-	if err := r.p.WaitReplicatedInEpoch(ctx, next, r.epoch); err != nil {
+	if err := replicated(ctx, next, r.epoch); err != nil {
 		return mapErr(err)
 	}
 	if !r.current() {

@@ -83,6 +83,10 @@ type Log interface {
 	// ErrNotEnoughReplicas when the in-sync replicas fell below
 	// min.insync.replicas, and ctx's error when ctx ends.
 	WaitCommitted(ctx context.Context, next int64) error
+	// WaitReadable is WaitCommitted for a reader of state already written
+	// (OffsetFetch): it does not fail for too few in-sync replicas, which
+	// fail writes only, as in Kafka.
+	WaitReadable(ctx context.Context, next int64) error
 	// Scan calls fn for each record from the log start to the log end at
 	// the call (not only the committed ones: a new leader's log is the
 	// one its followers will copy), in offset order, markers included.
