@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -907,6 +908,62 @@ func (c *Coordinator) ExpireOffsets() {
 		})
 		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
 			c.logger.Debug("expire offsets skipped", "group", id, "err", err)
+		}
+	}
+}
+
+// TopicsDeleted removes every committed offset, and every transaction's
+// pending one, that a group coordinated here holds on a partition of the
+// deleted topics, with tombstones (which replay also applies to pending
+// offsets), as Kafka does (OffsetMetadataManager.onPartitionsDeleted): a
+// topic created again under the same name starts with no committed
+// offsets. It runs in the background of a metadata change; a group whose
+// write fails keeps its offsets (logged).
+func (c *Coordinator) TopicsDeleted(topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.mu.groups))
+	for id := range c.mu.groups {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	for _, id := range ids {
+		err := c.with(ctx, id, false, func(g *group, now time.Time) {
+			gone := map[TopicPartition]bool{}
+			for tp := range g.offsets {
+				if slices.Contains(topics, tp.Topic) {
+					gone[tp] = true
+				}
+			}
+			for _, offs := range g.pending {
+				for tp := range offs {
+					if slices.Contains(topics, tp.Topic) {
+						gone[tp] = true
+					}
+				}
+			}
+			if len(gone) == 0 {
+				return
+			}
+			kvs := make([]statelog.KeyValue, 0, len(gone))
+			for tp := range gone {
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
+			}
+			if _, err := c.appendRecords(g, kvs...); err != nil {
+				c.logger.Warn("removing the offsets of deleted topics failed", "group", id, "err", err)
+				return
+			}
+			for tp := range gone {
+				delete(g.offsets, tp)
+				dropPendingPartition(g.pending, tp)
+			}
+		})
+		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
+			c.logger.Warn("removing the offsets of deleted topics skipped", "group", id, "err", err)
 		}
 	}
 }

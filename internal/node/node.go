@@ -415,7 +415,13 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 
 	// Partitions follow the metadata log from here on.
 	n.health = newClusterHealth(n)
-	n.unsubscribe = n.ctrl.Subscribe(func(prev, next *metadata.Image) { n.health.observe(prev, next); n.reconcile(next) })
+	n.unsubscribe = n.ctrl.Subscribe(func(prev, next *metadata.Image) {
+		n.health.observe(prev, next)
+		n.reconcile(next)
+		if gone := deletedTopics(prev, next); len(gone) > 0 {
+			n.wg.Go(func() { n.groups.TopicsDeleted(gone) })
+		}
+	})
 	img := n.ctrl.Image()
 	n.replicas.RemoveStrayDirs(func(topic string, p int32) bool {
 		t := img.Topics[topic]
@@ -491,6 +497,21 @@ func (n *Node) ready() error {
 		return errors.New("catching up with the metadata log")
 	}
 	return nil
+}
+
+// deletedTopics are the topics of prev that next no longer has, or has
+// under a new id (deleted and created again between the two images).
+func deletedTopics(prev, next *metadata.Image) []string {
+	if prev == nil || next == nil {
+		return nil
+	}
+	var gone []string
+	for name, t := range prev.Topics {
+		if nt := next.Topics[name]; nt == nil || nt.ID != t.ID {
+			gone = append(gone, name)
+		}
+	}
+	return gone
 }
 
 func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
