@@ -529,13 +529,18 @@ func (n *Node) reconcile(img *metadata.Image) error {
 		img = cur
 	}
 	want := make(map[replica.TopicPartition]replica.PartitionState)
+	brokerLayers := config.Layers{
+		DynamicBroker:  img.BrokerConfigs[strconv.Itoa(int(n.cfg.NodeID))],
+		DynamicDefault: img.BrokerConfigs[""],
+		Static:         n.cfg.Props,
+	}
+	if v, _, ok := brokerLayers.BrokerValue("log.cleaner.backoff.ms"); ok {
+		n.replicas.SetCleanerBackoff(time.Duration(config.Int64(v, 0)) * time.Millisecond)
+	}
 	for _, t := range img.Topics {
-		cfg := config.Layers{
-			Topic:          t.Configs,
-			DynamicBroker:  img.BrokerConfigs[strconv.Itoa(int(n.cfg.NodeID))],
-			DynamicDefault: img.BrokerConfigs[""],
-			Static:         n.cfg.Props,
-		}.ResolveTopic()
+		layers := brokerLayers
+		layers.Topic = t.Configs
+		cfg := layers.ResolveTopic()
 		for _, p := range t.Partitions {
 			want[replica.TopicPartition{Topic: t.Name, Partition: p.Partition}] = replica.PartitionState{
 				TopicID: t.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,

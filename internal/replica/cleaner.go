@@ -76,13 +76,31 @@ func (m *Manager) CleanNow(ctx context.Context) int {
 	return n
 }
 
+// SetCleanerBackoff changes log.cleaner.backoff.ms (a dynamic broker
+// config in Kafka too): the wait under way starts again with the new
+// length.
+func (m *Manager) SetCleanerBackoff(d time.Duration) {
+	if d > 0 && m.cleanerBackoff.Swap(int64(d)) != int64(d) {
+		select {
+		case m.cleanerWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (m *Manager) runCleaner(ctx context.Context) {
-	t := time.NewTicker(m.cfg.CleanerBackoff)
-	defer t.Stop()
 	for {
+		backoff := m.cfg.CleanerBackoff
+		if d := m.cleanerBackoff.Load(); d > 0 {
+			backoff = time.Duration(d)
+		}
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-m.cleanerWake:
+			t.Stop()
 		case <-t.C:
 			m.CleanNow(ctx)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/record"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 func keyedBatch(t *testing.T, pid int64, seq int32, key, value string) ([]byte, record.Header) {
@@ -107,6 +108,39 @@ func TestReplicaCleanerPolicy(t *testing.T) {
 	if _, err := p.Append(b, h, 1); !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Fatalf("gap after compaction = %v, want out of order", err)
 	}
+}
+
+// TestReplicaCleanerBackoffDynamic: log.cleaner.backoff.ms changed at run
+// time takes effect at once, not after the wait under way (an hour here).
+func TestReplicaCleanerBackoffDynamic(t *testing.T) {
+	m := NewManager(ManagerConfig{DataDir: t.TempDir(), NodeID: 1, CleanerBackoff: time.Hour})
+	cfg := testConfig()
+	cfg.Compact, cfg.Delete = true, false
+	cfg.SegmentBytes = 1024
+	var id [16]byte
+	id[0] = 4
+	if err := m.Reconcile(map[TopicPartition]PartitionState{{"c", 0}: {TopicID: id, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}, Config: cfg}}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p := m.Get("c", 0)
+	for range 60 {
+		b, h := keyedBatch(t, -1, 0, "k", "filler-filler-filler-filler")
+		if _, err := p.Append(b, h, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	m.SetCleanerBackoff(20 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, "a compaction after the backoff became 20ms", func() error {
+		if st := p.log.CleanerState(); st.CleanBytes == 0 {
+			return fmt.Errorf("cleaner state %+v", st)
+		}
+		return nil
+	})
 }
 
 func keyedTxnBatch(t *testing.T, pid int64, seq int32, key, value string) ([]byte, record.Header) {

@@ -53,6 +53,11 @@ type Manager struct {
 	// offline is the error that took the data directory offline (a
 	// failed write or fsync anywhere in it); nil while online.
 	offline atomic.Pointer[error]
+	// cleanerBackoff is log.cleaner.backoff.ms, a dynamic broker config
+	// (SetCleanerBackoff); a change wakes the cleaner's wait through
+	// cleanerWake.
+	cleanerBackoff atomic.Int64
+	cleanerWake    chan struct{}
 }
 
 // ErrLogDirOffline is the error of every partition operation once the data
@@ -102,7 +107,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.CleanerBackoff <= 0 {
 		cfg.CleanerBackoff = DefaultCleanerBackoff
 	}
-	m := &Manager{cfg: cfg, logger: cfg.Logger.With("component", "replica")}
+	m := &Manager{cfg: cfg, logger: cfg.Logger.With("component", "replica"), cleanerWake: make(chan struct{}, 1)}
 	m.mu.parts = make(map[TopicPartition]*Partition)
 	return m
 }
