@@ -183,6 +183,7 @@ var apis = map[int16]api{
 	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
 	55: {0, 2, handleDescribeQuorum},          // DescribeQuorum: forwarded to the active controller
+	57: {0, 2, handleUpdateFeatures},          // UpdateFeatures: the levels are fixed by the code (features.go)
 	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},       // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions

@@ -64,16 +64,33 @@ func (c *conn) apiVersions(req *Request) *kmsg.ApiVersionsResponse {
 	return resp
 }
 
-// The features of a Gregor node, fixed by its code: there is no
-// UpdateFeatures, so the finalized levels never change and their epoch
-// stays at its first value.
+// Feature is a feature flag of Gregor's (KIP-584): the levels the code
+// supports and the level it runs at.
+type Feature struct {
+	Name                string
+	Min, Max, Finalized int16
+}
+
+// Features are a Gregor node's features, fixed by its code: UpdateFeatures
+// accepts only the levels they already have, so the finalized levels never
+// change and their epoch stays at its first value.
+var Features = []Feature{
+	{Name: "transaction.version", Min: 0, Max: 2, Finalized: 2},
+}
+
 var (
-	supportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{
-		{Name: "transaction.version", MinVersion: 0, MaxVersion: 2},
-	}
-	finalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{
-		{Name: "transaction.version", MinVersionLevel: 2, MaxVersionLevel: 2},
-	}
+	supportedFeatures = func() (out []kmsg.ApiVersionsResponseSupportedFeature) {
+		for _, f := range Features {
+			out = append(out, kmsg.ApiVersionsResponseSupportedFeature{Name: f.Name, MinVersion: f.Min, MaxVersion: f.Max})
+		}
+		return out
+	}()
+	finalizedFeatures = func() (out []kmsg.ApiVersionsResponseFinalizedFeature) {
+		for _, f := range Features {
+			out = append(out, kmsg.ApiVersionsResponseFinalizedFeature{Name: f.Name, MinVersionLevel: f.Finalized, MaxVersionLevel: f.Finalized})
+		}
+		return out
+	}()
 )
 
 const finalizedFeaturesEpoch = 1
