@@ -95,12 +95,12 @@ var TopicDefs = defsByName([]Def{
 		Synonyms: []Synonym{{"message.max.bytes", 1}}, Doc: "largest record batch accepted (MESSAGE_TOO_LARGE above)"},
 	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"},
 		Synonyms: []Synonym{{"log.message.timestamp.type", 1}}},
-	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
+	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(hour, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.message.timestamp.after.max.ms", 1}}, Doc: "CreateTime records further in the future are refused (INVALID_TIMESTAMP)"},
 	{Name: "message.timestamp.before.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.message.timestamp.before.max.ms", 1}}, Doc: "CreateTime records further in the past are refused (INVALID_TIMESTAMP)"},
 	{Name: "message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
-		Synonyms: []Synonym{{"log.message.timestamp.difference.max.ms", 1}}, Doc: "deprecated (KIP-937): the bound either way where the before/after configs are not set"},
+		Synonyms: []Synonym{{"log.message.timestamp.difference.max.ms", 1}}, Doc: "deprecated (KIP-937, removed in Kafka 4.0): a bound either way, on top of the before/after ones"},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5",
 		Synonyms: []Synonym{{"log.cleaner.min.cleanable.ratio", 1}}},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64,
@@ -163,7 +163,9 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Enum: []string{"CreateTime", "LogAppendTime"}, Dynamic: true},
 	{Name: "log.message.timestamp.difference.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.message.timestamp.before.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
-	{Name: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
+	// One hour since Kafka 4.0 (KIP-1030): a record more than an hour ahead
+	// of the broker's clock is refused unless the topic allows it.
+	{Name: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: strconv.FormatInt(hour, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Dynamic: true},
 	{Name: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Dynamic: true},
@@ -397,13 +399,12 @@ func scale(v string, by int64) string {
 	return strconv.FormatInt(n*by, 10)
 }
 
-// timestampBound is a before/after bound as Kafka 3.6+ resolves it
-// (KIP-937): the bound when set, else message.timestamp.difference.max.ms.
+// timestampBound is a before/after bound with the deprecated
+// message.timestamp.difference.max.ms, which Kafka 4.0 removed and 3.6-3.9
+// used where the bound was not set: gregor still accepts it, and the
+// stricter of the two applies.
 func timestampBound(bound, difference int64) int64 {
-	if bound != math.MaxInt64 {
-		return bound
-	}
-	return difference
+	return min(bound, difference)
 }
 
 // Int64 parses a resolved numeric value, falling back to def when unparsable.

@@ -12,8 +12,9 @@ import (
 // TestE2ERecordTimestampBounds: a CreateTime topic refuses, with
 // INVALID_TIMESTAMP, a batch holding any record older than
 // message.timestamp.before.max.ms or newer than .after.max.ms (KIP-937),
-// or beyond the deprecated message.timestamp.difference.max.ms where those
-// are not set; the check is per record, so a batch whose records are out of
+// or beyond the deprecated message.timestamp.difference.max.ms (the
+// stricter bound applies); by default, as Kafka 4.0, a record may be at
+// most an hour ahead and any age. The check is per record, so a batch whose records are out of
 // time order is refused for its oldest one, which its header does not
 // show. A LogAppendTime topic checks nothing.
 func TestE2ERecordTimestampBounds(t *testing.T) {
@@ -24,6 +25,7 @@ func TestE2ERecordTimestampBounds(t *testing.T) {
 		"message.timestamp.after.max.ms":  strp("60000"),
 	})
 	createTopic(t, adm, "legacy", 1, map[string]*string{"message.timestamp.difference.max.ms": strp("60000")})
+	createTopic(t, adm, "defaults", 1, nil)
 	createTopic(t, adm, "appended", 1, map[string]*string{
 		"message.timestamp.type":          strp("LogAppendTime"),
 		"message.timestamp.before.max.ms": strp("1000"),
@@ -54,6 +56,9 @@ func TestE2ERecordTimestampBounds(t *testing.T) {
 		{"legacy", []time.Time{now.Add(-2 * time.Minute)}, false},
 		{"legacy", []time.Time{now.Add(2 * time.Minute)}, false},
 		{"appended", []time.Time{now.Add(-48 * time.Hour)}, true},
+		// Kafka 4.0's defaults (KIP-1030): an hour ahead at most, any age.
+		{"defaults", []time.Time{now.Add(-365 * 24 * time.Hour), now.Add(30 * time.Minute)}, true},
+		{"defaults", []time.Time{now.Add(2 * time.Hour)}, false},
 	}
 	for i, tc := range cases {
 		err := produce(tc.topic, tc.ts...)
@@ -65,11 +70,11 @@ func TestE2ERecordTimestampBounds(t *testing.T) {
 		}
 	}
 	// Nothing of a refused batch was written.
-	ends, err := adm.ListEndOffsets(ctx, "bounded", "legacy", "appended")
+	ends, err := adm.ListEndOffsets(ctx, "bounded", "legacy", "appended", "defaults")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for topic, want := range map[string]int64{"bounded": 3, "legacy": 1, "appended": 1} {
+	for topic, want := range map[string]int64{"bounded": 3, "legacy": 1, "appended": 1, "defaults": 2} {
 		if o, _ := ends.Lookup(topic, 0); o.Offset != want {
 			t.Errorf("%s end offset %d, want %d", topic, o.Offset, want)
 		}
