@@ -13,10 +13,11 @@ import (
 // INVALID_TIMESTAMP, a batch holding any record older than
 // message.timestamp.before.max.ms or newer than .after.max.ms (KIP-937),
 // or beyond the deprecated message.timestamp.difference.max.ms (the
-// stricter bound applies); by default, as Kafka 4.0, a record may be at
-// most an hour ahead and any age. The check is per record, so a batch whose records are out of
-// time order is refused for its oldest one, which its header does not
-// show. A LogAppendTime topic checks nothing.
+// stricter bound applies); by default, as in Kafka 4.0, a record may be
+// at most an hour ahead and of any age. The check is per record, so a
+// batch whose records are out of time order is refused for its oldest
+// one, which its header does not show. A LogAppendTime topic checks
+// nothing.
 func TestE2ERecordTimestampBounds(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	adm, _ := newAdmin(t, n)
