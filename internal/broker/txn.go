@@ -23,6 +23,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -243,9 +244,12 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 		ctx, cancel := requestTimeout(ctx, 0)
 		defer cancel()
 		var res map[group.TopicPartition]error
+		var lookup error // the transaction coordinator could not be found
 		c, err := b.txns()
 		if err == nil {
-			if node, _, _, cerr := b.txnCoordinator(ctx, req.TransactionalID); cerr == nil && node != b.cfg.NodeID {
+			node, _, _, cerr := b.txnCoordinator(ctx, req.TransactionalID)
+			lookup = cerr
+			if cerr == nil && node != b.cfg.NodeID {
 				// The transaction's coordinator is another broker: verify
 				// there, then write here (txnremote.go).
 				var guard replica.VerificationGuard
@@ -266,6 +270,12 @@ func handleTxnOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request)
 				res, err = b.groups.CommitTxnOffsets(ctx, req.Group, member, instance, gen, req.ProducerID, req.ProducerEpoch, offs)
 				return err
 			})
+		}
+		if lookup != nil && errors.Is(err, txn.ErrNotCoordinator) {
+			// Tried here only because the lookup failed: the client's
+			// group coordinator is right, so not NOT_COORDINATOR, but the
+			// transaction's is not available (retriable).
+			err = lookup
 		}
 		for _, t := range req.Topics {
 			rt := kmsg.NewTxnOffsetCommitResponseTopic()
