@@ -861,6 +861,48 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 // groups (counted from when the group became empty, or from the commit for
 // groups that only store offsets), and deletes empty groups left with none.
 func (c *Coordinator) ExpireOffsets() {
+	c.eachGroup("expire offsets", func(id string, g *group, now time.Time) {
+		if g.st.state != Empty {
+			return
+		}
+		var kvs []statelog.KeyValue
+		var gone []TopicPartition
+		for tp, o := range g.offsets {
+			if hasPending(g.pending, tp) {
+				continue // as Kafka: not while a transaction holds an offset of it
+			}
+			ref := time.UnixMilli(o.CommitTimestamp)
+			if g.st.protocolType != "" && g.st.stateTime.After(ref) {
+				ref = g.st.stateTime
+			}
+			if !now.Before(ref.Add(c.cfg.OffsetsRetention)) {
+				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
+				gone = append(gone, tp)
+			}
+		}
+		if len(gone) == len(g.offsets) && len(g.pending) == 0 {
+			if err := g.die(now); err != nil {
+				c.logger.Warn("expire group failed", "group", id, "err", err)
+			}
+			return
+		}
+		if len(kvs) == 0 {
+			return
+		}
+		if _, err := c.appendRecords(g, kvs...); err != nil {
+			c.logger.Warn("expire offsets failed", "group", id, "err", err)
+			return
+		}
+		for _, tp := range gone {
+			delete(g.offsets, tp)
+		}
+	})
+}
+
+// eachGroup runs fn on the actor of every group coordinated here, within a
+// minute in all; a group that could not be reached is logged as what
+// skipped.
+func (c *Coordinator) eachGroup(what string, fn func(id string, g *group, now time.Time)) {
 	c.mu.Lock()
 	ids := make([]string, 0, len(c.mu.groups))
 	for id := range c.mu.groups {
@@ -870,44 +912,9 @@ func (c *Coordinator) ExpireOffsets() {
 	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	for _, id := range ids {
-		err := c.with(ctx, id, false, func(g *group, now time.Time) {
-			if g.st.state != Empty {
-				return
-			}
-			var kvs []statelog.KeyValue
-			var gone []TopicPartition
-			for tp, o := range g.offsets {
-				if hasPending(g.pending, tp) {
-					continue // as Kafka: not while a transaction holds an offset of it
-				}
-				ref := time.UnixMilli(o.CommitTimestamp)
-				if g.st.protocolType != "" && g.st.stateTime.After(ref) {
-					ref = g.st.stateTime
-				}
-				if !now.Before(ref.Add(c.cfg.OffsetsRetention)) {
-					kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
-					gone = append(gone, tp)
-				}
-			}
-			if len(gone) == len(g.offsets) && len(g.pending) == 0 {
-				if err := g.die(now); err != nil {
-					c.logger.Warn("expire group failed", "group", id, "err", err)
-				}
-				return
-			}
-			if len(kvs) == 0 {
-				return
-			}
-			if _, err := c.appendRecords(g, kvs...); err != nil {
-				c.logger.Warn("expire offsets failed", "group", id, "err", err)
-				return
-			}
-			for _, tp := range gone {
-				delete(g.offsets, tp)
-			}
-		})
+		err := c.with(ctx, id, false, func(g *group, now time.Time) { fn(id, g, now) })
 		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
-			c.logger.Debug("expire offsets skipped", "group", id, "err", err)
+			c.logger.Debug(what+" skipped", "group", id, "err", err)
 		}
 	}
 }
@@ -923,49 +930,36 @@ func (c *Coordinator) TopicsDeleted(topics []string) {
 	if len(topics) == 0 {
 		return
 	}
-	c.mu.Lock()
-	ids := make([]string, 0, len(c.mu.groups))
-	for id := range c.mu.groups {
-		ids = append(ids, id)
-	}
-	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
-	defer cancel()
-	for _, id := range ids {
-		err := c.with(ctx, id, false, func(g *group, now time.Time) {
-			gone := map[TopicPartition]bool{}
-			for tp := range g.offsets {
+	c.eachGroup("removing the offsets of deleted topics", func(id string, g *group, now time.Time) {
+		gone := map[TopicPartition]bool{}
+		for tp := range g.offsets {
+			if slices.Contains(topics, tp.Topic) {
+				gone[tp] = true
+			}
+		}
+		for _, offs := range g.pending {
+			for tp := range offs {
 				if slices.Contains(topics, tp.Topic) {
 					gone[tp] = true
 				}
 			}
-			for _, offs := range g.pending {
-				for tp := range offs {
-					if slices.Contains(topics, tp.Topic) {
-						gone[tp] = true
-					}
-				}
-			}
-			if len(gone) == 0 {
-				return
-			}
-			kvs := make([]statelog.KeyValue, 0, len(gone))
-			for tp := range gone {
-				kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
-			}
-			if _, err := c.appendRecords(g, kvs...); err != nil {
-				c.logger.Warn("removing the offsets of deleted topics failed", "group", id, "err", err)
-				return
-			}
-			for tp := range gone {
-				delete(g.offsets, tp)
-				dropPendingPartition(g.pending, tp)
-			}
-		})
-		if err != nil && !errors.Is(err, ErrGroupIDNotFound) {
-			c.logger.Warn("removing the offsets of deleted topics skipped", "group", id, "err", err)
 		}
-	}
+		if len(gone) == 0 {
+			return
+		}
+		kvs := make([]statelog.KeyValue, 0, len(gone))
+		for tp := range gone {
+			kvs = append(kvs, statelog.KeyValue{Key: offsetKey(id, tp)})
+		}
+		if _, err := c.appendRecords(g, kvs...); err != nil {
+			c.logger.Warn("removing the offsets of deleted topics failed", "group", id, "err", err)
+			return
+		}
+		for tp := range gone {
+			delete(g.offsets, tp)
+			dropPendingPartition(g.pending, tp)
+		}
+	})
 }
 
 // LagRow is one group's committed offset and lag on one partition.
