@@ -380,6 +380,19 @@ func TestClusterOffsetFetchWithTooFewInSyncReplicas(t *testing.T) {
 		pd, ok := td[group.Topic].Partitions[p]
 		return ok && len(pd.ISR) == 2 && !slices.Contains(pd.ISR, victim)
 	})
+	// And until the group's coordinator, the partition's leader, applied
+	// the shrink: before, it appends the commit and fails it only after
+	// (NOT_ENOUGH_REPLICAS_AFTER_APPEND), and the offset, committed by the
+	// smaller ISR, is what OffsetFetch answers, as in Kafka.
+	for _, nd := range rest {
+		if nd.NodeID() != coord {
+			continue
+		}
+		checkFor(t, fmt.Sprintf("node %d applying the ISR shrink", coord), func() bool {
+			st, ok := nd.Replica(group.Topic, p)
+			return ok && st.Leader && st.ISRSize == 2
+		})
+	}
 
 	if err := commit(6); err == nil {
 		t.Fatalf("a commit with 2 in-sync replicas of 3 required succeeded")

@@ -710,7 +710,11 @@ type ReplicaState struct {
 	LeaderEpoch   int32
 	HighWatermark int64
 	LogEndOffset  int64
-	Dir           string
+	// ISRSize is the in-sync replicas as this node's replica applies
+	// them (a leader checks min.insync.replicas against it), which may
+	// trail the metadata other nodes answer.
+	ISRSize int
+	Dir     string
 }
 
 // Replica reports this node's replica of a partition; ok is false when the
@@ -721,7 +725,7 @@ func (n *Node) Replica(topic string, partition int32) (ReplicaState, bool) {
 		return ReplicaState{}, false
 	}
 	return ReplicaState{Leader: p.IsLeader(), LeaderEpoch: p.LeaderEpoch(), HighWatermark: p.HighWatermark(),
-		LogEndOffset: p.LogEndOffset(), Dir: p.Dir()}, true
+		LogEndOffset: p.LogEndOffset(), ISRSize: p.ISRSize(), Dir: p.Dir()}, true
 }
 
 // raftAdvertised is the Raft address to advertise when the controller

@@ -271,6 +271,10 @@ func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
 // HighWatermark is the offset below which records are committed and visible to consumers.
 func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
 
+// ISRSize is the number of in-sync replicas this replica last applied
+// (a leader's min.insync.replicas check uses it).
+func (p *Partition) ISRSize() int { return int(p.isrSize.Load()) }
+
 // HighWatermarkLagging reports whether this node leads with a high
 // watermark still below the start of its leader epoch. A new leader learns
 // how far its predecessor had committed only from its followers' next
