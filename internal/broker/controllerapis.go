@@ -45,7 +45,7 @@ import (
 // Membership is what the controller APIs need of the controller.
 type Membership interface {
 	Register(ctx context.Context, r controller.Registration) (epoch int64, err error)
-	Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error)
+	Heartbeat(ctx context.Context, id int32, epoch int64, metadataOffset int64, wantFence bool) (fenced, caughtUp bool, err error)
 	AllocateProducerIDs(ctx context.Context, brokerID int32) (first, count int64, err error)
 	AlterPartition(ctx context.Context, r controller.ISRChange) (metadata.Partition, error)
 	AddObserver(ctx context.Context, id int32, addr string) error
@@ -150,9 +150,9 @@ func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrat
 
 func (h *ControllerAPIs) heartbeat(ctx context.Context, req *kmsg.BrokerHeartbeatRequest) server.Completion {
 	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
-	fenced, err := h.m.Heartbeat(ctx, req.BrokerID, req.BrokerEpoch, req.WantFence)
+	fenced, caughtUp, err := h.m.Heartbeat(ctx, req.BrokerID, req.BrokerEpoch, req.CurrentMetadataOffset, req.WantFence)
 	resp.ErrorCode = h.err.errorCode(err)
-	resp.IsCaughtUp = err == nil
+	resp.IsCaughtUp = caughtUp && err == nil
 	resp.IsFenced = fenced || err != nil
 	return done(resp)
 }

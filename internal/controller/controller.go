@@ -192,6 +192,9 @@ type Controller struct {
 		term  uint64
 		since time.Time
 		seen  map[int32]time.Time
+		// catchUp holds the fenced brokers' catch-up targets
+		// (Heartbeat); it outlives terms, as fencings do.
+		catchUp map[int32]catchUp
 	}
 
 	subMu   sync.Mutex
@@ -351,6 +354,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	}
 
 	c.members.seen = make(map[int32]time.Time)
+	c.members.catchUp = make(map[int32]catchUp)
 	c.wg.Go(c.leadershipLoop)
 	c.wg.Go(c.dispatchLoop)
 	c.wg.Go(c.fenceLoop)

@@ -27,7 +27,7 @@ func TestControllerElectLeaders(t *testing.T) {
 	}
 	heartbeat := func(id int32, fence bool) {
 		t.Helper()
-		if _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, fence); err != nil {
+		if _, _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, int64(c.Image().LastOffset), fence); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,7 +48,7 @@ func TestControllerElectsLeaderOnFencing(t *testing.T) {
 	}
 	heartbeat := func(id int32, fence bool) {
 		t.Helper()
-		if _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, fence); err != nil {
+		if _, _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, int64(c.Image().LastOffset), fence); err != nil {
 			t.Fatalf("heartbeat of %d (fence %v): %v", id, fence, err)
 		}
 		if c.Image().Brokers[id].Fenced != fence {
@@ -115,7 +115,7 @@ func TestControllerUncleanElection(t *testing.T) {
 	}
 	heartbeat := func(id int32, fence bool) {
 		t.Helper()
-		if _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, fence); err != nil {
+		if _, _, err := c.Heartbeat(ctx, id, c.Image().Brokers[id].Epoch, int64(c.Image().LastOffset), fence); err != nil {
 			t.Fatalf("heartbeat of %d (fence %v): %v", id, fence, err)
 		}
 	}

@@ -92,15 +92,29 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 
 // Heartbeat records a heartbeat of broker id at epoch and unfences it (or,
 // with wantFence, fences it). It returns whether the broker is fenced after
-// the heartbeat. An unregistered broker or a wrong epoch fails with
-// ErrStaleBrokerEpoch: the broker must register again.
-func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantFence bool) (fenced bool, err error) {
+// the heartbeat, and whether it has caught up with the metadata log. An
+// unregistered broker or a wrong epoch fails with ErrStaleBrokerEpoch: the
+// broker must register again.
+//
+// metadataOffset is the last metadata offset the broker has applied to its
+// partitions (-1: unknown). A fenced broker is unfenced only once it
+// reaches its catch-up target, as Kafka's BrokerHeartbeatManager waits for
+// a broker to reach its registration record: the target is this
+// controller's applied offset when the broker first asks to be unfenced,
+// which is past its fencing and the leader elections that came with it.
+// Unfenced, a broker renews its lease (node/lease.go) and serves what it
+// believes it leads, so until it has applied those elections it must stay
+// fenced: a deposed leader that came back (a pause, a healed partition) with
+// its metadata behind would answer a stale high watermark. The target is
+// fixed once set, so a busy metadata log cannot keep a broker fenced.
+func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, metadataOffset int64, wantFence bool) (fenced, caughtUp bool, err error) {
 	// The session is renewed on receipt, as Kafka does, not once the
 	// command lock is free: a burst of slow commands must not fence a
 	// broker that is heartbeating.
 	if b, ok := c.Image().Brokers[id]; ok && b.Epoch == epoch && c.IsActive() {
 		c.touch(id)
 	}
+	unfenced := false
 	err = c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		b, ok := img.Brokers[id]
 		switch {
@@ -111,9 +125,14 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 			return nil, fmt.Errorf("%w: broker %d sent epoch %d, registered with %d", ErrStaleBrokerEpoch, id, epoch, b.Epoch)
 		}
 		c.touch(id)
-		fenced = wantFence
+		fenced, caughtUp = wantFence, true
 		switch {
 		case b.Fenced && !wantFence:
+			if target := c.catchUpTarget(id, epoch, img.LastOffset); metadataOffset < 0 || uint64(metadataOffset) < target {
+				fenced, caughtUp = true, false
+				return nil, nil
+			}
+			unfenced = true
 			return unfenceRecords(img, b, c.uncleanFor(img)), nil
 		case !b.Fenced && wantFence:
 			// A controlled shutdown: the broker's partitions move now,
@@ -122,7 +141,34 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, wantF
 		}
 		return nil, nil
 	})
-	return fenced, err
+	if err == nil && unfenced {
+		c.members.Lock()
+		delete(c.members.catchUp, id)
+		c.members.Unlock()
+	}
+	return fenced, caughtUp, err
+}
+
+// catchUpTarget is the metadata offset that broker id, registered at
+// epoch and fenced, must have applied before it is unfenced: set to applied
+// (this controller's offset) the first time it is asked for, and kept until
+// the broker is unfenced or registers again.
+func (c *Controller) catchUpTarget(id int32, epoch int64, applied uint64) uint64 {
+	c.members.Lock()
+	defer c.members.Unlock()
+	if t, ok := c.members.catchUp[id]; ok && t.epoch == epoch {
+		return t.offset
+	}
+	c.members.catchUp[id] = catchUp{epoch: epoch, offset: applied}
+	c.log.Info("fenced broker asks to be unfenced: it stays fenced until it has applied the metadata log this far",
+		"broker", id, "broker_epoch", epoch, "metadata_offset", applied)
+	return applied
+}
+
+// catchUp is a fenced broker's catch-up target (Heartbeat).
+type catchUp struct {
+	epoch  int64
+	offset uint64
 }
 
 // fenceRetry is the pause before fencing a broker again after the command

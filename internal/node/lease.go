@@ -24,6 +24,12 @@ import (
 // exists, as long as the two clocks' rates differ by less than the margin
 // and no scheduling pause between the check and the read exceeds it.
 //
+// A broker that was fenced (paused, cut off) and comes back must not renew
+// its lease before it knows what it lost: the controller unfences it, and
+// only an unfenced answer renews the lease, once its heartbeat reports the
+// metadata offset of its fencing and of the elections that came with it
+// applied to its partitions (controller.Heartbeat; bug 16).
+//
 // A node that is the lone voter of its quorum is its own controller and
 // cannot be deposed: its lease never ends.
 type brokerLease struct {

@@ -2,12 +2,15 @@ package node_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/node"
 )
 
 // TestClusterLeaseStopsIsolatedLeader: the leader of a partition is cut
@@ -202,4 +205,134 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 	if got := consumePartitions(t, old, topic, []int32{0}, n); len(got) != n {
 		t.Fatalf("%d records after heal, want %d", len(got), n)
 	}
+}
+
+// TestClusterFencedLeaderServesNothingUntilCaughtUp is the regression test
+// of bug 16 (docs/reliability.md): a leader cut off long enough to be
+// fenced, and deposed, comes back able to reach the controller but with
+// its metadata behind (here its Raft links stay cut; in the chaos runs a
+// SIGSTOP or a healed partition left it behind while the quorum's log
+// caught up). Its heartbeats used to be answered unfenced at once, which
+// renewed its lease while it still believed it led, and it answered
+// ListOffsets with the high watermark from before the cut, older than
+// records the new leader had acknowledged. Now it stays fenced, its lease
+// lapsed, until it reports the metadata of its fencing applied.
+func TestClusterFencedLeaderServesNothingUntilCaughtUp(t *testing.T) {
+	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300"}
+	c := startFaultCluster(t, props)
+	ids := []int32{1, 2, 3}
+	var ctrl int32
+	checkFor(t, "an active controller", func() bool {
+		_, id, err := describe(t, c.nodes[0])
+		ctrl = id
+		return err == nil && id > 0
+	})
+	// The deposed leader is not the active controller, so that its
+	// isolation moves the partition and not the quorum.
+	leaderID := ids[0]
+	if leaderID == ctrl {
+		leaderID = ids[1]
+	}
+	replicas := []int32{leaderID}
+	var others []*node.Node
+	for _, id := range ids {
+		if id != leaderID {
+			replicas = append(replicas, id)
+			others = append(others, c.nodes[id-1])
+		}
+	}
+	old := c.nodes[leaderID-1]
+	const topic = "fenced-leader"
+	createAssigned(t, c, topic, replicas, nil)
+	produce := func(n *node.Node, values ...string) {
+		t.Helper()
+		cl := newClient(t, n, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		defer cl.Close()
+		var recs []*kgo.Record
+		for _, v := range values {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)})
+		}
+		if err := cl.ProduceSync(testCtx(t, 30*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	produce(old, "a", "b", "c")
+
+	// latest asks old itself for the partition's end: the offset, or -1
+	// with the error it answered.
+	oldClient := newClient(t, old)
+	latest := func() (int64, int16) {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := oldClient.Broker(int(leaderID)).Request(testCtx(t, 10*time.Second), req)
+		if err != nil {
+			return -1, -1
+		}
+		p := resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			return -1, p.ErrorCode
+		}
+		return p.Offset, 0
+	}
+	if off, code := latest(); code != 0 || off != 3 {
+		t.Fatalf("before the cut: latest offset %d (%v), want 3", off, kerr.ErrorForCode(code))
+	}
+
+	// Cut: fenced at the end of its session, the partition moves to
+	// another replica, which acknowledges more records.
+	c.net.isolate(leaderID, ids...)
+	checkFor(t, "another leader elected", func() bool {
+		l, _ := seedLeader(t, others[0], topic, 0)
+		return l >= 0 && l != leaderID
+	})
+	produce(others[0], "d", "e")
+	if st, _ := old.Replica(topic, 0); !st.Leader {
+		t.Fatal("the cut-off node already knows it was deposed: the test proves nothing")
+	}
+
+	// Back, but for its Raft links: its heartbeats reach the controller
+	// while its metadata cannot move.
+	for _, o := range ids {
+		if o != leaderID {
+			c.net.cutRaft(leaderID, o)
+		}
+	}
+	c.net.healExceptRaft()
+	// Many heartbeats, several leases long: it must never answer the old
+	// end, and it stays fenced.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if off, code := latest(); code == 0 && off < 5 {
+			t.Fatalf("the deposed leader, fenced and behind, answered latest offset %d; 5 were acknowledged", off)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if brokers, _, err := describe(t, others[0]); err != nil || slices.Contains(brokers, leaderID) {
+		t.Fatalf("brokers %v (%v): node %d was unfenced before catching up", brokers, err, leaderID)
+	}
+	if st, _ := old.Replica(topic, 0); !st.Leader {
+		t.Fatal("the node learned of its deposition with its Raft links cut: the test proves nothing")
+	}
+
+	// Raft back too: it catches up, follows, and is unfenced.
+	c.net.heal()
+	checkFor(t, fmt.Sprintf("node %d unfenced again", leaderID), func() bool {
+		brokers, _, err := describe(t, others[0])
+		return err == nil && slices.Contains(brokers, leaderID)
+	})
+	if st, _ := old.Replica(topic, 0); st.Leader {
+		t.Fatal("unfenced while still believing it leads")
+	}
+	checkFor(t, "the new leader's end from the other nodes", func() bool {
+		l, _ := seedLeader(t, others[0], topic, 0)
+		st, ok := c.nodes[l-1].Replica(topic, 0)
+		return l > 0 && ok && st.HighWatermark == 5
+	})
 }

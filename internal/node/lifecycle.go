@@ -44,6 +44,10 @@ type brokerLifecycle struct {
 	logger      *slog.Logger
 	// lease is renewed by every heartbeat answered unfenced (nil: none).
 	lease *brokerLease
+	// applied is the metadata offset this broker's partitions follow
+	// (nil: -1, unknown); a fenced broker is unfenced only once it has
+	// caught up (controller.Heartbeat).
+	applied func() int64
 
 	client controllerClient
 
@@ -159,6 +163,9 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 	req.BrokerID = l.nodeID
 	req.BrokerEpoch = epoch
 	req.CurrentMetadataOffset = -1
+	if l.applied != nil {
+		req.CurrentMetadataOffset = l.applied()
+	}
 	var resp kmsg.BrokerHeartbeatResponse
 	// The lease counts from the send: the controller's session counts
 	// from its receipt, which is later (see brokerLease).
@@ -175,6 +182,9 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return fmt.Errorf("broker heartbeat: %w", err)
+	}
+	if resp.IsFenced && !resp.IsCaughtUp {
+		l.logger.Debug("fenced until this broker's metadata catches up", "metadata_offset", req.CurrentMetadataOffset)
 	}
 	if !resp.IsFenced {
 		l.lease.renew(sent)

@@ -21,16 +21,26 @@ import (
 // closed, so its peer sees it end too). Cutting a to b alone is a one-way
 // partition at the request level: a cannot reach b, while b still opens
 // connections to a and is answered. Clients of the test are not affected.
+// A Raft cut fails only the metadata quorum's connections (those that
+// open with the Raft preamble) and leaves the Kafka requests on the same
+// controller port (heartbeats, AlterPartition) through: a node that
+// reaches the controller but whose metadata cannot follow.
 type netFaults struct {
-	mu    sync.Mutex
-	owner map[int]int32 // loopback port -> node id
-	cut   map[[2]int32]bool
-	conns map[*faultConn]struct{}
+	mu      sync.Mutex
+	owner   map[int]int32 // loopback port -> node id
+	cut     map[[2]int32]bool
+	raftCut map[[2]int32]bool
+	conns   map[*faultConn]struct{}
 }
 
 func newNetFaults() *netFaults {
-	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), conns: make(map[*faultConn]struct{})}
+	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), raftCut: make(map[[2]int32]bool),
+		conns: make(map[*faultConn]struct{})}
 }
+
+// raftPreamble is the first byte of every Raft connection on the
+// controller listener (controller.raftPreamble).
+const raftPreamble = 0xF7
 
 // own records that port belongs to node id.
 func (f *netFaults) own(id int32, ports ...int) {
@@ -88,6 +98,31 @@ func (f *netFaults) isCut(from, to int32) bool {
 	return f.cut[[2]int32{from, to}]
 }
 
+// connCut reports whether c's link is cut for its kind of traffic.
+func (f *netFaults) connCut(c *faultConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := [2]int32{c.from, c.to}
+	return f.cut[k] || (c.raft && f.raftCut[k])
+}
+
+// cutRaft cuts the Raft traffic from a to b and from b to a.
+func (f *netFaults) cutRaft(a, b int32) {
+	f.mu.Lock()
+	f.raftCut[[2]int32{a, b}] = true
+	f.raftCut[[2]int32{b, a}] = true
+	var doomed []*faultConn
+	for c := range f.conns {
+		if c.raft && ((c.from == a && c.to == b) || (c.from == b && c.to == a)) {
+			doomed = append(doomed, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range doomed {
+		c.Close()
+	}
+}
+
 // cutLink cuts the link from a to b (one way; call twice for both).
 func (f *netFaults) cutLink(a, b int32) {
 	f.mu.Lock()
@@ -114,10 +149,18 @@ func (f *netFaults) isolate(id int32, ids ...int32) {
 	}
 }
 
+// healExceptRaft restores every link but the Raft cuts (cutRaft).
+func (f *netFaults) healExceptRaft() {
+	f.mu.Lock()
+	clear(f.cut)
+	f.mu.Unlock()
+}
+
 // heal restores every link.
 func (f *netFaults) heal() {
 	f.mu.Lock()
 	clear(f.cut)
+	clear(f.raftCut)
 	f.mu.Unlock()
 }
 
@@ -127,10 +170,13 @@ type faultConn struct {
 	f        *netFaults
 	from, to int32
 	once     sync.Once
+	// raft is set by the first write (the Raft preamble), under f.mu;
+	// its owner writes before it reads.
+	raft, typed bool
 }
 
 func (c *faultConn) Read(p []byte) (int, error) {
-	if c.f.isCut(c.from, c.to) {
+	if c.f.connCut(c) {
 		c.Close()
 		return 0, errLinkCut
 	}
@@ -138,7 +184,12 @@ func (c *faultConn) Read(p []byte) (int, error) {
 }
 
 func (c *faultConn) Write(p []byte) (int, error) {
-	if c.f.isCut(c.from, c.to) {
+	c.f.mu.Lock()
+	if !c.typed && len(p) > 0 {
+		c.typed, c.raft = true, p[0] == raftPreamble
+	}
+	c.f.mu.Unlock()
+	if c.f.connCut(c) {
 		c.Close()
 		return 0, errLinkCut
 	}
@@ -201,5 +252,5 @@ func (c *faultCluster) start(i int) (*node.Node, error) {
 	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
 	cfg := clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p)
 	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", c.kafkaPorts[i])
-	return node.Start(ctx, cfg, nil, node.Options{Dial: c.net.dialer(int32(i + 1))})
+	return node.Start(ctx, cfg, testLogger(), node.Options{Dial: c.net.dialer(int32(i + 1))})
 }

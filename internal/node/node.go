@@ -53,6 +53,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,8 +113,11 @@ type Node struct {
 	wg          sync.WaitGroup
 	unsubscribe func()
 	reconcileMu sync.Mutex
-	closeOnce   sync.Once
-	closeErr    error
+	// reconciled is the offset of the last image the partitions were
+	// reconciled with (0: none yet).
+	reconciled atomic.Uint64
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Options are the seams of a node that tests use; the zero value is what
@@ -278,7 +282,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 			nodeID: cfg.NodeID, clusterID: meta.ClusterID, host: host, port: port,
 			rack:        props(cfg.Props, "broker.rack"),
 			interval:    time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
-			controllers: ctrls, leader: n.ctrl.Leader,
+			controllers: ctrls, leader: n.ctrl.Leader, applied: n.appliedMetadata,
 			logger: logger.With("component", "broker-lifecycle"),
 		})
 		lc.client.dial = opts.Dial
@@ -516,6 +520,18 @@ func deletedTopics(prev, next *metadata.Image) []string {
 
 func (n *Node) reconcileNow() { n.reconcile(n.ctrl.Image()) }
 
+// appliedMetadata is the metadata offset this broker's heartbeats report:
+// that of the image its partitions were last reconciled with, so that the
+// controller unfences it (and its lease is renewed) only once a leadership
+// it lost is applied here. Before the first reconcile no partition is
+// served, and the image's own offset stands in.
+func (n *Node) appliedMetadata() int64 {
+	if o := n.reconciled.Load(); o > 0 {
+		return int64(o)
+	}
+	return int64(n.ctrl.Image().LastOffset)
+}
+
 // reconcile makes the hosted partitions follow an image. It is called by the
 // metadata subscription and, for read-your-writes, right after this node's
 // own metadata changes; the mutex keeps the two in order.
@@ -549,6 +565,7 @@ func (n *Node) reconcile(img *metadata.Image) error {
 		}
 	}
 	err := n.replicas.Reconcile(want)
+	n.reconciled.Store(img.LastOffset)
 	n.fetchers.update()
 	if n.groups != nil {
 		n.groups.LeadershipChanged()
