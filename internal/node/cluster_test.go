@@ -87,6 +87,19 @@ func startCluster(t *testing.T, props map[string]string) cluster {
 	return c
 }
 
+// activeController waits until n reports an active controller and
+// returns its id.
+func activeController(t *testing.T, n *node.Node) int32 {
+	t.Helper()
+	var ctrl int32
+	checkFor(t, "an active controller", func() bool {
+		_, id, err := describe(t, n)
+		ctrl = id
+		return err == nil && id > 0
+	})
+	return ctrl
+}
+
 // describe returns the brokers and controller n reports in DescribeCluster
 // and in Metadata, which must agree.
 func describe(t *testing.T, n *node.Node) (brokers []int32, controller int32, err error) {

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -125,4 +126,32 @@ func rawRequest[R kmsg.Response](t *testing.T, cl *kgo.Client, req kmsg.Request)
 		t.Fatalf("%T: %v", req, err)
 	}
 	return resp.(R)
+}
+
+// listLatest asks r (a client or one broker) for the latest offset of
+// partition 0 of topic at the isolation level (ListOffsets, timestamp -1):
+// the offset, or -1 with the error code answered.
+func listLatest(ctx context.Context, r kmsg.Requestor, topic string, isolation int8) (int64, int16, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	req.IsolationLevel = isolation
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := r.Request(ctx, req)
+	if err != nil {
+		return -1, -1, err
+	}
+	lr := resp.(*kmsg.ListOffsetsResponse)
+	if len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 {
+		return -1, -1, fmt.Errorf("ListOffsets: malformed response %+v", lr)
+	}
+	p := lr.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		return -1, p.ErrorCode, nil
+	}
+	return p.Offset, 0, nil
 }

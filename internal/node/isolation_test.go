@@ -91,12 +91,7 @@ func TestClusterIsolatedLeaderDeposed(t *testing.T) {
 		"replica.lag.time.max.ms": "3000"}
 	c := startFaultCluster(t, props)
 	ids := []int32{1, 2, 3}
-	var ctrl int32
-	checkFor(t, "an active controller", func() bool {
-		_, id, err := describe(t, c.nodes[0])
-		ctrl = id
-		return err == nil && id > 0
-	})
+	ctrl := activeController(t, c.nodes[0])
 	// The isolated leader is not the active controller: its isolation
 	// moves the partition, not the quorum too.
 	var leaderID int32
@@ -244,12 +239,7 @@ func TestClusterLeaderCutFromControllerDeposed(t *testing.T) {
 	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300",
 		"replica.lag.time.max.ms": "3000"}
 	c := startFaultCluster(t, props)
-	var ctrl int32
-	checkFor(t, "an active controller", func() bool {
-		_, id, err := describe(t, c.nodes[0])
-		ctrl = id
-		return err == nil && id > 0
-	})
+	ctrl := activeController(t, c.nodes[0])
 	// Replicas: the leader, then the node elected next, neither the
 	// controller (the cut link is to the controller's node, its Kafka
 	// listener included), then the controller.

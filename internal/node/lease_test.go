@@ -36,12 +36,7 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 		"offsets.topic.num.partitions": "3", "offsets.topic.replication.factor": "1"}
 	c := startFaultCluster(t, props)
 	ids := []int32{1, 2, 3}
-	var ctrl int32
-	checkFor(t, "an active controller", func() bool {
-		_, id, err := describe(t, c.nodes[0])
-		ctrl = id
-		return err == nil && id > 0
-	})
+	ctrl := activeController(t, c.nodes[0])
 	// The isolated node coordinates a group and leads the topic; it is
 	// not the controller, so its isolation moves no quorum.
 	var group string
@@ -97,19 +92,11 @@ func TestClusterLeaseStopsIsolatedLeader(t *testing.T) {
 	}
 	listOffsets := func() int16 {
 		t.Helper()
-		req := kmsg.NewPtrListOffsetsRequest()
-		req.ReplicaID = -1
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := broker.Request(testCtx(t, 10*time.Second), req)
+		_, code, err := listLatest(testCtx(t, 10*time.Second), broker, topic, 0)
 		if err != nil {
 			t.Fatalf("list offsets: %v", err)
 		}
-		return resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode
+		return code
 	}
 	produce := func() int16 {
 		t.Helper()
@@ -221,12 +208,7 @@ func TestClusterFencedLeaderServesNothingUntilCaughtUp(t *testing.T) {
 	props := map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300"}
 	c := startFaultCluster(t, props)
 	ids := []int32{1, 2, 3}
-	var ctrl int32
-	checkFor(t, "an active controller", func() bool {
-		_, id, err := describe(t, c.nodes[0])
-		ctrl = id
-		return err == nil && id > 0
-	})
+	ctrl := activeController(t, c.nodes[0])
 	// The deposed leader is not the active controller, so that its
 	// isolation moves the partition and not the quorum.
 	leaderID := ids[0]
@@ -263,23 +245,11 @@ func TestClusterFencedLeaderServesNothingUntilCaughtUp(t *testing.T) {
 	oldClient := newClient(t, old)
 	latest := func() (int64, int16) {
 		t.Helper()
-		req := kmsg.NewPtrListOffsetsRequest()
-		req.ReplicaID = -1
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := oldClient.Broker(int(leaderID)).Request(testCtx(t, 10*time.Second), req)
+		off, code, err := listLatest(testCtx(t, 10*time.Second), oldClient.Broker(int(leaderID)), topic, 0)
 		if err != nil {
 			return -1, -1
 		}
-		p := resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
-		if p.ErrorCode != 0 {
-			return -1, p.ErrorCode
-		}
-		return p.Offset, 0
+		return off, code
 	}
 	if off, code := latest(); code != 0 || off != 3 {
 		t.Fatalf("before the cut: latest offset %d (%v), want 3", off, kerr.ErrorForCode(code))

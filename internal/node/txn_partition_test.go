@@ -62,21 +62,11 @@ func fetchIsolated(t *testing.T, cl *kgo.Client, topic string, offset int64, iso
 // latestOffset is ListOffsets -1 for partition 0 at the isolation level.
 func latestOffset(t *testing.T, cl *kgo.Client, topic string, isolation int8) int64 {
 	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	req.IsolationLevel = isolation
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Timestamp = -1
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{rp}
-	req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
-	resp := rawRequest[*kmsg.ListOffsetsResponse](t, cl, req)
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-		t.Fatalf("ListOffsets: malformed or failed response %+v", resp)
+	off, code, err := listLatest(testCtx(t, 10*time.Second), cl, topic, isolation)
+	if err != nil || code != 0 {
+		t.Fatalf("ListOffsets: %v %v", err, kerr.ErrorForCode(code))
 	}
-	return resp.Topics[0].Partitions[0].Offset
+	return off
 }
 
 func lastOffsetOf(t *testing.T, data []byte) int64 {
