@@ -15,6 +15,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
@@ -32,6 +33,7 @@ type Controller interface {
 	AlterReassignments(ctx context.Context, rs []controller.Reassignment) ([]error, error)
 	UnregisterBroker(ctx context.Context, id int32) error
 	ElectLeaders(ctx context.Context, typ int8, partitions controller.TopicPartitions, dryRun bool) ([]controller.ElectionResult, error)
+	AlterClientQuotas(ctx context.Context, alts []controller.QuotaAlteration, validateOnly bool) ([]error, error)
 }
 
 // Config configures a Broker.
@@ -93,6 +95,8 @@ type Broker struct {
 	// decompressSlots bounds concurrent decompression (see produce.go).
 	decompressSlots chan struct{}
 	sessions        *fetchSessionCache
+	// quotas enforces the client quotas on produce and fetch (quotas.go).
+	quotas *quota.Manager
 	// bg owns the background work of request handlers: the creation of an
 	// internal topic a FindCoordinator asked for, or of a topic a Metadata
 	// request auto-creates (topics.go).
@@ -118,6 +122,11 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 		replicas: replicas, producerIDs: pids, groups: groups, decompressSlots: make(chan struct{}, decompressSlots),
 		sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots, cfg.FetchSessionEviction)}
 	b.bg.ctx, b.bg.cancel = context.WithCancel(context.Background())
+	static := config.Layers{Static: cfg.Static}
+	samples, _, _ := static.BrokerValue("quota.window.num")
+	window, _, _ := static.BrokerValue("quota.window.size.seconds")
+	b.quotas = quota.New(func() map[metadata.QuotaEntity]map[string]float64 { return b.image().ClientQuotas },
+		int(config.Int64(samples, quota.DefaultSamples)), time.Duration(config.Int64(window, 1))*time.Second, nil)
 	return b
 }
 
@@ -182,6 +191,8 @@ var apis = map[int16]api{
 	45: {0, 0, handleAlterReassignments},      // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
 	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
 	47: {0, 0, handleOffsetDelete},            // OffsetDelete
+	48: {0, 1, handleDescribeClientQuotas},    // DescribeClientQuotas: from this broker's image
+	49: {0, 1, handleAlterClientQuotas},       // AlterClientQuotas: forwarded to the active controller
 	55: {0, 2, handleDescribeQuorum},          // DescribeQuorum: forwarded to the active controller
 	57: {0, 2, handleUpdateFeatures},          // UpdateFeatures: the levels are fixed by the code (features.go)
 	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
@@ -238,6 +249,7 @@ var forwarded = map[int16]bool{
 	45: true, // AlterPartitionReassignments
 	46: true, // ListPartitionReassignments
 	64: true, // UnregisterBroker
+	49: true, // AlterClientQuotas
 }
 
 // forward sends req to the active controller when that is another node. It

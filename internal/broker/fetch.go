@@ -49,6 +49,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 )
@@ -66,21 +67,49 @@ const (
 func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.FetchRequest)
 	return func(ctx context.Context) kmsg.Response {
-		return b.fetch(ctx, req)
+		return b.fetch(ctx, req, sreq.ClientID)
 	}
 }
 
 // fetch answers a fetch request. Session bookkeeping happens here, in the
 // Completion, so that pipelined requests of one connection see each other's
 // session changes in order.
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+//
+// A consumer over its fetch quota is answered at once with no records and
+// the throttle time, as Kafka answers (without opening a session, and
+// without moving an open one's state, so the next fetch sends what this
+// one did not); one within it counts the response's record bytes. A
+// follower's fetches count against no client quota.
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, clientID string) kmsg.Response {
 	sessionID, epoch := req.SessionID, req.SessionEpoch
 	if req.Version < 7 {
 		sessionID, epoch = 0, finalEpoch
 	}
+	consumer := req.ReplicaID < 0
+	var throttle time.Duration
+	if consumer {
+		throttle = b.quotas.Throttle(quota.Fetch, quota.Anonymous, clientID)
+	}
+	throttled := func(sessionID int32) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.Topics = []kmsg.FetchResponseTopic{}
+		resp.SessionID, resp.ThrottleMillis = sessionID, throttleMillis(throttle)
+		return resp
+	}
+	count := func(resp *server.SplicedResponse, res *fetchResult) *server.SplicedResponse {
+		if consumer {
+			if t := b.quotas.Record(quota.Fetch, quota.Anonymous, clientID, res.total); t > 0 {
+				resp.Response.(*kmsg.FetchResponse).ThrottleMillis = throttleMillis(t)
+			}
+		}
+		return resp
+	}
 	if epoch == finalEpoch || epoch == initialEpoch {
 		if sessionID != 0 {
 			b.sessions.remove(sessionID)
+		}
+		if throttle > 0 {
+			return throttled(0)
 		}
 		parts := requestPartitions(req)
 		res := b.read(ctx, req, parts)
@@ -88,7 +117,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		if epoch == initialEpoch {
 			resp.Response.(*kmsg.FetchResponse).SessionID = b.sessions.create(parts, res.sent(parts))
 		}
-		return resp
+		return count(resp, res)
 	}
 	var forgotten []fetchKey
 	for _, t := range req.ForgottenTopics {
@@ -109,15 +138,21 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	if sess == nil {
 		// Every partition was forgotten: the session is closed and the
 		// request answered sessionless (Kafka's SessionlessFetchContext).
+		if throttle > 0 {
+			return throttled(0)
+		}
 		parts = requestPartitions(req)
 		res := b.read(ctx, req, parts)
-		return res.response(req, parts, nil)
+		return count(res.response(req, parts, nil), res)
+	}
+	if throttle > 0 {
+		return throttled(sessionID)
 	}
 	res := b.read(ctx, req, parts)
 	include := b.sessions.respond(sess, res.sent(parts))
 	resp := res.response(req, parts, include)
 	resp.Response.(*kmsg.FetchResponse).SessionID = sessionID
-	return resp
+	return count(resp, res)
 }
 
 // requestPartitions lists the partitions a request names, in request order.

@@ -45,6 +45,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/record"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
@@ -162,6 +163,14 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 		rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 		if req.Acks == -1 {
 			waits = append(waits, pendingDurable{p: j.p, offset: res.LastOffset + 1, epoch: res.LeaderEpoch, resp: rp})
+		}
+	}
+	// As Kafka, every produce request counts against its client's quota,
+	// whatever became of its batches.
+	if throttle := b.quotas.Record(quota.Produce, quota.Anonymous, sreq.ClientID, sreq.Size); throttle > 0 {
+		resp.ThrottleMillis = throttleMillis(throttle)
+		if req.Acks == 0 && sreq.Mute != nil {
+			sreq.Mute(throttle)
 		}
 	}
 	if req.Acks == 0 {

@@ -78,7 +78,7 @@ Kafka protocol to any broker given with -b/--brokers (gregor or Kafka).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	root.AddCommand(a.serveCmd(), a.topicCmd(), a.produceCmd(), a.consumeCmd(), a.benchCmd(), a.groupCmd(), a.clusterCmd())
-	root.AddCommand(a.reassignCmd(), a.quorumCmd())
+	root.AddCommand(a.reassignCmd(), a.quorumCmd(), a.quotaCmd())
 	return root
 }
 

@@ -248,6 +248,38 @@ func runCLITests(t *testing.T, brokerAddr string) {
 		r.fail(1, []string{"UNKNOWN_TOPIC_OR_PARTITION"}, "", "topic", "alter-config", name+"-missing", "-c", "retention.ms=1")
 	})
 
+	t.Run("Quota", func(t *testing.T) {
+		r := cliRunner{t: t, addr: brokerAddr}
+		res := r.ok("", "quota", "alter", "--client-id", "cli-billing", "-c", "producer_byte_rate=1048576", "-c", "consumer_byte_rate=2097152")
+		if !strings.Contains(res.stdout, "set producer_byte_rate=1048576 for {client-id=cli-billing}") {
+			t.Fatalf("quota alter: %s", res)
+		}
+		r.ok("", "quota", "alter", "--client-default", "-c", "request_percentage=50")
+		res = r.ok("", "quota", "list", "--client-id", "cli-billing")
+		if !strings.Contains(res.stdout, "{client-id=cli-billing}  consumer_byte_rate  2097152") || strings.Contains(res.stdout, "request_percentage") {
+			t.Fatalf("quota list of one client: %s", res)
+		}
+		r.ok("", "quota", "alter", "--client-id", "cli-billing", "--delete", "producer_byte_rate")
+		res = r.ok("", "--json", "quota", "list")
+		var listed []struct {
+			Entity string             `json:"entity"`
+			Quotas map[string]float64 `json:"quotas"`
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &listed); err != nil {
+			t.Fatalf("quota list --json: %v %s", err, res)
+		}
+		got := map[string]map[string]float64{}
+		for _, l := range listed {
+			got[l.Entity] = l.Quotas
+		}
+		if q := got["{client-id=cli-billing}"]; len(q) != 1 || q["consumer_byte_rate"] != 2097152 || got["{client-id=<default>}"]["request_percentage"] != 50 {
+			t.Fatalf("quota list after the removal: %v", got)
+		}
+		r.fail(2, []string{"not a number"}, "", "quota", "alter", "--client-id", "cli-billing", "-c", "producer_byte_rate=fast")
+		r.fail(2, []string{"name an entity"}, "", "quota", "alter", "-c", "producer_byte_rate=1")
+		r.fail(2, []string{"not both"}, "", "quota", "alter", "--client-id", "x", "--client-default", "-c", "producer_byte_rate=1")
+	})
+
 	t.Run("TopicAddPartitions", func(t *testing.T) {
 		r := cliRunner{t: t, addr: brokerAddr}
 		name := uniqueTopic("addp")

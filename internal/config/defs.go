@@ -175,6 +175,8 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "log.retention.minutes", Type: TypeInt, Default: "", Min: -1, Max: math.MaxInt32},
 	{Name: "log.retention.hours", Type: TypeInt, Default: "168", Min: -1, Max: math.MaxInt32},
 	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Min: 1, Max: math.MaxInt64},
+	{Name: "quota.window.num", Type: TypeInt, Default: "11", Min: 2, Max: math.MaxInt32, Doc: "samples a client quota's rate is measured over"},
+	{Name: "quota.window.size.seconds", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Doc: "time span of each client quota rate sample"},
 	{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Min: 1, Max: math.MaxInt64, Dynamic: true, Doc: "interval between the log cleaner's passes over the compacted partitions"},
 	{Name: "log.segment.bytes", Type: TypeInt, Default: "1073741824", Min: 14, Max: math.MaxInt32, Dynamic: true},
 	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Min: 8, Max: math.MaxInt32, Dynamic: true},

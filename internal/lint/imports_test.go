@@ -21,7 +21,7 @@ const module = "github.com/gregor-dev/gregor/internal/"
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
 	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
-	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog"},
+	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog", "quota"},
 	"group":      {"statelog", "metadata", "record", "config"},
 	"txn":        {"replica", "statelog", "metadata", "record"},
 	"statelog":   {"replica", "commitlog"},
@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"httpapi":    {},
 	"record":     {},
 	"metadata":   {},
+	"quota":      {"metadata"},
 	"config":     {"vfs"},
 	"lint":       {},
 	"vfs":        {},

@@ -75,6 +75,9 @@ type Image struct {
 	// the broker id in decimal) to its dynamic configs.
 	BrokerConfigs  map[string]map[string]string
 	NextProducerID int64
+	// ClientQuotas holds the client quotas (AlterClientQuotas) by entity:
+	// quota key (producer_byte_rate, ...) to value.
+	ClientQuotas map[QuotaEntity]map[string]float64
 	// LastOffset is the Raft index of the last applied log entry.
 	LastOffset uint64
 }
@@ -150,6 +153,8 @@ type builder struct {
 	ownTopic                                     map[[16]byte]bool
 	ownTopicCfg                                  map[[16]byte]bool
 	ownBrokerCfgMap                              map[string]bool
+	ownQuotas                                    bool
+	ownQuotaMap                                  map[QuotaEntity]bool
 }
 
 func newBuilder(base *Image) *builder {
@@ -221,6 +226,8 @@ func (b *builder) apply(rec Record) error {
 		return b.removeTopic(r)
 	case ConfigRecord:
 		return b.setConfig(r)
+	case ClientQuotaRecord:
+		return b.setClientQuota(r)
 	case ProducerIDsRecord:
 		if r.NextProducerID <= b.img.NextProducerID {
 			return fmt.Errorf("%w: next %d, current %d", ErrProducerIDsNotRaised, r.NextProducerID, b.img.NextProducerID)
@@ -523,6 +530,7 @@ func (img *Image) Records() []Record {
 			recs = append(recs, ConfigRecord{ResourceType: ResourceBroker, ResourceName: name, Name: k, Value: &v})
 		}
 	}
+	recs = append(recs, img.quotaRecords()...)
 	if img.NextProducerID > 0 {
 		recs = append(recs, ProducerIDsRecord{BrokerID: -1, NextProducerID: img.NextProducerID})
 	}

@@ -351,6 +351,8 @@ func Decode(b []byte) (Record, error) {
 		rec = ClusterRecord{ClusterID: r.string()}
 	case TypeUnregisterBroker:
 		rec = UnregisterBrokerRecord{NodeID: r.int32(), Epoch: r.int64()}
+	case TypeClientQuota:
+		rec = decodeClientQuota(&r)
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownRecordType, b[1])
 	}

@@ -28,6 +28,9 @@ func sampleRecords() []Record {
 		PartitionChangeRecord{TopicID: [16]byte{1}, Replicas: []int32{1, 4, 3}, AddingReplicas: []int32{4}, RemovingReplicas: []int32{3}},
 		PartitionChangeRecord{TopicID: [16]byte{1}, AddingReplicas: []int32{}, RemovingReplicas: nil},
 		UnregisterBrokerRecord{NodeID: 4, Epoch: 9},
+		ClientQuotaRecord{Entity: QuotaEntity{User: QuotaName{Present: true, Name: "alice"}, ClientID: QuotaName{Present: true, Default: true}},
+			Key: "producer_byte_rate", Value: 1048576},
+		ClientQuotaRecord{Entity: QuotaEntity{IP: QuotaName{Present: true, Name: "10.0.0.1"}}, Key: "connection_creation_rate", Remove: true},
 	}
 }
 

@@ -40,6 +40,12 @@ type conn struct {
 
 	info atomic.Pointer[ConnInfo] // replaced by ApiVersions v3+
 
+	// mutedUntil (unix nanoseconds) is when the reader may read the next
+	// request of a throttled client, and the writer answer it (KIP-219:
+	// the broker answers at once and then reads nothing from the client
+	// for the throttle time).
+	mutedUntil atomic.Int64
+
 	// slots holds one token per request read but not yet answered (bounded
 	// by Config.MaxInFlightPerConn); the reader takes one before reading a
 	// frame, the writer returns it after the Completion has returned.
@@ -111,6 +117,9 @@ func (c *conn) read() error {
 		select { // backpressure: wait for a free in-flight slot
 		case c.slots <- struct{}{}:
 		case <-c.ctx.Done():
+			return nil
+		}
+		if err := c.waitUnmuted(); err != nil {
 			return nil
 		}
 		size, err := c.readSize(br, first)
@@ -210,7 +219,59 @@ func (c *conn) decode(buf []byte) (p *pending, err error) {
 		return &pending{req: req, apiVersions: true, done: func(context.Context) kmsg.Response { return resp }}, nil
 	}
 	req.Conn = c.info.Load()
+	req.Size = len(buf)
+	req.Mute = c.mute
 	return &pending{req: req, done: c.s.handler.Handle(c.ctx, req)}, nil
+}
+
+// mute stops the reader for d from now (a later end wins).
+func (c *conn) mute(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := c.mutedUntil.Load()
+		if cur >= until || c.mutedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// waitUnmuted waits out a throttle (mute); it fails when the connection
+// closes meanwhile.
+func (c *conn) waitUnmuted() error {
+	d := time.Until(time.Unix(0, c.mutedUntil.Load()))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
+// throttle mutes the connection for a response's throttle time. A client
+// too old to throttle itself (a version before KIP-219's) gets the
+// response only once the time has passed, as Kafka delays it.
+func (c *conn) throttle(resp kmsg.Response, version int16) {
+	if sr, ok := resp.(*SplicedResponse); ok {
+		resp = sr.Response
+	}
+	resp.SetVersion(version) // Throttle tells by the version
+	tr, ok := resp.(kmsg.ThrottleResponse)
+	if !ok {
+		return
+	}
+	ms, clientThrottles := tr.Throttle()
+	if ms <= 0 {
+		return
+	}
+	c.mute(time.Duration(ms) * time.Millisecond)
+	if !clientThrottles {
+		_ = c.waitUnmuted()
+	}
 }
 
 // write is the writer loop: it runs Completions in order and writes responses.
@@ -220,9 +281,17 @@ func (c *conn) write() {
 	out := getBuf(0)
 	defer putBuf(out)
 	for p := range c.queue {
+		// A request read before an earlier response's throttle was known
+		// (a pipelining client) is answered after the throttle too: Kafka
+		// reads one request of a connection at a time, so none of them
+		// would have been read yet.
+		_ = c.waitUnmuted()
 		resp := c.finishResponse(p)
 		spliced, _ := resp.(*SplicedResponse)
 		if resp != nil && c.ctx.Err() == nil {
+			if !p.apiVersions {
+				c.throttle(resp, p.req.Version)
+			}
 			var err error
 			if *out, err = c.appendResponse((*out)[:0], p, resp); err == nil {
 				if spliced != nil {

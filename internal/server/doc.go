@@ -31,6 +31,13 @@
 // frame, an unknown API key, or an unsupported version closes the connection, as
 // Apache Kafka does.
 //
+// A response with a throttle time (a client quota, KIP-219) mutes the
+// connection for that time: the reader reads and the writer answers nothing
+// more until it has passed. A client too old to throttle itself (a request
+// version before KIP-219's) gets the throttled response only at the end of
+// the time, as Kafka delays it; Request.Mute does the same for a throttled
+// request that gets no response.
+//
 // # Decoder limits
 //
 // Before kmsg decodes a body, limits.go walks it with the request's layout

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -28,6 +29,13 @@ type Request struct {
 	Body kmsg.Request
 	// Conn describes the connection the request arrived on.
 	Conn *ConnInfo
+	// Size is the frame's size in bytes, header included (Kafka's
+	// request size, which produce quotas count).
+	Size int
+	// Mute stops reading the connection's requests for d (a throttled
+	// request that gets no response, as a Produce with acks=0). A
+	// response with a throttle time mutes it without being asked.
+	Mute func(d time.Duration)
 
 	// apiVersionsTooNew marks an ApiVersions request at a version above the
 	// one supported: its body is not decoded (its format is unknown) and it is

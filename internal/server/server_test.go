@@ -28,6 +28,8 @@ type testHandler struct {
 	host  string
 	port  int32
 	delay func(corr int32) time.Duration // optional completion delay
+	// throttle is the throttle time of every Produce response.
+	throttle int32
 
 	maxInFlight int // if > 0, Handle checks outstanding <= maxInFlight
 
@@ -89,6 +91,7 @@ func (h *testHandler) Handle(ctx context.Context, req *Request) Completion {
 				return nil
 			}
 			resp := body.ResponseKind().(*kmsg.ProduceResponse)
+			resp.ThrottleMillis = h.throttle
 			rt := kmsg.NewProduceResponseTopic()
 			rp := kmsg.NewProduceResponseTopicPartition()
 			if checksum(records) != sum {
@@ -755,5 +758,61 @@ func TestServerConfigValidate(t *testing.T) {
 	}
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config: %v", err)
+	}
+}
+
+// TestServerThrottleMutesConnection: a response with a throttle time is
+// sent at once to a client that throttles itself (Produce v6+, KIP-219),
+// and the server reads nothing more from the connection until the time
+// has passed; a client too old to throttle itself (Produce v5) gets its
+// response only after the time, as Kafka delays it.
+func TestServerThrottleMutesConnection(t *testing.T) {
+	const throttle = 300 * time.Millisecond
+	h := &testHandler{throttle: int32(throttle.Milliseconds())}
+	s := startServer(t, Config{}, h)
+	produce := func(v int16) *kmsg.ProduceRequest {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(v)
+		req.Acks = 1
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = []byte("records")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(1)
+
+	c := dial(t, s)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The produce and the metadata request go out together: the second
+	// is read (and answered) only once the first's throttle has passed.
+	sent := time.Now()
+	if _, err := c.Write(append(frame(produce(7), 1, "p"), frame(md, 2, "p")...)); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(7)
+	decodeResponse(t, readFrame(t, c), 1, resp, false)
+	if resp.ThrottleMillis != h.throttle {
+		t.Fatalf("throttle %d ms, want %d", resp.ThrottleMillis, h.throttle)
+	}
+	mresp := kmsg.NewPtrMetadataResponse()
+	mresp.SetVersion(1)
+	decodeResponse(t, readFrame(t, c), 2, mresp, false)
+	if waited := time.Since(sent); waited < throttle {
+		t.Fatalf("the request after a %v throttle was answered after %v", throttle, waited)
+	}
+
+	old := dial(t, s)
+	_ = old.SetDeadline(time.Now().Add(10 * time.Second))
+	sent = time.Now()
+	resp = kmsg.NewPtrProduceResponse()
+	resp.SetVersion(5)
+	roundTrip(t, old, produce(5), 3, resp, false)
+	if waited := time.Since(sent); waited < throttle {
+		t.Fatalf("a v5 produce throttled %v was answered after %v", throttle, waited)
 	}
 }
