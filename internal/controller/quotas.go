@@ -18,6 +18,10 @@ import (
 // above zero, or a fraction for an integral key.
 var ErrInvalidQuota = errors.New("controller: invalid client quota")
 
+// maxQuotaRecords bounds the records of one AlterClientQuotas, as Kafka's
+// MAX_RECORDS_PER_USER_OP: one request is one metadata log entry.
+const maxQuotaRecords = 10000
+
 // QuotaAlteration is one entity's entry of AlterClientQuotas: quota key to
 // new value, nil to remove the key.
 type QuotaAlteration struct {
@@ -39,6 +43,9 @@ func (c *Controller) AlterClientQuotas(ctx context.Context, alts []QuotaAlterati
 			if err == nil {
 				recs = append(recs, r...)
 			}
+		}
+		if len(recs) > maxQuotaRecords {
+			return nil, fmt.Errorf("%w: %d quota changes in one request, at most %d", ErrInvalidQuota, len(recs), maxQuotaRecords)
 		}
 		if validateOnly {
 			return nil, nil
