@@ -111,6 +111,7 @@ var errorCodes = []struct {
 	{controller.ErrEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},
 	{controller.ErrInvalidElectionType, kerr.InvalidRequest},
 	{controller.ErrInvalidQuota, kerr.InvalidRequest},
+	{controller.ErrTooManyQuotaChanges, kerr.PolicyViolation},
 	{errTopicNameEmpty, kerr.InvalidTopicException},
 	{errTopicNameLength, kerr.InvalidTopicException},
 	{errTopicNameDots, kerr.InvalidTopicException},

@@ -89,6 +89,13 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, clientID str
 	var throttle time.Duration
 	if consumer {
 		throttle = b.quotas.Throttle(quota.Fetch, quota.Anonymous, clientID)
+		// As Kafka, a consumer with a quota fetches at most what the
+		// quota allows over its window from a quiet start: more would be
+		// throttled for certain, and for long.
+		if most, ok := b.quotas.MaxInWindow(quota.Fetch, quota.Anonymous, clientID); ok && float64(req.MaxBytes) > most {
+			req.MaxBytes = int32(max(most, 1))
+			req.MinBytes = min(req.MinBytes, req.MaxBytes)
+		}
 	}
 	throttled := func(sessionID int32) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)

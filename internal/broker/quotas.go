@@ -62,6 +62,8 @@ func handleAlterClientQuotas(b *Broker, ctx context.Context, sreq *server.Reques
 				errs[i] = fmt.Errorf("%w: unhandled client quota entity type %q", errInvalidQuotaRequest, part.Type)
 			case p.Present:
 				errs[i] = fmt.Errorf("%w: duplicate entity entry %s", errInvalidQuotaRequest, part.Type)
+			case part.Name != nil && *part.Name == "":
+				errs[i] = fmt.Errorf("%w: empty %s not supported", errInvalidQuotaRequest, part.Type)
 			default:
 				*p = metadata.QuotaName{Present: true, Default: part.Name == nil}
 				if part.Name != nil {

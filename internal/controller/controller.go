@@ -193,7 +193,7 @@ type Controller struct {
 		since time.Time
 		seen  map[int32]time.Time
 		// catchUp holds the fenced brokers' catch-up targets
-		// (Heartbeat); it outlives terms, as fencings do.
+		// (Heartbeat), forgotten with the term.
 		catchUp map[int32]catchUp
 	}
 

@@ -57,6 +57,9 @@ func (c *Controller) resetIfNewTermLocked(term uint64, now time.Time) {
 		c.members.term = term
 		c.members.since = now
 		clear(c.members.seen)
+		// A catch-up target set in an earlier term may predate
+		// fencings another controller made since.
+		clear(c.members.catchUp)
 	}
 }
 
@@ -78,6 +81,7 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 			// leaves its leaderships and ISRs as on fencing, and catches
 			// up as a follower before it rejoins.
 			recs = leaveRecords(img, r.NodeID, c.uncleanFor(img))
+			c.forgetCatchUp(r.NodeID)
 		}
 		return append(recs, metadata.RegisterBrokerRecord{
 			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
@@ -114,7 +118,6 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, metad
 	if b, ok := c.Image().Brokers[id]; ok && b.Epoch == epoch && c.IsActive() {
 		c.touch(id)
 	}
-	unfenced := false
 	err = c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		b, ok := img.Brokers[id]
 		switch {
@@ -132,27 +135,36 @@ func (c *Controller) Heartbeat(ctx context.Context, id int32, epoch int64, metad
 				fenced, caughtUp = true, false
 				return nil, nil
 			}
-			unfenced = true
 			return unfenceRecords(img, b, c.uncleanFor(img)), nil
-		case !b.Fenced && wantFence:
-			// A controlled shutdown: the broker's partitions move now,
-			// not a session later.
-			return fenceRecords(img, b, c.uncleanFor(img)), nil
+		case !b.Fenced:
+			// Unfenced, even if the answer to the unfencing was lost
+			// (an error after the commit): its target is spent.
+			c.forgetCatchUp(id)
+			if wantFence {
+				// A controlled shutdown: the broker's partitions move
+				// now, not a session later.
+				return fenceRecords(img, b, c.uncleanFor(img)), nil
+			}
 		}
 		return nil, nil
 	})
-	if err == nil && unfenced {
-		c.members.Lock()
-		delete(c.members.catchUp, id)
-		c.members.Unlock()
-	}
 	return fenced, caughtUp, err
+}
+
+// forgetCatchUp drops broker id's catch-up target: it was unfenced, or is
+// being fenced or registered anew, and the next request to be unfenced
+// sets a target past that.
+func (c *Controller) forgetCatchUp(id int32) {
+	c.members.Lock()
+	defer c.members.Unlock()
+	delete(c.members.catchUp, id)
 }
 
 // catchUpTarget is the metadata offset that broker id, registered at
 // epoch and fenced, must have applied before it is unfenced: set to applied
 // (this controller's offset) the first time it is asked for, and kept until
-// the broker is unfenced or registers again.
+// the broker is seen unfenced, is fenced, registers or is unregistered
+// (forgetCatchUp), or this node's term changes.
 func (c *Controller) catchUpTarget(id int32, epoch int64, applied uint64) uint64 {
 	c.members.Lock()
 	defer c.members.Unlock()
@@ -207,6 +219,7 @@ func (c *Controller) fenceLoop() {
 				if exp, _ := c.sessions(time.Now()); !slices.Contains(exp, id) {
 					return nil, nil // a heartbeat arrived meanwhile
 				}
+				c.forgetCatchUp(id)
 				return fenceRecords(img, b, c.uncleanFor(img)), nil
 			})
 			switch {

@@ -22,6 +22,10 @@ var ErrInvalidQuota = errors.New("controller: invalid client quota")
 // MAX_RECORDS_PER_USER_OP: one request is one metadata log entry.
 const maxQuotaRecords = 10000
 
+// ErrTooManyQuotaChanges is an AlterClientQuotas over maxQuotaRecords
+// changes: POLICY_VIOLATION, as Kafka answers a BoundedListTooLongException.
+var ErrTooManyQuotaChanges = errors.New("controller: too many client quota changes in one request")
+
 // QuotaAlteration is one entity's entry of AlterClientQuotas: quota key to
 // new value, nil to remove the key.
 type QuotaAlteration struct {
@@ -45,7 +49,7 @@ func (c *Controller) AlterClientQuotas(ctx context.Context, alts []QuotaAlterati
 			}
 		}
 		if len(recs) > maxQuotaRecords {
-			return nil, fmt.Errorf("%w: %d quota changes in one request, at most %d", ErrInvalidQuota, len(recs), maxQuotaRecords)
+			return nil, fmt.Errorf("%w: %d quota changes in one request, at most %d", ErrTooManyQuotaChanges, len(recs), maxQuotaRecords)
 		}
 		if validateOnly {
 			return nil, nil

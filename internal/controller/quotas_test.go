@@ -51,8 +51,8 @@ func TestControllerAlterClientQuotas(t *testing.T) {
 		e := metadata.QuotaEntity{ClientID: metadata.QuotaName{Present: true, Name: string(rune('a'+i%26)) + string(rune(i))}}
 		many = append(many, QuotaAlteration{Entity: e, Ops: map[string]*float64{metadata.QuotaProducerByteRate: f(1), metadata.QuotaConsumerByteRate: f(1)}})
 	}
-	if _, err := c.AlterClientQuotas(testCtx(t), many, false); !errors.Is(err, ErrInvalidQuota) {
-		t.Fatalf("%d changes in one request: %v, want ErrInvalidQuota", 2*len(many), err)
+	if _, err := c.AlterClientQuotas(testCtx(t), many, false); !errors.Is(err, ErrTooManyQuotaChanges) {
+		t.Fatalf("%d changes in one request: %v, want ErrTooManyQuotaChanges", 2*len(many), err)
 	}
 	if len(c.Image().ClientQuotas) != 2 {
 		t.Fatalf("a refused request applied quotas: %d entities", len(c.Image().ClientQuotas))

@@ -234,6 +234,7 @@ func (c *Controller) UnregisterBroker(ctx context.Context, id int32) error {
 		if !ok {
 			return nil, fmt.Errorf("%w: %d", ErrBrokerNotRegistered, id)
 		}
+		c.forgetCatchUp(id)
 		return append(leaveRecords(img, id, c.uncleanFor(img)), metadata.UnregisterBrokerRecord{NodeID: id, Epoch: b.Epoch}), nil
 	})
 	if err != nil {

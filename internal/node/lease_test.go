@@ -276,13 +276,19 @@ func TestClusterFencedLeaderServesNothingUntilCaughtUp(t *testing.T) {
 	}
 	c.net.healExceptRaft()
 	// Many heartbeats, several leases long: it must never answer the old
-	// end, and it stays fenced.
+	// end, and it stays fenced. (That its heartbeats do reach the active
+	// controller is checked below: else this would prove nothing.)
+	ctrlPort := c.ctrlPorts[ctrl-1]
+	sentBefore := c.net.kafkaWritesTo(leaderID, ctrlPort)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if off, code := latest(); code == 0 && off < 5 {
 			t.Fatalf("the deposed leader, fenced and behind, answered latest offset %d; 5 were acknowledged", off)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if sent := c.net.kafkaWritesTo(leaderID, ctrlPort) - sentBefore; sent < 3 {
+		t.Fatalf("node %d sent %d requests to the active controller in 3 s: its heartbeats did not get through", leaderID, sent)
 	}
 	if brokers, _, err := describe(t, others[0]); err != nil || slices.Contains(brokers, leaderID) {
 		t.Fatalf("brokers %v (%v): node %d was unfenced before catching up", brokers, err, leaderID)

@@ -50,6 +50,9 @@ type brokerLifecycle struct {
 	applied func() int64
 
 	client controllerClient
+	// behind counts the heartbeats answered fenced and not caught up in
+	// a row (the lifecycle goroutine's).
+	behind int
 
 	mu struct {
 		sync.Mutex
@@ -58,6 +61,10 @@ type brokerLifecycle struct {
 		closed   bool // unfenced is closed
 	}
 }
+
+// behindWarnAfter is how many heartbeats in a row answered "not caught
+// up" make a warning.
+const behindWarnAfter = 10
 
 // lifecycleRetry is the pause before trying again after a failed exchange
 // with the controllers (none active yet, an election under way).
@@ -184,7 +191,18 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 		return fmt.Errorf("broker heartbeat: %w", err)
 	}
 	if resp.IsFenced && !resp.IsCaughtUp {
-		l.logger.Debug("fenced until this broker's metadata catches up", "metadata_offset", req.CurrentMetadataOffset)
+		// Catching up takes a heartbeat or two; a broker that stays
+		// behind (a metadata log it cannot follow, an offline log
+		// directory) says so once.
+		l.behind++
+		if l.behind == behindWarnAfter {
+			l.logger.Warn("still fenced: this broker's metadata has not caught up with the controller's",
+				"heartbeats", l.behind, "metadata_offset", req.CurrentMetadataOffset)
+		} else {
+			l.logger.Debug("fenced until this broker's metadata catches up", "metadata_offset", req.CurrentMetadataOffset)
+		}
+	} else {
+		l.behind = 0
 	}
 	if !resp.IsFenced {
 		l.lease.renew(sent)

@@ -31,11 +31,20 @@ type netFaults struct {
 	cut     map[[2]int32]bool
 	raftCut map[[2]int32]bool
 	conns   map[*faultConn]struct{}
+	// kafkaWrites counts the writes of Kafka-protocol (not Raft)
+	// connections by node and destination port.
+	kafkaWrites map[nodePort]int
+}
+
+// nodePort is a node and a port it sends to.
+type nodePort struct {
+	from int32
+	port int
 }
 
 func newNetFaults() *netFaults {
 	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), raftCut: make(map[[2]int32]bool),
-		conns: make(map[*faultConn]struct{})}
+		conns: make(map[*faultConn]struct{}), kafkaWrites: make(map[nodePort]int)}
 }
 
 // raftPreamble is the first byte of every Raft connection on the
@@ -65,7 +74,9 @@ func (f *netFaults) dialer(from int32) func(ctx context.Context, network, addr s
 		if err != nil {
 			return nil, err
 		}
-		c := &faultConn{Conn: nc, f: f, from: from, to: to}
+		_, ps, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(ps)
+		c := &faultConn{Conn: nc, f: f, from: from, to: to, port: port}
 		f.mu.Lock()
 		f.conns[c] = struct{}{}
 		cut := f.cut[[2]int32{from, to}]
@@ -149,6 +160,14 @@ func (f *netFaults) isolate(id int32, ids ...int32) {
 	}
 }
 
+// kafkaWritesTo is how many Kafka-protocol writes node from has made to
+// port (a controller listener: its heartbeats and ISR changes).
+func (f *netFaults) kafkaWritesTo(from int32, port int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.kafkaWrites[nodePort{from, port}]
+}
+
 // healExceptRaft restores every link but the Raft cuts (cutRaft).
 func (f *netFaults) healExceptRaft() {
 	f.mu.Lock()
@@ -169,6 +188,7 @@ type faultConn struct {
 	net.Conn
 	f        *netFaults
 	from, to int32
+	port     int // the destination port
 	once     sync.Once
 	// raft is set by the first write (the Raft preamble), under f.mu;
 	// its owner writes before it reads.
@@ -187,6 +207,9 @@ func (c *faultConn) Write(p []byte) (int, error) {
 	c.f.mu.Lock()
 	if !c.typed && len(p) > 0 {
 		c.typed, c.raft = true, p[0] == raftPreamble
+	}
+	if !c.raft {
+		c.f.kafkaWrites[nodePort{c.from, c.port}]++
 	}
 	c.f.mu.Unlock()
 	if c.f.connCut(c) {

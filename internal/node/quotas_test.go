@@ -45,13 +45,15 @@ func TestClientQuotasAlterDescribeValidate(t *testing.T) {
 		{Entity: clientEntity(nil), Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 12.5}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: &alice}, {Type: "client-id", Name: nil}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 4096}}},
 		// Refused: a fraction of a byte rate, a zero, an unknown key, an
-		// IP with a client id, a byte rate on an IP, an unknown type.
+		// IP with a client id, a byte rate on an IP, an unknown type, an
+		// empty name.
 		{Entity: clientEntity(&alice), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1.5}}},
 		{Entity: clientEntity(&alice), Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 0}}},
 		{Entity: clientEntity(&alice), Ops: []kadm.AlterClientQuotaOp{{Key: "fetch_byte_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "ip", Name: kmsg.StringPtr("10.0.0.1")}, {Type: "client-id", Name: &app}}, Ops: []kadm.AlterClientQuotaOp{{Key: "connection_creation_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "ip", Name: kmsg.StringPtr("10.0.0.1")}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "group", Name: &app}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
+		{Entity: clientEntity(kmsg.StringPtr("")), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,16 +151,23 @@ func TestClientQuotasThrottleProduceAndFetch(t *testing.T) {
 	}
 	produce := func(clientID string, h *throttleHook, records int) {
 		t.Helper()
-		cl := newClient(t, n, kgo.ClientID(clientID), kgo.WithHooks(h), kgo.DefaultProduceTopic("metered"), kgo.MaxBufferedRecords(1))
+		cl := newClient(t, n, kgo.ClientID(clientID), kgo.WithHooks(h), kgo.DefaultProduceTopic("metered"))
 		defer cl.Close()
-		for range records {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+		// One burst, so that the rate is over the quota however slowly
+		// the machine answers; then as much again, which kgo holds back
+		// for the throttle time.
+		for range 2 {
+			var recs []*kgo.Record
+			for range records {
+				recs = append(recs, &kgo.Record{Value: value})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 				t.Fatalf("produce as %s: %v", clientID, err)
 			}
 		}
 	}
-	// 6 records of 10 kB: 60 kB, three times the quota of the second the
-	// rate is judged over at first.
+	// Bursts of 6 records of 10 kB: 60 kB, three times the quota of the
+	// second the rate is judged over at first.
 	fast, throttled := &throttleHook{}, &throttleHook{}
 	produce("fast", fast, 6)
 	produce(slow, throttled, 6)

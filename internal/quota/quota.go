@@ -103,6 +103,18 @@ func (m *Manager) Record(kind Kind, user, clientID string, bytes int) time.Durat
 	return r.throttle(bound, now, m.window, m.samples)
 }
 
+// MaxInWindow is the most a client may take at once, from a quiet start,
+// without being throttled: its quota over all windows but the current one
+// (Kafka's getMaxValueInQuotaWindow, which caps a consumer's fetch size).
+// ok is false when no quota applies.
+func (m *Manager) MaxInWindow(kind Kind, user, clientID string) (bytes float64, ok bool) {
+	bound, _, ok := m.resolve(kind, user, clientID)
+	if !ok {
+		return 0, false
+	}
+	return bound * float64(m.samples-1) * m.window.Seconds(), true
+}
+
 // Throttle is Record of nothing: whether the client is over its quota
 // already (a fetch that would be answered empty).
 func (m *Manager) Throttle(kind Kind, user, clientID string) time.Duration {

@@ -30,6 +30,13 @@ func TestRecordThrottlesOverTheRate(t *testing.T) {
 	if d := m.Record(Produce, Anonymous, "bulk", 10000); d != 5*time.Second {
 		t.Fatalf("over the quota: throttled %v, want 5s", d)
 	}
+	// At most 1000 B/s over the 10 complete windows may go at once.
+	if most, ok := m.MaxInWindow(Produce, Anonymous, "bulk"); !ok || most != 10000 {
+		t.Fatalf("MaxInWindow: %v %v, want 10000", most, ok)
+	}
+	if _, ok := m.MaxInWindow(Fetch, Anonymous, "bulk"); ok {
+		t.Fatal("MaxInWindow found a fetch quota")
+	}
 	// Fetches and other clients have no quota.
 	if d := m.Record(Fetch, Anonymous, "bulk", 1<<30); d != 0 {
 		t.Fatalf("fetch without a quota: throttled %v", d)

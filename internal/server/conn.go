@@ -119,8 +119,11 @@ func (c *conn) read() error {
 		case <-c.ctx.Done():
 			return nil
 		}
-		if err := c.waitUnmuted(); err != nil {
-			return nil
+		if err := c.waitUnmutedReading(br); err != nil {
+			if errors.Is(err, io.EOF) || c.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("server: waiting out a throttle: %w", err)
 		}
 		size, err := c.readSize(br, first)
 		if errors.Is(err, errCleanClose) {
@@ -249,6 +252,38 @@ func (c *conn) waitUnmuted() error {
 		return nil
 	case <-c.ctx.Done():
 		return c.ctx.Err()
+	}
+}
+
+// waitUnmutedReading is the reader's waitUnmuted: it watches the socket
+// meanwhile (reading nothing from it), so that a client that leaves
+// during a long throttle ends the connection at once rather than at the
+// throttle's end. It returns io.EOF when the client left, and the
+// context's error when the connection closed.
+func (c *conn) waitUnmutedReading(br *bufio.Reader) error {
+	for {
+		until := time.Unix(0, c.mutedUntil.Load())
+		if !time.Now().Before(until) {
+			return nil
+		}
+		if br.Buffered() > 0 {
+			return c.waitUnmuted() // a request is waiting: the socket says nothing more
+		}
+		if err := c.nc.SetReadDeadline(until); err != nil {
+			return err
+		}
+		_, err := br.Peek(1)
+		switch {
+		case err == nil:
+			// The next request arrived; it is read once the time is up.
+			return c.waitUnmuted()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The throttle may have been extended meanwhile: look again.
+		case c.ctx.Err() != nil:
+			return c.ctx.Err()
+		default:
+			return err
+		}
 	}
 }
 

@@ -816,3 +816,35 @@ func TestServerThrottleMutesConnection(t *testing.T) {
 		t.Fatalf("a v5 produce throttled %v was answered after %v", throttle, waited)
 	}
 }
+
+// TestServerThrottledClientLeaving: a client that leaves during a long
+// throttle ends its connection at once, not at the throttle's end.
+func TestServerThrottledClientLeaving(t *testing.T) {
+	h := &testHandler{throttle: 60_000}
+	s := startServer(t, Config{}, h)
+	for _, v := range []int16{7, 5} { // throttled by itself, and by the server
+		c := dial(t, s)
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(v)
+		req.Acks = 1
+		rt := kmsg.NewProduceRequestTopic()
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = []byte("records")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if _, err := c.Write(frame(req, 1, "p")); err != nil {
+			t.Fatal(err)
+		}
+		if v >= 6 {
+			resp := kmsg.NewPtrProduceResponse()
+			resp.SetVersion(v)
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			decodeResponse(t, readFrame(t, c), 1, resp, false)
+		}
+		waitFor(t, "the request handled", func() bool { return h.handled.Load() > 0 })
+		_ = c.Close()
+		waitFor(t, fmt.Sprintf("the v%d connection closed well before its 60 s throttle", v), func() bool {
+			return s.Stats().OpenConnections == 0
+		})
+	}
+}
