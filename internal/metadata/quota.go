@@ -123,6 +123,11 @@ func decodeClientQuota(r *reader) ClientQuotaRecord {
 	rec.Key = r.string()
 	rec.Value = math.Float64frombits(r.uint64())
 	rec.Remove = r.bool()
+	if math.IsNaN(rec.Value) && r.err == nil {
+		// The controller writes no NaN (a quota is above zero), and a NaN
+		// would not equal itself once decoded.
+		r.err = fmt.Errorf("%w: client quota value NaN", ErrCorrupt)
+	}
 	return rec
 }
 
