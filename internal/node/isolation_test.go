@@ -39,6 +39,19 @@ func seedLeader(t *testing.T, n *node.Node, topic string, partition int32) (lead
 	return -1, -1
 }
 
+// leaderFirst is every node of c as a partition's replicas with leader
+// first (the others in id order), and the nodes other than leader.
+func leaderFirst(c *faultCluster, leader int32) (replicas []int32, others []*node.Node) {
+	replicas = []int32{leader}
+	for _, n := range c.nodes {
+		if id := n.NodeID(); id != leader {
+			replicas = append(replicas, id)
+			others = append(others, n)
+		}
+	}
+	return replicas, others
+}
+
 // createAssigned creates a one-partition topic whose replicas are replicas
 // in order (the first leads) and waits until that replica leads it.
 func createAssigned(t *testing.T, c *faultCluster, topic string, replicas []int32, configs map[string]string) {
@@ -101,14 +114,7 @@ func TestClusterIsolatedLeaderDeposed(t *testing.T) {
 			break
 		}
 	}
-	replicas := []int32{leaderID}
-	var survivors []*node.Node
-	for _, id := range ids {
-		if id != leaderID {
-			replicas = append(replicas, id)
-			survivors = append(survivors, c.nodes[id-1])
-		}
-	}
+	replicas, survivors := leaderFirst(c, leaderID)
 	old := c.nodes[leaderID-1]
 	const topic = "isolated"
 	createAssigned(t, c, topic, replicas, map[string]string{"min.insync.replicas": "2"})

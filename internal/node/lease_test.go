@@ -215,14 +215,7 @@ func TestClusterFencedLeaderServesNothingUntilCaughtUp(t *testing.T) {
 	if leaderID == ctrl {
 		leaderID = ids[1]
 	}
-	replicas := []int32{leaderID}
-	var others []*node.Node
-	for _, id := range ids {
-		if id != leaderID {
-			replicas = append(replicas, id)
-			others = append(others, c.nodes[id-1])
-		}
-	}
+	replicas, others := leaderFirst(c, leaderID)
 	old := c.nodes[leaderID-1]
 	const topic = "fenced-leader"
 	createAssigned(t, c, topic, replicas, nil)
