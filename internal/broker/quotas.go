@@ -32,20 +32,6 @@ func throttleMillis(d time.Duration) int32 {
 	return int32(min(d.Milliseconds(), math.MaxInt32))
 }
 
-// quotaPart returns the part of e for an entity type, nil if the type is
-// not one.
-func quotaPart(e *metadata.QuotaEntity, typ string) *metadata.QuotaName {
-	switch typ {
-	case metadata.QuotaUser:
-		return &e.User
-	case metadata.QuotaClientID:
-		return &e.ClientID
-	case metadata.QuotaIP:
-		return &e.IP
-	}
-	return nil
-}
-
 func handleAlterClientQuotas(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.AlterClientQuotasRequest)
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
@@ -56,7 +42,7 @@ func handleAlterClientQuotas(b *Broker, ctx context.Context, sreq *server.Reques
 	for i, en := range req.Entries {
 		var e metadata.QuotaEntity
 		for _, part := range en.Entity {
-			p := quotaPart(&e, part.Type)
+			p := e.Part(part.Type)
 			switch {
 			case p == nil:
 				errs[i] = fmt.Errorf("%w: unhandled client quota entity type %q", errInvalidQuotaRequest, part.Type)
@@ -130,8 +116,8 @@ func handleDescribeClientQuotas(b *Broker, ctx context.Context, sreq *server.Req
 			continue
 		}
 		re := kmsg.NewDescribeClientQuotasResponseEntry()
-		for _, typ := range []string{metadata.QuotaUser, metadata.QuotaClientID, metadata.QuotaIP} {
-			p := quotaPart(&e, typ)
+		for _, typ := range metadata.QuotaTypes {
+			p := e.Part(typ)
 			if !p.Present {
 				continue
 			}
@@ -170,7 +156,7 @@ func quotaFilter(req *kmsg.DescribeClientQuotasRequest) (func(metadata.QuotaEnti
 		if _, dup := wants[c.EntityType]; dup {
 			return nil, kerr.InvalidRequest.Code, fmt.Errorf("entity type %s cannot appear more than once in the filter", c.EntityType)
 		}
-		if quotaPart(&metadata.QuotaEntity{}, c.EntityType) == nil {
+		if (&metadata.QuotaEntity{}).Part(c.EntityType) == nil {
 			return nil, kerr.UnsupportedVersion.Code, fmt.Errorf("unsupported entity type %s", c.EntityType)
 		}
 		switch c.MatchType {
@@ -201,8 +187,8 @@ func quotaFilter(req *kmsg.DescribeClientQuotasRequest) (func(metadata.QuotaEnti
 	}
 	return func(e metadata.QuotaEntity) bool {
 		parts := 0
-		for _, typ := range []string{metadata.QuotaUser, metadata.QuotaClientID, metadata.QuotaIP} {
-			p := *quotaPart(&e, typ)
+		for _, typ := range metadata.QuotaTypes {
+			p := *e.Part(typ)
 			if p.Present {
 				parts++
 			}

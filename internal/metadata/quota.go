@@ -31,24 +31,38 @@ type QuotaEntity struct {
 	User, ClientID, IP QuotaName
 }
 
+// QuotaTypes are the entity types in Kafka's order.
+var QuotaTypes = []string{QuotaUser, QuotaClientID, QuotaIP}
+
+// Part is e's part of entity type typ, nil if typ is not one.
+func (e *QuotaEntity) Part(typ string) *QuotaName {
+	switch typ {
+	case QuotaUser:
+		return &e.User
+	case QuotaClientID:
+		return &e.ClientID
+	case QuotaIP:
+		return &e.IP
+	}
+	return nil
+}
+
 // String is Kafka's form of the entity, for messages.
 func (e QuotaEntity) String() string {
 	s := ""
-	for _, p := range []struct {
-		typ string
-		n   QuotaName
-	}{{QuotaUser, e.User}, {QuotaClientID, e.ClientID}, {QuotaIP, e.IP}} {
-		if !p.n.Present {
+	for _, typ := range QuotaTypes {
+		n := *e.Part(typ)
+		if !n.Present {
 			continue
 		}
 		if s != "" {
 			s += ", "
 		}
-		name := p.n.Name
-		if p.n.Default {
+		name := n.Name
+		if n.Default {
 			name = "<default>"
 		}
-		s += p.typ + "=" + name
+		s += typ + "=" + name
 	}
 	return "{" + s + "}"
 }
