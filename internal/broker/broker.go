@@ -34,6 +34,7 @@ type Controller interface {
 	UnregisterBroker(ctx context.Context, id int32) error
 	ElectLeaders(ctx context.Context, typ int8, partitions controller.TopicPartitions, dryRun bool) ([]controller.ElectionResult, error)
 	AlterClientQuotas(ctx context.Context, alts []controller.QuotaAlteration, validateOnly bool) ([]error, error)
+	AlterUserScramCredentials(ctx context.Context, alts []controller.ScramAlteration) ([]controller.ScramResult, error)
 }
 
 // Config configures a Broker.
@@ -155,53 +156,55 @@ type api struct {
 // apis is the one table of what the broker implements. ApiVersions advertises
 // exactly these ranges, so a client never sends what we cannot answer.
 var apis = map[int16]api{
-	0:  {3, 12, handleProduce},                // Produce: record batch v2 only (v3+); v12 is KIP-890 part 2 (implicit add)
-	1:  {4, 12, handleFetch},                  // Fetch: v13+ name topics by id
-	2:  {0, 7, handleListOffsets},             // ListOffsets: v0 is the legacy form (KIP-896 dropped it in Kafka 4); v8+ add tiered-storage specs
-	3:  {0, 12, handleMetadata},               // Metadata
-	8:  {0, 9, handleOffsetCommit},            // OffsetCommit: v10 names topics by id (KIP-848)
-	9:  {0, 9, handleOffsetFetch},             // OffsetFetch: v8+ batch groups; v10 topic ids
-	10: {0, 5, handleFindCoordinator},         // FindCoordinator: v4+ batch keys
-	11: {0, 9, handleJoinGroup},               // JoinGroup
-	12: {0, 4, handleHeartbeat},               // Heartbeat
-	13: {0, 5, handleLeaveGroup},              // LeaveGroup: v3+ batch members
-	14: {0, 5, handleSyncGroup},               // SyncGroup
-	15: {0, 5, handleDescribeGroups},          // DescribeGroups
-	16: {0, 5, handleListGroups},              // ListGroups: v4 states filter, v5 types filter (every group is classic)
-	19: {0, 7, handleCreateTopics},            // CreateTopics
-	20: {0, 6, handleDeleteTopics},            // DeleteTopics
-	21: {0, 2, handleDeleteRecords},           // DeleteRecords
-	22: {0, 5, handleInitProducerID},          // InitProducerId: v5 may answer TRANSACTION_ABORTABLE (KIP-890)
-	23: {0, 4, handleOffsetForLeaderEpoch},    // OffsetForLeaderEpoch
-	24: {0, 5, handleAddPartitionsToTxn},      // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
-	25: {0, 4, handleAddOffsetsToTxn},         // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
-	26: {0, 5, handleEndTxn},                  // EndTxn: v5 bumps the epoch (KIP-890 part 2)
-	27: {0, 1, handleWriteTxnMarkers},         // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
-	28: {0, 5, handleTxnOffsetCommit},         // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
-	29: {0, 3, handleDescribeAcls},            // DescribeAcls: SECURITY_DISABLED, as Kafka without an authorizer
-	30: {0, 3, handleCreateAcls},              // CreateAcls: SECURITY_DISABLED
-	31: {0, 3, handleDeleteAcls},              // DeleteAcls: SECURITY_DISABLED
-	32: {0, 4, handleDescribeConfigs},         // DescribeConfigs
-	33: {0, 2, handleAlterConfigs},            // AlterConfigs
-	35: {0, 4, handleDescribeLogDirs},         // DescribeLogDirs
-	37: {0, 3, handleCreatePartitions},        // CreatePartitions
-	42: {0, 2, handleDeleteGroups},            // DeleteGroups
-	43: {0, 2, handleElectLeaders},            // ElectLeaders: forwarded to the active controller
-	44: {0, 1, handleIncrementalAlterConfigs}, // IncrementalAlterConfigs
-	45: {0, 0, handleAlterReassignments},      // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
-	46: {0, 0, handleListReassignments},       // ListPartitionReassignments
-	47: {0, 0, handleOffsetDelete},            // OffsetDelete
-	48: {0, 1, handleDescribeClientQuotas},    // DescribeClientQuotas: from this broker's image
-	49: {0, 1, handleAlterClientQuotas},       // AlterClientQuotas: forwarded to the active controller
-	55: {0, 2, handleDescribeQuorum},          // DescribeQuorum: forwarded to the active controller
-	57: {0, 2, handleUpdateFeatures},          // UpdateFeatures: the levels are fixed by the code (features.go)
-	60: {0, 2, handleDescribeCluster},         // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
-	61: {0, 0, handleDescribeProducers},       // DescribeProducers
-	65: {0, 0, handleDescribeTransactions},    // DescribeTransactions
-	66: {0, 0, handleListTransactions},        // ListTransactions: v1 adds a duration filter
-	80: {0, 1, handleAddRaftVoter},            // AddRaftVoter (KIP-853): forwarded
-	81: {0, 0, handleRemoveRaftVoter},         // RemoveRaftVoter (KIP-853): forwarded
-	64: {0, 0, handleUnregisterBroker},        // UnregisterBroker
+	0:  {3, 12, handleProduce},                     // Produce: record batch v2 only (v3+); v12 is KIP-890 part 2 (implicit add)
+	1:  {4, 12, handleFetch},                       // Fetch: v13+ name topics by id
+	2:  {0, 7, handleListOffsets},                  // ListOffsets: v0 is the legacy form (KIP-896 dropped it in Kafka 4); v8+ add tiered-storage specs
+	3:  {0, 12, handleMetadata},                    // Metadata
+	8:  {0, 9, handleOffsetCommit},                 // OffsetCommit: v10 names topics by id (KIP-848)
+	9:  {0, 9, handleOffsetFetch},                  // OffsetFetch: v8+ batch groups; v10 topic ids
+	10: {0, 5, handleFindCoordinator},              // FindCoordinator: v4+ batch keys
+	11: {0, 9, handleJoinGroup},                    // JoinGroup
+	12: {0, 4, handleHeartbeat},                    // Heartbeat
+	13: {0, 5, handleLeaveGroup},                   // LeaveGroup: v3+ batch members
+	14: {0, 5, handleSyncGroup},                    // SyncGroup
+	15: {0, 5, handleDescribeGroups},               // DescribeGroups
+	16: {0, 5, handleListGroups},                   // ListGroups: v4 states filter, v5 types filter (every group is classic)
+	19: {0, 7, handleCreateTopics},                 // CreateTopics
+	20: {0, 6, handleDeleteTopics},                 // DeleteTopics
+	21: {0, 2, handleDeleteRecords},                // DeleteRecords
+	22: {0, 5, handleInitProducerID},               // InitProducerId: v5 may answer TRANSACTION_ABORTABLE (KIP-890)
+	23: {0, 4, handleOffsetForLeaderEpoch},         // OffsetForLeaderEpoch
+	24: {0, 5, handleAddPartitionsToTxn},           // AddPartitionsToTxn: v4+ is KIP-890 (broker-side batches, verify_only)
+	25: {0, 4, handleAddOffsetsToTxn},              // AddOffsetsToTxn: v4 may answer TRANSACTION_ABORTABLE (KIP-890)
+	26: {0, 5, handleEndTxn},                       // EndTxn: v5 bumps the epoch (KIP-890 part 2)
+	27: {0, 1, handleWriteTxnMarkers},              // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
+	28: {0, 5, handleTxnOffsetCommit},              // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
+	29: {0, 3, handleDescribeAcls},                 // DescribeAcls: SECURITY_DISABLED, as Kafka without an authorizer
+	30: {0, 3, handleCreateAcls},                   // CreateAcls: SECURITY_DISABLED
+	31: {0, 3, handleDeleteAcls},                   // DeleteAcls: SECURITY_DISABLED
+	32: {0, 4, handleDescribeConfigs},              // DescribeConfigs
+	33: {0, 2, handleAlterConfigs},                 // AlterConfigs
+	35: {0, 4, handleDescribeLogDirs},              // DescribeLogDirs
+	37: {0, 3, handleCreatePartitions},             // CreatePartitions
+	42: {0, 2, handleDeleteGroups},                 // DeleteGroups
+	43: {0, 2, handleElectLeaders},                 // ElectLeaders: forwarded to the active controller
+	44: {0, 1, handleIncrementalAlterConfigs},      // IncrementalAlterConfigs
+	45: {0, 0, handleAlterReassignments},           // AlterPartitionReassignments: v1 (allow_replication_factor_change) is Kafka 4.1
+	46: {0, 0, handleListReassignments},            // ListPartitionReassignments
+	47: {0, 0, handleOffsetDelete},                 // OffsetDelete
+	48: {0, 1, handleDescribeClientQuotas},         // DescribeClientQuotas: from this broker's image
+	49: {0, 1, handleAlterClientQuotas},            // AlterClientQuotas: forwarded to the active controller
+	50: {0, 0, handleDescribeUserScramCredentials}, // DescribeUserScramCredentials: from this broker's image
+	51: {0, 0, handleAlterUserScramCredentials},    // AlterUserScramCredentials: forwarded to the active controller
+	55: {0, 2, handleDescribeQuorum},               // DescribeQuorum: forwarded to the active controller
+	57: {0, 2, handleUpdateFeatures},               // UpdateFeatures: the levels are fixed by the code (features.go)
+	60: {0, 2, handleDescribeCluster},              // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
+	61: {0, 0, handleDescribeProducers},            // DescribeProducers
+	65: {0, 0, handleDescribeTransactions},         // DescribeTransactions
+	66: {0, 0, handleListTransactions},             // ListTransactions: v1 adds a duration filter
+	80: {0, 1, handleAddRaftVoter},                 // AddRaftVoter (KIP-853): forwarded
+	81: {0, 0, handleRemoveRaftVoter},              // RemoveRaftVoter (KIP-853): forwarded
+	64: {0, 0, handleUnregisterBroker},             // UnregisterBroker
 }
 
 // APIVersions implements server.Handler.
@@ -250,6 +253,7 @@ var forwarded = map[int16]bool{
 	46: true, // ListPartitionReassignments
 	64: true, // UnregisterBroker
 	49: true, // AlterClientQuotas
+	51: true, // AlterUserScramCredentials
 }
 
 // forward sends req to the active controller when that is another node. It

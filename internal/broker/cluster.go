@@ -37,11 +37,12 @@ func handleDescribeCluster(b *Broker, ctx context.Context, sreq *server.Request)
 	resp.ClusterAuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, allClusterOps)
 	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
 		br := img.Brokers[id]
-		if br.Fenced && !req.IncludeFencedBrokers {
+		host, port, ok := br.Endpoint(listenerOf(sreq))
+		if !ok || (br.Fenced && !req.IncludeFencedBrokers) {
 			continue
 		}
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port, db.IsFenced = br.NodeID, br.Host, br.Port, br.Fenced
+		db.NodeID, db.Host, db.Port, db.IsFenced = br.NodeID, host, port, br.Fenced
 		if br.Rack != "" {
 			rack := br.Rack
 			db.Rack = &rack

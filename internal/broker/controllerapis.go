@@ -118,9 +118,15 @@ func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrat
 	for _, l := range req.Listeners {
 		if l.Name == "CONTROLLER" {
 			raftAddr = net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
-		} else if reg.Port < 0 {
+			continue
+		}
+		if reg.Port < 0 { // the first is the one brokers reach each other on
 			reg.Host, reg.Port = l.Host, int32(l.Port)
 		}
+		reg.Listeners = append(reg.Listeners, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port)})
+	}
+	if len(reg.Listeners) == 1 && reg.Listeners[0].Name == "PLAINTEXT" {
+		reg.Listeners = nil // the record of a broker with only the default listener stays as it was
 	}
 	if req.Rack != nil {
 		reg.Rack = *req.Rack

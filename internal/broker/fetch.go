@@ -67,7 +67,7 @@ const (
 func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.FetchRequest)
 	return func(ctx context.Context) kmsg.Response {
-		return b.fetch(ctx, req, sreq.ClientID)
+		return b.fetch(ctx, req, userOf(sreq), sreq.ClientID)
 	}
 }
 
@@ -80,7 +80,7 @@ func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Co
 // without moving an open one's state, so the next fetch sends what this
 // one did not); one within it counts the response's record bytes. A
 // follower's fetches count against no client quota.
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, clientID string) kmsg.Response {
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, user, clientID string) kmsg.Response {
 	sessionID, epoch := req.SessionID, req.SessionEpoch
 	if req.Version < 7 {
 		sessionID, epoch = 0, finalEpoch
@@ -88,11 +88,11 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, clientID str
 	consumer := req.ReplicaID < 0
 	var throttle time.Duration
 	if consumer {
-		throttle = b.quotas.Throttle(quota.Fetch, quota.Anonymous, clientID)
+		throttle = b.quotas.Throttle(quota.Fetch, user, clientID)
 		// As Kafka, a consumer with a quota fetches at most what the
 		// quota allows over its window from a quiet start: more would be
 		// throttled for certain, and for long.
-		if most, ok := b.quotas.MaxInWindow(quota.Fetch, quota.Anonymous, clientID); ok && float64(req.MaxBytes) > most {
+		if most, ok := b.quotas.MaxInWindow(quota.Fetch, user, clientID); ok && float64(req.MaxBytes) > most {
 			req.MaxBytes = int32(max(most, 1))
 			req.MinBytes = min(req.MinBytes, req.MaxBytes)
 		}
@@ -105,7 +105,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, clientID str
 	}
 	count := func(resp *server.SplicedResponse, res *fetchResult) *server.SplicedResponse {
 		if consumer {
-			if t := b.quotas.Record(quota.Fetch, quota.Anonymous, clientID, res.total); t > 0 {
+			if t := b.quotas.Record(quota.Fetch, user, clientID, res.total); t > 0 {
 				resp.Response.(*kmsg.FetchResponse).ThrottleMillis = throttleMillis(t)
 			}
 		}

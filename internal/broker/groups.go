@@ -79,6 +79,16 @@ func handleFindCoordinator(b *Broker, ctx context.Context, sreq *server.Request)
 			c.NodeID, c.Host, c.Port, err = b.groupCoordinator(ctx, key)
 			c.ErrorCode = b.groupCode(err)
 		}
+		if c.ErrorCode == 0 {
+			// The coordinator's endpoint of this request's listener.
+			br, ok := b.image().Brokers[c.NodeID]
+			if ok {
+				c.Host, c.Port, ok = br.Endpoint(listenerOf(sreq))
+			}
+			if !ok {
+				c.NodeID, c.Host, c.Port, c.ErrorCode = -1, "", -1, kerr.CoordinatorNotAvailable.Code
+			}
+		}
 		if c.ErrorCode != 0 {
 			c.ErrorMessage = strPtr(kerr.ErrorForCode(c.ErrorCode).Error())
 		}

@@ -44,7 +44,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	resp.ClusterID = &clusterID
 	resp.ControllerID = b.controllerID(img)
 	resp.AuthorizedOperations = authorizedOps(req.IncludeClusterAuthorizedOperations, allClusterOps)
-	resp.Brokers = b.metadataBrokers(img)
+	resp.Brokers = b.metadataBrokers(img, listenerOf(sreq))
 
 	allTopics := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if allTopics {
@@ -136,10 +136,21 @@ func (b *Broker) brokerBool(img *metadata.Image, name string) bool {
 	return v == "true"
 }
 
-func (b *Broker) metadataBrokers(img *metadata.Image) []kmsg.MetadataResponseBroker {
+// listenerOf is the name of the listener a request came in on: its
+// clients are told the brokers' endpoints of that listener.
+func listenerOf(sreq *server.Request) string {
+	if sreq.Conn == nil {
+		return ""
+	}
+	return sreq.Conn.Listener
+}
+
+// metadataBrokers lists the unfenced brokers at their endpoints of
+// listener; a broker without that listener is left out, as Kafka leaves it.
+func (b *Broker) metadataBrokers(img *metadata.Image, listener string) []kmsg.MetadataResponseBroker {
 	ids := make([]int32, 0, len(img.Brokers))
 	for id, br := range img.Brokers {
-		if !br.Fenced {
+		if _, _, ok := br.Endpoint(listener); ok && !br.Fenced {
 			ids = append(ids, id)
 		}
 	}
@@ -149,8 +160,7 @@ func (b *Broker) metadataBrokers(img *metadata.Image) []kmsg.MetadataResponseBro
 		br := img.Brokers[id]
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID = br.NodeID
-		mb.Host = br.Host
-		mb.Port = br.Port
+		mb.Host, mb.Port, _ = br.Endpoint(listener)
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack

@@ -167,7 +167,7 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 	}
 	// As Kafka, every produce request counts against its client's quota,
 	// whatever became of its batches.
-	if throttle := b.quotas.Record(quota.Produce, quota.Anonymous, sreq.ClientID, sreq.Size); throttle > 0 {
+	if throttle := b.quotas.Record(quota.Produce, userOf(sreq), sreq.ClientID, sreq.Size); throttle > 0 {
 		resp.ThrottleMillis = throttleMillis(throttle)
 		if req.Acks == 0 && sreq.Mute != nil {
 			sreq.Mute(throttle)

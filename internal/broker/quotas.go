@@ -20,12 +20,22 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/server"
 )
 
 // errInvalidQuotaRequest is a malformed quota entity or filter
 // (INVALID_REQUEST, before the controller is asked).
 var errInvalidQuotaRequest = errors.New("broker: invalid client quota request")
+
+// userOf is the user a request's quotas are of: the connection's SASL
+// user, else Kafka's ANONYMOUS.
+func userOf(sreq *server.Request) string {
+	if sreq.Conn == nil || sreq.Conn.User == "" {
+		return quota.Anonymous
+	}
+	return sreq.Conn.User
+}
 
 // throttleMillis is a throttle time in a response's int32 milliseconds.
 func throttleMillis(d time.Duration) int32 {

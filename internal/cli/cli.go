@@ -36,6 +36,9 @@ type app struct {
 	json     bool
 	timeout  time.Duration
 	clientID string
+	// saslMechanism, saslUser and saslPassword log the client in on a
+	// SASL_PLAINTEXT listener.
+	saslMechanism, saslUser, saslPassword string
 }
 
 // Main runs the gregor command line with args (without the program name) and
@@ -75,10 +78,13 @@ Kafka protocol to any broker given with -b/--brokers (gregor or Kafka).`,
 	pf.BoolVar(&a.json, "json", false, "machine-readable output: JSON instead of tables")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "time limit for each request to the cluster")
 	pf.StringVar(&a.clientID, "client-id", defaultClientID, "Kafka client.id sent to the brokers")
+	pf.StringVar(&a.saslMechanism, "sasl-mechanism", "", "log in with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (a SASL_PLAINTEXT listener)")
+	pf.StringVar(&a.saslUser, "sasl-user", "", "SASL user name")
+	pf.StringVar(&a.saslPassword, "sasl-password", "", "SASL password (or the environment variable GREGOR_SASL_PASSWORD)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	root.AddCommand(a.serveCmd(), a.topicCmd(), a.produceCmd(), a.consumeCmd(), a.benchCmd(), a.groupCmd(), a.clusterCmd())
-	root.AddCommand(a.reassignCmd(), a.quorumCmd(), a.quotaCmd())
+	root.AddCommand(a.reassignCmd(), a.quorumCmd(), a.quotaCmd(), a.scramCmd())
 	return root
 }
 
@@ -221,6 +227,13 @@ func (a *app) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ClientID(a.clientID),
 		kgo.DialTimeout(a.timeout),
 		kgo.RetryTimeout(a.timeout),
+	}
+	if a.saslMechanism != "" {
+		mech, err := a.sasl()
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, kgo.SASL(mech))
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {

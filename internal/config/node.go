@@ -18,14 +18,22 @@ import (
 // Every other Kafka property is kept verbatim in Props and validated by the
 // property table of this package (defs.go), not here.
 type Node struct {
-	NodeID         int32             // node.id / broker.id, default 1
-	DataDir        string            // log.dirs (first dir) / --data-dir, default "./gregor-data"
-	KafkaAddr      string            // listeners PLAINTEXT entry, default "localhost:9092"; "localhost" binds 127.0.0.1
-	AdvertisedAddr string            // advertised.listeners; empty means KafkaAddr (see Advertised)
-	ControllerAddr string            // listeners CONTROLLER entry, default "localhost:9093"
-	HTTPAddr       string            // gregor.http.addr: admin HTTP listener (/metrics /healthz /readyz), default "localhost:9644"
-	LogLevel       string            // log.level: debug|info|warn|error, default info
-	Voters         string            // controller.quorum.voters "1@localhost:9093,2@host:9093"; optional
+	NodeID         int32  // node.id / broker.id, default 1
+	DataDir        string // log.dirs (first dir) / --data-dir, default "./gregor-data"
+	KafkaAddr      string // listeners PLAINTEXT entry, default "localhost:9092"; "localhost" binds 127.0.0.1
+	AdvertisedAddr string // advertised.listeners; empty means KafkaAddr (see Advertised)
+	ControllerAddr string // listeners CONTROLLER entry, default "localhost:9093"
+	HTTPAddr       string // gregor.http.addr: admin HTTP listener (/metrics /healthz /readyz), default "localhost:9644"
+	LogLevel       string // log.level: debug|info|warn|error, default info
+	Voters         string // controller.quorum.voters "1@localhost:9093,2@host:9093"; optional
+	// ListenerName names the listener at KafkaAddr, the one brokers reach
+	// each other on (inter.broker.listener.name), default PLAINTEXT.
+	ListenerName string
+	// ExtraListeners are the other client listeners of listeners.
+	ExtraListeners []Listener
+	// listenerProps accumulates the properties the listeners are resolved
+	// from, which may come one ApplyProperties at a time (--set).
+	listenerProps map[string]string
 	Props          map[string]string // every other Kafka property given, by its Kafka name
 }
 
@@ -196,10 +204,12 @@ func (n *Node) ApplyProperties(p map[string]string) error {
 		n.Props = map[string]string{}
 	}
 	controllerNames := map[string]bool{"CONTROLLER": true}
-	if v, ok := p[PropControllerListeners]; ok {
-		for _, name := range splitList(v) {
-			controllerNames[strings.ToUpper(name)] = true
-		}
+	names, ok := p[PropControllerListeners]
+	if !ok {
+		names = n.Props[PropControllerListeners]
+	}
+	for _, name := range splitList(names) {
+		controllerNames[strings.ToUpper(name)] = true
 	}
 	var nodeIDSeen string
 	for _, key := range []string{PropNodeID, PropBrokerID} {
@@ -226,24 +236,19 @@ func (n *Node) ApplyProperties(p map[string]string) error {
 			n.DataDir = dirs[0]
 		}
 	}
-	if v, ok := p[PropListeners]; ok {
-		kafka, ctrl, err := parseListeners(PropListeners, v, controllerNames)
-		if err != nil {
-			return err
-		}
-		if kafka != "" {
-			n.KafkaAddr = kafka
-		}
-		if ctrl != "" {
-			n.ControllerAddr = ctrl
+	touched := false
+	for _, k := range []string{PropListeners, PropAdvertisedListeners, PropSecurityProtocolMap, PropInterBrokerListener} {
+		if v, ok := p[k]; ok {
+			if n.listenerProps == nil {
+				n.listenerProps = map[string]string{}
+			}
+			n.listenerProps[k], touched = v, true
 		}
 	}
-	if v, ok := p[PropAdvertisedListeners]; ok {
-		kafka, _, err := parseListeners(PropAdvertisedListeners, v, controllerNames)
-		if err != nil {
+	if touched {
+		if err := n.applyListeners(n.listenerProps, controllerNames); err != nil {
 			return err
 		}
-		n.AdvertisedAddr = kafka
 	}
 	if v, ok := p[PropQuorumVoters]; ok {
 		n.Voters = strings.TrimSpace(v)
@@ -263,33 +268,6 @@ func (n *Node) ApplyProperties(p map[string]string) error {
 		n.Props[k] = v
 	}
 	return nil
-}
-
-// parseListeners splits a Kafka listener list "NAME://host:port,..." into the
-// one non-controller address and the controller address. Gregor serves one
-// client listener, so two non-controller entries are an error.
-func parseListeners(key, v string, controllerNames map[string]bool) (kafka, ctrl string, err error) {
-	for _, entry := range splitList(v) {
-		name, addr, ok := strings.Cut(entry, "://")
-		if !ok || name == "" {
-			return "", "", fmt.Errorf("%w: %s entry %q: want NAME://host:port", ErrInvalidNode, key, entry)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return "", "", fmt.Errorf("%w: %s entry %q: %v", ErrInvalidNode, key, entry, err)
-		}
-		if controllerNames[strings.ToUpper(name)] {
-			if ctrl != "" {
-				return "", "", fmt.Errorf("%w: %s has more than one controller listener", ErrInvalidNode, key)
-			}
-			ctrl = addr
-			continue
-		}
-		if kafka != "" {
-			return "", "", fmt.Errorf("%w: %s has more than one client listener (gregor serves one)", ErrInvalidNode, key)
-		}
-		kafka = addr
-	}
-	return kafka, ctrl, nil
 }
 
 func splitList(v string) []string {

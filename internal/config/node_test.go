@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -134,6 +135,26 @@ func TestNodeApplyProperties(t *testing.T) {
 			},
 		},
 		{
+			name: "a SASL listener beside the inter-broker one",
+			props: map[string]string{
+				"listeners":                      "CLIENT://:9092,PLAINTEXT://:19092,CONTROLLER://:9093,EXTERNAL://:9094",
+				"advertised.listeners":           "EXTERNAL://public.example:9094,PLAINTEXT://b1:19092",
+				"listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+			},
+			check: func(t *testing.T, n Node) {
+				if n.KafkaAddr != ":19092" || n.AdvertisedAddr != "b1:19092" || n.Listen() != "PLAINTEXT" || n.ControllerAddr != ":9093" {
+					t.Fatalf("inter-broker listener %s %q %q, controller %q", n.Listen(), n.KafkaAddr, n.AdvertisedAddr, n.ControllerAddr)
+				}
+				want := []Listener{{Name: "CLIENT", Addr: ":9092", SASL: true}, {Name: "EXTERNAL", Addr: ":9094", Advertised: "public.example:9094", SASL: true}}
+				if !reflect.DeepEqual(n.ExtraListeners, want) {
+					t.Fatalf("extra listeners %+v, want %+v", n.ExtraListeners, want)
+				}
+				if a := AdvertisedFor(n.ExtraListeners[0]); a != "localhost:9092" {
+					t.Fatalf("advertised %q", a)
+				}
+			},
+		},
+		{
 			name: "custom controller listener name",
 			props: map[string]string{
 				"listeners":                 "CLIENT://:9092,RAFT://:9093",
@@ -170,7 +191,11 @@ func TestNodeApplyProperties(t *testing.T) {
 		{name: "bad node id", props: map[string]string{"node.id": "x"}, wantErr: "node.id"},
 		{name: "node.id and broker.id disagree", props: map[string]string{"node.id": "1", "broker.id": "2"}, wantErr: "disagrees"},
 		{name: "listener without scheme", props: map[string]string{"listeners": "localhost:9092"}, wantErr: "NAME://"},
-		{name: "two client listeners", props: map[string]string{"listeners": "A://:1,B://:2"}, wantErr: "more than one client"},
+		{name: "no inter-broker listener", props: map[string]string{"listeners": "A://:1,B://:2"}, wantErr: "no PLAINTEXT listener named PLAINTEXT"},
+		{name: "SASL between brokers", props: map[string]string{"listeners": "SASL_PLAINTEXT://:1"}, wantErr: "must be PLAINTEXT"},
+		{name: "SSL", props: map[string]string{"listeners": "PLAINTEXT://:1,SSL://:2"}, wantErr: "SSL is not supported"},
+		{name: "two controller listeners", props: map[string]string{"listeners": "PLAINTEXT://:1,CONTROLLER://:2,RAFT://:3", "controller.listener.names": "CONTROLLER,RAFT"}, wantErr: "more than one controller"},
+		{name: "advertised listener not listened on", props: map[string]string{"listeners": "PLAINTEXT://:1,SASL_PLAINTEXT://:2", "advertised.listeners": "OTHER://h:1"}, wantErr: "which listeners does not"},
 		{name: "empty log.dirs", props: map[string]string{"log.dirs": " , "}, wantErr: "empty"},
 	}
 	for _, tc := range tests {
@@ -266,5 +291,24 @@ func TestNodeQuorumVoters(t *testing.T) {
 	}
 	if len(vs) != 2 || vs[0] != (Voter{1, "localhost:9093"}) || vs[1] != (Voter{2, "h2:9093"}) {
 		t.Fatalf("voters %+v", vs)
+	}
+}
+
+// TestNodeListenersOneAtATime: the listener properties may come in separate
+// ApplyProperties calls (--set), in any order.
+func TestNodeListenersOneAtATime(t *testing.T) {
+	n := DefaultNode()
+	for _, p := range []map[string]string{
+		{"listeners": "PLAINTEXT://:9092,CLIENT://:9094"},
+		{"advertised.listeners": "CLIENT://public:9094"},
+		{"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CLIENT:SASL_PLAINTEXT"},
+	} {
+		if err := n.ApplyProperties(p); err != nil {
+			t.Fatalf("%v: %v", p, err)
+		}
+	}
+	want := []Listener{{Name: "CLIENT", Addr: ":9094", Advertised: "public:9094", SASL: true}}
+	if n.KafkaAddr != ":9092" || !reflect.DeepEqual(n.ExtraListeners, want) {
+		t.Fatalf("kafka %q, extra %+v; want :9092 and %+v", n.KafkaAddr, n.ExtraListeners, want)
 	}
 }

@@ -29,6 +29,9 @@ type Registration struct {
 	Host      string
 	Port      int32
 	Rack      string
+	// Listeners are its client listeners by name, when it has more than
+	// one or its one is not PLAINTEXT (metadata.Broker.Listeners).
+	Listeners []metadata.Endpoint
 }
 
 func (c *Controller) sessionTimeout() time.Duration {
@@ -84,7 +87,7 @@ func (c *Controller) Register(ctx context.Context, r Registration) (int64, error
 			c.forgetCatchUp(r.NodeID)
 		}
 		return append(recs, metadata.RegisterBrokerRecord{
-			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true,
+			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: epoch, Fenced: true, Listeners: r.Listeners,
 		}), nil
 	})
 	if err != nil {

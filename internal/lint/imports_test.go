@@ -20,8 +20,8 @@ const module = "github.com/gregor-dev/gregor/internal/"
 // only so that its one error table can name the log's errors.
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
-	"node":       {"server", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
-	"broker":     {"server", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog", "quota"},
+	"node":       {"server", "auth", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
+	"broker":     {"server", "auth", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog", "quota"},
 	"group":      {"statelog", "metadata", "record", "config"},
 	"txn":        {"replica", "statelog", "metadata", "record"},
 	"statelog":   {"replica", "commitlog"},
@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"record":     {},
 	"metadata":   {},
 	"quota":      {"metadata"},
+	"auth":       {"metadata"},
 	"config":     {"vfs"},
 	"lint":       {},
 	"vfs":        {},

@@ -32,6 +32,32 @@ type Broker struct {
 	Rack   string
 	Epoch  int64
 	Fenced bool
+	// Listeners are the broker's client listeners by name, when it has
+	// more than one or its one is not PLAINTEXT; nil means Host:Port alone.
+	Listeners []Endpoint
+}
+
+// Endpoint is one named listener of a broker.
+type Endpoint struct {
+	Name string
+	Host string
+	Port int32
+}
+
+// Endpoint is where a client of listener name reaches b: the endpoint of
+// that name, as Kafka answers each listener with its own (ok false if b has
+// no such listener). A broker with one listener, or a name of "" (a caller
+// that does not know its listener), gets Host:Port.
+func (b Broker) Endpoint(name string) (host string, port int32, ok bool) {
+	if b.Listeners == nil || name == "" {
+		return b.Host, b.Port, true
+	}
+	for _, l := range b.Listeners {
+		if l.Name == name {
+			return l.Host, l.Port, true
+		}
+	}
+	return "", 0, false
 }
 
 // Topic is a topic and its partitions. Partitions is indexed by partition id.
@@ -78,6 +104,9 @@ type Image struct {
 	// ClientQuotas holds the client quotas (AlterClientQuotas) by entity:
 	// quota key (producer_byte_rate, ...) to value.
 	ClientQuotas map[QuotaEntity]map[string]float64
+	// ScramCredentials holds the users' SCRAM credentials
+	// (AlterUserScramCredentials), one per user and mechanism.
+	ScramCredentials map[ScramKey]ScramCredential
 	// LastOffset is the Raft index of the last applied log entry.
 	LastOffset uint64
 }
@@ -155,6 +184,7 @@ type builder struct {
 	ownBrokerCfgMap                              map[string]bool
 	ownQuotas                                    bool
 	ownQuotaMap                                  map[QuotaEntity]bool
+	ownScram                                     bool
 }
 
 func newBuilder(base *Image) *builder {
@@ -228,6 +258,10 @@ func (b *builder) apply(rec Record) error {
 		return b.setConfig(r)
 	case ClientQuotaRecord:
 		return b.setClientQuota(r)
+	case UserScramCredentialRecord:
+		return b.setScramCredential(r)
+	case RemoveUserScramCredentialRecord:
+		return b.removeScramCredential(r)
 	case ProducerIDsRecord:
 		if r.NextProducerID <= b.img.NextProducerID {
 			return fmt.Errorf("%w: next %d, current %d", ErrProducerIDsNotRaised, r.NextProducerID, b.img.NextProducerID)
@@ -267,7 +301,7 @@ func (b *builder) registerBroker(r RegisterBrokerRecord) error {
 	if old, ok := b.img.Brokers[r.NodeID]; ok && r.Epoch <= old.Epoch {
 		return fmt.Errorf("%w: broker %d epoch %d, registered with %d", ErrStaleBrokerEpoch, r.NodeID, r.Epoch, old.Epoch)
 	}
-	b.brokers()[r.NodeID] = Broker{NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: r.Epoch, Fenced: r.Fenced}
+	b.brokers()[r.NodeID] = Broker{NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack, Epoch: r.Epoch, Fenced: r.Fenced, Listeners: r.Listeners}
 	return nil
 }
 
@@ -506,7 +540,7 @@ func (img *Image) Records() []Record {
 	}
 	for _, id := range slices.Sorted(maps.Keys(img.Brokers)) {
 		br := img.Brokers[id]
-		recs = append(recs, RegisterBrokerRecord{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack, Epoch: br.Epoch, Fenced: br.Fenced})
+		recs = append(recs, RegisterBrokerRecord{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack, Epoch: br.Epoch, Fenced: br.Fenced, Listeners: br.Listeners})
 	}
 	topics := slices.SortedFunc(maps.Values(img.Topics), func(a, b *Topic) int { return cmp.Compare(a.Name, b.Name) })
 	for _, t := range topics {
@@ -531,6 +565,7 @@ func (img *Image) Records() []Record {
 		}
 	}
 	recs = append(recs, img.quotaRecords()...)
+	recs = append(recs, img.scramRecords()...)
 	if img.NextProducerID > 0 {
 		recs = append(recs, ProducerIDsRecord{BrokerID: -1, NextProducerID: img.NextProducerID})
 	}

@@ -31,6 +31,8 @@ const (
 const (
 	recordVersion   = 0
 	reassignVersion = 1
+	// listenersVersion is a RegisterBrokerRecord's with its listeners.
+	listenersVersion = 1
 )
 
 // Config resource types, numbered as Kafka's ConfigResource types.
@@ -59,6 +61,10 @@ type RegisterBrokerRecord struct {
 	Rack   string
 	Epoch  int64
 	Fenced bool
+	// Listeners are every client listener of a broker with more than one,
+	// or whose one is not PLAINTEXT; nil otherwise (Host:Port is then its
+	// only listener).
+	Listeners []Endpoint
 }
 
 // FenceBrokerRecord fences a broker: it no longer receives new leaderships.
@@ -193,6 +199,10 @@ func version(rec Record) uint8 {
 		if r.AddingReplicas != nil || r.RemovingReplicas != nil {
 			return reassignVersion
 		}
+	case RegisterBrokerRecord:
+		if r.Listeners != nil {
+			return listenersVersion
+		}
 	}
 	return recordVersion
 }
@@ -203,7 +213,14 @@ func (r RegisterBrokerRecord) appendFields(b []byte) []byte {
 	b = appendInt32(b, r.Port)
 	b = appendString(b, r.Rack)
 	b = appendInt64(b, r.Epoch)
-	return appendBool(b, r.Fenced)
+	b = appendBool(b, r.Fenced)
+	if r.Listeners != nil {
+		b = binary.AppendUvarint(b, uint64(len(r.Listeners)))
+		for _, l := range r.Listeners {
+			b = appendInt32(appendString(appendString(b, l.Name), l.Host), l.Port)
+		}
+	}
+	return b
 }
 
 func (r FenceBrokerRecord) appendFields(b []byte) []byte {
@@ -295,17 +312,31 @@ func Decode(b []byte) (Record, error) {
 		return nil, fmt.Errorf("%w: record shorter than its header", ErrCorrupt)
 	}
 	v := b[0]
-	if v != recordVersion && !(v == reassignVersion && (RecordType(b[1]) == TypePartition || RecordType(b[1]) == TypePartitionChange)) {
+	t := RecordType(b[1])
+	if v != recordVersion && !(v == reassignVersion && (t == TypePartition || t == TypePartitionChange)) &&
+		!(v == listenersVersion && t == TypeRegisterBroker) {
 		return nil, fmt.Errorf("%w: record version %d of type %d", ErrUnknownVersion, v, b[1])
 	}
 	r := reader{b: b[2:]}
 	var rec Record
 	switch RecordType(b[1]) {
 	case TypeRegisterBroker:
-		rec = RegisterBrokerRecord{
+		rb := RegisterBrokerRecord{
 			NodeID: r.int32(), Host: r.string(), Port: r.int32(),
 			Rack: r.string(), Epoch: r.int64(), Fenced: r.bool(),
 		}
+		if v == listenersVersion {
+			n := r.uvarint()
+			if n > uint64(len(r.b)) {
+				r.fail("%d listeners in %d bytes", n, len(r.b))
+				n = 0
+			}
+			rb.Listeners = make([]Endpoint, 0, n)
+			for range n {
+				rb.Listeners = append(rb.Listeners, Endpoint{Name: r.string(), Host: r.string(), Port: r.int32()})
+			}
+		}
+		rec = rb
 	case TypeFenceBroker:
 		rec = FenceBrokerRecord{NodeID: r.int32(), Epoch: r.int64()}
 	case TypeUnfenceBroker:
@@ -353,6 +384,10 @@ func Decode(b []byte) (Record, error) {
 		rec = UnregisterBrokerRecord{NodeID: r.int32(), Epoch: r.int64()}
 	case TypeClientQuota:
 		rec = decodeClientQuota(&r)
+	case TypeUserScramCredential:
+		rec = decodeUserScramCredential(&r)
+	case TypeRemoveUserScramCredential:
+		rec = RemoveUserScramCredentialRecord{ScramKey: r.scramKey()}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownRecordType, b[1])
 	}

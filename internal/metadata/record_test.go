@@ -31,6 +31,11 @@ func sampleRecords() []Record {
 		ClientQuotaRecord{Entity: QuotaEntity{User: QuotaName{Present: true, Name: "alice"}, ClientID: QuotaName{Present: true, Default: true}},
 			Key: "producer_byte_rate", Value: 1048576},
 		ClientQuotaRecord{Entity: QuotaEntity{IP: QuotaName{Present: true, Name: "10.0.0.1"}}, Key: "connection_creation_rate", Remove: true},
+		UserScramCredentialRecord{ScramKey: ScramKey{User: "alice", Mechanism: ScramSHA512},
+			ScramCredential: ScramCredential{Salt: []byte("salt"), StoredKey: []byte{1, 2}, ServerKey: []byte{3}, Iterations: 8192}},
+		RemoveUserScramCredentialRecord{ScramKey: ScramKey{User: "bob", Mechanism: ScramSHA256}},
+		RegisterBrokerRecord{NodeID: 2, Host: "b2", Port: 9092, Epoch: 3, Fenced: true,
+			Listeners: []Endpoint{{Name: "PLAINTEXT", Host: "b2", Port: 9092}, {Name: "SASL_PLAINTEXT", Host: "b2.example", Port: 9094}}},
 	}
 }
 
@@ -79,14 +84,15 @@ func TestRecordDecodeErrors(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		"empty":            {nil, ErrCorrupt},
-		"version":          {[]byte{1, 1}, ErrUnknownVersion},
-		"type":             {[]byte{0, 99}, ErrUnknownRecordType},
-		"huge string":      {[]byte{0, byte(TypeCluster), 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}, ErrCorrupt},
-		"huge array":       {append(append([]byte{0, byte(TypePartition)}, make([]byte, 20)...), 0xfe, 0xff, 0xff, 0xff, 0x0f), ErrCorrupt},
-		"negative array":   {append(append([]byte{0, byte(TypePartition)}, make([]byte, 20)...), 0x03), ErrCorrupt},
-		"bad bool":         {[]byte{0, byte(TypeFenceBroker), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2}, ErrCorrupt},
-		"batch count huge": {[]byte{0xff, 0xff, 0x03}, ErrCorrupt},
+		"empty":             {nil, ErrCorrupt},
+		"version":           {[]byte{2, 1}, ErrUnknownVersion},
+		"version 1 of type": {[]byte{1, byte(TypeFenceBroker)}, ErrUnknownVersion},
+		"type":              {[]byte{0, 99}, ErrUnknownRecordType},
+		"huge string":       {[]byte{0, byte(TypeCluster), 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}, ErrCorrupt},
+		"huge array":        {append(append([]byte{0, byte(TypePartition)}, make([]byte, 20)...), 0xfe, 0xff, 0xff, 0xff, 0x0f), ErrCorrupt},
+		"negative array":    {append(append([]byte{0, byte(TypePartition)}, make([]byte, 20)...), 0x03), ErrCorrupt},
+		"bad bool":          {[]byte{0, byte(TypeFenceBroker), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2}, ErrCorrupt},
+		"batch count huge":  {[]byte{0xff, 0xff, 0x03}, ErrCorrupt},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

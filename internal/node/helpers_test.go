@@ -21,12 +21,22 @@ import (
 // harmless, so tests may Close it earlier to restart).
 func startNode(t *testing.T, dir string, props map[string]string) *node.Node {
 	t.Helper()
+	return startNodeWith(t, dir, props, nil)
+}
+
+// startNodeWith is startNode with the node's config changed by mod (nil:
+// unchanged) after the defaults are set.
+func startNodeWith(t *testing.T, dir string, props map[string]string, mod func(*config.Node)) *node.Node {
+	t.Helper()
 	cfg := config.DefaultNode()
 	cfg.DataDir = dir
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.ControllerAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Props = props
+	if mod != nil {
+		mod(&cfg)
+	}
 	var logger *slog.Logger
 	if os.Getenv("GREGOR_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -33,8 +33,13 @@ type brokerLifecycle struct {
 	clusterID string
 	host      string
 	port      int32
-	rack      string
-	interval  time.Duration
+	// listener names host:port (inter.broker.listener.name); extra are the
+	// broker's other client listeners, registered so that each listener's
+	// clients are told the brokers' endpoints of that listener.
+	listener string
+	extra    []kmsg.BrokerRegistrationRequestListener
+	rack     string
+	interval time.Duration
 	// raftAddr, on a broker-only node, is its Raft listener: the
 	// registration carries it as the CONTROLLER listener, and the active
 	// controller adds the node to the quorum as an observer.
@@ -222,7 +227,7 @@ func (l *brokerLifecycle) register(ctx context.Context) error {
 	req.Version = 3
 	req.BrokerID = l.nodeID
 	req.ClusterID = l.clusterID
-	req.Listeners = []kmsg.BrokerRegistrationRequestListener{{Name: "PLAINTEXT", Host: l.host, Port: uint16(l.port), SecurityProtocol: 0}}
+	req.Listeners = append([]kmsg.BrokerRegistrationRequestListener{{Name: l.listener, Host: l.host, Port: uint16(l.port), SecurityProtocol: 0}}, l.extra...)
 	if l.raftAddr != "" {
 		host, portStr, err := net.SplitHostPort(l.raftAddr)
 		port, perr := strconv.ParseUint(portStr, 10, 16)

@@ -52,6 +52,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,8 @@ type Node struct {
 	txns     *txn.Coordinator
 	kafkaLn  net.Listener // bound before the server owns it
 	kafka    *server.Server
+	// extra are the client listeners besides the inter-broker one.
+	extra    []*extraListener
 	ctrlAPIs *server.Server // the Kafka half of the controller listener
 	// forwarder sends admin requests to the active controller.
 	forwarder *forwarder
@@ -228,6 +231,10 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		if n.kafkaLn, err = net.Listen("tcp", listenAddr(cfg.KafkaAddr)); err != nil {
 			return nil, fmt.Errorf("node: kafka listener: %w", err)
 		}
+		if n.extra, err = bindExtraListeners(cfg, func() *metadata.Image { return n.ctrl.Image() }); err != nil {
+			n.kafkaLn.Close()
+			return nil, err
+		}
 	}
 	// A controller named in no voters list joins a running quorum: it waits
 	// for AddRaftVoter rather than bootstrapping one of its own.
@@ -279,7 +286,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	if roles.Broker {
 		host, port := advertised(cfg.Advertised(), n.kafkaLn.Addr())
 		lc = newBrokerLifecycle(&brokerLifecycle{
-			nodeID: cfg.NodeID, clusterID: meta.ClusterID, host: host, port: port,
+			nodeID: cfg.NodeID, clusterID: meta.ClusterID, host: host, port: port, listener: cfg.Listen(),
 			rack:        props(cfg.Props, "broker.rack"),
 			interval:    time.Duration(config.Int64(props(cfg.Props, "broker.heartbeat.interval.ms"), 2000)) * time.Millisecond,
 			controllers: ctrls, leader: n.ctrl.Leader, applied: n.appliedMetadata,
@@ -367,24 +374,24 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
 	if roles.Broker {
-		n.kafka = server.New(server.Config{
-			Listener:            n.kafkaLn,
-			MaxRequestBytes:     int32(config.Int64(props(cfg.Props, "socket.request.max.bytes"), 100<<20)),
-			MaxConnections:      int(config.Int64(props(cfg.Props, "max.connections"), 0)),
-			MaxConnectionsPerIP: int(config.Int64(props(cfg.Props, "max.connections.per.ip"), 0)),
-			MaxInFlightPerConn:  int(config.Int64(props(cfg.Props, "queued.max.requests"), 64)),
-			IdleTimeout:         time.Duration(config.Int64(props(cfg.Props, "connections.max.idle.ms"), 600000)) * time.Millisecond,
-			Observe:             n.requests.observe,
-			Logger:              logger,
-		}, n.broker)
+		n.kafka = server.New(kafkaServerConfig(cfg.Props, n.kafkaLn, cfg.Listen(), nil, n.requests.observe, logger), n.broker)
 		if err := n.kafka.Listen(); err != nil {
 			return nil, fmt.Errorf("node: kafka listener: %w", err)
+		}
+		for _, l := range n.extra {
+			l.srv = server.New(kafkaServerConfig(cfg.Props, l.ln, l.cfg.Name, l.sasl, n.requests.observe, logger.With("listener", l.cfg.Name)), n.broker)
+			if err := l.srv.Listen(); err != nil {
+				return nil, fmt.Errorf("node: listener %s: %w", l.cfg.Name, err)
+			}
 		}
 
 		// Register with the active controller, with the advertised
 		// address (port 0, in tests, advertises the bound port), and wait
 		// to be unfenced, as a KRaft broker does before it serves.
 		lc.clusterID = clusterID
+		for _, l := range n.extra {
+			lc.extra = append(lc.extra, l.registration())
+		}
 		lcCtx, lcCancel := context.WithCancel(runCtx)
 		lcDone := make(chan struct{})
 		n.stopLifecycle = func() { lcCancel(); <-lcDone }
@@ -448,6 +455,13 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 			}
 		})
 	}
+	for _, l := range n.extra {
+		n.wg.Go(func() {
+			if err := l.srv.Serve(runCtx); err != nil && !errors.Is(err, server.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				logger.Error("listener stopped", "listener", l.cfg.Name, "err", err)
+			}
+		})
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -470,6 +484,9 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	}
 	attrs = append(attrs, "controller", n.ctrl.Addr(), "http", n.http.Addr().String(),
 		"data_dir", absPath(cfg.DataDir), "cluster_id", n.ctrl.Image().ClusterID, "roles", props(cfg.Props, config.PropProcessRoles))
+	for _, l := range n.extra {
+		attrs = append(attrs, "listener_"+strings.ToLower(l.cfg.Name), l.srv.Addr().String())
+	}
 	logger.Info("gregor node started", attrs...)
 	return n, nil
 }
@@ -481,6 +498,17 @@ func (n *Node) KafkaAddr() net.Addr {
 		return nil
 	}
 	return n.kafka.Addr()
+}
+
+// ListenerAddr is the bound address of the extra client listener called
+// name (listeners), nil if there is none.
+func (n *Node) ListenerAddr(name string) net.Addr {
+	for _, l := range n.extra {
+		if l.cfg.Name == name && l.srv != nil {
+			return l.srv.Addr()
+		}
+	}
+	return nil
 }
 
 // ControllerAddr is the bound controller listener address (Raft and the
@@ -596,6 +624,13 @@ func (n *Node) Close() error {
 		} else if n.kafkaLn != nil {
 			n.kafkaLn.Close()
 		}
+		for _, l := range n.extra {
+			if l.srv != nil {
+				errs = append(errs, l.srv.Shutdown(ctx))
+			} else {
+				l.ln.Close()
+			}
+		}
 		if n.broker != nil {
 			n.broker.Close()
 		}
@@ -669,7 +704,9 @@ func lockDataDir(dir string) (*os.File, error) {
 func validateProps(p map[string]string, logger *slog.Logger) error {
 	for k, v := range p {
 		if _, ok := config.BrokerDefs[k]; !ok {
-			logger.Warn("ignoring unknown property", "name", k)
+			if !strings.HasPrefix(k, "listener.name.") { // read by the listener they name (sasl.go)
+				logger.Warn("ignoring unknown property", "name", k)
+			}
 			continue
 		}
 		if err := config.CheckBrokerConfig(k, v); err != nil {

@@ -38,7 +38,11 @@ type conn struct {
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
 
-	info atomic.Pointer[ConnInfo] // replaced by ApiVersions v3+
+	info atomic.Pointer[ConnInfo] // replaced by ApiVersions v3+ and by authentication
+
+	// sasl is the reader's SASL state until the connection authenticates
+	// (sasl.go); nil on a listener without SASL and after authentication.
+	sasl *saslConn
 
 	// mutedUntil (unix nanoseconds) is when the reader may read the next
 	// request of a throttled client, and the writer answer it (KIP-219:
@@ -67,6 +71,14 @@ type pending struct {
 	apiVersions bool
 	// read is when the request's frame was read, for Config.Observe.
 	read time.Time
+	// rawReply marks a bare SASL token (after SaslHandshake v0): raw is
+	// written as the frame's body, without a response header.
+	rawReply bool
+	raw      []byte
+	// closeAfter, when set, is closed by the writer once the answer is
+	// written (or dropped); the reader, which has stopped reading, then
+	// closes the connection (a failed authentication).
+	closeAfter chan struct{}
 }
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, ip string) *conn {
@@ -81,7 +93,11 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, ip string) *conn {
 		queue:  make(chan *pending, s.cfg.MaxInFlightPerConn),
 	}
 	info := &ConnInfo{ID: s.nextConnID.Add(1), RemoteAddr: nc.RemoteAddr()}
+	info.Listener = s.cfg.Name
 	c.info.Store(info)
+	if s.cfg.SASL != nil {
+		c.sasl = &saslConn{}
+	}
 	c.log = s.log.With("conn_id", info.ID, "remote", nc.RemoteAddr().String())
 	context.AfterFunc(ctx, func() { _ = nc.Close() })
 	return c
@@ -143,16 +159,25 @@ func (c *conn) read() error {
 		}
 		c.s.stats.bytesIn.Add(4 + uint64(size))
 
-		p, err := c.decode(*bp)
-		if err != nil {
+		var p *pending
+		if c.sasl != nil && c.sasl.stage == stageRawToken {
+			p = c.rawToken(*bp)
+		} else if p, err = c.decode(*bp); err != nil {
 			putBuf(bp)
 			return err
 		}
 		p.buf = bp
-		if c.s.cfg.Observe != nil {
+		if c.s.cfg.Observe != nil && p.req.Key >= 0 {
 			p.read = time.Now()
 		}
 		c.queue <- p // never blocks: queue has room for every slot
+		if p.closeAfter != nil {
+			select {
+			case <-p.closeAfter:
+			case <-c.ctx.Done():
+			}
+			return errSASLFailed
+		}
 	}
 }
 
@@ -180,8 +205,15 @@ func (c *conn) readSize(br *bufio.Reader, first bool) (int32, error) {
 			}
 		}
 		size := int32(binary.BigEndian.Uint32(hdr))
-		if size < minHeaderBytes || size > c.s.cfg.MaxRequestBytes {
-			return 0, fmt.Errorf("server: frame size %d outside [%d, %d]", size, minHeaderBytes, c.s.cfg.MaxRequestBytes)
+		lo, hi := int32(minHeaderBytes), c.s.cfg.MaxRequestBytes
+		if c.sasl != nil {
+			hi = min(hi, saslMaxReceive)
+			if c.sasl.stage == stageRawToken {
+				lo = 0 // a bare token, not a request
+			}
+		}
+		if size < lo || size > hi {
+			return 0, fmt.Errorf("server: frame size %d outside [%d, %d]", size, lo, hi)
 		}
 		_, _ = br.Discard(4)
 		return size, nil
@@ -217,9 +249,17 @@ func (c *conn) decode(buf []byte) (p *pending, err error) {
 	if req.Key != apiVersionsKey && req.Version < c.s.versions[req.Key].MinVersion {
 		return nil, fmt.Errorf("%w: key %d version %d", errUnsupportedVersion, req.Key, req.Version)
 	}
+	if c.sasl != nil {
+		if p, err := c.authenticating(req); p != nil || err != nil {
+			return p, err
+		}
+	}
 	if req.Key == apiVersionsKey {
 		resp := c.apiVersions(req)
 		return &pending{req: req, apiVersions: true, done: func(context.Context) kmsg.Response { return resp }}, nil
+	}
+	if req.Key == saslHandshakeKey || req.Key == saslAuthenticateKey {
+		return illegalSASLState(req), nil
 	}
 	req.Conn = c.info.Load()
 	req.Size = len(buf)
@@ -323,6 +363,12 @@ func (c *conn) write() {
 		_ = c.waitUnmuted()
 		resp := c.finishResponse(p)
 		spliced, _ := resp.(*SplicedResponse)
+		if p.rawReply && c.ctx.Err() == nil {
+			*out = binary.BigEndian.AppendUint32((*out)[:0], uint32(len(p.raw)))
+			if err := c.writeFrame(append(*out, p.raw...)); err != nil {
+				c.close()
+			}
+		}
 		if resp != nil && c.ctx.Err() == nil {
 			if !p.apiVersions {
 				c.throttle(resp, p.req.Version)
@@ -353,6 +399,9 @@ func (c *conn) write() {
 		}
 		putBuf(p.buf)
 		p.buf = nil
+		if p.closeAfter != nil {
+			close(p.closeAfter)
+		}
 		<-c.slots
 	}
 }

@@ -54,6 +54,12 @@ type ConnInfo struct {
 	// ClientSoftwareName and ClientSoftwareVersion come from the latest
 	// ApiVersions request v3+ (KIP-511); "" until one is seen.
 	ClientSoftwareName, ClientSoftwareVersion string
+	// Listener is the name of the listener the connection came in on
+	// (Config.Name).
+	Listener string
+	// User is the SASL-authenticated user; "" on a connection that did not
+	// authenticate (Kafka's ANONYMOUS principal).
+	User string
 }
 
 // Completion produces the response to a request. The server calls the

@@ -38,6 +38,11 @@ var ErrServerClosed = errors.New("server: closed")
 type Config struct {
 	// Addr is the listen address, DefaultAddr when empty.
 	Addr string
+	// Name is the listener's name (PLAINTEXT, SASL_PLAINTEXT, ...), which
+	// every request's ConnInfo carries.
+	Name string
+	// SASL, when set, makes every connection authenticate first.
+	SASL *SASL
 	// Listener, when set, is served instead of binding Addr: a listener
 	// shared with another protocol (the controller listener). Shutdown
 	// closes it.
@@ -166,6 +171,10 @@ func New(cfg Config, h Handler) *Server {
 		s.versions[k.ApiKey] = k
 	}
 	s.versions[apiVersionsKey] = kmsg.ApiVersionsResponseApiKey{ApiKey: apiVersionsKey, MinVersion: 0, MaxVersion: apiVersionsMax}
+	// The SASL APIs are the server's on every listener, as in Kafka: a
+	// client may ask for a mechanism before it knows the listener's kind.
+	s.versions[saslHandshakeKey] = kmsg.ApiVersionsResponseApiKey{ApiKey: saslHandshakeKey, MinVersion: 0, MaxVersion: saslHandshakeMax}
+	s.versions[saslAuthenticateKey] = kmsg.ApiVersionsResponseApiKey{ApiKey: saslAuthenticateKey, MinVersion: 0, MaxVersion: saslAuthenticateMax}
 	for _, k := range s.versions {
 		s.keys = append(s.keys, k)
 	}

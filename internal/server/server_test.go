@@ -38,6 +38,8 @@ type testHandler struct {
 		outstanding int // handled, completion not returned
 		violations  []string
 		software    []string // ClientSoftwareName of each Metadata request
+		// user and listener are the last Metadata request's.
+		user, listener string
 	}
 	handled   atomic.Int64
 	cancelled atomic.Int64 // completions that saw ctx done
@@ -70,6 +72,7 @@ func (h *testHandler) Handle(ctx context.Context, req *Request) Completion {
 	case *kmsg.MetadataRequest:
 		h.mu.Lock()
 		h.mu.software = append(h.mu.software, req.Conn.ClientSoftwareName)
+		h.mu.user, h.mu.listener = req.Conn.User, req.Conn.Listener
 		h.mu.Unlock()
 		return func(context.Context) kmsg.Response {
 			defer done()
@@ -458,9 +461,9 @@ func TestServerApiVersions(t *testing.T) {
 		wantErr  int16
 		wantKeys []int16
 	}{
-		{name: "v0", version: 0, wantKeys: []int16{0, 3, 15, 18}},
-		{name: "v3 flexible request header", version: 3, software: "gregor-test", wantKeys: []int16{0, 3, 15, 18}},
-		{name: "v4", version: 4, software: "gregor-test", wantKeys: []int16{0, 3, 15, 18}},
+		{name: "v0", version: 0, wantKeys: []int16{0, 3, 15, 17, 18, 36}},
+		{name: "v3 flexible request header", version: 3, software: "gregor-test", wantKeys: []int16{0, 3, 15, 17, 18, 36}},
+		{name: "v4", version: 4, software: "gregor-test", wantKeys: []int16{0, 3, 15, 17, 18, 36}},
 		{name: "v5 unsupported", version: 5, software: "x", wantErr: errCodeUnsupportedVersion, wantKeys: []int16{18}},
 		{name: "v127 unsupported", version: 127, wantErr: errCodeUnsupportedVersion, wantKeys: []int16{18}},
 		{name: "v3 invalid software name", version: 3, software: "-bad name", wantErr: errCodeInvalidRequest},
