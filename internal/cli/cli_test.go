@@ -248,6 +248,21 @@ func runCLITests(t *testing.T, brokerAddr string) {
 		r.fail(1, []string{"UNKNOWN_TOPIC_OR_PARTITION"}, "", "topic", "alter-config", name+"-missing", "-c", "retention.ms=1")
 	})
 
+	t.Run("Scram", func(t *testing.T) {
+		r := cliRunner{t: t, addr: brokerAddr}
+		res := r.ok("", "scram", "set", "--user", "cli-alice", "--password", "secret", "--iterations", "4096")
+		if !strings.Contains(res.stdout, "set the SCRAM-SHA-256 credential of cli-alice (4096 iterations)") {
+			t.Fatalf("scram set: %s", res)
+		}
+		res = r.ok("", "scram", "list", "cli-alice")
+		if !strings.Contains(res.stdout, "cli-alice  SCRAM-SHA-256  4096") {
+			t.Fatalf("scram list: %s", res)
+		}
+		r.fail(2, []string{"SCRAM-SHA-256 or SCRAM-SHA-512"}, "", "scram", "set", "--user", "x", "--password", "p", "--mechanism", "MD5")
+		r.ok("", "scram", "delete", "--user", "cli-alice")
+		r.fail(1, []string{"RESOURCE_NOT_FOUND"}, "", "scram", "delete", "--user", "cli-alice")
+	})
+
 	t.Run("Quota", func(t *testing.T) {
 		r := cliRunner{t: t, addr: brokerAddr}
 		res := r.ok("", "quota", "alter", "--client-id", "cli-billing", "-c", "producer_byte_rate=1048576", "-c", "consumer_byte_rate=2097152")

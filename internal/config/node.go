@@ -31,10 +31,10 @@ type Node struct {
 	ListenerName string
 	// ExtraListeners are the other client listeners of listeners.
 	ExtraListeners []Listener
+	Props          map[string]string // every other Kafka property given, by its Kafka name
 	// listenerProps accumulates the properties the listeners are resolved
 	// from, which may come one ApplyProperties at a time (--set).
 	listenerProps map[string]string
-	Props          map[string]string // every other Kafka property given, by its Kafka name
 }
 
 // Voter is one entry of controller.quorum.voters.

@@ -116,7 +116,7 @@ func TestBinaryHostileClients(t *testing.T) {
 			}
 		}},
 		{"unknown api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(999, 0, nil)) }},
-		{"unadvertised api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(17, 1, []byte{0, 5, 'P', 'L', 'A', 'I', 'N'})) }},
+		{"unadvertised api key", func(t *testing.T) { h.expectClosed(t, h.rawFrame(38, 1, make([]byte, 12))) }}, // CreateDelegationToken
 		{"unsupported version", func(t *testing.T) { h.expectClosed(t, h.rawFrame(3, 99, nil)) }},
 		{"negative version", func(t *testing.T) { h.expectClosed(t, h.rawFrame(3, -1, nil)) }},
 		{"api versions too new", func(t *testing.T) {
