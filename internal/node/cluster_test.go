@@ -57,6 +57,13 @@ type cluster struct {
 
 func startCluster(t *testing.T, props map[string]string) cluster {
 	t.Helper()
+	return startClusterWith(t, props, nil)
+}
+
+// startClusterWith is startCluster with each node's config changed by mod
+// (nil: unchanged).
+func startClusterWith(t *testing.T, props map[string]string, mod func(*config.Node)) cluster {
+	t.Helper()
 	c := cluster{nodes: make([]*node.Node, 3), ctrlPorts: freePorts(t, 3)}
 	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", c.ctrlPorts[0], c.ctrlPorts[1], c.ctrlPorts[2])
 	errs := make([]error, 3)
@@ -72,7 +79,11 @@ func startCluster(t *testing.T, props map[string]string) cluster {
 			for k, v := range props {
 				p[k] = v
 			}
-			c.nodes[i], errs[i] = node.Start(ctx, clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p), nil)
+			cfg := clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p)
+			if mod != nil {
+				mod(&cfg)
+			}
+			c.nodes[i], errs[i] = node.Start(ctx, cfg, nil)
 		})
 	}
 	wg.Wait()

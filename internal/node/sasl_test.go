@@ -3,6 +3,9 @@ package node_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,20 +19,27 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
+
+// saslProps enable PLAIN (user alice) and SCRAM on the SASL_PLAINTEXT
+// listener.
+var saslProps = map[string]string{
+	"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+	"listener.name.sasl_plaintext.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required ` +
+		`username="admin" password="admin-secret" user_alice="alice-secret";`,
+	"connection.failed.authentication.delay.ms": "10",
+}
+
+func withSASLListener(c *config.Node) {
+	c.ExtraListeners = []config.Listener{{Name: "SASL_PLAINTEXT", Addr: "127.0.0.1:0", SASL: true}}
+}
 
 // startSASLNode starts a node with a PLAINTEXT listener (brokers and the
 // admin) and a SASL_PLAINTEXT one offering PLAIN (user alice) and SCRAM.
 func startSASLNode(t *testing.T) *node.Node {
 	t.Helper()
-	return startNodeWith(t, t.TempDir(), map[string]string{
-		"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-		"listener.name.sasl_plaintext.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required ` +
-			`username="admin" password="admin-secret" user_alice="alice-secret";`,
-		"connection.failed.authentication.delay.ms": "10",
-	}, func(c *config.Node) {
-		c.ExtraListeners = []config.Listener{{Name: "SASL_PLAINTEXT", Addr: "127.0.0.1:0", SASL: true}}
-	})
+	return startNodeWith(t, t.TempDir(), maps.Clone(saslProps), withSASLListener)
 }
 
 // saslRoundTrip produces one record as mech over the SASL listener and
@@ -220,5 +230,72 @@ func TestSASLUserQuota(t *testing.T) {
 	produce(anonymous, kgo.SeedBrokers(n.KafkaAddr().String()))
 	if asAlice.n.Load() == 0 || anonymous.n.Load() != 0 {
 		t.Fatalf("throttled: alice %d times, the anonymous client %d times; want alice only", asAlice.n.Load(), anonymous.n.Load())
+	}
+}
+
+// TestClusterSASLListener: on three nodes, a client that bootstraps on one
+// node's SASL listener is told every broker's SASL endpoint (Metadata,
+// FindCoordinator), so it produces with acks=all and consumes in a group
+// without leaving the listener, while the brokers replicate on PLAINTEXT.
+// The SCRAM credential is set through another node (forwarded to the
+// active controller) and applies everywhere.
+func TestClusterSASLListener(t *testing.T) {
+	c := startClusterWith(t, maps.Clone(saslProps), withSASLListener)
+	adm, _ := newAdmin(t, c.nodes[0])
+	ctx := testCtx(t, 60*time.Second)
+	if resp, err := adm.CreateTopic(ctx, 3, 3, nil, "secured"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	if res, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "bob", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "bob-secret"}}); err != nil || res.Error() != nil {
+		t.Fatalf("upsert bob: %v %v", err, res.Error())
+	}
+	saslAddrs := map[int32]string{}
+	for i, n := range c.nodes {
+		saslAddrs[int32(i+1)] = n.ListenerAddr("SASL_PLAINTEXT").String()
+	}
+	mech := scram.Auth{User: "bob", Pass: "bob-secret"}.AsSha256Mechanism()
+	var cl *kgo.Client
+	testkit.Eventually(t, 20*time.Second, "bob logs in on node 3", func() error {
+		var err error
+		cl, err = kgo.NewClient(kgo.SeedBrokers(saslAddrs[3]), kgo.SASL(mech), kgo.DefaultProduceTopic("secured"),
+			kgo.ConsumeTopics("secured"), kgo.ConsumerGroup("sasl-group"), kgo.RetryTimeout(10*time.Second))
+		if err != nil {
+			return err
+		}
+		if _, err = kadm.NewClient(cl).BrokerMetadata(ctx); err != nil {
+			cl.Close()
+		}
+		return err
+	})
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range md.Brokers {
+		if got := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))); got != saslAddrs[b.NodeID] {
+			t.Fatalf("broker %d at %s on the SASL listener, want %s", b.NodeID, got, saslAddrs[b.NodeID])
+		}
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("%d brokers", len(md.Brokers))
+	}
+	var recs []*kgo.Record
+	for i := range 30 {
+		recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte("v")})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	got := 0
+	for got < len(recs) {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		got += fs.NumRecords()
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
 	}
 }
