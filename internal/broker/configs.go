@@ -130,7 +130,7 @@ func describeConfig(req *kmsg.DescribeConfigsRequest, name string, resourceType 
 	}
 	syns := synonyms(name, resourceType, clusterDefault, !known, layers)
 	switch {
-	case !known:
+	case !known, d.Type == config.TypePassword: // a key or a password is never shown
 		c.IsSensitive = true
 	case v != "" || src != config.SourceDefault:
 		c.Value = &v

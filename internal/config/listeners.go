@@ -12,8 +12,9 @@ type Listener struct {
 	Name       string // its name in listeners, upper case
 	Addr       string // host:port to bind
 	Advertised string // its advertised.listeners entry; "" derives it from Addr
-	// SASL is true for a SASL_PLAINTEXT listener.
-	SASL bool
+	// SASL is true for a SASL_PLAINTEXT or SASL_SSL listener, TLS for an
+	// SSL or SASL_SSL one.
+	SASL, TLS bool
 }
 
 // Listener property names.
@@ -23,6 +24,8 @@ const (
 	PropSASLMechanisms       = "sasl.enabled.mechanisms"
 	securityPlaintext        = "PLAINTEXT"
 	securitySASLPlaintext    = "SASL_PLAINTEXT"
+	securitySSL              = "SSL"
+	securitySASLSSL          = "SASL_SSL"
 	defaultInterBrokerName   = "PLAINTEXT"
 	defaultSecurityProtocols = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
 )
@@ -64,7 +67,7 @@ func parseListenerList(key, v string) ([]listenerEntry, error) {
 // else PLAINTEXT, else the only client listener) to KafkaAddr, the others
 // to ExtraListeners. Brokers reach each other without authentication, so
 // the inter-broker listener must be PLAINTEXT; the others may be
-// SASL_PLAINTEXT. SSL is not offered.
+// SSL, SASL_PLAINTEXT or SASL_SSL.
 func (n *Node) applyListeners(p map[string]string, controllerNames map[string]bool) error {
 	entries := []listenerEntry{{n.Listen(), n.KafkaAddr}} // advertised.listeners alone: the current listener's
 	if v, ok := p[PropListeners]; ok {
@@ -139,9 +142,9 @@ func (n *Node) applyListeners(p map[string]string, controllerNames map[string]bo
 			proto = securityPlaintext // Kafka refuses a name the map lacks; gregor always took any name as plaintext
 		}
 		switch proto {
-		case securityPlaintext, securitySASLPlaintext:
+		case securityPlaintext, securitySASLPlaintext, securitySSL, securitySASLSSL:
 		default:
-			return fmt.Errorf("%w: listener %s: security protocol %s is not supported (PLAINTEXT and SASL_PLAINTEXT are)", ErrInvalidNode, e.name, proto)
+			return fmt.Errorf("%w: listener %s: unknown security protocol %s (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)", ErrInvalidNode, e.name, proto)
 		}
 		if e.name == primary {
 			if proto != securityPlaintext {
@@ -151,7 +154,8 @@ func (n *Node) applyListeners(p map[string]string, controllerNames map[string]bo
 			n.ListenerName, n.KafkaAddr, n.AdvertisedAddr, found = e.name, e.addr, advertised[e.name], true
 			continue
 		}
-		n.ExtraListeners = append(n.ExtraListeners, Listener{Name: e.name, Addr: e.addr, Advertised: advertised[e.name], SASL: proto == securitySASLPlaintext})
+		n.ExtraListeners = append(n.ExtraListeners, Listener{Name: e.name, Addr: e.addr, Advertised: advertised[e.name],
+			SASL: proto == securitySASLPlaintext || proto == securitySASLSSL, TLS: proto == securitySSL || proto == securitySASLSSL})
 	}
 	if !found {
 		return fmt.Errorf("%w: no PLAINTEXT listener named %s for brokers to reach each other on (set %s)", ErrInvalidNode, primary, PropInterBrokerListener)

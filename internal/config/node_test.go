@@ -137,15 +137,16 @@ func TestNodeApplyProperties(t *testing.T) {
 		{
 			name: "a SASL listener beside the inter-broker one",
 			props: map[string]string{
-				"listeners":                      "CLIENT://:9092,PLAINTEXT://:19092,CONTROLLER://:9093,EXTERNAL://:9094",
+				"listeners":                      "CLIENT://:9092,PLAINTEXT://:19092,CONTROLLER://:9093,EXTERNAL://:9094,SECURE://:9095",
 				"advertised.listeners":           "EXTERNAL://public.example:9094,PLAINTEXT://b1:19092",
-				"listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+				"listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_SSL,SECURE:SSL",
 			},
 			check: func(t *testing.T, n Node) {
 				if n.KafkaAddr != ":19092" || n.AdvertisedAddr != "b1:19092" || n.Listen() != "PLAINTEXT" || n.ControllerAddr != ":9093" {
 					t.Fatalf("inter-broker listener %s %q %q, controller %q", n.Listen(), n.KafkaAddr, n.AdvertisedAddr, n.ControllerAddr)
 				}
-				want := []Listener{{Name: "CLIENT", Addr: ":9092", SASL: true}, {Name: "EXTERNAL", Addr: ":9094", Advertised: "public.example:9094", SASL: true}}
+				want := []Listener{{Name: "CLIENT", Addr: ":9092", SASL: true}, {Name: "EXTERNAL", Addr: ":9094", Advertised: "public.example:9094", SASL: true, TLS: true},
+					{Name: "SECURE", Addr: ":9095", TLS: true}}
 				if !reflect.DeepEqual(n.ExtraListeners, want) {
 					t.Fatalf("extra listeners %+v, want %+v", n.ExtraListeners, want)
 				}
@@ -193,7 +194,8 @@ func TestNodeApplyProperties(t *testing.T) {
 		{name: "listener without scheme", props: map[string]string{"listeners": "localhost:9092"}, wantErr: "NAME://"},
 		{name: "no inter-broker listener", props: map[string]string{"listeners": "A://:1,B://:2"}, wantErr: "no PLAINTEXT listener named PLAINTEXT"},
 		{name: "SASL between brokers", props: map[string]string{"listeners": "SASL_PLAINTEXT://:1"}, wantErr: "must be PLAINTEXT"},
-		{name: "SSL", props: map[string]string{"listeners": "PLAINTEXT://:1,SSL://:2"}, wantErr: "SSL is not supported"},
+		{name: "unknown protocol", props: map[string]string{"listeners": "PLAINTEXT://:1,X://:2", "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,X:QUIC"}, wantErr: "unknown security protocol QUIC"},
+		{name: "TLS between brokers", props: map[string]string{"listeners": "SSL://:1"}, wantErr: "must be PLAINTEXT"},
 		{name: "two controller listeners", props: map[string]string{"listeners": "PLAINTEXT://:1,CONTROLLER://:2,RAFT://:3", "controller.listener.names": "CONTROLLER,RAFT"}, wantErr: "more than one controller"},
 		{name: "advertised listener not listened on", props: map[string]string{"listeners": "PLAINTEXT://:1,SASL_PLAINTEXT://:2", "advertised.listeners": "OTHER://h:1"}, wantErr: "which listeners does not"},
 		{name: "empty log.dirs", props: map[string]string{"log.dirs": " , "}, wantErr: "empty"},

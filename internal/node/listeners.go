@@ -1,9 +1,13 @@
 package node
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -20,14 +24,17 @@ import (
 type extraListener struct {
 	cfg  config.Listener
 	ln   net.Listener
-	sasl *server.SASL // nil on a PLAINTEXT listener
+	sasl *server.SASL // nil without SASL
+	tls  *tls.Config  // nil without TLS
 	srv  *server.Server
 }
 
 // Kafka's security protocol ids, as BrokerRegistration carries them.
 const (
 	securityPlaintext     = 0
+	securitySSL           = 1
 	securitySASLPlaintext = 2
+	securitySASLSSL       = 3
 )
 
 // bindExtraListeners binds every extra listener and prepares its SASL
@@ -49,6 +56,13 @@ func bindExtraListeners(cfg config.Node, image func() *metadata.Image) ([]*extra
 			}
 			el.sasl = s
 		}
+		if l.TLS {
+			c, err := tlsFor(cfg.Props, l.Name)
+			if err != nil {
+				return fail(err)
+			}
+			el.tls = c
+		}
 		ln, err := net.Listen("tcp", listenAddr(l.Addr))
 		if err != nil {
 			return fail(fmt.Errorf("node: listener %s: %w", l.Name, err))
@@ -63,8 +77,13 @@ func bindExtraListeners(cfg config.Node, image func() *metadata.Image) ([]*extra
 func (l *extraListener) registration() kmsg.BrokerRegistrationRequestListener {
 	host, port := advertised(config.AdvertisedFor(l.cfg), l.ln.Addr())
 	proto := int16(securityPlaintext)
-	if l.sasl != nil {
+	switch {
+	case l.sasl != nil && l.tls != nil:
+		proto = securitySASLSSL
+	case l.sasl != nil:
 		proto = securitySASLPlaintext
+	case l.tls != nil:
+		proto = securitySSL
 	}
 	return kmsg.BrokerRegistrationRequestListener{Name: l.cfg.Name, Host: host, Port: uint16(port), SecurityProtocol: proto}
 }
@@ -120,13 +139,94 @@ func saslFor(p map[string]string, listener string, image func() *metadata.Image)
 	return s, nil
 }
 
+// tlsFor reads an SSL or SASL_SSL listener's certificate as Kafka's PEM
+// keystores give it (KIP-651): ssl.keystore.location, a PEM file with the
+// private key and its chain, or the inline ssl.keystore.certificate.chain
+// and ssl.keystore.key; with ssl.client.auth, the CAs of
+// ssl.truststore.location or ssl.truststore.certificates. Every property
+// may be given for the listener alone (listener.name.<listener>.ssl...).
+func tlsFor(p map[string]string, listener string) (*tls.Config, error) {
+	get := func(name string) string {
+		v, _ := config.ListenerProp(p, listener, name)
+		return strings.TrimSpace(v)
+	}
+	fail := func(format string, args ...any) (*tls.Config, error) {
+		return nil, fmt.Errorf("node: listener %s: "+format, append([]any{listener}, args...)...)
+	}
+	readPEM := func(what, location, inline string) ([]byte, error) {
+		data := []byte(inline)
+		if inline == "" {
+			if location == "" {
+				return nil, nil
+			}
+			var err error
+			if data, err = os.ReadFile(location); err != nil {
+				return nil, err
+			}
+		}
+		if block, _ := pem.Decode(data); block == nil {
+			return nil, fmt.Errorf("%s %s is not PEM (gregor reads PEM only: convert a JKS or PKCS12 store with keytool and openssl)", what, location)
+		}
+		return data, nil
+	}
+	certPEM, err := readPEM("keystore", get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	if certPEM == nil {
+		return fail("SSL needs a certificate: set ssl.keystore.location (a PEM file with the key and its certificate chain)")
+	}
+	keyPEM := certPEM
+	if k := get("ssl.keystore.key"); k != "" {
+		keyPEM = []byte(k)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fail("keystore: %v (an encrypted key is not read: give it unencrypted)", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	for _, v := range strings.Split(get("ssl.enabled.protocols"), ",") {
+		switch strings.TrimSpace(v) {
+		case "TLSv1.2":
+			c.MinVersion = min(c.MinVersion, tls.VersionTLS12)
+		case "TLSv1.1":
+			c.MinVersion = min(c.MinVersion, tls.VersionTLS11)
+		case "TLSv1":
+			c.MinVersion = min(c.MinVersion, tls.VersionTLS10)
+		}
+	}
+	if get("ssl.enabled.protocols") == "" {
+		c.MinVersion = tls.VersionTLS12 // Kafka's default: TLSv1.2,TLSv1.3
+	}
+	switch auth := strings.ToLower(get("ssl.client.auth")); auth {
+	case "", "none":
+		return c, nil
+	case "requested":
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	case "required":
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	default:
+		return fail("ssl.client.auth %q: want required, requested or none", auth)
+	}
+	caPEM, err := readPEM("truststore", get("ssl.truststore.location"), get("ssl.truststore.certificates"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	c.ClientCAs = x509.NewCertPool()
+	if caPEM == nil || !c.ClientCAs.AppendCertsFromPEM(caPEM) {
+		return fail("ssl.client.auth needs the CAs to check client certificates against: set ssl.truststore.location (PEM)")
+	}
+	return c, nil
+}
+
 // kafkaServerConfig is a client listener's server config: the limits of
-// the broker properties, the listener's name and its SASL.
-func kafkaServerConfig(p map[string]string, ln net.Listener, name string, sasl *server.SASL, observe func(int16, time.Duration), logger *slog.Logger) server.Config {
+// the broker properties, the listener's name, its SASL and TLS.
+func kafkaServerConfig(p map[string]string, ln net.Listener, name string, sasl *server.SASL, tlsCfg *tls.Config, observe func(int16, time.Duration), logger *slog.Logger) server.Config {
 	return server.Config{
 		Listener:            ln,
 		Name:                name,
 		SASL:                sasl,
+		TLS:                 tlsCfg,
 		MaxRequestBytes:     int32(config.Int64(props(p, "socket.request.max.bytes"), 100<<20)),
 		MaxConnections:      int(config.Int64(props(p, "max.connections"), 0)),
 		MaxConnectionsPerIP: int(config.Int64(props(p, "max.connections.per.ip"), 0)),

@@ -374,12 +374,12 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	ctrlAPIs.SetBroker(n.broker)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
 	if roles.Broker {
-		n.kafka = server.New(kafkaServerConfig(cfg.Props, n.kafkaLn, cfg.Listen(), nil, n.requests.observe, logger), n.broker)
+		n.kafka = server.New(kafkaServerConfig(cfg.Props, n.kafkaLn, cfg.Listen(), nil, nil, n.requests.observe, logger), n.broker)
 		if err := n.kafka.Listen(); err != nil {
 			return nil, fmt.Errorf("node: kafka listener: %w", err)
 		}
 		for _, l := range n.extra {
-			l.srv = server.New(kafkaServerConfig(cfg.Props, l.ln, l.cfg.Name, l.sasl, n.requests.observe, logger.With("listener", l.cfg.Name)), n.broker)
+			l.srv = server.New(kafkaServerConfig(cfg.Props, l.ln, l.cfg.Name, l.sasl, l.tls, n.requests.observe, logger.With("listener", l.cfg.Name)), n.broker)
 			if err := l.srv.Listen(); err != nil {
 				return nil, fmt.Errorf("node: listener %s: %w", l.cfg.Name, err)
 			}

@@ -113,6 +113,13 @@ func (c *conn) serve() {
 	defer c.s.unregister(c)
 	labels := pprof.Labels("component", "server", "conn_id", strconv.FormatUint(c.info.Load().ID, 10))
 	pprof.Do(c.ctx, labels, func(ctx context.Context) {
+		if err := c.handshake(); err != nil {
+			c.close()
+			if c.log.Enabled(ctx, slog.LevelDebug) {
+				c.log.Debug("TLS handshake failed", "err", err)
+			}
+			return
+		}
 		var wg sync.WaitGroup
 		wg.Go(c.write)
 		err := c.read()

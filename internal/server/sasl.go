@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -182,4 +183,25 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// handshake runs the TLS handshake of a connection of an SSL listener
+// (nothing on another), bounded by the idle timeout, and takes a client
+// certificate's subject as the user when there is no SASL to name one.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.IdleTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 && c.s.cfg.SASL == nil {
+		info := *c.info.Load()
+		info.User = certs[0].Subject.String()
+		c.info.Store(&info)
+	}
+	return nil
 }
