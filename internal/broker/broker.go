@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/auth"
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/controller"
 	"github.com/gregor-dev/gregor/internal/group"
@@ -35,6 +36,8 @@ type Controller interface {
 	ElectLeaders(ctx context.Context, typ int8, partitions controller.TopicPartitions, dryRun bool) ([]controller.ElectionResult, error)
 	AlterClientQuotas(ctx context.Context, alts []controller.QuotaAlteration, validateOnly bool) ([]error, error)
 	AlterUserScramCredentials(ctx context.Context, alts []controller.ScramAlteration) ([]controller.ScramResult, error)
+	CreateACLs(ctx context.Context, acls []metadata.ACL) ([]error, error)
+	DeleteACLs(ctx context.Context, filters []metadata.ACLFilter) ([][]metadata.ACL, []error, error)
 }
 
 // Config configures a Broker.
@@ -98,6 +101,9 @@ type Broker struct {
 	sessions        *fetchSessionCache
 	// quotas enforces the client quotas on produce and fetch (quotas.go).
 	quotas *quota.Manager
+	// authz decides every request when authorizer.class.name is set
+	// (access.go); nil: everyone may do everything.
+	authz *auth.Authorizer
 	// bg owns the background work of request handlers: the creation of an
 	// internal topic a FindCoordinator asked for, or of a topic a Metadata
 	// request auto-creates (topics.go).
@@ -128,6 +134,11 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 	window, _, _ := static.BrokerValue("quota.window.size.seconds")
 	b.quotas = quota.New(func() map[metadata.QuotaEntity]map[string]float64 { return b.image().ClientQuotas },
 		int(config.Int64(samples, quota.DefaultSamples)), time.Duration(config.Int64(window, 1))*time.Second, nil)
+	if class, _, _ := static.BrokerValue("authorizer.class.name"); class != "" {
+		users, _, _ := static.BrokerValue("super.users")
+		open, _, _ := static.BrokerValue("allow.everyone.if.no.acl.found")
+		b.authz = &auth.Authorizer{SuperUsers: auth.ParseSuperUsers(users), AllowIfNoACL: open == "true"}
+	}
 	return b
 }
 
@@ -179,9 +190,9 @@ var apis = map[int16]api{
 	26: {0, 5, handleEndTxn},                       // EndTxn: v5 bumps the epoch (KIP-890 part 2)
 	27: {0, 1, handleWriteTxnMarkers},              // WriteTxnMarkers: inter-broker; v2 (Kafka 4.2) adds the transaction version
 	28: {0, 5, handleTxnOffsetCommit},              // TxnOffsetCommit: v5 adds the group to the transaction (KIP-890 part 2)
-	29: {0, 3, handleDescribeAcls},                 // DescribeAcls: SECURITY_DISABLED, as Kafka without an authorizer
-	30: {0, 3, handleCreateAcls},                   // CreateAcls: SECURITY_DISABLED
-	31: {0, 3, handleDeleteAcls},                   // DeleteAcls: SECURITY_DISABLED
+	29: {0, 3, handleDescribeAcls},                 // DescribeAcls: from the image; SECURITY_DISABLED without an authorizer, as Kafka
+	30: {0, 3, handleCreateAcls},                   // CreateAcls: forwarded to the active controller
+	31: {0, 3, handleDeleteAcls},                   // DeleteAcls: forwarded to the active controller
 	32: {0, 4, handleDescribeConfigs},              // DescribeConfigs
 	33: {0, 2, handleAlterConfigs},                 // AlterConfigs
 	35: {0, 4, handleDescribeLogDirs},              // DescribeLogDirs
@@ -225,6 +236,18 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 		// the server closes the connection on a nil response of the wrong kind.
 		return nil
 	}
+	if b.authz != nil {
+		acc := b.accessOf(req)
+		if resp := acc.refused(req); resp != nil {
+			return done(resp)
+		}
+		return acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })
+	}
+	return b.dispatch(ctx, req, a)
+}
+
+// dispatch forwards req to the active controller or hands it to its API.
+func (b *Broker) dispatch(ctx context.Context, req *server.Request, a api) server.Completion {
 	if forwarded[req.Key] {
 		forward := b.forward
 		if req.Key == 33 || req.Key == 44 { // AlterConfigs, IncrementalAlterConfigs
@@ -254,6 +277,8 @@ var forwarded = map[int16]bool{
 	64: true, // UnregisterBroker
 	49: true, // AlterClientQuotas
 	51: true, // AlterUserScramCredentials
+	30: true, // CreateAcls
+	31: true, // DeleteAcls
 }
 
 // forward sends req to the active controller when that is another node. It

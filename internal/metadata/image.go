@@ -107,6 +107,8 @@ type Image struct {
 	// ScramCredentials holds the users' SCRAM credentials
 	// (AlterUserScramCredentials), one per user and mechanism.
 	ScramCredentials map[ScramKey]ScramCredential
+	// ACLs holds the access control entries (CreateAcls) by id.
+	ACLs map[[16]byte]ACL
 	// LastOffset is the Raft index of the last applied log entry.
 	LastOffset uint64
 }
@@ -185,6 +187,7 @@ type builder struct {
 	ownQuotas                                    bool
 	ownQuotaMap                                  map[QuotaEntity]bool
 	ownScram                                     bool
+	ownACLs                                      bool
 }
 
 func newBuilder(base *Image) *builder {
@@ -262,6 +265,10 @@ func (b *builder) apply(rec Record) error {
 		return b.setScramCredential(r)
 	case RemoveUserScramCredentialRecord:
 		return b.removeScramCredential(r)
+	case AccessControlEntryRecord:
+		return b.addACL(r)
+	case RemoveAccessControlEntryRecord:
+		return b.removeACL(r)
 	case ProducerIDsRecord:
 		if r.NextProducerID <= b.img.NextProducerID {
 			return fmt.Errorf("%w: next %d, current %d", ErrProducerIDsNotRaised, r.NextProducerID, b.img.NextProducerID)
@@ -566,6 +573,7 @@ func (img *Image) Records() []Record {
 	}
 	recs = append(recs, img.quotaRecords()...)
 	recs = append(recs, img.scramRecords()...)
+	recs = append(recs, img.aclRecords()...)
 	if img.NextProducerID > 0 {
 		recs = append(recs, ProducerIDsRecord{BrokerID: -1, NextProducerID: img.NextProducerID})
 	}

@@ -388,6 +388,10 @@ func Decode(b []byte) (Record, error) {
 		rec = decodeUserScramCredential(&r)
 	case TypeRemoveUserScramCredential:
 		rec = RemoveUserScramCredentialRecord{ScramKey: r.scramKey()}
+	case TypeAccessControlEntry:
+		rec = decodeAccessControlEntry(&r)
+	case TypeRemoveAccessControlEntry:
+		rec = RemoveAccessControlEntryRecord{ID: r.uuid()}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownRecordType, b[1])
 	}

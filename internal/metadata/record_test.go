@@ -34,6 +34,9 @@ func sampleRecords() []Record {
 		UserScramCredentialRecord{ScramKey: ScramKey{User: "alice", Mechanism: ScramSHA512},
 			ScramCredential: ScramCredential{Salt: []byte("salt"), StoredKey: []byte{1, 2}, ServerKey: []byte{3}, Iterations: 8192}},
 		RemoveUserScramCredentialRecord{ScramKey: ScramKey{User: "bob", Mechanism: ScramSHA256}},
+		AccessControlEntryRecord{ID: [16]byte{7}, ACL: ACL{ResourceType: 2, ResourceName: "orders", PatternType: ACLPatternPrefixed,
+			Principal: "User:alice", Host: "*", Operation: 3, Permission: 3}},
+		RemoveAccessControlEntryRecord{ID: [16]byte{7}},
 		RegisterBrokerRecord{NodeID: 2, Host: "b2", Port: 9092, Epoch: 3, Fenced: true,
 			Listeners: []Endpoint{{Name: "PLAINTEXT", Host: "b2", Port: 9092}, {Name: "SASL_PLAINTEXT", Host: "b2.example", Port: 9094}}},
 	}

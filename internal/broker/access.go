@@ -1,0 +1,497 @@
+package broker
+
+// Authorization (authorizer.class.name set): every request is checked
+// against the ACLs before it is handled or forwarded, with the resources
+// and operations Kafka's KafkaApis checks. A request that asks for
+// anything its principal may not do is refused whole, each thing it names
+// answered with the authorization error of the resource that failed
+// (deniedResponse); Kafka refuses only the parts that failed (the other
+// partitions of a produce are written), which gregor does not. Listing
+// requests (Metadata of every topic, ListGroups, ListTransactions,
+// OffsetFetch of every topic) leave out what the principal may not
+// describe, as Kafka does, and the authorized-operations fields report the
+// principal's own operations.
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/auth"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+const (
+	opRead            = kmsg.ACLOperationRead
+	opWrite           = kmsg.ACLOperationWrite
+	opCreate          = kmsg.ACLOperationCreate
+	opDelete          = kmsg.ACLOperationDelete
+	opAlter           = kmsg.ACLOperationAlter
+	opDescribe        = kmsg.ACLOperationDescribe
+	opClusterAction   = kmsg.ACLOperationClusterAction
+	opDescribeConfigs = kmsg.ACLOperationDescribeConfigs
+	opAlterConfigs    = kmsg.ACLOperationAlterConfigs
+	opIdempotentWrite = kmsg.ACLOperationIdempotentWrite
+
+	rtTopic   = kmsg.ACLResourceTypeTopic
+	rtGroup   = kmsg.ACLResourceTypeGroup
+	rtCluster = kmsg.ACLResourceTypeCluster
+	rtTxn     = kmsg.ACLResourceTypeTransactionalId
+)
+
+// access is one request's principal and where it connects from.
+type access struct {
+	b         *Broker
+	principal string
+	host      string
+}
+
+func (b *Broker) accessOf(sreq *server.Request) access {
+	a := access{b: b, principal: auth.Principal("")}
+	if sreq.Conn != nil {
+		a.principal = auth.Principal(sreq.Conn.User)
+		if sreq.Conn.RemoteAddr != nil {
+			a.host, _ = splitHostPort(sreq.Conn.RemoteAddr.String())
+		}
+	}
+	return a
+}
+
+func (a access) may(op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool {
+	return a.b.authz.Authorize(a.b.image().ACLs, a.principal, a.host, op, rt, name)
+}
+
+func (a access) cluster(op kmsg.ACLOperation) bool { return a.may(op, rtCluster, auth.ClusterName) }
+
+// mayWriteSomeTopic is Kafka's authorizeByResourceType(WRITE, TOPIC), which
+// an idempotent producer's InitProducerId is allowed by: some topic the
+// principal may write.
+func (a access) mayWriteSomeTopic() bool {
+	if a.b.authz.SuperUsers[a.principal] {
+		return true
+	}
+	for _, acl := range a.b.image().ACLs {
+		if acl.ResourceType == int8(rtTopic) && a.may(opWrite, rtTopic, acl.ResourceName) {
+			return true
+		}
+	}
+	return len(a.b.image().ACLs) == 0 && a.b.authz.AllowIfNoACL
+}
+
+// check is one thing a request needs: op on a resource, refused with code.
+type check struct {
+	op   kmsg.ACLOperation
+	rt   kmsg.ACLResourceType
+	name string
+	code int16
+	// orCluster also allows it with op on the cluster (CreateTopics).
+	orCluster bool
+}
+
+var (
+	codeTopic   = kerr.TopicAuthorizationFailed.Code
+	codeGroup   = kerr.GroupAuthorizationFailed.Code
+	codeCluster = kerr.ClusterAuthorizationFailed.Code
+	codeTxn     = kerr.TransactionalIDAuthorizationFailed.Code
+)
+
+func topicCheck(op kmsg.ACLOperation, name string) check {
+	return check{op: op, rt: rtTopic, name: name, code: codeTopic}
+}
+
+func clusterCheck(op kmsg.ACLOperation) check {
+	return check{op: op, rt: rtCluster, name: auth.ClusterName, code: codeCluster}
+}
+
+// refused returns the answer to a request its principal may not make, nil
+// when it may.
+func (a access) refused(sreq *server.Request) kmsg.Response {
+	checks, code := a.checks(sreq.Body)
+	if code != 0 {
+		return deniedResponse(sreq.Body, code)
+	}
+	for _, c := range checks {
+		if a.may(c.op, c.rt, c.name) || (c.orCluster && a.cluster(c.op)) {
+			continue
+		}
+		return deniedResponse(sreq.Body, c.code)
+	}
+	return nil
+}
+
+// checks lists what a request needs, as Kafka's KafkaApis checks it; a
+// non-zero code refuses it outright.
+func (a access) checks(body kmsg.Request) (cs []check, code int16) {
+	topics := func(op kmsg.ACLOperation, names ...string) {
+		for _, n := range names {
+			cs = append(cs, topicCheck(op, n))
+		}
+	}
+	txnID := func(id string) { cs = append(cs, check{op: opWrite, rt: rtTxn, name: id, code: codeTxn}) }
+	groupCheck := func(op kmsg.ACLOperation, id string) {
+		cs = append(cs, check{op: op, rt: rtGroup, name: id, code: codeGroup})
+	}
+	img := a.b.image()
+	switch r := body.(type) {
+	case *kmsg.ProduceRequest:
+		if r.TransactionID != nil {
+			txnID(*r.TransactionID)
+		}
+		for _, t := range r.Topics {
+			topics(opWrite, t.Topic)
+		}
+	case *kmsg.FetchRequest:
+		if r.ReplicaID >= 0 {
+			cs = append(cs, check{op: opClusterAction, rt: rtCluster, name: auth.ClusterName, code: codeTopic})
+			break
+		}
+		for _, t := range r.Topics {
+			name := t.Topic
+			if tt := img.TopicByID(t.TopicID); name == "" && tt != nil {
+				name = tt.Name
+			}
+			topics(opRead, name)
+		}
+	case *kmsg.ListOffsetsRequest:
+		for _, t := range r.Topics {
+			topics(opDescribe, t.Topic)
+		}
+	case *kmsg.MetadataRequest:
+		// Filtered instead (filtered).
+	case *kmsg.OffsetCommitRequest:
+		groupCheck(opRead, r.Group)
+		for _, t := range r.Topics {
+			topics(opRead, t.Topic)
+		}
+	case *kmsg.OffsetFetchRequest:
+		if len(r.Groups) == 0 {
+			groupCheck(opDescribe, r.Group)
+			for _, t := range r.Topics {
+				topics(opDescribe, t.Topic)
+			}
+		}
+		for _, g := range r.Groups {
+			groupCheck(opDescribe, g.Group)
+			for _, t := range g.Topics {
+				topics(opDescribe, t.Topic)
+			}
+		}
+	case *kmsg.FindCoordinatorRequest:
+		keys := r.CoordinatorKeys
+		if r.Version < 4 {
+			keys = []string{r.CoordinatorKey}
+		}
+		for _, k := range keys {
+			if r.CoordinatorType == 1 {
+				cs = append(cs, check{op: opDescribe, rt: rtTxn, name: k, code: codeTxn})
+			} else {
+				groupCheck(opDescribe, k)
+			}
+		}
+	case *kmsg.JoinGroupRequest:
+		groupCheck(opRead, r.Group)
+	case *kmsg.HeartbeatRequest:
+		groupCheck(opRead, r.Group)
+	case *kmsg.LeaveGroupRequest:
+		groupCheck(opRead, r.Group)
+	case *kmsg.SyncGroupRequest:
+		groupCheck(opRead, r.Group)
+	case *kmsg.DescribeGroupsRequest:
+		for _, g := range r.Groups {
+			groupCheck(opDescribe, g)
+		}
+	case *kmsg.ListGroupsRequest:
+		// Filtered instead.
+	case *kmsg.CreateTopicsRequest:
+		for _, t := range r.Topics {
+			c := topicCheck(opCreate, t.Topic)
+			c.orCluster = true
+			cs = append(cs, c)
+		}
+	case *kmsg.DeleteTopicsRequest:
+		topics(opDelete, r.TopicNames...)
+		for _, t := range r.Topics {
+			name := ""
+			if t.Topic != nil {
+				name = *t.Topic
+			} else if tt := img.TopicByID(t.TopicID); tt != nil {
+				name = tt.Name
+			}
+			topics(opDelete, name)
+		}
+	case *kmsg.DeleteRecordsRequest:
+		for _, t := range r.Topics {
+			topics(opDelete, t.Topic)
+		}
+	case *kmsg.InitProducerIDRequest:
+		if r.TransactionalID != nil {
+			txnID(*r.TransactionalID)
+		} else if !a.cluster(opIdempotentWrite) && !a.mayWriteSomeTopic() {
+			return nil, codeCluster
+		}
+	case *kmsg.OffsetForLeaderEpochRequest:
+		if r.ReplicaID >= 0 {
+			cs = append(cs, check{op: opClusterAction, rt: rtCluster, name: auth.ClusterName, code: codeTopic})
+			break
+		}
+		for _, t := range r.Topics {
+			topics(opDescribe, t.Topic)
+		}
+	case *kmsg.AddPartitionsToTxnRequest:
+		if r.Version >= 4 { // between brokers
+			cs = append(cs, clusterCheck(opClusterAction))
+			break
+		}
+		txnID(r.TransactionalID)
+		for _, t := range r.Topics {
+			topics(opWrite, t.Topic)
+		}
+	case *kmsg.AddOffsetsToTxnRequest:
+		txnID(r.TransactionalID)
+		groupCheck(opRead, r.Group)
+	case *kmsg.EndTxnRequest:
+		txnID(r.TransactionalID)
+	case *kmsg.WriteTxnMarkersRequest:
+		cs = append(cs, clusterCheck(opClusterAction))
+	case *kmsg.TxnOffsetCommitRequest:
+		txnID(r.TransactionalID)
+		groupCheck(opRead, r.Group)
+		for _, t := range r.Topics {
+			topics(opRead, t.Topic)
+		}
+	case *kmsg.DescribeACLsRequest:
+		cs = append(cs, clusterCheck(opDescribe))
+	case *kmsg.CreateACLsRequest, *kmsg.DeleteACLsRequest, *kmsg.ElectLeadersRequest, *kmsg.AlterPartitionAssignmentsRequest,
+		*kmsg.AlterUserSCRAMCredentialsRequest, *kmsg.UpdateFeaturesRequest, *kmsg.UnregisterBrokerRequest,
+		*kmsg.AddRaftVoterRequest, *kmsg.RemoveRaftVoterRequest:
+		cs = append(cs, clusterCheck(opAlter))
+	case *kmsg.DescribeLogDirsRequest, *kmsg.ListPartitionReassignmentsRequest, *kmsg.DescribeUserSCRAMCredentialsRequest,
+		*kmsg.DescribeQuorumRequest, *kmsg.DescribeClusterRequest:
+		cs = append(cs, clusterCheck(opDescribe))
+	case *kmsg.DescribeClientQuotasRequest:
+		cs = append(cs, clusterCheck(opDescribeConfigs))
+	case *kmsg.AlterClientQuotasRequest:
+		cs = append(cs, clusterCheck(opAlterConfigs))
+	case *kmsg.DescribeConfigsRequest:
+		for _, res := range r.Resources {
+			cs = append(cs, configCheck(opDescribeConfigs, res.ResourceType, res.ResourceName))
+		}
+	case *kmsg.AlterConfigsRequest:
+		for _, res := range r.Resources {
+			cs = append(cs, configCheck(opAlterConfigs, res.ResourceType, res.ResourceName))
+		}
+	case *kmsg.IncrementalAlterConfigsRequest:
+		for _, res := range r.Resources {
+			cs = append(cs, configCheck(opAlterConfigs, res.ResourceType, res.ResourceName))
+		}
+	case *kmsg.CreatePartitionsRequest:
+		for _, t := range r.Topics {
+			topics(opAlter, t.Topic)
+		}
+	case *kmsg.DeleteGroupsRequest:
+		for _, g := range r.Groups {
+			groupCheck(opDelete, g)
+		}
+	case *kmsg.OffsetDeleteRequest:
+		groupCheck(opDelete, r.Group)
+		for _, t := range r.Topics {
+			topics(opRead, t.Topic)
+		}
+	case *kmsg.DescribeProducersRequest:
+		for _, t := range r.Topics {
+			topics(opRead, t.Topic)
+		}
+	case *kmsg.DescribeTransactionsRequest:
+		for _, id := range r.TransactionalIDs {
+			cs = append(cs, check{op: opDescribe, rt: rtTxn, name: id, code: codeTxn})
+		}
+	case *kmsg.ListTransactionsRequest:
+		// Filtered instead.
+	default:
+		// An API this table does not know is refused: a new API must
+		// say what it needs before an authorizer lets it through.
+		return nil, codeCluster
+	}
+	return cs, 0
+}
+
+// configCheck is DescribeConfigs' or AlterConfigs' check of one resource:
+// a topic's, or the cluster's for a broker or broker logger.
+func configCheck(op kmsg.ACLOperation, typ kmsg.ConfigResourceType, name string) check {
+	if typ == kmsg.ConfigResourceTypeTopic {
+		return topicCheck(op, name)
+	}
+	return clusterCheck(op)
+}
+
+// opsMask is a principal's authorized operations on a resource, out of
+// all, as the bit field Kafka answers (bit i set: operation i allowed).
+func (a access) opsMask(rt kmsg.ACLResourceType, name string, all int32) int32 {
+	if all == authorizedOpsUnset {
+		return all
+	}
+	var out int32
+	for op := range 31 {
+		if all&(1<<op) != 0 && a.may(kmsg.ACLOperation(op), rt, name) {
+			out |= 1 << op
+		}
+	}
+	return out
+}
+
+// handle runs a request the principal may make (run handles it) and
+// filters a listing request's answer: what the principal may not describe
+// is left out, and the authorized operations are its own.
+func (a access) handle(sreq *server.Request, run func() server.Completion) server.Completion {
+	var next server.Completion
+	if _, ok := sreq.Body.(*kmsg.MetadataRequest); !ok {
+		next = run() // Metadata runs once its topics are filtered
+	}
+	switch req := sreq.Body.(type) {
+	case *kmsg.MetadataRequest:
+		var denied []string
+		if req.Topics != nil {
+			allowed := req.Topics[:0:0]
+			img := a.b.image()
+			for _, t := range req.Topics {
+				name := ""
+				if t.Topic != nil {
+					name = *t.Topic
+				} else if tt := img.TopicByID(t.TopicID); tt != nil {
+					name = tt.Name
+				}
+				exists := img.Topic(name) != nil
+				switch {
+				case name != "" && !a.may(opDescribe, rtTopic, name):
+					denied = append(denied, name)
+				case name != "" && !exists && req.AllowAutoTopicCreation && !a.cluster(opCreate) && !a.may(opCreate, rtTopic, name):
+					denied = append(denied, name) // Kafka: it may not create it
+				default:
+					allowed = append(allowed, t)
+				}
+			}
+			if len(allowed) == 0 && len(req.Topics) > 0 && req.Version == 0 {
+				// v0 reads an empty list as every topic: answer only the refusals.
+				return func(context.Context) kmsg.Response {
+					resp := req.ResponseKind().(*kmsg.MetadataResponse)
+					resp.Brokers = a.b.metadataBrokers(a.b.image(), listenerOf(sreq))
+					return a.deniedTopics(resp, denied)
+				}
+			}
+			req.Topics = allowed
+		}
+		next = run()
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.MetadataResponse)
+			if !ok {
+				return resp
+			}
+			kept := resp.Topics[:0]
+			for _, t := range resp.Topics {
+				if t.Topic == nil || a.may(opDescribe, rtTopic, *t.Topic) {
+					if t.Topic != nil {
+						t.AuthorizedOperations = a.opsMask(rtTopic, *t.Topic, t.AuthorizedOperations)
+					}
+					kept = append(kept, t)
+				}
+			}
+			resp.Topics = kept
+			resp.AuthorizedOperations = a.opsMask(rtCluster, auth.ClusterName, resp.AuthorizedOperations)
+			return a.deniedTopics(resp, denied)
+		}
+	case *kmsg.ListGroupsRequest:
+		if a.cluster(opDescribe) {
+			return next
+		}
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.ListGroupsResponse)
+			if !ok {
+				return resp
+			}
+			kept := resp.Groups[:0]
+			for _, g := range resp.Groups {
+				if a.may(opDescribe, rtGroup, g.Group) {
+					kept = append(kept, g)
+				}
+			}
+			resp.Groups = kept
+			return resp
+		}
+	case *kmsg.ListTransactionsRequest:
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.ListTransactionsResponse)
+			if !ok {
+				return resp
+			}
+			kept := resp.TransactionStates[:0]
+			for _, s := range resp.TransactionStates {
+				if a.may(opDescribe, rtTxn, s.TransactionalID) {
+					kept = append(kept, s)
+				}
+			}
+			resp.TransactionStates = kept
+			return resp
+		}
+	case *kmsg.OffsetFetchRequest:
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.OffsetFetchResponse)
+			if !ok {
+				return resp
+			}
+			keep := func(ts []kmsg.OffsetFetchResponseTopic) []kmsg.OffsetFetchResponseTopic {
+				kept := ts[:0]
+				for _, t := range ts {
+					if a.may(opDescribe, rtTopic, t.Topic) {
+						kept = append(kept, t)
+					}
+				}
+				return kept
+			}
+			resp.Topics = keep(resp.Topics)
+			for i := range resp.Groups {
+				kept := resp.Groups[i].Topics[:0]
+				for _, t := range resp.Groups[i].Topics {
+					if a.may(opDescribe, rtTopic, t.Topic) {
+						kept = append(kept, t)
+					}
+				}
+				resp.Groups[i].Topics = kept
+			}
+			return resp
+		}
+	case *kmsg.DescribeGroupsRequest:
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.DescribeGroupsResponse)
+			if ok {
+				for i := range resp.Groups {
+					g := &resp.Groups[i]
+					g.AuthorizedOperations = a.opsMask(rtGroup, g.Group, g.AuthorizedOperations)
+				}
+			}
+			return resp
+		}
+	case *kmsg.DescribeClusterRequest:
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.DescribeClusterResponse)
+			if ok {
+				resp.ClusterAuthorizedOperations = a.opsMask(rtCluster, auth.ClusterName, resp.ClusterAuthorizedOperations)
+			}
+			return resp
+		}
+	}
+	return next
+}
+
+// deniedTopics adds a TOPIC_AUTHORIZATION_FAILED entry per name.
+func (a access) deniedTopics(resp *kmsg.MetadataResponse, names []string) kmsg.Response {
+	for _, n := range names {
+		t := kmsg.NewMetadataResponseTopic()
+		t.Topic = &n
+		t.ErrorCode = codeTopic
+		t.AuthorizedOperations = math.MinInt32
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp
+}
