@@ -34,7 +34,7 @@ const (
 // creation's error.
 func (c *Controller) CreateACLs(ctx context.Context, acls []metadata.ACL) ([]error, error) {
 	errs := make([]error, len(acls))
-	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.execVisible(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		existing := map[metadata.ACL]bool{}
 		for _, a := range img.ACLs {
 			existing[a] = true
@@ -68,7 +68,7 @@ func (c *Controller) CreateACLs(ctx context.Context, acls []metadata.ACL) ([]err
 func (c *Controller) DeleteACLs(ctx context.Context, filters []metadata.ACLFilter) ([][]metadata.ACL, []error, error) {
 	matched := make([][]metadata.ACL, len(filters))
 	errs := make([]error, len(filters))
-	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.execVisible(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		ids := slices.SortedFunc(maps.Keys(img.ACLs), func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
 		removed := map[[16]byte]bool{}
 		var recs []metadata.Record

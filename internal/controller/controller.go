@@ -799,6 +799,27 @@ func (c *Controller) exec(ctx context.Context, decide func(img *metadata.Image) 
 	return nil
 }
 
+// execVisible is exec for the changes a client may act on at once on another
+// broker (ACLs, SCRAM credentials, client quotas): after the commit it
+// appends a Raft barrier and waits for it, whose replication carries the
+// new commit index to every follower and observer, so that their images
+// apply the change within a round trip rather than at the next idle
+// AppendEntries (up to 2*commitTimeout). The barrier is best effort: its
+// failure does not fail the committed change.
+func (c *Controller) execVisible(ctx context.Context, decide func(img *metadata.Image) ([]metadata.Record, error)) error {
+	if err := c.exec(ctx, decide); err != nil {
+		return err
+	}
+	f := c.raft.Barrier(time.Second)
+	done := make(chan struct{})
+	go func() { f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
 func enqueueTimeout(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
 		return max(time.Until(d), time.Millisecond)

@@ -39,7 +39,7 @@ type QuotaAlteration struct {
 // nothing.
 func (c *Controller) AlterClientQuotas(ctx context.Context, alts []QuotaAlteration, validateOnly bool) ([]error, error) {
 	errs := make([]error, len(alts))
-	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.execVisible(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		var recs []metadata.Record
 		for i, a := range alts {
 			r, err := quotaRecords(img, a)

@@ -51,7 +51,7 @@ type ScramResult struct {
 // failures.
 func (c *Controller) AlterUserScramCredentials(ctx context.Context, alts []ScramAlteration) ([]ScramResult, error) {
 	var results []ScramResult
-	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.execVisible(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		results = results[:0]
 		failed := map[string]error{}
 		var failOrder []string
