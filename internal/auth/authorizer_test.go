@@ -47,15 +47,15 @@ func TestAuthorizer(t *testing.T) {
 		{a, "User:alice", "10.0.0.1", kmsg.ACLOperationDescribe, topic, "orders", true}, // READ implies DESCRIBE
 		{a, "User:alice", "10.0.0.1", kmsg.ACLOperationWrite, topic, "orders", false},
 		{a, "User:alice", "10.0.0.9", kmsg.ACLOperationRead, topic, "orders", false}, // DENY ALL from that host
-		{a, "User:bob", "h", kmsg.ACLOperationWrite, topic, "payments", true},         // prefixed
-		{a, "User:bob", "h", kmsg.ACLOperationWrite, topic, "payroll", false},         // a literal DENY wins
+		{a, "User:bob", "h", kmsg.ACLOperationWrite, topic, "payments", true},        // prefixed
+		{a, "User:bob", "h", kmsg.ACLOperationWrite, topic, "payroll", false},        // a literal DENY wins
 		{a, "User:bob", "h", kmsg.ACLOperationWrite, topic, "other", false},
 		{a, "User:carol", "h", kmsg.ACLOperationDescribeConfigs, topic, "other", true}, // wildcard, ALTER_CONFIGS implies it
 		{a, "User:carol", "h", kmsg.ACLOperationDescribeConfigs, group, "none", false}, // no ACL, not open
 		{a, "User:alice", "h", kmsg.ACLOperationRead, group, "g", false},
 		{a, "User:alice", "h", kmsg.ACLOperationDescribe, group, "g", true}, // a DENY of READ implies nothing
 		{a, "User:admin", "h", kmsg.ACLOperationDelete, topic, "payroll", true},
-		{open, "User:carol", "h", kmsg.ACLOperationRead, group, "none", true},     // no ACL for the resource
+		{open, "User:carol", "h", kmsg.ACLOperationRead, group, "none", true},    // no ACL for the resource
 		{open, "User:carol", "h", kmsg.ACLOperationRead, topic, "orders", false}, // ACLs exist, none for carol
 	} {
 		if got := tc.az.Authorize(acls, tc.principal, tc.host, tc.op, tc.rt, tc.name); got != tc.want {

@@ -169,7 +169,7 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "ssl.enabled.protocols", Type: TypeList, Default: "TLSv1.2,TLSv1.3", Doc: "the oldest one listed is the lowest TLS version accepted"},
 	{Name: "authorizer.class.name", Type: TypeString, Default: "",
 		Enum: []string{"", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer", "kafka.security.auth.SimpleAclAuthorizer"},
-		Doc: "any of Kafka's ACL authorizers turns on gregor's, which decides as Kafka's StandardAuthorizer from the ACLs in the metadata log"},
+		Doc:  "any of Kafka's ACL authorizers turns on gregor's, which decides as Kafka's StandardAuthorizer from the ACLs in the metadata log"},
 	{Name: "super.users", Type: TypeString, Default: "", Doc: "principals that may do everything, separated by semicolons (User:admin;User:ANONYMOUS)"},
 	{Name: "allow.everyone.if.no.acl.found", Type: TypeBoolean, Default: "false", Doc: "with an authorizer, a resource without any ACL is open to everyone"},
 	{Name: "inter.broker.listener.name", Type: TypeString, Default: "", Doc: "the PLAINTEXT listener brokers reach each other on; default PLAINTEXT"},
