@@ -239,6 +239,13 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 	if b.authz != nil {
 		acc := b.accessOf(req)
 		if resp := acc.refused(req); resp != nil {
+			if p, ok := req.Body.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+				// No response is read: Kafka closes the connection.
+				if req.Close != nil {
+					req.Close()
+				}
+				return nil
+			}
 			return done(resp)
 		}
 		return acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })

@@ -136,3 +136,40 @@ func TestACLsWithoutAuthorizer(t *testing.T) {
 		t.Fatalf("create: %v %+v", err, res)
 	}
 }
+
+// TestClusterACLs: on three nodes with an authorizer, the brokers, which
+// reach each other unauthenticated (User:ANONYMOUS, a super user here as
+// Kafka needs its broker principal to be), replicate an RF=3 topic that
+// alice may write with acks=all; ACLs created through one node decide on
+// every other at once.
+func TestClusterACLs(t *testing.T) {
+	props := maps.Clone(saslProps)
+	props["authorizer.class.name"] = "kafka.security.authorizer.AclAuthorizer"
+	props["super.users"] = "User:ANONYMOUS"
+	c := startClusterWith(t, props, withSASLListener)
+	adm, _ := newAdmin(t, c.nodes[0])
+	ctx := testCtx(t, 60*time.Second)
+	if resp, err := adm.CreateTopic(ctx, 2, 3, map[string]*string{"min.insync.replicas": kmsg.StringPtr("3")}, "audited"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics("audited").Operations(kadm.OpWrite, kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.nodes[2].ListenerAddr("SASL_PLAINTEXT").String()),
+		kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()), kgo.DefaultProduceTopic("audited"),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 20 {
+		recs = append(recs, &kgo.Record{Key: []byte{byte(i)}, Value: []byte("v")})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("alice produces with acks=all on RF=3, min.insync.replicas=3: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "elsewhere", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("alice produces to another topic: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}

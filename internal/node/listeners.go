@@ -236,3 +236,18 @@ func kafkaServerConfig(p map[string]string, ln net.Listener, name string, sasl *
 		Logger:              logger,
 	}
 }
+
+// warnBrokerPrincipal warns when an authorizer would refuse the brokers
+// themselves: they reach each other unauthenticated on the PLAINTEXT
+// inter-broker listener, as User:ANONYMOUS, and their follower fetches and
+// transaction markers need CLUSTER_ACTION, as Kafka's broker principal does.
+func warnBrokerPrincipal(p map[string]string, logger *slog.Logger) {
+	if props(p, "authorizer.class.name") == "" || props(p, "allow.everyone.if.no.acl.found") == "true" {
+		return
+	}
+	if auth.ParseSuperUsers(props(p, "super.users"))[auth.Principal("")] {
+		return
+	}
+	logger.Warn("an authorizer is on but User:ANONYMOUS is not in super.users: the brokers reach each other as that principal, " +
+		"so replication and transactions fail unless it has CLUSTER_ACTION on the cluster (an ACL) or is a super user")
+}

@@ -372,6 +372,7 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 		Logger:                 logger, OnMetadataChange: n.reconcileNow}, n.ctrl, n.replicas, pids, n.groups)
 
 	ctrlAPIs.SetBroker(n.broker)
+	warnBrokerPrincipal(cfg.Props, logger)
 	n.requests = newRequestMetrics(n.broker.APIVersions())
 	if roles.Broker {
 		n.kafka = server.New(kafkaServerConfig(cfg.Props, n.kafkaLn, cfg.Listen(), nil, nil, n.requests.observe, logger), n.broker)

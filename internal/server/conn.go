@@ -271,6 +271,7 @@ func (c *conn) decode(buf []byte) (p *pending, err error) {
 	req.Conn = c.info.Load()
 	req.Size = len(buf)
 	req.Mute = c.mute
+	req.Close = c.close
 	return &pending{req: req, done: c.s.handler.Handle(c.ctx, req)}, nil
 }
 

@@ -36,6 +36,9 @@ type Request struct {
 	// request that gets no response, as a Produce with acks=0). A
 	// response with a throttle time mutes it without being asked.
 	Mute func(d time.Duration)
+	// Close closes the connection: how Kafka tells a client that reads no
+	// response (a Produce with acks=0) that its request failed.
+	Close func()
 
 	// apiVersionsTooNew marks an ApiVersions request at a version above the
 	// one supported: its body is not decoded (its format is unknown) and it is
