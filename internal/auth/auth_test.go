@@ -68,7 +68,7 @@ func TestScramRFC7677(t *testing.T) {
 func TestPlain(t *testing.T) {
 	users, err := PlainUsers(`org.apache.kafka.common.security.plain.PlainLoginModule required
 		username="admin" password="admin-secret" user_admin="admin-secret" user_alice="a \"quoted\" one";`)
-	if err != nil || len(users) != 2 || users["admin"] != "admin-secret" {
+	if err != nil || len(users) != 2 || users["admin"] != "admin-secret" || users["alice"] != `a "quoted" one` {
 		t.Fatalf("users %v, err %v", users, err)
 	}
 	for _, tc := range []struct {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ func PlainUsers(jaas string) (map[string]string, error) {
 	rest := m[2]
 	for _, o := range jaasOption.FindAllStringSubmatch(rest, -1) {
 		if name, ok := cutPrefix(o[1], "user_"); ok {
-			users[name] = o[2]
+			users[name] = unescapeJAAS(o[2])
 		}
 	}
 	if leftover := jaasOption.ReplaceAllString(rest, ""); len(bytes.TrimSpace([]byte(leftover))) != 0 {
@@ -39,6 +40,19 @@ var (
 	jaasLine   = regexp.MustCompile(`^\s*([\w.$]+)\s+(?:required|optional|requisite|sufficient)\b((?s:.*?))\s*;\s*$`)
 	jaasOption = regexp.MustCompile(`([\w.\-]+)\s*=\s*"((?:[^"\\]|\\.)*)"`)
 )
+
+// unescapeJAAS undoes a quoted JAAS value's backslash escapes, as Kafka's
+// JaasConfig reads them (a backslash takes the next character as is).
+func unescapeJAAS(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
 
 func cutPrefix(s, p string) (string, bool) {
 	if len(s) > len(p) && s[:len(p)] == p {
@@ -71,8 +85,11 @@ func (p *plain) Next(token []byte) ([]byte, string, error) {
 		return nil, "", errors.New("Authentication failed: Client requested an authorization id that is different from username")
 	}
 	want, ok := p.users[user]
-	// Compare even for an unknown user, so its answer takes as long.
-	if subtle.ConstantTimeCompare([]byte(want), pass) != 1 || !ok {
+	// Digests of equal length, compared even for an unknown user, so that
+	// the answer's time tells neither the password's length nor whether
+	// the user exists.
+	w, g := sha256.Sum256([]byte(want)), sha256.Sum256(pass)
+	if subtle.ConstantTimeCompare(w[:], g[:]) != 1 || !ok {
 		return nil, "", errors.New("Authentication failed: Invalid username or password")
 	}
 	return nil, user, nil

@@ -128,7 +128,7 @@ func describeConfig(req *kmsg.DescribeConfigsRequest, name string, resourceType 
 			v = ""
 		}
 	}
-	syns := synonyms(name, resourceType, clusterDefault, !known, layers)
+	syns := synonyms(name, resourceType, clusterDefault, !known || d.Type == config.TypePassword, layers)
 	switch {
 	case !known, d.Type == config.TypePassword: // a key or a password is never shown
 		c.IsSensitive = true

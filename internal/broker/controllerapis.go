@@ -125,7 +125,7 @@ func (h *ControllerAPIs) register(ctx context.Context, req *kmsg.BrokerRegistrat
 		}
 		reg.Listeners = append(reg.Listeners, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port)})
 	}
-	if len(reg.Listeners) == 1 && reg.Listeners[0].Name == "PLAINTEXT" {
+	if len(reg.Listeners) == 1 && reg.Listeners[0].Name == metadata.DefaultListener {
 		reg.Listeners = nil // the record of a broker with only the default listener stays as it was
 	}
 	if req.Rack != nil {

@@ -138,8 +138,10 @@ func (n *Node) applyListeners(p map[string]string, controllerNames map[string]bo
 	found := false
 	for _, e := range clients {
 		proto, ok := protocols[e.name]
-		if !ok {
-			proto = securityPlaintext // Kafka refuses a name the map lacks; gregor always took any name as plaintext
+		if _, explicit := p[PropSecurityProtocolMap]; !ok && explicit {
+			return fmt.Errorf("%w: no security protocol defined for listener %s in %s", ErrInvalidNode, e.name, PropSecurityProtocolMap)
+		} else if !ok {
+			proto = securityPlaintext // without a map of its own, gregor takes any other name as plaintext
 		}
 		switch proto {
 		case securityPlaintext, securitySASLPlaintext, securitySSL, securitySASLSSL:

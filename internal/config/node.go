@@ -33,8 +33,11 @@ type Node struct {
 	ExtraListeners []Listener
 	Props          map[string]string // every other Kafka property given, by its Kafka name
 	// listenerProps accumulates the properties the listeners are resolved
-	// from, which may come one ApplyProperties at a time (--set).
+	// from, which may come one ApplyProperties at a time (--set), in any
+	// order; listenerErr is why the last resolution failed, which Validate
+	// reports, as Kafka checks the listener properties together.
 	listenerProps map[string]string
+	listenerErr   error
 }
 
 // Voter is one entry of controller.quorum.voters.
@@ -237,7 +240,7 @@ func (n *Node) ApplyProperties(p map[string]string) error {
 		}
 	}
 	touched := false
-	for _, k := range []string{PropListeners, PropAdvertisedListeners, PropSecurityProtocolMap, PropInterBrokerListener} {
+	for _, k := range []string{PropListeners, PropAdvertisedListeners, PropSecurityProtocolMap, PropInterBrokerListener, PropControllerListeners} {
 		if v, ok := p[k]; ok {
 			if n.listenerProps == nil {
 				n.listenerProps = map[string]string{}
@@ -246,9 +249,7 @@ func (n *Node) ApplyProperties(p map[string]string) error {
 		}
 	}
 	if touched {
-		if err := n.applyListeners(n.listenerProps, controllerNames); err != nil {
-			return err
-		}
+		n.listenerErr = n.applyListeners(n.listenerProps, controllerNames)
 	}
 	if v, ok := p[PropQuorumVoters]; ok {
 		n.Voters = strings.TrimSpace(v)
@@ -328,6 +329,9 @@ func (n Node) QuorumVoters() ([]Voter, error) {
 // log level and a well-formed voter list. Props are not checked here.
 func (n *Node) Validate() error {
 	var errs []error
+	if n.listenerErr != nil {
+		errs = append(errs, n.listenerErr)
+	}
 	if n.NodeID < 0 {
 		errs = append(errs, fmt.Errorf("%w: node.id %d is negative", ErrInvalidNode, n.NodeID))
 	}

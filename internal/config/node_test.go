@@ -204,6 +204,9 @@ func TestNodeApplyProperties(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := DefaultNode()
 			err := n.ApplyProperties(tc.props)
+			if err == nil && tc.wantErr != "" {
+				err = n.Validate() // the listener properties are checked together
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrInvalidNode) {
 					t.Fatalf("err = %v, want ErrInvalidNode containing %q", err, tc.wantErr)
@@ -312,5 +315,39 @@ func TestNodeListenersOneAtATime(t *testing.T) {
 	want := []Listener{{Name: "CLIENT", Addr: ":9094", Advertised: "public:9094", SASL: true}}
 	if n.KafkaAddr != ":9092" || !reflect.DeepEqual(n.ExtraListeners, want) {
 		t.Fatalf("kafka %q, extra %+v; want :9092 and %+v", n.KafkaAddr, n.ExtraListeners, want)
+	}
+}
+
+// TestNodeListenersInKafkasOrder: listener properties Kafka accepts
+// together are accepted one at a time in any order (--set), a listener a
+// given protocol map does not name is refused, and controller.listener.names
+// may come after listeners.
+func TestNodeListenersInKafkasOrder(t *testing.T) {
+	n := DefaultNode()
+	for _, p := range []map[string]string{
+		{"listeners": "INTERNAL://:9092,EXTERNAL://:9094,CTRL://:19093"},
+		{"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT,CTRL:PLAINTEXT"},
+		{"inter.broker.listener.name": "INTERNAL"},
+		{"controller.listener.names": "CTRL"},
+	} {
+		if err := n.ApplyProperties(p); err != nil {
+			t.Fatalf("%v: %v", p, err)
+		}
+	}
+	if err := n.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n.ControllerAddr != ":19093" || n.KafkaAddr != ":9092" || len(n.ExtraListeners) != 1 || !n.ExtraListeners[0].SASL {
+		t.Fatalf("controller %q kafka %q extra %+v", n.ControllerAddr, n.KafkaAddr, n.ExtraListeners)
+	}
+	m := DefaultNode()
+	if err := m.ApplyProperties(map[string]string{
+		"listeners":                      "PLAINTEXT://:9092,SASL_SSL://:9094",
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "no security protocol defined for listener SASL_SSL") {
+		t.Fatalf("a listener the map does not name: %v", err)
 	}
 }

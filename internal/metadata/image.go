@@ -37,6 +37,10 @@ type Broker struct {
 	Listeners []Endpoint
 }
 
+// DefaultListener is the name of a broker's listener when it registered
+// no names.
+const DefaultListener = "PLAINTEXT"
+
 // Endpoint is one named listener of a broker.
 type Endpoint struct {
 	Name string
@@ -46,11 +50,15 @@ type Endpoint struct {
 
 // Endpoint is where a client of listener name reaches b: the endpoint of
 // that name, as Kafka answers each listener with its own (ok false if b has
-// no such listener). A broker with one listener, or a name of "" (a caller
-// that does not know its listener), gets Host:Port.
+// no such listener, and Kafka leaves b out). A broker registered without
+// listeners has the one PLAINTEXT listener at Host:Port; a name of "" (a
+// caller that does not know its listener) gets Host:Port.
 func (b Broker) Endpoint(name string) (host string, port int32, ok bool) {
-	if b.Listeners == nil || name == "" {
+	if name == "" {
 		return b.Host, b.Port, true
+	}
+	if b.Listeners == nil {
+		return b.Host, b.Port, name == DefaultListener
 	}
 	for _, l := range b.Listeners {
 		if l.Name == name {

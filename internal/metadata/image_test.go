@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"fmt"
 	"errors"
 	"reflect"
 	"testing"
@@ -369,5 +370,33 @@ func TestImageUnregisterBroker(t *testing.T) {
 	next := mustApply(t, img, UnregisterBrokerRecord{NodeID: 3, Epoch: 1})
 	if _, ok := next.Brokers[3]; ok || len(img.Brokers) != 3 {
 		t.Fatalf("broker 3 still registered, or the old image changed: %v %v", next.Brokers, img.Brokers)
+	}
+}
+
+// TestBrokerEndpoint: a broker registered without names has only the
+// PLAINTEXT listener; one with names has exactly those.
+func TestBrokerEndpoint(t *testing.T) {
+	plain := Broker{Host: "b1", Port: 9092}
+	named := Broker{Host: "b2", Port: 9092, Listeners: []Endpoint{{Name: "PLAINTEXT", Host: "b2", Port: 9092}, {Name: "SASL_SSL", Host: "b2.example", Port: 9094}}}
+	for _, tc := range []struct {
+		b        Broker
+		listener string
+		want     string
+		ok       bool
+	}{
+		{plain, "PLAINTEXT", "b1:9092", true},
+		{plain, "", "b1:9092", true},
+		{plain, "SASL_SSL", "", false},
+		{named, "SASL_SSL", "b2.example:9094", true},
+		{named, "SSL", "", false},
+	} {
+		host, port, ok := tc.b.Endpoint(tc.listener)
+		got := ""
+		if ok {
+			got = fmt.Sprintf("%s:%d", host, port)
+		}
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%+v on %q: %q %v, want %q %v", tc.b, tc.listener, got, ok, tc.want, tc.ok)
+		}
 	}
 }

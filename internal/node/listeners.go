@@ -57,7 +57,7 @@ func bindExtraListeners(cfg config.Node, image func() *metadata.Image) ([]*extra
 			el.sasl = s
 		}
 		if l.TLS {
-			c, err := tlsFor(cfg.Props, l.Name)
+			c, err := tlsFor(cfg.Props, l.Name, l.SASL)
 			if err != nil {
 				return fail(err)
 			}
@@ -144,8 +144,10 @@ func saslFor(p map[string]string, listener string, image func() *metadata.Image)
 // private key and its chain, or the inline ssl.keystore.certificate.chain
 // and ssl.keystore.key; with ssl.client.auth, the CAs of
 // ssl.truststore.location or ssl.truststore.certificates. Every property
-// may be given for the listener alone (listener.name.<listener>.ssl...).
-func tlsFor(p map[string]string, listener string) (*tls.Config, error) {
+// may be given for the listener alone (listener.name.<listener>.ssl...);
+// on a SASL_SSL listener ssl.client.auth counts only so, as in Kafka,
+// where SASL authenticates the client.
+func tlsFor(p map[string]string, listener string, sasl bool) (*tls.Config, error) {
 	get := func(name string) string {
 		v, _ := config.ListenerProp(p, listener, name)
 		return strings.TrimSpace(v)
@@ -184,21 +186,27 @@ func tlsFor(p map[string]string, listener string) (*tls.Config, error) {
 	if err != nil {
 		return fail("keystore: %v (an encrypted key is not read: give it unencrypted)", err)
 	}
-	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
-	for _, v := range strings.Split(get("ssl.enabled.protocols"), ",") {
-		switch strings.TrimSpace(v) {
-		case "TLSv1.2":
-			c.MinVersion = min(c.MinVersion, tls.VersionTLS12)
-		case "TLSv1.1":
-			c.MinVersion = min(c.MinVersion, tls.VersionTLS11)
-		case "TLSv1":
-			c.MinVersion = min(c.MinVersion, tls.VersionTLS10)
+	c := &tls.Config{Certificates: []tls.Certificate{cert}}
+	versions := map[string]uint16{"TLSv1": tls.VersionTLS10, "TLSv1.1": tls.VersionTLS11, "TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.VersionTLS13}
+	protocols := get("ssl.enabled.protocols")
+	if protocols == "" {
+		protocols = "TLSv1.2,TLSv1.3" // Kafka's default
+	}
+	for _, v := range strings.Split(protocols, ",") {
+		ver, ok := versions[strings.TrimSpace(v)]
+		if !ok {
+			return fail("ssl.enabled.protocols: unknown protocol %q", v)
 		}
+		if c.MinVersion == 0 || ver < c.MinVersion {
+			c.MinVersion = ver
+		}
+		c.MaxVersion = max(c.MaxVersion, ver)
 	}
-	if get("ssl.enabled.protocols") == "" {
-		c.MinVersion = tls.VersionTLS12 // Kafka's default: TLSv1.2,TLSv1.3
+	clientAuth := get("ssl.client.auth")
+	if sasl {
+		clientAuth = p["listener.name."+strings.ToLower(listener)+".ssl.client.auth"]
 	}
-	switch auth := strings.ToLower(get("ssl.client.auth")); auth {
+	switch auth := strings.ToLower(strings.TrimSpace(clientAuth)); auth {
 	case "", "none":
 		return c, nil
 	case "requested":

@@ -254,6 +254,17 @@ func TestClusterSASLListener(t *testing.T) {
 		saslAddrs[int32(i+1)] = n.ListenerAddr("SASL_PLAINTEXT").String()
 	}
 	mech := scram.Auth{User: "bob", Pass: "bob-secret"}.AsSha256Mechanism()
+	for id := int32(1); id <= 3; id++ {
+		testkit.Eventually(t, 20*time.Second, "bob logs in on every node", func() error {
+			c, err := kgo.NewClient(kgo.SeedBrokers(saslAddrs[id]), kgo.SASL(mech))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = kadm.NewClient(c).BrokerMetadata(ctx)
+			return err
+		})
+	}
 	var cl *kgo.Client
 	testkit.Eventually(t, 20*time.Second, "bob logs in on node 3", func() error {
 		var err error

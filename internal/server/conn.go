@@ -160,7 +160,12 @@ func (c *conn) read() error {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
 			return err
 		}
-		bp, err := readFrameBody(br, int(size))
+		var bp *[]byte
+		if c.sasl != nil {
+			bp, err = readGrowing(br, int(size)) // an unauthenticated client gets memory only as it sends
+		} else {
+			bp, err = readFrameBody(br, int(size))
+		}
 		if err != nil {
 			return fmt.Errorf("server: reading %d-byte frame: %w", size, err)
 		}
@@ -263,6 +268,9 @@ func (c *conn) decode(buf []byte) (p *pending, err error) {
 	}
 	if req.Key == apiVersionsKey {
 		resp := c.apiVersions(req)
+		if c.sasl != nil && resp.ErrorCode == 0 {
+			c.sasl.stage = stageVersioned
+		}
 		return &pending{req: req, apiVersions: true, done: func(context.Context) kmsg.Response { return resp }}, nil
 	}
 	if req.Key == saslHandshakeKey || req.Key == saslAuthenticateKey {
@@ -472,6 +480,26 @@ func (c *conn) writeFrame(b []byte) error {
 	n, err := c.nc.Write(b)
 	c.s.stats.bytesOut.Add(uint64(n))
 	return err
+}
+
+// readGrowing reads a frame body of size bytes into a buffer that doubles
+// from 4 KiB as the bytes arrive, never the size up front.
+func readGrowing(r io.Reader, size int) (*[]byte, error) {
+	b := make([]byte, 0, min(size, 4<<10))
+	for len(b) < size {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, min(cap(b), size-len(b)))...)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), size)])
+		b = b[:len(b)+n]
+		if err != nil && len(b) < size {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return &b, nil
 }
 
 // readFrameBody reads a frame body of size bytes. Small frames use a pooled

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -61,6 +62,7 @@ type saslStage int
 
 const (
 	stageHandshake    saslStage = iota // ApiVersions or SaslHandshake expected
+	stageVersioned                     // SaslHandshake expected: one ApiVersions only, as Kafka
 	stageAuthenticate                  // SaslAuthenticate expected (handshake v1)
 	stageRawToken                      // a bare token frame expected (handshake v0)
 )
@@ -82,13 +84,13 @@ var errSASLFailed = errors.New("server: SASL authentication failed")
 func (c *conn) authenticating(req *Request) (*pending, error) {
 	st := c.sasl
 	switch {
-	case req.Key == saslHandshakeKey && st.stage == stageHandshake:
+	case req.Key == saslHandshakeKey && (st.stage == stageHandshake || st.stage == stageVersioned):
 		body := req.Body.(*kmsg.SASLHandshakeRequest)
 		resp := body.ResponseKind().(*kmsg.SASLHandshakeResponse)
 		resp.SupportedMechanisms = slices.Clone(c.s.cfg.SASL.Mechanisms)
 		if !slices.Contains(c.s.cfg.SASL.Mechanisms, body.Mechanism) {
 			resp.ErrorCode = errCodeUnsupportedSASLMechanism
-			return c.answerThenClose(req, resp, 0), nil
+			return c.answerThenClose(req, resp, c.s.cfg.SASL.FailureDelay), nil
 		}
 		st.exch = c.s.cfg.SASL.Start(body.Mechanism)
 		st.stage = stageAuthenticate
@@ -99,7 +101,7 @@ func (c *conn) authenticating(req *Request) (*pending, error) {
 	case req.Key == saslAuthenticateKey && st.stage == stageAuthenticate:
 		body := req.Body.(*kmsg.SASLAuthenticateRequest)
 		resp := body.ResponseKind().(*kmsg.SASLAuthenticateResponse)
-		challenge, user, err := st.exch.Next(body.SASLAuthBytes)
+		challenge, user, err := c.exchange(body.SASLAuthBytes)
 		if err != nil {
 			resp.ErrorCode = errCodeSASLAuthenticationFailed
 			resp.ErrorMessage = kmsg.StringPtr(err.Error())
@@ -112,7 +114,11 @@ func (c *conn) authenticating(req *Request) (*pending, error) {
 		}
 		return answered(req, resp), nil
 	case req.Key == apiVersionsKey && st.stage == stageHandshake:
-		return nil, nil // the caller answers it as on any connection
+		// The caller answers it as on any connection. Once one has been
+		// answered without an error, another is refused, as Kafka refuses
+		// it, so that a client cannot keep an unauthenticated connection
+		// open with them; one answered UNSUPPORTED_VERSION may be retried.
+		return nil, nil
 	}
 	return nil, fmt.Errorf("server: request key %d during SASL authentication", req.Key)
 }
@@ -121,7 +127,7 @@ func (c *conn) authenticating(req *Request) (*pending, error) {
 // bare answer, or closes the connection after the failure delay: without a
 // Kafka frame there is no way to tell the client why.
 func (c *conn) rawToken(buf []byte) *pending {
-	challenge, user, err := c.sasl.exch.Next(buf)
+	challenge, user, err := c.exchange(buf)
 	if err != nil {
 		c.log.Info("SASL authentication failed", "err", err)
 		delay := c.s.cfg.SASL.FailureDelay
@@ -136,13 +142,25 @@ func (c *conn) rawToken(buf []byte) *pending {
 	return &pending{req: &Request{Key: -1}, raw: challenge, rawReply: true}
 }
 
+// exchange runs the mechanism on one token; a panic in it fails the
+// login (and closes the connection) rather than the process.
+func (c *conn) exchange(token []byte) (challenge []byte, user string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in a SASL mechanism", "panic", r, "stack", string(debug.Stack()))
+			challenge, user, err = nil, "", errors.New("Authentication failed: internal error")
+		}
+	}()
+	return c.sasl.exch.Next(token)
+}
+
 // authenticated ends the exchange: later requests carry the user.
 func (c *conn) authenticated(user string) {
 	info := *c.info.Load()
 	info.User = user
 	c.info.Store(&info)
 	c.sasl = nil
-	c.log = c.log.With("user", user)
+	c.log.Debug("SASL authenticated", "user", user)
 }
 
 // illegalSASLState answers a SaslHandshake or SaslAuthenticate on a

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -124,6 +126,16 @@ func TestServerSASL(t *testing.T) {
 			t.Fatal("an unauthenticated request reached the handler")
 		}
 	})
+	t.Run("one ApiVersions before the handshake, not two", func(t *testing.T) {
+		c := dial(t, s)
+		req := kmsg.NewPtrApiVersionsRequest()
+		resp := req.ResponseKind()
+		roundTrip(t, c, req, 1, resp, false)
+		if _, err := c.Write(frame(req, 2, "x")); err != nil {
+			t.Fatal(err)
+		}
+		expectClosed(t, c)
+	})
 	t.Run("a large frame before authentication closes", func(t *testing.T) {
 		c := dial(t, s)
 		var hdr [4]byte
@@ -171,4 +183,18 @@ func TestServerSASLOnPlaintext(t *testing.T) {
 		t.Fatalf("handshake on a plaintext listener: error %d", resp.ErrorCode)
 	}
 	checkServesOn(t, c)
+}
+
+func TestReadGrowing(t *testing.T) {
+	want := make([]byte, 100_000)
+	for i := range want {
+		want[i] = byte(i * 31)
+	}
+	got, err := readGrowing(iotest.OneByteReader(bytes.NewReader(want)), len(want))
+	if err != nil || !bytes.Equal(*got, want) {
+		t.Fatalf("read %d bytes, err %v", len(*got), err)
+	}
+	if _, err := readGrowing(bytes.NewReader(want[:10]), 20); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short frame: %v", err)
+	}
 }
