@@ -1,8 +1,8 @@
 package metadata
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
