@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/gregor-dev/gregor/internal/config"
@@ -183,6 +184,34 @@ func TestTLSListeners(t *testing.T) {
 		cancel()
 		if err == nil {
 			t.Fatalf("%s: listed topics", name)
+		}
+	}
+}
+
+// TestDescribeConfigsHidesSecrets: a keystore key or password given in the
+// properties is never shown by DescribeConfigs, in its value or in its
+// synonyms (a review found the synonyms showing them).
+func TestDescribeConfigsHidesSecrets(t *testing.T) {
+	n := startNode(t, t.TempDir(), map[string]string{"ssl.keystore.password": "hunter2", "ssl.keystore.key": "-----BEGIN PRIVATE KEY-----secret"})
+	_, cl := newAdmin(t, n)
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.IncludeSynonyms = true
+	r := kmsg.NewDescribeConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
+	r.ConfigNames = []string{"ssl.keystore.password", "ssl.keystore.key"}
+	req.Resources = append(req.Resources, r)
+	configs := rawRequest[*kmsg.DescribeConfigsResponse](t, cl, req).Resources[0].Configs
+	if len(configs) != 2 {
+		t.Fatalf("%d configs", len(configs))
+	}
+	for _, c := range configs {
+		if c.Value != nil || !c.IsSensitive {
+			t.Errorf("%s: value shown or not sensitive: %+v", c.Name, c)
+		}
+		for _, s := range c.ConfigSynonyms {
+			if s.Value != nil {
+				t.Errorf("%s: synonym %s shows %q", c.Name, s.Name, *s.Value)
+			}
 		}
 	}
 }
