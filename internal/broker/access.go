@@ -69,7 +69,10 @@ func (a access) cluster(op kmsg.ACLOperation) bool { return a.may(op, rtCluster,
 // an idempotent producer's InitProducerId is allowed by: some topic the
 // principal may write.
 func (a access) mayWriteSomeTopic() bool {
-	if a.b.authz.SuperUsers[a.principal] {
+	// Kafka's authorizeByResourceType asks first for a topic no ACL names
+	// literally ("hardcode"): allowed by a wildcard ACL, or by
+	// allow.everyone.if.no.acl.found when no ACL matches it.
+	if a.b.authz.SuperUsers[a.principal] || a.may(opWrite, rtTopic, "hardcode") {
 		return true
 	}
 	for _, acl := range a.b.image().ACLs {
@@ -86,8 +89,10 @@ type check struct {
 	rt   kmsg.ACLResourceType
 	name string
 	code int16
-	// orCluster also allows it with op on the cluster (CreateTopics).
-	orCluster bool
+	// orCluster also allows it with op on the cluster (CreateTopics);
+	// orClusterAction with CLUSTER_ACTION on it (a replica's
+	// OffsetForLeaderEpoch).
+	orCluster, orClusterAction bool
 }
 
 var (
@@ -113,12 +118,40 @@ func (a access) refused(sreq *server.Request) kmsg.Response {
 		return deniedResponse(sreq.Body, code)
 	}
 	for _, c := range checks {
-		if a.may(c.op, c.rt, c.name) || (c.orCluster && a.cluster(c.op)) {
+		if a.may(c.op, c.rt, c.name) || (c.orCluster && a.cluster(c.op)) || (c.orClusterAction && a.cluster(opClusterAction)) {
 			continue
 		}
-		return deniedResponse(sreq.Body, c.code)
+		resp := deniedResponse(sreq.Body, c.code)
+		if f, ok := sreq.Body.(*kmsg.FetchRequest); ok {
+			a.deniedSession(f, resp.(*kmsg.FetchResponse), c.code)
+		}
+		return resp
 	}
 	return nil
+}
+
+// deniedSession adds the partitions an incremental fetch reads from its
+// session without naming them to its refusal, so that the client learns
+// which it may not read.
+func (a access) deniedSession(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, code int16) {
+	resp.SessionID = req.SessionID
+	named := map[fetchKey]bool{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			named[fetchKey{t.Topic, p.Partition}] = true
+		}
+	}
+	for _, k := range a.b.sessions.partitions(req.SessionID) {
+		if named[k] {
+			continue
+		}
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = k.topic
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition, rp.ErrorCode, rp.HighWatermark = k.partition, code, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+	}
 }
 
 // checks lists what a request needs, as Kafka's KafkaApis checks it; a
@@ -153,6 +186,18 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 				name = tt.Name
 			}
 			topics(opRead, name)
+		}
+		// An incremental fetch also reads its session's partitions,
+		// named in an earlier request: READ is checked on every request,
+		// as Kafka checks the whole fetch context.
+		if r.SessionID != 0 && r.SessionEpoch > 0 {
+			seen := map[string]bool{}
+			for _, k := range a.b.sessions.partitions(r.SessionID) {
+				if !seen[k.topic] {
+					seen[k.topic] = true
+					topics(opRead, k.topic)
+				}
+			}
 		}
 	case *kmsg.ListOffsetsRequest:
 		for _, t := range r.Topics {
@@ -232,12 +277,12 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 			return nil, codeCluster
 		}
 	case *kmsg.OffsetForLeaderEpochRequest:
-		if r.ReplicaID >= 0 {
-			cs = append(cs, check{op: opClusterAction, rt: rtCluster, name: auth.ClusterName, code: codeTopic})
-			break
-		}
+		// Kafka: CLUSTER_ACTION on the cluster, or DESCRIBE on each topic,
+		// whoever asks.
 		for _, t := range r.Topics {
-			topics(opDescribe, t.Topic)
+			c := topicCheck(opDescribe, t.Topic)
+			c.orClusterAction = true
+			cs = append(cs, c)
 		}
 	case *kmsg.AddPartitionsToTxnRequest:
 		if r.Version >= 4 { // between brokers
@@ -268,8 +313,11 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 		*kmsg.AddRaftVoterRequest, *kmsg.RemoveRaftVoterRequest:
 		cs = append(cs, clusterCheck(opAlter))
 	case *kmsg.DescribeLogDirsRequest, *kmsg.ListPartitionReassignmentsRequest, *kmsg.DescribeUserSCRAMCredentialsRequest,
-		*kmsg.DescribeQuorumRequest, *kmsg.DescribeClusterRequest:
+		*kmsg.DescribeQuorumRequest:
 		cs = append(cs, clusterCheck(opDescribe))
+	case *kmsg.DescribeClusterRequest:
+		// Kafka authorizes nothing here: the authorized operations say
+		// what the principal may do (filtered).
 	case *kmsg.DescribeClientQuotasRequest:
 		cs = append(cs, clusterCheck(opDescribeConfigs))
 	case *kmsg.AlterClientQuotasRequest:
@@ -351,7 +399,7 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 	}
 	switch req := sreq.Body.(type) {
 	case *kmsg.MetadataRequest:
-		var denied []string
+		var denied []kmsg.MetadataRequestTopic
 		if req.Topics != nil {
 			allowed := req.Topics[:0:0]
 			img := a.b.image()
@@ -365,9 +413,9 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 				exists := img.Topic(name) != nil
 				switch {
 				case name != "" && !a.may(opDescribe, rtTopic, name):
-					denied = append(denied, name)
-				case name != "" && !exists && req.AllowAutoTopicCreation && !a.cluster(opCreate) && !a.may(opCreate, rtTopic, name):
-					denied = append(denied, name) // Kafka: it may not create it
+					denied = append(denied, t)
+				case name != "" && !exists && a.b.autoCreates(req, img) && !a.cluster(opCreate) && !a.may(opCreate, rtTopic, name):
+					denied = append(denied, t) // Kafka: it may not create it
 				default:
 					allowed = append(allowed, t)
 				}
@@ -472,6 +520,37 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			}
 			return resp
 		}
+	case *kmsg.DescribeTransactionsRequest:
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.DescribeTransactionsResponse)
+			if ok {
+				for i := range resp.TransactionStates {
+					s := &resp.TransactionStates[i]
+					kept := s.Topics[:0]
+					for _, t := range s.Topics {
+						if a.may(opDescribe, rtTopic, t.Topic) {
+							kept = append(kept, t)
+						}
+					}
+					s.Topics = kept
+				}
+			}
+			return resp
+		}
+	case *kmsg.CreateTopicsRequest:
+		// A created topic's configs are shown only with DESCRIBE_CONFIGS.
+		return func(ctx context.Context) kmsg.Response {
+			resp, ok := next(ctx).(*kmsg.CreateTopicsResponse)
+			if ok {
+				for i := range resp.Topics {
+					t := &resp.Topics[i]
+					if t.ErrorCode == 0 && !a.may(opDescribeConfigs, rtTopic, t.Topic) {
+						t.ConfigErrorCode, t.Configs = codeTopic, nil
+					}
+				}
+			}
+			return resp
+		}
 	case *kmsg.DescribeClusterRequest:
 		return func(ctx context.Context) kmsg.Response {
 			resp, ok := next(ctx).(*kmsg.DescribeClusterResponse)
@@ -484,11 +563,13 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 	return next
 }
 
-// deniedTopics adds a TOPIC_AUTHORIZATION_FAILED entry per name.
-func (a access) deniedTopics(resp *kmsg.MetadataResponse, names []string) kmsg.Response {
-	for _, n := range names {
+// deniedTopics adds a TOPIC_AUTHORIZATION_FAILED entry per topic asked
+// for, named as it was asked for: a topic asked for by id keeps its name
+// unsaid, as Kafka answers it.
+func (a access) deniedTopics(resp *kmsg.MetadataResponse, asked []kmsg.MetadataRequestTopic) kmsg.Response {
+	for _, rt := range asked {
 		t := kmsg.NewMetadataResponseTopic()
-		t.Topic = &n
+		t.Topic, t.TopicID = rt.Topic, rt.TopicID
 		t.ErrorCode = codeTopic
 		t.AuthorizedOperations = math.MinInt32
 		resp.Topics = append(resp.Topics, t)

@@ -43,7 +43,7 @@ func handleDescribeAcls(b *Broker, ctx context.Context, sreq *server.Request) se
 		return done(resp)
 	}
 	f := aclFilter(req.ResourceType, req.ResourceName, req.ResourcePatternType, req.Principal, req.Host, req.Operation, req.PermissionType)
-	if f.ResourceType == 0 || f.PatternType == 0 || f.Operation == 0 || f.Permission == 0 {
+	if !metadata.KnownACLCodes(f.ResourceType, f.PatternType, f.Operation, f.Permission) {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		resp.ErrorMessage = kmsg.StringPtr("the filter names an UNKNOWN resource type, pattern type, operation or permission")
 		return done(resp)

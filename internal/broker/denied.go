@@ -14,6 +14,11 @@ import (
 // code. An array of names (DescribeGroups' groups, DeleteTopics' topic
 // names) becomes the response's array of elements named so.
 //
+// A topic's refusal (TOPIC_AUTHORIZATION_FAILED) is set only on what names
+// a topic or a partition, never on the top level or a group, as Kafka sets
+// it: a Java consumer drops a fetch response with a top-level error
+// without telling the application why.
+//
 // It is built by reflection over kmsg's generated types, so that one
 // function answers every API (TestDeniedResponseCoversEveryAPI checks each
 // one the broker serves).
@@ -21,6 +26,9 @@ func deniedResponse(req kmsg.Request, code int16) kmsg.Response {
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	fill(reflect.ValueOf(resp).Elem(), reflect.ValueOf(req).Elem(), code)
+	if code == codeTopic {
+		clearUnnamed(reflect.ValueOf(resp).Elem())
+	}
 	if r, ok := req.(*kmsg.AlterUserSCRAMCredentialsRequest); ok {
 		// One result per user, of its deletions and upsertions alike.
 		out := resp.(*kmsg.AlterUserSCRAMCredentialsResponse)
@@ -98,6 +106,35 @@ func fill(dst, src reflect.Value, code int16) {
 			p := reflect.New(s.Type())
 			p.Elem().Set(s)
 			d.Set(p)
+		}
+	}
+}
+
+// clearUnnamed zeroes the error codes of the structs of v that name no
+// topic, partition or configured resource (the top level, groups).
+func clearUnnamed(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		named := false
+		for _, n := range []string{"Topic", "Partition", "ResourceName", "Name"} {
+			if v.FieldByName(n).IsValid() {
+				named = true
+			}
+		}
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			switch {
+			case f.Name == "ErrorCode" && !named:
+				v.Field(i).SetInt(0)
+			case f.IsExported():
+				clearUnnamed(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			for i := range v.Len() {
+				clearUnnamed(v.Index(i))
+			}
 		}
 	}
 }

@@ -57,12 +57,21 @@ func collectCodes(v reflect.Value, out *[]int16) {
 	}
 }
 
+// topicAPIs are the APIs a topic's refusal can answer: the code goes on
+// their topics or partitions, never on the top level.
+var topicAPIs = map[int16]bool{0: true, 1: true, 2: true, 8: true, 9: true, 19: true, 20: true, 21: true, 23: true,
+	24: true, 28: true, 32: true, 33: true, 37: true, 44: true, 47: true, 61: true}
+
 // TestDeniedResponseCoversEveryAPI: for every API the broker serves, at its
 // highest version, a request naming one thing at every level is answered
-// with a response that carries the code, and encodes and decodes.
+// with a response that carries the code (a topic's on what names a topic
+// or partition, the cluster's elsewhere too), and encodes and decodes.
 func TestDeniedResponseCoversEveryAPI(t *testing.T) {
-	const code = 29 // TOPIC_AUTHORIZATION_FAILED
 	for key, a := range apis {
+		code := codeCluster
+		if topicAPIs[key] {
+			code = codeTopic
+		}
 		req := kmsg.RequestForKey(key)
 		req.SetVersion(a.max)
 		populate(reflect.ValueOf(req).Elem(), 0)
@@ -124,7 +133,7 @@ func TestDeniedResponseNamesWhatWasAsked(t *testing.T) {
 	ft.Partitions = append(ft.Partitions, kmsg.NewFetchRequestTopicPartition())
 	fetch.Topics = append(fetch.Topics, ft)
 	fr := deniedResponse(fetch, 29).(*kmsg.FetchResponse)
-	if fr.Topics[0].Partitions[0].HighWatermark != -1 || fr.Topics[0].Topic != "t" {
+	if fr.ErrorCode != 0 || fr.Topics[0].Partitions[0].ErrorCode != 29 || fr.Topics[0].Partitions[0].HighWatermark != -1 || fr.Topics[0].Topic != "t" {
 		t.Fatalf("fetch: %+v", fr.Topics)
 	}
 }

@@ -331,3 +331,23 @@ func (cp *cachedPartition) record(sp sentPartition) {
 		cp.highWatermark = -1
 	}
 }
+
+// partitions lists the partitions of session id, nil if there is none: an
+// incremental fetch reads them without naming them, so an authorizer must
+// check them (access.go).
+func (c *fetchSessionCache) partitions(id int32) []fetchKey {
+	if c == nil || id == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.mu.sessions[id]
+	if s == nil {
+		return nil
+	}
+	out := make([]fetchKey, 0, len(s.parts))
+	for _, p := range s.parts {
+		out = append(out, fetchKey{topic: p.topic, partition: p.partition})
+	}
+	return out
+}

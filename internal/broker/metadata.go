@@ -58,8 +58,7 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 		}
 		return done(resp)
 	}
-	autoCreate := (req.Version < 4 || req.AllowAutoTopicCreation) &&
-		b.brokerBool(img, "auto.create.topics.enable")
+	autoCreate := b.autoCreates(req, img)
 	for _, rt := range req.Topics {
 		var t *metadata.Topic
 		var name string
@@ -101,6 +100,13 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 		resp.Topics = append(resp.Topics, b.metadataTopic(img, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return done(resp)
+}
+
+// autoCreates reports whether req creates the topics it names that do not
+// exist: always before v4, with allow_auto_topic_creation from it, and only
+// with auto.create.topics.enable.
+func (b *Broker) autoCreates(req *kmsg.MetadataRequest, img *metadata.Image) bool {
+	return (req.Version < 4 || req.AllowAutoTopicCreation) && b.brokerBool(img, "auto.create.topics.enable")
 }
 
 // autoCreateWait bounds how long a Metadata request waits for the topic it

@@ -99,6 +99,8 @@ func (c *Controller) DeleteACLs(ctx context.Context, filters []metadata.ACLFilte
 
 func validACL(a metadata.ACL) error {
 	switch {
+	case !metadata.KnownACLCodes(a.ResourceType, a.PatternType, a.Operation, a.Permission):
+		return fmt.Errorf("%w: an unknown resource type, pattern type, operation or permission code", ErrInvalidACL)
 	case a.ResourceType == aclResourceUnknown || a.ResourceType == aclResourceAny:
 		return fmt.Errorf("%w: Invalid resourceType %d", ErrInvalidACL, a.ResourceType)
 	case a.PatternType != metadata.ACLPatternLiteral && a.PatternType != metadata.ACLPatternPrefixed:
@@ -119,6 +121,8 @@ func validACL(a metadata.ACL) error {
 
 func validACLFilter(f metadata.ACLFilter) error {
 	switch {
+	case !metadata.KnownACLCodes(f.ResourceType, f.PatternType, f.Operation, f.Permission):
+		return fmt.Errorf("%w: Unknown patternFilter or entryFilter.", ErrInvalidACL)
 	case f.ResourceType == aclResourceUnknown || f.PatternType == aclPatternUnknown:
 		return fmt.Errorf("%w: Unknown patternFilter.", ErrInvalidACL)
 	case f.Operation == aclOperationUnknown || f.Permission == 0:

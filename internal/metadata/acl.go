@@ -71,6 +71,22 @@ func (f ACLFilter) Matches(a ACL) bool {
 	return false
 }
 
+// The ranges of the known ACL enumeration codes (Kafka 4's); any other
+// code is UNKNOWN, as Kafka's fromCode reads it.
+const (
+	aclResourceMax   = 7  // USER
+	aclOperationMax  = 15 // TWO_PHASE_COMMIT
+	aclPatternMax    = ACLPatternPrefixed
+	aclPermissionMax = 3 // ALLOW
+)
+
+// KnownACLCodes reports whether every code of an ACL or filter is one Kafka
+// knows (UNKNOWN, 0, excluded).
+func KnownACLCodes(resourceType, patternType, operation, permission int8) bool {
+	return resourceType >= 1 && resourceType <= aclResourceMax && patternType >= 1 && patternType <= aclPatternMax &&
+		operation >= 1 && operation <= aclOperationMax && permission >= 1 && permission <= aclPermissionMax
+}
+
 // AccessControlEntryRecord adds an ACL under an id, as Kafka's record of
 // the same name.
 type AccessControlEntryRecord struct {

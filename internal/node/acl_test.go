@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
@@ -171,5 +172,179 @@ func TestClusterACLs(t *testing.T) {
 	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "elsewhere", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("alice produces to another topic: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
+
+func aliceClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr),
+		kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()), kgo.RetryTimeout(3 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func mustCreateACLs(t *testing.T, ctx context.Context, adm *kadm.Client, b *kadm.ACLBuilder) {
+	t.Helper()
+	res, err := adm.CreateACLs(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("create ACL: %v", r.Err)
+		}
+	}
+}
+
+// TestACLsReviewFindings: what a review of the authorizer found, each a
+// regression test. alice may READ topics prefixed "app-" and the topic
+// "orders", nothing else: Metadata v0-3 may not auto-create for her, a
+// topic she asks for by id is not named back, a refused fetch carries its
+// error on the partitions only, an incremental fetch session does not keep
+// reading a topic after a DENY, and DescribeCluster needs no ACL.
+func TestACLsReviewFindings(t *testing.T) {
+	props := maps.Clone(saslProps)
+	props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+	props["super.users"] = "User:admin;User:ANONYMOUS"
+	n := startNodeWith(t, t.TempDir(), props, withSASLListener)
+	adm, admCl := newAdmin(t, n)
+	ctx := testCtx(t, 60*time.Second)
+	createTopic(t, adm, "orders", 1, nil)
+	createTopic(t, adm, "secret", 1, nil)
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("app-").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternPrefixed))
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("orders").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral))
+	saslAddr := n.ListenerAddr("SASL_PLAINTEXT").String()
+
+	// 1. Metadata v4+ with auto-creation: refused (no CREATE) ...
+	alice := aliceClient(t, saslAddr)
+	m4 := kmsg.NewPtrMetadataRequest()
+	m4.AllowAutoTopicCreation = true
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("app-v4")
+	m4.Topics = append(m4.Topics, mt)
+	if resp, err := m4.RequestWith(ctx, alice); err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("metadata v%d auto-create app-v4: %v %+v, want TOPIC_AUTHORIZATION_FAILED", m4.Version, err, resp)
+	}
+	// ... but Metadata v3 (no AllowAutoTopicCreation field: kmsg leaves it
+	// false, the handler auto-creates for v<4) creates it.
+	v3 := kversion.Stable()
+	v3.SetMaxKeyVersion(3, 3)
+	alice3 := aliceClient(t, saslAddr, kgo.MaxVersions(v3))
+	m3 := kmsg.NewPtrMetadataRequest()
+	mt3 := kmsg.NewMetadataRequestTopic()
+	mt3.Topic = kmsg.StringPtr("app-v3")
+	m3.Topics = append(m3.Topics, mt3)
+	if _, err := m3.RequestWith(ctx, alice3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if topics, _ := adm.ListTopics(ctx); topics.Has("app-v3") {
+		t.Errorf("alice (no CREATE) auto-created app-v3 with Metadata v3")
+	}
+
+	// 2. Metadata by topic id (v12) of a topic alice may not describe: Kafka
+	// answers TOPIC_AUTHORIZATION_FAILED with a null name and the id.
+	details, err := adm.ListTopics(ctx, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m12 := kmsg.NewPtrMetadataRequest()
+	mid := kmsg.NewMetadataRequestTopic()
+	mid.TopicID = details["secret"].ID
+	m12.Topics = append(m12.Topics, mid)
+	if resp, err := m12.RequestWith(ctx, alice); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, rt := range resp.Topics {
+			if rt.Topic != nil && *rt.Topic == "secret" {
+				t.Errorf("metadata v%d by the id of secret names it: %+v", m12.Version, rt)
+			}
+		}
+	}
+
+	// 3. Fetch of a topic alice may not read: Kafka's top-level error is 0.
+	f := kmsg.NewPtrFetchRequest()
+	f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = -1, 1<<20, 10, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "secret"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	if resp, err := f.RequestWith(ctx, alice); err != nil {
+		t.Fatal(err)
+	} else if resp.ErrorCode != 0 {
+		t.Errorf("fetch v%d of secret: top-level error %d, Kafka answers 0 and TOPIC_AUTHORIZATION_FAILED per partition (Java/librdkafka drop the partitions)", f.Version, resp.ErrorCode)
+	}
+
+	// 4. A fetch session outlives a revocation.
+	if err := admCl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("one")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(sessionID, epoch int32, offset int64, withTopic bool) *kmsg.FetchResponse {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.MaxWaitMillis, req.MinBytes = -1, 1<<20, 200, 1
+		req.SessionID, req.SessionEpoch = sessionID, epoch
+		if withTopic {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = "orders"
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := fetch(0, 0, 0, true)
+	if first.ErrorCode != 0 || first.SessionID == 0 {
+		t.Fatalf("opening fetch: %+v", first)
+	}
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Deny("User:alice").DenyHosts("*").Topics("orders").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral))
+	if err := admCl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("two")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if full := fetch(0, -1, 0, true); len(full.Topics) == 0 || full.Topics[0].Partitions[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("full fetch after the DENY: %+v", full)
+	}
+	inc := fetch(first.SessionID, 1, 0, false)
+	for _, rt := range inc.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode == 0 && len(rp.RecordBatches) > 0 {
+				t.Errorf("incremental fetch of session %d after DENY READ returned %d bytes of %s", first.SessionID, len(rp.RecordBatches), rt.Topic)
+			}
+		}
+	}
+
+	// 5. DescribeCluster needs no ACL in Kafka (AuthHelper.computeDescribeClusterResponse).
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	if resp, err := dc.RequestWith(ctx, alice); err != nil || resp.ErrorCode != 0 {
+		t.Errorf("describe cluster: %v %+v, Kafka answers it", err, resp)
+	}
+}
+
+// TestACLsIdempotentProducerWithOpenTopics: with allow.everyone.if.no.acl.found=true and
+// an ACL on the cluster only (none on topics), Kafka lets an idempotent producer's
+// InitProducerId through (authorizeByResourceType first authorizes the
+// topic "hardcode", which no ACL covers).
+func TestACLsIdempotentProducerWithOpenTopics(t *testing.T) {
+	props := maps.Clone(saslProps)
+	props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+	props["super.users"] = "User:admin;User:ANONYMOUS"
+	props["allow.everyone.if.no.acl.found"] = "true"
+	n := startNodeWith(t, t.TempDir(), props, withSASLListener)
+	adm, _ := newAdmin(t, n)
+	ctx := testCtx(t, 60*time.Second)
+	createTopic(t, adm, "orders", 1, nil)
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:bob").Clusters().Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	alice := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String(), kgo.RecordDeliveryTimeout(5*time.Second))
+	if err := alice.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Errorf("idempotent produce to an ACL-less topic with allow.everyone.if.no.acl.found: %v", err)
 	}
 }
