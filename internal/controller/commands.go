@@ -49,7 +49,7 @@ func (c *Controller) RegisterBroker(ctx context.Context, b metadata.Broker) erro
 // returns it as applied (or, with ValidateOnly, as it would be).
 func (c *Controller) CreateTopic(ctx context.Context, spec TopicSpec) (metadata.Topic, error) {
 	var planned []metadata.Record
-	err := c.exec(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
+	err := c.execVisible(ctx, func(img *metadata.Image) ([]metadata.Record, error) {
 		recs, err := planTopic(img, spec)
 		if err != nil {
 			return nil, err

@@ -800,7 +800,7 @@ func (c *Controller) exec(ctx context.Context, decide func(img *metadata.Image) 
 }
 
 // execVisible is exec for the changes a client may act on at once on another
-// broker (ACLs, SCRAM credentials, client quotas): after the commit it
+// broker (topics, ACLs, SCRAM credentials, client quotas): after the commit it
 // appends a Raft barrier and waits for it, whose replication carries the
 // new commit index to every follower and observer, so that their images
 // apply the change within a round trip rather than at the next idle
