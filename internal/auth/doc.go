@@ -1,6 +1,8 @@
-// Package auth owns client authentication: the SASL mechanisms a
-// SASL_PLAINTEXT listener offers (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
-// the SCRAM key derivation the controller's credentials are stored in.
+// Package auth owns who a client is and what it may do: the SASL
+// mechanisms a SASL listener offers (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512),
+// the SCRAM key derivation the stored credentials come from, and the
+// Authorizer that decides a principal's operations from the ACLs as Kafka's
+// StandardAuthorizer does (the broker asks it for each request).
 //
 // The server package runs the SaslHandshake/SaslAuthenticate state machine
 // and calls an Exchange for each client token; this package knows nothing

@@ -15,6 +15,12 @@
 // BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and the forwarded
 // admin requests.
 //
+// With an authorizer (authorizer.class.name), every request is checked
+// before it is handled or forwarded (access.go): what each API needs of the
+// ACLs, as Kafka's KafkaApis checks it; a refusal is one error response per
+// API (denied.go). Each listener's clients are told the brokers' endpoints of
+// that listener.
+//
 // WriteTxnMarkers (txnmarkers.go) is the inter-broker side of transactions:
 // the markers a transaction coordinator, here or on another broker, writes
 // on the partitions this broker leads. AddPartitionsToTxn verifications for

@@ -38,6 +38,19 @@
 // the time, as Kafka delays it; Request.Mute does the same for a throttled
 // request that gets no response.
 //
+// # Authentication and TLS
+//
+// A listener with Config.SASL runs Kafka's SASL state machine in the
+// reader (sasl.go): one ApiVersions, SaslHandshake, then SaslAuthenticate
+// (or bare tokens after a v0 handshake) until the mechanism names the user;
+// any other request before that closes the connection, and so does a failed
+// login once its answer is written. Frames before the login are bounded and
+// their buffers grow only as their bytes arrive. Every request then carries
+// the user in its ConnInfo. A listener with Config.TLS wraps its
+// connections in TLS; a client certificate names the user when there is no
+// SASL. SaslHandshake and SaslAuthenticate are the server's on every
+// listener: elsewhere they are answered ILLEGAL_SASL_STATE.
+//
 // # Decoder limits
 //
 // Before kmsg decodes a body, limits.go walks it with the request's layout
