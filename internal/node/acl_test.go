@@ -13,7 +13,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/gregor-dev/gregor/internal/node"
 )
+
+// startACLNode starts a node with the SASL listener and an authorizer, and
+// props over those; the unauthenticated admin on the PLAINTEXT listener
+// (User:ANONYMOUS, as the brokers themselves) is a super user.
+func startACLNode(t *testing.T, props map[string]string) *node.Node {
+	t.Helper()
+	p := maps.Clone(saslProps)
+	p["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+	p["super.users"] = "User:admin;User:ANONYMOUS"
+	maps.Copy(p, props)
+	return startNodeWith(t, t.TempDir(), p, withSASLListener)
+}
 
 // TestACLsAuthorizeClients: with an authorizer, the ACLs in the metadata
 // log decide what a SASL user may do; the unauthenticated admin on the
@@ -23,10 +37,7 @@ import (
 // GROUP_AUTHORIZATION_FAILED, Metadata hides the topics she may not
 // describe, a DENY wins over an ALLOW, and without ACLs nothing is allowed.
 func TestACLsAuthorizeClients(t *testing.T) {
-	props := maps.Clone(saslProps)
-	props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-	props["super.users"] = "User:admin;User:ANONYMOUS"
-	n := startNodeWith(t, t.TempDir(), props, withSASLListener)
+	n := startACLNode(t, nil)
 	adm, admCl := newAdmin(t, n)
 	ctx := testCtx(t, 60*time.Second)
 	createTopic(t, adm, "orders", 1, nil)
@@ -206,10 +217,7 @@ func mustCreateACLs(t *testing.T, ctx context.Context, adm *kadm.Client, b *kadm
 // error on the partitions only, an incremental fetch session does not keep
 // reading a topic after a DENY, and DescribeCluster needs no ACL.
 func TestACLsReviewFindings(t *testing.T) {
-	props := maps.Clone(saslProps)
-	props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-	props["super.users"] = "User:admin;User:ANONYMOUS"
-	n := startNodeWith(t, t.TempDir(), props, withSASLListener)
+	n := startACLNode(t, nil)
 	adm, admCl := newAdmin(t, n)
 	ctx := testCtx(t, 60*time.Second)
 	createTopic(t, adm, "orders", 1, nil)
@@ -334,11 +342,7 @@ func TestACLsReviewFindings(t *testing.T) {
 // InitProducerId through (authorizeByResourceType first authorizes the
 // topic "hardcode", which no ACL covers).
 func TestACLsIdempotentProducerWithOpenTopics(t *testing.T) {
-	props := maps.Clone(saslProps)
-	props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-	props["super.users"] = "User:admin;User:ANONYMOUS"
-	props["allow.everyone.if.no.acl.found"] = "true"
-	n := startNodeWith(t, t.TempDir(), props, withSASLListener)
+	n := startACLNode(t, map[string]string{"allow.everyone.if.no.acl.found": "true"})
 	adm, _ := newAdmin(t, n)
 	ctx := testCtx(t, 60*time.Second)
 	createTopic(t, adm, "orders", 1, nil)
