@@ -290,7 +290,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 		Stream: c.mux, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog,
 	})
 	closers = append(closers, c.transport)
-	c.progress = newProgressTransport(c.transport)
+	c.progress = newProgressTransport(c.transport, c.stopc)
 	c.progress.dropAppend = cfg.dropAppend
 	c.wg.Go(func() { c.progress.filterLoop(c.stopc) })
 	closers = append(closers, closerFunc(func() error { close(c.stopc); c.wg.Wait(); return nil }))

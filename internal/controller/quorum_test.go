@@ -2,11 +2,15 @@ package controller
 
 import (
 	"io"
+	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // requestVote sends one RequestVote to addr as candidate id at candAddr, with
@@ -64,7 +68,7 @@ func TestHeartbeatQuiesce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	pt := newProgressTransport(srv)
+	pt := newProgressTransport(srv, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
 	pt.SetHeartbeatHandler(func(rpc raft.RPC) {
@@ -105,5 +109,80 @@ func TestHeartbeatQuiesce(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("Raft's handler ran %d times, want 1 (none after quiesce)", n)
+	}
+}
+
+// countingStream is a raft.StreamLayer over TCP that counts its dials.
+type countingStream struct {
+	net.Listener
+	dials atomic.Int32
+}
+
+func (s *countingStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	s.dials.Add(1)
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
+
+// TestAppendEntriesRedialsRestartedFollower: a replication request to a
+// follower whose port refuses is retried until the follower is back, so
+// Raft never counts the failure (and never backs off for seconds); a
+// heartbeat is not retried; closing the controller ends the retries.
+func TestAppendEntriesRedialsRestartedFollower(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderStream := &countingStream{Listener: ln}
+	leader := raft.NewNetworkTransport(leaderStream, 2, 5*time.Second, io.Discard)
+	defer leader.Close()
+	stopc := make(chan struct{})
+	pt := newProgressTransport(leader, stopc)
+	pt.redialFor, pt.redialEvery = time.Minute, 10*time.Millisecond
+
+	// The follower's address, refusing until the follower starts.
+	follower := raft.ServerAddress(net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePorts(t, 1)[0])))
+
+	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("1"), Addr: []byte(ln.Addr().String())}
+	heartbeat := &raft.AppendEntriesRequest{RPCHeader: header, Term: 3}
+	var hbResp raft.AppendEntriesResponse
+	if err := pt.AppendEntries("2", follower, heartbeat, &hbResp); err == nil {
+		t.Fatal("a heartbeat to a closed port succeeded")
+	}
+	if n := leaderStream.dials.Load(); n != 1 {
+		t.Fatalf("a failed heartbeat dialed %d times, want 1 (Raft retries heartbeats itself)", n)
+	}
+
+	replicate := &raft.AppendEntriesRequest{RPCHeader: header, Term: 3, PrevLogEntry: 7, PrevLogTerm: 3, LeaderCommitIndex: 7}
+	var resp raft.AppendEntriesResponse
+	done := make(chan error, 1)
+	go func() { done <- pt.AppendEntries("2", follower, replicate, &resp) }()
+	checkFor(t, "retries of a refused AppendEntries", func() bool { return leaderStream.dials.Load() >= 4 }) // refused, and retried
+	select {
+	case err := <-done:
+		t.Fatalf("AppendEntries gave up while the follower was down: %v", err)
+	default:
+	}
+	fol, err := raft.NewTCPTransport(string(follower), nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fol.Close()
+	rpc := <-fol.Consumer()
+	rpc.Respond(&raft.AppendEntriesResponse{Term: 3, LastLog: 7, Success: true}, nil)
+	if err := <-done; err != nil || !resp.Success {
+		t.Fatalf("AppendEntries after the follower came back: err=%v success=%v", err, resp.Success)
+	}
+	if p, ok := pt.get("2"); !ok || p.lastLog != 7 || p.commit != 7 {
+		t.Fatalf("progress after the retry: %+v (recorded %v), want log end and commit 7", p, ok)
+	}
+
+	// Closing ends the retries at once.
+	fol.Close()
+	go func() { done <- pt.AppendEntries("2", follower, replicate, &resp) }()
+	before := leaderStream.dials.Load()
+	checkFor(t, "retries after the follower stopped", func() bool { return leaderStream.dials.Load() >= before+2 })
+	close(stopc)
+	if err := <-done; err == nil {
+		t.Fatal("AppendEntries to a stopped follower succeeded after the controller closed")
 	}
 }

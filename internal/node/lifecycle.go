@@ -55,9 +55,12 @@ type brokerLifecycle struct {
 	applied func() int64
 
 	client controllerClient
-	// behind counts the heartbeats answered fenced and not caught up in
-	// a row (the lifecycle goroutine's).
-	behind int
+	// behindSince is when the first of the heartbeats answered fenced and
+	// not caught up in a row was sent (zero: the last answer was neither);
+	// warned says the warning for this run was logged. The lifecycle
+	// goroutine's.
+	behindSince time.Time
+	warned      bool
 
 	mu struct {
 		sync.Mutex
@@ -67,9 +70,22 @@ type brokerLifecycle struct {
 	}
 }
 
-// behindWarnAfter is how many heartbeats in a row answered "not caught
-// up" make a warning.
-const behindWarnAfter = 10
+// behindWarnAfter is how long heartbeats answered "not caught up" in a row
+// make a warning.
+const behindWarnAfter = 20 * time.Second
+
+// catchUpHeartbeat is the pause between heartbeats while the controller
+// answers "fenced, not caught up", for up to catchUpFastFor. The controller
+// unfences a broker on the first heartbeat that shows it caught up, and
+// catching up takes milliseconds, so waiting a whole heartbeat interval
+// left a restarted or healed broker fenced for up to 2 s more than needed
+// (Kafka's BrokerLifecycleManager heartbeats every 10 ms while it starts).
+// After catchUpFastFor a broker that cannot catch up (a metadata log it
+// cannot follow) goes back to the interval.
+const (
+	catchUpHeartbeat = 20 * time.Millisecond
+	catchUpFastFor   = 10 * time.Second
+)
 
 // lifecycleRetry is the pause before trying again after a failed exchange
 // with the controllers (none active yet, an election under way).
@@ -118,6 +134,8 @@ func (l *brokerLifecycle) run(ctx context.Context) {
 			l.logger.Debug("controller exchange failed", "err", err)
 			l.client.close()
 			wait = lifecycleRetry
+		} else if !l.behindSince.IsZero() && time.Since(l.behindSince) < catchUpFastFor {
+			wait = min(wait, catchUpHeartbeat)
 		}
 		l.lease.held() // logs the lease's expiry when no request asks
 		t := time.NewTimer(wait)
@@ -199,15 +217,18 @@ func (l *brokerLifecycle) step(ctx context.Context) error {
 		// Catching up takes a heartbeat or two; a broker that stays
 		// behind (a metadata log it cannot follow, an offline log
 		// directory) says so once.
-		l.behind++
-		if l.behind == behindWarnAfter {
+		if l.behindSince.IsZero() {
+			l.behindSince, l.warned = sent, false
+		}
+		if behind := time.Since(l.behindSince); behind >= behindWarnAfter && !l.warned {
+			l.warned = true
 			l.logger.Warn("still fenced: this broker's metadata has not caught up with the controller's",
-				"heartbeats", l.behind, "metadata_offset", req.CurrentMetadataOffset)
+				"for", behind.Round(time.Second), "metadata_offset", req.CurrentMetadataOffset)
 		} else {
 			l.logger.Debug("fenced until this broker's metadata catches up", "metadata_offset", req.CurrentMetadataOffset)
 		}
 	} else {
-		l.behind = 0
+		l.behindSince = time.Time{}
 	}
 	if !resp.IsFenced {
 		l.lease.renew(sent)

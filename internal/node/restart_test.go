@@ -131,3 +131,22 @@ func rawProduceTo(t *testing.T, cl *kgo.Client, topic string, partition int32, b
 	}
 	return resp.Topics[0].Partitions[0]
 }
+
+// TestBrokerUnfencedWithoutWaitingAnInterval: a starting broker is fenced
+// until its metadata reaches its own registration, which takes
+// milliseconds; it heartbeats again at once to be unfenced rather than after
+// broker.heartbeat.interval.ms. With a two-minute interval each node of a
+// new cluster, and a restarted one, used to wait two minutes to serve (here:
+// past the start timeout).
+func TestBrokerUnfencedWithoutWaitingAnInterval(t *testing.T) {
+	props := map[string]string{"broker.heartbeat.interval.ms": "120000", "broker.session.timeout.ms": "300000"}
+	c := startCluster(t, props)
+	if err := c.nodes[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := restartNode(t, c, 1, props)
+	checkFor(t, "three brokers after the restart", func() bool {
+		brokers, _, err := describe(t, n)
+		return err == nil && len(brokers) == 3
+	})
+}
