@@ -147,6 +147,14 @@ func (b *Broker) internalCoordinator(_ context.Context, key, topic, partitionsPr
 		})
 		return -1, "", -1, unavailable
 	}
+	// Nor while this node's creation of the topic is still in flight:
+	// the controller applies a new topic first and then waits (briefly)
+	// for the other nodes to learn it, so this node, or the controller,
+	// can name a leader that does not know yet that it leads, which
+	// would answer NOT_COORDINATOR.
+	if b.creating(topic) {
+		return -1, "", -1, unavailable
+	}
 	p := metadata.PartitionFor(key, int32(len(t.Partitions)))
 	if int(p) >= len(t.Partitions) {
 		return -1, "", -1, unavailable

@@ -259,6 +259,14 @@ type creation struct {
 	err  error
 }
 
+// creating reports whether this node's background creation of topic is in
+// flight.
+func (b *Broker) creating(topic string) bool {
+	b.bg.mu.Lock()
+	defer b.bg.mu.Unlock()
+	return b.bg.creating[topic] != nil
+}
+
 // createTopicInBackground creates a topic on the controller in the
 // background, one creation at a time per name (a second caller joins the
 // first), and makes this node's partitions follow once it exists. Close

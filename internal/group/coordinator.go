@@ -33,6 +33,9 @@ type Config struct {
 	// Log returns the Log of the __consumer_offsets partition when this
 	// node leads it, else nil (statelog.NewReplica in a node).
 	Log func(partition int32) statelog.Log
+	// Leads reports whether the metadata names this node the partition's
+	// leader (statelog.OwnerConfig.Leads); nil: never.
+	Leads func(partition int32) bool
 	// PartitionCount is the number of partitions of a topic, 0 when the
 	// topic does not exist.
 	PartitionCount func(topic string) int32
@@ -118,7 +121,7 @@ func New(cfg Config) *Coordinator {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.groups = map[string]*group{}
 	c.mu.active = map[int32]statelog.Log{}
-	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "group", Partitions: cfg.NumPartitions, Log: cfg.Log,
+	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "group", Partitions: cfg.NumPartitions, Log: cfg.Log, Leads: cfg.Leads,
 		Load: c.load, Unload: c.unload, Logger: c.logger})
 	return c
 }

@@ -31,6 +31,7 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 		RetentionCheckInterval: ms("offsets.retention.check.interval.ms", 600000),
 		MaxOffsetMetadataBytes: int(config.Int64(props(p, "offset.metadata.max.bytes"), 4096)),
 		Log:                    func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, group.Topic, partition) },
+		Leads:                  func(partition int32) bool { return imageLeads(nodeID, ctrl, group.Topic, partition) },
 		PartitionCount: func(topic string) int32 {
 			if t := ctrl.Image().Topics[topic]; t != nil {
 				return int32(len(t.Partitions))
@@ -77,11 +78,19 @@ func newTxnCoordinator(nodeID int32, p map[string]string, ctrl *controller.Contr
 		// groups' transactional offsets.
 		WriteMarkers: markers,
 		Log:          func(partition int32) statelog.Log { return stateLog(nodeID, ctrl, replicas, txn.Topic, partition) },
+		Leads:        func(partition int32) bool { return imageLeads(nodeID, ctrl, txn.Topic, partition) },
 		GroupPartition: func(g string) txn.TopicPartition {
 			return txn.TopicPartition{Topic: group.Topic, Partition: group.PartitionFor(g, groups.NumPartitions())}
 		},
 		Logger: logger,
 	})
+}
+
+// imageLeads reports whether this node's metadata image names it the leader
+// of a coordinator's state partition.
+func imageLeads(nodeID int32, ctrl *controller.Controller, topic string, partition int32) bool {
+	t := ctrl.Image().Topics[topic]
+	return t != nil && int(partition) < len(t.Partitions) && t.Partitions[partition].Leader == nodeID
 }
 
 // stateLog is the Log of a coordinator's state partition when this node

@@ -652,3 +652,42 @@ func TestClusterTxnMarkersRetriedAcrossCutLink(t *testing.T) {
 		t.Fatalf("read_committed read %v, want %v", got, want)
 	}
 }
+
+// TestClusterFirstInitProducerIDOnNewCluster: on a new cluster a client
+// asks one broker for a transaction coordinator (which creates
+// __transaction_state) until it names one, and sends InitProducerId to it
+// at once, as kafkajs's TxnOffsetCommit test does without retrying. The
+// named broker may not have started loading the new partition yet: it
+// waits for the load instead of answering COORDINATOR_LOAD_IN_PROGRESS
+// (which it did in 4 of 6 new clusters).
+func TestClusterFirstInitProducerIDOnNewCluster(t *testing.T) {
+	const tid = "first-txn"
+	for round := range 3 {
+		c := startCluster(t, nil)
+		cl := clusterClient(t, c)
+		var coord int32 = -1
+		checkFor(t, "a transaction coordinator", func() bool {
+			req := kmsg.NewPtrFindCoordinatorRequest()
+			req.CoordinatorKeys, req.CoordinatorType = []string{tid}, 1
+			resp, err := req.RequestWith(testCtx(t, 5*time.Second), cl.Broker(1))
+			if err != nil || len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != 0 {
+				return false
+			}
+			coord = resp.Coordinators[0].NodeID
+			return true
+		})
+		ip := kmsg.NewPtrInitProducerIDRequest()
+		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr(tid), 30000
+		resp, err := ip.RequestWith(testCtx(t, 10*time.Second), cl.Broker(int(coord)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			t.Fatalf("round %d: InitProducerId to the coordinator just found (%d): %v", round, coord, err)
+		}
+		cl.Close()
+		for _, n := range c.nodes {
+			n.Close()
+		}
+	}
+}

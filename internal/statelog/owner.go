@@ -18,6 +18,12 @@ type OwnerConfig struct {
 	// Log returns the Log of partition p when this node leads it, nil
 	// otherwise. The owner compares its Epoch with the loaded one.
 	Log func(p int32) Log
+	// Leads reports whether the metadata names this node partition p's
+	// leader (nil: never). Until Log returns its Log (the replica is
+	// opened after the metadata changes), p counts as loading, not led
+	// elsewhere: a client that found this node the coordinator through
+	// another broker's newer metadata is told to wait, not to look again.
+	Leads func(p int32) bool
 	// Load replays l into the coordinator's state of partition p and
 	// makes it serve; an error leaves it unloaded, retried later.
 	Load func(ctx context.Context, p int32, l Log) error
@@ -118,8 +124,8 @@ func (o *Owner) Update() {
 }
 
 // Log returns partition p's Log when it is loaded here; otherwise
-// ErrLoading when this node leads p (its load is running or about to) and
-// ErrNotLeader when it does not.
+// ErrLoading when this node leads p (its load is running or about to, or
+// its replica is about to open) and ErrNotLeader when it does not.
 func (o *Owner) Log(p int32) (Log, error) {
 	o.mu.Lock()
 	l, ok := o.mu.loaded[p]
@@ -130,7 +136,7 @@ func (o *Owner) Log(p int32) (Log, error) {
 		return l, nil
 	case loading:
 		return nil, ErrLoading
-	case o.cfg.Log(p) != nil:
+	case o.cfg.Log(p) != nil, o.cfg.Leads != nil && o.cfg.Leads(p):
 		o.Update()
 		return nil, ErrLoading
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime/pprof"
 	"sync"
+	"time"
 
 	"github.com/gregor-dev/gregor/internal/statelog"
 )
@@ -114,11 +115,29 @@ func (e *entry) tryDo(fn func()) bool {
 	}
 }
 
+// loadWait bounds how long a request waits for its partition's load
+// before it is answered COORDINATOR_LOAD_IN_PROGRESS.
+const loadWait = 2 * time.Second
+
 // with runs fn on id's actor (making the id when create) and returns fn's
 // error; an id whose actor stopped in between is looked up again.
+//
+// A request that finds its partition loading waits for the load, up to
+// loadWait, where Kafka answers COORDINATOR_LOAD_IN_PROGRESS at once. The
+// partition of a new __transaction_state loads in milliseconds, but a
+// client that found this node through another broker's FindCoordinator can
+// arrive before it starts: on a new cluster, one in three of kafkajs's
+// first InitProducerId requests was refused so, and kafkajs's own
+// TxnOffsetCommit test does not retry it.
 func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(e *entry) error) error {
 	for range 3 {
 		e, err := c.lookup(id, create)
+		if errors.Is(err, ErrCoordinatorLoading) {
+			wctx, cancel := context.WithTimeout(ctx, loadWait)
+			_, _ = c.owner.WaitLoaded(wctx, c.PartitionFor(id)) // the lookup below tells what it found
+			cancel()
+			e, err = c.lookup(id, create)
+		}
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	// node leads it, else nil. nil: statelog.NewReplica of
 	// Partition(Topic, partition).
 	Log func(partition int32) statelog.Log
+	// Leads reports whether the metadata names this node the partition's
+	// leader (statelog.OwnerConfig.Leads); nil: never.
+	Leads func(partition int32) bool
 	// GroupPartition is the __consumer_offsets partition of a consumer
 	// group: AddOffsetsToTxn adds it to the transaction, as Kafka does, so
 	// that the transaction's markers reach the group's transactional
@@ -129,7 +132,7 @@ func New(cfg Config) *Coordinator {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.ids = map[string]*entry{}
 	c.mu.active = map[int32]statelog.Log{}
-	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "txn", Partitions: cfg.NumPartitions, Log: cfg.Log,
+	c.owner = statelog.NewOwner(statelog.OwnerConfig{Name: "txn", Partitions: cfg.NumPartitions, Log: cfg.Log, Leads: cfg.Leads,
 		Load: c.load, Unload: c.unload, Logger: c.logger})
 	return c
 }
