@@ -2,11 +2,11 @@ package broker
 
 // Authorization (authorizer.class.name set): every request is checked
 // against the ACLs before it is handled or forwarded, with the resources
-// and operations Kafka's KafkaApis checks. A request that asks for
-// anything its principal may not do is refused whole, each thing it names
-// answered with the authorization error of the resource that failed
-// (deniedResponse); Kafka refuses only the parts that failed (the other
-// partitions of a produce are written), which gregor does not. Listing
+// and operations Kafka's KafkaApis checks. A request that names several
+// topics, groups or resources is refused element by element (partial.go);
+// one that its principal may not make at all is refused whole, each thing
+// it names answered with the authorization error of the resource that
+// failed (deniedResponse). Listing
 // requests (Metadata of every topic, ListGroups, ListTransactions,
 // OffsetFetch of every topic) leave out what the principal may not
 // describe, as Kafka does, and the authorized-operations fields report the
@@ -110,24 +110,33 @@ func clusterCheck(op kmsg.ACLOperation) check {
 	return check{op: op, rt: rtCluster, name: auth.ClusterName, code: codeCluster}
 }
 
-// refused returns the answer to a request its principal may not make, nil
-// when it may.
-func (a access) refused(sreq *server.Request) kmsg.Response {
+// refused returns the answer to a request its principal may not make
+// (whole, nil when it may), or, for a request refused element by element
+// (partial.go), the answers of the elements it took out of the request.
+func (a access) refused(sreq *server.Request) (whole kmsg.Response, denied []kmsg.Response) {
 	checks, code := a.checks(sreq.Body)
 	if code != 0 {
-		return deniedResponse(sreq.Body, code)
+		return deniedResponse(sreq.Body, code), nil
 	}
 	for _, c := range checks {
-		if a.may(c.op, c.rt, c.name) || (c.orCluster && a.cluster(c.op)) || (c.orClusterAction && a.cluster(opClusterAction)) {
+		if a.allows(c) {
 			continue
 		}
-		resp := deniedResponse(sreq.Body, c.code)
-		if f, ok := sreq.Body.(*kmsg.FetchRequest); ok {
-			a.deniedSession(f, resp.(*kmsg.FetchResponse), c.code)
+		if denied, ok := a.prune(sreq.Body); ok {
+			return nil, denied
 		}
-		return resp
+		resp := deniedResponse(sreq.Body, c.code)
+		switch r := resp.(type) {
+		case *kmsg.FetchResponse:
+			a.deniedSession(sreq.Body.(*kmsg.FetchRequest), r, c.code)
+		case *kmsg.AddPartitionsToTxnResponse:
+			if c.code == codeTopic {
+				a.notAttempted(r)
+			}
+		}
+		return resp, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // deniedSession adds the partitions an incremental fetch reads from its
@@ -458,13 +467,7 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			if !ok {
 				return resp
 			}
-			kept := resp.Groups[:0]
-			for _, g := range resp.Groups {
-				if a.may(opDescribe, rtGroup, g.Group) {
-					kept = append(kept, g)
-				}
-			}
-			resp.Groups = kept
+			resp.Groups = keep(resp.Groups, func(g kmsg.ListGroupsResponseGroup) bool { return a.may(opDescribe, rtGroup, g.Group) })
 			return resp
 		}
 	case *kmsg.ListTransactionsRequest:
@@ -473,13 +476,9 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			if !ok {
 				return resp
 			}
-			kept := resp.TransactionStates[:0]
-			for _, s := range resp.TransactionStates {
-				if a.may(opDescribe, rtTxn, s.TransactionalID) {
-					kept = append(kept, s)
-				}
-			}
-			resp.TransactionStates = kept
+			resp.TransactionStates = keep(resp.TransactionStates, func(s kmsg.ListTransactionsResponseTransactionState) bool {
+				return a.may(opDescribe, rtTxn, s.TransactionalID)
+			})
 			return resp
 		}
 	case *kmsg.OffsetFetchRequest:
@@ -488,24 +487,11 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			if !ok {
 				return resp
 			}
-			keep := func(ts []kmsg.OffsetFetchResponseTopic) []kmsg.OffsetFetchResponseTopic {
-				kept := ts[:0]
-				for _, t := range ts {
-					if a.may(opDescribe, rtTopic, t.Topic) {
-						kept = append(kept, t)
-					}
-				}
-				return kept
-			}
-			resp.Topics = keep(resp.Topics)
+			resp.Topics = keep(resp.Topics, func(t kmsg.OffsetFetchResponseTopic) bool { return a.may(opDescribe, rtTopic, t.Topic) })
 			for i := range resp.Groups {
-				kept := resp.Groups[i].Topics[:0]
-				for _, t := range resp.Groups[i].Topics {
-					if a.may(opDescribe, rtTopic, t.Topic) {
-						kept = append(kept, t)
-					}
-				}
-				resp.Groups[i].Topics = kept
+				resp.Groups[i].Topics = keep(resp.Groups[i].Topics, func(t kmsg.OffsetFetchResponseGroupTopic) bool {
+					return a.may(opDescribe, rtTopic, t.Topic)
+				})
 			}
 			return resp
 		}
@@ -526,13 +512,9 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			if ok {
 				for i := range resp.TransactionStates {
 					s := &resp.TransactionStates[i]
-					kept := s.Topics[:0]
-					for _, t := range s.Topics {
-						if a.may(opDescribe, rtTopic, t.Topic) {
-							kept = append(kept, t)
-						}
-					}
-					s.Topics = kept
+					s.Topics = keep(s.Topics, func(t kmsg.DescribeTransactionsResponseTransactionStateTopic) bool {
+						return a.may(opDescribe, rtTopic, t.Topic)
+					})
 				}
 			}
 			return resp

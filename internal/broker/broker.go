@@ -238,7 +238,8 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 	}
 	if b.authz != nil {
 		acc := b.accessOf(req)
-		if resp := acc.refused(req); resp != nil {
+		resp, denied := acc.refused(req)
+		if resp != nil {
 			if p, ok := req.Body.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
 				// No response is read: Kafka closes the connection.
 				if req.Close != nil {
@@ -248,7 +249,11 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 			}
 			return done(resp)
 		}
-		return acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })
+		next := acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })
+		if len(denied) > 0 {
+			next = withDenied(req, next, denied)
+		}
+		return next
 	}
 	return b.dispatch(ctx, req, a)
 }

@@ -352,3 +352,181 @@ func TestACLsIdempotentProducerWithOpenTopics(t *testing.T) {
 		t.Errorf("idempotent produce to an ACL-less topic with allow.everyone.if.no.acl.found: %v", err)
 	}
 }
+
+// TestACLsRefusePerElement: as Kafka, a request naming a topic (or group,
+// or config resource) the principal may not use is refused for that one
+// only: a produce to orders and secret writes orders; a fetch, a
+// ListOffsets, a DescribeConfigs and a DescribeGroups answer the allowed
+// part and refuse the rest; an AddPartitionsToTxn takes nothing and
+// answers OPERATION_NOT_ATTEMPTED for the allowed topic.
+func TestACLsRefusePerElement(t *testing.T) {
+	n := startACLNode(t, nil)
+	adm, _ := newAdmin(t, n)
+	ctx := testCtx(t, 60*time.Second)
+	createTopic(t, adm, "orders", 1, nil)
+	createTopic(t, adm, "secret", 1, nil)
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("orders").
+		Operations(kadm.OpWrite, kadm.OpRead, kadm.OpDescribeConfigs).ResourcePatternType(kadm.ACLPatternLiteral))
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Groups("g").Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").TransactionalIDs("tx").Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
+	// Raw requests go to the node itself: the client would split them by
+	// partition leader, which needs metadata alice may not see.
+	alice := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String()).Broker(int(n.NodeID()))
+	codes := func(what string, got map[string]int16, want map[string]int16) {
+		t.Helper()
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	ok, denied := int16(0), kerr.TopicAuthorizationFailed.Code
+
+	produce := kmsg.NewPtrProduceRequest()
+	produce.Acks, produce.TimeoutMillis = -1, 10000
+	for _, topic := range []string{"secret", "orders"} {
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = rawBatch(t, -1, -1, -1, 2, topic)
+		rt.Partitions = append(rt.Partitions, rp)
+		produce.Topics = append(produce.Topics, rt)
+	}
+	presp, err := produce.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int16{}
+	for _, rt := range presp.Topics {
+		for _, rp := range rt.Partitions {
+			got[rt.Topic] = rp.ErrorCode
+		}
+	}
+	codes("produce", got, map[string]int16{"orders": ok, "secret": denied})
+	if end := endOffset(t, adm, "orders", 0); end != 2 {
+		t.Errorf("orders ends at %d after the mixed produce, want 2", end)
+	}
+	if end := endOffset(t, adm, "secret", 0); end != 0 {
+		t.Errorf("secret ends at %d after the mixed produce, want 0", end)
+	}
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.MaxWaitMillis, fetch.MaxBytes, fetch.SessionEpoch = 0, 1<<20, -1
+	for _, topic := range []string{"orders", "secret"} {
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		fetch.Topics = append(fetch.Topics, ft)
+	}
+	fv := kversion.Stable()
+	fv.SetMaxKeyVersion(1, 12) // by topic name
+	alice12 := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String(), kgo.MaxVersions(fv)).Broker(int(n.NodeID()))
+	fresp, err := fetch.RequestWith(ctx, alice12)
+	if err != nil || fresp.ErrorCode != 0 {
+		t.Fatalf("fetch: %v %+v", err, fresp)
+	}
+	got = map[string]int16{}
+	for _, rt := range fresp.Topics {
+		for _, rp := range rt.Partitions {
+			got[rt.Topic] = rp.ErrorCode
+			if rt.Topic == "orders" && (rp.HighWatermark != 2 || len(rp.RecordBatches) == 0) {
+				t.Errorf("fetch of orders: high watermark %d, %d bytes", rp.HighWatermark, len(rp.RecordBatches))
+			}
+		}
+	}
+	codes("fetch", got, map[string]int16{"orders": ok, "secret": denied})
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	for _, topic := range []string{"secret", "orders"} {
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = topic
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Timestamp = -1
+		lt.Partitions = append(lt.Partitions, lp)
+		lo.Topics = append(lo.Topics, lt)
+	}
+	loresp, err := lo.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]int16{}
+	for _, rt := range loresp.Topics {
+		for _, rp := range rt.Partitions {
+			got[rt.Topic] = rp.ErrorCode
+		}
+	}
+	codes("list offsets", got, map[string]int16{"orders": ok, "secret": denied})
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, res := range []struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}{{kmsg.ConfigResourceTypeTopic, "orders"}, {kmsg.ConfigResourceTypeTopic, "secret"}, {kmsg.ConfigResourceTypeBroker, "1"}} {
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = res.typ, res.name
+		dc.Resources = append(dc.Resources, r)
+	}
+	dcresp, err := dc.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]int16{}
+	for _, r := range dcresp.Resources {
+		got[r.ResourceName] = r.ErrorCode
+		if r.ResourceName == "orders" && len(r.Configs) == 0 {
+			t.Errorf("describe configs of orders: no configs")
+		}
+	}
+	codes("describe configs", got, map[string]int16{"orders": ok, "secret": denied, "1": kerr.ClusterAuthorizationFailed.Code})
+
+	// The coordinators' topics are created by the first FindCoordinator.
+	findCoordinator := func(typ int8, key string) {
+		checkFor(t, "a coordinator for "+key, func() bool {
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.CoordinatorType, fc.CoordinatorKeys = typ, []string{key}
+			resp, err := fc.RequestWith(ctx, alice)
+			return err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0
+		})
+	}
+	findCoordinator(0, "g")
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g", "h"}
+	dgresp, err := dg.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]int16{}
+	for _, g := range dgresp.Groups {
+		got[g.Group] = g.ErrorCode
+	}
+	codes("describe groups", got, map[string]int16{"g": ok, "h": kerr.GroupAuthorizationFailed.Code})
+
+	apv := kversion.Stable()
+	apv.SetMaxKeyVersion(24, 3) // AddPartitionsToTxn as a client sends it
+	aliceTxn := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String(), kgo.MaxVersions(apv)).Broker(int(n.NodeID()))
+	findCoordinator(1, "tx")
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr("tx"), 30000
+	iresp, err := init.RequestWith(ctx, aliceTxn)
+	if err != nil || iresp.ErrorCode != 0 {
+		t.Fatalf("init producer id: %v %+v", err, iresp)
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = "tx", iresp.ProducerID, iresp.ProducerEpoch
+	for _, topic := range []string{"orders", "secret"} {
+		at := kmsg.NewAddPartitionsToTxnRequestTopic()
+		at.Topic, at.Partitions = topic, []int32{0}
+		add.Topics = append(add.Topics, at)
+	}
+	aresp, err := add.RequestWith(ctx, aliceTxn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]int16{}
+	for _, rt := range aresp.Topics {
+		for _, rp := range rt.Partitions {
+			got[rt.Topic] = rp.ErrorCode
+		}
+	}
+	codes("add partitions to txn", got, map[string]int16{"orders": kerr.OperationNotAttempted.Code, "secret": denied})
+}

@@ -60,19 +60,6 @@ func authenticate(t *testing.T, s *Server, token string) (*kmsg.SASLAuthenticate
 	return resp, c
 }
 
-// checkServesOn checks that a Metadata request on c is answered.
-func checkServesOn(t *testing.T, c net.Conn) {
-	t.Helper()
-	req := kmsg.NewPtrMetadataRequest()
-	req.SetVersion(1)
-	resp := req.ResponseKind()
-	resp.SetVersion(1)
-	roundTrip(t, c, req, 7, resp, false)
-	if n := len(resp.(*kmsg.MetadataResponse).Brokers); n != 1 {
-		t.Fatalf("metadata brokers %d, want 1", n)
-	}
-}
-
 func TestServerSASL(t *testing.T) {
 	h := &testHandler{}
 	s := startSASLServer(t, h)

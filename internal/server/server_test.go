@@ -269,7 +269,13 @@ func expectClosed(t *testing.T, c net.Conn) {
 // checkServes checks that a fresh client is served.
 func checkServes(t *testing.T, s *Server) {
 	t.Helper()
-	c := dial(t, s)
+	checkServesOn(t, dial(t, s))
+}
+
+// checkServesOn checks that the connection c is answered a Metadata
+// request.
+func checkServesOn(t *testing.T, c net.Conn) {
+	t.Helper()
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(1)
 	resp := req.ResponseKind()
