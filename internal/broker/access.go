@@ -267,13 +267,14 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 	case *kmsg.DeleteTopicsRequest:
 		topics(opDelete, r.TopicNames...)
 		for _, t := range r.Topics {
-			name := ""
-			if t.Topic != nil {
-				name = *t.Topic
-			} else if tt := img.TopicByID(t.TopicID); tt != nil {
-				name = tt.Name
+			switch tt := img.TopicByID(t.TopicID); {
+			case t.Topic != nil:
+				topics(opDelete, *t.Topic)
+			case tt != nil:
+				topics(opDelete, tt.Name)
 			}
-			topics(opDelete, name)
+			// An unknown id is answered UNKNOWN_TOPIC_ID by the
+			// handler, as Kafka does before it authorizes.
 		}
 	case *kmsg.DeleteRecordsRequest:
 		for _, t := range r.Topics {

@@ -479,6 +479,19 @@ func TestACLsRefusePerElement(t *testing.T) {
 	}
 	codes("describe configs", got, map[string]int16{"orders": ok, "secret": denied, "1": kerr.ClusterAuthorizationFailed.Code})
 
+	// DeleteTopics of an id no topic has: UNKNOWN_TOPIC_ID, as Kafka
+	// answers before it authorizes, not a refusal.
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dtt := kmsg.NewDeleteTopicsRequestTopic()
+	dtt.TopicID = [16]byte{1, 2, 3}
+	dt.Topics, dt.TimeoutMillis = append(dt.Topics, dtt), 10000
+	dv := kversion.Stable()
+	dv.SetMaxKeyVersion(20, 6)
+	aliceIDs := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String(), kgo.MaxVersions(dv)).Broker(int(n.NodeID()))
+	if resp, err := dt.RequestWith(ctx, aliceIDs); err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.UnknownTopicID.Code {
+		t.Errorf("delete topic of an unknown id: %v %+v, want UNKNOWN_TOPIC_ID", err, resp)
+	}
+
 	// The coordinators' topics are created by the first FindCoordinator.
 	findCoordinator := func(typ int8, key string) {
 		checkFor(t, "a coordinator for "+key, func() bool {
