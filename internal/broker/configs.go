@@ -132,7 +132,10 @@ func describeConfig(req *kmsg.DescribeConfigsRequest, name string, resourceType 
 	switch {
 	case !known, d.Type == config.TypePassword: // a key or a password is never shown
 		c.IsSensitive = true
-	case v != "" || src != config.SourceDefault:
+	case v != "" || src != config.SourceDefault || resourceType == resourceTopic:
+		// A topic config's empty default is shown as "", as Kafka shows
+		// an empty list (the throttled replicas); a broker property
+		// without a value is null, as Kafka's null defaults are.
 		c.Value = &v
 	}
 	c.Source = kmsg.ConfigSource(config.SourceDefault)

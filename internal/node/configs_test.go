@@ -185,7 +185,13 @@ func TestE2EDescribeConfigsAsKafka(t *testing.T) {
 	expect(t, cs["retention.ms"], "86400000", kmsg.ConfigSourceDefaultConfig)
 	expect(t, cs["segment.bytes"], "1073741824", kmsg.ConfigSourceDefaultConfig,
 		syn{"log.segment.bytes", "1073741824", kmsg.ConfigSourceDefaultConfig})
-	bs := describe(t, brokerT, "1", "log.retention.hours")
+	// An empty list default is "", not null, as Kafka shows it (kafkajs
+	// checks it); a broker property without a value is null.
+	cs = describe(t, topicT, topic, "leader.replication.throttled.replicas")
+	expect(t, cs["leader.replication.throttled.replicas"], "", kmsg.ConfigSourceDefaultConfig)
+	bs := describe(t, brokerT, "1", "broker.rack")
+	expect(t, bs["broker.rack"], "<null>", kmsg.ConfigSourceDefaultConfig)
+	bs = describe(t, brokerT, "1", "log.retention.hours")
 	expect(t, bs["log.retention.hours"], "24", kmsg.ConfigSourceStaticBrokerConfig,
 		syn{"log.retention.hours", "24", kmsg.ConfigSourceStaticBrokerConfig},
 		syn{"log.retention.hours", "168", kmsg.ConfigSourceDefaultConfig})
