@@ -93,6 +93,9 @@ type check struct {
 	// orClusterAction with CLUSTER_ACTION on it (a replica's
 	// OffsetForLeaderEpoch).
 	orCluster, orClusterAction bool
+	// unknown: the resource cannot be resolved here (a topic id this
+	// node does not know); never allowed.
+	unknown bool
 }
 
 var (
@@ -123,44 +126,20 @@ func (a access) refused(sreq *server.Request) (whole kmsg.Response, denied []kms
 			continue
 		}
 		if denied, ok := a.prune(sreq.Body); ok {
+			if emptied(sreq.Body) {
+				resp := sreq.Body.ResponseKind()
+				resp.SetVersion(sreq.Body.GetVersion())
+				return mergeDenied(resp, denied), nil
+			}
 			return nil, denied
 		}
 		resp := deniedResponse(sreq.Body, c.code)
-		switch r := resp.(type) {
-		case *kmsg.FetchResponse:
-			a.deniedSession(sreq.Body.(*kmsg.FetchRequest), r, c.code)
-		case *kmsg.AddPartitionsToTxnResponse:
-			if c.code == codeTopic {
-				a.notAttempted(r)
-			}
+		if r, ok := resp.(*kmsg.AddPartitionsToTxnResponse); ok && c.code == codeTopic {
+			a.notAttempted(r)
 		}
 		return resp, nil
 	}
 	return nil, nil
-}
-
-// deniedSession adds the partitions an incremental fetch reads from its
-// session without naming them to its refusal, so that the client learns
-// which it may not read.
-func (a access) deniedSession(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, code int16) {
-	resp.SessionID = req.SessionID
-	named := map[fetchKey]bool{}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			named[fetchKey{t.Topic, p.Partition}] = true
-		}
-	}
-	for _, k := range a.b.sessions.partitions(req.SessionID) {
-		if named[k] {
-			continue
-		}
-		rt := kmsg.NewFetchResponseTopic()
-		rt.Topic = k.topic
-		rp := kmsg.NewFetchResponseTopicPartition()
-		rp.Partition, rp.ErrorCode, rp.HighWatermark = k.partition, code, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		resp.Topics = append(resp.Topics, rt)
-	}
 }
 
 // checks lists what a request needs, as Kafka's KafkaApis checks it; a
@@ -187,27 +166,9 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 	case *kmsg.FetchRequest:
 		if r.ReplicaID >= 0 {
 			cs = append(cs, check{op: opClusterAction, rt: rtCluster, name: auth.ClusterName, code: codeTopic})
-			break
 		}
-		for _, t := range r.Topics {
-			name := t.Topic
-			if tt := img.TopicByID(t.TopicID); name == "" && tt != nil {
-				name = tt.Name
-			}
-			topics(opRead, name)
-		}
-		// An incremental fetch also reads its session's partitions,
-		// named in an earlier request: READ is checked on every request,
-		// as Kafka checks the whole fetch context.
-		if r.SessionID != 0 && r.SessionEpoch > 0 {
-			seen := map[string]bool{}
-			for _, k := range a.b.sessions.partitions(r.SessionID) {
-				if !seen[k.topic] {
-					seen[k.topic] = true
-					topics(opRead, k.topic)
-				}
-			}
-		}
+		// A consumer's topics are checked by the fetch itself
+		// (fetchDeniedTopics), partition by partition of its session.
 	case *kmsg.ListOffsetsRequest:
 		for _, t := range r.Topics {
 			topics(opDescribe, t.Topic)
@@ -272,9 +233,11 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 				topics(opDelete, *t.Topic)
 			case tt != nil:
 				topics(opDelete, tt.Name)
+			default:
+				// An id this node does not know: answered
+				// UNKNOWN_TOPIC_ID without forwarding (prune).
+				cs = append(cs, check{op: opDelete, rt: rtTopic, code: kerr.UnknownTopicID.Code, unknown: true})
 			}
-			// An unknown id is answered UNKNOWN_TOPIC_ID by the
-			// handler, as Kafka does before it authorizes.
 		}
 	case *kmsg.DeleteRecordsRequest:
 		for _, t := range r.Topics {
@@ -558,4 +521,38 @@ func (a access) deniedTopics(resp *kmsg.MetadataResponse, asked []kmsg.MetadataR
 		resp.Topics = append(resp.Topics, t)
 	}
 	return resp
+}
+
+// fetchDeniedTopics is the set of topics a consumer's fetch names, or
+// reads from its session, that the principal may not read (nil: none). The
+// fetch answers their partitions TOPIC_AUTHORIZATION_FAILED and keeps them
+// in its session, as Kafka, which authorizes the fetch context's
+// partitions on every request.
+func (a access) fetchDeniedTopics(r *kmsg.FetchRequest) map[string]bool {
+	if r.ReplicaID >= 0 {
+		return nil
+	}
+	var denied map[string]bool
+	seen := map[string]bool{}
+	check := func(topic string) {
+		if seen[topic] {
+			return
+		}
+		seen[topic] = true
+		if !a.may(opRead, rtTopic, topic) {
+			if denied == nil {
+				denied = map[string]bool{}
+			}
+			denied[topic] = true
+		}
+	}
+	for _, t := range r.Topics {
+		check(t.Topic)
+	}
+	if r.SessionID != 0 && r.SessionEpoch > 0 {
+		for _, k := range a.b.sessions.partitions(r.SessionID) {
+			check(k.topic)
+		}
+	}
+	return denied
 }

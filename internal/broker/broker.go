@@ -249,6 +249,11 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 			}
 			return done(resp)
 		}
+		if f, ok := req.Body.(*kmsg.FetchRequest); ok {
+			if denied := acc.fetchDeniedTopics(f); denied != nil {
+				ctx = context.WithValue(ctx, fetchDeniedKey{}, denied)
+			}
+		}
 		next := acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })
 		if len(denied) > 0 {
 			next = withDenied(req, next, denied)

@@ -66,9 +66,21 @@ const (
 
 func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.FetchRequest)
+	denied := fetchDenied(ctx)
 	return func(ctx context.Context) kmsg.Response {
-		return b.fetch(ctx, req, userOf(sreq), sreq.ClientID)
+		return b.fetch(ctx, req, userOf(sreq), sreq.ClientID, denied)
 	}
+}
+
+// fetchDeniedKey carries, in the context Handle passes to handleFetch, the
+// topics a consumer's fetch may not read (access.go).
+type fetchDeniedKey struct{}
+
+// fetchDenied is the set of topics the fetch of ctx may not read (nil: no
+// authorizer, or every topic allowed).
+func fetchDenied(ctx context.Context) map[string]bool {
+	d, _ := ctx.Value(fetchDeniedKey{}).(map[string]bool)
+	return d
 }
 
 // fetch answers a fetch request. Session bookkeeping happens here, in the
@@ -80,7 +92,12 @@ func handleFetch(b *Broker, ctx context.Context, sreq *server.Request) server.Co
 // without moving an open one's state, so the next fetch sends what this
 // one did not); one within it counts the response's record bytes. A
 // follower's fetches count against no client quota.
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, user, clientID string) kmsg.Response {
+//
+// A partition of a topic in denied (ones the principal may not read) is
+// answered TOPIC_AUTHORIZATION_FAILED and not read, as Kafka answers it;
+// it stays in the fetch session, so it is answered so on every incremental
+// fetch, and read once the principal may.
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, user, clientID string, denied map[string]bool) kmsg.Response {
 	sessionID, epoch := req.SessionID, req.SessionEpoch
 	if req.Version < 7 {
 		sessionID, epoch = 0, finalEpoch
@@ -119,7 +136,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, user, client
 			return throttled(0)
 		}
 		parts := requestPartitions(req)
-		res := b.read(ctx, req, parts)
+		res := b.read(ctx, req, parts, denied)
 		resp := res.response(req, parts, nil)
 		if epoch == initialEpoch {
 			resp.Response.(*kmsg.FetchResponse).SessionID = b.sessions.create(parts, res.sent(parts))
@@ -149,13 +166,13 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, user, client
 			return throttled(0)
 		}
 		parts = requestPartitions(req)
-		res := b.read(ctx, req, parts)
+		res := b.read(ctx, req, parts, denied)
 		return count(res.response(req, parts, nil), res)
 	}
 	if throttle > 0 {
 		return throttled(sessionID)
 	}
-	res := b.read(ctx, req, parts)
+	res := b.read(ctx, req, parts, denied)
 	include := b.sessions.respond(sess, res.sent(parts))
 	resp := res.response(req, parts, include)
 	resp.Response.(*kmsg.FetchResponse).SessionID = sessionID
@@ -184,7 +201,7 @@ func requestPartitions(req *kmsg.FetchRequest) []fetchPartition {
 // read reads parts until min_bytes are available, max_wait passes, a
 // partition fails or ctx ends. While waiting it is parked on the partitions,
 // which wake it on append.
-func (b *Broker) read(ctx context.Context, req *kmsg.FetchRequest, parts []fetchPartition) *fetchResult {
+func (b *Broker) read(ctx context.Context, req *kmsg.FetchRequest, parts []fetchPartition, denied map[string]bool) *fetchResult {
 	wait := min(msDuration(req.MaxWaitMillis), maxFetchWait)
 	deadline := time.Now().Add(wait)
 	var wake chan struct{}
@@ -195,7 +212,7 @@ func (b *Broker) read(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 		}
 	}()
 	for {
-		res := b.readOnce(req, parts)
+		res := b.readOnce(req, parts, denied)
 		if res.total >= int(req.MinBytes) || res.failed || wait <= 0 || ctx.Err() != nil {
 			return res
 		}
@@ -255,7 +272,7 @@ func (r *fetchResult) sent(parts []fetchPartition) []sentPartition {
 }
 
 // readOnce reads every partition once.
-func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetchResult {
+func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition, denied map[string]bool) *fetchResult {
 	res := &fetchResult{
 		parts:   make([]kmsg.FetchResponseTopicPartition, len(parts)),
 		splices: make([]*server.Splice, len(parts)),
@@ -275,6 +292,12 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		// Kafka always sends records, empty when there are none:
 		// librdkafka and kafka-python fail on a null records field.
 		rp.RecordBatches = []byte{}
+		if denied[fp.topic] {
+			// Not read, and no reason to answer at once: the
+			// partitions it may read wait for min_bytes as usual.
+			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			continue
+		}
 		topic := img.Topics[fp.topic]
 		var p *replica.Partition
 		switch {
@@ -351,6 +374,9 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition) *fetch
 		case len(rr.Chunks) > 0:
 			res.attach(i, rp, &rr)
 		}
+	}
+	if len(denied) > 0 && len(res.readable) == 0 {
+		res.failed = true // nothing it may read: nothing to wait for (Kafka answers at once)
 	}
 	return res
 }

@@ -116,11 +116,48 @@ func answersNotController(resp kmsg.Response) bool {
 	return false
 }
 
+// createTopic creates a topic on this node's controller when it is the
+// active one, else on the active controller by a forwarded CreateTopics. As
+// for a forwarded request, NOT_CONTROLLER never reaches the caller: a node
+// that lost the leadership between the check and the command (its Raft
+// state is no longer leader while it still names itself the leader, for a
+// moment) tries again, until ctx ends.
 func (b *Broker) createTopic(ctx context.Context, spec controller.TopicSpec) (metadata.Topic, error) {
-	t, err := b.ctrl.CreateTopic(ctx, spec)
-	if !errors.Is(err, controller.ErrNotController) || b.cfg.Forward == nil {
-		return t, err
+	for {
+		t, err := b.ctrl.CreateTopic(ctx, spec)
+		if !errors.Is(err, controller.ErrNotController) || b.cfg.Forward == nil {
+			return t, err
+		}
+		resp, local, ferr := b.toController(ctx, forwardedCreateTopics(spec))
+		switch {
+		case local:
+			// This node took over meanwhile, or still names itself.
+			timer := time.NewTimer(forwardRetry)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return t, fmt.Errorf("broker: creating topic %s: %w (last: %v)", spec.Name, ctx.Err(), err)
+			case <-timer.C:
+			}
+			continue
+		case ferr != nil:
+			return t, ferr
+		}
+		r, ok := resp.(*kmsg.CreateTopicsResponse)
+		if !ok || len(r.Topics) != 1 {
+			return t, fmt.Errorf("broker: forwarded CreateTopics got an answer of %T without one topic", resp)
+		}
+		switch code := r.Topics[0].ErrorCode; code {
+		case 0, kerr.TopicAlreadyExists.Code:
+			return t, errCreatedOnController
+		default:
+			return t, kerr.ErrorForCode(code)
+		}
 	}
+}
+
+// forwardedCreateTopics is the CreateTopics request that creates spec.
+func forwardedCreateTopics(spec controller.TopicSpec) *kmsg.CreateTopicsRequest {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.Version = 7
 	req.TimeoutMillis = 30000
@@ -133,22 +170,5 @@ func (b *Broker) createTopic(ctx context.Context, spec controller.TopicSpec) (me
 		rt.Configs = append(rt.Configs, c)
 	}
 	req.Topics = append(req.Topics, rt)
-	resp, local, ferr := b.toController(ctx, req)
-	switch {
-	case local:
-		// This node took over meanwhile.
-		return b.ctrl.CreateTopic(ctx, spec)
-	case ferr != nil:
-		return t, ferr
-	}
-	r, ok := resp.(*kmsg.CreateTopicsResponse)
-	if !ok || len(r.Topics) != 1 {
-		return t, fmt.Errorf("broker: forwarded CreateTopics got an answer of %T without one topic", resp)
-	}
-	switch code := r.Topics[0].ErrorCode; code {
-	case 0, kerr.TopicAlreadyExists.Code:
-		return t, errCreatedOnController
-	default:
-		return t, kerr.ErrorForCode(code)
-	}
+	return req
 }

@@ -134,3 +134,41 @@ func TestForwardHandledHereOnTheActiveController(t *testing.T) {
 		t.Fatalf("forwarded %v after %d calls, want handled here", forwarded, calls.Load())
 	}
 }
+
+// stepDownCtrl names itself the leader while its Raft state has already
+// stepped down (hashicorp/raft clears its leader a moment after): its
+// commands fail NOT_CONTROLLER the first times.
+type stepDownCtrl struct {
+	leaderCtrl
+	fails atomic.Int32
+}
+
+func (c *stepDownCtrl) CreateTopic(context.Context, controller.TopicSpec) (metadata.Topic, error) {
+	if c.fails.Add(-1) >= 0 {
+		return metadata.Topic{}, controller.ErrNotController
+	}
+	return metadata.Topic{Name: "t"}, nil
+}
+
+// TestCreateTopicNeverNotController: a topic creation on a node that names
+// itself the leader but answers NOT_CONTROLLER tries again rather than
+// handing NOT_CONTROLLER to the client that caused it (a Metadata
+// auto-creation answered NOT_CONTROLLER once in CI,
+// TestClusterAutoCreateWithoutQuorum); it ends when ctx does.
+func TestCreateTopicNeverNotController(t *testing.T) {
+	fwd, calls := flakyController(0, 0)
+	c := &stepDownCtrl{leaderCtrl: leaderCtrl{leader: 1}}
+	c.fails.Store(3)
+	b := New(Config{NodeID: 1, Forward: fwd}, c, nil, nil, nil)
+	defer b.Close()
+	spec := controller.TopicSpec{Name: "t", NumPartitions: 1, ReplicationFactor: 1}
+	if _, err := b.createTopic(context.Background(), spec); err != nil || calls.Load() != 0 {
+		t.Fatalf("createTopic: %v after %d forwards, want created here", err, calls.Load())
+	}
+	c.fails.Store(1 << 30)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.createTopic(ctx, spec); errors.Is(err, controller.ErrNotController) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("createTopic while the node keeps answering NOT_CONTROLLER: %v, want the deadline", err)
+	}
+}

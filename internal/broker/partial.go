@@ -12,7 +12,9 @@ import (
 
 // Partial refusal: as Kafka's KafkaApis, a request that names several
 // topics (groups, config resources, coordinator keys) is refused element
-// by element. The elements the principal may not use are taken out of the
+// by element. (A consumer's Fetch is refused partition by partition by the
+// fetch itself, so that its session keeps the refused partitions: see
+// fetchDeniedTopics.) The elements the principal may not use are taken out of the
 // request before it is handled, and their answers (deniedResponse of a
 // request holding only them) are appended to the answer to the rest: a
 // produce to an allowed and a forbidden topic writes the allowed one.
@@ -45,6 +47,9 @@ func keep[T any](s []T, ok func(T) bool) []T {
 
 // allows reports whether the principal passes c.
 func (a access) allows(c check) bool {
+	if c.unknown {
+		return false
+	}
 	return a.may(c.op, c.rt, c.name) || (c.orCluster && a.cluster(c.op)) || (c.orClusterAction && a.cluster(opClusterAction))
 }
 
@@ -74,31 +79,6 @@ func (a access) prune(body kmsg.Request) (denied []kmsg.Response, ok bool) {
 		}
 		write := topic(opWrite)
 		yes, no := split(r.Topics, func(t kmsg.ProduceRequestTopic) bool { return write(t.Topic) })
-		if !cut(len(yes), len(no), func() kmsg.Request { d := *r; d.Topics = no; return &d }, codeTopic) {
-			return nil, false
-		}
-		r.Topics = yes
-	case *kmsg.FetchRequest:
-		if r.ReplicaID >= 0 {
-			return nil, false
-		}
-		read := topic(opRead)
-		// A session's partitions the request does not name are read
-		// too; one of a topic now refused refuses the request whole.
-		if r.SessionID != 0 && r.SessionEpoch > 0 {
-			for _, k := range a.b.sessions.partitions(r.SessionID) {
-				if !read(k.topic) {
-					return nil, false
-				}
-			}
-		}
-		name := func(t kmsg.FetchRequestTopic) string {
-			if tt := img.TopicByID(t.TopicID); t.Topic == "" && tt != nil {
-				return tt.Name
-			}
-			return t.Topic
-		}
-		yes, no := split(r.Topics, func(t kmsg.FetchRequestTopic) bool { return read(name(t)) })
 		if !cut(len(yes), len(no), func() kmsg.Request { d := *r; d.Topics = no; return &d }, codeTopic) {
 			return nil, false
 		}
@@ -207,17 +187,27 @@ func (a access) prune(body kmsg.Request) (denied []kmsg.Response, ok bool) {
 	case *kmsg.DeleteTopicsRequest:
 		del := topic(opDelete)
 		if len(r.Topics) > 0 {
-			// By name or id; an unknown id is not refused but answered
-			// UNKNOWN_TOPIC_ID by the handler, as Kafka.
-			yes, no := split(r.Topics, func(t kmsg.DeleteTopicsRequestTopic) bool {
+			// By name or id. An id this node does not know is answered
+			// UNKNOWN_TOPIC_ID here, as Kafka answers it: it is not
+			// forwarded, since the controller, which may know it,
+			// authorizes nothing.
+			known, unknown := split(r.Topics, func(t kmsg.DeleteTopicsRequestTopic) bool {
+				return t.Topic != nil || img.TopicByID(t.TopicID) != nil
+			})
+			yes, no := split(known, func(t kmsg.DeleteTopicsRequestTopic) bool {
 				if t.Topic != nil {
 					return del(*t.Topic)
 				}
-				tt := img.TopicByID(t.TopicID)
-				return tt == nil || del(tt.Name)
+				return del(img.TopicByID(t.TopicID).Name)
 			})
-			if !cut(len(yes), len(no), func() kmsg.Request { d := *r; d.Topics = no; return &d }, codeTopic) {
+			if len(yes) == 0 && len(unknown) == 0 {
 				return nil, false
+			}
+			if len(no) > 0 {
+				denied = append(denied, deniedResponse(&kmsg.DeleteTopicsRequest{Version: r.Version, Topics: no}, codeTopic))
+			}
+			if len(unknown) > 0 {
+				denied = append(denied, deniedResponse(&kmsg.DeleteTopicsRequest{Version: r.Version, Topics: unknown}, kerr.UnknownTopicID.Code))
 			}
 			r.Topics = yes
 			break
@@ -318,40 +308,53 @@ func pruneConfigs[T any](a access, resources *[]T, only func([]T) kmsg.Request, 
 	return denied, true
 }
 
+// emptied reports whether prune left nothing of body to handle (only
+// DeleteTopics, whose unknown ids are answered without the handler).
+func emptied(body kmsg.Request) bool {
+	r, ok := body.(*kmsg.DeleteTopicsRequest)
+	return ok && len(r.Topics) == 0 && len(r.TopicNames) == 0
+}
+
 // withDenied appends the answers of the pruned elements to the answer to
-// the rest. A Produce with acks=0 gets no answer: as Kafka, its connection
-// is closed once the allowed part is written, which tells the client.
+// the rest. A Produce with acks=0 gets no answer (its handler wrote it
+// already and answers nil): as Kafka, its connection is closed, which
+// tells the client.
 func withDenied(sreq *server.Request, next server.Completion, denied []kmsg.Response) server.Completion {
+	if p, ok := sreq.Body.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+		if sreq.Close != nil {
+			sreq.Close()
+		}
+		return next
+	}
 	return func(ctx context.Context) kmsg.Response {
-		resp := next(ctx)
-		if p, ok := sreq.Body.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
-			if sreq.Close != nil {
-				sreq.Close()
-			}
-			return resp
-		}
-		inner := resp
-		if s, ok := resp.(*server.SplicedResponse); ok {
-			inner = s.Response // a fetch's batches sent from files: the denied topics follow them
-		}
-		if inner == nil {
-			return resp
-		}
-		rv := reflect.ValueOf(inner).Elem()
-		for _, d := range denied {
-			dv := reflect.ValueOf(d).Elem()
-			if dv.Type() != rv.Type() {
-				continue // cannot happen: both answer the same request
-			}
-			for i := range dv.NumField() {
-				f := dv.Field(i)
-				if f.Kind() == reflect.Slice && f.Len() > 0 && dv.Type().Field(i).IsExported() {
-					rv.Field(i).Set(reflect.AppendSlice(rv.Field(i), f))
-				}
-			}
-		}
+		return mergeDenied(next(ctx), denied)
+	}
+}
+
+// mergeDenied appends the elements of each denied answer's arrays to
+// resp's arrays of the same name, and returns resp.
+func mergeDenied(resp kmsg.Response, denied []kmsg.Response) kmsg.Response {
+	inner := resp
+	if s, ok := resp.(*server.SplicedResponse); ok {
+		inner = s.Response // batches sent from files: the denied elements follow them
+	}
+	if inner == nil {
 		return resp
 	}
+	rv := reflect.ValueOf(inner).Elem()
+	for _, d := range denied {
+		dv := reflect.ValueOf(d).Elem()
+		if dv.Type() != rv.Type() {
+			continue // cannot happen: both answer the same request
+		}
+		for i := range dv.NumField() {
+			f := dv.Field(i)
+			if f.Kind() == reflect.Slice && f.Len() > 0 && dv.Type().Field(i).IsExported() {
+				rv.Field(i).Set(reflect.AppendSlice(rv.Field(i), f))
+			}
+		}
+	}
+	return resp
 }
 
 // notAttempted is Kafka's answer to an AddPartitionsToTxn (v3 and below)
@@ -359,12 +362,18 @@ func withDenied(sreq *server.Request, next server.Completion, denied []kmsg.Resp
 // TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED,
 // since the transaction takes all of its partitions or none.
 func (a access) notAttempted(resp *kmsg.AddPartitionsToTxnResponse) {
+	img := a.b.image()
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
-		if a.may(opWrite, rtTopic, t.Topic) {
-			for j := range t.Partitions {
-				t.Partitions[j].ErrorCode = kerr.OperationNotAttempted.Code
-			}
+		if !a.may(opWrite, rtTopic, t.Topic) {
+			continue
+		}
+		code := kerr.OperationNotAttempted.Code
+		if img.Topic(t.Topic) == nil {
+			code = kerr.UnknownTopicOrPartition.Code // as Kafka: unknown before not attempted
+		}
+		for j := range t.Partitions {
+			t.Partitions[j].ErrorCode = code
 		}
 	}
 }

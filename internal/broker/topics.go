@@ -255,16 +255,24 @@ func requestTimeout(ctx context.Context, ms int32) (context.Context, context.Can
 // creation is a topic creation running in the background: done is closed
 // when it ends, and err is then its outcome (nil when the topic exists).
 type creation struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	started time.Time
 }
 
+// creatingHold bounds how long creating reports a creation in flight: the
+// followers learn a new topic within a second (controller.followerCommitWait),
+// while a creation whose answer is lost (a stalled controller) runs for
+// its whole 30 s timeout.
+const creatingHold = 2 * time.Second
+
 // creating reports whether this node's background creation of topic is in
-// flight.
+// flight, for at most creatingHold.
 func (b *Broker) creating(topic string) bool {
 	b.bg.mu.Lock()
 	defer b.bg.mu.Unlock()
-	return b.bg.creating[topic] != nil
+	c := b.bg.creating[topic]
+	return c != nil && time.Since(c.started) < creatingHold
 }
 
 // createTopicInBackground creates a topic on the controller in the
@@ -277,7 +285,7 @@ func (b *Broker) createTopicInBackground(spec controller.TopicSpec) *creation {
 	if c := b.bg.creating[spec.Name]; c != nil {
 		return c
 	}
-	c := &creation{done: make(chan struct{})}
+	c := &creation{done: make(chan struct{}), started: time.Now()}
 	if b.bg.closed {
 		close(c.done) // shutting down: the client retries elsewhere
 		return c

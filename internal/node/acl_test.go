@@ -543,3 +543,81 @@ func TestACLsRefusePerElement(t *testing.T) {
 	}
 	codes("add partitions to txn", got, map[string]int16{"orders": kerr.OperationNotAttempted.Code, "secret": denied})
 }
+
+// TestACLsFetchSessionKeepsRefusedPartitions: as Kafka, a consumer's fetch
+// refuses partition by partition and its session keeps the refused ones,
+// answered TOPIC_AUTHORIZATION_FAILED on every incremental fetch and read
+// once READ is granted (the ACL reaches the node's image before CreateAcls
+// answers); an incremental fetch adding a forbidden topic leaves the
+// allowed ones alone. (Found by review: the refused partitions were taken
+// out of the request, so the session lost them and they went silent.)
+func TestACLsFetchSessionKeepsRefusedPartitions(t *testing.T) {
+	n := startACLNode(t, nil)
+	adm, admCl := newAdmin(t, n)
+	ctx := testCtx(t, 60*time.Second)
+	createTopic(t, adm, "orders", 1, nil)
+	createTopic(t, adm, "secret", 1, nil)
+	createTopic(t, adm, "hidden", 1, nil)
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("orders").
+		Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral))
+	if err := admCl.ProduceSync(ctx, &kgo.Record{Topic: "secret", Value: []byte("s")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fv := kversion.Stable()
+	fv.SetMaxKeyVersion(1, 12)
+	alice := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String(), kgo.MaxVersions(fv)).Broker(int(n.NodeID()))
+
+	var lastSession int32
+	fetch := func(sid, epoch int32, topics ...string) map[string]int16 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes, req.SessionID, req.SessionEpoch = 0, 1<<20, sid, epoch
+		for _, topic := range topics {
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic = topic
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes = 1 << 20
+			ft.Partitions = append(ft.Partitions, fp)
+			req.Topics = append(req.Topics, ft)
+		}
+		resp, err := req.RequestWith(ctx, alice)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("fetch: %v %+v", err, resp)
+		}
+		lastSession = resp.SessionID
+		got := map[string]int16{}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				got[rt.Topic] = rp.ErrorCode
+			}
+		}
+		return got
+	}
+
+	// A session opened on orders and secret keeps secret: refused on
+	// every fetch, read once alice may.
+	got := fetch(0, 0, "orders", "secret")
+	sid := lastSession
+	if sid == 0 || got["secret"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("full fetch: %v", got)
+	}
+	got = fetch(sid, 1)
+	if _, ok := got["secret"]; !ok {
+		t.Errorf("incremental fetch: secret not answered (%v); Kafka answers TOPIC_AUTHORIZATION_FAILED again", got)
+	}
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("secret").
+		Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral))
+	got = fetch(sid, 2)
+	if code, ok := got["secret"]; !ok || code != 0 {
+		t.Errorf("incremental fetch after READ on secret was granted: %v; Kafka now fetches secret", got)
+	}
+
+	// An incremental fetch adding a forbidden topic refuses that one
+	// alone.
+	got = fetch(0, 0, "orders")
+	sid = lastSession
+	got = fetch(sid, 1, "hidden")
+	if got["orders"] == kerr.TopicAuthorizationFailed.Code || got["hidden"] != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("incremental fetch adding a forbidden topic: %v; want hidden refused, orders not", got)
+	}
+}
