@@ -122,8 +122,10 @@ const loadWait = 2 * time.Second
 // with runs fn on id's actor (making the id when create) and returns fn's
 // error; an id whose actor stopped in between is looked up again.
 //
-// A request that finds its partition loading waits for the load, up to
-// loadWait, where Kafka answers COORDINATOR_LOAD_IN_PROGRESS at once. The
+// A request that may make the id (InitProducerId, the first request of a
+// transactional producer) and finds its partition loading waits for the
+// load, up to loadWait, where Kafka answers COORDINATOR_LOAD_IN_PROGRESS at
+// once; the others (whose id exists, so was loaded) answer at once. The
 // partition of a new __transaction_state loads in milliseconds, but a
 // client that found this node through another broker's FindCoordinator can
 // arrive before it starts: on a new cluster, one in three of kafkajs's
@@ -132,7 +134,7 @@ const loadWait = 2 * time.Second
 func (c *Coordinator) with(ctx context.Context, id string, create bool, fn func(e *entry) error) error {
 	for range 3 {
 		e, err := c.lookup(id, create)
-		if errors.Is(err, ErrCoordinatorLoading) {
+		if create && errors.Is(err, ErrCoordinatorLoading) {
 			wctx, cancel := context.WithTimeout(ctx, loadWait)
 			_, _ = c.owner.WaitLoaded(wctx, c.PartitionFor(id)) // the lookup below tells what it found
 			cancel()
