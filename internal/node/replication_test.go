@@ -386,3 +386,50 @@ func TestClusterReplicationISRShrinksAndExpands(t *testing.T) {
 		t.Fatalf("leader high watermark %d, want 100", lst.HighWatermark)
 	}
 }
+
+// TestClusterProduceNamesTheLeader: a produce (v10+) sent to a broker that
+// does not lead the partition is answered NOT_LEADER_OR_FOLLOWER with the
+// leader and its epoch, and the leader's endpoint (KIP-951), so that a
+// client moves there without a metadata refresh.
+func TestClusterProduceNamesTheLeader(t *testing.T) {
+	c := startCluster(t, nil)
+	const topic = "hinted"
+	createReplicated(t, c, topic, 1, nil)
+	leader := leaderOf(c, topic, 0)
+	var other *node.Node
+	for _, n := range c.nodes {
+		if n != leader {
+			other = n
+			break
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(other.KafkaAddr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = rawBatch(t, -1, -1, -1, 1, "hint")
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t, 10*time.Second), cl.SeedBrokers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Version < 10 {
+		t.Fatalf("produce v%d: the hint needs v10", resp.Version)
+	}
+	got := resp.Topics[0].Partitions[0]
+	st, _ := leader.Replica(topic, 0)
+	if got.ErrorCode != kerr.NotLeaderForPartition.Code || got.CurrentLeader.LeaderID != leader.NodeID() || got.CurrentLeader.LeaderEpoch != st.LeaderEpoch {
+		t.Fatalf("answer %+v, want NOT_LEADER_OR_FOLLOWER naming node %d at epoch %d", got, leader.NodeID(), st.LeaderEpoch)
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != leader.NodeID() ||
+		fmt.Sprintf("%s:%d", resp.Brokers[0].Host, resp.Brokers[0].Port) != leader.KafkaAddr().String() {
+		t.Fatalf("endpoints %+v, want node %d at %s", resp.Brokers, leader.NodeID(), leader.KafkaAddr())
+	}
+}
