@@ -378,10 +378,12 @@ func (a access) handle(sreq *server.Request, run func() server.Completion) serve
 			img := a.b.image()
 			for _, t := range req.Topics {
 				name := ""
-				if t.Topic != nil {
+				if t.TopicID != [16]byte{} { // by id when one is given, as handleMetadata
+					if tt := img.TopicByID(t.TopicID); tt != nil {
+						name = tt.Name
+					}
+				} else if t.Topic != nil {
 					name = *t.Topic
-				} else if tt := img.TopicByID(t.TopicID); tt != nil {
-					name = tt.Name
 				}
 				exists := img.Topic(name) != nil
 				switch {

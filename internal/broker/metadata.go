@@ -62,7 +62,9 @@ func handleMetadata(b *Broker, ctx context.Context, sreq *server.Request) server
 	for _, rt := range req.Topics {
 		var t *metadata.Topic
 		var name string
-		if rt.Topic != nil {
+		// By id whenever one is given, as Kafka: the Java admin client
+		// describing topics by id sends an empty name beside the id.
+		if rt.Topic != nil && rt.TopicID == [16]byte{} {
 			name = *rt.Topic
 			t = img.Topics[name]
 		} else if rt.TopicID != [16]byte{} {

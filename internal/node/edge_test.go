@@ -264,3 +264,26 @@ func TestE2EACLsSecurityDisabled(t *testing.T) {
 		t.Fatalf("DeleteACLs: %+v, want SECURITY_DISABLED", deleted)
 	}
 }
+
+// TestE2EMetadataByTopicIDWithEmptyName: the Java admin client describes
+// topics by id with an empty name beside the id; Kafka looks the id up
+// whenever one is given (gregor answered INVALID_TOPIC_EXCEPTION for the
+// empty name, and the client failed).
+func TestE2EMetadataByTopicIDWithEmptyName(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	adm, cl := newAdmin(t, n)
+	createTopic(t, adm, "by-id", 2, nil)
+	details, err := adm.ListTopics(testCtx(t, 10*time.Second), "by-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic, mt.TopicID = kmsg.StringPtr(""), details["by-id"].ID
+	req.Topics = append(req.Topics, mt)
+	resp := rawRequest[*kmsg.MetadataResponse](t, cl, req)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || resp.Topics[0].Topic == nil ||
+		*resp.Topics[0].Topic != "by-id" || len(resp.Topics[0].Partitions) != 2 {
+		t.Fatalf("metadata by id with an empty name: %+v", resp.Topics)
+	}
+}

@@ -334,6 +334,14 @@ func (p *Partition) AppendVerified(batch []byte, h record.Header, acks int16, gu
 }
 
 func (p *Partition) append(batch []byte, h record.Header, acks int16, guard *VerificationGuard) (AppendResult, error) {
+	// Leadership first, as Kafka's Partition.appendRecordsToLeader: a
+	// follower answered NOT_ENOUGH_REPLICAS (its own in-sync count is
+	// not the leader's), which the Java producer retries on the same
+	// node without refreshing its metadata, stuck there for its whole
+	// delivery timeout after a failover. Checked again under the lock.
+	if p.follower.Load() {
+		return AppendResult{}, ErrNotLeader
+	}
 	cfg := p.cfg.Load()
 	if int64(len(batch)) > cfg.MaxMessageBytes {
 		return AppendResult{}, ErrMessageTooLarge

@@ -92,6 +92,15 @@ func TestReplicationFollowerCopiesLeaderLog(t *testing.T) {
 	if _, err := follower.Append(b, h, 1); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("append on a follower: %v, want ErrNotLeader", err)
 	}
+	// Not NOT_ENOUGH_REPLICAS either, whatever its own in-sync count: the
+	// Java producer retries that on the same node without refreshing
+	// its metadata (Kafka checks leadership first).
+	cfg := *follower.cfg.Load()
+	cfg.MinInsyncReplicas = 2
+	follower.SetConfig(cfg)
+	if _, err := follower.Append(b, h, -1); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("acks=all append on a follower with min.insync.replicas=2: %v, want ErrNotLeader", err)
+	}
 
 	// acks=all waits for the follower's next report.
 	b, h = idempotentBatch(t, 7, 0, 9, 1)
