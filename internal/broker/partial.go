@@ -112,19 +112,39 @@ func (a access) prune(body kmsg.Request) (denied []kmsg.Response, ok bool) {
 		r.Topics = yes
 	case *kmsg.OffsetFetchRequest:
 		if len(r.Groups) > 0 {
-			// v8+: groups one by one; a topic refused inside an
-			// allowed group refuses the request whole.
+			// v8+: groups one by one, and the topics of an allowed
+			// group one by one: its refused topics are answered
+			// inside its own answer (mergeDenied merges by group).
 			describe := topic(opDescribe)
 			yes, no := split(r.Groups, func(g kmsg.OffsetFetchRequestGroup) bool { return groupOK(opDescribe, g.Group) })
-			for _, g := range yes {
-				for _, t := range g.Topics {
-					if !describe(t.Topic) {
-						return nil, false
-					}
+			if len(yes) == 0 {
+				return nil, false
+			}
+			var refusedTopics []kmsg.OffsetFetchRequestGroup // allowed groups, with their refused topics
+			for i := range yes {
+				g := &yes[i]
+				if g.Topics == nil { // every topic: filtered after (handle)
+					continue
+				}
+				kept, refused := split(g.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) bool { return describe(t.Topic) })
+				if len(refused) > 0 {
+					refusedTopics = append(refusedTopics, kmsg.OffsetFetchRequestGroup{Group: g.Group, Topics: refused})
+					g.Topics = append([]kmsg.OffsetFetchRequestGroupTopic{}, kept...) // non-nil: not "every topic"
 				}
 			}
-			if !cut(len(yes), len(no), func() kmsg.Request { d := *r; d.Groups = no; return &d }, codeGroup) {
+			if len(no) == 0 && len(refusedTopics) == 0 {
 				return nil, false
+			}
+			if len(no) > 0 {
+				// A refused group is answered without its topics, as Kafka.
+				bare := make([]kmsg.OffsetFetchRequestGroup, len(no))
+				for i, g := range no {
+					bare[i] = kmsg.OffsetFetchRequestGroup{Group: g.Group}
+				}
+				denied = append(denied, deniedResponse(&kmsg.OffsetFetchRequest{Version: r.Version, Groups: bare}, codeGroup))
+			}
+			if len(refusedTopics) > 0 {
+				denied = append(denied, deniedResponse(&kmsg.OffsetFetchRequest{Version: r.Version, Groups: refusedTopics}, codeTopic))
 			}
 			r.Groups = yes
 			break
@@ -332,7 +352,9 @@ func withDenied(sreq *server.Request, next server.Completion, denied []kmsg.Resp
 }
 
 // mergeDenied appends the elements of each denied answer's arrays to
-// resp's arrays of the same name, and returns resp.
+// resp's arrays of the same name, and returns resp. An element naming
+// what an element of resp already names (an OffsetFetch group whose
+// refused topics are added to its answer) is merged into it instead.
 func mergeDenied(resp kmsg.Response, denied []kmsg.Response) kmsg.Response {
 	inner := resp
 	if s, ok := resp.(*server.SplicedResponse); ok {
@@ -347,14 +369,51 @@ func mergeDenied(resp kmsg.Response, denied []kmsg.Response) kmsg.Response {
 		if dv.Type() != rv.Type() {
 			continue // cannot happen: both answer the same request
 		}
-		for i := range dv.NumField() {
-			f := dv.Field(i)
-			if f.Kind() == reflect.Slice && f.Len() > 0 && dv.Type().Field(i).IsExported() {
-				rv.Field(i).Set(reflect.AppendSlice(rv.Field(i), f))
-			}
-		}
+		mergeArrays(rv, dv)
 	}
 	return resp
+}
+
+// mergeArrays appends the elements of src's arrays to dst's (both structs of
+// one type), merging an element into the one of dst with the same name.
+func mergeArrays(dst, src reflect.Value) {
+	for i := range src.NumField() {
+		f := src.Field(i)
+		if f.Kind() != reflect.Slice || f.Len() == 0 || !src.Type().Field(i).IsExported() || f.Type().Elem().Kind() != reflect.Struct {
+			continue
+		}
+		d := dst.Field(i)
+		for j := range f.Len() {
+			e := f.Index(j)
+			if k := elementName(e); k != "" {
+				if match := findNamed(d, k); match.IsValid() {
+					mergeArrays(match, e)
+					continue
+				}
+			}
+			d = reflect.Append(d, e)
+		}
+		dst.Field(i).Set(d)
+	}
+}
+
+// elementName is the group an element names ("" for any other element:
+// topics and resources are never both allowed and refused).
+func elementName(e reflect.Value) string {
+	if g := e.FieldByName("Group"); g.IsValid() && g.Kind() == reflect.String {
+		return g.String()
+	}
+	return ""
+}
+
+// findNamed is the element of slice s that names group k, or the zero Value.
+func findNamed(s reflect.Value, k string) reflect.Value {
+	for i := range s.Len() {
+		if elementName(s.Index(i)) == k {
+			return s.Index(i)
+		}
+	}
+	return reflect.Value{}
 }
 
 // notAttempted is Kafka's answer to an AddPartitionsToTxn (v3 and below)

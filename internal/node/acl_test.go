@@ -502,6 +502,35 @@ func TestACLsRefusePerElement(t *testing.T) {
 		})
 	}
 	findCoordinator(0, "g")
+
+	// OffsetFetch v8+: group by group, and topic by topic inside an
+	// allowed group.
+	of := kmsg.NewPtrOffsetFetchRequest()
+	for _, g := range []string{"g", "h"} {
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		rg.Group = g
+		for _, topic := range []string{"orders", "secret"} {
+			rt := kmsg.NewOffsetFetchRequestGroupTopic()
+			rt.Topic, rt.Partitions = topic, []int32{0}
+			rg.Topics = append(rg.Topics, rt)
+		}
+		of.Groups = append(of.Groups, rg)
+	}
+	ofresp, err := of.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = map[string]int16{}
+	for _, g := range ofresp.Groups {
+		got[g.Group] = g.ErrorCode
+		for _, rt := range g.Topics {
+			for _, rp := range rt.Partitions {
+				got[g.Group+"/"+rt.Topic] = rp.ErrorCode
+			}
+		}
+	}
+	codes("offset fetch v8", got, map[string]int16{"g": ok, "g/orders": ok, "g/secret": denied, "h": kerr.GroupAuthorizationFailed.Code})
+
 	dg := kmsg.NewPtrDescribeGroupsRequest()
 	dg.Groups = []string{"g", "h"}
 	dgresp, err := dg.RequestWith(ctx, alice)
