@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/gregor-dev/gregor/internal/node"
 )
 
@@ -30,6 +32,12 @@ type netFaults struct {
 	owner   map[int]int32 // loopback port -> node id
 	cut     map[[2]int32]bool
 	raftCut map[[2]int32]bool
+	// stalled: writes from the first node to the second vanish and new
+	// connections fail, as under a blackhole route: the connections
+	// stay open and their requests unanswered. dials counts dials by
+	// node and destination port.
+	stalled map[[2]int32]bool
+	dials   map[nodePort]int
 	conns   map[*faultConn]struct{}
 	// kafkaWrites counts the writes of Kafka-protocol (not Raft)
 	// connections by node and destination port.
@@ -44,6 +52,7 @@ type nodePort struct {
 
 func newNetFaults() *netFaults {
 	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), raftCut: make(map[[2]int32]bool),
+		stalled: make(map[[2]int32]bool), dials: make(map[nodePort]int),
 		conns: make(map[*faultConn]struct{}), kafkaWrites: make(map[nodePort]int)}
 }
 
@@ -66,7 +75,13 @@ var errLinkCut = errors.New("netfaults: link cut")
 func (f *netFaults) dialer(from int32) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		to := f.nodeOf(addr)
-		if f.isCut(from, to) {
+		_, dport, _ := net.SplitHostPort(addr)
+		dp, _ := strconv.Atoi(dport)
+		f.mu.Lock()
+		f.dials[nodePort{from, dp}]++
+		stalled := f.stalled[[2]int32{from, to}]
+		f.mu.Unlock()
+		if f.isCut(from, to) || stalled {
 			return nil, fmt.Errorf("dial %s from node %d: %w", addr, from, errLinkCut)
 		}
 		var d net.Dialer
@@ -180,7 +195,23 @@ func (f *netFaults) heal() {
 	f.mu.Lock()
 	clear(f.cut)
 	clear(f.raftCut)
+	clear(f.stalled)
 	f.mu.Unlock()
+}
+
+// stall drops what node from writes to node to, and fails its new dials
+// there, leaving its open connections open (see stalled).
+func (f *netFaults) stall(from, to int32) {
+	f.mu.Lock()
+	f.stalled[[2]int32{from, to}] = true
+	f.mu.Unlock()
+}
+
+// dialCount is how many dials node from has made to port.
+func (f *netFaults) dialCount(from int32, port int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials[nodePort{from, port}]
 }
 
 // faultConn is a connection opened through netFaults.
@@ -215,6 +246,12 @@ func (c *faultConn) Write(p []byte) (int, error) {
 	if c.f.connCut(c) {
 		c.Close()
 		return 0, errLinkCut
+	}
+	c.f.mu.Lock()
+	stalled := c.f.stalled[[2]int32{c.from, c.to}]
+	c.f.mu.Unlock()
+	if stalled {
+		return len(p), nil // dropped on the way
 	}
 	return c.Conn.Write(p)
 }
@@ -276,4 +313,58 @@ func (c *faultCluster) start(i int) (*node.Node, error) {
 	cfg := clusterNodeConfig(c.dirs[i], int32(i+1), c.ctrlPorts[i], voters, p)
 	cfg.KafkaAddr = fmt.Sprintf("127.0.0.1:%d", c.kafkaPorts[i])
 	return node.Start(ctx, cfg, testLogger(), node.Options{Dial: c.net.dialer(int32(i + 1))})
+}
+
+// TestClusterReplicaFetchLeavesAStalledConnection: when a follower's
+// requests to its leader vanish on an open connection (a blackhole route,
+// as the chaos runs' partitions), its fetcher gives the connection up a few
+// seconds past the fetch's max wait and dials again, rather than waiting
+// 10 s for an answer or for TCP to retransmit: a follower that fetched
+// nothing for seconds after such a partition healed shrank its leader's
+// ISR and held acks=all writes (8.4 s recoveries). After the heal it
+// catches up.
+func TestClusterReplicaFetchLeavesAStalledConnection(t *testing.T) {
+	c := startFaultCluster(t, nil)
+	const topic = "stalled"
+	createReplicated(t, c.cluster, topic, 1, nil)
+	leader := leaderOf(c.cluster, topic, 0)
+	var follower *node.Node
+	for _, n := range c.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	cl := newClient(t, leader, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produce := func(v string) {
+		t.Helper()
+		if err := cl.ProduceSync(testCtx(t, 20*time.Second), &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caughtUp := func() bool {
+		l, _ := leader.Replica(topic, 0)
+		f, ok := follower.Replica(topic, 0)
+		return ok && f.LogEndOffset == l.LogEndOffset
+	}
+	produce("before")
+	checkFor(t, "the follower caught up", caughtUp)
+
+	from, to := follower.NodeID(), leader.NodeID()
+	port := c.kafkaPorts[to-1] // the fetcher's; heartbeats go to the controller port
+	dials := c.net.dialCount(from, port)
+	c.net.stall(from, to)
+	// The fetch in flight (or the next one) is never answered: within
+	// max wait + slack (3.5 s) the fetcher must dial again, well before
+	// the 10 s it used to wait.
+	deadline := time.Now().Add(7 * time.Second)
+	for c.net.dialCount(from, port) == dials {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower kept waiting on its stalled connection for 7 s without dialing its leader again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.net.heal()
+	produce("after")
+	checkFor(t, "the follower caught up after the heal", caughtUp)
 }
