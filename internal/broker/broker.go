@@ -250,8 +250,8 @@ func (b *Broker) Handle(ctx context.Context, req *server.Request) server.Complet
 			return done(resp)
 		}
 		if f, ok := req.Body.(*kmsg.FetchRequest); ok {
-			if denied := acc.fetchDeniedTopics(f); denied != nil {
-				ctx = context.WithValue(ctx, fetchDeniedKey{}, denied)
+			if unreadable := acc.fetchDeniedTopics(f); unreadable != nil {
+				ctx = context.WithValue(ctx, fetchDeniedKey{}, unreadable)
 			}
 		}
 		next := acc.handle(req, func() server.Completion { return b.dispatch(ctx, req, a) })
