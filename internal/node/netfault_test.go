@@ -37,6 +37,9 @@ type netFaults struct {
 	// stay open and their requests unanswered. dials counts dials by
 	// node and destination port.
 	stalled map[[2]int32]bool
+	// portCut: connections from a node to one port fail, the rest of
+	// the link stays up (a node cut from the controller listeners alone).
+	portCut map[nodePort]bool
 	dials   map[nodePort]int
 	conns   map[*faultConn]struct{}
 	// kafkaWrites counts the writes of Kafka-protocol (not Raft)
@@ -52,7 +55,7 @@ type nodePort struct {
 
 func newNetFaults() *netFaults {
 	return &netFaults{owner: make(map[int]int32), cut: make(map[[2]int32]bool), raftCut: make(map[[2]int32]bool),
-		stalled: make(map[[2]int32]bool), dials: make(map[nodePort]int),
+		stalled: make(map[[2]int32]bool), portCut: make(map[nodePort]bool), dials: make(map[nodePort]int),
 		conns: make(map[*faultConn]struct{}), kafkaWrites: make(map[nodePort]int)}
 }
 
@@ -79,9 +82,9 @@ func (f *netFaults) dialer(from int32) func(ctx context.Context, network, addr s
 		dp, _ := strconv.Atoi(dport)
 		f.mu.Lock()
 		f.dials[nodePort{from, dp}]++
-		stalled := f.stalled[[2]int32{from, to}]
+		refused := f.stalled[[2]int32{from, to}] || f.portCut[nodePort{from, dp}]
 		f.mu.Unlock()
-		if f.isCut(from, to) || stalled {
+		if f.isCut(from, to) || refused {
 			return nil, fmt.Errorf("dial %s from node %d: %w", addr, from, errLinkCut)
 		}
 		var d net.Dialer
@@ -129,7 +132,7 @@ func (f *netFaults) connCut(c *faultConn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := [2]int32{c.from, c.to}
-	return f.cut[k] || (c.raft && f.raftCut[k])
+	return f.cut[k] || (c.raft && f.raftCut[k]) || f.portCut[nodePort{c.from, c.port}]
 }
 
 // cutRaft cuts the Raft traffic from a to b and from b to a.
@@ -156,6 +159,23 @@ func (f *netFaults) cutLink(a, b int32) {
 	var doomed []*faultConn
 	for c := range f.conns {
 		if c.from == a && c.to == b {
+			doomed = append(doomed, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range doomed {
+		c.Close()
+	}
+}
+
+// cutPort cuts what node from sends to port (one way), closing its open
+// connections there.
+func (f *netFaults) cutPort(from int32, port int) {
+	f.mu.Lock()
+	f.portCut[nodePort{from, port}] = true
+	var doomed []*faultConn
+	for c := range f.conns {
+		if c.from == from && c.port == port {
 			doomed = append(doomed, c)
 		}
 	}
@@ -196,6 +216,7 @@ func (f *netFaults) heal() {
 	clear(f.cut)
 	clear(f.raftCut)
 	clear(f.stalled)
+	clear(f.portCut)
 	f.mu.Unlock()
 }
 
