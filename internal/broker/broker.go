@@ -179,7 +179,7 @@ var apis = map[int16]api{
 	13: {0, 5, handleLeaveGroup},                   // LeaveGroup: v3+ batch members
 	14: {0, 5, handleSyncGroup},                    // SyncGroup
 	15: {0, 5, handleDescribeGroups},               // DescribeGroups
-	16: {0, 5, handleListGroups},                   // ListGroups: v4 states filter, v5 types filter (every group is classic)
+	16: {0, 5, handleListGroups},                   // ListGroups: v4 states filter, v5 types filter (classic, consumer)
 	19: {0, 7, handleCreateTopics},                 // CreateTopics
 	20: {0, 6, handleDeleteTopics},                 // DeleteTopics
 	21: {0, 2, handleDeleteRecords},                // DeleteRecords
@@ -213,6 +213,8 @@ var apis = map[int16]api{
 	61: {0, 0, handleDescribeProducers},            // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},         // DescribeTransactions
 	66: {0, 0, handleListTransactions},             // ListTransactions: v1 adds a duration filter
+	68: {0, 1, handleConsumerGroupHeartbeat},       // ConsumerGroupHeartbeat (KIP-848): v1 has client-made member ids and regexes
+	69: {0, 1, handleConsumerGroupDescribe},        // ConsumerGroupDescribe (KIP-848)
 	80: {0, 1, handleAddRaftVoter},                 // AddRaftVoter (KIP-853): forwarded
 	81: {0, 0, handleRemoveRaftVoter},              // RemoveRaftVoter (KIP-853): forwarded
 	64: {0, 0, handleUnregisterBroker},             // UnregisterBroker

@@ -320,7 +320,7 @@ func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) se
 
 // fetchGroupOffsets answers one group of an OffsetFetch: topics nil means
 // every committed offset.
-func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[string][]int32, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
+func (b *Broker) fetchGroupOffsets(ctx context.Context, id, memberID string, epoch int32, topics map[string][]int32, all, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, error) {
 	if !b.leaseHeld() {
 		// Possibly deposed, as for Fetch: another node may lead the
 		// group's partition and have taken newer commits, so the
@@ -338,7 +338,7 @@ func (b *Broker) fetchGroupOffsets(ctx context.Context, id string, topics map[st
 			}
 		}
 	}
-	offs, unstable, err := b.groups.FetchOffsets(ctx, id, tps, requireStable)
+	offs, unstable, err := b.groups.FetchOffsetsAs(ctx, id, memberID, epoch, tps, requireStable)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +389,11 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 			for _, t := range rg.Topics {
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
-			ts, err := b.fetchGroupOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
+			epoch := int32(-1) // v9+ names the member of a consumer group
+			if req.Version >= 9 {
+				epoch = rg.MemberEpoch
+			}
+			ts, err := b.fetchGroupOffsets(ctx, rg.Group, deref(rg.MemberID), epoch, topics, rg.Topics == nil, req.RequireStable)
 			g.ErrorCode, g.Topics = b.groupCode(err), ts
 			resp.Groups = append(resp.Groups, g)
 		}
@@ -399,7 +403,7 @@ func handleOffsetFetch(b *Broker, ctx context.Context, sreq *server.Request) ser
 	for _, t := range req.Topics {
 		topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 	}
-	ts, err := b.fetchGroupOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2, req.Version >= 7 && req.RequireStable)
+	ts, err := b.fetchGroupOffsets(ctx, req.Group, "", -1, topics, req.Topics == nil && req.Version >= 2, req.Version >= 7 && req.RequireStable)
 	if err != nil {
 		code := b.groupCode(err)
 		resp.ErrorCode = code
@@ -442,6 +446,13 @@ func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) 
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}
+		if d.Consumer {
+			// A KIP-848 group is described by ConsumerGroupDescribe;
+			// Kafka answers DescribeGroups for it GROUP_ID_NOT_FOUND.
+			g.ErrorCode, g.State = kerr.GroupIDNotFound.Code, "Dead"
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		g.State, g.ProtocolType, g.Protocol = d.State, d.ProtocolType, d.Protocol
 		for _, m := range d.Members {
 			gm := kmsg.NewDescribeGroupsResponseGroupMember()
@@ -467,25 +478,24 @@ func handleListGroups(b *Broker, ctx context.Context, sreq *server.Request) serv
 	req := sreq.Body.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	// Both filters compare case-insensitively, as Kafka 4's coordinator
-	// does. Every group here is a classic one (no KIP-848 protocol), so a
-	// types filter without "classic" lists nothing.
+	// does.
 	states := map[string]bool{}
 	for _, s := range req.StatesFilter {
 		states[strings.ToLower(strings.TrimSpace(s))] = true
 	}
-	classic := len(req.TypesFilter) == 0
+	types := map[string]bool{}
 	for _, t := range req.TypesFilter {
-		classic = classic || strings.EqualFold(strings.TrimSpace(t), "classic")
-	}
-	if !classic {
-		return done(resp)
+		types[strings.ToLower(strings.TrimSpace(t))] = true
 	}
 	for _, l := range b.groups.List(ctx) {
 		if len(states) > 0 && !states[strings.ToLower(l.State)] {
 			continue
 		}
+		if len(types) > 0 && !types[l.Type] {
+			continue
+		}
 		g := kmsg.NewListGroupsResponseGroup()
-		g.Group, g.ProtocolType, g.GroupState, g.GroupType = l.ID, l.ProtocolType, l.State, "classic"
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = l.ID, l.ProtocolType, l.State, l.Type
 		resp.Groups = append(resp.Groups, g)
 	}
 	return done(resp)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
@@ -24,6 +25,11 @@ type Config struct {
 	// NumPartitions is offsets.topic.num.partitions.
 	NumPartitions int32
 	Limits        Limits
+	// Consumer are the limits of KIP-848 consumer groups.
+	Consumer ConsumerLimits
+	// Image is the current metadata image (topic names, ids and
+	// partitions for consumer groups' assignments); nil: none.
+	Image func() *metadata.Image
 	// OffsetsRetention is offsets.retention.minutes.
 	OffsetsRetention time.Duration
 	// RetentionCheckInterval is offsets.retention.check.interval.ms.
@@ -89,6 +95,22 @@ func New(cfg Config) *Coordinator {
 	}
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
+	}
+	def := DefaultConsumerLimits()
+	if cfg.Consumer.SessionTimeout <= 0 {
+		cfg.Consumer.SessionTimeout = def.SessionTimeout
+	}
+	if cfg.Consumer.HeartbeatInterval <= 0 {
+		cfg.Consumer.HeartbeatInterval = def.HeartbeatInterval
+	}
+	if cfg.Consumer.MaxSize <= 0 {
+		cfg.Consumer.MaxSize = def.MaxSize
+	}
+	if len(cfg.Consumer.Assignors) == 0 {
+		cfg.Consumer.Assignors = def.Assignors
+	}
+	if cfg.Image == nil {
+		cfg.Image = func() *metadata.Image { return nil }
 	}
 	if cfg.Limits.MaxSize <= 0 {
 		cfg.Limits.MaxSize = 1<<31 - 1
@@ -481,6 +503,12 @@ func (c *Coordinator) Join(ctx context.Context, id string, req JoinRequest) Join
 	var g *group
 	err := c.with(ctx, id, true, func(gg *group, now time.Time) {
 		g = gg
+		if gg.st.cg != nil {
+			// A classic member cannot join a group of consumer-protocol
+			// members (Kafka without online migration).
+			ch <- JoinResult{Err: ErrInconsistentGroupProtocol, MemberID: req.MemberID, Generation: -1}
+			return
+		}
 		gg.exec(gg.st.join(req, ch, now))
 	})
 	if err != nil {
@@ -565,6 +593,8 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 		simple := generation < 0 && memberID == "" && instanceID == ""
 		var gerr error
 		switch {
+		case st.cg != nil:
+			gerr = st.cg.validateCommit(memberID, generation)
 		case generation < 0 && st.state == Empty:
 		case simple:
 			gerr = ErrUnknownMemberID
@@ -639,11 +669,24 @@ func (c *Coordinator) Fetch(ctx context.Context, id string, tps []TopicPartition
 // instead (UNSTABLE_OFFSET_COMMIT, the client retries). As in Kafka, when
 // tps is nil only partitions with a committed offset are looked at.
 func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPartition, requireStable bool) (offsets map[TopicPartition]Offset, unstable map[TopicPartition]bool, err error) {
+	return c.FetchOffsetsAs(ctx, id, "", -1, tps, requireStable)
+}
+
+// FetchOffsetsAs is FetchOffsets for a member of a consumer group at
+// epoch (OffsetFetch v9+; epoch -1: no member): a member the group does
+// not have is UNKNOWN_MEMBER_ID, another epoch STALE_MEMBER_EPOCH.
+func (c *Coordinator) FetchOffsetsAs(ctx context.Context, id, memberID string, epoch int32, tps []TopicPartition, requireStable bool) (offsets map[TopicPartition]Offset, unstable map[TopicPartition]bool, err error) {
 	out := map[TopicPartition]Offset{}
 	unstable = map[TopicPartition]bool{}
 	var written int64
 	var log statelog.Log
+	var merr error
 	err = c.with(ctx, id, false, func(g *group, now time.Time) {
+		if g.st.cg != nil {
+			if merr = g.st.cg.validateFetch(memberID, epoch); merr != nil {
+				return
+			}
+		}
 		written, log = g.written, g.log
 		if tps == nil {
 			for tp, o := range g.offsets {
@@ -666,7 +709,13 @@ func (c *Coordinator) FetchOffsets(ctx context.Context, id string, tps []TopicPa
 		}
 	})
 	if errors.Is(err, ErrGroupIDNotFound) {
+		if epoch >= 0 {
+			return nil, nil, ErrUnknownMemberID
+		}
 		return out, unstable, nil
+	}
+	if err == nil && merr != nil {
+		err = merr
 	}
 	if err == nil && written > 0 {
 		// The offsets read include the group's writes not committed yet
@@ -692,6 +741,8 @@ type Description struct {
 	ID, State, ProtocolType, Protocol string
 	Generation                        int32
 	Members                           []MemberDescription
+	// Consumer: a KIP-848 consumer group (ConsumerDescribe describes it).
+	Consumer bool
 }
 
 // Describe describes a group; an unknown group is Dead with no members.
@@ -699,6 +750,11 @@ func (c *Coordinator) Describe(ctx context.Context, id string) (Description, err
 	d := Description{ID: id, State: Dead.String()}
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
 		st := g.st
+		if st.cg != nil {
+			d.State, d.ProtocolType, d.Generation = st.cg.state(), "consumer", st.cg.epoch
+			d.Consumer = true
+			return
+		}
 		d.State, d.ProtocolType, d.Generation = st.state.String(), st.protocolType, st.generation
 		if st.state == Stable || st.state == CompletingRebalance {
 			d.Protocol = st.protocol
@@ -720,6 +776,8 @@ func (c *Coordinator) Describe(ctx context.Context, id string) (Description, err
 // Listing is one group in ListGroups.
 type Listing struct {
 	ID, ProtocolType, State string
+	// Type is "classic" or "consumer" (KIP-848).
+	Type string
 }
 
 // List lists the groups this node coordinates.
@@ -735,7 +793,10 @@ func (c *Coordinator) List(ctx context.Context) []Listing {
 	for _, id := range ids {
 		var l Listing
 		err := c.with(ctx, id, false, func(g *group, now time.Time) {
-			l = Listing{ID: id, ProtocolType: g.st.protocolType, State: g.st.state.String()}
+			l = Listing{ID: id, ProtocolType: g.st.protocolType, State: g.st.state.String(), Type: "classic"}
+			if cg := g.st.cg; cg != nil {
+				l = Listing{ID: id, ProtocolType: "consumer", State: cg.state(), Type: "consumer"}
+			}
 		})
 		if err == nil {
 			out = append(out, l)
@@ -748,7 +809,7 @@ func (c *Coordinator) List(ctx context.Context) []Listing {
 func (c *Coordinator) Delete(ctx context.Context, id string) error {
 	var res error
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
-		if g.st.state != Empty {
+		if g.st.state != Empty || g.st.cg != nil {
 			res = ErrNonEmptyGroup
 			return
 		}
@@ -807,6 +868,13 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
 		st := g.st
 		subscribed := map[string]bool{}
+		if st.cg != nil {
+			for _, tp := range tps {
+				if st.cg.subscribesTo(tp.Topic) {
+					subscribed[tp.Topic] = true
+				}
+			}
+		}
 		if st.state != Empty {
 			if st.protocolType != "consumer" {
 				gerr = ErrNonEmptyGroup
@@ -865,7 +933,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 // groups that only store offsets), and deletes empty groups left with none.
 func (c *Coordinator) ExpireOffsets() {
 	c.eachGroup("expire offsets", func(id string, g *group, now time.Time) {
-		if g.st.state != Empty {
+		if g.st.state != Empty || g.st.cg != nil {
 			return
 		}
 		var kvs []statelog.KeyValue

@@ -238,6 +238,10 @@ type groupState struct {
 	syncDeadline time.Time
 	pendingSync  map[string]bool
 
+	// cg is the KIP-848 state while the group has consumer-protocol
+	// members (consumer.go); the classic state is then Empty.
+	cg *consumerGroup
+
 	out []action
 }
 
@@ -797,6 +801,9 @@ func (g *groupState) deadline() time.Time {
 			consider(m.expires)
 		}
 	}
+	if g.cg != nil {
+		consider(g.cg.deadline())
+	}
 	switch g.state {
 	case PreparingRebalance:
 		consider(g.rebalanceDeadline)
@@ -819,6 +826,12 @@ func (g *groupState) tick(now time.Time) []action {
 	for id, t := range g.pending {
 		if !now.Before(t) {
 			delete(g.pending, id)
+		}
+	}
+	if g.cg != nil {
+		g.cg.tick(now)
+		if len(g.cg.members) == 0 {
+			g.cg = nil
 		}
 	}
 	gone := false

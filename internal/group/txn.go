@@ -171,6 +171,9 @@ func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, pid int6
 // without any of them (v0-v2) is accepted whatever the group's state, and
 // unlike OffsetCommit a rebalance in progress does not refuse it.
 func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, generation int32) error {
+	if g.cg != nil {
+		return g.cg.validateCommit(memberID, generation)
+	}
 	if generation < 0 && g.state == Empty {
 		return nil
 	}

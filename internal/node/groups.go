@@ -2,6 +2,8 @@ package node
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/config"
@@ -27,6 +29,14 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 			InitialRebalanceDelay:  ms("group.initial.rebalance.delay.ms", 3000),
 			MaxMemberMetadataBytes: 1 << 20,
 		},
+		Consumer: group.ConsumerLimits{
+			Disabled:          !slices.Contains(list(props(p, "group.coordinator.rebalance.protocols"), "classic,consumer"), "consumer"),
+			SessionTimeout:    ms("group.consumer.session.timeout.ms", 45000),
+			HeartbeatInterval: ms("group.consumer.heartbeat.interval.ms", 5000),
+			MaxSize:           int(config.Int64(props(p, "group.consumer.max.size"), 1<<31-1)),
+			Assignors:         list(props(p, "group.consumer.assignors"), "uniform,range"),
+		},
+		Image:                  ctrl.Image,
 		OffsetsRetention:       time.Duration(config.Int64(props(p, "offsets.retention.minutes"), 10080)) * time.Minute,
 		RetentionCheckInterval: ms("offsets.retention.check.interval.ms", 600000),
 		MaxOffsetMetadataBytes: int(config.Int64(props(p, "offset.metadata.max.bytes"), 4096)),
@@ -46,6 +56,20 @@ func newGroupCoordinator(nodeID int32, p map[string]string, ctrl *controller.Con
 		},
 		Logger: logger,
 	})
+}
+
+// list reads a list property: comma-separated, blanks dropped.
+func list(v, def string) []string {
+	if v == "" {
+		v = def
+	}
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // newTxnCoordinator builds the transaction coordinator from the broker

@@ -1,0 +1,118 @@
+package broker
+
+// KIP-848 consumer groups: ConsumerGroupHeartbeat (key 68) v0-1 and
+// ConsumerGroupDescribe (69) v0-1. The coordinator (internal/group,
+// consumer.go) assigns partitions itself; a heartbeat answers at once.
+// Partitions travel by topic id: owned partitions of topics this broker
+// does not know are dropped from a heartbeat, as the group cannot hold
+// them.
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-dev/gregor/internal/group"
+	"github.com/gregor-dev/gregor/internal/server"
+)
+
+func handleConsumerGroupHeartbeat(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.ConsumerGroupHeartbeatRequest)
+	h := group.ConsumerHeartbeat{
+		Version: req.Version, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
+		InstanceID: req.InstanceID, RackID: req.RackID,
+		RebalanceTimeout: time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
+		Topics:           req.SubscribedTopicNames, Assignor: req.ServerAssignor,
+		ClientID: sreq.ClientID, ClientHost: clientHost(sreq),
+	}
+	if req.RebalanceTimeoutMillis < 0 {
+		h.RebalanceTimeout = -1
+	}
+	if req.Version >= 1 {
+		h.Regex = req.SubscribedTopicRegex
+	}
+	if req.Topics != nil {
+		h.Owned = group.Assignment{}
+		for _, t := range req.Topics {
+			h.Owned[t.TopicID] = append(h.Owned[t.TopicID], t.Partitions...)
+		}
+	}
+	id := req.Group
+	return func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		res := b.groups.ConsumerHeartbeat(ctx, id, h)
+		resp.ErrorCode = b.groupCode(res.Err)
+		if res.Message != "" {
+			resp.ErrorMessage = strPtr(res.Message)
+		}
+		if res.Err != nil {
+			return resp
+		}
+		resp.MemberID = strPtr(res.MemberID)
+		resp.MemberEpoch = res.MemberEpoch
+		resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval.Milliseconds())
+		if res.Assignment != nil {
+			a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
+			for _, tid := range res.Assignment.SortedTopicIDs() {
+				t := kmsg.NewConsumerGroupHeartbeatResponseAssignmentTopic()
+				t.TopicID, t.Partitions = tid, res.Assignment[tid]
+				a.Topics = append(a.Topics, t)
+			}
+			resp.Assignment = &a
+		}
+		return resp
+	}
+}
+
+func handleConsumerGroupDescribe(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
+	req := sreq.Body.(*kmsg.ConsumerGroupDescribeRequest)
+	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+	img := b.image()
+	toAssignment := func(a group.Assignment) kmsg.Assignment {
+		out := kmsg.NewAssignment()
+		for _, tid := range a.SortedTopicIDs() {
+			t := kmsg.NewAssignmentTopicPartition()
+			t.TopicID, t.Partitions = tid, a[tid]
+			if topic := img.TopicsByID[tid]; topic != nil {
+				t.Topic = topic.Name
+			}
+			out.TopicPartitions = append(out.TopicPartitions, t)
+		}
+		return out
+	}
+	for _, id := range req.Groups {
+		g := kmsg.NewConsumerGroupDescribeResponseGroup()
+		g.Group = id
+		g.AuthorizedOperations = authorizedOps(req.IncludeAuthorizedOperations, allGroupOps)
+		d, err := b.groups.ConsumerDescribe(ctx, id)
+		if err != nil {
+			g.ErrorCode = b.groupCode(err)
+			if err == group.ErrNotConsumerGroup {
+				g.ErrorMessage = strPtr("Group " + id + " is not a consumer group.")
+			}
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		g.State, g.Epoch, g.AssignmentEpoch, g.AssignorName = d.State, d.Epoch, d.AssignmentEpoch, d.Assignor
+		for _, m := range d.Members {
+			gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
+			gm.MemberID, gm.MemberEpoch, gm.ClientID, gm.ClientHost = m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost
+			if m.InstanceID != "" {
+				gm.InstanceID = strPtr(m.InstanceID)
+			}
+			if m.RackID != "" {
+				gm.RackID = strPtr(m.RackID)
+			}
+			gm.SubscribedTopics = append([]string{}, m.Topics...)
+			if m.Regex != "" {
+				gm.SubscribedTopicRegex = strPtr(m.Regex)
+			}
+			gm.Assignment, gm.TargetAssignment = toAssignment(m.Assignment), toAssignment(m.Target)
+			gm.MemberType = 1 // consumer protocol
+			g.Members = append(g.Members, gm)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return done(resp)
+}

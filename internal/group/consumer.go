@@ -1,0 +1,679 @@
+package group
+
+// KIP-848 consumer groups: the coordinator computes each member's target
+// assignment and hands it out through ConsumerGroupHeartbeat, one step at a
+// time, so that a partition is never owned by two members at once.
+//
+// The state lives in consumerGroup, hung off the group's groupState while
+// the group has consumer-protocol members (the actor owns it; no I/O here).
+// Kafka's model, as implemented:
+//   - the group epoch is bumped by every change of membership, of a
+//     member's subscription, or of the subscribed topics' partitions; the
+//     target assignment is recomputed by the group's assignor when the
+//     group epoch passes the assignment epoch;
+//   - a member moves to the assignment epoch on its own heartbeats. If it
+//     holds partitions its target no longer has, it is first told to
+//     revoke them (its epoch stays) and moves on only once a heartbeat
+//     reports them released, or it is removed when its rebalance timeout
+//     passes first. A partition of its target still held by another
+//     member is withheld until that member releases it;
+//   - a heartbeat at a stale epoch is FENCED_MEMBER_EPOCH, except at the
+//     previous epoch with no partition beyond the current assignment (the
+//     answer that bumped it may have been lost);
+//   - a static member (group.instance.id) that leaves with epoch -2 keeps
+//     its assignment until its session ends; a member joining with the
+//     same instance id takes it over, epoch and partitions.
+//
+// Not persisted: membership and assignments live in memory only, so a
+// coordinator that moves forgets them; members then get UNKNOWN_MEMBER_ID
+// and rejoin (committed offsets are persisted as for classic groups).
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+)
+
+// Errors of the consumer group protocol.
+var (
+	ErrFencedMemberEpoch    = errors.New("group: fenced member epoch")
+	ErrStaleMemberEpoch     = errors.New("group: stale member epoch")
+	ErrUnreleasedInstanceID = errors.New("group: unreleased instance id")
+	ErrUnsupportedAssignor  = errors.New("group: unsupported assignor")
+	ErrInvalidRegex         = errors.New("group: invalid regular expression")
+	ErrInvalidRequest       = errors.New("group: invalid request")
+	ErrUnsupportedVersion   = errors.New("group: unsupported version")
+	ErrNotConsumerGroup     = errors.New("group: not a consumer group")
+)
+
+// Member epochs of a leave (ConsumerGroupHeartbeat).
+const (
+	LeaveEpoch       = -1
+	StaticLeaveEpoch = -2
+)
+
+// ConsumerLimits are the broker settings of consumer groups.
+type ConsumerLimits struct {
+	// Disabled: group.coordinator.rebalance.protocols lacks "consumer";
+	// heartbeats are answered UNSUPPORTED_VERSION, so clients fall back
+	// to the classic protocol.
+	Disabled bool
+	// SessionTimeout is group.consumer.session.timeout.ms.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is group.consumer.heartbeat.interval.ms.
+	HeartbeatInterval time.Duration
+	// MaxSize is group.consumer.max.size.
+	MaxSize int
+	// Assignors is group.consumer.assignors: the first is the default.
+	Assignors []string
+}
+
+// DefaultConsumerLimits are Kafka's defaults.
+func DefaultConsumerLimits() ConsumerLimits {
+	return ConsumerLimits{SessionTimeout: 45 * time.Second, HeartbeatInterval: 5 * time.Second,
+		MaxSize: 1<<31 - 1, Assignors: []string{"uniform", "range"}}
+}
+
+// Assignment is a member's partitions by topic id, each list sorted.
+type Assignment map[[16]byte][]int32
+
+// ConsumerHeartbeat is a ConsumerGroupHeartbeat request. Nil fields (and a
+// negative RebalanceTimeout) are unchanged since the last heartbeat.
+type ConsumerHeartbeat struct {
+	Version          int16
+	MemberID         string
+	MemberEpoch      int32
+	InstanceID       *string
+	RackID           *string
+	RebalanceTimeout time.Duration
+	Topics           []string
+	Regex            *string
+	Assignor         *string
+	Owned            Assignment // nil: unchanged
+	ClientID         string
+	ClientHost       string
+}
+
+// ConsumerHeartbeatResult is the answer to a ConsumerHeartbeat.
+type ConsumerHeartbeatResult struct {
+	Err               error
+	Message           string
+	MemberID          string
+	MemberEpoch       int32
+	HeartbeatInterval time.Duration
+	// Assignment is set when the member must be told it (a join, a full
+	// request, or a change).
+	Assignment Assignment
+}
+
+type memberState int8
+
+const (
+	memberStable     memberState = iota
+	memberUnrevoked              // told to revoke; waiting for it
+	memberUnreleased             // at the target epoch, waiting for partitions others hold
+)
+
+type consumerMember struct {
+	id, instanceID, rack, clientID, clientHost string
+	epoch, prevEpoch                           int32
+	rebalanceTimeout                           time.Duration
+	topics                                     []string
+	regex                                      string
+	assignor                                   string
+	state                                      memberState
+	// departed: a static member that left with epoch -2; it keeps its
+	// place until its session ends or its instance id rejoins.
+	departed           bool
+	assigned, revoking Assignment
+	expires            time.Time
+	revokeBy           time.Time
+}
+
+type topicPart struct {
+	id [16]byte
+	p  int32
+}
+
+// consumerGroup is a KIP-848 group's state.
+type consumerGroup struct {
+	limits          ConsumerLimits
+	epoch           int32
+	assignmentEpoch int32
+	members         map[string]*consumerMember
+	static          map[string]string // instance id -> member id
+	target          map[string]Assignment
+	owner           map[topicPart]string // partition -> member holding it (assigned or revoking)
+	assignor        string
+	// signature is the subscribed topics' ids and partition counts when
+	// the group epoch was last compared, so a new partition bumps it.
+	signature string
+	regexes   map[string]*regexp.Regexp
+}
+
+func newConsumerGroup(limits ConsumerLimits) *consumerGroup {
+	return &consumerGroup{limits: limits, members: map[string]*consumerMember{}, static: map[string]string{},
+		target: map[string]Assignment{}, owner: map[topicPart]string{}, regexes: map[string]*regexp.Regexp{}}
+}
+
+// newMemberUUID is a member id for a v0 join (the coordinator names it).
+func newMemberUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// validate checks a heartbeat's fields as Kafka does before touching the
+// group.
+func (h *ConsumerHeartbeat) validate(limits ConsumerLimits) (string, error) {
+	switch {
+	case h.InstanceID != nil && *h.InstanceID == "":
+		return "InstanceId can't be empty.", ErrInvalidRequest
+	case h.RackID != nil && *h.RackID == "":
+		return "RackId can't be empty.", ErrInvalidRequest
+	case h.MemberEpoch < StaticLeaveEpoch:
+		return "MemberEpoch is invalid.", ErrInvalidRequest
+	case h.MemberID == "" && (h.Version >= 1 || h.MemberEpoch != 0):
+		return "MemberId can't be empty.", ErrInvalidRequest
+	case h.MemberEpoch == StaticLeaveEpoch && h.InstanceID == nil:
+		return "InstanceId can't be null.", ErrInvalidRequest
+	}
+	if h.MemberEpoch == 0 {
+		switch {
+		case h.RebalanceTimeout < 0:
+			return "RebalanceTimeoutMs must be provided in first request.", ErrInvalidRequest
+		case h.Owned == nil || len(h.Owned) > 0:
+			return "TopicPartitions must be empty when (re-)joining.", ErrInvalidRequest
+		case h.Topics == nil && h.Regex == nil:
+			return "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.", ErrInvalidRequest
+		}
+	}
+	if h.Regex != nil && *h.Regex != "" {
+		if _, err := regexp.Compile("^(?:" + *h.Regex + ")$"); err != nil {
+			return "SubscribedTopicRegex is invalid: " + err.Error(), ErrInvalidRegex
+		}
+	}
+	if h.Assignor != nil && !slices.Contains(limits.Assignors, *h.Assignor) {
+		return "ServerAssignor " + *h.Assignor + " is not supported. Supported assignors: " + strings.Join(limits.Assignors, ", ") + ".", ErrUnsupportedAssignor
+	}
+	return "", nil
+}
+
+// heartbeat runs one ConsumerGroupHeartbeat (validated) against the group.
+func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now time.Time) ConsumerHeartbeatResult {
+	res := ConsumerHeartbeatResult{MemberID: h.MemberID, MemberEpoch: h.MemberEpoch, HeartbeatInterval: cg.limits.HeartbeatInterval}
+	fail := func(err error, msg string) ConsumerHeartbeatResult {
+		res.Err, res.Message = err, msg
+		return res
+	}
+	if h.MemberEpoch == LeaveEpoch || h.MemberEpoch == StaticLeaveEpoch {
+		m := cg.members[h.MemberID]
+		if m == nil && h.InstanceID != nil {
+			m = cg.members[cg.static[*h.InstanceID]]
+		}
+		if m == nil {
+			return fail(ErrUnknownMemberID, "")
+		}
+		if h.MemberEpoch == StaticLeaveEpoch && m.instanceID != "" {
+			// Kept, partitions and all, until its session ends or
+			// another member takes its instance id.
+			m.departed = true
+			m.expires = now.Add(cg.limits.SessionTimeout)
+		} else {
+			cg.remove(m)
+		}
+		res.MemberID = m.id
+		return res
+	}
+
+	var m *consumerMember
+	bumped := false
+	if h.MemberEpoch == 0 {
+		if h.MemberID == "" {
+			h.MemberID = newMemberUUID()
+			res.MemberID = h.MemberID
+		}
+		if h.InstanceID != nil {
+			if old := cg.members[cg.static[*h.InstanceID]]; old != nil {
+				switch {
+				case old.departed:
+					m = cg.takeOver(old, h.MemberID) // its place, epoch and partitions
+				case old.id != h.MemberID:
+					return fail(ErrUnreleasedInstanceID, "Static member "+*h.InstanceID+" with a different member id is still in the group.")
+				}
+			}
+		}
+		if old := cg.members[h.MemberID]; m == nil && old != nil {
+			// A rejoin in place (after a lost answer or a fenced
+			// epoch): the client dropped what it held, so that is
+			// free, and its target stays.
+			cg.release(old)
+			old.assigned, old.revoking, old.revokeBy = Assignment{}, Assignment{}, time.Time{}
+			old.state, old.epoch, old.prevEpoch = memberStable, 0, 0
+			m = old
+		}
+		if m == nil {
+			if len(cg.members) >= cg.limits.MaxSize {
+				return fail(ErrGroupMaxSizeReached, "The consumer group has reached its maximum capacity of "+strconv.Itoa(cg.limits.MaxSize)+" members.")
+			}
+			m = &consumerMember{id: h.MemberID, assigned: Assignment{}, revoking: Assignment{}}
+			if h.InstanceID != nil {
+				m.instanceID = *h.InstanceID
+				cg.static[m.instanceID] = m.id
+			}
+			cg.members[m.id] = m
+			bumped = true
+		}
+	} else {
+		m = cg.members[h.MemberID]
+		if m == nil {
+			return fail(ErrUnknownMemberID, "Member "+h.MemberID+" is not a member of the group.")
+		}
+		if h.MemberEpoch != m.epoch || m.departed {
+			if m.departed || h.MemberEpoch != m.prevEpoch || h.Owned == nil || !subset(h.Owned, m.assigned) {
+				return fail(ErrFencedMemberEpoch, "The consumer group member has a member epoch ("+strconv.Itoa(int(h.MemberEpoch))+
+					") that is not the one known by the group coordinator ("+strconv.Itoa(int(m.epoch))+"). The member must abandon all its partitions and rejoin.")
+			}
+		}
+	}
+
+	// Fields sent are the new values.
+	m.clientID, m.clientHost = h.ClientID, h.ClientHost
+	if h.RackID != nil {
+		m.rack = *h.RackID
+	}
+	if h.RebalanceTimeout >= 0 {
+		m.rebalanceTimeout = h.RebalanceTimeout
+	}
+	if h.Topics != nil {
+		ts := slices.Clone(h.Topics)
+		slices.Sort(ts)
+		ts = slices.Compact(ts)
+		if !slices.Equal(ts, m.topics) {
+			m.topics, bumped = ts, true
+		}
+	}
+	if h.Regex != nil && *h.Regex != m.regex {
+		m.regex, bumped = *h.Regex, true
+	}
+	if h.Assignor != nil && *h.Assignor != m.assignor {
+		m.assignor, bumped = *h.Assignor, true
+	}
+	m.expires = now.Add(cg.limits.SessionTimeout)
+	if bumped {
+		cg.epoch++
+	}
+	cg.refresh(img)
+
+	before := copyAssignment(m.assigned)
+	cg.reconcile(m, h.Owned, now)
+	res.MemberID, res.MemberEpoch = m.id, m.epoch
+	full := h.RebalanceTimeout >= 0 && (h.Topics != nil || h.Regex != nil) && h.Owned != nil
+	if h.MemberEpoch == 0 || full || !sameAssignment(before, m.assigned) {
+		res.Assignment = copyAssignment(m.assigned)
+	}
+	return res
+}
+
+// takeOver hands a departed static member's place to a new member id.
+func (cg *consumerGroup) takeOver(old *consumerMember, id string) *consumerMember {
+	delete(cg.members, old.id)
+	m := *old
+	m.id, m.departed = id, false
+	cg.members[id] = &m
+	cg.static[m.instanceID] = id
+	if t, ok := cg.target[old.id]; ok {
+		delete(cg.target, old.id)
+		cg.target[id] = t
+	}
+	for tp, o := range cg.owner {
+		if o == old.id {
+			cg.owner[tp] = id
+		}
+	}
+	return &m
+}
+
+// remove takes a member out, freeing its partitions, and bumps the epoch.
+func (cg *consumerGroup) remove(m *consumerMember) {
+	delete(cg.members, m.id)
+	delete(cg.target, m.id)
+	if cg.static[m.instanceID] == m.id {
+		delete(cg.static, m.instanceID)
+	}
+	cg.release(m)
+	cg.epoch++
+}
+
+// release frees every partition m holds.
+func (cg *consumerGroup) release(m *consumerMember) {
+	for tp, o := range cg.owner {
+		if o == m.id {
+			delete(cg.owner, tp)
+		}
+	}
+}
+
+// subscribed resolves a member's subscription to the topics that exist.
+func (cg *consumerGroup) subscribed(m *consumerMember, img *metadata.Image) []*metadata.Topic {
+	var out []*metadata.Topic
+	seen := map[string]bool{}
+	for _, name := range m.topics {
+		if t := img.Topics[name]; t != nil && !seen[name] {
+			seen[name] = true
+			out = append(out, t)
+		}
+	}
+	if m.regex != "" {
+		re := cg.regexes[m.regex]
+		if re == nil {
+			re = regexp.MustCompile("^(?:" + m.regex + ")$") // validated
+			cg.regexes[m.regex] = re
+		}
+		for name, t := range img.Topics {
+			if !seen[name] && re.MatchString(name) {
+				seen[name] = true
+				out = append(out, t)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *metadata.Topic) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// refresh bumps the group epoch when the subscribed topics changed, and
+// recomputes the target assignment when the group epoch passed it.
+func (cg *consumerGroup) refresh(img *metadata.Image) {
+	subs := map[string][]*metadata.Topic{}
+	all := map[string]*metadata.Topic{}
+	for id, m := range cg.members {
+		subs[id] = cg.subscribed(m, img)
+		for _, t := range subs[id] {
+			all[t.Name] = t
+		}
+	}
+	names := make([]string, 0, len(all))
+	for n := range all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var sig strings.Builder
+	for _, n := range names {
+		t := all[n]
+		sig.WriteString(n)
+		sig.Write(t.ID[:])
+		sig.WriteString(strconv.Itoa(len(t.Partitions)))
+		sig.WriteByte(0)
+	}
+	if s := sig.String(); s != cg.signature {
+		cg.signature = s
+		cg.epoch++
+	}
+	// Drop regexes no member uses any more.
+	for re := range cg.regexes {
+		if !slices.ContainsFunc(mapValues(cg.members), func(m *consumerMember) bool { return m.regex == re }) {
+			delete(cg.regexes, re)
+		}
+	}
+	if cg.epoch <= cg.assignmentEpoch {
+		return
+	}
+	cg.assignor = cg.chooseAssignor()
+	in := make([]assignMember, 0, len(cg.members))
+	for id := range cg.members {
+		am := assignMember{id: id, prev: cg.target[id]}
+		for _, t := range subs[id] {
+			am.topics = append(am.topics, assignTopic{id: t.ID, name: t.Name, partitions: int32(len(t.Partitions))})
+		}
+		in = append(in, am)
+	}
+	slices.SortFunc(in, func(a, b assignMember) int { return strings.Compare(a.id, b.id) })
+	if cg.assignor == "range" {
+		cg.target = assignRange(in)
+	} else {
+		cg.target = assignUniform(in)
+	}
+	cg.assignmentEpoch = cg.epoch
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// chooseAssignor is the assignor most members ask for, else the default.
+func (cg *consumerGroup) chooseAssignor() string {
+	counts := map[string]int{}
+	for _, m := range cg.members {
+		if m.assignor != "" {
+			counts[m.assignor]++
+		}
+	}
+	best := cg.limits.Assignors[0]
+	for _, a := range cg.limits.Assignors {
+		if counts[a] > counts[best] {
+			best = a
+		}
+	}
+	return best
+}
+
+// reconcile moves a member one step towards its target assignment. owned
+// is what its heartbeat says it holds (nil: unchanged since the last).
+func (cg *consumerGroup) reconcile(m *consumerMember, owned Assignment, now time.Time) {
+	if m.state == memberUnrevoked {
+		if owned == nil || intersects(owned, m.revoking) {
+			return // still revoking
+		}
+		for id, ps := range m.revoking {
+			for _, p := range ps {
+				if cg.owner[topicPart{id, p}] == m.id {
+					delete(cg.owner, topicPart{id, p})
+				}
+			}
+		}
+		m.revoking, m.revokeBy = Assignment{}, time.Time{}
+		m.state = memberStable
+	}
+	if m.epoch == cg.assignmentEpoch && m.state == memberStable {
+		return
+	}
+	target := cg.target[m.id]
+	keep, revoke := Assignment{}, Assignment{}
+	for id, ps := range m.assigned {
+		for _, p := range ps {
+			if slices.Contains(target[id], p) {
+				keep[id] = append(keep[id], p)
+			} else {
+				revoke[id] = append(revoke[id], p)
+			}
+		}
+	}
+	if len(revoke) > 0 {
+		m.assigned, m.revoking = keep, revoke
+		m.state = memberUnrevoked
+		m.revokeBy = now.Add(max(m.rebalanceTimeout, time.Second))
+		return
+	}
+	if m.epoch != cg.assignmentEpoch {
+		m.prevEpoch, m.epoch = m.epoch, cg.assignmentEpoch
+	}
+	withheld := false
+	for id, ps := range target {
+		for _, p := range ps {
+			tp := topicPart{id, p}
+			switch o := cg.owner[tp]; o {
+			case m.id:
+			case "":
+				cg.owner[tp] = m.id
+				keep[id] = append(keep[id], p)
+			default:
+				withheld = true
+			}
+		}
+	}
+	for id := range keep {
+		slices.Sort(keep[id])
+	}
+	m.assigned = keep
+	m.state = memberStable
+	if withheld {
+		m.state = memberUnreleased
+	}
+}
+
+// deadline is the group's next session or revocation deadline.
+func (cg *consumerGroup) deadline() time.Time {
+	var d time.Time
+	for _, m := range cg.members {
+		for _, t := range []time.Time{m.expires, m.revokeBy} {
+			if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+				d = t
+			}
+		}
+	}
+	return d
+}
+
+// tick removes members whose session ended or who did not revoke in time;
+// it reports the ids removed.
+func (cg *consumerGroup) tick(now time.Time) []string {
+	var gone []string
+	for _, m := range mapValues(cg.members) {
+		if !now.Before(m.expires) || (!m.revokeBy.IsZero() && !now.Before(m.revokeBy)) {
+			cg.remove(m)
+			gone = append(gone, m.id)
+		}
+	}
+	return gone
+}
+
+// state is the group's state as Kafka names it for consumer groups.
+func (cg *consumerGroup) state() string {
+	switch {
+	case len(cg.members) == 0:
+		return "Empty"
+	case cg.epoch > cg.assignmentEpoch:
+		return "Assigning"
+	}
+	for _, m := range cg.members {
+		if m.epoch != cg.assignmentEpoch || m.state != memberStable {
+			return "Reconciling"
+		}
+	}
+	return "Stable"
+}
+
+// validateCommit checks an OffsetCommit (or TxnOffsetCommit) of a member
+// at epoch, as Kafka's ConsumerGroup.validateOffsetCommit.
+func (cg *consumerGroup) validateCommit(memberID string, epoch int32) error {
+	if epoch < 0 && len(cg.members) == 0 {
+		return nil
+	}
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return ErrUnknownMemberID
+	case epoch > m.epoch:
+		return ErrFencedMemberEpoch
+	case epoch < m.epoch:
+		return ErrStaleMemberEpoch
+	}
+	return nil
+}
+
+// validateFetch checks an OffsetFetch that names a member (v9+).
+func (cg *consumerGroup) validateFetch(memberID string, epoch int32) error {
+	if epoch < 0 {
+		return nil
+	}
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return ErrUnknownMemberID
+	case epoch != m.epoch:
+		return ErrStaleMemberEpoch
+	}
+	return nil
+}
+
+// subscribesTo reports whether any member's subscription names topic.
+func (cg *consumerGroup) subscribesTo(topic string) bool {
+	for _, m := range cg.members {
+		if slices.Contains(m.topics, topic) {
+			return true
+		}
+		if m.regex != "" {
+			if re := cg.regexes[m.regex]; re != nil && re.MatchString(topic) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func subset(a, b Assignment) bool {
+	for id, ps := range a {
+		for _, p := range ps {
+			if !slices.Contains(b[id], p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func intersects(a, b Assignment) bool {
+	for id, ps := range a {
+		for _, p := range ps {
+			if slices.Contains(b[id], p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sameAssignment(a, b Assignment) bool {
+	return subset(a, b) && subset(b, a)
+}
+
+func copyAssignment(a Assignment) Assignment {
+	out := make(Assignment, len(a))
+	for id, ps := range a {
+		if len(ps) > 0 {
+			out[id] = slices.Clone(ps)
+		}
+	}
+	return out
+}
+
+// SortedTopicIDs lists an assignment's topic ids in order, for a stable
+// answer.
+func (a Assignment) SortedTopicIDs() [][16]byte {
+	ids := make([][16]byte, 0, len(a))
+	for id := range a {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y [16]byte) int {
+		for i := range x {
+			if c := cmp.Compare(x[i], y[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	return ids
+}

@@ -1,0 +1,274 @@
+package group
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+)
+
+// testImage holds topics of the given partition counts, each with id
+// {i+1}.
+func testImage(topics ...string) *metadata.Image {
+	img := &metadata.Image{Topics: map[string]*metadata.Topic{}, TopicsByID: map[[16]byte]*metadata.Topic{}}
+	for i := 0; i < len(topics); i += 2 {
+		n := int(topics[i+1][0] - '0')
+		t := &metadata.Topic{Name: topics[i], ID: [16]byte{byte(i/2 + 1)}, Partitions: make([]metadata.Partition, n)}
+		img.Topics[t.Name], img.TopicsByID[t.ID] = t, t
+	}
+	return img
+}
+
+var tA = [16]byte{1}
+
+func consumerLimits() ConsumerLimits {
+	l := DefaultConsumerLimits()
+	l.SessionTimeout, l.HeartbeatInterval = 3*time.Second, 100*time.Millisecond
+	return l
+}
+
+func cjoin(id string, topics ...string) ConsumerHeartbeat {
+	return ConsumerHeartbeat{Version: 1, MemberID: id, RebalanceTimeout: 2 * time.Second, Topics: topics, Owned: Assignment{}}
+}
+
+// beat is a heartbeat at epoch reporting owned (nil: unchanged).
+func beat(id string, epoch int32, owned Assignment) ConsumerHeartbeat {
+	return ConsumerHeartbeat{Version: 1, MemberID: id, MemberEpoch: epoch, RebalanceTimeout: -1, Owned: owned}
+}
+
+func mustBeat(t *testing.T, cg *consumerGroup, h ConsumerHeartbeat, img *metadata.Image, now time.Time) ConsumerHeartbeatResult {
+	t.Helper()
+	if _, err := h.validate(cg.limits); err != nil {
+		t.Fatalf("validate %+v: %v", h, err)
+	}
+	r := cg.heartbeat(h, img, now)
+	if r.Err != nil {
+		t.Fatalf("heartbeat %s@%d: %v %s", h.MemberID, h.MemberEpoch, r.Err, r.Message)
+	}
+	return r
+}
+
+func count(a Assignment) int {
+	n := 0
+	for _, ps := range a {
+		n += len(ps)
+	}
+	return n
+}
+
+// TestConsumerGroupRevokesBeforeReassigning: a second member gets the
+// first one's partitions only after the first reports them revoked, and
+// no partition is ever held by both.
+func TestConsumerGroupRevokesBeforeReassigning(t *testing.T) {
+	img := testImage("a", "6")
+	cg := newConsumerGroup(consumerLimits())
+	ra := mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	if count(ra.Assignment) != 6 || ra.MemberEpoch != cg.epoch {
+		t.Fatalf("A joined with %v at epoch %d (group %d)", ra.Assignment, ra.MemberEpoch, cg.epoch)
+	}
+	epochA := ra.MemberEpoch
+	rb := mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	if count(rb.Assignment) != 0 || rb.MemberEpoch != cg.epoch || rb.MemberEpoch <= epochA {
+		t.Fatalf("B joined with %v at epoch %d: its partitions are A's until A revokes them", rb.Assignment, rb.MemberEpoch)
+	}
+	// A learns it must revoke three; its epoch stays.
+	ra = mustBeat(t, cg, beat("A", epochA, nil), img, t0)
+	if count(ra.Assignment) != 3 || ra.MemberEpoch != epochA {
+		t.Fatalf("A told %v at epoch %d, want 3 partitions at %d", ra.Assignment, ra.MemberEpoch, epochA)
+	}
+	kept := ra.Assignment
+	// B still gets nothing while A has not revoked.
+	if r := mustBeat(t, cg, beat("B", rb.MemberEpoch, Assignment{}), img, t0); count(r.Assignment) != 0 {
+		t.Fatalf("B got %v before A revoked", r.Assignment)
+	}
+	// A reports the revocation done and moves to the new epoch.
+	ra = mustBeat(t, cg, beat("A", epochA, kept), img, t0)
+	if ra.MemberEpoch != rb.MemberEpoch {
+		t.Fatalf("A at epoch %d after revoking, want %d", ra.MemberEpoch, rb.MemberEpoch)
+	}
+	rb = mustBeat(t, cg, beat("B", rb.MemberEpoch, Assignment{}), img, t0)
+	if count(rb.Assignment) != 3 || intersects(rb.Assignment, kept) {
+		t.Fatalf("B got %v, A kept %v", rb.Assignment, kept)
+	}
+	if cg.state() != "Stable" {
+		t.Fatalf("state %s, want Stable", cg.state())
+	}
+}
+
+// TestConsumerGroupEpochChecks: a heartbeat at a later epoch, or at an
+// older one holding partitions it no longer has, is fenced; the previous
+// epoch with a subset of the assignment is the lost-answer case and is
+// accepted. An unknown member is UNKNOWN_MEMBER_ID.
+func TestConsumerGroupEpochChecks(t *testing.T) {
+	img := testImage("a", "4")
+	cg := newConsumerGroup(consumerLimits())
+	ra := mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	e1 := ra.MemberEpoch
+	rb := mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	kept := mustBeat(t, cg, beat("A", e1, nil), img, t0).Assignment // told to revoke two
+	ra = mustBeat(t, cg, beat("A", e1, kept), img, t0)              // revoked: a new epoch
+	if ra.MemberEpoch != rb.MemberEpoch {
+		t.Fatalf("A at %d, want %d", ra.MemberEpoch, rb.MemberEpoch)
+	}
+	if r := cg.heartbeat(beat("A", ra.MemberEpoch+1, nil), img, t0); !errors.Is(r.Err, ErrFencedMemberEpoch) {
+		t.Fatalf("a later epoch: %v", r.Err)
+	}
+	if r := cg.heartbeat(beat("A", e1, Assignment{tA: {0, 1, 2, 3}}), img, t0); !errors.Is(r.Err, ErrFencedMemberEpoch) {
+		t.Fatalf("the previous epoch holding revoked partitions: %v", r.Err)
+	}
+	if r := cg.heartbeat(beat("A", e1, kept), img, t0); r.Err != nil || r.MemberEpoch != ra.MemberEpoch {
+		t.Fatalf("the previous epoch with the current partitions: %v at %d", r.Err, r.MemberEpoch)
+	}
+	if r := cg.heartbeat(beat("C", 3, nil), img, t0); !errors.Is(r.Err, ErrUnknownMemberID) {
+		t.Fatalf("an unknown member: %v", r.Err)
+	}
+	if err := cg.validateCommit("A", ra.MemberEpoch-1); !errors.Is(err, ErrStaleMemberEpoch) {
+		t.Fatalf("a commit at an old epoch: %v", err)
+	}
+	if err := cg.validateCommit("A", ra.MemberEpoch); err != nil {
+		t.Fatalf("a commit at the member's epoch: %v", err)
+	}
+}
+
+// TestConsumerGroupRevocationTimeout: a member that does not revoke within
+// its rebalance timeout is removed, and its partitions go to the other.
+func TestConsumerGroupRevocationTimeout(t *testing.T) {
+	img := testImage("a", "4")
+	cg := newConsumerGroup(consumerLimits())
+	ra := mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	rb := mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, t0) // told to revoke
+	if d := cg.deadline(); !d.Equal(t0.Add(2 * time.Second)) {
+		t.Fatalf("deadline %v, want the rebalance timeout", d)
+	}
+	if gone := cg.tick(t0.Add(2 * time.Second)); !slices.Equal(gone, []string{"A"}) {
+		t.Fatalf("removed %v", gone)
+	}
+	rb = mustBeat(t, cg, beat("B", rb.MemberEpoch, Assignment{}), img, t0.Add(2*time.Second))
+	if count(rb.Assignment) != 4 {
+		t.Fatalf("B has %v after A was removed", rb.Assignment)
+	}
+}
+
+// TestConsumerGroupSessionExpires: a member that stops heartbeating is
+// removed at its session timeout.
+func TestConsumerGroupSessionExpires(t *testing.T) {
+	img := testImage("a", "2")
+	cg := newConsumerGroup(consumerLimits())
+	mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	rb := mustBeat(t, cg, cjoin("B", "a"), img, t0.Add(time.Second))
+	if gone := cg.tick(t0.Add(3 * time.Second)); !slices.Equal(gone, []string{"A"}) {
+		t.Fatalf("expired %v, want A", gone)
+	}
+	rb = mustBeat(t, cg, beat("B", rb.MemberEpoch, Assignment{}), img, t0.Add(3*time.Second))
+	if count(rb.Assignment) != 2 {
+		t.Fatalf("B has %v", rb.Assignment)
+	}
+}
+
+// TestConsumerGroupStaticMember: a static member that leaves with epoch
+// -2 keeps its partitions; its replacement (same instance id, new member
+// id) takes them over at the same epoch. While it is active, another
+// member with its instance id is refused.
+func TestConsumerGroupStaticMember(t *testing.T) {
+	img := testImage("a", "2")
+	cg := newConsumerGroup(consumerLimits())
+	inst := "i1"
+	h := cjoin("A", "a")
+	h.InstanceID = &inst
+	ra := mustBeat(t, cg, h, img, t0)
+	h2 := cjoin("A2", "a")
+	h2.InstanceID = &inst
+	if r := cg.heartbeat(h2, img, t0); !errors.Is(r.Err, ErrUnreleasedInstanceID) {
+		t.Fatalf("a second member with the instance id: %v", r.Err)
+	}
+	leave := beat("A", StaticLeaveEpoch, nil)
+	leave.InstanceID = &inst
+	if r := mustBeat(t, cg, leave, img, t0); r.MemberEpoch != StaticLeaveEpoch {
+		t.Fatalf("leave answered epoch %d", r.MemberEpoch)
+	}
+	epoch := cg.epoch
+	r := mustBeat(t, cg, h2, img, t0.Add(time.Second))
+	if r.MemberEpoch != ra.MemberEpoch || !sameAssignment(r.Assignment, ra.Assignment) || cg.epoch != epoch {
+		t.Fatalf("replacement got %v at %d (group epoch %d -> %d), the member had %v at %d",
+			r.Assignment, r.MemberEpoch, epoch, cg.epoch, ra.Assignment, ra.MemberEpoch)
+	}
+}
+
+// TestConsumerGroupRegexFollowsNewTopics: a regex subscription takes a
+// matching topic created later (the group epoch moves with the image).
+func TestConsumerGroupRegexFollowsNewTopics(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	re := "logs-.*"
+	h := cjoin("A")
+	h.Topics, h.Regex = nil, &re
+	img := testImage("logs-a", "2", "other", "3")
+	ra := mustBeat(t, cg, h, img, t0)
+	if count(ra.Assignment) != 2 {
+		t.Fatalf("assigned %v", ra.Assignment)
+	}
+	img = testImage("logs-a", "2", "other", "3", "logs-b", "1")
+	ra = mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, t0)
+	if count(ra.Assignment) != 3 {
+		t.Fatalf("after logs-b: %v", ra.Assignment)
+	}
+}
+
+// TestConsumerHeartbeatValidation: Kafka's request checks.
+func TestConsumerHeartbeatValidation(t *testing.T) {
+	l := consumerLimits()
+	bad := "(("
+	unknown := "sticky"
+	for name, tc := range map[string]struct {
+		h    ConsumerHeartbeat
+		want error
+	}{
+		"join owning partitions": {ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Topics: []string{"a"}, Owned: Assignment{tA: {0}}}, ErrInvalidRequest},
+		"join without timeout":   {ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: -1, Topics: []string{"a"}, Owned: Assignment{}}, ErrInvalidRequest},
+		"join without topics":    {ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Owned: Assignment{}}, ErrInvalidRequest},
+		"v1 without member id":   {ConsumerHeartbeat{Version: 1, RebalanceTimeout: time.Second, Topics: []string{"a"}, Owned: Assignment{}}, ErrInvalidRequest},
+		"epoch below -2":         {ConsumerHeartbeat{Version: 1, MemberID: "m", MemberEpoch: -3}, ErrInvalidRequest},
+		"invalid regex":          {ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Regex: &bad, Owned: Assignment{}}, ErrInvalidRegex},
+		"unknown assignor":       {ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Topics: []string{"a"}, Owned: Assignment{}, Assignor: &unknown}, ErrUnsupportedAssignor},
+	} {
+		if _, err := tc.h.validate(l); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if _, err := (&ConsumerHeartbeat{Version: 0, RebalanceTimeout: time.Second, Topics: []string{"a"}, Owned: Assignment{}}).validate(l); err != nil {
+		t.Errorf("v0 join without a member id (the coordinator names it): %v", err)
+	}
+}
+
+// TestAssignUniformBalancedAndSticky: counts differ by at most one, and a
+// member joining moves only the partitions it needs.
+func TestAssignUniformBalancedAndSticky(t *testing.T) {
+	topic := []assignTopic{{id: tA, name: "a", partitions: 7}}
+	two := assignUniform([]assignMember{{id: "A", topics: topic}, {id: "B", topics: topic}})
+	if a, b := count(two["A"]), count(two["B"]); a+b != 7 || a-b > 1 || b-a > 1 {
+		t.Fatalf("two members: %v", two)
+	}
+	three := assignUniform([]assignMember{{id: "A", topics: topic, prev: two["A"]}, {id: "B", topics: topic, prev: two["B"]}, {id: "C", topics: topic}})
+	moved := 0
+	for _, id := range []string{"A", "B"} {
+		if !subset(three[id], two[id]) {
+			t.Fatalf("%s gained partitions it did not have: %v -> %v", id, two[id], three[id])
+		}
+		moved += count(two[id]) - count(three[id])
+	}
+	if c := count(three["C"]); c != moved || c < 2 || c > 3 {
+		t.Fatalf("C got %d partitions, %d moved: %v", c, moved, three)
+	}
+}
+
+// TestAssignRangeContiguous: each topic splits into ranges, the first
+// members by id one longer.
+func TestAssignRangeContiguous(t *testing.T) {
+	topic := []assignTopic{{id: tA, name: "a", partitions: 5}}
+	got := assignRange([]assignMember{{id: "A", topics: topic}, {id: "B", topics: topic}})
+	if !slices.Equal(got["A"][tA], []int32{0, 1, 2}) || !slices.Equal(got["B"][tA], []int32{3, 4}) {
+		t.Fatalf("range: %v", got)
+	}
+}

@@ -1,0 +1,113 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
+)
+
+// ConsumerHeartbeat handles a ConsumerGroupHeartbeat (KIP-848): it joins,
+// heartbeats for or removes a member of a consumer group, and answers its
+// epoch and, when it changed, its assignment.
+func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h ConsumerHeartbeat) ConsumerHeartbeatResult {
+	res := ConsumerHeartbeatResult{MemberID: h.MemberID, MemberEpoch: h.MemberEpoch}
+	if c.cfg.Consumer.Disabled {
+		res.Err, res.Message = ErrUnsupportedVersion, "The consumer group protocol is disabled (group.coordinator.rebalance.protocols)."
+		return res
+	}
+	if id == "" {
+		res.Err, res.Message = ErrInvalidRequest, "GroupId can't be empty."
+		return res
+	}
+	if msg, err := h.validate(c.cfg.Consumer); err != nil {
+		res.Err, res.Message = err, msg
+		return res
+	}
+	err := c.with(ctx, id, h.MemberEpoch == 0, func(g *group, now time.Time) {
+		st := g.st
+		if st.cg == nil {
+			switch {
+			case st.state != Empty:
+				res.Err, res.Message = ErrGroupIDNotFound, "Group "+id+" is not a consumer group."
+				return
+			case h.MemberEpoch != 0:
+				res.Err, res.Message = ErrGroupIDNotFound, "Consumer group "+id+" not found."
+				return
+			}
+			st.cg = newConsumerGroup(c.cfg.Consumer)
+		}
+		res = st.cg.heartbeat(h, imageOrEmpty(c.cfg.Image()), now)
+		if len(st.cg.members) == 0 {
+			st.cg = nil // no consumer-protocol member left: an empty group
+		}
+	})
+	if err != nil {
+		if errors.Is(err, ErrGroupIDNotFound) {
+			return ConsumerHeartbeatResult{Err: err, Message: "Consumer group " + id + " not found.", MemberID: h.MemberID, MemberEpoch: h.MemberEpoch}
+		}
+		return ConsumerHeartbeatResult{Err: err, MemberID: h.MemberID, MemberEpoch: h.MemberEpoch}
+	}
+	return res
+}
+
+// ConsumerMemberDescription describes one member of a consumer group.
+type ConsumerMemberDescription struct {
+	MemberID, InstanceID, RackID, ClientID, ClientHost string
+	MemberEpoch                                        int32
+	Topics                                             []string
+	Regex                                              string
+	Assignment, Target                                 Assignment
+}
+
+// ConsumerDescription describes a consumer group (ConsumerGroupDescribe).
+type ConsumerDescription struct {
+	State                  string
+	Epoch, AssignmentEpoch int32
+	Assignor               string
+	Members                []ConsumerMemberDescription
+}
+
+// ConsumerDescribe describes a consumer group: ErrGroupIDNotFound when the
+// group does not exist or is a classic group with members.
+func (c *Coordinator) ConsumerDescribe(ctx context.Context, id string) (ConsumerDescription, error) {
+	var d ConsumerDescription
+	var gerr error
+	err := c.with(ctx, id, false, func(g *group, now time.Time) {
+		cg := g.st.cg
+		if cg == nil {
+			if g.st.state != Empty {
+				gerr = ErrNotConsumerGroup
+			}
+			d.State = "Empty"
+			return
+		}
+		d = ConsumerDescription{State: cg.state(), Epoch: cg.epoch, AssignmentEpoch: cg.assignmentEpoch, Assignor: cg.assignor}
+		for _, m := range sortedConsumerMembers(cg) {
+			d.Members = append(d.Members, ConsumerMemberDescription{MemberID: m.id, InstanceID: m.instanceID, RackID: m.rack,
+				ClientID: m.clientID, ClientHost: m.clientHost, MemberEpoch: m.epoch, Topics: m.topics, Regex: m.regex,
+				Assignment: copyAssignment(m.assigned), Target: copyAssignment(cg.target[m.id])})
+		}
+	})
+	if err != nil {
+		return d, err
+	}
+	return d, gerr
+}
+
+func sortedConsumerMembers(cg *consumerGroup) []*consumerMember {
+	ms := mapValues(cg.members)
+	slices.SortFunc(ms, func(a, b *consumerMember) int { return strings.Compare(a.id, b.id) })
+	return ms
+}
+
+// imageOrEmpty keeps a nil image from the callers of Image.
+func imageOrEmpty(img *metadata.Image) *metadata.Image {
+	if img == nil {
+		return &metadata.Image{Topics: map[string]*metadata.Topic{}, TopicsByID: map[[16]byte]*metadata.Topic{}}
+	}
+	return img
+}
