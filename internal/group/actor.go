@@ -1,10 +1,12 @@
 package group
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/statelog"
@@ -41,6 +43,9 @@ type group struct {
 	// partition (at a load, the log end): a read of its offsets is
 	// answered once that is committed.
 	written int64
+	// cgWritten is the consumer group's records as last written (or
+	// replayed), by key: a change writes only what differs from it.
+	cgWritten map[string][]byte
 }
 
 func newGroup(c *Coordinator, id string, partition int32, l statelog.Log, now time.Time) *group {
@@ -81,6 +86,9 @@ func (g *group) run() {
 				}
 				before := g.memberIDs()
 				g.exec(g.st.tick(g.c.now()))
+				if _, err := g.persistConsumer(); err != nil {
+					g.c.logger.Warn("persist consumer group failed", "group", g.id, "err", err)
+				}
 				if len(before) > len(g.st.members) && g.c.logger.Enabled(context.Background(), slog.LevelDebug) {
 					var gone []string
 					for _, id := range before {
@@ -106,6 +114,38 @@ func (g *group) run() {
 			}
 		}
 	})
+}
+
+// persistConsumer appends the records that bring the log to the consumer
+// group's state (changed values, tombstones for what is gone) and returns
+// the offset after them, 0 when nothing changed. The caller that answers a
+// client waits for that offset to be committed first.
+func (g *group) persistConsumer() (int64, error) {
+	want := map[string][]byte{}
+	if g.st.cg != nil {
+		want = g.st.cg.records(g.id)
+	}
+	var kvs []statelog.KeyValue
+	for k, v := range want {
+		if old, ok := g.cgWritten[k]; !ok || !bytes.Equal(old, v) {
+			kvs = append(kvs, statelog.KeyValue{Key: []byte(k), Value: v})
+		}
+	}
+	for k := range g.cgWritten {
+		if _, ok := want[k]; !ok {
+			kvs = append(kvs, statelog.KeyValue{Key: []byte(k)})
+		}
+	}
+	if len(kvs) == 0 {
+		return 0, nil
+	}
+	slices.SortFunc(kvs, func(a, b statelog.KeyValue) int { return bytes.Compare(a.Key, b.Key) })
+	next, err := g.c.appendRecords(g, kvs...)
+	if err != nil {
+		return 0, err
+	}
+	g.cgWritten = want
+	return next, nil
 }
 
 // memberIDs lists the group's members, for the log of who expired.

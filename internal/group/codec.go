@@ -104,6 +104,8 @@ type decoded struct {
 	tp       TopicPartition
 	offset   *Offset                  // nil: tombstone
 	meta     *kmsg.GroupMetadataValue // nil: tombstone
+	// cg: a consumer group (KIP-848) record.
+	cg *cgRecord
 }
 
 // decodeRecord decodes a key and value (nil value: tombstone). kmsg's
@@ -169,8 +171,14 @@ func decodeRecord(key, value []byte) (decoded, error) {
 			d.meta = &v
 		}
 		return d, nil
+	case cgMetadataKey, cgPartitionMetaKey, cgMemberKey, cgTargetMetaKey, cgTargetMemberKey, cgCurrentMemberKey:
+		rec, err := decodeConsumerRecord(version, key, value)
+		if err != nil {
+			return decoded{}, err
+		}
+		return decoded{group: rec.group, cg: &rec}, nil
 	default:
-		// Newer record kinds (KIP-848 consumer groups) are not ours.
+		// Other record kinds (share and streams groups) are not ours.
 		return decoded{}, nil
 	}
 }

@@ -24,9 +24,10 @@ package group
 //     its assignment until its session ends; a member joining with the
 //     same instance id takes it over, epoch and partitions.
 //
-// Not persisted: membership and assignments live in memory only, so a
-// coordinator that moves forgets them; members then get UNKNOWN_MEMBER_ID
-// and rejoin (committed offsets are persisted as for classic groups).
+// Every change is written to __consumer_offsets in Kafka's record formats
+// (consumercodec.go) and a heartbeat is answered once it is committed, so
+// the coordinator that loads the partition next has the members, their
+// epochs and assignments, and the members carry on without rejoining.
 
 import (
 	"cmp"
@@ -35,7 +36,6 @@ import (
 	"errors"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -154,9 +154,9 @@ type consumerGroup struct {
 	target          map[string]Assignment
 	owner           map[topicPart]string // partition -> member holding it (assigned or revoking)
 	assignor        string
-	// signature is the subscribed topics' ids and partition counts when
-	// the group epoch was last compared, so a new partition bumps it.
-	signature string
+	// subTopics are the subscribed topics (sorted by name) when the group
+	// epoch was last compared: a new partition or topic bumps it.
+	subTopics []cgTopicMeta
 	regexes   map[string]*regexp.Regexp
 }
 
@@ -376,7 +376,12 @@ func (cg *consumerGroup) subscribed(m *consumerMember, img *metadata.Image) []*m
 	if m.regex != "" {
 		re := cg.regexes[m.regex]
 		if re == nil {
-			re = regexp.MustCompile("^(?:" + m.regex + ")$") // validated
+			// Validated when it came in; one read back from a damaged
+			// log matches nothing rather than failing the group.
+			var err error
+			if re, err = regexp.Compile("^(?:" + m.regex + ")$"); err != nil {
+				re = regexp.MustCompile(`[^\s\S]`) // matches nothing
+			}
 			cg.regexes[m.regex] = re
 		}
 		for name, t := range img.Topics {
@@ -401,21 +406,13 @@ func (cg *consumerGroup) refresh(img *metadata.Image) {
 			all[t.Name] = t
 		}
 	}
-	names := make([]string, 0, len(all))
-	for n := range all {
-		names = append(names, n)
+	ts := make([]cgTopicMeta, 0, len(all))
+	for _, t := range all {
+		ts = append(ts, cgTopicMeta{id: t.ID, name: t.Name, partitions: int32(len(t.Partitions))})
 	}
-	sort.Strings(names)
-	var sig strings.Builder
-	for _, n := range names {
-		t := all[n]
-		sig.WriteString(n)
-		sig.Write(t.ID[:])
-		sig.WriteString(strconv.Itoa(len(t.Partitions)))
-		sig.WriteByte(0)
-	}
-	if s := sig.String(); s != cg.signature {
-		cg.signature = s
+	slices.SortFunc(ts, func(a, b cgTopicMeta) int { return strings.Compare(a.name, b.name) })
+	if !slices.Equal(ts, cg.subTopics) {
+		cg.subTopics = ts
 		cg.epoch++
 	}
 	// Drop regexes no member uses any more.
@@ -577,28 +574,25 @@ func (cg *consumerGroup) state() string {
 }
 
 // validateCommit checks an OffsetCommit (or TxnOffsetCommit) of a member
-// at epoch, as Kafka's ConsumerGroup.validateOffsetCommit.
+// at epoch, as Kafka's ConsumerGroup.validateOffsetCommit: without an
+// epoch only while the group has no member, else the member's epoch.
 func (cg *consumerGroup) validateCommit(memberID string, epoch int32) error {
 	if epoch < 0 && len(cg.members) == 0 {
 		return nil
 	}
-	m := cg.members[memberID]
-	switch {
-	case m == nil:
-		return ErrUnknownMemberID
-	case epoch > m.epoch:
-		return ErrFencedMemberEpoch
-	case epoch < m.epoch:
-		return ErrStaleMemberEpoch
-	}
-	return nil
+	return cg.checkEpoch(memberID, epoch)
 }
 
-// validateFetch checks an OffsetFetch that names a member (v9+).
+// validateFetch checks an OffsetFetch (v9+ names the member), as Kafka's
+// validateOffsetFetch: one without member and epoch is always served.
 func (cg *consumerGroup) validateFetch(memberID string, epoch int32) error {
-	if epoch < 0 {
+	if memberID == "" && epoch < 0 {
 		return nil
 	}
+	return cg.checkEpoch(memberID, epoch)
+}
+
+func (cg *consumerGroup) checkEpoch(memberID string, epoch int32) error {
 	m := cg.members[memberID]
 	switch {
 	case m == nil:

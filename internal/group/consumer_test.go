@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/statelog"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // testImage holds topics of the given partition counts, each with id
@@ -270,5 +272,118 @@ func TestAssignRangeContiguous(t *testing.T) {
 	got := assignRange([]assignMember{{id: "A", topics: topic}, {id: "B", topics: topic}})
 	if !slices.Equal(got["A"][tA], []int32{0, 1, 2}) || !slices.Equal(got["B"][tA], []int32{3, 4}) {
 		t.Fatalf("range: %v", got)
+	}
+}
+
+// TestConsumerGroupSurvivesCoordinatorMove: the consumer group's records
+// in __consumer_offsets (Kafka's formats) bring it back on the next
+// coordinator: members, epochs, targets and assignments, a revocation in
+// progress included. A member carries on at its epoch there, and the
+// partition it was revoking is still withheld from the other until it
+// reports the revocation; a member that left is gone.
+func TestConsumerGroupSurvivesCoordinatorMove(t *testing.T) {
+	img := testImage("a", "4")
+	mem := statelog.NewMemory(1)
+	newCoord := func(l statelog.Log) *Coordinator {
+		c := New(Config{NumPartitions: 1, Log: (&leadership{l: l}).log, Consumer: consumerLimits(),
+			Image: func() *metadata.Image { return img }, PartitionCount: func(string) int32 { return 4 }})
+		t.Cleanup(c.Close)
+		c.Start()
+		return c
+	}
+	c1 := newCoord(mem)
+	hb := func(c *Coordinator, h ConsumerHeartbeat) ConsumerHeartbeatResult {
+		t.Helper()
+		var r ConsumerHeartbeatResult
+		testkit.Eventually(t, 10*time.Second, "a heartbeat answered", func() error {
+			r = c.ConsumerHeartbeat(testCtx(t), "g", h)
+			if errors.Is(r.Err, ErrCoordinatorLoading) || errors.Is(r.Err, ErrNotCoordinator) {
+				return r.Err
+			}
+			return nil
+		})
+		if r.Err != nil {
+			t.Fatalf("heartbeat %s@%d: %v %s", h.MemberID, h.MemberEpoch, r.Err, r.Message)
+		}
+		return r
+	}
+	ra := hb(c1, cjoin("A", "a"))
+	rb := hb(c1, cjoin("B", "a"))
+	rc := hb(c1, cjoin("C", "a"))
+	hb(c1, beat("C", LeaveEpoch, nil))
+	told := hb(c1, beat("A", ra.MemberEpoch, nil)) // A must revoke two for B
+	if count(told.Assignment) != 2 {
+		t.Fatalf("A told %v", told.Assignment)
+	}
+	before, err := c1.ConsumerDescribe(testCtx(t), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mem.Depose()
+	c2 := newCoord(mem.Reopen(2))
+	var after ConsumerDescription
+	testkit.Eventually(t, 10*time.Second, "the group loaded", func() error {
+		after, err = c2.ConsumerDescribe(testCtx(t), "g")
+		return err
+	})
+	if after.Epoch != before.Epoch || after.AssignmentEpoch != before.AssignmentEpoch || len(after.Members) != 2 {
+		t.Fatalf("loaded %+v, was %+v", after, before)
+	}
+	for i, m := range after.Members {
+		b := before.Members[i]
+		if m.MemberID != b.MemberID || m.MemberEpoch != b.MemberEpoch || !sameAssignment(m.Assignment, b.Assignment) || !sameAssignment(m.Target, b.Target) {
+			t.Fatalf("member %d loaded as %+v, was %+v", i, m, b)
+		}
+	}
+	// B gets nothing until A, still revoking on the new coordinator,
+	// reports it.
+	if r := hb(c2, beat("B", rb.MemberEpoch, Assignment{})); count(r.Assignment) != 0 {
+		t.Fatalf("B got %v while A was revoking", r.Assignment)
+	}
+	ra = hb(c2, beat("A", ra.MemberEpoch, told.Assignment))
+	if ra.MemberEpoch != after.AssignmentEpoch {
+		t.Fatalf("A at %d after revoking, want %d", ra.MemberEpoch, after.AssignmentEpoch)
+	}
+	if r := hb(c2, beat("B", after.AssignmentEpoch, Assignment{})); count(r.Assignment) != 2 || intersects(r.Assignment, told.Assignment) {
+		t.Fatalf("B got %v, A kept %v", r.Assignment, told.Assignment)
+	}
+	if r := c2.ConsumerHeartbeat(testCtx(t), "g", beat("C", rc.MemberEpoch, nil)); !errors.Is(r.Err, ErrUnknownMemberID) {
+		t.Fatalf("C, which left: %v", r.Err)
+	}
+}
+
+// TestConsumerRecordsRoundTrip: every record kind decodes to what was
+// encoded, and a truncated value is corrupt, not a panic.
+func TestConsumerRecordsRoundTrip(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	img := testImage("a", "3")
+	re := "x.*"
+	h := cjoin("A", "a")
+	h.Regex = &re
+	inst, rack := "i", "r"
+	h.InstanceID, h.RackID = &inst, &rack
+	mustBeat(t, cg, h, img, t0)
+	acc := newCgAcc()
+	for k, v := range cg.records("g") {
+		key := []byte(k)
+		version := int16(key[0])<<8 | int16(key[1])
+		r, err := decodeConsumerRecord(version, key, v)
+		if err != nil {
+			t.Fatalf("kind %d: %v", version, err)
+		}
+		acc.apply(r, key, v)
+		for n := 2; n < len(v); n++ {
+			if _, err := decodeConsumerRecord(version, key, v[:n]); err == nil && version != cgPartitionMetaKey {
+				t.Fatalf("kind %d truncated to %d bytes decoded", version, n)
+			}
+		}
+	}
+	back := acc.build(consumerLimits(), t0)
+	m, b := cg.members["A"], back.members["A"]
+	if b == nil || b.instanceID != inst || b.rack != rack || b.regex != re || !slices.Equal(b.topics, m.topics) ||
+		b.epoch != m.epoch || !sameAssignment(b.assigned, m.assigned) || back.epoch != cg.epoch ||
+		!slices.Equal(back.subTopics, cg.subTopics) || back.static[inst] != "A" {
+		t.Fatalf("decoded %+v, encoded %+v", b, m)
 	}
 }

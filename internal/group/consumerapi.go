@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
 // ConsumerHeartbeat handles a ConsumerGroupHeartbeat (KIP-848): it joins,
@@ -27,6 +28,8 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h Consum
 		res.Err, res.Message = err, msg
 		return res
 	}
+	var next int64
+	var log statelog.Log
 	err := c.with(ctx, id, h.MemberEpoch == 0, func(g *group, now time.Time) {
 		st := g.st
 		if st.cg == nil {
@@ -44,7 +47,18 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h Consum
 		if len(st.cg.members) == 0 {
 			st.cg = nil // no consumer-protocol member left: an empty group
 		}
+		// Answered only once what it changed is committed, as Kafka's
+		// coordinator does.
+		n, err := g.persistConsumer()
+		if err != nil {
+			res = ConsumerHeartbeatResult{Err: err, MemberID: h.MemberID, MemberEpoch: h.MemberEpoch}
+			return
+		}
+		next, log = n, g.log
 	})
+	if err == nil && next > 0 {
+		err = c.waitCommitted(ctx, log, next)
+	}
 	if err != nil {
 		if errors.Is(err, ErrGroupIDNotFound) {
 			return ConsumerHeartbeatResult{Err: err, Message: "Consumer group " + id + " not found.", MemberID: h.MemberID, MemberEpoch: h.MemberEpoch}

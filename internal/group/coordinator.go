@@ -264,6 +264,7 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 		meta    *kmsg.GroupMetadataValue
 		offsets map[TopicPartition]Offset
 		pending map[int64]map[TopicPartition]Offset
+		cg      *cgAcc
 	}
 	accs := map[string]*acc{}
 	get := func(id string) *acc {
@@ -285,7 +286,8 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 			delete(open, r.ProducerID)
 			return nil
 		}
-		d, err := decodeRecord(bytes.Clone(r.Key), bytes.Clone(r.Value))
+		key, value := bytes.Clone(r.Key), bytes.Clone(r.Value)
+		d, err := decodeRecord(key, value)
 		if err != nil {
 			c.logger.Warn("skipping corrupt record", "partition", p, "err", err)
 			return nil
@@ -295,6 +297,11 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 		}
 		a := get(d.group)
 		switch {
+		case d.cg != nil:
+			if a.cg == nil {
+				a.cg = newCgAcc()
+			}
+			a.cg.apply(*d.cg, key, value)
 		case d.isOffset && d.offset != nil:
 			o := *d.offset
 			o.record = r.Offset
@@ -321,7 +328,7 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 	now := c.now()
 	var out []*group
 	for id, a := range accs {
-		if a.meta == nil && len(a.offsets) == 0 && len(a.pending) == 0 {
+		if a.meta == nil && len(a.offsets) == 0 && len(a.pending) == 0 && (a.cg == nil || len(a.cg.raw) == 0) {
 			continue
 		}
 		g := newGroup(c, id, p, l, now)
@@ -359,6 +366,12 @@ func (c *Coordinator) replay(p int32, l statelog.Log) ([]*group, error) {
 			}
 			if len(st.members) > 0 {
 				st.state = Stable
+			}
+		}
+		if a.cg != nil {
+			g.cgWritten = a.cg.raw
+			if len(g.st.members) == 0 {
+				g.st.cg = a.cg.build(c.cfg.Consumer, now)
 			}
 		}
 		out = append(out, g)
@@ -709,10 +722,7 @@ func (c *Coordinator) FetchOffsetsAs(ctx context.Context, id, memberID string, e
 		}
 	})
 	if errors.Is(err, ErrGroupIDNotFound) {
-		if epoch >= 0 {
-			return nil, nil, ErrUnknownMemberID
-		}
-		return out, unstable, nil
+		return out, unstable, nil // as Kafka: no group, no offsets
 	}
 	if err == nil && merr != nil {
 		err = merr

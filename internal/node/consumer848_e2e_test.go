@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/node"
 	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
@@ -103,5 +105,86 @@ func TestE2EConsumerGroupProtocol(t *testing.T) {
 				t.Fatalf("committed offsets sum to %d, want 900", sum)
 			}
 		})
+	}
+}
+
+// TestClusterConsumerGroupCoordinatorFailover (KIP-848): two server-side
+// balanced members consume on a 3-node cluster and the node coordinating
+// their group stops. The new coordinator loads the group from
+// __consumer_offsets: the same two members, at their epochs, carry on
+// without rejoining, and every record produced before and after is
+// consumed exactly once.
+func TestClusterConsumerGroupCoordinatorFailover(t *testing.T) {
+	props := map[string]string{}
+	for k, v := range coordFailoverProps {
+		props[k] = v
+	}
+	for k, v := range consumerProps {
+		props[k] = v
+	}
+	c := startCluster(t, props)
+	const topic, groupID = "kip848-failover", "g-kip848-failover"
+	createReplicated(t, c, topic, 6, map[string]*string{"min.insync.replicas": strp("2")})
+	prod, err := kgo.NewClient(kgo.SeedBrokers(seeds(c.nodes)...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("v%05d", i))})
+		}
+		if err := prod.ProduceSync(testCtx(t, 30*time.Second), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	s := &seen{counts: map[string]int{}}
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds(c.nodes)...), kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer()}
+	startMember(t, c.nodes[0], s, groupID, topic, opts...)
+	startMember(t, c.nodes[0], s, groupID, topic, opts...)
+	produce(0, 200)
+	s.waitFor(t, 200, 30*time.Second)
+
+	members := func(n *node.Node) []string {
+		t.Helper()
+		var ids []string
+		testkit.Eventually(t, 30*time.Second, "the group stable with two members", func() error {
+			req := kmsg.NewPtrConsumerGroupDescribeRequest()
+			req.Groups = []string{groupID}
+			resp, err := req.RequestWith(testCtx(t, 5*time.Second), newClient(t, n))
+			if err != nil {
+				return err
+			}
+			g := resp.Groups[0]
+			if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 {
+				return fmt.Errorf("code %d, state %s, %d members", g.ErrorCode, g.State, len(g.Members))
+			}
+			ids = nil
+			for _, m := range g.Members {
+				ids = append(ids, m.MemberID)
+			}
+			return nil
+		})
+		return ids
+	}
+	before := members(c.nodes[0])
+
+	old := coordinatorOf(t, c.nodes[0], groupID, 0)
+	rest := stopNode(t, c, old)
+	movedCoordinator(t, rest, groupID, 0, old)
+	produce(200, 400)
+	s.waitFor(t, 400, 60*time.Second)
+	if after := members(rest[0]); !slices.Equal(after, before) {
+		t.Fatalf("members %v after the failover, %v before: they rejoined", after, before)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v, k := range s.counts {
+		if k != 1 {
+			t.Errorf("record %s consumed %d times", v, k)
+		}
 	}
 }
