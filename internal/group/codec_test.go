@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/gregor-dev/gregor/internal/metadata"
 )
 
 // FuzzDecodeGroupRecord feeds arbitrary __consumer_offsets keys and values
@@ -27,6 +29,16 @@ func FuzzDecodeGroupRecord(f *testing.F) {
 		{[]byte{0, 2, 0x7f, 0xff}, nil},      // length past the end
 		{[]byte{0}, nil},                     // shorter than a version
 	}
+	// A consumer group's records (KIP-848), every kind.
+	cg := newConsumerGroup(DefaultConsumerLimits())
+	inst, re := "i-1", "t.*"
+	h := ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Topics: []string{"t"}, Regex: &re,
+		InstanceID: &inst, Owned: Assignment{}}
+	cg.heartbeat(h, &metadata.Image{Topics: map[string]*metadata.Topic{"t": {Name: "t", ID: [16]byte{1},
+		Partitions: make([]metadata.Partition, 2)}}}, time.UnixMilli(1234))
+	for k, v := range cg.records("g") {
+		seeds = append(seeds, struct{ key, value []byte }{[]byte(k), v}, struct{ key, value []byte }{[]byte(k), nil})
+	}
 	for _, s := range seeds {
 		f.Add(s.key, s.value)
 	}
@@ -48,6 +60,12 @@ func FuzzDecodeGroupRecord(f *testing.F) {
 			if d.meta.Version < 0 {
 				t.Fatalf("negative group value version %d", d.meta.Version)
 			}
+		case d.cg != nil:
+			// Whatever a record holds, loading it builds a group.
+			acc := newCgAcc()
+			acc.apply(*d.cg, key, value)
+			acc.members["m"] = &cgMemberMeta{}
+			acc.build(DefaultConsumerLimits(), time.Now())
 		}
 	})
 }
