@@ -217,6 +217,14 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 		for _, g := range r.Groups {
 			groupCheck(opDescribe, g)
 		}
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		// Its subscribed topics are checked by the heartbeat itself:
+		// their refusal is the response's top-level error.
+		groupCheck(opRead, r.Group)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		for _, g := range r.Groups {
+			groupCheck(opDescribe, g)
+		}
 	case *kmsg.ListGroupsRequest:
 		// Filtered instead.
 	case *kmsg.CreateTopicsRequest:

@@ -2,15 +2,18 @@ package broker
 
 // KIP-848 consumer groups: ConsumerGroupHeartbeat (key 68) v0-1 and
 // ConsumerGroupDescribe (69) v0-1. The coordinator (internal/group,
-// consumer.go) assigns partitions itself; a heartbeat answers at once.
-// Partitions travel by topic id: owned partitions of topics this broker
-// does not know are dropped from a heartbeat, as the group cannot hold
-// them.
+// consumer.go) assigns partitions itself; a heartbeat is answered once
+// what it changed is committed. Partitions travel by topic id. With an
+// authorizer, a heartbeat needs READ on the group and DESCRIBE on every
+// topic it names (TOPIC_AUTHORIZATION_FAILED otherwise, as Kafka); topics
+// a regex matches are not filtered by the member's ACLs.
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/group"
@@ -39,8 +42,22 @@ func handleConsumerGroupHeartbeat(b *Broker, ctx context.Context, sreq *server.R
 		}
 	}
 	id := req.Group
+	var denied []string
+	if b.authz != nil {
+		acc := b.accessOf(sreq)
+		for _, t := range req.SubscribedTopicNames {
+			if !acc.may(opDescribe, rtTopic, t) {
+				denied = append(denied, t)
+			}
+		}
+	}
 	return func(ctx context.Context) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		if len(denied) > 0 {
+			resp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.ErrorMessage = strPtr("Topic authorization failed for topics " + strings.Join(denied, ", "))
+			return resp
+		}
 		res := b.groups.ConsumerHeartbeat(ctx, id, h)
 		resp.ErrorCode = b.groupCode(res.Err)
 		if res.Message != "" {

@@ -448,8 +448,8 @@ func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) 
 		}
 		if d.Consumer {
 			// A KIP-848 group is described by ConsumerGroupDescribe;
-			// Kafka answers DescribeGroups for it GROUP_ID_NOT_FOUND.
-			g.ErrorCode, g.State = kerr.GroupIDNotFound.Code, "Dead"
+			// below v6 (all we serve) Kafka answers it Dead, no error.
+			g.State = "Dead"
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}

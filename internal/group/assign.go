@@ -88,8 +88,11 @@ func assignUniform(members []assignMember) map[string]Assignment {
 		}
 	}
 	// The rest go to the least loaded eligible member (ties: the first
-	// by id), never past the balance the sticky pass left room for.
-	for _, t := range topics {
+	// by id), the topics fewest members subscribe to first, so that with
+	// mixed subscriptions a member able to take any topic takes the rest.
+	byConstraint := slices.Clone(topics)
+	slices.SortStableFunc(byConstraint, func(a, b assignTopic) int { return len(eligible[a.id]) - len(eligible[b.id]) })
+	for _, t := range byConstraint {
 		for p := range t.partitions {
 			tp := topicPart{t.id, p}
 			if taken[tp] {

@@ -157,12 +157,18 @@ type consumerGroup struct {
 	// subTopics are the subscribed topics (sorted by name) when the group
 	// epoch was last compared: a new partition or topic bumps it.
 	subTopics []cgTopicMeta
-	regexes   map[string]*regexp.Regexp
+	// subs are the members' resolved subscriptions, and matches each
+	// regex's topics, as of seenImage; subsDirty: a member or a
+	// subscription changed since.
+	subs      map[string][]*metadata.Topic
+	matches   map[string][]*metadata.Topic
+	seenImage *metadata.Image
+	subsDirty bool
 }
 
 func newConsumerGroup(limits ConsumerLimits) *consumerGroup {
 	return &consumerGroup{limits: limits, members: map[string]*consumerMember{}, static: map[string]string{},
-		target: map[string]Assignment{}, owner: map[topicPart]string{}, regexes: map[string]*regexp.Regexp{}}
+		target: map[string]Assignment{}, owner: map[topicPart]string{}}
 }
 
 // newMemberUUID is a member id for a v0 join (the coordinator names it).
@@ -198,7 +204,9 @@ func (h *ConsumerHeartbeat) validate(limits ConsumerLimits) (string, error) {
 		}
 	}
 	if h.Regex != nil && *h.Regex != "" {
-		if _, err := regexp.Compile("^(?:" + *h.Regex + ")$"); err != nil {
+		// The expression alone first: wrapped, one like "a)|(.*" would
+		// be valid and match everything.
+		if _, err := regexp.Compile(*h.Regex); err != nil {
 			return "SubscribedTopicRegex is invalid: " + err.Error(), ErrInvalidRegex
 		}
 	}
@@ -216,16 +224,22 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 		return res
 	}
 	if h.MemberEpoch == LeaveEpoch || h.MemberEpoch == StaticLeaveEpoch {
-		m := cg.members[h.MemberID]
-		if m == nil && h.InstanceID != nil {
-			m = cg.members[cg.static[*h.InstanceID]]
-		}
-		if m == nil {
-			return fail(ErrUnknownMemberID, "")
+		m, err := cg.member(h)
+		if err != nil {
+			return fail(err, "")
 		}
 		if h.MemberEpoch == StaticLeaveEpoch && m.instanceID != "" {
-			// Kept, partitions and all, until its session ends or
-			// another member takes its instance id.
+			// Kept, with what it is assigned, until its session ends
+			// or another member takes its instance id. What it was
+			// revoking is free now, as in Kafka.
+			for id, ps := range m.revoking {
+				for _, p := range ps {
+					if cg.owner[topicPart{id, p}] == m.id {
+						delete(cg.owner, topicPart{id, p})
+					}
+				}
+			}
+			m.revoking, m.revokeBy, m.state = Assignment{}, time.Time{}, memberStable
 			m.departed = true
 			m.expires = now.Add(cg.limits.SessionTimeout)
 		} else {
@@ -274,9 +288,9 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 			bumped = true
 		}
 	} else {
-		m = cg.members[h.MemberID]
-		if m == nil {
-			return fail(ErrUnknownMemberID, "Member "+h.MemberID+" is not a member of the group.")
+		var err error
+		if m, err = cg.member(h); err != nil {
+			return fail(err, "Member "+h.MemberID+" is not a member of the group.")
 		}
 		if h.MemberEpoch != m.epoch || m.departed {
 			if m.departed || h.MemberEpoch != m.prevEpoch || h.Owned == nil || !subset(h.Owned, m.assigned) {
@@ -305,12 +319,13 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 	if h.Regex != nil && *h.Regex != m.regex {
 		m.regex, bumped = *h.Regex, true
 	}
-	if h.Assignor != nil && *h.Assignor != m.assignor {
-		m.assignor, bumped = *h.Assignor, true
+	if h.Assignor != nil {
+		m.assignor = *h.Assignor // used at the next computation, as in Kafka
 	}
 	m.expires = now.Add(cg.limits.SessionTimeout)
 	if bumped {
 		cg.epoch++
+		cg.subsDirty = true
 	}
 	cg.refresh(img)
 
@@ -324,6 +339,26 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 	return res
 }
 
+// member finds a heartbeat's member: a static one by its instance id
+// (FENCED_INSTANCE_ID when the instance now belongs to another member id,
+// as Kafka's throwIfInstanceIdIsFenced), else by member id.
+func (cg *consumerGroup) member(h ConsumerHeartbeat) (*consumerMember, error) {
+	if h.InstanceID != nil {
+		switch m := cg.members[cg.static[*h.InstanceID]]; {
+		case m == nil:
+			return nil, ErrUnknownMemberID
+		case m.id != h.MemberID:
+			return nil, ErrFencedInstanceID
+		default:
+			return m, nil
+		}
+	}
+	if m := cg.members[h.MemberID]; m != nil {
+		return m, nil
+	}
+	return nil, ErrUnknownMemberID
+}
+
 // takeOver hands a departed static member's place to a new member id.
 func (cg *consumerGroup) takeOver(old *consumerMember, id string) *consumerMember {
 	delete(cg.members, old.id)
@@ -331,6 +366,7 @@ func (cg *consumerGroup) takeOver(old *consumerMember, id string) *consumerMembe
 	m.id, m.departed = id, false
 	cg.members[id] = &m
 	cg.static[m.instanceID] = id
+	cg.subsDirty = true
 	if t, ok := cg.target[old.id]; ok {
 		delete(cg.target, old.id)
 		cg.target[id] = t
@@ -352,6 +388,7 @@ func (cg *consumerGroup) remove(m *consumerMember) {
 	}
 	cg.release(m)
 	cg.epoch++
+	cg.subsDirty = true
 }
 
 // release frees every partition m holds.
@@ -363,62 +400,75 @@ func (cg *consumerGroup) release(m *consumerMember) {
 	}
 }
 
-// subscribed resolves a member's subscription to the topics that exist.
-func (cg *consumerGroup) subscribed(m *consumerMember, img *metadata.Image) []*metadata.Topic {
-	var out []*metadata.Topic
-	seen := map[string]bool{}
-	for _, name := range m.topics {
-		if t := img.Topics[name]; t != nil && !seen[name] {
-			seen[name] = true
-			out = append(out, t)
+// resolve resolves every member's subscription against img: the topic
+// names that exist and, per distinct regex, the topics it matches whole.
+func (cg *consumerGroup) resolve(img *metadata.Image) {
+	matches := map[string][]*metadata.Topic{}
+	for _, m := range cg.members {
+		if m.regex == "" {
+			continue
 		}
-	}
-	if m.regex != "" {
-		re := cg.regexes[m.regex]
-		if re == nil {
-			// Validated when it came in; one read back from a damaged
-			// log matches nothing rather than failing the group.
-			var err error
-			if re, err = regexp.Compile("^(?:" + m.regex + ")$"); err != nil {
-				re = regexp.MustCompile(`[^\s\S]`) // matches nothing
+		if _, ok := matches[m.regex]; ok {
+			continue
+		}
+		var ts []*metadata.Topic
+		// Validated when it came in; one read back from a damaged
+		// log matches nothing rather than failing the group.
+		if _, err := regexp.Compile(m.regex); err == nil {
+			if re, err := regexp.Compile("^(?:" + m.regex + ")$"); err == nil {
+				for name, t := range img.Topics {
+					if re.MatchString(name) {
+						ts = append(ts, t)
+					}
+				}
 			}
-			cg.regexes[m.regex] = re
 		}
-		for name, t := range img.Topics {
-			if !seen[name] && re.MatchString(name) {
+		matches[m.regex] = ts
+	}
+	cg.matches = matches
+	cg.subs = make(map[string][]*metadata.Topic, len(cg.members))
+	for id, m := range cg.members {
+		seen := map[string]bool{}
+		var out []*metadata.Topic
+		for _, name := range m.topics {
+			if t := img.Topics[name]; t != nil && !seen[name] {
 				seen[name] = true
 				out = append(out, t)
 			}
 		}
+		for _, t := range matches[m.regex] {
+			if !seen[t.Name] {
+				seen[t.Name] = true
+				out = append(out, t)
+			}
+		}
+		slices.SortFunc(out, func(a, b *metadata.Topic) int { return strings.Compare(a.Name, b.Name) })
+		cg.subs[id] = out
 	}
-	slices.SortFunc(out, func(a, b *metadata.Topic) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }
 
 // refresh bumps the group epoch when the subscribed topics changed, and
 // recomputes the target assignment when the group epoch passed it.
+// Subscriptions are resolved again only when the image, the membership or
+// a subscription changed: a keepalive heartbeat costs no topic scan.
 func (cg *consumerGroup) refresh(img *metadata.Image) {
-	subs := map[string][]*metadata.Topic{}
-	all := map[string]*metadata.Topic{}
-	for id, m := range cg.members {
-		subs[id] = cg.subscribed(m, img)
-		for _, t := range subs[id] {
-			all[t.Name] = t
+	if img != cg.seenImage || cg.subsDirty {
+		cg.seenImage, cg.subsDirty = img, false
+		cg.resolve(img)
+		all := map[string]*metadata.Topic{}
+		for _, ts := range cg.subs {
+			for _, t := range ts {
+				all[t.Name] = t
+			}
 		}
-	}
-	ts := make([]cgTopicMeta, 0, len(all))
-	for _, t := range all {
-		ts = append(ts, cgTopicMeta{id: t.ID, name: t.Name, partitions: int32(len(t.Partitions))})
-	}
-	slices.SortFunc(ts, func(a, b cgTopicMeta) int { return strings.Compare(a.name, b.name) })
-	if !slices.Equal(ts, cg.subTopics) {
-		cg.subTopics = ts
-		cg.epoch++
-	}
-	// Drop regexes no member uses any more.
-	for re := range cg.regexes {
-		if !slices.ContainsFunc(mapValues(cg.members), func(m *consumerMember) bool { return m.regex == re }) {
-			delete(cg.regexes, re)
+		ts := make([]cgTopicMeta, 0, len(all))
+		for _, t := range all {
+			ts = append(ts, cgTopicMeta{id: t.ID, name: t.Name, partitions: int32(len(t.Partitions))})
+		}
+		slices.SortFunc(ts, func(a, b cgTopicMeta) int { return strings.Compare(a.name, b.name) })
+		if !slices.Equal(ts, cg.subTopics) {
+			cg.subTopics = ts
+			cg.epoch++
 		}
 	}
 	if cg.epoch <= cg.assignmentEpoch {
@@ -428,7 +478,7 @@ func (cg *consumerGroup) refresh(img *metadata.Image) {
 	in := make([]assignMember, 0, len(cg.members))
 	for id := range cg.members {
 		am := assignMember{id: id, prev: cg.target[id]}
-		for _, t := range subs[id] {
+		for _, t := range cg.subs[id] {
 			am.topics = append(am.topics, assignTopic{id: t.ID, name: t.Name, partitions: int32(len(t.Partitions))})
 		}
 		in = append(in, am)
@@ -488,10 +538,11 @@ func (cg *consumerGroup) reconcile(m *consumerMember, owned Assignment, now time
 		return
 	}
 	target := cg.target[m.id]
+	inTarget := target.set()
 	keep, revoke := Assignment{}, Assignment{}
 	for id, ps := range m.assigned {
 		for _, p := range ps {
-			if slices.Contains(target[id], p) {
+			if inTarget[topicPart{id, p}] {
 				keep[id] = append(keep[id], p)
 			} else {
 				revoke[id] = append(revoke[id], p)
@@ -592,12 +643,29 @@ func (cg *consumerGroup) validateFetch(memberID string, epoch int32) error {
 	return cg.checkEpoch(memberID, epoch)
 }
 
+// validateTxnCommit checks a TxnOffsetCommit, as Kafka's
+// validateTransactionalOffsetCommit: one naming no member is accepted, and
+// an epoch mismatch is ILLEGAL_GENERATION (which transactional clients
+// handle; STALE_MEMBER_EPOCH is fatal to the Java producer).
+func (cg *consumerGroup) validateTxnCommit(memberID, instanceID string, epoch int32) error {
+	if memberID == "" && instanceID == "" && epoch < 0 {
+		return nil
+	}
+	if err := cg.validateCommit(memberID, epoch); err != nil {
+		if errors.Is(err, ErrStaleMemberEpoch) {
+			return ErrIllegalGeneration
+		}
+		return err
+	}
+	return nil
+}
+
 func (cg *consumerGroup) checkEpoch(memberID string, epoch int32) error {
 	m := cg.members[memberID]
 	switch {
 	case m == nil:
 		return ErrUnknownMemberID
-	case epoch != m.epoch:
+	case epoch != m.epoch || m.departed: // a departed member is at epoch -2
 		return ErrStaleMemberEpoch
 	}
 	return nil
@@ -609,19 +677,30 @@ func (cg *consumerGroup) subscribesTo(topic string) bool {
 		if slices.Contains(m.topics, topic) {
 			return true
 		}
-		if m.regex != "" {
-			if re := cg.regexes[m.regex]; re != nil && re.MatchString(topic) {
-				return true
-			}
+		if slices.ContainsFunc(cg.matches[m.regex], func(t *metadata.Topic) bool { return t.Name == topic }) {
+			return true
 		}
 	}
 	return false
 }
 
-func subset(a, b Assignment) bool {
+// set is an assignment's partitions as a set: a heartbeat's owned list is
+// the client's to size, so comparisons stay linear.
+func (a Assignment) set() map[topicPart]bool {
+	s := make(map[topicPart]bool)
 	for id, ps := range a {
 		for _, p := range ps {
-			if !slices.Contains(b[id], p) {
+			s[topicPart{id, p}] = true
+		}
+	}
+	return s
+}
+
+func subset(a, b Assignment) bool {
+	in := b.set()
+	for id, ps := range a {
+		for _, p := range ps {
+			if !in[topicPart{id, p}] {
 				return false
 			}
 		}
@@ -630,9 +709,10 @@ func subset(a, b Assignment) bool {
 }
 
 func intersects(a, b Assignment) bool {
+	in := b.set()
 	for id, ps := range a {
 		for _, p := range ps {
-			if slices.Contains(b[id], p) {
+			if in[topicPart{id, p}] {
 				return true
 			}
 		}

@@ -387,3 +387,90 @@ func TestConsumerRecordsRoundTrip(t *testing.T) {
 		t.Fatalf("decoded %+v, encoded %+v", b, m)
 	}
 }
+
+// TestConsumerGroupStaticIdentity: a static member is found by its
+// instance id, so a replaced member's retried leave, or a stranger naming
+// the instance, is FENCED_INSTANCE_ID and changes nothing.
+func TestConsumerGroupStaticIdentity(t *testing.T) {
+	img := testImage("a", "2")
+	cg := newConsumerGroup(consumerLimits())
+	inst := "i1"
+	static := func(h ConsumerHeartbeat) ConsumerHeartbeat { h.InstanceID = &inst; return h }
+	mustBeat(t, cg, static(cjoin("A", "a")), img, t0)
+	mustBeat(t, cg, static(beat("A", StaticLeaveEpoch, nil)), img, t0)
+	r2 := mustBeat(t, cg, static(cjoin("A2", "a")), img, t0)
+	for _, epoch := range []int32{LeaveEpoch, StaticLeaveEpoch} {
+		if r := cg.heartbeat(static(beat("A", epoch, nil)), img, t0); !errors.Is(r.Err, ErrFencedInstanceID) {
+			t.Fatalf("the replaced member leaving at %d: %v", epoch, r.Err)
+		}
+	}
+	if r := cg.heartbeat(static(beat("X", r2.MemberEpoch, nil)), img, t0); !errors.Is(r.Err, ErrFencedInstanceID) {
+		t.Fatalf("a stranger naming the instance: %v", r.Err)
+	}
+	if m := cg.members["A2"]; m == nil || m.departed || count(m.assigned) != 2 {
+		t.Fatalf("A2 after the others' requests: %+v", m)
+	}
+}
+
+// TestConsumerGroupStaticLeaveReleasesRevoking: a static member leaving
+// while it revokes frees what it was revoking (the other member gets it
+// at once) and keeps the rest; it commits no more at its old epoch.
+func TestConsumerGroupStaticLeaveReleasesRevoking(t *testing.T) {
+	img := testImage("a", "4")
+	cg := newConsumerGroup(consumerLimits())
+	inst := "i1"
+	h := cjoin("A", "a")
+	h.InstanceID = &inst
+	ra := mustBeat(t, cg, h, img, t0)
+	rb := mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, t0) // told to revoke two
+	leave := beat("A", StaticLeaveEpoch, nil)
+	leave.InstanceID = &inst
+	mustBeat(t, cg, leave, img, t0)
+	if !cg.deadline().Equal(t0.Add(3 * time.Second)) {
+		t.Fatalf("deadline %v: a revocation timer is left", cg.deadline())
+	}
+	if r := mustBeat(t, cg, beat("B", rb.MemberEpoch, Assignment{}), img, t0); count(r.Assignment) != 2 {
+		t.Fatalf("B got %v", r.Assignment)
+	}
+	if err := cg.validateCommit("A", ra.MemberEpoch); !errors.Is(err, ErrStaleMemberEpoch) {
+		t.Fatalf("a commit of the departed member: %v", err)
+	}
+}
+
+// TestConsumerGroupTxnCommitChecks: a transactional commit naming no
+// member is accepted while the group has members, and one at another
+// epoch is ILLEGAL_GENERATION, as Kafka's.
+func TestConsumerGroupTxnCommitChecks(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	ra := mustBeat(t, cg, cjoin("A", "a"), testImage("a", "1"), t0)
+	if err := cg.validateTxnCommit("", "", -1); err != nil {
+		t.Fatalf("no member: %v", err)
+	}
+	if err := cg.validateTxnCommit("A", "", ra.MemberEpoch+1); !errors.Is(err, ErrIllegalGeneration) {
+		t.Fatalf("another epoch: %v", err)
+	}
+	if err := cg.validateTxnCommit("A", "", ra.MemberEpoch); err != nil {
+		t.Fatalf("the member's epoch: %v", err)
+	}
+}
+
+// TestConsumerRegexValidatedAlone: an expression valid only once wrapped
+// is refused.
+func TestConsumerRegexValidatedAlone(t *testing.T) {
+	re := "nomatch)|(.*"
+	h := ConsumerHeartbeat{Version: 1, MemberID: "m", RebalanceTimeout: time.Second, Regex: &re, Owned: Assignment{}}
+	if _, err := h.validate(consumerLimits()); !errors.Is(err, ErrInvalidRegex) {
+		t.Fatalf("%q: %v", re, err)
+	}
+}
+
+// TestAssignUniformMixedSubscriptions: the member subscribed to more
+// topics takes what only it can have.
+func TestAssignUniformMixedSubscriptions(t *testing.T) {
+	x, y := assignTopic{id: [16]byte{1}, name: "x", partitions: 4}, assignTopic{id: [16]byte{2}, name: "y", partitions: 100}
+	got := assignUniform([]assignMember{{id: "A", topics: []assignTopic{x}}, {id: "B", topics: []assignTopic{x, y}}})
+	if count(got["A"]) != 4 || count(got["B"]) != 100 {
+		t.Fatalf("A %d, B %d partitions", count(got["A"]), count(got["B"]))
+	}
+}

@@ -44,9 +44,6 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h Consum
 			st.cg = newConsumerGroup(c.cfg.Consumer)
 		}
 		res = st.cg.heartbeat(h, imageOrEmpty(c.cfg.Image()), now)
-		if len(st.cg.members) == 0 {
-			st.cg = nil // no consumer-protocol member left: an empty group
-		}
 		// Answered only once what it changed is committed, as Kafka's
 		// coordinator does.
 		n, err := g.persistConsumer()
@@ -93,10 +90,7 @@ func (c *Coordinator) ConsumerDescribe(ctx context.Context, id string) (Consumer
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
 		cg := g.st.cg
 		if cg == nil {
-			if g.st.state != Empty {
-				gerr = ErrNotConsumerGroup
-			}
-			d.State = "Empty"
+			gerr = ErrNotConsumerGroup
 			return
 		}
 		d = ConsumerDescription{State: cg.state(), Epoch: cg.epoch, AssignmentEpoch: cg.assignmentEpoch, Assignor: cg.assignor}

@@ -316,11 +316,11 @@ func (a *cgAcc) apply(r cgRecord, key, value []byte) {
 // member. Sessions (and revocations in progress) start again at now, as
 // Kafka's do when a coordinator loads a group.
 func (a *cgAcc) build(limits ConsumerLimits, now time.Time) *consumerGroup {
-	if len(a.members) == 0 {
+	if len(a.members) == 0 && len(a.raw) == 0 {
 		return nil
 	}
 	cg := newConsumerGroup(limits)
-	cg.epoch, cg.assignmentEpoch, cg.subTopics = a.epoch, a.assignmentEpoch, a.topics
+	cg.epoch, cg.assignmentEpoch, cg.subTopics, cg.subsDirty = a.epoch, a.assignmentEpoch, a.topics, true
 	for id, mm := range a.members {
 		m := &consumerMember{id: id, instanceID: mm.instanceID, rack: mm.rackID, clientID: mm.clientID, clientHost: mm.clientHost,
 			topics: mm.topics, regex: mm.regex, assignor: mm.assignor,

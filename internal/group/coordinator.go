@@ -516,11 +516,19 @@ func (c *Coordinator) Join(ctx context.Context, id string, req JoinRequest) Join
 	var g *group
 	err := c.with(ctx, id, true, func(gg *group, now time.Time) {
 		g = gg
-		if gg.st.cg != nil {
+		if gg.st.consumerActive() {
 			// A classic member cannot join a group of consumer-protocol
 			// members (Kafka without online migration).
 			ch <- JoinResult{Err: ErrInconsistentGroupProtocol, MemberID: req.MemberID, Generation: -1}
 			return
+		}
+		if gg.st.cg != nil {
+			// An empty consumer group turns classic: its records go.
+			gg.st.cg = nil
+			if _, err := gg.persistConsumer(); err != nil {
+				ch <- JoinResult{Err: err, MemberID: req.MemberID, Generation: -1}
+				return
+			}
 		}
 		gg.exec(gg.st.join(req, ch, now))
 	})
@@ -819,7 +827,7 @@ func (c *Coordinator) List(ctx context.Context) []Listing {
 func (c *Coordinator) Delete(ctx context.Context, id string) error {
 	var res error
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
-		if g.st.state != Empty || g.st.cg != nil {
+		if g.st.state != Empty || g.st.consumerActive() {
 			res = ErrNonEmptyGroup
 			return
 		}
@@ -853,12 +861,16 @@ func (g *group) die(now time.Time) error {
 		}
 	}
 	kvs = append(kvs, statelog.KeyValue{Key: groupKey(g.id)})
+	for k := range g.cgWritten {
+		kvs = append(kvs, statelog.KeyValue{Key: []byte(k)})
+	}
 	next, err := g.c.appendRecords(g, kvs...)
 	if err != nil {
 		return err
 	}
 	g.offsets = map[TopicPartition]Offset{}
 	g.pending = map[int64]map[TopicPartition]Offset{}
+	g.st.cg, g.cgWritten = nil, nil
 	for _, pid := range pids {
 		g.c.forgetPending(pid, g.id)
 	}
@@ -943,7 +955,7 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, id string, tps []TopicP
 // groups that only store offsets), and deletes empty groups left with none.
 func (c *Coordinator) ExpireOffsets() {
 	c.eachGroup("expire offsets", func(id string, g *group, now time.Time) {
-		if g.st.state != Empty || g.st.cg != nil {
+		if g.st.state != Empty || g.st.consumerActive() {
 			return
 		}
 		var kvs []statelog.KeyValue

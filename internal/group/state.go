@@ -238,8 +238,9 @@ type groupState struct {
 	syncDeadline time.Time
 	pendingSync  map[string]bool
 
-	// cg is the KIP-848 state while the group has consumer-protocol
-	// members (consumer.go); the classic state is then Empty.
+	// cg is the KIP-848 state of a consumer group (consumer.go); the
+	// classic state is then Empty. It stays when its last member leaves
+	// (an empty consumer group) until a classic member joins.
 	cg *consumerGroup
 
 	out []action
@@ -830,9 +831,6 @@ func (g *groupState) tick(now time.Time) []action {
 	}
 	if g.cg != nil {
 		g.cg.tick(now)
-		if len(g.cg.members) == 0 {
-			g.cg = nil
-		}
 	}
 	gone := false
 	for _, m := range g.sortedMembers() {
@@ -862,6 +860,12 @@ func (g *groupState) tick(now time.Time) []action {
 		g.tryCompleteJoin(now)
 	}
 	return g.take()
+}
+
+// consumerActive reports whether the group is a consumer group with
+// members: the classic protocol cannot have it then.
+func (g *groupState) consumerActive() bool {
+	return g.cg != nil && len(g.cg.members) > 0
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -172,7 +172,7 @@ func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, pid int6
 // unlike OffsetCommit a rebalance in progress does not refuse it.
 func (g *groupState) validateTxnOffsetCommit(memberID, instanceID string, generation int32) error {
 	if g.cg != nil {
-		return g.cg.validateCommit(memberID, generation)
+		return g.cg.validateTxnCommit(memberID, instanceID, generation)
 	}
 	if generation < 0 && g.state == Empty {
 		return nil

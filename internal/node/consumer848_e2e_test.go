@@ -104,6 +104,18 @@ func TestE2EConsumerGroupProtocol(t *testing.T) {
 			if sum != 900 {
 				t.Fatalf("committed offsets sum to %d, want 900", sum)
 			}
+			// Left empty, it is still a consumer group.
+			lg := kmsg.NewPtrListGroupsRequest()
+			lg.TypesFilter = []string{"consumer"}
+			lr, err := lg.RequestWith(testCtx(t, 5*time.Second), cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(lr.Groups, func(g kmsg.ListGroupsResponseGroup) bool {
+				return g.Group == group && g.GroupType == "consumer" && g.GroupState == "Empty"
+			}) {
+				t.Fatalf("ListGroups of consumer groups: %+v", lr.Groups)
+			}
 		})
 	}
 }
@@ -122,6 +134,11 @@ func TestClusterConsumerGroupCoordinatorFailover(t *testing.T) {
 	for k, v := range consumerProps {
 		props[k] = v
 	}
+	// Sessions restart when the new coordinator loads the group; a member
+	// still retrying the stopped node (franz-go backs off up to seconds
+	// there before it looks for the coordinator again) must not expire
+	// meanwhile, as it would with the 3 s of consumerProps.
+	props["group.consumer.session.timeout.ms"] = "30000"
 	c := startCluster(t, props)
 	const topic, groupID = "kip848-failover", "g-kip848-failover"
 	createReplicated(t, c, topic, 6, map[string]*string{"min.insync.replicas": strp("2")})
