@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // startACLNode starts a node with the SASL listener and an authorizer, and
@@ -648,5 +649,79 @@ func TestACLsFetchSessionKeepsRefusedPartitions(t *testing.T) {
 	got = fetch(sid, 1, "hidden")
 	if got["orders"] == kerr.TopicAuthorizationFailed.Code || got["hidden"] != kerr.TopicAuthorizationFailed.Code {
 		t.Errorf("incremental fetch adding a forbidden topic: %v; want hidden refused, orders not", got)
+	}
+}
+
+// TestACLsConsumerGroupHeartbeat: as Kafka's KafkaApis, a KIP-848
+// heartbeat needs READ on its group (GROUP_AUTHORIZATION_FAILED) and
+// DESCRIBE on every topic it subscribes to (TOPIC_AUTHORIZATION_FAILED,
+// the top-level error); ConsumerGroupDescribe needs DESCRIBE on each group.
+func TestACLsConsumerGroupHeartbeat(t *testing.T) {
+	n := startACLNode(t, nil)
+	adm, _ := newAdmin(t, n)
+	ctx := testCtx(t, 60*time.Second)
+	createTopic(t, adm, "orders", 1, nil)
+	createTopic(t, adm, "secret", 1, nil)
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Topics("orders").
+		Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Groups("g").
+		Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	alice := aliceClient(t, n.ListenerAddr("SASL_PLAINTEXT").String())
+	join := func(group string, topics ...string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.RebalanceTimeoutMillis = group, "m-"+group, 30000
+		req.SubscribedTopicNames, req.Topics = topics, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		var code int16
+		testkit.Eventually(t, 20*time.Second, "a heartbeat answered by the coordinator", func() error {
+			r, err := req.RequestWith(ctx, alice)
+			var ke *kerr.Error
+			switch {
+			case errors.As(err, &ke) && ke.Code == kerr.GroupAuthorizationFailed.Code:
+				code = ke.Code // refused finding the coordinator already
+				return nil
+			case err != nil:
+				return err
+			case r.ErrorCode == kerr.CoordinatorLoadInProgress.Code || r.ErrorCode == kerr.CoordinatorNotAvailable.Code ||
+				r.ErrorCode == kerr.NotCoordinator.Code:
+				return kerr.ErrorForCode(r.ErrorCode)
+			}
+			code = r.ErrorCode
+			return nil
+		})
+		return code
+	}
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Groups("h").
+		Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	for _, g := range []string{"other", "h"} { // h: found, not read
+		if code := join(g, "orders"); code != kerr.GroupAuthorizationFailed.Code {
+			t.Errorf("group %s, which alice may not read: %v", g, kerr.ErrorForCode(code))
+		}
+	}
+	if code := join("g", "orders", "secret"); code != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("a topic alice may not describe: %v", kerr.ErrorForCode(code))
+	}
+	if code := join("g", "orders"); code != 0 {
+		t.Errorf("allowed: %v", kerr.ErrorForCode(code))
+	}
+	describe := func(group string) int16 {
+		t.Helper()
+		desc := kmsg.NewPtrConsumerGroupDescribeRequest()
+		desc.Groups = []string{group}
+		resp, err := desc.RequestWith(ctx, alice)
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			return ke.Code // refused finding the coordinator
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0].ErrorCode
+	}
+	if code := describe("g"); code != 0 {
+		t.Errorf("describe g: %v", kerr.ErrorForCode(code))
+	}
+	if code := describe("other"); code != kerr.GroupAuthorizationFailed.Code {
+		t.Errorf("describe other: %v", kerr.ErrorForCode(code))
 	}
 }
