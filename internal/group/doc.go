@@ -1,6 +1,7 @@
-// Package group is the classic consumer group coordinator (Kafka's
-// GroupCoordinator): group membership and rebalances, committed offsets, and
-// their persistence in the internal topic __consumer_offsets.
+// Package group is the consumer group coordinator (Kafka's
+// GroupCoordinator): group membership and rebalances, of the classic
+// protocol and of KIP-848's, committed offsets, and their persistence in
+// the internal topic __consumer_offsets.
 //
 // # Layout
 //
@@ -39,6 +40,14 @@
 //     once as the producer's transactional records, pending until the
 //     transaction's marker on the partition commits or drops them.
 //   - codec.go: the __consumer_offsets record formats.
+//   - consumer.go, assign.go: KIP-848 consumer groups as a pure state
+//     machine (member epochs, reconciliation, revocation before
+//     reassignment, fencing, static members) and the server-side
+//     assignors; consumerapi.go runs ConsumerGroupHeartbeat on the group's
+//     actor, which persists every change (consumercodec.go, Kafka's record
+//     kinds 3-8) before the answer. A group holds one protocol at a time:
+//     groupState.cg is set for a consumer group, whose classic state is
+//     then Empty.
 //
 // # On-disk format
 //
@@ -49,6 +58,8 @@
 //	group metadata: key   v2 {group}
 //	                value v3 {protocolType, generation, protocol, leader,
 //	                          currentStateTimestamp, members[...]}
+//
+//	consumer groups: keys v3-v8, see consumercodec.go
 //
 // A null value (tombstone) deletes the key. Offset commits of a
 // TxnOffsetCommit are in transactional batches of the producer (its id and
