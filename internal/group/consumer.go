@@ -135,6 +135,10 @@ type consumerMember struct {
 	// place until its session ends or its instance id rejoins.
 	departed           bool
 	assigned, revoking Assignment
+	// since is the member epoch at which each partition it holds was
+	// assigned to it (KIP-1251): a commit at an older epoch is accepted
+	// for partitions it has held since.
+	since map[topicPart]int32
 	expires            time.Time
 	revokeBy           time.Time
 }
@@ -398,6 +402,7 @@ func (cg *consumerGroup) release(m *consumerMember) {
 			delete(cg.owner, tp)
 		}
 	}
+	m.since = nil
 }
 
 // resolve resolves every member's subscription against img: the topic
@@ -529,6 +534,7 @@ func (cg *consumerGroup) reconcile(m *consumerMember, owned Assignment, now time
 				if cg.owner[topicPart{id, p}] == m.id {
 					delete(cg.owner, topicPart{id, p})
 				}
+				delete(m.since, topicPart{id, p})
 			}
 		}
 		m.revoking, m.revokeBy = Assignment{}, time.Time{}
@@ -567,6 +573,10 @@ func (cg *consumerGroup) reconcile(m *consumerMember, owned Assignment, now time
 			case "":
 				cg.owner[tp] = m.id
 				keep[id] = append(keep[id], p)
+				if m.since == nil {
+					m.since = map[topicPart]int32{}
+				}
+				m.since[tp] = m.epoch
 			default:
 				withheld = true
 			}
@@ -641,6 +651,31 @@ func (cg *consumerGroup) validateFetch(memberID string, epoch int32) error {
 		return nil
 	}
 	return cg.checkEpoch(memberID, epoch)
+}
+
+// commitCheck checks an OffsetCommit of memberID at epoch as Kafka does
+// with KIP-1251: at the member's epoch every partition may be committed;
+// at an older one only the partitions it has held since that epoch or
+// before (ok reports which; the others are STALE_MEMBER_EPOCH), so a
+// commit racing the answer that moved the member on is not refused.
+func (cg *consumerGroup) commitCheck(memberID string, epoch int32) (ok func(id [16]byte, p int32) bool, err error) {
+	if epoch < 0 && len(cg.members) == 0 {
+		return nil, nil
+	}
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return nil, ErrUnknownMemberID
+	case m.departed || epoch < 0 || epoch > m.epoch:
+		return nil, ErrStaleMemberEpoch
+	case epoch == m.epoch:
+		return nil, nil
+	}
+	return func(id [16]byte, p int32) bool {
+		tp := topicPart{id, p}
+		since, held := m.since[tp]
+		return held && cg.owner[tp] == m.id && since <= epoch
+	}, nil
 }
 
 // validateTxnCommit checks a TxnOffsetCommit, as Kafka's

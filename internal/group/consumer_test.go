@@ -474,3 +474,36 @@ func TestAssignUniformMixedSubscriptions(t *testing.T) {
 		t.Fatalf("A %d, B %d partitions", count(got["A"]), count(got["B"]))
 	}
 }
+
+// TestConsumerGroupCommitAtOlderEpoch (KIP-1251): a commit at an epoch
+// older than the member's is accepted for the partitions it has held
+// since that epoch, and refused (STALE_MEMBER_EPOCH) for the ones it gave
+// up or gained later; a later epoch is refused outright.
+func TestConsumerGroupCommitAtOlderEpoch(t *testing.T) {
+	img := testImage("a", "4")
+	cg := newConsumerGroup(consumerLimits())
+	ra := mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	e1 := ra.MemberEpoch
+	mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	kept := mustBeat(t, cg, beat("A", e1, nil), img, t0).Assignment
+	ra = mustBeat(t, cg, beat("A", e1, kept), img, t0) // revoked two: a new epoch
+	if ra.MemberEpoch == e1 {
+		t.Fatal("A did not move on")
+	}
+	ok, err := cg.commitCheck("A", e1)
+	if err != nil || ok == nil {
+		t.Fatalf("a commit at the previous epoch: %v", err)
+	}
+	for p := int32(0); p < 4; p++ {
+		want := slices.Contains(kept[tA], p)
+		if got := ok(tA, p); got != want {
+			t.Errorf("partition %d at epoch %d: accepted %v, want %v (A kept %v)", p, e1, got, want, kept)
+		}
+	}
+	if _, err := cg.commitCheck("A", ra.MemberEpoch+1); !errors.Is(err, ErrStaleMemberEpoch) {
+		t.Fatalf("a later epoch: %v", err)
+	}
+	if ok, err := cg.commitCheck("A", ra.MemberEpoch); err != nil || ok != nil {
+		t.Fatalf("the member's epoch: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,11 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h Consum
 			st.cg = newConsumerGroup(c.cfg.Consumer)
 		}
 		res = st.cg.heartbeat(h, imageOrEmpty(c.cfg.Image()), now)
+		if c.logger.Enabled(ctx, slog.LevelDebug) {
+			c.logger.Debug("consumer group heartbeat", "group", id, "member_id", res.MemberID, "epoch", h.MemberEpoch,
+				"new_epoch", res.MemberEpoch, "assigned", res.Assignment != nil, "group_epoch", st.cg.epoch,
+				"state", st.cg.state(), "err", res.Err)
+		}
 		// Answered only once what it changed is committed, as Kafka's
 		// coordinator does.
 		n, err := g.persistConsumer()
@@ -110,6 +116,14 @@ func sortedConsumerMembers(cg *consumerGroup) []*consumerMember {
 	ms := mapValues(cg.members)
 	slices.SortFunc(ms, func(a, b *consumerMember) int { return strings.Compare(a.id, b.id) })
 	return ms
+}
+
+// topicID is a topic's id in the current image (zero when unknown).
+func (c *Coordinator) topicID(name string) [16]byte {
+	if t := imageOrEmpty(c.cfg.Image()).Topics[name]; t != nil {
+		return t.ID
+	}
+	return [16]byte{}
 }
 
 // imageOrEmpty keeps a nil image from the callers of Image.

@@ -343,6 +343,12 @@ func (a *cgAcc) build(limits ConsumerLimits, now time.Time) *consumerGroup {
 			for tid, ps := range as {
 				for _, p := range ps {
 					cg.owner[topicPart{tid, p}] = id
+					if m.since == nil {
+						m.since = map[topicPart]int32{}
+					}
+					// Not persisted: commits at an older epoch
+					// than the loaded one are refused for now.
+					m.since[topicPart{tid, p}] = m.epoch
 				}
 			}
 		}

@@ -613,9 +613,10 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 		// id and generation it is refused while the group has members.
 		simple := generation < 0 && memberID == "" && instanceID == ""
 		var gerr error
+		var partOK func(id [16]byte, p int32) bool
 		switch {
 		case st.cg != nil:
-			gerr = st.cg.validateCommit(memberID, generation)
+			partOK, gerr = st.cg.commitCheck(memberID, generation)
 		case generation < 0 && st.state == Empty:
 		case simple:
 			gerr = ErrUnknownMemberID
@@ -627,8 +628,12 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			}
 		}
 		if c.logger.Enabled(ctx, slog.LevelDebug) {
+			state, gen := st.state.String(), st.generation
+			if st.cg != nil {
+				state, gen = st.cg.state(), st.cg.epoch
+			}
 			c.logger.Debug("offset commit", "group", id, "member_id", memberID, "generation", generation,
-				"state", st.state.String(), "group_generation", st.generation, "partitions", len(offsets), "err", gerr)
+				"state", state, "group_generation", gen, "partitions", len(offsets), "err", gerr)
 		}
 		var kvs []statelog.KeyValue
 		var ok []TopicPartition
@@ -636,6 +641,8 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 			switch {
 			case gerr != nil:
 				out[tp] = gerr
+			case partOK != nil && !partOK(c.topicID(tp.Topic), tp.Partition):
+				out[tp] = ErrStaleMemberEpoch
 			case tp.Partition < 0 || tp.Partition >= c.cfg.PartitionCount(tp.Topic):
 				out[tp] = ErrUnknownTopicOrPartition
 			case len(o.Metadata) > c.cfg.MaxOffsetMetadataBytes:
