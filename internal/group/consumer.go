@@ -138,9 +138,9 @@ type consumerMember struct {
 	// since is the member epoch at which each partition it holds was
 	// assigned to it (KIP-1251): a commit at an older epoch is accepted
 	// for partitions it has held since.
-	since map[topicPart]int32
-	expires            time.Time
-	revokeBy           time.Time
+	since    map[topicPart]int32
+	expires  time.Time
+	revokeBy time.Time
 }
 
 type topicPart struct {
