@@ -13,7 +13,7 @@
 # run: runs the compiled tests against $BOOTSTRAP (KGO_SEEDS) with
 # replication factor RF and KGO_TEST_RECORDS=RECORDS; TESTS is a -run
 # pattern (default: every test). Prints one PASS or FAIL line. Tests the
-# suite skips itself (KIP-848, share groups and SASL, which gregor does not
+# suite skips itself (share groups and SASL, which gregor does not
 # offer) are counted, not failed.
 set -uo pipefail
 
@@ -51,7 +51,7 @@ run)
 	failed=$(grep -E '^ *--- FAIL' "$out" | awk '{print $3}' | sort -u | tr '\n' ' ')
 	what="franz-go $version pkg/kgo tests ($tests) against $label, KGO_TEST_RF=$rf, $records records"
 	if [ "$rc" = 0 ] && [ -z "$failed" ] && [ "$pass" -gt 0 ]; then
-		echo "PASS franz-go suite: $what: $pass tests and subtests passed, $skip skipped by the suite (KIP-848, share groups, SASL), in ${took}s"
+		echo "PASS franz-go suite: $what: $pass tests and subtests passed, $skip skipped by the suite (share groups, SASL), in ${took}s"
 	else
 		echo "FAIL franz-go suite: $what: exit $rc, failed: ${failed:-none named}; last lines: $(grep -vE '^ *(---|===)' "$out" | tail -5 | tr '\n' ' ' | cut -c1-600)"
 	fi
