@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -88,20 +87,8 @@ func TestE2EConsumerGroupProtocol(t *testing.T) {
 			produceN(t, n, topic, 600, 300)
 			s.waitFor(t, 900, 20*time.Second)
 			a.close()
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			for v, k := range s.counts {
-				if k != 1 {
-					t.Errorf("record %s consumed %d times", v, k)
-				}
-			}
-			offs, err := adm.FetchOffsets(testCtx(t, 10*time.Second), group)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sum int64
-			offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
-			if sum != 900 {
+			s.exactlyOnce(t)
+			if sum := committedSum(t, adm, group); sum != 900 {
 				t.Fatalf("committed offsets sum to %d, want 900", sum)
 			}
 			// Left empty, it is still a consumer group.
@@ -197,11 +184,5 @@ func TestClusterConsumerGroupCoordinatorFailover(t *testing.T) {
 	if after := members(rest[0]); !slices.Equal(after, before) {
 		t.Fatalf("members %v after the failover, %v before: they rejoined", after, before)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for v, k := range s.counts {
-		if k != 1 {
-			t.Errorf("record %s consumed %d times", v, k)
-		}
-	}
+	s.exactlyOnce(t)
 }

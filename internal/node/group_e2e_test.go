@@ -46,6 +46,30 @@ func (s *seen) waitFor(t *testing.T, n int, d time.Duration) {
 	}
 }
 
+// exactlyOnce fails the test for every record consumed other than once.
+func (s *seen) exactlyOnce(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v, k := range s.counts {
+		if k != 1 {
+			t.Errorf("record %s consumed %d times", v, k)
+		}
+	}
+}
+
+// committedSum adds up a group's committed offsets.
+func committedSum(t *testing.T, adm *kadm.Client, group string) int64 {
+	t.Helper()
+	offs, err := adm.FetchOffsets(testCtx(t, 10*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	return sum
+}
+
 // member runs a group consumer until stop; it records every value it sees.
 type member struct {
 	cl   *kgo.Client
@@ -136,21 +160,9 @@ func TestE2EGroupExactlyOnceAcrossRebalances(t *testing.T) {
 			produceN(t, n, topic, 600, 300)
 			s.waitFor(t, 900, 20*time.Second)
 			a.close()
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			for v, k := range s.counts {
-				if k != 1 {
-					t.Errorf("record %s consumed %d times", v, k)
-				}
-			}
+			s.exactlyOnce(t)
 			// Everything is committed once the last member left.
-			offs, err := adm.FetchOffsets(testCtx(t, 10*time.Second), group)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sum int64
-			offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
-			if sum != 900 {
+			if sum := committedSum(t, adm, group); sum != 900 {
 				t.Fatalf("committed offsets sum to %d, want 900", sum)
 			}
 		})

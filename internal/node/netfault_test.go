@@ -140,9 +140,19 @@ func (f *netFaults) cutRaft(a, b int32) {
 	f.mu.Lock()
 	f.raftCut[[2]int32{a, b}] = true
 	f.raftCut[[2]int32{b, a}] = true
+	f.mu.Unlock()
+	f.closeConns(func(c *faultConn) bool {
+		return c.raft && ((c.from == a && c.to == b) || (c.from == b && c.to == a))
+	})
+}
+
+// closeConns closes the open connections match selects (match runs
+// under f.mu).
+func (f *netFaults) closeConns(match func(c *faultConn) bool) {
+	f.mu.Lock()
 	var doomed []*faultConn
 	for c := range f.conns {
-		if c.raft && ((c.from == a && c.to == b) || (c.from == b && c.to == a)) {
+		if match(c) {
 			doomed = append(doomed, c)
 		}
 	}
@@ -156,16 +166,8 @@ func (f *netFaults) cutRaft(a, b int32) {
 func (f *netFaults) cutLink(a, b int32) {
 	f.mu.Lock()
 	f.cut[[2]int32{a, b}] = true
-	var doomed []*faultConn
-	for c := range f.conns {
-		if c.from == a && c.to == b {
-			doomed = append(doomed, c)
-		}
-	}
 	f.mu.Unlock()
-	for _, c := range doomed {
-		c.Close()
-	}
+	f.closeConns(func(c *faultConn) bool { return c.from == a && c.to == b })
 }
 
 // cutPort cuts what node from sends to port (one way), closing its open
@@ -173,16 +175,8 @@ func (f *netFaults) cutLink(a, b int32) {
 func (f *netFaults) cutPort(from int32, port int) {
 	f.mu.Lock()
 	f.portCut[nodePort{from, port}] = true
-	var doomed []*faultConn
-	for c := range f.conns {
-		if c.from == from && c.port == port {
-			doomed = append(doomed, c)
-		}
-	}
 	f.mu.Unlock()
-	for _, c := range doomed {
-		c.Close()
-	}
+	f.closeConns(func(c *faultConn) bool { return c.from == from && c.port == port })
 }
 
 // isolate cuts node id from every other node of ids, both ways.
