@@ -38,59 +38,41 @@ func TestE2EConsumerGroupProtocol(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topic, group := "kip848-"+tc.name, "g-kip848-"+tc.name
-			createTopic(t, adm, topic, 6, nil)
-			s := &seen{counts: map[string]int{}}
-			opts := []kgo.Opt{kgo.Balancers(tc.balancer), kgo.ServerSideBalancer()}
-			a := startMember(t, n, s, group, topic, opts...)
-			b := startMember(t, n, s, group, topic, opts...)
-			produceN(t, n, topic, 0, 300)
-			s.waitFor(t, 300, 20*time.Second)
-
-			testkit.Eventually(t, 20*time.Second, "two members, stable, six partitions between them", func() error {
-				req := kmsg.NewPtrConsumerGroupDescribeRequest()
-				req.Groups = []string{group}
-				resp, err := req.RequestWith(testCtx(t, 5*time.Second), cl)
-				if err != nil {
-					return err
-				}
-				g := resp.Groups[0]
-				if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 || g.AssignorName != tc.assignor {
-					return fmt.Errorf("code %d, state %s, %d members, assignor %q", g.ErrorCode, g.State, len(g.Members), g.AssignorName)
-				}
-				owned := map[int32]int{}
-				for _, m := range g.Members {
-					if m.MemberEpoch != g.Epoch {
-						return fmt.Errorf("member at epoch %d, group at %d", m.MemberEpoch, g.Epoch)
+			twoStable := func() {
+				testkit.Eventually(t, 20*time.Second, "two members, stable, six partitions between them", func() error {
+					req := kmsg.NewPtrConsumerGroupDescribeRequest()
+					req.Groups = []string{group}
+					resp, err := req.RequestWith(testCtx(t, 5*time.Second), cl)
+					if err != nil {
+						return err
 					}
-					for _, tp := range m.Assignment.TopicPartitions {
-						for _, p := range tp.Partitions {
-							owned[p]++
+					g := resp.Groups[0]
+					if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 || g.AssignorName != tc.assignor {
+						return fmt.Errorf("code %d, state %s, %d members, assignor %q", g.ErrorCode, g.State, len(g.Members), g.AssignorName)
+					}
+					owned := map[int32]int{}
+					for _, m := range g.Members {
+						if m.MemberEpoch != g.Epoch {
+							return fmt.Errorf("member at epoch %d, group at %d", m.MemberEpoch, g.Epoch)
+						}
+						for _, tp := range m.Assignment.TopicPartitions {
+							for _, p := range tp.Partitions {
+								owned[p]++
+							}
 						}
 					}
-				}
-				if len(owned) != 6 {
-					return fmt.Errorf("partitions owned: %v", owned)
-				}
-				for p, k := range owned {
-					if k != 1 {
-						t.Fatalf("partition %d held by %d members at once", p, k)
+					if len(owned) != 6 {
+						return fmt.Errorf("partitions owned: %v", owned)
 					}
-				}
-				return nil
-			})
-
-			c := startMember(t, n, s, group, topic, opts...)
-			produceN(t, n, topic, 300, 300)
-			s.waitFor(t, 600, 20*time.Second)
-			b.close()
-			c.close()
-			produceN(t, n, topic, 600, 300)
-			s.waitFor(t, 900, 20*time.Second)
-			a.close()
-			s.exactlyOnce(t)
-			if sum := committedSum(t, adm, group); sum != 900 {
-				t.Fatalf("committed offsets sum to %d, want 900", sum)
+					for p, k := range owned {
+						if k != 1 {
+							t.Fatalf("partition %d held by %d members at once", p, k)
+						}
+					}
+					return nil
+				})
 			}
+			growAndShrink(t, n, adm, topic, group, twoStable, kgo.Balancers(tc.balancer), kgo.ServerSideBalancer())
 			// Left empty, it is still a consumer group.
 			lg := kmsg.NewPtrListGroupsRequest()
 			lg.TypesFilter = []string{"consumer"}

@@ -46,6 +46,36 @@ func (s *seen) waitFor(t *testing.T, n int, d time.Duration) {
 	}
 }
 
+// growAndShrink runs a group of 2, then 3, then 1 members (opts) over a
+// new topic of six partitions, 300 records at each step (whileTwo runs
+// once the first 300 are consumed by two). Members leave cleanly, so
+// every record is consumed exactly once, and everything is committed once
+// the last one left.
+func growAndShrink(t *testing.T, n *node.Node, adm *kadm.Client, topic, group string, whileTwo func(), opts ...kgo.Opt) {
+	t.Helper()
+	createTopic(t, adm, topic, 6, nil)
+	s := &seen{counts: map[string]int{}}
+	a := startMember(t, n, s, group, topic, opts...)
+	b := startMember(t, n, s, group, topic, opts...)
+	produceN(t, n, topic, 0, 300)
+	s.waitFor(t, 300, 20*time.Second)
+	if whileTwo != nil {
+		whileTwo()
+	}
+	c := startMember(t, n, s, group, topic, opts...)
+	produceN(t, n, topic, 300, 300)
+	s.waitFor(t, 600, 20*time.Second)
+	b.close()
+	c.close()
+	produceN(t, n, topic, 600, 300)
+	s.waitFor(t, 900, 20*time.Second)
+	a.close()
+	s.exactlyOnce(t)
+	if sum := committedSum(t, adm, group); sum != 900 {
+		t.Fatalf("committed offsets sum to %d, want 900", sum)
+	}
+}
+
 // exactlyOnce fails the test for every record consumed other than once.
 func (s *seen) exactlyOnce(t *testing.T) {
 	t.Helper()
@@ -144,27 +174,7 @@ func TestE2EGroupExactlyOnceAcrossRebalances(t *testing.T) {
 		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topic, group := "eo-"+tc.name, "g-eo-"+tc.name
-			createTopic(t, adm, topic, 6, nil)
-			s := &seen{counts: map[string]int{}}
-			opt := kgo.Balancers(tc.balancer)
-			a := startMember(t, n, s, group, topic, opt)
-			b := startMember(t, n, s, group, topic, opt)
-			produceN(t, n, topic, 0, 300)
-			s.waitFor(t, 300, 20*time.Second)
-			c := startMember(t, n, s, group, topic, opt)
-			produceN(t, n, topic, 300, 300)
-			s.waitFor(t, 600, 20*time.Second)
-			b.close()
-			c.close()
-			produceN(t, n, topic, 600, 300)
-			s.waitFor(t, 900, 20*time.Second)
-			a.close()
-			s.exactlyOnce(t)
-			// Everything is committed once the last member left.
-			if sum := committedSum(t, adm, group); sum != 900 {
-				t.Fatalf("committed offsets sum to %d, want 900", sum)
-			}
+			growAndShrink(t, n, adm, "eo-"+tc.name, "g-eo-"+tc.name, nil, kgo.Balancers(tc.balancer))
 		})
 	}
 }
