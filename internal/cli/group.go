@@ -58,36 +58,65 @@ func (a *app) groupDescribeCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			ds, err := adm.DescribeGroups(ctx, args[0])
-			if err != nil {
-				return failed("describe group", err)
+			group := args[0]
+			// A KIP-848 group answers ConsumerGroupDescribe; a classic
+			// one (or an unknown one) DescribeGroups.
+			var described any
+			var header string
+			type row struct{ id, client, host, parts string }
+			var rows []row
+			if cgs, err := adm.DescribeConsumerGroups(ctx, group); err == nil && cgs[group].Err == nil {
+				d := cgs[group]
+				described = d
+				header = fmt.Sprintf("Group %s: state %s, consumer protocol (KIP-848), assignor %s, epoch %d, %d members",
+					d.Group, d.State, d.AssignorName, d.Epoch, len(d.Members))
+				for _, m := range d.Members {
+					var parts []string
+					m.Assignment.EachPartitions(func(t string, ps []int32) {
+						ps = append([]int32(nil), ps...)
+						sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+						parts = append(parts, fmt.Sprintf("%s%v", t, ps))
+					})
+					sort.Strings(parts)
+					rows = append(rows, row{m.MemberID, m.ClientID, m.ClientHost, fmt.Sprint(parts)})
+				}
+			} else {
+				ds, err := adm.DescribeGroups(ctx, group)
+				if err != nil {
+					return failed("describe group", err)
+				}
+				d := ds[group]
+				if d.Err != nil {
+					return failed("describe group "+group, d.Err)
+				}
+				described = d
+				header = fmt.Sprintf("Group %s: state %s, protocol %s/%s, %d members",
+					d.Group, d.State, d.ProtocolType, d.Protocol, len(d.Members))
+				for _, m := range d.Members {
+					var parts []string
+					if ca, ok := m.Assigned.AsConsumer(); ok {
+						for _, t := range ca.Topics {
+							ps := append([]int32(nil), t.Partitions...)
+							sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+							parts = append(parts, fmt.Sprintf("%s%v", t.Topic, ps))
+						}
+					}
+					rows = append(rows, row{m.MemberID, m.ClientID, m.ClientHost, fmt.Sprint(parts)})
+				}
 			}
-			d := ds[args[0]]
-			if d.Err != nil {
-				return failed("describe group "+args[0], d.Err)
-			}
-			lag, err := adm.Lag(ctx, args[0])
+			lag, err := adm.Lag(ctx, group)
 			if err != nil {
 				return failed("group lag", err)
 			}
-			gl := lag[args[0]]
+			gl := lag[group]
 			if a.json {
-				return a.writeJSON(map[string]any{"group": d, "lag": gl.Lag.Sorted(), "total_lag": gl.Lag.Total()})
+				return a.writeJSON(map[string]any{"group": described, "lag": gl.Lag.Sorted(), "total_lag": gl.Lag.Total()})
 			}
-			fmt.Fprintf(a.stdout, "Group %s: state %s, protocol %s/%s, %d members\n",
-				d.Group, d.State, d.ProtocolType, d.Protocol, len(d.Members))
+			fmt.Fprintln(a.stdout, header)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MEMBER\tCLIENT ID\tHOST\tPARTITIONS")
-			for _, m := range d.Members {
-				var parts []string
-				if ca, ok := m.Assigned.AsConsumer(); ok {
-					for _, t := range ca.Topics {
-						ps := append([]int32(nil), t.Partitions...)
-						sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-						parts = append(parts, fmt.Sprintf("%s%v", t.Topic, ps))
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", m.MemberID, m.ClientID, m.ClientHost, parts)
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.id, r.client, r.host, r.parts)
 			}
 			tw.Flush()
 			tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
@@ -143,6 +172,11 @@ commits it. Refused while the group has members.`,
 			}
 			if d := ds[group]; len(d.Members) > 0 {
 				return fmt.Errorf("group %s has %d active members (state %s): stop them first", group, len(d.Members), d.State)
+			}
+			if cgs, err := adm.DescribeConsumerGroups(ctx, group); err == nil {
+				if d := cgs[group]; d.Err == nil && len(d.Members) > 0 {
+					return fmt.Errorf("group %s has %d active members (state %s): stop them first", group, len(d.Members), d.State)
+				}
 			}
 			starts, err := adm.ListStartOffsets(ctx, topic)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/node"
+	"github.com/gregor-dev/gregor/internal/testkit"
 )
 
 // startGroupNode starts an in-process gregor node (kfake's groups are not
@@ -189,4 +190,42 @@ func TestE2ECLIGroupCommands(t *testing.T) {
 		}
 		r.fail(1, []string{"GROUP_ID_NOT_FOUND"}, "", "group", "delete", group)
 	})
+}
+
+// TestE2ECLIGroupDescribeConsumerProtocol: `group describe` shows a
+// KIP-848 group's members and assignments (from ConsumerGroupDescribe),
+// and `group reset-offsets` refuses while it has members.
+func TestE2ECLIGroupDescribeConsumerProtocol(t *testing.T) {
+	addr, adm, _ := startGroupNode(t)
+	r := cliRunner{t: t, addr: addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic, group := "cli-848", "cli-g848"
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer(), kgo.ClientID("cli-848-member"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	go func() {
+		for ctx.Err() == nil {
+			cons.PollFetches(ctx)
+		}
+	}()
+	var out string
+	testkit.Eventually(t, 20*time.Second, "the member holding both partitions", func() error {
+		res := runCLI(t, ctx, addr, "", "group", "describe", group)
+		out = res.stdout
+		if res.code != 0 || !strings.Contains(out, "consumer protocol (KIP-848), assignor uniform") || !strings.Contains(out, topic+"[0 1]") {
+			return fmt.Errorf("describe: %s", res)
+		}
+		return nil
+	})
+	if tableRow(out, "MEMBER") == nil || !strings.Contains(out, "cli-848-member") {
+		t.Fatalf("no member row:\n%s", out)
+	}
+	r.fail(1, []string{"active members"}, "", "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
 }
