@@ -224,6 +224,9 @@ var apis = map[int16]api{
 func (b *Broker) APIVersions() []kmsg.ApiVersionsResponseApiKey {
 	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))
 	for k, a := range apis {
+		if (k == 68 || k == 69) && b.groups != nil && !b.groups.ConsumerProtocol() {
+			continue // group.coordinator.rebalance.protocols without "consumer", as Kafka
+		}
 		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: a.min, MaxVersion: a.max})
 	}
 	return out

@@ -12,6 +12,10 @@ import (
 	"github.com/gregor-dev/gregor/internal/statelog"
 )
 
+// ConsumerProtocol reports whether the KIP-848 protocol is served
+// (group.coordinator.rebalance.protocols names "consumer").
+func (c *Coordinator) ConsumerProtocol() bool { return !c.cfg.Consumer.Disabled }
+
 // ConsumerHeartbeat handles a ConsumerGroupHeartbeat (KIP-848): it joins,
 // heartbeats for or removes a member of a consumer group, and answers its
 // epoch and, when it changed, its assignment.

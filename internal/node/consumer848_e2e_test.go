@@ -168,3 +168,30 @@ func TestClusterConsumerGroupCoordinatorFailover(t *testing.T) {
 	}
 	s.exactlyOnce(t)
 }
+
+// TestE2EConsumerGroupProtocolDisabled: with
+// group.coordinator.rebalance.protocols=classic the KIP-848 APIs are not
+// advertised, and a client asking for the server-side balancer falls back
+// to the classic protocol and consumes.
+func TestE2EConsumerGroupProtocolDisabled(t *testing.T) {
+	props := map[string]string{"group.coordinator.rebalance.protocols": "classic"}
+	for k, v := range groupProps {
+		props[k] = v
+	}
+	n := startNode(t, t.TempDir(), props)
+	adm, cl := newAdmin(t, n)
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(testCtx(t, 5*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == 68 || k.ApiKey == 69 {
+			t.Fatalf("key %d advertised with the consumer protocol off", k.ApiKey)
+		}
+	}
+	growAndShrink(t, n, adm, "kip848-off", "g-kip848-off", nil, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+	ds, err := adm.DescribeGroups(testCtx(t, 5*time.Second), "g-kip848-off")
+	if err != nil || ds["g-kip848-off"].ProtocolType != "consumer" {
+		t.Fatalf("the group is not a classic consumer group: %+v %v", ds, err)
+	}
+}
