@@ -106,7 +106,7 @@ func TestChaos(t *testing.T) {
 	}
 	// A new cluster every run: the last run's data, logs and report go.
 	var olds []string
-	for _, pat := range []string{"data-*", "disk-*.img", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "summary.txt", "gregor"} {
+	for _, pat := range []string{"data-*", "disk-*.img", "node-*.log", "report.md", "timeline.svg", "history-p0.csv", "group-history.csv", "group-848-history.csv", "summary.txt", "gregor"} {
 		m, _ := filepath.Glob(filepath.Join(out, pat))
 		olds = append(olds, m...)
 	}

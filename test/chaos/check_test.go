@@ -44,7 +44,7 @@ type result struct {
 
 // check reads everything back and counts violations. Every count above
 // zero is also a violation line with the details.
-func check(t *testing.T, c *cluster, adm *kadm.Client, rec *recorder, grp *groupWorkload) *result {
+func check(t *testing.T, c *cluster, adm *kadm.Client, rec *recorder, grps []*groupWorkload) *result {
 	res := &result{acked: rec.acked.Load(), failed: rec.failedProd.Load()}
 	violate := func(kind string, details []string) {
 		const show = 10
@@ -149,19 +149,20 @@ func check(t *testing.T, c *cluster, adm *kadm.Client, rec *recorder, grp *group
 		violate("porcupine, an anomaly of a simple shape", explainLinearizability(prods, reads))
 	}
 
-	if grp != nil {
+	for _, grp := range grps {
 		bad := grp.checkOffsets()
 		grp.mu.Lock()
-		res.regressions = len(bad)
-		res.groupCommits, res.groupJoins = grp.commits, grp.joins
-		violate("committed group offsets not explained by the commits", bad)
+		res.regressions += len(bad)
+		res.groupCommits += grp.commits
+		res.groupJoins += grp.joins
+		violate(grp.name+": committed group offsets not explained by the commits", bad)
 		for e, n := range grp.errs {
-			res.notes = append(res.notes, fmt.Sprintf("group commit error %dx: %s", n, e))
+			res.notes = append(res.notes, fmt.Sprintf("%s: commit error %dx: %s", grp.name, n, e))
+		}
+		if grp.commits == 0 {
+			res.violations = append(res.violations, grp.name+": no commit succeeded during the whole run")
 		}
 		grp.mu.Unlock()
-		if res.groupCommits == 0 {
-			res.violations = append(res.violations, "group: no commit succeeded during the whole run")
-		}
 	}
 	return res
 }

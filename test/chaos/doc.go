@@ -5,7 +5,8 @@
 // toxiproxy proxies, a corrupted follower segment, a full disk: every
 // node's data directory is a loop-mounted filesystem of its own, see
 // disk_test.go) while idempotent
-// producers, readers, a consumer group and a transactional chain run. A
+// producers, readers, two consumer groups (one classic, one of KIP-848)
+// and a transactional chain run. A
 // checker then reads everything back and counts violations: lost or
 // duplicated acknowledged records, offsets holding two values, producer
 // order broken, aborted reads, group offsets going backwards, replicas that

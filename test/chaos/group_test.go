@@ -14,17 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const groupName = "chaos-group"
-
 // groupWorkload is a consumer group on logTopic whose members commit after
 // every poll, while members leave and join every few seconds. A poller
 // reads the committed offsets (OffsetFetch) all along; checkOffsets then
 // checks that the reads are explained by the commits (groupcheck_test.go).
+// Two run side by side: one of the classic protocol, one of KIP-848's
+// (the coordinator assigns; franz-go's server-side balancer).
 type groupWorkload struct {
-	r     *recorder
-	seeds []string
-	dial  kgo.Opt
-	rng   *rand.Rand
+	r      *recorder
+	seeds  []string
+	dial   kgo.Opt
+	rng    *rand.Rand
+	name   string
+	kip848 bool
 
 	mu      sync.Mutex
 	commits int                    // successful commits
@@ -35,8 +37,8 @@ type groupWorkload struct {
 	history []string               // CSV lines: commits answered and offsets read, with times
 }
 
-func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand) *groupWorkload {
-	return &groupWorkload{r: r, seeds: seeds, dial: dial, rng: rng,
+func newGroupWorkload(r *recorder, seeds []string, dial kgo.Opt, rng *rand.Rand, name string, kip848 bool) *groupWorkload {
+	return &groupWorkload{r: r, seeds: seeds, dial: dial, rng: rng, name: name, kip848: kip848,
 		errs: map[string]int{}, writes: map[int32][]groupWrite{}, reads: map[int32][]groupRead{}}
 }
 
@@ -73,14 +75,18 @@ func (g *groupWorkload) startMember(ctx context.Context) *member {
 	g.mu.Unlock()
 	go func() {
 		defer close(m.done)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(g.seeds...), g.dial,
-			kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(logTopic),
+		opts := []kgo.Opt{kgo.SeedBrokers(g.seeds...), g.dial,
+			kgo.ConsumerGroup(g.name), kgo.ConsumeTopics(logTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.DisableAutoCommit(), kgo.SessionTimeout(10*time.Second),
 			kgo.FetchMaxWait(500*time.Millisecond), kgo.WithHooks(m),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
 				g.commit(ctx, cl, m)
-			}))
+			})}
+		if g.kip848 {
+			opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return
 		}
@@ -141,7 +147,7 @@ func (g *groupWorkload) commit(ctx context.Context, cl *kgo.Client, m *member) {
 				switch p.ErrorCode {
 				case 0:
 				case kerr.IllegalGeneration.Code, kerr.UnknownMemberID.Code, kerr.RebalanceInProgress.Code,
-					kerr.FencedInstanceID.Code:
+					kerr.FencedInstanceID.Code, kerr.StaleMemberEpoch.Code, kerr.FencedMemberEpoch.Code:
 					if retried {
 						unknown(p.Partition, fmt.Sprintf("commit error code %d after a retry", p.ErrorCode))
 						continue
@@ -205,7 +211,7 @@ func (g *groupWorkload) poll(ctx context.Context) {
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		call := g.r.now()
-		offs, err := adm.FetchOffsets(rctx, groupName)
+		offs, err := adm.FetchOffsets(rctx, g.name)
 		ret := g.r.now()
 		cancel()
 		if err == nil {
@@ -224,6 +230,15 @@ func (g *groupWorkload) poll(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond): // poll pacing
 		}
 	}
+}
+
+// historyFile names the CSV the run leaves of the workload's commits and
+// reads (group-history.csv for the classic group).
+func (g *groupWorkload) historyFile() string {
+	if g.kip848 {
+		return "group-848-history.csv"
+	}
+	return "group-history.csv"
 }
 
 // checkOffsets checks every partition's reads against its commits; call it

@@ -97,10 +97,15 @@ func runInner(t *testing.T) {
 	}
 	goWork("reader", func() error { return runReader(wctx, rec, seeds, dial) })
 	goWork("hw reader", func() error { return runHWReader(wctx, rec, seeds, dial) })
-	var grp *groupWorkload
+	var grps []*groupWorkload
 	if *flagGroup {
-		grp = newGroupWorkload(rec, seeds, dial, rand.New(rand.NewPCG(uint64(seed), 2)))
-		goWork("group", func() error { return grp.run(wctx) })
+		grps = []*groupWorkload{
+			newGroupWorkload(rec, seeds, dial, rand.New(rand.NewPCG(uint64(seed), 2)), "chaos-group", false),
+			newGroupWorkload(rec, seeds, dial, rand.New(rand.NewPCG(uint64(seed), 3)), "chaos-group-848", true),
+		}
+		for _, grp := range grps {
+			goWork(grp.name, func() error { return grp.run(wctx) })
+		}
 	}
 
 	var chain *chaintest.Chain
@@ -169,7 +174,7 @@ func runInner(t *testing.T) {
 	}
 
 	// The checker.
-	res := check(t, c, adm, rec, grp)
+	res := check(t, c, adm, rec, grps)
 	res.faults = nm.faults
 	res.violations = append(nm.violations, res.violations...)
 	res.seed = seed
@@ -202,11 +207,11 @@ func runInner(t *testing.T) {
 		}
 	}
 
-	if grp != nil {
+	for _, grp := range grps {
 		grp.mu.Lock()
 		h := "op,call_ns,return_ns,partition,offset\n" + strings.Join(grp.history, "\n") + "\n"
 		grp.mu.Unlock()
-		if err := os.WriteFile(filepath.Join(out, "group-history.csv"), []byte(h), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(out, grp.historyFile()), []byte(h), 0o644); err != nil {
 			t.Errorf("group history: %v", err)
 		}
 	}
