@@ -78,8 +78,8 @@ func (g *groupWorkload) startMember(ctx context.Context) *member {
 		opts := []kgo.Opt{kgo.SeedBrokers(g.seeds...), g.dial,
 			kgo.ConsumerGroup(g.name), kgo.ConsumeTopics(logTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.DisableAutoCommit(), kgo.SessionTimeout(10*time.Second),
-			kgo.FetchMaxWait(500*time.Millisecond), kgo.WithHooks(m),
+			kgo.DisableAutoCommit(), kgo.SessionTimeout(10 * time.Second),
+			kgo.FetchMaxWait(500 * time.Millisecond), kgo.WithHooks(m),
 			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
 				g.commit(ctx, cl, m)
 			})}
