@@ -121,19 +121,20 @@ func (g *group) run() {
 // the offset after them, 0 when nothing changed. The caller that answers a
 // client waits for that offset to be committed first.
 func (g *group) persistConsumer() (int64, error) {
-	want := map[string][]byte{}
+	var want map[string][]byte // nil values: keys that must not exist
 	if g.st.cg != nil {
-		want = g.st.cg.records(g.id)
+		want = g.st.cg.changedRecords(g.id)
+	} else {
+		want = make(map[string][]byte, len(g.cgWritten))
+		for k := range g.cgWritten {
+			want[k] = nil
+		}
 	}
 	var kvs []statelog.KeyValue
 	for k, v := range want {
-		if old, ok := g.cgWritten[k]; !ok || !bytes.Equal(old, v) {
+		old, ok := g.cgWritten[k]
+		if (v == nil && ok) || (v != nil && (!ok || !bytes.Equal(old, v))) {
 			kvs = append(kvs, statelog.KeyValue{Key: []byte(k), Value: v})
-		}
-	}
-	for k := range g.cgWritten {
-		if _, ok := want[k]; !ok {
-			kvs = append(kvs, statelog.KeyValue{Key: []byte(k)})
 		}
 	}
 	if len(kvs) == 0 {
@@ -144,7 +145,16 @@ func (g *group) persistConsumer() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	g.cgWritten = want
+	if g.cgWritten == nil {
+		g.cgWritten = map[string][]byte{}
+	}
+	for _, kv := range kvs {
+		if kv.Value == nil {
+			delete(g.cgWritten, string(kv.Key))
+		} else {
+			g.cgWritten[string(kv.Key)] = kv.Value
+		}
+	}
 	return next, nil
 }
 

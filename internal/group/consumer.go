@@ -168,6 +168,10 @@ type consumerGroup struct {
 	matches   map[string][]*metadata.Topic
 	seenImage *metadata.Image
 	subsDirty bool
+	// touched are the members whose records may have changed since they
+	// were last written; touchAll: every member's (a new target).
+	touched  map[string]bool
+	touchAll bool
 }
 
 func newConsumerGroup(limits ConsumerLimits) *consumerGroup {
@@ -246,6 +250,7 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 			m.revoking, m.revokeBy, m.state = Assignment{}, time.Time{}, memberStable
 			m.departed = true
 			m.expires = now.Add(cg.limits.SessionTimeout)
+			cg.touch(m.id)
 		} else {
 			cg.remove(m)
 		}
@@ -335,6 +340,7 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 
 	before := copyAssignment(m.assigned)
 	cg.reconcile(m, h.Owned, now)
+	cg.touch(m.id)
 	res.MemberID, res.MemberEpoch = m.id, m.epoch
 	full := h.RebalanceTimeout >= 0 && (h.Topics != nil || h.Regex != nil) && h.Owned != nil
 	if h.MemberEpoch == 0 || full || !sameAssignment(before, m.assigned) {
@@ -371,6 +377,8 @@ func (cg *consumerGroup) takeOver(old *consumerMember, id string) *consumerMembe
 	cg.members[id] = &m
 	cg.static[m.instanceID] = id
 	cg.subsDirty = true
+	cg.touch(old.id)
+	cg.touch(id)
 	if t, ok := cg.target[old.id]; ok {
 		delete(cg.target, old.id)
 		cg.target[id] = t
@@ -393,6 +401,15 @@ func (cg *consumerGroup) remove(m *consumerMember) {
 	cg.release(m)
 	cg.epoch++
 	cg.subsDirty = true
+	cg.touch(m.id)
+}
+
+// touch notes that member id's records are to be written again.
+func (cg *consumerGroup) touch(id string) {
+	if cg.touched == nil {
+		cg.touched = map[string]bool{}
+	}
+	cg.touched[id] = true
 }
 
 // release frees every partition m holds.
@@ -495,6 +512,7 @@ func (cg *consumerGroup) refresh(img *metadata.Image) {
 		cg.target = assignUniform(in)
 	}
 	cg.assignmentEpoch = cg.epoch
+	cg.touchAll = true
 }
 
 func mapValues[K comparable, V any](m map[K]V) []V {

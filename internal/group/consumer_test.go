@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -319,6 +320,32 @@ func TestConsumerGroupSurvivesCoordinatorMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What was written, change by change, is the whole state.
+	var want map[string][]byte
+	if err := c1.with(testCtx(t), "g", false, func(g *group, _ time.Time) { want = g.st.cg.records("g") }); err != nil {
+		t.Fatal(err)
+	}
+	acc := newCgAcc()
+	if _, err := mem.Scan(func(r statelog.Record) error {
+		if len(r.Key) >= 2 && r.Key[1] >= cgMetadataKey && r.Key[1] <= cgCurrentMemberKey {
+			d, err := decodeConsumerRecord(int16(r.Key[1]), r.Key, r.Value)
+			if err != nil {
+				return err
+			}
+			acc.apply(d, slices.Clone(r.Key), slices.Clone(r.Value))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.raw) != len(want) {
+		t.Fatalf("the log holds %d consumer records, the group %d", len(acc.raw), len(want))
+	}
+	for k, v := range want {
+		if !bytes.Equal(acc.raw[k], v) {
+			t.Fatalf("record %q: the log holds %x, the group %x", k, acc.raw[k], v)
+		}
+	}
 
 	mem.Depose()
 	c2 := newCoord(mem.Reopen(2))
@@ -505,5 +532,47 @@ func TestConsumerGroupCommitAtOlderEpoch(t *testing.T) {
 	}
 	if ok, err := cg.commitCheck("A", ra.MemberEpoch); err != nil || ok != nil {
 		t.Fatalf("the member's epoch: %v", err)
+	}
+}
+
+// TestConsumerRecordsWrittenIncrementally: the records written change by
+// change (changedRecords after each heartbeat and tick) always add up to
+// the group's whole state, a new target for members that did not
+// heartbeat and the removal of expired ones included.
+func TestConsumerRecordsWrittenIncrementally(t *testing.T) {
+	img := testImage("a", "6")
+	cg := newConsumerGroup(consumerLimits())
+	log := map[string][]byte{}
+	flush := func(what string) {
+		t.Helper()
+		for k, v := range cg.changedRecords("g") {
+			if v == nil {
+				delete(log, k)
+			} else {
+				log[k] = v
+			}
+		}
+		want := cg.records("g")
+		if len(log) != len(want) {
+			t.Fatalf("after %s: %d records written, the state has %d", what, len(log), len(want))
+		}
+		for k, v := range want {
+			if !bytes.Equal(log[k], v) {
+				t.Fatalf("after %s: record %q is stale", what, k)
+			}
+		}
+	}
+	ra := mustBeat(t, cg, cjoin("A", "a"), img, t0)
+	flush("A joins")
+	mustBeat(t, cg, cjoin("B", "a"), img, t0)
+	flush("B joins") // A's target changed; A did not heartbeat
+	mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, t0)
+	flush("A told to revoke")
+	mustBeat(t, cg, cjoin("C", "a"), img, t0.Add(2*time.Second))
+	flush("C joins")
+	cg.tick(t0.Add(4 * time.Second)) // A's revocation and session, B's session end
+	flush("A and B removed")
+	if len(cg.members) != 1 {
+		t.Fatalf("members left: %d", len(cg.members))
 	}
 }

@@ -243,21 +243,59 @@ func decodeConsumerRecord(kind int16, key, value []byte) (cgRecord, error) {
 // records is the group's consumer state as records, by key: what the log
 // holds once it is written.
 func (cg *consumerGroup) records(group string) map[string][]byte {
-	out := map[string][]byte{
+	out := cg.groupRecords(group)
+	for id := range cg.members {
+		cg.memberRecords(out, group, id)
+	}
+	return out
+}
+
+// groupRecords are the group-level records.
+func (cg *consumerGroup) groupRecords(group string) map[string][]byte {
+	return map[string][]byte{
 		string(cgKey(cgMetadataKey, group, "")):      epochValue(cg.epoch),
 		string(cgKey(cgPartitionMetaKey, group, "")): partitionMetaValue(cg.subTopics),
 		string(cgKey(cgTargetMetaKey, group, "")):    epochValue(cg.assignmentEpoch),
 	}
-	for id, m := range cg.members {
-		out[string(cgKey(cgMemberKey, group, id))] = memberMetaValue(m)
-		out[string(cgKey(cgTargetMemberKey, group, id))] = targetMemberValue(cg.target[id])
-		cur := *m
-		if m.departed {
-			// As Kafka: a static member gone for now is at epoch -2.
-			cur.epoch, cur.prevEpoch = StaticLeaveEpoch, m.epoch
+}
+
+// memberRecords adds member id's records to out, nil values when it is
+// not a member (its records are to go).
+func (cg *consumerGroup) memberRecords(out map[string][]byte, group, id string) {
+	keys := [3]string{string(cgKey(cgMemberKey, group, id)), string(cgKey(cgTargetMemberKey, group, id)),
+		string(cgKey(cgCurrentMemberKey, group, id))}
+	m := cg.members[id]
+	if m == nil {
+		for _, k := range keys {
+			out[k] = nil
 		}
-		out[string(cgKey(cgCurrentMemberKey, group, id))] = currentMemberValue(&cur)
+		return
 	}
+	cur := *m
+	if m.departed {
+		// As Kafka: a static member gone for now is at epoch -2.
+		cur.epoch, cur.prevEpoch = StaticLeaveEpoch, m.epoch
+	}
+	out[keys[0]] = memberMetaValue(m)
+	out[keys[1]] = targetMemberValue(cg.target[id])
+	out[keys[2]] = currentMemberValue(&cur)
+}
+
+// changedRecords are the records of what changed since the last call: the
+// group-level ones and those of the members touched (every member's after
+// a new target assignment). Encoding only these keeps a heartbeat's cost
+// independent of the group's size.
+func (cg *consumerGroup) changedRecords(group string) map[string][]byte {
+	out := cg.groupRecords(group)
+	if cg.touchAll {
+		for id := range cg.members {
+			cg.memberRecords(out, group, id)
+		}
+	}
+	for id := range cg.touched {
+		cg.memberRecords(out, group, id)
+	}
+	cg.touchAll, cg.touched = false, nil
 	return out
 }
 
