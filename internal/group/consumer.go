@@ -161,6 +161,9 @@ type consumerGroup struct {
 	// subTopics are the subscribed topics (sorted by name) when the group
 	// epoch was last compared: a new partition or topic bumps it.
 	subTopics []cgTopicMeta
+	// subTopicsValue is subTopics encoded (its record's value), nil
+	// until needed after a change.
+	subTopicsValue []byte
 	// subs are the members' resolved subscriptions, and matches each
 	// regex's topics, as of seenImage; subsDirty: a member or a
 	// subscription changed since.
@@ -489,7 +492,7 @@ func (cg *consumerGroup) refresh(img *metadata.Image) {
 		}
 		slices.SortFunc(ts, func(a, b cgTopicMeta) int { return strings.Compare(a.name, b.name) })
 		if !slices.Equal(ts, cg.subTopics) {
-			cg.subTopics = ts
+			cg.subTopics, cg.subTopicsValue = ts, nil
 			cg.epoch++
 		}
 	}

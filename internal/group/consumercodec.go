@@ -252,9 +252,12 @@ func (cg *consumerGroup) records(group string) map[string][]byte {
 
 // groupRecords are the group-level records.
 func (cg *consumerGroup) groupRecords(group string) map[string][]byte {
+	if cg.subTopicsValue == nil {
+		cg.subTopicsValue = partitionMetaValue(cg.subTopics) // one per change: it lists every subscribed topic
+	}
 	return map[string][]byte{
 		string(cgKey(cgMetadataKey, group, "")):      epochValue(cg.epoch),
-		string(cgKey(cgPartitionMetaKey, group, "")): partitionMetaValue(cg.subTopics),
+		string(cgKey(cgPartitionMetaKey, group, "")): cg.subTopicsValue,
 		string(cgKey(cgTargetMetaKey, group, "")):    epochValue(cg.assignmentEpoch),
 	}
 }
