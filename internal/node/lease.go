@@ -105,8 +105,13 @@ func (l *brokerLease) held() bool {
 	defer l.mu.Unlock()
 	if !l.mu.expired && !now.Before(l.mu.until) {
 		l.mu.expired = true
-		l.logger.Warn("broker lease expired: no unfenced heartbeat answer; answering NOT_LEADER_OR_FOLLOWER for partitions this broker leads",
-			"lease", l.duration, "expired_at", l.mu.until)
+		if l.mu.until.IsZero() { // a start, not an expiry
+			l.logger.Info("no broker lease yet: answering NOT_LEADER_OR_FOLLOWER for partitions this broker leads until an unfenced heartbeat answer",
+				"lease", l.duration)
+		} else {
+			l.logger.Warn("broker lease expired: no unfenced heartbeat answer; answering NOT_LEADER_OR_FOLLOWER for partitions this broker leads",
+				"lease", l.duration, "expired_at", l.mu.until)
+		}
 	}
 	return false
 }
