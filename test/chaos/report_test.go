@@ -75,7 +75,7 @@ func writeReport(out string, res *result, rec *recorder, prof profile) error {
 	fmt.Fprintf(&b, "![timeline](timeline.svg)\n\n")
 	fmt.Fprintf(&b, "- produces answered with an error (outcome unknown): %d, of which %d are in the log\n", res.failed, res.writtenFailed)
 	if res.groupJoins > 0 {
-		fmt.Fprintf(&b, "- consumer group: %d members joined over the run, %d partition commits succeeded\n", res.groupJoins, res.groupCommits)
+		fmt.Fprintf(&b, "- consumer groups (classic and KIP-848): %d members joined over the run, %d partition commits succeeded\n", res.groupJoins, res.groupCommits)
 	}
 	fmt.Fprintf(&b, "- transactional chain: %s\n", orNone(res.txn))
 	fmt.Fprintf(&b, "- porcupine: %s\n", res.linearizable)
