@@ -132,6 +132,9 @@ type Config struct {
 	// dropAppend, in tests, refuses the AppendEntries it returns true for
 	// (heartbeats take Raft's fast path and still arrive).
 	dropAppend func() bool
+	// applyDelay, in tests, runs before each entry this node's image
+	// applies: a slow state machine.
+	applyDelay func()
 }
 
 // Validate checks the config.
@@ -921,6 +924,10 @@ type fsm Controller
 // nothing; the returned value is nil or the error that rejected the batch.
 func (f *fsm) Apply(l *raft.Log) any {
 	c := (*Controller)(f)
+	defer c.progress.appliedTo(l.Index)
+	if c.cfg.applyDelay != nil {
+		c.cfg.applyDelay()
+	}
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -957,6 +964,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("controller: decode snapshot: %w", err)
 	}
 	c.publish(c.image.Load(), img)
+	c.progress.restored(img.LastOffset)
 	return nil
 }
 

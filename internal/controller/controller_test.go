@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,8 +409,9 @@ func freeAddrs(t *testing.T, n int) []string {
 	return addrs
 }
 
-// openQuorum starts n voters on loopback and waits until each is ready.
-func openQuorum(t *testing.T, n int) []*Controller {
+// openQuorum starts n voters on loopback and waits until each is ready;
+// tweak, if given, adjusts each voter's config first.
+func openQuorum(t *testing.T, n int, tweak ...func(*Config)) []*Controller {
 	t.Helper()
 	addrs := freeAddrs(t, n)
 	var voters []Voter
@@ -418,7 +420,11 @@ func openQuorum(t *testing.T, n int) []*Controller {
 	}
 	nodes := make([]*Controller, n)
 	for i := range nodes {
-		c, err := Open(Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters})
+		cfg := Config{NodeID: int32(i + 1), Dir: t.TempDir(), Addr: addrs[i], Voters: voters}
+		for _, f := range tweak {
+			f(&cfg)
+		}
+		c, err := Open(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -536,5 +542,55 @@ func TestControllerResign(t *testing.T) {
 	lone := openNode(t, Config{NodeID: 1, Dir: t.TempDir()})
 	if err := lone.Resign(testCtx(t)); err != nil || !lone.IsActive() {
 		t.Fatalf("a lone voter resigned: err %v, active %v", err, lone.IsActive())
+	}
+}
+
+// TestControllerTopicChangeAppliedOnFollowersOnceAnswered: a topic change
+// answers only once every live follower's image holds it, even when the
+// followers' state machines run late. hashicorp/raft acknowledges a commit
+// once it queued the entries for its state machine; a broker asked right
+// after CreatePartitions answered then still listed the old partition
+// count (seen in CI). Every apply here is slowed to 50 ms.
+func TestControllerTopicChangeAppliedOnFollowersOnceAnswered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	var slow atomic.Bool
+	nodes := openQuorum(t, 3, func(cfg *Config) {
+		cfg.applyDelay = func() {
+			if slow.Load() {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+	leader := activeController(t, nodes)
+	registerBrokers(t, leader, 1, 2, 3)
+	slow.Store(true)
+	for round := range 3 {
+		name := fmt.Sprintf("t%d", round)
+		if _, err := leader.CreateTopic(testCtx(t), TopicSpec{Name: name, NumPartitions: 2, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range nodes {
+			if c.Image().Topic(name) == nil {
+				t.Fatalf("round %d: CreateTopic answered, node %d's image has no %s", round, i+1, name)
+			}
+		}
+		if err := leader.CreatePartitions(testCtx(t), name, 5, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range nodes {
+			if got := len(c.Image().Topic(name).Partitions); got != 5 {
+				t.Fatalf("round %d: CreatePartitions answered, node %d's image has %d partitions of %s, want 5", round, i+1, got, name)
+			}
+		}
+		if err := leader.DeleteTopic(testCtx(t), name); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range nodes {
+			if c.Image().Topic(name) != nil {
+				t.Fatalf("round %d: DeleteTopic answered, node %d's image still has %s", round, i+1, name)
+			}
+		}
 	}
 }

@@ -34,8 +34,9 @@
 // changes run under the command lock like commands. The Raft transport is
 // wrapped (progressTransport) to record each follower's log end from its
 // AppendEntries answers, for Quorum (DescribeQuorum), and the commit index
-// it acknowledged, which topic changes wait for (awaitFollowersCommit), and
-// to filter vote requests; pipelining is off so every answer passes
+// it acknowledged, which topic changes wait for (awaitFollowersCommit; a
+// follower holds that acknowledgement until its image has applied the
+// entries, holdUntilApplied), and to filter vote requests; pipelining is off so every answer passes
 // through it.
 //
 // # Controller listener

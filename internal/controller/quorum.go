@@ -280,6 +280,15 @@ type progressTransport struct {
 	// redialFor and redialEvery shape AppendEntries' retries; see there.
 	redialFor, redialEvery time.Duration
 
+	// applyMu guards the follower's side of a commit acknowledgement
+	// (holdUntilApplied): the indexes of command entries received and not
+	// yet applied, ascending, how far the image has applied, and a channel
+	// closed (and replaced) whenever that moves.
+	applyMu  sync.Mutex
+	commands []uint64
+	applied  uint64
+	appliedc chan struct{}
+
 	// hbMu guards the heartbeat fast path: Raft answers heartbeats on the
 	// transport's connection goroutines, which its Shutdown does not wait
 	// for, and one still in flight when Close closed the stores failed to
@@ -337,7 +346,7 @@ const (
 
 func newProgressTransport(t *raft.NetworkTransport, stopc <-chan struct{}) *progressTransport {
 	return &progressTransport{NetworkTransport: t, peers: map[raft.ServerID]peerProgress{}, rpcs: make(chan raft.RPC),
-		stopc: stopc, redialFor: redialFor, redialEvery: redialEvery}
+		stopc: stopc, redialFor: redialFor, redialEvery: redialEvery, appliedc: make(chan struct{})}
 }
 
 // Consumer implements raft.Transport: the RPCs that filterLoop passes.
@@ -371,6 +380,7 @@ func (t *progressTransport) filterLoop(stopc <-chan struct{}) {
 				rpc.Respond(nil, errAppendDropped)
 				continue
 			}
+			rpc = t.holdUntilApplied(rpc, req)
 		}
 		select {
 		case t.rpcs <- rpc:
@@ -409,8 +419,8 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 		err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 		if err == nil && resp.Success {
 			// A follower commits up to the leader's commit index or its
-			// own log end, whichever is lower, and hands those entries
-			// to its FSM before it answers.
+			// own log end, whichever is lower, and its filter holds the
+			// answer until its image has applied them (holdUntilApplied).
 			t.record(id, resp.LastLog, want, sent)
 			t.recordCommit(id, min(args.LeaderCommitIndex, resp.LastLog))
 		}
@@ -423,6 +433,110 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 			return err
 		}
 	}
+}
+
+// applyHold bounds how long a follower holds an AppendEntries answer for
+// its image to apply what the answer acknowledges as committed.
+const applyHold = 200 * time.Millisecond
+
+// holdUntilApplied returns rpc with its answer held, once Raft gives it,
+// until this node's image has applied every command entry up to the commit
+// index the answer acknowledges (at most applyHold). hashicorp/raft answers
+// once it has queued the committed entries for the FSM, which applies them
+// on another goroutine: on a loaded machine a client told by the active
+// controller that a topic change was done could still read the old image
+// from this broker (seen in CI: CreatePartitions answered, one broker
+// still listing 12 partitions of 15). Only command entries reach the FSM,
+// so the wait is for the last of those at or below the commit, which the
+// requests' entries tell.
+func (t *progressTransport) holdUntilApplied(rpc raft.RPC, req *raft.AppendEntriesRequest) raft.RPC {
+	if len(req.Entries) > 0 {
+		first := req.Entries[0].Index
+		t.applyMu.Lock()
+		// The entries replace whatever the log held from first on.
+		i, _ := slices.BinarySearch(t.commands, first)
+		t.commands = t.commands[:i]
+		for _, e := range req.Entries {
+			if e.Type == raft.LogCommand && e.Index > t.applied {
+				t.commands = append(t.commands, e.Index)
+			}
+		}
+		t.applyMu.Unlock()
+	}
+	answer := rpc.RespChan
+	held := make(chan raft.RPCResponse, 1)
+	rpc.RespChan = held
+	go func() {
+		var r raft.RPCResponse
+		select {
+		case r = <-held:
+		case <-t.stopc:
+			return
+		}
+		if resp, ok := r.Response.(*raft.AppendEntriesResponse); ok && r.Error == nil && resp.Success {
+			t.awaitApplied(min(req.LeaderCommitIndex, resp.LastLog))
+		}
+		answer <- r
+	}()
+	return rpc
+}
+
+// awaitApplied waits, at most applyHold, until the image has applied the
+// last command entry at or below commit.
+func (t *progressTransport) awaitApplied(commit uint64) {
+	var timeout <-chan time.Time
+	for {
+		t.applyMu.Lock()
+		i, found := slices.BinarySearch(t.commands, commit)
+		if found {
+			i++
+		}
+		done := i == 0 || t.commands[i-1] <= t.applied
+		wake := t.appliedc
+		t.applyMu.Unlock()
+		if done {
+			return
+		}
+		if timeout == nil {
+			timeout = time.After(applyHold)
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			return
+		case <-t.stopc:
+			return
+		}
+	}
+}
+
+// appliedTo records that the image has applied the log up to index; the
+// FSM calls it for every entry it applies and every snapshot it restores.
+func (t *progressTransport) appliedTo(index uint64) {
+	t.applyMu.Lock()
+	defer t.applyMu.Unlock()
+	if index <= t.applied {
+		return
+	}
+	t.applied = index
+	i, found := slices.BinarySearch(t.commands, index)
+	if found {
+		i++
+	}
+	t.commands = t.commands[i:]
+	close(t.appliedc)
+	t.appliedc = make(chan struct{})
+}
+
+// restored records that the image was replaced by a snapshot's, which
+// holds every command entry up to its index: none is waited for.
+func (t *progressTransport) restored(lastOffset uint64) {
+	t.applyMu.Lock()
+	defer t.applyMu.Unlock()
+	t.commands = nil
+	t.applied = max(t.applied, lastOffset)
+	close(t.appliedc)
+	t.appliedc = make(chan struct{})
 }
 
 // AppendEntriesPipeline implements raft.Transport: no pipelining, so every
