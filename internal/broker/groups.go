@@ -298,7 +298,7 @@ func handleOffsetCommit(b *Broker, ctx context.Context, sreq *server.Request) se
 	}
 	return func(ctx context.Context) kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		res, err := b.groups.Commit(ctx, req.Group, member, deref(req.InstanceID), gen, offs)
+		res, err := b.groups.Commit(ctx, req.Group, member, deref(req.InstanceID), gen, req.Version, offs)
 		for _, t := range req.Topics {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.Topic = t.Topic

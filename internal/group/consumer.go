@@ -674,12 +674,18 @@ func (cg *consumerGroup) validateFetch(memberID string, epoch int32) error {
 	return cg.checkEpoch(memberID, epoch)
 }
 
-// commitCheck checks an OffsetCommit of memberID at epoch as Kafka does
-// with KIP-1251: at the member's epoch every partition may be committed;
-// at an older one only the partitions it has held since that epoch or
-// before (ok reports which; the others are STALE_MEMBER_EPOCH), so a
-// commit racing the answer that moved the member on is not refused.
-func (cg *consumerGroup) commitCheck(memberID string, epoch int32) (ok func(id [16]byte, p int32) bool, err error) {
+// MinConsumerCommitVersion is the first OffsetCommit version a member of
+// a consumer group (KIP-848) may commit with: older ones cannot carry its
+// member epoch as such.
+const MinConsumerCommitVersion = 9
+
+// commitCheck checks an OffsetCommit (of the given version) of memberID at
+// epoch as Kafka does with KIP-1251: at the member's epoch every partition
+// may be committed; at an older one only the partitions it has held since
+// that epoch or before (ok reports which; the others are
+// STALE_MEMBER_EPOCH), so a commit racing the answer that moved the member
+// on is not refused.
+func (cg *consumerGroup) commitCheck(memberID string, epoch int32, version int16) (ok func(id [16]byte, p int32) bool, err error) {
 	if epoch < 0 && len(cg.members) == 0 {
 		return nil, nil
 	}
@@ -687,6 +693,8 @@ func (cg *consumerGroup) commitCheck(memberID string, epoch int32) (ok func(id [
 	switch {
 	case m == nil:
 		return nil, ErrUnknownMemberID
+	case version < MinConsumerCommitVersion:
+		return nil, ErrUnsupportedVersion
 	case m.departed || epoch < 0 || epoch > m.epoch:
 		return nil, ErrStaleMemberEpoch
 	case epoch == m.epoch:

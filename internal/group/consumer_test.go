@@ -517,7 +517,7 @@ func TestConsumerGroupCommitAtOlderEpoch(t *testing.T) {
 	if ra.MemberEpoch == e1 {
 		t.Fatal("A did not move on")
 	}
-	ok, err := cg.commitCheck("A", e1)
+	ok, err := cg.commitCheck("A", e1, 9)
 	if err != nil || ok == nil {
 		t.Fatalf("a commit at the previous epoch: %v", err)
 	}
@@ -527,11 +527,21 @@ func TestConsumerGroupCommitAtOlderEpoch(t *testing.T) {
 			t.Errorf("partition %d at epoch %d: accepted %v, want %v (A kept %v)", p, e1, got, want, kept)
 		}
 	}
-	if _, err := cg.commitCheck("A", ra.MemberEpoch+1); !errors.Is(err, ErrStaleMemberEpoch) {
+	if _, err := cg.commitCheck("A", ra.MemberEpoch+1, 9); !errors.Is(err, ErrStaleMemberEpoch) {
 		t.Fatalf("a later epoch: %v", err)
 	}
-	if ok, err := cg.commitCheck("A", ra.MemberEpoch); err != nil || ok != nil {
+	if ok, err := cg.commitCheck("A", ra.MemberEpoch, 9); err != nil || ok != nil {
 		t.Fatalf("the member's epoch: %v", err)
+	}
+	// Before v9 OffsetCommit cannot name a member epoch: refused as
+	// UNSUPPORTED_VERSION for members, as Kafka; an unknown member is
+	// still UNKNOWN_MEMBER_ID and a commit to the group without members
+	// goes through.
+	if _, err := cg.commitCheck("A", ra.MemberEpoch, 8); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Fatalf("a v8 commit of a member: %v", err)
+	}
+	if _, err := cg.commitCheck("Z", 1, 8); !errors.Is(err, ErrUnknownMemberID) {
+		t.Fatalf("a v8 commit of an unknown member: %v", err)
 	}
 }
 

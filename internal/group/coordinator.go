@@ -601,8 +601,10 @@ func (c *Coordinator) Leave(ctx context.Context, id string, members []MemberLeav
 // current generation commit also during PreparingRebalance (not during
 // CompletingRebalance: REBALANCE_IN_PROGRESS), as in Kafka.
 // It returns an error per partition (nil: committed) once the commit is
-// durable.
-func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID string, generation int32, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
+// durable. version is the OffsetCommit request's: a member of a consumer
+// group (KIP-848) must commit with 9 or later (UNSUPPORTED_VERSION, as
+// Kafka).
+func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID string, generation int32, version int16, offsets map[TopicPartition]Offset) (map[TopicPartition]error, error) {
 	out := make(map[TopicPartition]error, len(offsets))
 	var next int64
 	var log statelog.Log
@@ -616,7 +618,7 @@ func (c *Coordinator) Commit(ctx context.Context, id, memberID, instanceID strin
 		var partOK func(id [16]byte, p int32) bool
 		switch {
 		case st.cg != nil:
-			partOK, gerr = st.cg.commitCheck(memberID, generation)
+			partOK, gerr = st.cg.commitCheck(memberID, generation, version)
 		case generation < 0 && st.state == Empty:
 		case simple:
 			gerr = ErrUnknownMemberID

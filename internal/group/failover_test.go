@@ -60,7 +60,7 @@ func TestGroupCoordinatorMovesWithLeadership(t *testing.T) {
 	ld1 := &leadership{l: mem}
 	c1 := newMemCoordinator(t, ld1)
 	tp := TopicPartition{Topic: "t", Partition: 3}
-	res, err := c1.Commit(testCtx(t), "g", "", "", -1, map[TopicPartition]Offset{tp: {Offset: 42, LeaderEpoch: -1}})
+	res, err := c1.Commit(testCtx(t), "g", "", "", -1, 9, map[TopicPartition]Offset{tp: {Offset: 42, LeaderEpoch: -1}})
 	if err != nil || res[tp] != nil {
 		t.Fatalf("commit: %v %v", err, res)
 	}
@@ -104,7 +104,7 @@ func TestGroupCommitAnsweredOnlyWhenCommitted(t *testing.T) {
 	c := newMemCoordinator(t, &leadership{l: mem})
 	tp := TopicPartition{Topic: "t", Partition: 0}
 	commit := func() (map[TopicPartition]error, error) {
-		return c.Commit(testCtx(t), "g", "", "", -1, map[TopicPartition]Offset{tp: {Offset: 7, LeaderEpoch: -1}})
+		return c.Commit(testCtx(t), "g", "", "", -1, 9, map[TopicPartition]Offset{tp: {Offset: 7, LeaderEpoch: -1}})
 	}
 
 	mem.Fail(statelog.ErrNotEnoughReplicas)
@@ -168,7 +168,7 @@ func TestGroupCoordinatorLoadInProgress(t *testing.T) {
 	mem := statelog.NewMemory(1)
 	c0 := newMemCoordinator(t, &leadership{l: mem})
 	tp := TopicPartition{Topic: "t", Partition: 1}
-	if _, err := c0.Commit(testCtx(t), "g", "", "", -1, map[TopicPartition]Offset{tp: {Offset: 9, LeaderEpoch: -1}}); err != nil {
+	if _, err := c0.Commit(testCtx(t), "g", "", "", -1, 9, map[TopicPartition]Offset{tp: {Offset: 9, LeaderEpoch: -1}}); err != nil {
 		t.Fatal(err)
 	}
 	mem.Depose()

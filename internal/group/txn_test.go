@@ -64,7 +64,7 @@ func tpOf(p int32) TopicPartition { return TopicPartition{Topic: "t", Partition:
 
 func (h *txnHarness) commit(group string, p int32, off int64) {
 	h.t.Helper()
-	res, err := h.c.Commit(h.ctx(), group, "", "", -1, map[TopicPartition]Offset{tpOf(p): {Offset: off, LeaderEpoch: -1}})
+	res, err := h.c.Commit(h.ctx(), group, "", "", -1, 9, map[TopicPartition]Offset{tpOf(p): {Offset: off, LeaderEpoch: -1}})
 	if err != nil || res[tpOf(p)] != nil {
 		h.t.Fatalf("commit %s %d=%d: %v %v", group, p, off, err, res)
 	}
