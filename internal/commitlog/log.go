@@ -834,9 +834,11 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 // maxUncompressed caps decompression when a path must look at records.
 func (l *Log) maxUncompressed() int { return max(l.maxBatch, 64<<20) }
 
-// MaxTimestamp returns the largest batch max timestamp in the log and the
-// last offset of the batch holding it (ListOffsets MAX_TIMESTAMP), or
-// (-1, -1) when the log has no timestamps.
+// MaxTimestamp returns the largest timestamp in the log and the offset of
+// the first record that carries it (ListOffsets MAX_TIMESTAMP), or (-1, -1)
+// when the log has no timestamps. As Kafka since 3.8 (KAFKA-16310): the
+// record's own offset, not its batch's last, and in a batch with
+// LogAppendTime, whose records all carry the batch's time, the first.
 func (l *Log) MaxTimestamp() (ts int64, offset int64) {
 	ts, offset = -1, -1
 	start := l.LogStartOffset()
@@ -845,6 +847,30 @@ func (l *Log) MaxTimestamp() (ts int64, offset int64) {
 			ts, offset = t, s.offMaxTs.Load()
 		}
 	}
+	if offset < 0 {
+		return ts, offset
+	}
+	// offset is the last of the first batch holding ts; find the record.
+	errStop := errors.New("stop")
+	batchLast := offset
+	_ = l.ScanBatches(batchLast, func(b []byte) error {
+		h, err := record.ParseHeader(b)
+		if err != nil || h.LastOffset() != batchLast || h.MaxTimestamp != ts {
+			return errStop // not the batch the segment noted: keep its last offset
+		}
+		if h.TimestampType() == record.LogAppendTime {
+			offset = max(h.BaseOffset, start)
+			return errStop
+		}
+		_ = record.Records(b, h, l.maxUncompressed(), func(r record.Record) error {
+			if o := h.BaseOffset + int64(r.OffsetDelta); h.BaseTimestamp+r.TimestampDelta == ts && o >= start {
+				offset = o
+				return errStop
+			}
+			return nil
+		})
+		return errStop
+	})
 	return ts, offset
 }
 

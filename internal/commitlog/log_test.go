@@ -295,6 +295,43 @@ func TestLogTimestamps(t *testing.T) {
 	if off, ts, _ := l.OffsetForTimestamp(2000); off != 120 || ts != 5000 {
 		t.Fatalf("log-append-time lookup %d %d", off, ts)
 	}
+	// Every record of a LogAppendTime batch has its time: the first.
+	if ts, off := l.MaxTimestamp(); ts != 5000 || off != 120 {
+		t.Fatalf("MaxTimestamp after a log-append-time batch = %d,%d, want 5000,120", ts, off)
+	}
+}
+
+// TestLogMaxTimestampNamesTheRecord (ListOffsets MAX_TIMESTAMP, as Kafka
+// since KAFKA-16310): the offset of the first record with the largest
+// timestamp, not the last offset of its batch. librdkafka's 0081_admin
+// produces timestamps +100, +400, +250 and expects offset 1.
+func TestLogMaxTimestampNamesTheRecord(t *testing.T) {
+	l := openLog(t, Config{})
+	batch := func(base int64, deltas ...int64) []byte {
+		rs := make([]record.Record, len(deltas))
+		for i, d := range deltas {
+			rs[i] = record.Record{Key: []byte{'k'}, Value: []byte{'v'}, TimestampDelta: d}
+		}
+		b, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: base, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Records: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mustAppend(t, l, batch(1000, 100, 400, 250), 0)
+	if ts, off := l.MaxTimestamp(); ts != 1400 || off != 1 {
+		t.Fatalf("MaxTimestamp = %d,%d, want 1400,1", ts, off)
+	}
+	// A later batch with the same maximum leaves the first record named;
+	// a larger one, in the middle of its batch, names that record.
+	mustAppend(t, l, batch(1400, 0, -5), 0)
+	if ts, off := l.MaxTimestamp(); ts != 1400 || off != 1 {
+		t.Fatalf("after an equal maximum: MaxTimestamp = %d,%d, want 1400,1", ts, off)
+	}
+	mustAppend(t, l, batch(2000, 0, 7, 7, 3), 0)
+	if ts, off := l.MaxTimestamp(); ts != 2007 || off != 6 {
+		t.Fatalf("MaxTimestamp = %d,%d, want 2007,6", ts, off)
+	}
 }
 
 // TestLogReadRange is differential: the zero-copy ranges (which jump with
