@@ -347,10 +347,13 @@ func (a access) checks(body kmsg.Request) (cs []check, code int16) {
 }
 
 // configCheck is DescribeConfigs' or AlterConfigs' check of one resource:
-// a topic's, or the cluster's for a broker or broker logger.
+// a topic's, a group's, or the cluster's for a broker or broker logger.
 func configCheck(op kmsg.ACLOperation, typ kmsg.ConfigResourceType, name string) check {
-	if typ == kmsg.ConfigResourceTypeTopic {
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
 		return topicCheck(op, name)
+	case kmsg.ConfigResourceTypeGroupConfig:
+		return check{op: op, rt: rtGroup, name: name, code: codeGroup}
 	}
 	return clusterCheck(op)
 }

@@ -1,8 +1,8 @@
 package broker
 
 // DescribeConfigs (key 32) v0-4, AlterConfigs (key 33) v0-2,
-// IncrementalAlterConfigs (key 44) v0-1: topic (type 2) and broker (type 4)
-// resources.
+// IncrementalAlterConfigs (key 44) v0-1: topic (type 2), broker (type 4)
+// and group (type 32, Kafka 4.0's group configs) resources.
 //
 // Every value is reported with its source (topic override, dynamic broker,
 // dynamic cluster default, static file, built-in default), synonyms when
@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/config"
+	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/metadata"
 	"github.com/gregor-dev/gregor/internal/server"
 )
@@ -33,7 +34,10 @@ import (
 const (
 	resourceTopic  = kmsg.ConfigResourceType(metadata.ResourceTopic)
 	resourceBroker = kmsg.ConfigResourceType(metadata.ResourceBroker)
+	resourceGroup  = kmsg.ConfigResourceType(metadata.ResourceGroup)
 )
+
+const msgEmptyGroup = "Group name must not be empty"
 
 func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request) server.Completion {
 	req := sreq.Body.(*kmsg.DescribeConfigsRequest)
@@ -82,6 +86,20 @@ func handleDescribeConfigs(b *Broker, ctx context.Context, sreq *server.Request)
 			}
 			slices.Sort(unknown)
 			names = append(names, unknown...)
+		case resourceGroup:
+			// Any group, known to a coordinator or not, as Kafka.
+			if r.ResourceName == "" {
+				rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, strPtr(msgEmptyGroup)
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
+			for _, name := range config.SortedNames(config.GroupDefs) {
+				if r.ConfigNames == nil || slices.Contains(r.ConfigNames, name) {
+					rr.Configs = append(rr.Configs, b.describeGroupConfig(req, img, r.ResourceName, name))
+				}
+			}
+			resp.Resources = append(resp.Resources, rr)
+			continue
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("resource type %d is not supported", r.ResourceType)
@@ -152,6 +170,89 @@ func describeConfig(req *kmsg.DescribeConfigsRequest, name string, resourceType 
 		c.ConfigSynonyms = syns
 	}
 	return c
+}
+
+// describeGroupConfig reports one config of group id, as Kafka's
+// ConfigHelper: the group's own value (source GROUP_CONFIG) or the broker
+// property that supplies its default (source DEFAULT_CONFIG), which is its
+// one synonym.
+func (b *Broker) describeGroupConfig(req *kmsg.DescribeConfigsRequest, img *metadata.Image, id, name string) kmsg.DescribeConfigsResponseResourceConfig {
+	d := config.GroupDefs[name]
+	v, set := img.GroupConfigs[id][name]
+	src := kmsg.ConfigSourceGroupConfig
+	if !set {
+		v, src = b.groupConfigDefault(img, d), kmsg.ConfigSourceDefaultConfig
+	}
+	c := kmsg.NewDescribeConfigsResponseResourceConfig()
+	c.Name, c.Value, c.Source = name, &v, src
+	c.IsDefault = !set
+	c.ConfigType = kmsg.ConfigType(d.Type)
+	if req.IncludeDocumentation && d.Doc != "" {
+		c.Documentation = strPtr(d.Doc)
+	}
+	if req.IncludeSynonyms {
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Value, s.Source = name, &v, src
+		c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+	}
+	return c
+}
+
+// groupConfigDefault is a group config's value where the group sets none:
+// the broker property its synonym names.
+func (b *Broker) groupConfigDefault(img *metadata.Image, d config.Def) string {
+	if len(d.Synonyms) > 0 {
+		if v, _, ok := b.brokerLayers(img).BrokerValue(d.Synonyms[0].Name); ok {
+			return v
+		}
+		if bd, ok := config.BrokerDefs[d.Synonyms[0].Name]; ok {
+			return bd.Default
+		}
+	}
+	return d.Default
+}
+
+// checkGroupConfigs validates the configs group id would have after a
+// change (set; with replaceAll, only those), as Kafka's GroupConfig.validate:
+// each within the bounds the broker's group.consumer.min/max.* properties
+// give, and the session timeout above the heartbeat interval.
+func (b *Broker) checkGroupConfigs(img *metadata.Image, id string, set map[string]*string, replaceAll bool) (int16, string) {
+	merged := map[string]string{}
+	if !replaceAll {
+		maps.Copy(merged, img.GroupConfigs[id])
+	}
+	for k, v := range set {
+		if v == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = *v
+		}
+	}
+	value := func(name string) int64 {
+		if v, ok := merged[name]; ok {
+			return config.Int64(v, 0)
+		}
+		return config.Int64(b.groupConfigDefault(img, config.GroupDefs[name]), 0)
+	}
+	bounds := []struct{ name, min, max string }{
+		{group.GroupSessionTimeoutConfig, "group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"},
+		{group.GroupHeartbeatIntervalConfig, "group.consumer.min.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms"},
+	}
+	for _, bd := range bounds {
+		if _, ok := merged[bd.name]; !ok {
+			continue // the broker's own value, whatever it is
+		}
+		switch v := value(bd.name); {
+		case v < b.brokerInt(img, bd.min):
+			return kerr.InvalidConfig.Code, bd.name + " must be greater than or equal to " + bd.min
+		case v > b.brokerInt(img, bd.max):
+			return kerr.InvalidConfig.Code, bd.name + " must be less than or equal to " + bd.max
+		}
+	}
+	if value(group.GroupSessionTimeoutConfig) <= value(group.GroupHeartbeatIntervalConfig) {
+		return kerr.InvalidConfig.Code, group.GroupSessionTimeoutConfig + " must be greater than " + group.GroupHeartbeatIntervalConfig
+	}
+	return 0, ""
 }
 
 // synonyms lists where a config is set, as Kafka's DescribeConfigs does
@@ -268,6 +369,14 @@ func (b *Broker) validateChange(resourceType kmsg.ConfigResourceType, name strin
 				return kerr.InvalidRequest.Code, err.Error()
 			}
 		}
+	case resourceGroup:
+		d, ok := config.GroupDefs[name]
+		switch {
+		case !ok:
+			return kerr.InvalidConfig.Code, "Unknown group config name: " + name
+		case value != nil:
+			err = d.Check(*value)
+		}
 	}
 	if err != nil {
 		return kerr.InvalidConfig.Code, err.Error()
@@ -285,6 +394,11 @@ func (b *Broker) checkResource(img *metadata.Image, resourceType kmsg.ConfigReso
 		return 0, ""
 	case resourceBroker:
 		return b.checkBrokerResource(name, forwarded)
+	case resourceGroup:
+		if name == "" {
+			return kerr.InvalidRequest.Code, msgEmptyGroup
+		}
+		return 0, ""
 	}
 	return kerr.InvalidRequest.Code, fmt.Sprintf("resource type %d cannot be altered", resourceType)
 }
@@ -338,6 +452,9 @@ func (b *Broker) checkAlter(img *metadata.Image, r kmsg.AlterConfigsRequestResou
 		}
 		set[c.Name] = c.Value
 	}
+	if code == 0 && r.ResourceType == resourceGroup {
+		code, msg = b.checkGroupConfigs(img, r.ResourceName, set, true)
+	}
 	return set, code, msg
 }
 
@@ -375,6 +492,9 @@ func (b *Broker) checkIncremental(img *metadata.Image, r kmsg.IncrementalAlterCo
 			code, msg = b.validateChange(r.ResourceType, c.Name, v)
 		}
 		set[c.Name] = v
+	}
+	if code == 0 && r.ResourceType == resourceGroup {
+		code, msg = b.checkGroupConfigs(img, r.ResourceName, set, false)
 	}
 	return set, code, msg
 }
@@ -549,19 +669,25 @@ func (b *Broker) applyConfigs(ctx context.Context, resourceType kmsg.ConfigResou
 
 // overrides are the values currently set on a resource itself.
 func (b *Broker) overrides(img *metadata.Image, resourceType kmsg.ConfigResourceType, name string) map[string]string {
-	if resourceType == resourceTopic {
+	switch resourceType {
+	case resourceTopic:
 		if t := img.Topics[name]; t != nil {
 			return t.Configs
 		}
 		return nil
+	case resourceGroup:
+		return img.GroupConfigs[name]
 	}
 	return img.BrokerConfigs[name]
 }
 
 func listOp(resourceType kmsg.ConfigResourceType, c kmsg.IncrementalAlterConfigsRequestResourceConfig, current map[string]string) (*string, int16, string) {
 	defs := config.TopicDefs
-	if resourceType == resourceBroker {
+	switch resourceType {
+	case resourceBroker:
 		defs = config.BrokerDefs
+	case resourceGroup:
+		defs = config.GroupDefs
 	}
 	d, ok := defs[c.Name]
 	if !ok {

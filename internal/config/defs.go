@@ -222,6 +222,14 @@ var BrokerDefs = defsByName([]Def{
 		Doc: "the group protocols served: consumer is KIP-848's ConsumerGroupHeartbeat"},
 	{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", Min: 1, Max: math.MaxInt32},
 	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", Min: 1, Max: math.MaxInt32},
+	{Name: "group.consumer.min.session.timeout.ms", Type: TypeInt, Default: "45000", Min: 1, Max: math.MaxInt32,
+		Doc: "the least consumer.session.timeout.ms a group config may set"},
+	{Name: "group.consumer.max.session.timeout.ms", Type: TypeInt, Default: "60000", Min: 1, Max: math.MaxInt32,
+		Doc: "the most consumer.session.timeout.ms a group config may set"},
+	{Name: "group.consumer.min.heartbeat.interval.ms", Type: TypeInt, Default: "5000", Min: 1, Max: math.MaxInt32,
+		Doc: "the least consumer.heartbeat.interval.ms a group config may set"},
+	{Name: "group.consumer.max.heartbeat.interval.ms", Type: TypeInt, Default: "15000", Min: 1, Max: math.MaxInt32,
+		Doc: "the most consumer.heartbeat.interval.ms a group config may set"},
 	{Name: "group.consumer.max.size", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 1, Max: math.MaxInt32},
 	{Name: "group.consumer.assignors", Type: TypeList, Default: "uniform,range",
 		Doc: "the server-side assignors of consumer groups, the first the default: uniform, range"},
@@ -318,6 +326,20 @@ func throttledReplicas(value string) error {
 	}
 	return nil
 }
+
+// GroupDefs are the group configs (Kafka 4.0's GroupConfig; config
+// resource type 32), set per group with IncrementalAlterConfigs or
+// AlterConfigs. Each one's default is the broker property its first synonym
+// names, and the broker's group.consumer.min/max.* properties bound it.
+// Kafka's share.* group configs are not offered: Gregor has no share groups.
+var GroupDefs = defsByName([]Def{
+	{Name: "consumer.session.timeout.ms", Type: TypeInt, Default: "45000", Min: 1, Max: math.MaxInt32,
+		Synonyms: []Synonym{{Name: "group.consumer.session.timeout.ms", Scale: 1}},
+		Doc:      "the time a member of this consumer group (KIP-848) may go without a heartbeat before it is removed"},
+	{Name: "consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", Min: 1, Max: math.MaxInt32,
+		Synonyms: []Synonym{{Name: "group.consumer.heartbeat.interval.ms", Scale: 1}},
+		Doc:      "the heartbeat interval this consumer group's members (KIP-848) are given"},
+})
 
 func digits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""

@@ -275,6 +275,11 @@ func (c *Controller) AlterConfigs(ctx context.Context, resourceType int8, name s
 				}
 			}
 			current = img.BrokerConfigs[name]
+		case metadata.ResourceGroup:
+			if name == "" {
+				return nil, fmt.Errorf("%w: empty group name", ErrInvalidConfigResource)
+			}
+			current = img.GroupConfigs[name]
 		default:
 			return nil, fmt.Errorf("%w: resource type %d", ErrInvalidConfigResource, resourceType)
 		}

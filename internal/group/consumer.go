@@ -77,6 +77,27 @@ type ConsumerLimits struct {
 	Assignors []string
 }
 
+// Group configs (config resource type 32) that override ConsumerLimits
+// for one group.
+const (
+	GroupSessionTimeoutConfig    = "consumer.session.timeout.ms"
+	GroupHeartbeatIntervalConfig = "consumer.heartbeat.interval.ms"
+)
+
+// forGroup returns the limits with a group's own configs (the image's
+// GroupConfigs[id]) applied; values were checked when they were set.
+func (l ConsumerLimits) forGroup(configs map[string]string) ConsumerLimits {
+	ms := func(name string, d time.Duration) time.Duration {
+		if v, err := strconv.ParseInt(configs[name], 10, 32); err == nil && v > 0 {
+			return time.Duration(v) * time.Millisecond
+		}
+		return d
+	}
+	l.SessionTimeout = ms(GroupSessionTimeoutConfig, l.SessionTimeout)
+	l.HeartbeatInterval = ms(GroupHeartbeatIntervalConfig, l.HeartbeatInterval)
+	return l
+}
+
 // DefaultConsumerLimits are Kafka's defaults.
 func DefaultConsumerLimits() ConsumerLimits {
 	return ConsumerLimits{SessionTimeout: 45 * time.Second, HeartbeatInterval: 5 * time.Second,

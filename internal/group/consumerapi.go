@@ -48,7 +48,11 @@ func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, id string, h Consum
 			}
 			st.cg = newConsumerGroup(c.cfg.Consumer)
 		}
-		res = st.cg.heartbeat(h, imageOrEmpty(c.cfg.Image()), now)
+		img := imageOrEmpty(c.cfg.Image())
+		// As Kafka, a change of the group's configs applies from the
+		// next heartbeat on.
+		st.cg.limits = c.cfg.Consumer.forGroup(img.GroupConfigs[id])
+		res = st.cg.heartbeat(h, img, now)
 		if c.logger.Enabled(ctx, slog.LevelDebug) {
 			c.logger.Debug("consumer group heartbeat", "group", id, "member_id", res.MemberID, "epoch", h.MemberEpoch,
 				"new_epoch", res.MemberEpoch, "assigned", res.Assignment != nil, "group_epoch", st.cg.epoch,

@@ -107,7 +107,10 @@ type Image struct {
 	TopicsByID map[[16]byte]*Topic
 	// BrokerConfigs maps a broker resource name ("" = cluster default, or
 	// the broker id in decimal) to its dynamic configs.
-	BrokerConfigs  map[string]map[string]string
+	BrokerConfigs map[string]map[string]string
+	// GroupConfigs maps a group id to its configs (consumer.session.timeout.ms,
+	// ...); a group without any is absent.
+	GroupConfigs   map[string]map[string]string
 	NextProducerID int64
 	// ClientQuotas holds the client quotas (AlterClientQuotas) by entity:
 	// quota key (producer_byte_rate, ...) to value.
@@ -533,6 +536,21 @@ func (b *builder) setConfig(r ConfigRecord) error {
 			delete(b.ownBrokerCfgMap, r.ResourceName)
 		}
 		return nil
+	case ResourceGroup:
+		if r.ResourceName == "" {
+			return fmt.Errorf("%w: empty group name", ErrInvalidResource)
+		}
+		// Group configs change rarely: copy on every record.
+		all := cloneMap(b.img.GroupConfigs)
+		m := cloneMap(all[r.ResourceName])
+		setOrDelete(m, r.Name, r.Value)
+		if len(m) == 0 {
+			delete(all, r.ResourceName)
+		} else {
+			all[r.ResourceName] = m
+		}
+		b.img.GroupConfigs = all
+		return nil
 	default:
 		return fmt.Errorf("%w: resource type %d", ErrInvalidResource, r.ResourceType)
 	}
@@ -577,6 +595,13 @@ func (img *Image) Records() []Record {
 		for _, k := range slices.Sorted(maps.Keys(cfg)) {
 			v := cfg[k]
 			recs = append(recs, ConfigRecord{ResourceType: ResourceBroker, ResourceName: name, Name: k, Value: &v})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(img.GroupConfigs)) {
+		cfg := img.GroupConfigs[name]
+		for _, k := range slices.Sorted(maps.Keys(cfg)) {
+			v := cfg[k]
+			recs = append(recs, ConfigRecord{ResourceType: ResourceGroup, ResourceName: name, Name: k, Value: &v})
 		}
 	}
 	recs = append(recs, img.quotaRecords()...)

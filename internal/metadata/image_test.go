@@ -159,6 +159,28 @@ func TestImageApplySequences(t *testing.T) {
 			},
 		},
 		{
+			name: "group configs",
+			recs: []Record{
+				ConfigRecord{ResourceType: ResourceGroup, ResourceName: "g", Name: "consumer.session.timeout.ms", Value: strp("50000")},
+				ConfigRecord{ResourceType: ResourceGroup, ResourceName: "h", Name: "consumer.heartbeat.interval.ms", Value: strp("6000")},
+				ConfigRecord{ResourceType: ResourceGroup, ResourceName: "h", Name: "consumer.heartbeat.interval.ms", Value: nil},
+			},
+			check: func(t *testing.T, img *Image) {
+				if want := map[string]map[string]string{"g": {"consumer.session.timeout.ms": "50000"}}; !reflect.DeepEqual(img.GroupConfigs, want) {
+					t.Fatalf("group configs %v, want %v", img.GroupConfigs, want)
+				}
+				back, err := DecodeImage(img.Encode())
+				if err != nil || !reflect.DeepEqual(back.GroupConfigs, img.GroupConfigs) {
+					t.Fatalf("through a snapshot: %v, %v", back.GroupConfigs, err)
+				}
+			},
+		},
+		{
+			name:    "config of a group without a name",
+			recs:    []Record{ConfigRecord{ResourceType: ResourceGroup, ResourceName: "", Name: "k", Value: strp("v")}},
+			wantErr: ErrInvalidResource,
+		},
+		{
 			name:    "config of unknown topic",
 			recs:    []Record{ConfigRecord{ResourceType: ResourceTopic, ResourceName: "zz", Name: "k", Value: strp("v")}},
 			wantErr: ErrUnknownTopic,

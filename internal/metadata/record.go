@@ -39,6 +39,7 @@ const (
 const (
 	ResourceTopic  int8 = 2
 	ResourceBroker int8 = 4
+	ResourceGroup  int8 = 32
 )
 
 // NoLeader is the leader id of a partition that has no leader.
@@ -123,8 +124,9 @@ type RemoveTopicRecord struct {
 }
 
 // ConfigRecord sets (Value non-nil) or deletes (Value nil) one config key of
-// a resource: a topic (ResourceTopic, by name) or a broker (ResourceBroker;
-// name "" is the cluster default, otherwise the broker id in decimal).
+// a resource: a topic (ResourceTopic, by name), a broker (ResourceBroker;
+// name "" is the cluster default, otherwise the broker id in decimal) or a
+// group (ResourceGroup, by group id; Kafka 4.0's group configs).
 type ConfigRecord struct {
 	ResourceType int8
 	ResourceName string

@@ -1,11 +1,14 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -193,5 +196,132 @@ func TestE2EConsumerGroupProtocolDisabled(t *testing.T) {
 	ds, err := adm.DescribeGroups(testCtx(t, 5*time.Second), "g-kip848-off")
 	if err != nil || ds["g-kip848-off"].ProtocolType != "consumer" {
 		t.Fatalf("the group is not a classic consumer group: %+v %v", ds, err)
+	}
+}
+
+// TestE2EGroupConfigs (Kafka 4.0's group configs, config resource type
+// 32): consumer.session.timeout.ms and consumer.heartbeat.interval.ms are
+// set per group within the broker's group.consumer.min/max.* bounds,
+// described with their source, survive a restart, and the group's members
+// are given the group's heartbeat interval from their next heartbeat.
+func TestE2EGroupConfigs(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, groupProps)
+	adm, cl := newAdmin(t, n)
+	ctx := testCtx(t, 30*time.Second)
+	createTopic(t, adm, "gcfg", 2, nil)
+
+	type kv struct {
+		name string
+		v    *string // nil: delete
+	}
+	alter := func(group string, cfgs ...kv) error {
+		t.Helper()
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+		for _, c := range cfgs {
+			rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			rc.Name, rc.Value, rc.Op = c.name, c.v, kmsg.IncrementalAlterConfigOpSet
+			if c.v == nil {
+				rc.Op = kmsg.IncrementalAlterConfigOpDelete
+			}
+			r.Configs = append(r.Configs, rc)
+		}
+		req.Resources = append(req.Resources, r)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	set := func(name, v string) kv { return kv{name, &v} }
+	for _, bad := range []struct {
+		cfg  kv
+		want error
+	}{
+		{set("consumer.session.timeout.ms", "30000"), kerr.InvalidConfig},   // below group.consumer.min.session.timeout.ms
+		{set("consumer.session.timeout.ms", "70000"), kerr.InvalidConfig},   // above the max
+		{set("consumer.heartbeat.interval.ms", "4000"), kerr.InvalidConfig}, // below the min
+		{set("share.session.timeout.ms", "50000"), kerr.InvalidConfig},      // no share groups
+		{set("consumer.session.timeout.ms", "x"), kerr.InvalidConfig},
+	} {
+		if err := alter("g-cfg", bad.cfg); !errors.Is(err, bad.want) {
+			t.Fatalf("%s=%s: %v, want %v", bad.cfg.name, *bad.cfg.v, err, bad.want)
+		}
+	}
+	if err := alter("", set("consumer.session.timeout.ms", "50000")); !errors.Is(err, kerr.InvalidRequest) {
+		t.Fatalf("a group without a name: %v", err)
+	}
+	if err := alter("g-cfg", set("consumer.session.timeout.ms", "50000"), set("consumer.heartbeat.interval.ms", "7000")); err != nil {
+		t.Fatal(err)
+	}
+
+	type value struct {
+		v   string
+		src kmsg.ConfigSource
+	}
+	describe := func(cl *kgo.Client) map[string]value {
+		t.Helper()
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "g-cfg"
+		req.Resources = append(req.Resources, r)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+			t.Fatalf("describe: %v %+v", err, resp)
+		}
+		out := map[string]value{}
+		for _, c := range resp.Resources[0].Configs {
+			if c.Value == nil {
+				t.Fatalf("%s has no value", c.Name)
+			}
+			out[c.Name] = value{*c.Value, c.Source}
+		}
+		return out
+	}
+	want := map[string]value{
+		"consumer.session.timeout.ms":    {"50000", kmsg.ConfigSourceGroupConfig},
+		"consumer.heartbeat.interval.ms": {"7000", kmsg.ConfigSourceGroupConfig},
+	}
+	if got := describe(cl); !maps.Equal(got, want) {
+		t.Fatalf("after the change: %v, want %v", got, want)
+	}
+
+	// The heartbeat interval a member is given is the group's.
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "g-cfg", "m-cfg-1", 0, 30000
+	hb.SubscribedTopicNames = []string{"gcfg"}
+	hb.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	var r *kmsg.ConsumerGroupHeartbeatResponse
+	testkit.Eventually(t, 20*time.Second, "the first heartbeat is answered", func() error {
+		var err error
+		if r, err = hb.RequestWith(ctx, cl); err == nil {
+			err = kerr.ErrorForCode(r.ErrorCode) // COORDINATOR_NOT_AVAILABLE while __consumer_offsets starts
+		}
+		return err
+	})
+	if r.HeartbeatIntervalMillis != 7000 {
+		t.Fatalf("heartbeat interval %d ms, want the group's 7000", r.HeartbeatIntervalMillis)
+	}
+
+	// Deleting the group's value brings back the broker's, as a default.
+	if err := alter("g-cfg", kv{name: "consumer.heartbeat.interval.ms"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(cl)["consumer.heartbeat.interval.ms"]; got != (value{"5000", kmsg.ConfigSourceDefaultConfig}) {
+		t.Fatalf("after the delete: %v, want the broker's 5000 as the default", got)
+	}
+	if err := alter("g-cfg", set("consumer.heartbeat.interval.ms", "7000")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, dir, groupProps)
+	_, cl = newAdmin(t, n)
+	if got := describe(cl); !maps.Equal(got, want) {
+		t.Fatalf("after a restart: %v, want %v", got, want)
 	}
 }
