@@ -34,6 +34,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -192,6 +193,21 @@ type consumerGroup struct {
 	matches   map[string][]*metadata.Topic
 	seenImage *metadata.Image
 	subsDirty bool
+	// regexes holds each subscribed regex's resolution (topic names) as
+	// Kafka's coordinator resolves them: off the heartbeat that asks
+	// (here, in effect from the group's next heartbeat), and again when
+	// topics changed, at most every regexRefreshInterval. pending is a
+	// resolution taken at resolveGen pendingGen, not yet in effect;
+	// regexAt and regexImage are the last resolution's time and image.
+	// regexSync: resolve at once (a group loaded from the log, whose
+	// resolutions Kafka would have kept).
+	regexes    map[string][]string
+	pending    map[string][]string
+	pendingGen int
+	resolveGen int
+	regexAt    time.Time
+	regexImage *metadata.Image
+	regexSync  bool
 	// touched are the members whose records may have changed since they
 	// were last written; touchAll: every member's (a new target).
 	touched  map[string]bool
@@ -199,7 +215,7 @@ type consumerGroup struct {
 }
 
 func newConsumerGroup(limits ConsumerLimits) *consumerGroup {
-	return &consumerGroup{limits: limits, members: map[string]*consumerMember{}, static: map[string]string{},
+	return &consumerGroup{limits: limits, members: map[string]*consumerMember{}, static: map[string]string{}, regexes: map[string][]string{},
 		target: map[string]Assignment{}, owner: map[topicPart]string{}}
 }
 
@@ -360,7 +376,7 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 		cg.epoch++
 		cg.subsDirty = true
 	}
-	cg.refresh(img)
+	cg.refresh(img, now)
 
 	before := copyAssignment(m.assigned)
 	cg.reconcile(m, h.Owned, now)
@@ -448,28 +464,17 @@ func (cg *consumerGroup) release(m *consumerMember) {
 
 // resolve resolves every member's subscription against img: the topic
 // names that exist and, per distinct regex, the topics it matches whole.
-func (cg *consumerGroup) resolve(img *metadata.Image) {
-	matches := map[string][]*metadata.Topic{}
-	for _, m := range cg.members {
-		if m.regex == "" {
-			continue
-		}
-		if _, ok := matches[m.regex]; ok {
-			continue
-		}
+func (cg *consumerGroup) resolve(img *metadata.Image, now time.Time) {
+	cg.resolveRegexes(img, now)
+	matches := make(map[string][]*metadata.Topic, len(cg.regexes))
+	for re, names := range cg.regexes {
 		var ts []*metadata.Topic
-		// Validated when it came in; one read back from a damaged
-		// log matches nothing rather than failing the group.
-		if _, err := regexp.Compile(m.regex); err == nil {
-			if re, err := regexp.Compile("^(?:" + m.regex + ")$"); err == nil {
-				for name, t := range img.Topics {
-					if re.MatchString(name) {
-						ts = append(ts, t)
-					}
-				}
+		for _, name := range names {
+			if t := img.Topics[name]; t != nil {
+				ts = append(ts, t)
 			}
 		}
-		matches[m.regex] = ts
+		matches[re] = ts
 	}
 	cg.matches = matches
 	cg.subs = make(map[string][]*metadata.Topic, len(cg.members))
@@ -493,14 +498,84 @@ func (cg *consumerGroup) resolve(img *metadata.Image) {
 	}
 }
 
+// regexRefreshInterval is how often, at most, a group's regexes are
+// resolved again when topics change (Kafka's
+// REGEX_BATCH_REFRESH_INTERVAL_MS).
+const regexRefreshInterval = 10 * time.Second
+
+// resolveRegexes keeps cg.regexes as Kafka's coordinator keeps its
+// resolved regular expressions: a regex no member resolved before is
+// resolved in the background there, so the heartbeat that brings it is
+// assigned the literal topics only and a later one the matches (clients'
+// tests count on it: librdkafka's 0045_resubscribe_with_regex); topics
+// created or deleted later are picked up when a heartbeat comes at least
+// regexRefreshInterval after the last resolution, every regex of the group
+// at once, so topics created together arrive in one rebalance.
+func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
+	cg.resolveGen++
+	if cg.pending != nil && cg.pendingGen < cg.resolveGen {
+		maps.Copy(cg.regexes, cg.pending) // the background resolution is done
+		cg.pending = nil
+	}
+	used := map[string]bool{}
+	for _, m := range cg.members {
+		if m.regex != "" {
+			used[m.regex] = true
+		}
+	}
+	maps.DeleteFunc(cg.regexes, func(re string, _ []string) bool { return !used[re] })
+	if len(used) == 0 {
+		cg.pending = nil
+		return
+	}
+	fresh := false
+	for re := range used {
+		if _, ok := cg.regexes[re]; !ok {
+			if _, ok := cg.pending[re]; !ok {
+				fresh = true
+			}
+		}
+	}
+	stale := img != cg.regexImage && now.Sub(cg.regexAt) >= regexRefreshInterval
+	if !fresh && !stale && !cg.regexSync {
+		if cg.pending != nil {
+			cg.subsDirty = true // in effect at the next heartbeat
+		}
+		return
+	}
+	out := make(map[string][]string, len(used))
+	for re := range used {
+		var names []string
+		// Validated when it came in; one read back from a damaged
+		// log matches nothing rather than failing the group.
+		if _, err := regexp.Compile(re); err == nil {
+			if re, err := regexp.Compile("^(?:" + re + ")$"); err == nil {
+				for name := range img.Topics {
+					if re.MatchString(name) {
+						names = append(names, name)
+					}
+				}
+			}
+		}
+		slices.Sort(names)
+		out[re] = names
+	}
+	cg.regexAt, cg.regexImage = now, img
+	if cg.regexSync {
+		cg.regexes, cg.pending, cg.regexSync = out, nil, false
+		return
+	}
+	cg.pending, cg.pendingGen, cg.subsDirty = out, cg.resolveGen, true
+}
+
 // refresh bumps the group epoch when the subscribed topics changed, and
 // recomputes the target assignment when the group epoch passed it.
 // Subscriptions are resolved again only when the image, the membership or
 // a subscription changed: a keepalive heartbeat costs no topic scan.
-func (cg *consumerGroup) refresh(img *metadata.Image) {
+func (cg *consumerGroup) refresh(img *metadata.Image, now time.Time) {
 	if img != cg.seenImage || cg.subsDirty {
 		cg.seenImage, cg.subsDirty = img, false
-		cg.resolve(img)
+		cg.resolve(img, now)
 		all := map[string]*metadata.Topic{}
 		for _, ts := range cg.subs {
 			for _, t := range ts {

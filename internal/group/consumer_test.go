@@ -200,22 +200,47 @@ func TestConsumerGroupStaticMember(t *testing.T) {
 	}
 }
 
-// TestConsumerGroupRegexFollowsNewTopics: a regex subscription takes a
-// matching topic created later (the group epoch moves with the image).
+// TestConsumerGroupRegexFollowsNewTopics: a regex subscription is
+// resolved as Kafka's coordinator resolves it: the heartbeat that brings a
+// new regex is assigned the literal topics, a later one the matches;
+// matching topics created afterwards are picked up, together, by a
+// heartbeat at least regexRefreshInterval after the last resolution.
 func TestConsumerGroupRegexFollowsNewTopics(t *testing.T) {
 	cg := newConsumerGroup(consumerLimits())
 	re := "logs-.*"
-	h := cjoin("A")
-	h.Topics, h.Regex = nil, &re
+	h := cjoin("A", "other")
+	h.Regex = &re
 	img := testImage("logs-a", "2", "other", "3")
+	held := func() int { return count(cg.members["A"].assigned) }
 	ra := mustBeat(t, cg, h, img, t0)
-	if count(ra.Assignment) != 2 {
-		t.Fatalf("assigned %v", ra.Assignment)
+	if held() != 3 {
+		t.Fatalf("first heartbeat: %d partitions, want the literal topic's 3 only", held())
+	}
+	now := t0.Add(time.Second)
+	ra = mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, now)
+	if held() != 5 {
+		t.Fatalf("next heartbeat: %d partitions, want 5 with logs-a", held())
 	}
 	img = testImage("logs-a", "2", "other", "3", "logs-b", "1")
-	ra = mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, t0)
-	if count(ra.Assignment) != 3 {
-		t.Fatalf("after logs-b: %v", ra.Assignment)
+	ra = mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, now.Add(time.Second))
+	if held() != 5 {
+		t.Fatalf("logs-b picked up %v after the last resolution, before the refresh interval", time.Second)
+	}
+	img = testImage("logs-a", "2", "other", "3", "logs-b", "1", "logs-c", "2")
+	epoch := cg.epoch
+	now = t0.Add(time.Second + regexRefreshInterval)
+	for range 2 { // one to resolve, one to see it
+		ra = mustBeat(t, cg, beat("A", ra.MemberEpoch, nil), img, now)
+	}
+	if held() != 8 || cg.epoch != epoch+1 {
+		t.Fatalf("after the refresh interval: %d partitions, want 8; group epoch %d -> %d, want one bump for both topics", held(), epoch, cg.epoch)
+	}
+	// A second member with the same regex uses its resolution at once.
+	h = cjoin("B")
+	h.Regex = &re
+	mustBeat(t, cg, h, img, now)
+	if got := len(cg.subs["B"]); got != 3 {
+		t.Fatalf("B subscribes to %d topics at its first heartbeat, want the 3 resolved", got)
 	}
 }
 
@@ -412,6 +437,38 @@ func TestConsumerRecordsRoundTrip(t *testing.T) {
 		b.epoch != m.epoch || !sameAssignment(b.assigned, m.assigned) || back.epoch != cg.epoch ||
 		!slices.Equal(back.subTopics, cg.subTopics) || back.static[inst] != "A" {
 		t.Fatalf("decoded %+v, encoded %+v", b, m)
+	}
+}
+
+// TestConsumerGroupRegexKeptAcrossLoad: a group loaded from the log (a new
+// coordinator) has its regexes resolved at once, as Kafka, which keeps
+// the resolutions in the log: its members keep what the regex gave them
+// instead of revoking it for a heartbeat.
+func TestConsumerGroupRegexKeptAcrossLoad(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	img := testImage("logs-a", "2")
+	re := "logs-.*"
+	h := cjoin("A")
+	h.Regex = &re
+	r := mustBeat(t, cg, h, img, t0)
+	r = mustBeat(t, cg, beat("A", r.MemberEpoch, nil), img, t0)
+	if count(cg.members["A"].assigned) != 2 {
+		t.Fatalf("before the load: %v", cg.members["A"].assigned)
+	}
+	acc := newCgAcc()
+	for k, v := range cg.records("g") {
+		key := []byte(k)
+		rec, err := decodeConsumerRecord(int16(key[0])<<8|int16(key[1]), key, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acc.apply(rec, key, v)
+	}
+	back := acc.build(consumerLimits(), t0)
+	got := mustBeat(t, back, beat("A", r.MemberEpoch, cg.members["A"].assigned), img, t0.Add(time.Second))
+	if got.MemberEpoch != r.MemberEpoch || count(back.members["A"].assigned) != 2 || back.epoch != cg.epoch {
+		t.Fatalf("after the load: epoch %d (was %d), holds %v, group epoch %d (was %d)",
+			got.MemberEpoch, r.MemberEpoch, back.members["A"].assigned, back.epoch, cg.epoch)
 	}
 }
 

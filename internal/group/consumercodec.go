@@ -362,6 +362,7 @@ func (a *cgAcc) build(limits ConsumerLimits, now time.Time) *consumerGroup {
 	}
 	cg := newConsumerGroup(limits)
 	cg.epoch, cg.assignmentEpoch, cg.subTopics, cg.subsDirty = a.epoch, a.assignmentEpoch, a.topics, true
+	cg.regexSync = true // Kafka keeps the resolutions in the log: resolve at once
 	for id, mm := range a.members {
 		m := &consumerMember{id: id, instanceID: mm.instanceID, rack: mm.rackID, clientID: mm.clientID, clientHost: mm.clientHost,
 			topics: mm.topics, regex: mm.regex, assignor: mm.assignor,
