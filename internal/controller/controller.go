@@ -163,14 +163,17 @@ type Controller struct {
 	log       *slog.Logger
 	raft      *raft.Raft
 	store     *raftStore
+	logs      raft.LogStore // store, behind Raft's cache
 	transport *raft.NetworkTransport
 	progress  *progressTransport // transport wrapper: followers' log ends
 	mux       *muxListener
 
 	image atomic.Pointer[metadata.Image]
 	// startCommit is the commit index WaitReady learnt (0 before); the
-	// node is caught up once it applied that far (CaughtUp).
-	startCommit atomic.Uint64
+	// node is caught up once it applied that far (CaughtUp), and its image
+	// the last command up to it, startCommand (lastCommand).
+	startCommit  atomic.Uint64
+	startCommand atomic.Uint64
 
 	// sem is the command lock: commands run one at a time.
 	sem chan struct{}
@@ -313,6 +316,7 @@ func Open(cfg Config) (_ *Controller, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
+	c.logs = logs
 	existing, err := raft.HasExistingState(logs, c.store, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("controller: read raft state: %w", err)
@@ -427,7 +431,29 @@ func (c *Controller) Leader() (int32, bool) {
 // image may lag what the quorum decided.
 func (c *Controller) CaughtUp() bool {
 	target := c.startCommit.Load()
-	return target > 0 && c.raft.AppliedIndex() >= target
+	return target > 0 && c.raft.AppliedIndex() >= target && c.progress.appliedIndex() >= c.startCommand.Load()
+}
+
+// lastCommand is the index of the last command entry at or below index in
+// this node's log, 0 if there is none after the snapshot. Raft counts an
+// entry applied once it queued it for the state machine, which applies it
+// on another goroutine, and only commands reach the state machine: the
+// image covers index once it applied this one.
+func (c *Controller) lastCommand(index uint64) uint64 {
+	first, err := c.logs.FirstIndex()
+	if err != nil || first == 0 {
+		return 0
+	}
+	var l raft.Log
+	for i := index; i >= first && i > 0; i-- {
+		if err := c.logs.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 // MetadataLag is how many committed metadata log entries this node knows of
@@ -507,8 +533,10 @@ func (c *Controller) WaitReady(ctx context.Context) error {
 			}
 		}
 		target := c.raft.CommitIndex()
+		command := c.lastCommand(target)
+		c.startCommand.Store(command)
 		c.startCommit.Store(max(target, 1))
-		for c.raft.AppliedIndex() < target {
+		for c.raft.AppliedIndex() < target || c.progress.appliedIndex() < command {
 			if err := sleep(); err != nil {
 				return err
 			}
@@ -931,19 +959,30 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	prev := c.image.Load()
 	recs, err := metadata.DecodeBatch(l.Data)
 	if err != nil {
 		c.log.Error("undecodable metadata entry", "offset", l.Index, "err", err)
+		c.skip(prev, l.Index)
 		return err
 	}
-	prev := c.image.Load()
 	next, err := prev.ApplyBatch(recs, l.Index)
 	if err != nil {
 		c.log.Warn("metadata entry rejected", "offset", l.Index, "err", err)
+		c.skip(prev, l.Index)
 		return err
 	}
 	c.publish(prev, next)
 	return nil
+}
+
+// skip moves the image's LastOffset past a command it could not apply, so
+// that a snapshot of it, restored, still covers that command (WaitReady's
+// target after a restart may be it: lastCommand).
+func (c *Controller) skip(prev *metadata.Image, index uint64) {
+	if next, err := prev.ApplyBatch(nil, index); err == nil {
+		c.image.Store(next)
+	}
 }
 
 // Snapshot implements raft.FSM by capturing the current (immutable) image.

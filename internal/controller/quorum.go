@@ -528,6 +528,13 @@ func (t *progressTransport) appliedTo(index uint64) {
 	t.appliedc = make(chan struct{})
 }
 
+// appliedIndex is the index of the last entry the image applied.
+func (t *progressTransport) appliedIndex() uint64 {
+	t.applyMu.Lock()
+	defer t.applyMu.Unlock()
+	return t.applied
+}
+
 // restored records that the image was replaced by a snapshot's, which
 // holds every command entry up to its index: none is waited for.
 func (t *progressTransport) restored(lastOffset uint64) {

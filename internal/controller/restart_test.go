@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestControllerWaitReadyAfterRestartCoversItsLog: a restarted follower
@@ -67,7 +68,12 @@ func TestControllerWaitReadyAfterRestartCoversItsLog(t *testing.T) {
 	hold.Store(true)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
-	c, err := Open(Config{NodeID: int32(f + 1), Dir: dirs[f], Addr: addrs[f], Voters: voters, dropAppend: func() bool {
+	// Its state machine runs late, as on a loaded machine: Raft counts
+	// an entry applied once it queued it for the state machine, and a
+	// WaitReady that trusted that returned before the image had the
+	// entries (seen in CI).
+	slowApply := func() { time.Sleep(20 * time.Millisecond) }
+	c, err := Open(Config{NodeID: int32(f + 1), Dir: dirs[f], Addr: addrs[f], Voters: voters, applyDelay: slowApply, dropAppend: func() bool {
 		if !hold.Load() {
 			return false
 		}
