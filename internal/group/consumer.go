@@ -366,7 +366,9 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 		}
 	}
 	if h.Regex != nil && *h.Regex != m.regex {
+		old := m.regex
 		m.regex, bumped = *h.Regex, true
+		cg.forgetRegex(old)
 	}
 	if h.Assignor != nil {
 		m.assignor = *h.Assignor // used at the next computation, as in Kafka
@@ -442,6 +444,32 @@ func (cg *consumerGroup) remove(m *consumerMember) {
 	cg.epoch++
 	cg.subsDirty = true
 	cg.touch(m.id)
+	cg.forgetRegex(m.regex)
+}
+
+// forgetRegex drops re's resolution once no member subscribes with it,
+// as Kafka deletes a resolved regular expression with its last
+// subscriber: a member that comes back with it later is resolved afresh.
+func (cg *consumerGroup) forgetRegex(re string) {
+	if re == "" {
+		return
+	}
+	for _, m := range cg.members {
+		if m.regex == re {
+			return
+		}
+	}
+	delete(cg.regexes, re)
+	delete(cg.pending, re)
+}
+
+// regexDue reports whether the group's regexes are to be resolved again:
+// the topics changed since the last resolution and the refresh interval
+// has passed. It is checked on every heartbeat, not only when the image
+// changes, because a change that came within the interval is picked up
+// by the first heartbeat after it.
+func (cg *consumerGroup) regexDue(img *metadata.Image, now time.Time) bool {
+	return cg.regexImage != nil && img != cg.regexImage && now.Sub(cg.regexAt) >= regexRefreshInterval
 }
 
 // touch notes that member id's records are to be written again.
@@ -525,7 +553,7 @@ func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
 	}
 	maps.DeleteFunc(cg.regexes, func(re string, _ []string) bool { return !used[re] })
 	if len(used) == 0 {
-		cg.pending = nil
+		cg.pending, cg.regexImage = nil, nil
 		return
 	}
 	fresh := false
@@ -536,8 +564,7 @@ func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
 			}
 		}
 	}
-	stale := img != cg.regexImage && now.Sub(cg.regexAt) >= regexRefreshInterval
-	if !fresh && !stale && !cg.regexSync {
+	if !fresh && !cg.regexDue(img, now) && !cg.regexSync {
 		if cg.pending != nil {
 			cg.subsDirty = true // in effect at the next heartbeat
 		}
@@ -573,7 +600,7 @@ func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
 // Subscriptions are resolved again only when the image, the membership or
 // a subscription changed: a keepalive heartbeat costs no topic scan.
 func (cg *consumerGroup) refresh(img *metadata.Image, now time.Time) {
-	if img != cg.seenImage || cg.subsDirty {
+	if img != cg.seenImage || cg.subsDirty || cg.regexDue(img, now) {
 		cg.seenImage, cg.subsDirty = img, false
 		cg.resolve(img, now)
 		all := map[string]*metadata.Topic{}

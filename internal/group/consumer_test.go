@@ -244,6 +244,66 @@ func TestConsumerGroupRegexFollowsNewTopics(t *testing.T) {
 	}
 }
 
+// TestConsumerGroupRegexThrottledChangeLater: topics created within the
+// refresh interval of the last resolution are picked up by a heartbeat
+// after the interval even though the image did not change again since
+// (regression: the throttled heartbeat marked the image seen, so no later
+// heartbeat looked again and the new topic was never assigned).
+func TestConsumerGroupRegexThrottledChangeLater(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	re := "logs-.*"
+	h := cjoin("A")
+	h.Regex = &re
+	img := testImage("logs-a", "2")
+	r := mustBeat(t, cg, h, img, t0)
+	r = mustBeat(t, cg, beat("A", r.MemberEpoch, nil), img, t0.Add(100*time.Millisecond))
+	if n := count(cg.members["A"].assigned); n != 2 {
+		t.Fatalf("after the first resolution: %d partitions, want 2", n)
+	}
+	img = testImage("logs-a", "2", "logs-b", "3")
+	for ms := 2500; ms <= 12500; ms += 1000 { // one heartbeat a second, the image unchanged
+		r = mustBeat(t, cg, beat("A", r.MemberEpoch, nil), img, t0.Add(time.Duration(ms)*time.Millisecond))
+	}
+	if n := count(cg.members["A"].assigned); n != 5 {
+		t.Fatalf("%v after logs-b was created: %d partitions, want 5", 10*time.Second, n)
+	}
+}
+
+// TestConsumerGroupRegexForgottenWithLastMember: a regex's resolution goes
+// with its last subscriber, as Kafka deletes it; a member that comes back
+// with the regex is resolved afresh (the literal topics first), and a
+// member whose regex changed does not keep the old one's resolution.
+func TestConsumerGroupRegexForgottenWithLastMember(t *testing.T) {
+	cg := newConsumerGroup(consumerLimits())
+	re := "logs-.*"
+	h := cjoin("A", "other")
+	h.Regex = &re
+	img := testImage("logs-a", "2", "other", "1")
+	r := mustBeat(t, cg, h, img, t0)
+	mustBeat(t, cg, beat("A", r.MemberEpoch, nil), img, t0)
+	if _, ok := cg.regexes[re]; !ok || count(cg.members["A"].assigned) != 3 {
+		t.Fatalf("before leaving: resolutions %v, assigned %v", cg.regexes, cg.members["A"].assigned)
+	}
+	mustBeat(t, cg, beat("A", LeaveEpoch, nil), img, t0.Add(time.Second))
+	if len(cg.regexes) != 0 || len(cg.pending) != 0 {
+		t.Fatalf("the last subscriber left; resolutions %v, pending %v remain", cg.regexes, cg.pending)
+	}
+	h.MemberID = "A2"
+	mustBeat(t, cg, h, img, t0.Add(2*time.Second))
+	if n := count(cg.members["A2"].assigned); n != 1 {
+		t.Fatalf("rejoining with the regex: %d partitions at the first heartbeat, want the literal topic's 1", n)
+	}
+
+	other := "other-.*"
+	r = mustBeat(t, cg, beat("A2", cg.members["A2"].epoch, nil), img, t0.Add(3*time.Second))
+	b := beat("A2", r.MemberEpoch, nil)
+	b.Regex = &other
+	mustBeat(t, cg, b, img, t0.Add(4*time.Second))
+	if _, ok := cg.regexes[re]; ok {
+		t.Fatalf("%q kept after its only member changed regex: %v", re, cg.regexes)
+	}
+}
+
 // TestConsumerHeartbeatValidation: Kafka's request checks.
 func TestConsumerHeartbeatValidation(t *testing.T) {
 	l := consumerLimits()
