@@ -4,9 +4,11 @@ package broker
 // ConsumerGroupDescribe (69) v0-1. The coordinator (internal/group,
 // consumer.go) assigns partitions itself; a heartbeat is answered once
 // what it changed is committed. Partitions travel by topic id. With an
-// authorizer, a heartbeat needs READ on the group and DESCRIBE on every
-// topic it names (TOPIC_AUTHORIZATION_FAILED otherwise, as Kafka); topics
-// a regex matches are not filtered by the member's ACLs.
+// authorizer, as Kafka's (KAFKA-18813): a heartbeat needs READ on the
+// group and DESCRIBE on every topic it names (TOPIC_AUTHORIZATION_FAILED
+// otherwise); a regex resolution its heartbeat starts keeps only the
+// topics the member may describe; a described group that holds a topic
+// the caller may not describe is answered TOPIC_AUTHORIZATION_FAILED.
 
 import (
 	"context"
@@ -45,6 +47,7 @@ func handleConsumerGroupHeartbeat(b *Broker, ctx context.Context, sreq *server.R
 	var denied []string
 	if b.authz != nil {
 		acc := b.accessOf(sreq)
+		h.MayDescribe = func(topic string) bool { return acc.may(opDescribe, rtTopic, topic) }
 		for _, t := range req.SubscribedTopicNames {
 			if !acc.may(opDescribe, rtTopic, t) {
 				denied = append(denied, t)
@@ -86,6 +89,11 @@ func handleConsumerGroupDescribe(b *Broker, ctx context.Context, sreq *server.Re
 	req := sreq.Body.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	img := b.image()
+	var acc *access
+	if b.authz != nil {
+		a := b.accessOf(sreq)
+		acc = &a
+	}
 	toAssignment := func(a group.Assignment) kmsg.Assignment {
 		out := kmsg.NewAssignment()
 		for _, tid := range a.SortedTopicIDs() {
@@ -129,7 +137,29 @@ func handleConsumerGroupDescribe(b *Broker, ctx context.Context, sreq *server.Re
 			gm.MemberType = 1 // consumer protocol
 			g.Members = append(g.Members, gm)
 		}
+		if acc != nil && !acc.mayDescribeAssigned(g.Members) {
+			g = kmsg.NewConsumerGroupDescribeResponseGroup()
+			g.Group, g.ErrorCode = id, kerr.TopicAuthorizationFailed.Code
+			g.ErrorMessage = strPtr("The group has described topic(s) that the client is not authorized to describe.")
+		}
 		resp.Groups = append(resp.Groups, g)
 	}
 	return done(resp)
+}
+
+// mayDescribeAssigned reports whether the principal may describe every
+// topic the members are assigned or targeted: Kafka answers a group that
+// holds one it may not as a whole refusal, so that its existence, id and
+// partitions do not leak.
+func (a access) mayDescribeAssigned(ms []kmsg.ConsumerGroupDescribeResponseGroupMember) bool {
+	for _, m := range ms {
+		for _, as := range []kmsg.Assignment{m.Assignment, m.TargetAssignment} {
+			for _, t := range as.TopicPartitions {
+				if t.Topic != "" && !a.may(opDescribe, rtTopic, t.Topic) { // "": deleted, nothing to leak
+					return false
+				}
+			}
+		}
+	}
+	return true
 }

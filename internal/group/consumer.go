@@ -123,6 +123,11 @@ type ConsumerHeartbeat struct {
 	Owned            Assignment // nil: unchanged
 	ClientID         string
 	ClientHost       string
+	// MayDescribe reports whether the member's principal may describe a
+	// topic (nil: every topic, no authorizer). As Kafka (KAFKA-18813), a
+	// regex resolution the heartbeat starts leaves out the topics it may
+	// not describe; it applies to the whole group, as Kafka's does.
+	MayDescribe func(topic string) bool
 }
 
 // ConsumerHeartbeatResult is the answer to a ConsumerHeartbeat.
@@ -378,7 +383,7 @@ func (cg *consumerGroup) heartbeat(h ConsumerHeartbeat, img *metadata.Image, now
 		cg.epoch++
 		cg.subsDirty = true
 	}
-	cg.refresh(img, now)
+	cg.refresh(img, now, h.MayDescribe)
 
 	before := copyAssignment(m.assigned)
 	cg.reconcile(m, h.Owned, now)
@@ -492,8 +497,8 @@ func (cg *consumerGroup) release(m *consumerMember) {
 
 // resolve resolves every member's subscription against img: the topic
 // names that exist and, per distinct regex, the topics it matches whole.
-func (cg *consumerGroup) resolve(img *metadata.Image, now time.Time) {
-	cg.resolveRegexes(img, now)
+func (cg *consumerGroup) resolve(img *metadata.Image, now time.Time, may func(string) bool) {
+	cg.resolveRegexes(img, now, may)
 	matches := make(map[string][]*metadata.Topic, len(cg.regexes))
 	for re, names := range cg.regexes {
 		var ts []*metadata.Topic
@@ -538,8 +543,10 @@ const regexRefreshInterval = 10 * time.Second
 // tests count on it: librdkafka's 0045_resubscribe_with_regex); topics
 // created or deleted later are picked up when a heartbeat comes at least
 // regexRefreshInterval after the last resolution, every regex of the group
-// at once, so topics created together arrive in one rebalance.
-func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
+// at once, so topics created together arrive in one rebalance. may is
+// the ACL of the member whose heartbeat resolves (Kafka's too: it
+// filters the group's resolutions by the principal that triggered them).
+func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time, may func(string) bool) {
 	cg.resolveGen++
 	if cg.pending != nil && cg.pendingGen < cg.resolveGen {
 		maps.Copy(cg.regexes, cg.pending) // the background resolution is done
@@ -578,7 +585,7 @@ func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
 		if _, err := regexp.Compile(re); err == nil {
 			if re, err := regexp.Compile("^(?:" + re + ")$"); err == nil {
 				for name := range img.Topics {
-					if re.MatchString(name) {
+					if re.MatchString(name) && (may == nil || may(name)) {
 						names = append(names, name)
 					}
 				}
@@ -599,10 +606,10 @@ func (cg *consumerGroup) resolveRegexes(img *metadata.Image, now time.Time) {
 // recomputes the target assignment when the group epoch passed it.
 // Subscriptions are resolved again only when the image, the membership or
 // a subscription changed: a keepalive heartbeat costs no topic scan.
-func (cg *consumerGroup) refresh(img *metadata.Image, now time.Time) {
+func (cg *consumerGroup) refresh(img *metadata.Image, now time.Time, may func(string) bool) {
 	if img != cg.seenImage || cg.subsDirty || cg.regexDue(img, now) {
 		cg.seenImage, cg.subsDirty = img, false
-		cg.resolve(img, now)
+		cg.resolve(img, now, may)
 		all := map[string]*metadata.Topic{}
 		for _, ts := range cg.subs {
 			for _, t := range ts {

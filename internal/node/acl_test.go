@@ -656,9 +656,12 @@ func TestACLsFetchSessionKeepsRefusedPartitions(t *testing.T) {
 // heartbeat needs READ on its group (GROUP_AUTHORIZATION_FAILED) and
 // DESCRIBE on every topic it subscribes to (TOPIC_AUTHORIZATION_FAILED,
 // the top-level error); ConsumerGroupDescribe needs DESCRIBE on each group.
+// As Kafka since KAFKA-18813, a regex resolves to what the member may
+// describe, and a group holding a topic the caller may not describe is
+// described as TOPIC_AUTHORIZATION_FAILED.
 func TestACLsConsumerGroupHeartbeat(t *testing.T) {
 	n := startACLNode(t, nil)
-	adm, _ := newAdmin(t, n)
+	adm, admin := newAdmin(t, n)
 	ctx := testCtx(t, 60*time.Second)
 	createTopic(t, adm, "orders", 1, nil)
 	createTopic(t, adm, "secret", 1, nil)
@@ -723,5 +726,78 @@ func TestACLsConsumerGroupHeartbeat(t *testing.T) {
 	}
 	if code := describe("other"); code != kerr.GroupAuthorizationFailed.Code {
 		t.Errorf("describe other: %v", kerr.ErrorForCode(code))
+	}
+
+	// A regex alice's heartbeat resolves keeps only what she may
+	// describe (KAFKA-18813): secret matches too but is not assigned.
+	mustCreateACLs(t, ctx, adm, kadm.NewACLs().Allow("User:alice").Groups("r").
+		Operations(kadm.OpRead, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
+	topics, err := adm.ListTopics(ctx, "orders", "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := "orders|secret"
+	beat := func(cl *kgo.Client, member string, epoch int32, regex *string, topics ...string) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch, req.RebalanceTimeoutMillis = "r", member, epoch, 30000
+		req.SubscribedTopicNames, req.SubscribedTopicRegex = topics, regex
+		if epoch == 0 {
+			req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		} else {
+			req.RebalanceTimeoutMillis = -1
+		}
+		var resp *kmsg.ConsumerGroupHeartbeatResponse
+		testkit.Eventually(t, 20*time.Second, "a heartbeat answered", func() error {
+			r, err := req.RequestWith(ctx, cl)
+			if err != nil {
+				return err
+			}
+			if r.ErrorCode != 0 {
+				return kerr.ErrorForCode(r.ErrorCode)
+			}
+			resp = r
+			return nil
+		})
+		return resp
+	}
+	r := beat(alice, "alice-1", 0, &re)
+	var assigned map[[16]byte]bool
+	testkit.Eventually(t, 20*time.Second, "the regex's matches assigned", func() error {
+		r = beat(alice, "alice-1", r.MemberEpoch, nil)
+		if r.Assignment == nil {
+			return errors.New("no new assignment in the answer")
+		}
+		assigned = map[[16]byte]bool{}
+		for _, at := range r.Assignment.Topics {
+			assigned[at.TopicID] = true
+		}
+		if !assigned[topics["orders"].ID] {
+			return errors.New("orders not assigned yet")
+		}
+		return nil
+	})
+	if assigned[topics["secret"].ID] {
+		t.Errorf("alice's regex was assigned secret, which she may not describe")
+	}
+	if code := describe("r"); code != 0 {
+		t.Errorf("describe r, holding only orders: %v", kerr.ErrorForCode(code))
+	}
+	// Once a member the admin runs holds secret, alice may not see the
+	// group: its assignments would name a topic she may not describe.
+	ra := beat(admin, "admin-1", 0, nil, "secret")
+	held := ra.Assignment
+	testkit.Eventually(t, 20*time.Second, "secret assigned to the admin's member", func() error {
+		if held != nil && len(held.Topics) > 0 {
+			return nil
+		}
+		ra = beat(admin, "admin-1", ra.MemberEpoch, nil)
+		if ra.Assignment != nil {
+			held = ra.Assignment
+		}
+		return errors.New("nothing assigned yet")
+	})
+	if code := describe("r"); code != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("describe r, holding secret: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
 	}
 }
