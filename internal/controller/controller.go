@@ -835,17 +835,23 @@ func (c *Controller) exec(ctx context.Context, decide func(img *metadata.Image) 
 // appends a Raft barrier and waits for it, whose replication carries the
 // new commit index to every follower and observer, so that their images
 // apply the change within a round trip rather than at the next idle
-// AppendEntries (up to 2*commitTimeout). The barrier is best effort: its
-// failure does not fail the committed change.
+// AppendEntries (up to 2*commitTimeout). The barrier commits once a
+// majority has it, so the change is then also awaited on every other live
+// follower (awaitFollowersCommit): in CI a client that created an ACL
+// through one node was refused by the third, whose image had not applied
+// it yet. Both are best effort: their failure does not fail the committed
+// change.
 func (c *Controller) execVisible(ctx context.Context, decide func(img *metadata.Image) ([]metadata.Record, error)) error {
 	if err := c.exec(ctx, decide); err != nil {
 		return err
 	}
+	index := c.Image().LastOffset
 	f := c.raft.Barrier(time.Second)
 	done := make(chan struct{})
 	go func() { f.Error(); close(done) }()
 	select {
 	case <-done:
+		c.awaitFollowersCommit(ctx, index)
 	case <-ctx.Done():
 	}
 	return nil

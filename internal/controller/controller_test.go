@@ -550,6 +550,50 @@ func TestControllerResign(t *testing.T) {
 	}
 }
 
+// TestControllerACLAppliedOnEveryFollowerOnceAnswered: an ACL (a change a
+// client acts on at once on another broker) is in every live node's image
+// when CreateACLs returns, the slowest follower's included. The barrier
+// that carries the commit completes with a majority, so one slow follower
+// could answer from its old image (seen in CI: TestClusterACLs, alice
+// refused by the third node right after the ACL was created).
+func TestControllerACLAppliedOnEveryFollowerOnceAnswered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node quorum")
+	}
+	var slowID atomic.Int32
+	nodes := openQuorum(t, 3, func(cfg *Config) {
+		id := cfg.NodeID
+		cfg.applyDelay = func() {
+			if slowID.Load() == id {
+				time.Sleep(60 * time.Millisecond)
+			}
+		}
+	})
+	leader := activeController(t, nodes)
+	for _, c := range nodes {
+		if c != leader {
+			slowID.Store(c.cfg.NodeID) // one follower slow, the other fast
+			break
+		}
+	}
+	for round := range 5 {
+		acl := metadata.ACL{ResourceType: 2, ResourceName: fmt.Sprintf("t%d", round), PatternType: 3,
+			Principal: "User:alice", Host: "*", Operation: 4, Permission: 3}
+		if errs, err := leader.CreateACLs(testCtx(t), []metadata.ACL{acl}); err != nil || errs[0] != nil {
+			t.Fatalf("round %d: %v %v", round, err, errs)
+		}
+		for _, c := range nodes {
+			found := false
+			for _, a := range c.Image().ACLs {
+				found = found || a == acl
+			}
+			if !found {
+				t.Fatalf("round %d: CreateACLs answered, node %d's image lacks the ACL", round, c.cfg.NodeID)
+			}
+		}
+	}
+}
+
 // TestControllerTopicChangeAppliedOnFollowersOnceAnswered: a topic change
 // answers only once every live follower's image holds it, even when the
 // followers' state machines run late. hashicorp/raft acknowledges a commit
