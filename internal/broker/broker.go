@@ -178,7 +178,7 @@ var apis = map[int16]api{
 	12: {0, 4, handleHeartbeat},                    // Heartbeat
 	13: {0, 5, handleLeaveGroup},                   // LeaveGroup: v3+ batch members
 	14: {0, 5, handleSyncGroup},                    // SyncGroup
-	15: {0, 5, handleDescribeGroups},               // DescribeGroups
+	15: {0, 6, handleDescribeGroups},               // DescribeGroups: v6 answers GROUP_ID_NOT_FOUND for a missing or KIP-848 group (KIP-1043)
 	16: {0, 5, handleListGroups},                   // ListGroups: v4 states filter, v5 types filter (classic, consumer)
 	19: {0, 7, handleCreateTopics},                 // CreateTopics
 	20: {0, 6, handleDeleteTopics},                 // DeleteTopics
@@ -212,7 +212,7 @@ var apis = map[int16]api{
 	60: {0, 2, handleDescribeCluster},              // DescribeCluster: v2 lists fenced brokers on request (KIP-1073)
 	61: {0, 0, handleDescribeProducers},            // DescribeProducers
 	65: {0, 0, handleDescribeTransactions},         // DescribeTransactions
-	66: {0, 0, handleListTransactions},             // ListTransactions: v1 adds a duration filter
+	66: {0, 1, handleListTransactions},             // ListTransactions: v1 adds a duration filter (KIP-994); v2's id pattern is Kafka 4.1
 	68: {0, 1, handleConsumerGroupHeartbeat},       // ConsumerGroupHeartbeat (KIP-848): v1 has client-made member ids and regexes
 	69: {0, 1, handleConsumerGroupDescribe},        // ConsumerGroupDescribe (KIP-848)
 	80: {0, 1, handleAddRaftVoter},                 // AddRaftVoter (KIP-853): forwarded

@@ -446,10 +446,20 @@ func handleDescribeGroups(b *Broker, ctx context.Context, sreq *server.Request) 
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}
-		if d.Consumer {
-			// A KIP-848 group is described by ConsumerGroupDescribe;
-			// below v6 (all we serve) Kafka answers it Dead, no error.
+		if d.Missing || d.Consumer {
+			// A KIP-848 group is described by ConsumerGroupDescribe.
+			// Kafka answers it, and a group it does not have, Dead
+			// with no error below v6 and GROUP_ID_NOT_FOUND from v6
+			// (KIP-1043).
 			g.State = "Dead"
+			if req.Version >= 6 {
+				g.State, g.ErrorCode = "", kerr.GroupIDNotFound.Code
+				if d.Consumer {
+					g.ErrorMessage = strPtr("Group " + id + " is not a classic group.")
+				} else {
+					g.ErrorMessage = strPtr("Group " + id + " not found.")
+				}
+			}
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}

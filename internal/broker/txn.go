@@ -351,7 +351,19 @@ func handleListTransactions(b *Broker, ctx context.Context, sreq *server.Request
 	if len(req.StateFilters) > 0 && len(states) == 0 {
 		return done(resp) // only unknown states: nothing matches
 	}
+	now := time.Now().UnixMilli()
 	for _, m := range c.List(states, req.ProducerIDFilters) {
+		// v1 (KIP-994): only transactions that started more than the
+		// filter ago; one never started counts from -1, as in Kafka.
+		if req.Version >= 1 && req.DurationFilterMillis >= 0 {
+			start := int64(-1)
+			if !m.TxnStart.IsZero() {
+				start = m.TxnStart.UnixMilli()
+			}
+			if now-start <= req.DurationFilterMillis {
+				continue
+			}
+		}
 		ts := kmsg.NewListTransactionsResponseTransactionState()
 		ts.TransactionalID, ts.ProducerID, ts.TransactionState = m.ID, m.ProducerID, m.State.String()
 		resp.TransactionStates = append(resp.TransactionStates, ts)

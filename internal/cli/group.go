@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -65,9 +66,13 @@ func (a *app) groupDescribeCmd() *cobra.Command {
 			var header string
 			type row struct{ id, client, host, parts string }
 			var rows []row
+			var gl kadm.DescribedGroupLag
 			if cgs, err := adm.DescribeConsumerGroups(ctx, group); err == nil && cgs[group].Err == nil {
 				d := cgs[group]
 				described = d
+				if gl.Lag, err = consumerGroupLag(ctx, adm, d); err != nil {
+					return failed("group lag", err)
+				}
 				header = fmt.Sprintf("Group %s: state %s, consumer protocol (KIP-848), assignor %s, epoch %d, %d members",
 					d.Group, d.State, d.AssignorName, d.Epoch, len(d.Members))
 				for _, m := range d.Members {
@@ -90,6 +95,11 @@ func (a *app) groupDescribeCmd() *cobra.Command {
 					return failed("describe group "+group, d.Err)
 				}
 				described = d
+				lag, err := adm.Lag(ctx, group)
+				if err != nil {
+					return failed("group lag", err)
+				}
+				gl = lag[group]
 				header = fmt.Sprintf("Group %s: state %s, protocol %s/%s, %d members",
 					d.Group, d.State, d.ProtocolType, d.Protocol, len(d.Members))
 				for _, m := range d.Members {
@@ -104,11 +114,6 @@ func (a *app) groupDescribeCmd() *cobra.Command {
 					rows = append(rows, row{m.MemberID, m.ClientID, m.ClientHost, fmt.Sprint(parts)})
 				}
 			}
-			lag, err := adm.Lag(ctx, group)
-			if err != nil {
-				return failed("group lag", err)
-			}
-			gl := lag[group]
 			if a.json {
 				return a.writeJSON(map[string]any{"group": described, "lag": gl.Lag.Sorted(), "total_lag": gl.Lag.Total()})
 			}
@@ -293,4 +298,54 @@ func (a *app) groupDeleteCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// consumerGroupLag is kadm's Lag for a KIP-848 group, which DescribeGroups
+// (v6, as Kafka 4's) answers GROUP_ID_NOT_FOUND: the lag of every
+// partition the group committed and of every partition a member holds,
+// which counts from the log start until it is committed, as kadm counts it.
+func consumerGroupLag(ctx context.Context, adm *kadm.Client, d kadm.DescribedConsumerGroup) (kadm.GroupLag, error) {
+	committed, err := adm.FetchOffsets(ctx, d.Group)
+	if err != nil {
+		return nil, err
+	}
+	holder := map[string]map[int32]*kadm.DescribedGroupMember{}
+	for _, m := range d.Members {
+		dm := &kadm.DescribedGroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost}
+		m.Assignment.EachPartitions(func(t string, ps []int32) {
+			if holder[t] == nil {
+				holder[t] = map[int32]*kadm.DescribedGroupMember{}
+			}
+			if committed[t] == nil {
+				committed[t] = map[int32]kadm.OffsetResponse{}
+			}
+			for _, p := range ps {
+				holder[t][p] = dm
+				if _, ok := committed[t][p]; !ok {
+					committed[t][p] = kadm.OffsetResponse{Offset: kadm.Offset{Topic: t, Partition: p, At: -1}}
+				}
+			}
+		})
+	}
+	topics := make([]string, 0, len(committed))
+	for t := range committed {
+		topics = append(topics, t)
+	}
+	var starts, ends kadm.ListedOffsets
+	if len(topics) > 0 {
+		if starts, err = adm.ListStartOffsets(ctx, topics...); err != nil {
+			return nil, err
+		}
+		if ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
+			return nil, err
+		}
+	}
+	lag := kadm.CalculateGroupLagWithStartOffsets(kadm.DescribedGroup{Group: d.Group, State: "Empty"}, committed, starts, ends)
+	for t, ps := range lag {
+		for p, l := range ps {
+			l.Member = holder[t][p]
+			ps[p] = l
+		}
+	}
+	return lag, nil
 }

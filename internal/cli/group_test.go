@@ -227,5 +227,13 @@ func TestE2ECLIGroupDescribeConsumerProtocol(t *testing.T) {
 	if tableRow(out, "MEMBER") == nil || !strings.Contains(out, "cli-848-member") {
 		t.Fatalf("no member row:\n%s", out)
 	}
+	// The lag table (DescribeGroups does not describe a KIP-848 group
+	// from v6, so it is computed from the member's assignment and the
+	// group's commits) has both partitions, held by the member.
+	for _, p := range []string{"0", "1"} {
+		if f := tableRow(out, topic, p); len(f) != 6 || f[5] == "-" {
+			t.Fatalf("lag row of partition %s: %q\n%s", p, f, out)
+		}
+	}
 	r.fail(1, []string{"active members"}, "", "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
 }

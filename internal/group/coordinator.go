@@ -770,9 +770,12 @@ type Description struct {
 	Members                           []MemberDescription
 	// Consumer: a KIP-848 consumer group (ConsumerDescribe describes it).
 	Consumer bool
+	// Missing: the coordinator has no such group.
+	Missing bool
 }
 
-// Describe describes a group; an unknown group is Dead with no members.
+// Describe describes a group; an unknown group is Dead with no members
+// (and Missing).
 func (c *Coordinator) Describe(ctx context.Context, id string) (Description, error) {
 	d := Description{ID: id, State: Dead.String()}
 	err := c.with(ctx, id, false, func(g *group, now time.Time) {
@@ -795,6 +798,7 @@ func (c *Coordinator) Describe(ctx context.Context, id string) (Description, err
 		}
 	})
 	if errors.Is(err, ErrGroupIDNotFound) {
+		d.Missing = true
 		return d, nil
 	}
 	return d, err

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/gregor-dev/gregor/internal/node"
 	"github.com/gregor-dev/gregor/internal/testkit"
@@ -89,6 +90,36 @@ func TestE2EConsumerGroupProtocol(t *testing.T) {
 				t.Fatalf("ListGroups of consumer groups: %+v", lr.Groups)
 			}
 		})
+	}
+
+	// DescribeGroups describes classic groups only: from v6 (KIP-1043) a
+	// consumer group or a missing one is GROUP_ID_NOT_FOUND, before it
+	// Dead without an error, as Kafka answers both.
+	describe := func(cl *kgo.Client, group string) kmsg.DescribeGroupsResponseGroup {
+		t.Helper()
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Groups = []string{group}
+		resp, err := req.RequestWith(testCtx(t, 5*time.Second), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0]
+	}
+	for group, msg := range map[string]string{"g-kip848-range": "is not a classic group.", "g-none": "not found."} {
+		g := describe(cl, group)
+		if g.ErrorCode != kerr.GroupIDNotFound.Code || g.ErrorMessage == nil || g.ErrorMessage != nil && *g.ErrorMessage != "Group "+group+" "+msg {
+			t.Errorf("DescribeGroups v6 of %s: code %d, message %v", group, g.ErrorCode, g.ErrorMessage)
+		}
+	}
+	old, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr().String()), kgo.MaxVersions(kversion.V3_9_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	for _, group := range []string{"g-kip848-range", "g-none"} {
+		if g := describe(old, group); g.ErrorCode != 0 || g.State != "Dead" {
+			t.Errorf("DescribeGroups v5 of %s: code %d, state %q; want Dead", group, g.ErrorCode, g.State)
+		}
 	}
 }
 

@@ -84,6 +84,15 @@ func TestE2ETxnCommitAbort(t *testing.T) {
 	if len(lresp.TransactionStates) != 1 || lresp.TransactionStates[0].TransactionalID != "t1" {
 		t.Errorf("list transactions: %+v", lresp.TransactionStates)
 	}
+	// v1's duration filter (KIP-994): t1's last transaction started
+	// less than a minute ago, more than 0 ms ago.
+	for filter, want := range map[int64]int{60_000: 0, 0: 1, -1: 1} {
+		lreq := kmsg.NewPtrListTransactionsRequest()
+		lreq.DurationFilterMillis = filter
+		if lresp := rawRequest[*kmsg.ListTransactionsResponse](t, cl, lreq); len(lresp.TransactionStates) != want || lresp.Version < 1 {
+			t.Errorf("list transactions v%d, started more than %d ms ago: %+v, want %d", lresp.Version, filter, lresp.TransactionStates, want)
+		}
+	}
 }
 
 func isFenced(err error) bool {
