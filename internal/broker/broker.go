@@ -215,6 +215,7 @@ var apis = map[int16]api{
 	66: {0, 1, handleListTransactions},             // ListTransactions: v1 adds a duration filter (KIP-994); v2's id pattern is Kafka 4.1
 	68: {0, 1, handleConsumerGroupHeartbeat},       // ConsumerGroupHeartbeat (KIP-848): v1 has client-made member ids and regexes
 	69: {0, 1, handleConsumerGroupDescribe},        // ConsumerGroupDescribe (KIP-848)
+	75: {0, 0, handleDescribeTopicPartitions},      // DescribeTopicPartitions (KIP-966): Metadata's topics, paged with a cursor
 	80: {0, 1, handleAddRaftVoter},                 // AddRaftVoter (KIP-853): forwarded
 	81: {0, 0, handleRemoveRaftVoter},              // RemoveRaftVoter (KIP-853): forwarded
 	64: {0, 0, handleUnregisterBroker},             // UnregisterBroker

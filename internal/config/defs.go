@@ -149,6 +149,8 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Min: 1, Max: math.MaxInt32},
 	{Name: "max.connections", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
 	{Name: "max.connections.per.ip", Type: TypeInt, Default: strconv.Itoa(math.MaxInt32), Min: 0, Max: math.MaxInt32},
+	{Name: "max.request.partition.size.limit", Type: TypeInt, Default: "2000", Min: 1, Max: math.MaxInt32,
+		Doc: "the most partitions one DescribeTopicPartitions answer holds; the client asks for the rest with the answer's cursor"},
 	{Name: "queued.max.requests", Type: TypeInt, Default: "64", Min: 1, Max: 1 << 16, Doc: "requests read but not yet answered per connection before Gregor stops reading from it (Kafka applies its 500 per broker)"},
 	{Name: "connections.max.idle.ms", Type: TypeLong, Default: "600000", Min: 1, Max: math.MaxInt64},
 	{Name: "connection.failed.authentication.delay.ms", Type: TypeInt, Default: "100", Min: 0, Max: math.MaxInt32,
