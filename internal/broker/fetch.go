@@ -323,6 +323,11 @@ func (b *Broker) readOnce(req *kmsg.FetchRequest, parts []fetchPartition, denied
 				// and a follower must not copy from it either.
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 				p = nil
+			} else if req.Version < 10 && p.Config().Compression == "zstd" {
+				// As Kafka: a fetch older than zstd (KIP-110)
+				// may not read a topic that stores zstd.
+				rp.ErrorCode = kerr.UnsupportedCompressionType.Code
+				p = nil
 			}
 		}
 		if p == nil {

@@ -109,6 +109,11 @@ func handleProduce(b *Broker, ctx context.Context, sreq *server.Request) server.
 			case verr != nil:
 				rp.ErrorCode = b.produceErrorCode(verr)
 				continue
+			case req.Version < 7 && isZstd(tp.Records):
+				// As Kafka's ProduceRequest.validateRecords: zstd
+				// came with Produce v7 (KIP-110).
+				rp.ErrorCode = kerr.UnsupportedCompressionType.Code
+				continue
 			}
 			v, verify := verified[txnPartition{t.Topic, tp.Partition}]
 			if verify && v.code != 0 {
@@ -364,6 +369,24 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16, g
 		return replica.AppendResult{}, errTxnNoProducer
 	}
 	cfg := p.Config()
+	if to, ok := topicCodec(cfg); ok && to != h.Compression() {
+		// The topic's compression.type names another codec: the
+		// records are rewritten with it, as Kafka's LogValidator does
+		// (the only produce path that does not keep the sent bytes).
+		b.decompressSlots <- struct{}{}
+		out, err := record.Recompress(nil, records, h, to, maxUncompressedBatch)
+		<-b.decompressSlots
+		if err != nil {
+			return replica.AppendResult{}, err
+		}
+		if int64(len(out)) > cfg.MaxMessageBytes {
+			return replica.AppendResult{}, replica.ErrMessageTooLarge
+		}
+		records = out
+		if h, err = record.Validate(records); err != nil {
+			return replica.AppendResult{}, err
+		}
+	}
 	var ts record.Timestamps
 	if h.Compression() != record.CodecNone {
 		// Each compressed batch may expand to maxUncompressedBatch while it is
@@ -621,6 +644,30 @@ func (b *Broker) produceErrorCode(err error) int16 {
 		return kerr.InvalidProducerIDMapping.Code
 	}
 	return b.errorCode(err)
+}
+
+// topicCodec is the codec a topic's compression.type stores batches with;
+// false for "producer" (each batch as its producer compressed it).
+func topicCodec(cfg config.Topic) (record.Codec, bool) {
+	switch cfg.Compression {
+	case "uncompressed":
+		return record.CodecNone, true
+	case "gzip":
+		return record.CodecGzip, true
+	case "snappy":
+		return record.CodecSnappy, true
+	case "lz4":
+		return record.CodecLZ4, true
+	case "zstd":
+		return record.CodecZstd, true
+	}
+	return record.CodecNone, false
+}
+
+// isZstd reports whether the batch starting b names zstd.
+func isZstd(b []byte) bool {
+	c, ok := record.PeekCompression(b)
+	return ok && c == record.CodecZstd
 }
 
 func be32(b []byte) uint32 {

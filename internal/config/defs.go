@@ -74,7 +74,7 @@ var TopicDefs = defsByName([]Def{
 		Synonyms: []Synonym{{"log.cleanup.policy", 1}}, Doc: "delete old segments by retention, or compact by key"},
 	{Name: "compression.type", Type: TypeString, Default: "producer",
 		Enum:     []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
-		Synonyms: []Synonym{{"compression.type", 1}}, Doc: "stored as sent by the producer (only 'producer' is applied today)"},
+		Synonyms: []Synonym{{"compression.type", 1}}, Doc: "producer keeps each batch as its producer compressed it; a codec (or uncompressed) rewrites batches sent with another"},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.cleaner.delete.retention.ms", 1}}},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", Min: 0, Max: math.MaxInt64,
@@ -493,6 +493,10 @@ type Topic struct {
 	TimestampBefore int64
 	TimestampAfter  int64
 	Preallocate     bool
+	// Compression is compression.type: "producer" keeps each batch as
+	// sent, a codec name ("uncompressed", "gzip", ...) rewrites batches
+	// sent with another one.
+	Compression string
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
@@ -528,6 +532,7 @@ func (l Layers) ResolveTopic() Topic {
 		TimestampBefore:   timestampBound(num("message.timestamp.before.max.ms"), num("message.timestamp.difference.max.ms")),
 		TimestampAfter:    timestampBound(num("message.timestamp.after.max.ms"), num("message.timestamp.difference.max.ms")),
 		Preallocate:       strings.EqualFold(strings.TrimSpace(get("preallocate")), "true"),
+		Compression:       strings.ToLower(strings.TrimSpace(get("compression.type"))),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
 		MinCompactionLagMs:     num("min.compaction.lag.ms"),

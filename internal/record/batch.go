@@ -120,6 +120,16 @@ type Header struct {
 // Compression returns the codec of the batch's records.
 func (h Header) Compression() Codec { return Codec(h.Attributes & attrCodecMask) }
 
+// PeekCompression returns the codec named by the attributes of the batch
+// starting b, before anything else of it is checked (false when b is
+// shorter than a batch header).
+func PeekCompression(b []byte) (Codec, bool) {
+	if len(b) < HeaderSize {
+		return CodecNone, false
+	}
+	return Codec(binary.BigEndian.Uint16(b[offAttributes:]) & attrCodecMask), true
+}
+
 // IsTransactional reports whether the batch belongs to a transaction.
 func (h Header) IsTransactional() bool { return h.Attributes&attrTransactional != 0 }
 

@@ -180,3 +180,34 @@ func SetDeleteHorizon(dst, b []byte, h Header, horizon int64, maxUncompressed in
 	be.PutUint32(nb[offCRC:], CRC(nb))
 	return dst, nil
 }
+
+// Recompress appends to dst the batch b (header h, from Validate) with its
+// records compressed with codec instead of h's, as Kafka's broker rewrites
+// a produced batch for a topic whose compression.type names another codec.
+// Only the records area, the codec bits, the length and the CRC change:
+// offsets, timestamps, producer fields and the records themselves are
+// kept, so the batch reads back record for record as it was sent. The
+// records are decompressed to at most maxUncompressed bytes (ErrTooLarge).
+func Recompress(dst, b []byte, h Header, codec Codec, maxUncompressed int) ([]byte, error) {
+	if codec < CodecNone || codec > CodecZstd {
+		return dst, fmt.Errorf("%w: %d", ErrUnknownCodec, codec)
+	}
+	area, release, err := recordsArea(b, h, maxUncompressed)
+	if err != nil {
+		return dst, err
+	}
+	defer release()
+	start := len(dst)
+	dst = append(dst, b[:HeaderSize]...)
+	if h.NumRecords > 0 {
+		if dst, err = Compress(codec, dst, area); err != nil {
+			return dst[:start], err
+		}
+	}
+	nb := dst[start:]
+	be := binary.BigEndian
+	be.PutUint32(nb[offBatchLength:], uint32(len(nb)-LengthOverhead))
+	be.PutUint16(nb[offAttributes:], uint16(h.Attributes)&^attrCodecMask|uint16(codec))
+	be.PutUint32(nb[offCRC:], CRC(nb))
+	return dst, nil
+}

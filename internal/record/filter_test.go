@@ -92,3 +92,64 @@ func TestRecordRecordsRejectsBadGaps(t *testing.T) {
 		t.Fatalf("ValidateRecords accepted a gap: %v", err)
 	}
 }
+
+// TestRecordRecompress: a batch recompressed to every codec validates as a
+// producer's batch, keeps every header field but the codec, length and
+// CRC, and reads back the same records; a bomb stops at the limit.
+func TestRecordRecompress(t *testing.T) {
+	codecs := []Codec{CodecNone, CodecGzip, CodecSnappy, CodecLZ4, CodecZstd}
+	for _, from := range codecs {
+		recs := testRecords(20)
+		for i := range recs {
+			recs[i].TimestampDelta = int64(i * 7)
+			recs[i].Key = fmt.Appendf(nil, "key-%d", i)
+			recs[i].Headers = []RecordHeader{{Key: "h", Value: []byte{byte(i)}}}
+		}
+		b := mustBatch(t, Batch{BaseOffset: 0, PartitionLeaderEpoch: -1, BaseTimestamp: 5000, ProducerID: 9,
+			ProducerEpoch: 1, BaseSequence: 60, Compression: from, Transactional: true, Records: recs})
+		h, err := Validate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := recordStrings(t, b, h)
+		for _, to := range codecs {
+			out, err := Recompress([]byte("prefix"), b, h, to, 1<<20)
+			if err != nil {
+				t.Fatalf("%s to %s: %v", from, to, err)
+			}
+			out = out[len("prefix"):]
+			nh, err := ValidateProduce(out)
+			if err != nil {
+				t.Fatalf("%s to %s: %v", from, to, err)
+			}
+			if c, ok := PeekCompression(out); !ok || c != to || nh.Compression() != to {
+				t.Fatalf("%s to %s: codec %s / %s", from, to, c, nh.Compression())
+			}
+			same := nh
+			same.Attributes, same.CRC, same.BatchLength = h.Attributes, h.CRC, h.BatchLength
+			if same != h || nh.Attributes&^attrCodecMask != h.Attributes&^attrCodecMask {
+				t.Fatalf("%s to %s: header %+v, want %+v", from, to, nh, h)
+			}
+			if got := recordStrings(t, out, nh); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s to %s: records %v, want %v", from, to, got, want)
+			}
+		}
+		if from != CodecNone {
+			if _, err := Recompress(nil, b, h, CodecNone, 100); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("%s over the limit: %v", from, err)
+			}
+		}
+	}
+}
+
+func recordStrings(t *testing.T, b []byte, h Header) []string {
+	t.Helper()
+	var out []string
+	if err := Records(b, h, 1<<20, func(r Record) error {
+		out = append(out, fmt.Sprintf("%d/%d/%s/%s/%v", r.OffsetDelta, r.TimestampDelta, r.Key, r.Value, r.Headers))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
