@@ -374,7 +374,8 @@ func (b *Broker) appendBatch(p *replica.Partition, records []byte, acks int16, g
 		// records are rewritten with it, as Kafka's LogValidator does
 		// (the only produce path that does not keep the sent bytes).
 		b.decompressSlots <- struct{}{}
-		out, err := record.Recompress(nil, records, h, to, maxUncompressedBatch)
+		levels := record.Levels{Gzip: cfg.GzipLevel, LZ4: cfg.LZ4Level, Zstd: cfg.ZstdLevel}
+		out, err := record.Recompress(nil, records, h, to, levels, maxUncompressedBatch)
 		<-b.decompressSlots
 		if err != nil {
 			return replica.AppendResult{}, err

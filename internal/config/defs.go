@@ -75,6 +75,12 @@ var TopicDefs = defsByName([]Def{
 	{Name: "compression.type", Type: TypeString, Default: "producer",
 		Enum:     []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
 		Synonyms: []Synonym{{"compression.type", 1}}, Doc: "producer keeps each batch as its producer compressed it; a codec (or uncompressed) rewrites batches sent with another"},
+	{Name: "compression.gzip.level", Type: TypeInt, Default: "-1", Min: -1, Max: 9, Valid: gzipLevel,
+		Synonyms: []Synonym{{"compression.gzip.level", 1}}, Doc: "the level of a batch the broker compresses with gzip (compression.type=gzip): -1 (gzip's default) or 1-9"},
+	{Name: "compression.lz4.level", Type: TypeInt, Default: "9", Min: 1, Max: 17,
+		Synonyms: []Synonym{{"compression.lz4.level", 1}}, Doc: "the level of a batch the broker compresses with lz4: 9 is lz4's fast compressor, others its high-compression mode (10-17 compress as 9)"},
+	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", Min: -131072, Max: 22,
+		Synonyms: []Synonym{{"compression.zstd.level", 1}}, Doc: "the level of a batch the broker compresses with zstd, mapped to the Go encoder's four speeds"},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.cleaner.delete.retention.ms", 1}}},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", Min: 0, Max: math.MaxInt64,
@@ -180,6 +186,9 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "max.incremental.fetch.session.cache.slots", Type: TypeInt, Default: "1000", Min: 0, Max: math.MaxInt32, Doc: "incremental fetch sessions (KIP-227) the broker keeps; 0 disables them"},
 	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Enum: []string{"delete", "compact"}, Dynamic: true},
 	{Name: "compression.type", Type: TypeString, Default: "producer", Enum: []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, Dynamic: true},
+	{Name: "compression.gzip.level", Type: TypeInt, Default: "-1", Min: -1, Max: 9, Valid: gzipLevel, Dynamic: true},
+	{Name: "compression.lz4.level", Type: TypeInt, Default: "9", Min: 1, Max: 17, Dynamic: true},
+	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", Min: -131072, Max: 22, Dynamic: true},
 	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.FormatInt(day, 10), Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Min: 0, Max: math.MaxInt64, Dynamic: true},
 	{Name: "log.flush.interval.messages", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64, Dynamic: true},
@@ -473,6 +482,15 @@ func Int64(v string, def int64) int64 {
 	return n
 }
 
+// gzipLevel refuses 0, which Kafka's gzip level validator does not take
+// (-1 is gzip's default, 1-9 its levels).
+func gzipLevel(v string) error {
+	if strings.TrimSpace(v) == "0" {
+		return errors.New("must be -1 (gzip's default) or 1 to 9")
+	}
+	return nil
+}
+
 // Topic is the effective, typed configuration of one topic.
 type Topic struct {
 	Compact           bool
@@ -497,6 +515,9 @@ type Topic struct {
 	// sent, a codec name ("uncompressed", "gzip", ...) rewrites batches
 	// sent with another one.
 	Compression string
+	// The compression.*.level configs: the levels of what the broker
+	// compresses.
+	GzipLevel, LZ4Level, ZstdLevel int
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
@@ -533,6 +554,9 @@ func (l Layers) ResolveTopic() Topic {
 		TimestampAfter:    timestampBound(num("message.timestamp.after.max.ms"), num("message.timestamp.difference.max.ms")),
 		Preallocate:       strings.EqualFold(strings.TrimSpace(get("preallocate")), "true"),
 		Compression:       strings.ToLower(strings.TrimSpace(get("compression.type"))),
+		GzipLevel:         int(num("compression.gzip.level")),
+		LZ4Level:          int(num("compression.lz4.level")),
+		ZstdLevel:         int(num("compression.zstd.level")),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
 		MinCompactionLagMs:     num("min.compaction.lag.ms"),

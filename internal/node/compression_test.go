@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -14,9 +15,8 @@ import (
 	"github.com/gregor-dev/gregor/internal/record"
 )
 
-// storedCodecs fetches partition 0 of topic from offset 0 and returns the
-// codec of every batch stored there, as the log holds them.
-func storedCodecs(t *testing.T, cl *kgo.Client, topic string) []record.Codec {
+// fetch0 fetches partition 0 of topic from offset 0 with cl.
+func fetch0(t *testing.T, cl *kgo.Client, topic string) kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
 	req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 0, 10<<20, -1
@@ -26,8 +26,14 @@ func storedCodecs(t *testing.T, cl *kgo.Client, topic string) []record.Codec {
 	fp.PartitionMaxBytes = 10 << 20
 	ft.Partitions = append(ft.Partitions, fp)
 	req.Topics = append(req.Topics, ft)
-	resp := rawRequest[*kmsg.FetchResponse](t, cl, req)
-	rp := resp.Topics[0].Partitions[0]
+	return rawRequest[*kmsg.FetchResponse](t, cl, req).Topics[0].Partitions[0]
+}
+
+// storedCodecs fetches partition 0 of topic from offset 0 and returns the
+// codec of every batch stored there, as the log holds them.
+func storedCodecs(t *testing.T, cl *kgo.Client, topic string) []record.Codec {
+	t.Helper()
+	rp := fetch0(t, cl, topic)
 	if rp.ErrorCode != 0 {
 		t.Fatalf("fetch %s: code %d", topic, rp.ErrorCode)
 	}
@@ -43,10 +49,22 @@ func storedCodecs(t *testing.T, cl *kgo.Client, topic string) []record.Codec {
 	return out
 }
 
+// storedBatchLength is the size of the one batch stored in partition 0 of topic.
+func storedBatchLength(t *testing.T, cl *kgo.Client, topic string) int32 {
+	t.Helper()
+	b := fetch0(t, cl, topic).RecordBatches
+	h, err := record.Validate(b)
+	if err != nil {
+		t.Fatalf("fetch %s: %v", topic, err)
+	}
+	return h.BatchLength
+}
+
 // TestTopicCompressionType: a topic's compression.type, as in Kafka.
 // "producer" stores each batch as sent; a codec rewrites a batch sent with
 // another one, which reads back record for record (keys, values, headers,
-// timestamps, offsets); the rewritten batch is held to max.message.bytes;
+// timestamps, offsets) and at the topic's compression.gzip.level; the
+// rewritten batch is held to max.message.bytes;
 // zstd is refused to Produce below v7 and, on a zstd topic, to Fetch below
 // v10 (UNSUPPORTED_COMPRESSION_TYPE).
 func TestTopicCompressionType(t *testing.T) {
@@ -120,6 +138,36 @@ func TestTopicCompressionType(t *testing.T) {
 		t.Errorf("a batch over max.message.bytes once uncompressed: code %d, want MESSAGE_TOO_LARGE", rp.ErrorCode)
 	}
 
+	// compression.gzip.level: the same batch stored at levels 1 and 9.
+	var text []byte
+	for i := range 2000 {
+		text = fmt.Appendf(text, "line %d of a compressible value, %d; ", i, i%13)
+	}
+	plain, err := record.AppendBatch(nil, record.Batch{BaseTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		PartitionLeaderEpoch: -1, Records: []record.Record{{Value: text}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]int{}
+	for _, level := range []string{"1", "9"} {
+		topic := "compression-gzip-" + level
+		createTopic(t, adm, topic, 1, map[string]*string{"compression.type": strp("gzip"), "compression.gzip.level": strp(level)})
+		if rp := rawProduce(t, cl, topic, plain); rp.ErrorCode != 0 {
+			t.Fatalf("produce to %s: code %d", topic, rp.ErrorCode)
+		}
+		stored[level] = int(storedBatchLength(t, cl, topic))
+	}
+	if stored["9"] >= stored["1"] {
+		t.Errorf("gzip level 9 stored %d bytes, level 1 %d", stored["9"], stored["1"])
+	}
+	res, err := adm.CreateTopic(testCtx(t, 5*time.Second), 1, 1, map[string]*string{"compression.gzip.level": strp("0")}, "compression-gzip-0")
+	if err == nil {
+		err = res.Err
+	}
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Errorf("gzip level 0: %v, want INVALID_CONFIG", err)
+	}
+
 	// zstd and the versions older than it.
 	old := kversion.Stable()
 	old.SetMaxKeyVersion(0, 6) // Produce
@@ -136,17 +184,7 @@ func TestTopicCompressionType(t *testing.T) {
 	if rp := rawProduce(t, cl, "compression-producer", zstd); rp.ErrorCode != 0 {
 		t.Errorf("zstd in a current Produce: code %d", rp.ErrorCode)
 	}
-	fetchCode := func(topic string) int16 {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 0, 1<<20, -1
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = topic
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.PartitionMaxBytes = 1 << 20
-		ft.Partitions = append(ft.Partitions, fp)
-		req.Topics = append(req.Topics, ft)
-		return rawRequest[*kmsg.FetchResponse](t, oldCl, req).Topics[0].Partitions[0].ErrorCode
-	}
+	fetchCode := func(topic string) int16 { return fetch0(t, oldCl, topic).ErrorCode }
 	if code := fetchCode("compression-zstd"); code != kerr.UnsupportedCompressionType.Code {
 		t.Errorf("Fetch v9 of a zstd topic: code %d, want UNSUPPORTED_COMPRESSION_TYPE", code)
 	}

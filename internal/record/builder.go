@@ -187,8 +187,9 @@ func SetDeleteHorizon(dst, b []byte, h Header, horizon int64, maxUncompressed in
 // Only the records area, the codec bits, the length and the CRC change:
 // offsets, timestamps, producer fields and the records themselves are
 // kept, so the batch reads back record for record as it was sent. The
-// records are decompressed to at most maxUncompressed bytes (ErrTooLarge).
-func Recompress(dst, b []byte, h Header, codec Codec, maxUncompressed int) ([]byte, error) {
+// records are decompressed to at most maxUncompressed bytes (ErrTooLarge)
+// and compressed at levels.
+func Recompress(dst, b []byte, h Header, codec Codec, levels Levels, maxUncompressed int) ([]byte, error) {
 	if codec < CodecNone || codec > CodecZstd {
 		return dst, fmt.Errorf("%w: %d", ErrUnknownCodec, codec)
 	}
@@ -200,7 +201,7 @@ func Recompress(dst, b []byte, h Header, codec Codec, maxUncompressed int) ([]by
 	start := len(dst)
 	dst = append(dst, b[:HeaderSize]...)
 	if h.NumRecords > 0 {
-		if dst, err = Compress(codec, dst, area); err != nil {
+		if dst, err = CompressLevel(codec, levels, dst, area); err != nil {
 			return dst[:start], err
 		}
 	}

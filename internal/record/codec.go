@@ -27,14 +27,8 @@ const (
 
 var (
 	gzipReaders sync.Pool // *gzip.Reader
-	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
-	lz4Writers  = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
 	zstdReaders sync.Pool // *zstd.Decoder
-
-	zstdEncOnce sync.Once
-	zstdEnc     *zstd.Encoder
-	zstdEncErr  error
 )
 
 // Decompress appends the decompressed form of src to dst and returns the
@@ -209,21 +203,67 @@ type appendWriter struct{ b []byte }
 
 func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
-// Compress appends src compressed with codec to dst. Snappy output uses the
-// xerial framing, which both the Java client and franz-go read.
+// Levels are the compression levels of Kafka's compression.gzip.level,
+// compression.lz4.level and compression.zstd.level (KIP-390), with Kafka's
+// ranges and defaults (DefaultLevels).
+type Levels struct{ Gzip, LZ4, Zstd int }
+
+// DefaultLevels are Kafka's defaults: gzip's own default (-1), lz4 9 (lz4's
+// fast compressor) and zstd 3.
+var DefaultLevels = Levels{Gzip: -1, LZ4: 9, Zstd: 3}
+
+var (
+	// gzipLevelWriters[l+1] holds writers of gzip level l (-1..9).
+	gzipLevelWriters [11]sync.Pool
+	// lz4LevelWriters[0] holds the fast compressor's writers, [l] those
+	// of lz4's high-compression level l (1..9).
+	lz4LevelWriters [10]sync.Pool
+	lz4Levels       = [...]lz4.CompressionLevel{lz4.Fast, lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4,
+		lz4.Level5, lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9}
+	// zstdEncoders holds one encoder per klauspost level (1..4).
+	zstdEncoders [5]struct {
+		once sync.Once
+		enc  *zstd.Encoder
+		err  error
+	}
+)
+
+// Compress appends src compressed with codec at Kafka's default level to
+// dst. Snappy output uses the xerial framing, which both the Java client
+// and franz-go read.
 func Compress(codec Codec, dst, src []byte) ([]byte, error) {
+	return CompressLevel(codec, DefaultLevels, dst, src)
+}
+
+// CompressLevel is Compress at the levels given. As Kafka: lz4 level 9 is
+// lz4's fast compressor and any other level its high-compression mode
+// (levels 10-17 compress as 9, the highest the Go library has); zstd levels
+// map to the Go encoder's four speeds as zstd's own levels do. A level out
+// of its codec's range is the codec's default.
+func CompressLevel(codec Codec, lv Levels, dst, src []byte) ([]byte, error) {
 	switch codec {
 	case CodecNone:
 		return append(dst, src...), nil
 	case CodecGzip:
+		level := lv.Gzip
+		if level < -1 || level > 9 || level == 0 {
+			level = -1
+		}
+		pool := &gzipLevelWriters[level+1]
+		zw, _ := pool.Get().(*gzip.Writer)
+		if zw == nil {
+			var err error
+			if zw, err = gzip.NewWriterLevel(nil, level); err != nil {
+				return dst, err
+			}
+		}
 		w := &appendWriter{b: dst}
-		zw := gzipWriters.Get().(*gzip.Writer)
 		zw.Reset(w)
 		_, err := zw.Write(src)
 		if err == nil {
 			err = zw.Close()
 		}
-		gzipWriters.Put(zw)
+		pool.Put(zw)
 		return w.b, err
 	case CodecSnappy:
 		dst = append(dst, xerialMagic...)
@@ -238,24 +278,41 @@ func Compress(codec Codec, dst, src []byte) ([]byte, error) {
 		}
 		return dst, nil
 	case CodecLZ4:
+		hc := 0 // the fast compressor
+		if lv.LZ4 >= 1 && lv.LZ4 <= 17 && lv.LZ4 != DefaultLevels.LZ4 {
+			hc = min(lv.LZ4, 9)
+		}
+		pool := &lz4LevelWriters[hc]
+		zw, _ := pool.Get().(*lz4.Writer)
+		if zw == nil {
+			zw = lz4.NewWriter(nil)
+			if err := zw.Apply(lz4.CompressionLevelOption(lz4Levels[hc])); err != nil {
+				return dst, err
+			}
+		}
 		w := &appendWriter{b: dst}
-		zw := lz4Writers.Get().(*lz4.Writer)
 		zw.Reset(w)
 		_, err := zw.Write(src)
 		if err == nil {
 			err = zw.Close()
 		}
 		zw.Reset(nil)
-		lz4Writers.Put(zw)
+		pool.Put(zw)
 		return w.b, err
 	case CodecZstd:
-		zstdEncOnce.Do(func() {
-			zstdEnc, zstdEncErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-		})
-		if zstdEncErr != nil {
-			return dst, zstdEncErr
+		level := lv.Zstd
+		if level < -131072 || level > 22 {
+			level = DefaultLevels.Zstd
 		}
-		return zstdEnc.EncodeAll(src, dst), nil
+		el := zstd.EncoderLevelFromZstd(level)
+		e := &zstdEncoders[el]
+		e.once.Do(func() {
+			e.enc, e.err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(el))
+		})
+		if e.err != nil {
+			return dst, e.err
+		}
+		return e.enc.EncodeAll(src, dst), nil
 	}
 	return dst, ErrUnknownCodec
 }

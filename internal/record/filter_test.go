@@ -113,7 +113,7 @@ func TestRecordRecompress(t *testing.T) {
 		}
 		want := recordStrings(t, b, h)
 		for _, to := range codecs {
-			out, err := Recompress([]byte("prefix"), b, h, to, 1<<20)
+			out, err := Recompress([]byte("prefix"), b, h, to, DefaultLevels, 1<<20)
 			if err != nil {
 				t.Fatalf("%s to %s: %v", from, to, err)
 			}
@@ -135,7 +135,7 @@ func TestRecordRecompress(t *testing.T) {
 			}
 		}
 		if from != CodecNone {
-			if _, err := Recompress(nil, b, h, CodecNone, 100); !errors.Is(err, ErrTooLarge) {
+			if _, err := Recompress(nil, b, h, CodecNone, DefaultLevels, 100); !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("%s over the limit: %v", from, err)
 			}
 		}

@@ -328,3 +328,75 @@ func TestCheckRecordsTimestamps(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordCompressLevels: every Kafka level of every codec round-trips,
+// and the level is applied: gzip 1 and 9, lz4's fast compressor (9) and
+// its high-compression mode, zstd 1 and 19 each give different bytes for
+// the same text; out-of-range levels fall back to the default.
+func TestRecordCompressLevels(t *testing.T) {
+	var src []byte
+	for i := range 4000 {
+		src = fmt.Appendf(src, "record %d of gregor's level test, value %d; ", i, i*i%97)
+	}
+	cases := []struct {
+		codec  Codec
+		levels []Levels
+	}{
+		{CodecGzip, []Levels{{Gzip: -1}, {Gzip: 1}, {Gzip: 5}, {Gzip: 9}, {Gzip: 0}, {Gzip: 42}}},
+		{CodecLZ4, []Levels{{LZ4: 1}, {LZ4: 9}, {LZ4: 12}, {LZ4: 17}, {LZ4: 0}, {LZ4: 99}}},
+		{CodecZstd, []Levels{{Zstd: -5}, {Zstd: 1}, {Zstd: 3}, {Zstd: 19}, {Zstd: 22}, {Zstd: 1 << 20}}},
+	}
+	for _, c := range cases {
+		out := map[Levels][]byte{}
+		for _, lv := range c.levels {
+			for range 2 { // the second from a pooled writer
+				b, err := CompressLevel(c.codec, lv, nil, src)
+				if err != nil {
+					t.Fatalf("%s %+v: %v", c.codec, lv, err)
+				}
+				back, err := Decompress(c.codec, b, nil, 1<<22)
+				if err != nil || !bytes.Equal(back, src) {
+					t.Fatalf("%s %+v: round trip: %v", c.codec, lv, err)
+				}
+				out[lv] = b
+			}
+		}
+		differ := func(a, b Levels) {
+			t.Helper()
+			if bytes.Equal(out[a], out[b]) {
+				t.Errorf("%s: levels %+v and %+v gave the same %d bytes", c.codec, a, b, len(out[a]))
+			}
+		}
+		same := func(a, b Levels) {
+			t.Helper()
+			if !bytes.Equal(out[a], out[b]) {
+				t.Errorf("%s: levels %+v and %+v differ (%d and %d bytes)", c.codec, a, b, len(out[a]), len(out[b]))
+			}
+		}
+		switch c.codec {
+		case CodecGzip:
+			differ(Levels{Gzip: 1}, Levels{Gzip: 9})
+			same(Levels{Gzip: 0}, Levels{Gzip: -1})
+			same(Levels{Gzip: 42}, Levels{Gzip: -1})
+		case CodecLZ4:
+			differ(Levels{LZ4: 9}, Levels{LZ4: 1})
+			same(Levels{LZ4: 12}, Levels{LZ4: 17})
+			same(Levels{LZ4: 0}, Levels{LZ4: 9})
+		case CodecZstd:
+			differ(Levels{Zstd: 1}, Levels{Zstd: 19})
+			same(Levels{Zstd: 1 << 20}, Levels{Zstd: 3})
+		}
+	}
+	if b, _ := Compress(CodecLZ4, nil, src); !bytes.Equal(b, mustLevel(t, CodecLZ4, DefaultLevels, src)) {
+		t.Errorf("Compress is not CompressLevel at Kafka's defaults")
+	}
+}
+
+func mustLevel(t *testing.T, c Codec, lv Levels, src []byte) []byte {
+	t.Helper()
+	b, err := CompressLevel(c, lv, nil, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
