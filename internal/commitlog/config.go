@@ -31,6 +31,7 @@ type Config struct {
 	Dir                string
 	SegmentBytes       int64         // roll when the active segment would exceed this (segment.bytes)
 	SegmentMs          time.Duration // roll when the active segment's first append is older (segment.ms)
+	SegmentJitter      time.Duration // each segment rolls up to this much before SegmentMs (segment.jitter.ms)
 	RetentionBytes     int64         // < 0 or 0: unlimited (retention.bytes)
 	RetentionMs        time.Duration // < 0: unlimited; 0: default 7 days (retention.ms)
 	IndexIntervalBytes int           // bytes between sparse index entries (index.interval.bytes)

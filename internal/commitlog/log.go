@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -328,6 +329,19 @@ func (l *Log) append(batch []byte, leaderEpoch int32, logAppendTime int64, repli
 	return info, nil
 }
 
+// rollJitterLocked is seg's share of segment.jitter.ms, drawn the first
+// time it is asked for, as Kafka draws one per segment: so that partitions
+// created together do not all roll by time at once.
+func (l *Log) rollJitterLocked(seg *segment) time.Duration {
+	if !seg.jitterDrawn {
+		seg.jitterDrawn = true
+		if span := min(l.cfg.SegmentJitter, l.cfg.SegmentMs); span > 0 {
+			seg.rollJitter = rand.N(span)
+		}
+	}
+	return seg.rollJitter
+}
+
 func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 	size := seg.size.Load()
 	if size == 0 {
@@ -336,7 +350,7 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 	switch {
 	case size+n > l.cfg.SegmentBytes:
 		return true
-	case l.cfg.Now().Sub(seg.created) >= l.cfg.SegmentMs:
+	case l.cfg.Now().Sub(seg.created) >= l.cfg.SegmentMs-l.rollJitterLocked(seg):
 		return true
 	case lastOffset-seg.base > math.MaxInt32:
 		// Relative offsets in the index are 32 bits.
@@ -1092,7 +1106,7 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 }
 
 // SetConfig applies the dynamic settings of cfg: SegmentBytes, SegmentMs,
-// RetentionBytes, RetentionMs, IndexIntervalBytes and Preallocate (from the
+// SegmentJitter (for segments not yet checked for a roll), RetentionBytes, RetentionMs, IndexIntervalBytes and Preallocate (from the
 // next append on). Others are ignored.
 func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
@@ -1100,6 +1114,7 @@ func (l *Log) SetConfig(cfg Config) {
 	defer l.mu.Unlock()
 	l.cfg.SegmentBytes = cfg.SegmentBytes
 	l.cfg.SegmentMs = cfg.SegmentMs
+	l.cfg.SegmentJitter = cfg.SegmentJitter
 	l.cfg.RetentionBytes = cfg.RetentionBytes
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes

@@ -122,6 +122,38 @@ func TestLogRoll(t *testing.T) {
 			t.Fatalf("read %v", got)
 		}
 	})
+	t.Run("jitter", func(t *testing.T) {
+		// segment.jitter.ms: each segment rolls at segment.ms less its
+		// own draw from [0, jitter). Half-way through, some of 24 logs
+		// have rolled and some not (all 24 on one side: odds 2^-23);
+		// at segment.ms every one has.
+		clk := newClock()
+		logs := make([]*Log, 24)
+		for i := range logs {
+			logs[i] = openLog(t, Config{SegmentMs: time.Hour, SegmentJitter: 2 * time.Hour, Now: clk.Now})
+			mustAppend(t, logs[i], makeBatch(t, 1, 10, 1), 0)
+		}
+		rolled := func() (n int) {
+			for _, l := range logs {
+				mustAppend(t, l, makeBatch(t, 1, 10, 1), 0)
+				if l.NumSegments() > 1 {
+					n++
+				}
+			}
+			return n
+		}
+		if n := rolled(); n != 0 {
+			t.Fatalf("%d logs rolled with no time passed", n)
+		}
+		clk.Advance(30 * time.Minute)
+		if n := rolled(); n == 0 || n == len(logs) {
+			t.Fatalf("%d of %d logs rolled half-way through segment.ms", n, len(logs))
+		}
+		clk.Advance(30 * time.Minute)
+		if n := rolled(); n != len(logs) {
+			t.Fatalf("%d of %d logs rolled at segment.ms", n, len(logs))
+		}
+	})
 }
 
 func TestLogRetention(t *testing.T) {

@@ -54,7 +54,11 @@ type segment struct {
 	refs     atomic.Int32 // the log's reference + in-flight readers
 
 	// Appender-only state (Log.mu).
-	created         time.Time // wall clock of the first append (segment.ms)
+	created time.Time // wall clock of the first append (segment.ms)
+	// rollJitter is subtracted from segment.ms for this segment, drawn
+	// once from [0, min(segment.jitter.ms, segment.ms)) (jitterDrawn).
+	rollJitter      time.Duration
+	jitterDrawn     bool
 	bytesSinceIndex int
 
 	// Preallocation (Config.Preallocate): a background fill writes zeros

@@ -499,6 +499,7 @@ type Topic struct {
 	RetentionBytes    int64
 	SegmentBytes      int64
 	SegmentMs         int64
+	SegmentJitterMs   int64
 	MaxMessageBytes   int64
 	LogAppendTime     bool
 	FlushMessages     int64
@@ -543,6 +544,7 @@ func (l Layers) ResolveTopic() Topic {
 		RetentionBytes:    num("retention.bytes"),
 		SegmentBytes:      num("segment.bytes"),
 		SegmentMs:         num("segment.ms"),
+		SegmentJitterMs:   num("segment.jitter.ms"),
 		MaxMessageBytes:   num("max.message.bytes"),
 		LogAppendTime:     get("message.timestamp.type") == "LogAppendTime",
 		FlushMessages:     num("flush.messages"),

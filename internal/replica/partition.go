@@ -198,6 +198,7 @@ func logConfig(fs vfs.FS, dir string, c config.Topic, logger *slog.Logger) commi
 		Dir:                dir,
 		SegmentBytes:       c.SegmentBytes,
 		SegmentMs:          time.Duration(c.SegmentMs) * time.Millisecond,
+		SegmentJitter:      time.Duration(c.SegmentJitterMs) * time.Millisecond,
 		RetentionBytes:     retentionBytes,
 		RetentionMs:        retentionMs,
 		IndexIntervalBytes: int(c.IndexInterval),
