@@ -1106,8 +1106,9 @@ func (l *Log) truncateEpochsLocked(leo int64) error {
 }
 
 // SetConfig applies the dynamic settings of cfg: SegmentBytes, SegmentMs,
-// SegmentJitter (for segments not yet checked for a roll), RetentionBytes, RetentionMs, IndexIntervalBytes and Preallocate (from the
-// next append on). Others are ignored.
+// SegmentJitter (for segments not yet checked for a roll), RetentionBytes,
+// RetentionMs, IndexIntervalBytes and Preallocate (from the next append
+// on). Others are ignored.
 func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
