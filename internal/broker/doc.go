@@ -28,5 +28,7 @@
 //
 // The broker never decodes record batches beyond their headers and never
 // re-encodes them: produce validates and appends the bytes it received, fetch
-// returns the bytes the log holds.
+// returns the bytes the log holds. The one exception is a topic whose
+// compression.type names a codec other than the batch's: that batch's
+// records area is recompressed (record.Recompress), as Kafka does.
 package broker

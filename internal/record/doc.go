@@ -1,8 +1,10 @@
 // Package record owns the Kafka record batch (magic v2) as raw bytes: header
 // parsing, validation (sizes, magic, CRC-32C), in-place patching of the
 // fields the broker assigns (base offset, partition leader epoch, log append
-// time), a bounded walk over the records, the compression codecs, and a small
-// builder used by tests and control batches.
+// time), a bounded walk over the records, the compression codecs (at Kafka's
+// levels), the rewrites compaction and compression.type need (Filter,
+// SetDeleteHorizon, Recompress), and a small builder used by tests and
+// control batches.
 //
 // It must not allocate per record on the produce path, and it never trusts a
 // length read from the bytes: every length is checked against what remains
