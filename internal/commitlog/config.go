@@ -12,6 +12,7 @@ import (
 const (
 	DefaultSegmentBytes       = 1 << 30            // segment.bytes
 	DefaultSegmentMs          = 7 * 24 * time.Hour // segment.ms
+	DefaultSegmentIndexBytes  = 10 << 20           // segment.index.bytes
 	DefaultRetentionMs        = 7 * 24 * time.Hour // retention.ms
 	DefaultIndexIntervalBytes = 4096               // index.interval.bytes
 	// DefaultMaxBatchBytes bounds one batch during recovery. Allocation is
@@ -32,6 +33,7 @@ type Config struct {
 	SegmentBytes       int64         // roll when the active segment would exceed this (segment.bytes)
 	SegmentMs          time.Duration // roll when the active segment's first append is older (segment.ms)
 	SegmentJitter      time.Duration // each segment rolls up to this much before SegmentMs (segment.jitter.ms)
+	SegmentIndexBytes  int           // roll when a segment's offset (8 B an entry) or time index (12 B) would outgrow this (segment.index.bytes)
 	RetentionBytes     int64         // < 0 or 0: unlimited (retention.bytes)
 	RetentionMs        time.Duration // < 0: unlimited; 0: default 7 days (retention.ms)
 	IndexIntervalBytes int           // bytes between sparse index entries (index.interval.bytes)
@@ -64,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SegmentMs <= 0 {
 		c.SegmentMs = DefaultSegmentMs
+	}
+	if c.SegmentIndexBytes <= 0 {
+		c.SegmentIndexBytes = DefaultSegmentIndexBytes
 	}
 	if c.RetentionBytes == 0 {
 		c.RetentionBytes = -1

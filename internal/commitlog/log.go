@@ -352,6 +352,9 @@ func (l *Log) shouldRollLocked(seg *segment, n, lastOffset int64) bool {
 		return true
 	case l.cfg.Now().Sub(seg.created) >= l.cfg.SegmentMs-l.rollJitterLocked(seg):
 		return true
+	case seg.indexFull(l.cfg.SegmentIndexBytes):
+		// As Kafka, a full index rolls the segment (segment.index.bytes).
+		return true
 	case lastOffset-seg.base > math.MaxInt32:
 		// Relative offsets in the index are 32 bits.
 		return true
@@ -1116,6 +1119,7 @@ func (l *Log) SetConfig(cfg Config) {
 	l.cfg.SegmentBytes = cfg.SegmentBytes
 	l.cfg.SegmentMs = cfg.SegmentMs
 	l.cfg.SegmentJitter = cfg.SegmentJitter
+	l.cfg.SegmentIndexBytes = cfg.SegmentIndexBytes
 	l.cfg.RetentionBytes = cfg.RetentionBytes
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes

@@ -122,6 +122,26 @@ func TestLogRoll(t *testing.T) {
 			t.Fatalf("read %v", got)
 		}
 	})
+	t.Run("index full", func(t *testing.T) {
+		// segment.index.bytes 24: three offset entries or two time
+		// entries (12 bytes each), then a roll. An entry every batch
+		// after the first (index.interval.bytes 1), timestamps rising.
+		l := openLog(t, Config{SegmentIndexBytes: 24, IndexIntervalBytes: 1})
+		for i := range 12 {
+			mustAppend(t, l, makeBatch(t, 1, 10, int64(1000+i)), 0)
+		}
+		if n := l.NumSegments(); n < 4 {
+			t.Fatalf("%d segments for 12 batches with room for 2 time entries each", n)
+		}
+		for _, s := range l.segments() {
+			if len(s.idx) > 3 || len(s.tidx) > 2 {
+				t.Fatalf("segment at %d holds %d offset and %d time entries", s.base, len(s.idx), len(s.tidx))
+			}
+		}
+		if got := readAll(t, l); len(got) != 12 {
+			t.Fatalf("read %d batches", len(got))
+		}
+	})
 	t.Run("jitter", func(t *testing.T) {
 		// segment.jitter.ms: each segment rolls at segment.ms less its
 		// own draw from [0, jitter). Half-way through, some of 24 logs

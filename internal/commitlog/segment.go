@@ -227,6 +227,14 @@ func (s *segment) timeLookup(ts int64) int64 {
 	return s.base + int64(s.tidx[i-1].rel)
 }
 
+// indexFull reports whether the offset or the time index holds as many
+// entries as maxBytes allows (Kafka's isFull, segment.index.bytes).
+func (s *segment) indexFull(maxBytes int) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.idx) >= maxBytes/indexEntry || len(s.tidx) >= maxBytes/timeEntry
+}
+
 // trackBatch updates the indexes for a batch appended at pos (appender only).
 func (s *segment) trackBatch(h record.Header, pos int64, interval int) {
 	last := h.LastOffset()

@@ -500,6 +500,7 @@ type Topic struct {
 	SegmentBytes      int64
 	SegmentMs         int64
 	SegmentJitterMs   int64
+	SegmentIndexBytes int64
 	MaxMessageBytes   int64
 	LogAppendTime     bool
 	FlushMessages     int64
@@ -545,6 +546,7 @@ func (l Layers) ResolveTopic() Topic {
 		SegmentBytes:      num("segment.bytes"),
 		SegmentMs:         num("segment.ms"),
 		SegmentJitterMs:   num("segment.jitter.ms"),
+		SegmentIndexBytes: num("segment.index.bytes"),
 		MaxMessageBytes:   num("max.message.bytes"),
 		LogAppendTime:     get("message.timestamp.type") == "LogAppendTime",
 		FlushMessages:     num("flush.messages"),

@@ -199,6 +199,7 @@ func logConfig(fs vfs.FS, dir string, c config.Topic, logger *slog.Logger) commi
 		SegmentBytes:       c.SegmentBytes,
 		SegmentMs:          time.Duration(c.SegmentMs) * time.Millisecond,
 		SegmentJitter:      time.Duration(c.SegmentJitterMs) * time.Millisecond,
+		SegmentIndexBytes:  int(c.SegmentIndexBytes),
 		RetentionBytes:     retentionBytes,
 		RetentionMs:        retentionMs,
 		IndexIntervalBytes: int(c.IndexInterval),
