@@ -101,6 +101,9 @@ type Broker struct {
 	sessions        *fetchSessionCache
 	// quotas enforces the client quotas on produce and fetch (quotas.go).
 	quotas *quota.Manager
+	// leaderThrottle is the leader side of replication throttling
+	// (leader.replication.throttled.rate; fetch.go).
+	leaderThrottle *quota.Replication
 	// authz decides every request when authorizer.class.name is set
 	// (access.go); nil: everyone may do everything.
 	authz *auth.Authorizer
@@ -134,6 +137,10 @@ func New(cfg Config, ctrl Controller, replicas *replica.Manager, pids *txn.Produ
 	window, _, _ := static.BrokerValue("quota.window.size.seconds")
 	b.quotas = quota.New(func() map[metadata.QuotaEntity]map[string]float64 { return b.image().ClientQuotas },
 		int(config.Int64(samples, quota.DefaultSamples)), time.Duration(config.Int64(window, 1))*time.Second, nil)
+	rsamples, _, _ := static.BrokerValue("replication.quota.window.num")
+	rwindow, _, _ := static.BrokerValue("replication.quota.window.size.seconds")
+	b.leaderThrottle = quota.NewReplication(int(config.Int64(rsamples, quota.DefaultSamples)),
+		time.Duration(config.Int64(rwindow, 1))*time.Second, nil)
 	if class, _, _ := static.BrokerValue("authorizer.class.name"); class != "" {
 		users, _, _ := static.BrokerValue("super.users")
 		open, _, _ := static.BrokerValue("allow.everyone.if.no.acl.found")

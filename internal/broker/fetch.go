@@ -49,6 +49,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-dev/gregor/internal/commitlog"
+	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
@@ -458,6 +459,18 @@ func (b *Broker) readForFollower(req *kmsg.FetchRequest, fp fetchPartition, p *r
 	rp.HighWatermark = p.HighWatermark()
 	rp.LastStableOffset = p.LastStableOffset()
 	rp.LogStartOffset = p.LogStartOffset()
+	// Kafka's leader-side replication throttle: a follower out of the ISR
+	// catching up on a partition the topic's
+	// leader.replication.throttled.replicas names on this broker gets no
+	// records while the throttled bytes' rate is over
+	// leader.replication.throttled.rate.
+	throttled := config.Throttled(p.Config().LeaderThrottled, fp.partition, b.cfg.NodeID) && !p.InISR(req.ReplicaID)
+	if throttled && b.leaderThrottle.Exceeded(b.brokerInt(b.image(), "leader.replication.throttled.rate")) {
+		return
+	}
+	if throttled {
+		defer func() { b.leaderThrottle.Record(res.bytes[i]) }()
+	}
 	limit := min(int(fp.maxBytes), maxBytes-res.total)
 	if limit <= 0 && res.total > 0 {
 		return

@@ -90,11 +90,11 @@ var TopicDefs = defsByName([]Def{
 	{Name: "flush.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.flush.interval.ms", 1}}, Doc: "fsync at least this often"},
 	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Valid: throttledReplicas,
-		Doc: "accepted and reported; replication is not throttled"},
+		Doc: "partition:broker replicas (or *) whose follower, while out of the ISR, fetches within the broker's follower.replication.throttled.rate"},
 	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", Min: 0, Max: math.MaxInt32,
 		Synonyms: []Synonym{{"log.index.interval.bytes", 1}}},
 	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Valid: throttledReplicas,
-		Doc: "accepted and reported; replication is not throttled"},
+		Doc: "partition:broker replicas (or *) whose leader serves followers out of the ISR within the broker's leader.replication.throttled.rate"},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 1, Max: math.MaxInt64,
 		Synonyms: []Synonym{{"log.cleaner.max.compaction.lag.ms", 1}}},
 	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32,
@@ -144,12 +144,12 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "leader.imbalance.per.broker.percentage", Type: TypeInt, Default: "10", Min: 0, Max: 100, Doc: "a broker's share of preferred leaderships it does not hold above which the controller rebalances"},
 	{Name: "replica.lag.time.max.ms", Type: TypeInt, Default: "30000", Min: 1, Max: math.MaxInt32, Doc: "a follower that has not caught up with its leader for this long leaves the ISR"},
 	{Name: "num.partitions", Type: TypeInt, Default: "1", Min: 1, Max: 1 << 20, Dynamic: true},
-	// Replication quotas: accepted and reported (kafka-reassign-partitions
-	// --throttle sets them), not enforced.
+	// Replication throttles (kafka-reassign-partitions --throttle sets
+	// them): enforced on both sides, as Kafka's ReplicationQuotaManager.
 	{Name: "leader.replication.throttled.rate", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true,
-		Doc: "accepted and reported; replication is not throttled"},
+		Doc: "bytes per second this broker sends, as leader, to throttled replicas out of the ISR"},
 	{Name: "follower.replication.throttled.rate", Type: TypeLong, Default: strconv.FormatInt(math.MaxInt64, 10), Min: 0, Max: math.MaxInt64, Dynamic: true,
-		Doc: "accepted and reported; replication is not throttled"},
+		Doc: "bytes per second this broker fetches, as follower out of the ISR, for throttled replicas"},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt16, Dynamic: true},
 	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Min: 0, Max: math.MaxInt32, Dynamic: true},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", Min: 1, Max: math.MaxInt32},
@@ -212,6 +212,8 @@ var BrokerDefs = defsByName([]Def{
 	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", Min: 1, Max: math.MaxInt64},
 	{Name: "quota.window.num", Type: TypeInt, Default: "11", Min: 2, Max: math.MaxInt32, Doc: "samples a client quota's rate is measured over"},
 	{Name: "quota.window.size.seconds", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Doc: "time span of each client quota rate sample"},
+	{Name: "replication.quota.window.num", Type: TypeInt, Default: "11", Min: 2, Max: math.MaxInt32, Doc: "samples a replication throttle's rate is measured over"},
+	{Name: "replication.quota.window.size.seconds", Type: TypeInt, Default: "1", Min: 1, Max: math.MaxInt32, Doc: "time span of each replication throttle rate sample"},
 	{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", Min: 1, Max: math.MaxInt64, Dynamic: true, Doc: "interval between the log cleaner's passes over the compacted partitions"},
 	{Name: "log.segment.bytes", Type: TypeInt, Default: "1073741824", Min: 14, Max: math.MaxInt32, Dynamic: true},
 	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Min: 8, Max: math.MaxInt32, Dynamic: true},
@@ -336,6 +338,28 @@ func throttledReplicas(value string) error {
 		}
 	}
 	return nil
+}
+
+// Throttled reports whether a throttle list (leader. or
+// follower.replication.throttled.replicas) names partition on broker, as
+// Kafka's parseThrottledPartitions reads it: "*" names every replica.
+func Throttled(list string, partition, broker int32) bool {
+	list = strings.TrimSpace(list)
+	if list == "*" {
+		return true
+	}
+	for _, pair := range strings.Split(list, ",") {
+		ps, bs, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok {
+			continue
+		}
+		p, perr := strconv.ParseInt(ps, 10, 32)
+		b, berr := strconv.ParseInt(bs, 10, 32)
+		if perr == nil && berr == nil && int32(p) == partition && int32(b) == broker {
+			return true
+		}
+	}
+	return false
 }
 
 // GroupDefs are the group configs (Kafka 4.0's GroupConfig; config
@@ -520,6 +544,9 @@ type Topic struct {
 	// The compression.*.level configs: the levels of what the broker
 	// compresses.
 	GzipLevel, LZ4Level, ZstdLevel int
+	// LeaderThrottled and FollowerThrottled are the
+	// leader./follower.replication.throttled.replicas lists (Throttled).
+	LeaderThrottled, FollowerThrottled string
 	// Compaction (cleanup.policy=compact).
 	MinCleanableDirtyRatio float64
 	MinCompactionLagMs     int64
@@ -561,6 +588,8 @@ func (l Layers) ResolveTopic() Topic {
 		GzipLevel:         int(num("compression.gzip.level")),
 		LZ4Level:          int(num("compression.lz4.level")),
 		ZstdLevel:         int(num("compression.zstd.level")),
+		LeaderThrottled:   get("leader.replication.throttled.replicas"),
+		FollowerThrottled: get("follower.replication.throttled.replicas"),
 
 		MinCleanableDirtyRatio: float("min.cleanable.dirty.ratio"),
 		MinCompactionLagMs:     num("min.compaction.lag.ms"),

@@ -74,3 +74,24 @@ func TestConfigResolveTopic(t *testing.T) {
 		t.Fatalf("ResolveTopic = %+v", c)
 	}
 }
+
+func TestThrottledReplicas(t *testing.T) {
+	for _, c := range []struct {
+		list              string
+		partition, broker int32
+		want              bool
+	}{
+		{"", 0, 1, false},
+		{"*", 3, 7, true},
+		{" * ", 3, 7, true},
+		{"0:1,1:2", 0, 1, true},
+		{"0:1, 1:2", 1, 2, true},
+		{"0:1,1:2", 1, 1, false},
+		{"10:1", 1, 1, false},
+		{"0:01", 0, 1, true},
+	} {
+		if got := Throttled(c.list, c.partition, c.broker); got != c.want {
+			t.Errorf("Throttled(%q, %d, %d) = %v", c.list, c.partition, c.broker, got)
+		}
+	}
+}

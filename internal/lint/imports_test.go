@@ -20,7 +20,7 @@ const module = "github.com/gregor-dev/gregor/internal/"
 // only so that its one error table can name the log's errors.
 var allowed = map[string][]string{
 	"cli":        {"node", "config", "bench"},
-	"node":       {"server", "auth", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs"},
+	"node":       {"server", "auth", "broker", "httpapi", "controller", "replica", "group", "txn", "config", "metadata", "statelog", "vfs", "quota"},
 	"broker":     {"server", "auth", "replica", "group", "txn", "controller", "metadata", "record", "config", "commitlog", "quota"},
 	"group":      {"statelog", "metadata", "record", "config"},
 	"txn":        {"replica", "statelog", "metadata", "record"},

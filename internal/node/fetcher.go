@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-dev/gregor/internal/config"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/replica"
 )
 
@@ -62,6 +65,14 @@ type replicaFetchers struct {
 	dial     dialFunc
 	replicas *replica.Manager
 	image    func() *metadata.Image
+	// throttle and rate are the follower side of replication throttling:
+	// a partition follower.replication.throttled.replicas names on this
+	// node, while this node is out of its ISR, is left out of the fetches
+	// while the throttled bytes' rate is over rate()
+	// (follower.replication.throttled.rate), as Kafka's
+	// ReplicaFetcherThread leaves it out.
+	throttle *quota.Replication
+	rate     func() int64
 	logger   *slog.Logger
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -74,8 +85,9 @@ type replicaFetchers struct {
 	}
 }
 
-func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, dial dialFunc, logger *slog.Logger) *replicaFetchers {
-	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image, dial: dial,
+func newReplicaFetchers(nodeID int32, replicas *replica.Manager, image func() *metadata.Image, dial dialFunc,
+	throttle *quota.Replication, rate func() int64, logger *slog.Logger) *replicaFetchers {
+	f := &replicaFetchers{nodeID: nodeID, replicas: replicas, image: image, dial: dial, throttle: throttle, rate: rate,
 		logger: logger.With("component", "replica-fetcher")}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.mu.running = make(map[int32]bool)
@@ -161,6 +173,15 @@ func (f *replicaFetchers) sleep(d time.Duration) {
 	}
 }
 
+// inISR reports whether the image lists node in the ISR of the partition.
+func inISR(img *metadata.Image, topic string, partition, node int32) bool {
+	t := img.Topics[topic]
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return false
+	}
+	return slices.Contains(t.Partitions[partition].ISR, node)
+}
+
 type fetchedKey struct {
 	topic     string
 	partition int32
@@ -181,20 +202,35 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	req.MaxBytes = replicaFetchMaxBytes
 	req.SessionID, req.SessionEpoch = 0, -1
 	type sent struct {
-		p   *replica.Partition
-		pos replica.FetchPosition
+		p         *replica.Partition
+		pos       replica.FetchPosition
+		throttled bool
 	}
 	byKey := make(map[fetchedKey]sent, len(parts))
 	topicAt := make(map[string]int)
 	failed := false
+	img := f.image()
+	exceeded := -1 // the throttle's state, read once a request, when a partition is throttled
 	for _, p := range parts {
+		throttled := config.Throttled(p.Config().FollowerThrottled, p.Index, f.nodeID) && !inISR(img, p.Topic, p.Index, f.nodeID)
+		if throttled {
+			if exceeded < 0 {
+				exceeded = 0
+				if f.throttle.Exceeded(f.rate()) {
+					exceeded = 1
+				}
+			}
+			if exceeded == 1 {
+				continue
+			}
+		}
 		pos, err := p.FollowerPosition()
 		if err != nil {
 			// Moved on since FollowedFrom, or its fsync failed.
 			failed = true
 			continue
 		}
-		byKey[fetchedKey{p.Topic, p.Index}] = sent{p, pos}
+		byKey[fetchedKey{p.Topic, p.Index}] = sent{p, pos, throttled}
 		ti, ok := topicAt[p.Topic]
 		if !ok {
 			ti = len(req.Topics)
@@ -245,6 +281,9 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 				continue
 			}
 			p := s.p
+			if s.throttled {
+				f.throttle.Record(len(rp.RecordBatches))
+			}
 			if rp.ErrorCode != 0 {
 				// NOT_LEADER, FENCED/UNKNOWN_LEADER_EPOCH: the metadata
 				// image brings the new leader and epoch; retry after it.

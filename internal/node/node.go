@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ import (
 	"github.com/gregor-dev/gregor/internal/group"
 	"github.com/gregor-dev/gregor/internal/httpapi"
 	"github.com/gregor-dev/gregor/internal/metadata"
+	"github.com/gregor-dev/gregor/internal/quota"
 	"github.com/gregor-dev/gregor/internal/replica"
 	"github.com/gregor-dev/gregor/internal/server"
 	"github.com/gregor-dev/gregor/internal/txn"
@@ -339,7 +341,15 @@ func Start(ctx context.Context, cfg config.Node, logger *slog.Logger, options ..
 	cleanerBackoff := time.Duration(config.Int64(props(cfg.Props, "log.cleaner.backoff.ms"), 15000)) * time.Millisecond
 	n.replicas = replica.NewManager(replica.ManagerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID,
 		Logger: logger, RetentionCheckInterval: retentionCheck, CleanerBackoff: cleanerBackoff, FS: fs})
-	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, opts.Dial, logger)
+	followerRate := func() int64 {
+		img := n.ctrl.Image()
+		v, _, _ := config.Layers{DynamicBroker: img.BrokerConfigs[strconv.Itoa(int(cfg.NodeID))],
+			DynamicDefault: img.BrokerConfigs[""], Static: cfg.Props}.BrokerValue("follower.replication.throttled.rate")
+		return config.Int64(v, math.MaxInt64)
+	}
+	throttle := quota.NewReplication(int(config.Int64(props(cfg.Props, "replication.quota.window.num"), quota.DefaultSamples)),
+		time.Duration(config.Int64(props(cfg.Props, "replication.quota.window.size.seconds"), 1))*time.Second, nil)
+	n.fetchers = newReplicaFetchers(cfg.NodeID, n.replicas, n.ctrl.Image, opts.Dial, throttle, followerRate, logger)
 
 	n.forwarder = newForwarder(cfg.NodeID, ctrls, n.ctrl.Leader, opts.Dial)
 	pids := txn.NewProducerIDs(func(ctx context.Context) (int64, int64, error) {

@@ -252,3 +252,50 @@ func (r *rate) throttle(bound float64, now time.Time, window time.Duration, n in
 	ms := math.Round((o - bound) / bound * float64(w.Milliseconds()))
 	return time.Duration(ms) * time.Millisecond
 }
+
+// Replication is one direction of replication throttling on a broker,
+// Kafka's ReplicationQuotaManager: the bytes that throttled replicas moved
+// (leader side: sent to followers out of the ISR; follower side: fetched
+// while this node is out of the ISR) over the same sampled rate as the
+// client quotas (replication.quota.window.num windows of
+// replication.quota.window.size.seconds). A throttled replica fetches
+// nothing while the rate is over the bound, so the rate is held to it
+// give or take one fetch. Its lock is a leaf.
+type Replication struct {
+	mu      sync.Mutex
+	r       rate
+	samples int
+	window  time.Duration
+	now     func() time.Time
+}
+
+// NewReplication returns a throttle over samples windows of window; now
+// nil is time.Now.
+func NewReplication(samples int, window time.Duration, now func() time.Time) *Replication {
+	if samples < 2 {
+		samples = DefaultSamples
+	}
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Replication{r: rate{samples: make([]sample, samples)}, samples: samples, window: window, now: now}
+}
+
+// Record counts bytes a throttled replica moved.
+func (q *Replication) Record(bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.r.record(float64(bytes), q.now(), q.window, q.samples)
+}
+
+// Exceeded reports whether the rate is above bound bytes per second
+// (Kafka's isQuotaExceeded).
+func (q *Replication) Exceeded(bound int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	perSecond, _ := q.r.measure(q.now(), q.window, q.samples)
+	return perSecond > float64(bound)
+}

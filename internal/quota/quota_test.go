@@ -106,3 +106,30 @@ func TestResolveMostSpecificFirst(t *testing.T) {
 		t.Errorf("a produce quota found where only fetch quotas are set")
 	}
 }
+
+// TestReplicationThrottle: the throttled bytes' rate is Kafka's sampled
+// rate, judged over at least all windows but one at first, so a first
+// fetch of the rate times ten windows is allowed and anything more is over;
+// the windows age out.
+func TestReplicationThrottle(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	q := NewReplication(11, time.Second, func() time.Time { return now })
+	if q.Exceeded(100) {
+		t.Fatal("exceeded before anything moved")
+	}
+	q.Record(1000) // 1000 B over 10 s: 100 B/s
+	if q.Exceeded(100) {
+		t.Fatal("exceeded at exactly the rate")
+	}
+	q.Record(1)
+	if !q.Exceeded(100) {
+		t.Fatal("not exceeded over the rate")
+	}
+	if q.Exceeded(1 << 62) {
+		t.Fatal("exceeded under the default (unlimited) rate")
+	}
+	now = now.Add(12 * time.Second) // every sample expired
+	if q.Exceeded(100) {
+		t.Fatal("still exceeded once the windows aged out")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,6 +277,14 @@ func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
 // ISRSize is the number of in-sync replicas this replica last applied
 // (a leader's min.insync.replicas check uses it).
 func (p *Partition) ISRSize() int { return int(p.isrSize.Load()) }
+
+// InISR reports whether replica id is in this leader's ISR (false on a
+// follower, which keeps none).
+func (p *Partition) InISR(id int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.follower.Load() && slices.Contains(p.mu.isr, id)
+}
 
 // HighWatermarkLagging reports whether this node leads with a high
 // watermark still below the start of its leader epoch. A new leader learns
