@@ -210,19 +210,18 @@ func (f *replicaFetchers) fetchOnce(c *controllerClient, addr string, parts []*r
 	topicAt := make(map[string]int)
 	failed := false
 	img := f.image()
-	exceeded := -1 // the throttle's state, read once a request, when a partition is throttled
+	var over *bool // the throttle's state, read once a request and only for a throttled partition
+	overRate := func() bool {
+		if over == nil {
+			v := f.throttle.Exceeded(f.rate())
+			over = &v
+		}
+		return *over
+	}
 	for _, p := range parts {
 		throttled := config.Throttled(p.Config().FollowerThrottled, p.Index, f.nodeID) && !inISR(img, p.Topic, p.Index, f.nodeID)
-		if throttled {
-			if exceeded < 0 {
-				exceeded = 0
-				if f.throttle.Exceeded(f.rate()) {
-					exceeded = 1
-				}
-			}
-			if exceeded == 1 {
-				continue
-			}
+		if throttled && overRate() {
+			continue
 		}
 		pos, err := p.FollowerPosition()
 		if err != nil {
