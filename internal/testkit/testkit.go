@@ -45,10 +45,6 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() error) {
 // even on kill -9).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "gregor-test-ports")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	lo, hi := reservedPortRange()
 	ports := make([]int, 0, n)
 	for attempts := 0; len(ports) < n; attempts++ {
@@ -59,24 +55,59 @@ func FreePorts(t testing.TB, n int) []int {
 		if slices.Contains(ports, p) {
 			continue
 		}
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			t.Fatal(err)
+		if reservePort(t, p) {
+			ports = append(ports, p)
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-			f.Close() // another test process holds it
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			f.Close() // in use outside the tests
-			continue
-		}
-		ln.Close()
-		t.Cleanup(func() { f.Close() })
-		ports = append(ports, p)
 	}
 	return ports
+}
+
+// FreeRange is FreePorts for n consecutive ports: the first of them (a
+// `gregor cluster local --base-port`). A node killed and started again
+// binds the same ports, so they too must lie outside the ephemeral range.
+func FreeRange(t testing.TB, n int) int {
+	t.Helper()
+	lo, hi := reservedPortRange()
+	for range 1000 {
+		base := lo + rand.IntN(hi-lo-n)
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			ok = reservePort(t, p)
+		}
+		if ok {
+			return base
+		}
+		// The ports reserved before the one that failed stay reserved
+		// until the test ends: harmless, and simpler than undoing them.
+	}
+	t.Fatalf("no %d consecutive free loopback ports in [%d, %d)", n, lo, hi)
+	return 0
+}
+
+// reservePort takes p for the test's lifetime when no other test process
+// holds it (its flock) and nothing else listens on it.
+func reservePort(t testing.TB, p int) bool {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "gregor-test-ports")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		f.Close() // another test process holds it
+		return false
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		f.Close() // in use outside the tests
+		return false
+	}
+	ln.Close()
+	t.Cleanup(func() { f.Close() })
+	return true
 }
 
 // reservedPortRange is the range FreePorts draws from: below the kernel's

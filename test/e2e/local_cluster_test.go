@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,33 +58,12 @@ func (lc *localCluster) Write(p []byte) (int, error) {
 	return lc.stderr.Write(p)
 }
 
-// freeRange finds n consecutive free loopback ports.
-func freeRange(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(40000)
-		var lns []net.Listener
-		for i := range n {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				break
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if len(lns) == n {
-			return base
-		}
-	}
-	t.Fatal("no range of free ports")
-	return 0
-}
-
 // startLocalCluster runs `gregor --json cluster local` on dir with args
 // and waits for its JSON summary (printed once every node is ready). With
-// base 0 it picks free ports, and a port taken between the probe and the
+// base 0 it picks free ports below the ephemeral range (testkit.FreeRange:
+// a killed node started again binds the same ones, which an outgoing
+// connection could otherwise take meanwhile, as one did in a run), and a
+// port taken between the probe and the
 // bind makes it try another range; a restart passes the base it had, since
 // the voters' addresses are part of the cluster's metadata.
 func startLocalCluster(t *testing.T, dir string, base int, args ...string) *localCluster {
@@ -94,7 +71,7 @@ func startLocalCluster(t *testing.T, dir string, base int, args ...string) *loca
 	pick := base == 0
 	for attempt := 0; ; attempt++ {
 		if pick {
-			base = freeRange(t, 9)
+			base = testkit.FreeRange(t, 9)
 		}
 		full := append([]string{"--json", "cluster", "local", "--data-dir", dir,
 			"--base-port", strconv.Itoa(base), "--port-step", "3"}, args...)
