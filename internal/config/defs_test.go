@@ -95,3 +95,11 @@ func TestThrottledReplicas(t *testing.T) {
 		}
 	}
 }
+
+func TestThrottledAllocatesNothing(t *testing.T) {
+	for _, list := range []string{"", "*", "0:1, 1:2,2:3"} {
+		if n := testing.AllocsPerRun(100, func() { Throttled(list, 2, 3) }); n != 0 {
+			t.Errorf("Throttled(%q) allocates %.0f times", list, n)
+		}
+	}
+}

@@ -75,6 +75,13 @@ type rateKey struct {
 // New returns a Manager that reads the quotas from quotas (the current
 // metadata image's) and measures time with now (nil: time.Now).
 func New(quotas func() map[metadata.QuotaEntity]map[string]float64, samples int, window time.Duration, now func() time.Time) *Manager {
+	samples, window, now = withDefaults(samples, window, now)
+	return &Manager{quotas: quotas, samples: samples, window: window, now: now, rates: map[rateKey]*rate{}}
+}
+
+// withDefaults fills in the sampling that New and NewReplication were not
+// given: Kafka's window count and size, and the wall clock.
+func withDefaults(samples int, window time.Duration, now func() time.Time) (int, time.Duration, func() time.Time) {
 	if samples < 2 {
 		samples = DefaultSamples
 	}
@@ -84,7 +91,7 @@ func New(quotas func() map[metadata.QuotaEntity]map[string]float64, samples int,
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{quotas: quotas, samples: samples, window: window, now: now, rates: map[rateKey]*rate{}}
+	return samples, window, now
 }
 
 // Record counts bytes against the quota of kind for user and clientID and
@@ -272,15 +279,7 @@ type Replication struct {
 // NewReplication returns a throttle over samples windows of window; now
 // nil is time.Now.
 func NewReplication(samples int, window time.Duration, now func() time.Time) *Replication {
-	if samples < 2 {
-		samples = DefaultSamples
-	}
-	if window <= 0 {
-		window = DefaultWindow
-	}
-	if now == nil {
-		now = time.Now
-	}
+	samples, window, now = withDefaults(samples, window, now)
 	return &Replication{r: rate{samples: make([]sample, samples)}, samples: samples, window: window, now: now}
 }
 
